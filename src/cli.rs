@@ -1,0 +1,219 @@
+//! The command line: `daemonization [OPTIONS] <CONF-FILE> <COMMAND>`, the
+//! same order as `daemon.sh`. Raw arguments are parsed by clap, then
+//! validated into an `Invocation`.
+
+use std::env;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::{self, ConfEnv, PidDirs, keys::KEYS};
+use crate::reader::Features;
+use crate::report::exit;
+
+/// Run Common Lisp programs as Unix daemons, driven by daemonization's plist conf files.
+#[derive(Debug, Parser)]
+#[command(name = "daemonization", version, disable_help_flag = true)]
+pub struct Args {
+    /// Print the usage, the commands and every conf key.
+    #[arg(short, long)]
+    help: bool,
+    /// The conf file: one property list, as for daemon.sh.
+    conf_file: Option<PathBuf>,
+    /// What to do; see the list of commands.
+    command: Option<String>,
+}
+
+/// A daemon command, as `daemon.sh` names them, plus `check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Start,
+    Stop,
+    Zap,
+    Kill,
+    Restart,
+    Status,
+    Nodaemon,
+    Check,
+}
+
+impl Command {
+    /// Every command with its one-line description, in the usage's order.
+    pub const ALL: &[(&str, Option<Command>, &str)] = &[
+        (
+            "start",
+            Some(Command::Start),
+            "start the daemon; reports once :main-function has returned",
+        ),
+        (
+            "stop",
+            Some(Command::Stop),
+            "stop the daemon (SIGUSR1, then SIGKILL after the stop timeout)",
+        ),
+        (
+            "zap",
+            Some(Command::Zap),
+            "remove the pid file left by a daemon that died",
+        ),
+        ("kill", Some(Command::Kill), "kill the daemon with SIGKILL"),
+        (
+            "restart",
+            Some(Command::Restart),
+            "stop the daemon if it runs, then start it",
+        ),
+        (
+            "nodaemon",
+            Some(Command::Nodaemon),
+            "run :main-function in the foreground, for debugging",
+        ),
+        (
+            "status",
+            Some(Command::Status),
+            "tell whether the daemon runs",
+        ),
+        ("help", None, "print this usage"),
+        (
+            "check",
+            Some(Command::Check),
+            "print the merged conf as one property list, or the first error in it",
+        ),
+    ];
+
+    fn parse(name: &str) -> Option<Option<Command>> {
+        Command::ALL
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, c, _)| *c)
+    }
+}
+
+/// What the arguments ask for, once validated.
+#[derive(Debug)]
+pub enum Invocation {
+    Usage,
+    BadUsage(String),
+    Run { conf: PathBuf, command: Command },
+}
+
+impl Args {
+    pub fn validate(self) -> Invocation {
+        if self.help {
+            return Invocation::Usage;
+        }
+        let conf = self.conf_file;
+        match (conf, self.command) {
+            (Some(c), None) if c.as_os_str() == "help" => Invocation::Usage,
+            (None, _) => Invocation::BadUsage("missing the conf file and the command".into()),
+            (Some(_), None) => Invocation::BadUsage("missing the command".into()),
+            (Some(conf), Some(name)) => match Command::parse(&name) {
+                None => Invocation::BadUsage(format!("unknown command \"{name}\"")),
+                Some(None) => Invocation::Usage,
+                Some(Some(command)) => Invocation::Run { conf, command },
+            },
+        }
+    }
+}
+
+/// The usage: the original's three lines, then the commands and conf keys.
+pub fn usage() -> String {
+    let names: Vec<&str> = Command::ALL.iter().map(|(n, _, _)| *n).collect();
+    let mut out = format!(
+        "Usage: daemonization <config-file> <command>\n\
+         Options:\n\
+         <config-file> - file with a property list that can contain these keys: {}\n\
+         <command> - one of the commands: {}\n\nCommands:\n",
+        config::keys::key_list(),
+        names.join(" | ")
+    );
+    for (name, _, doc) in Command::ALL {
+        let _ = writeln!(out, "  {name:<9} {doc}");
+    }
+    out.push_str("\nConf keys:\n");
+    for key in KEYS {
+        let _ = writeln!(
+            out,
+            "  :{}  {} (default {})\n      {}",
+            key.name,
+            key.kind.describe(),
+            key.default,
+            key.doc
+        );
+    }
+    out.push_str(
+        "\nEnvironment:\n  \
+         DAEMONIZATION_DEFAULT_CONF  a conf file replacing the built-in default conf\n  \
+         DAEMONIZATION_PID_DIR       the directory of pid files when :pid-file-dir is nil\n",
+    );
+    out
+}
+
+/// The conf environment of this process.
+pub fn conf_env() -> ConfEnv {
+    let var = |name: &str| {
+        env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    ConfEnv {
+        features: Features::sbcl_linux_x86_64(),
+        default_conf: var("DAEMONIZATION_DEFAULT_CONF"),
+        pid_dirs: PidDirs {
+            uid: nix::unistd::getuid().as_raw(),
+            explicit: var("DAEMONIZATION_PID_DIR"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+        },
+    }
+}
+
+/// Runs the tool on the process's arguments.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
+    let args = match Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            }));
+        }
+    };
+    match args.validate() {
+        Invocation::Usage => {
+            print!("{}", usage());
+            Ok(ExitCode::from(exit::OK))
+        }
+        Invocation::BadUsage(why) => {
+            eprint!("ERROR: {why}\n{}", usage());
+            Ok(ExitCode::from(exit::USAGE))
+        }
+        Invocation::Run { conf, command } => run_command(&conf, command),
+    }
+}
+
+fn run_command(conf: &std::path::Path, command: Command) -> anyhow::Result<ExitCode> {
+    let conf = match config::load(conf, &conf_env()) {
+        Ok(conf) => conf,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return Ok(ExitCode::from(exit::CONF_ERROR));
+        }
+    };
+    match command {
+        Command::Check => {
+            print!("{}", conf.to_plist_text());
+            Ok(ExitCode::from(exit::OK))
+        }
+        other => {
+            let name = Command::ALL
+                .iter()
+                .find(|(_, c, _)| *c == Some(other))
+                .map_or("?", |(n, _, _)| *n);
+            eprintln!("ERROR: the {name} command is not implemented yet");
+            Ok(ExitCode::from(exit::NOT_IMPLEMENTED))
+        }
+    }
+}

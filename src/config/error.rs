@@ -1,0 +1,186 @@
+//! Conf errors. A located error renders as `file:line:col: message` with the
+//! source line and a caret; the kind holds no location.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::reader::{ReadErrorKind, Span};
+use crate::source::Source;
+
+/// The original's wording for a bad key, kept so users recognise it.
+const ORIGINAL_KEYS_MESSAGE: &str = "Bad argument conf-params. Configure parameters must be path to file with property list (plist) or self be plist. Plist must be with any keys from ";
+
+/// An error in a conf file, or a conf file that cannot be read.
+#[derive(Debug, Error)]
+pub enum ConfError {
+    #[error("cannot read conf file {}: {error}", path.display())]
+    Unreadable { path: PathBuf, error: io::Error },
+    #[error("no value for :{key}: the default conf must give one")]
+    Missing { key: &'static str },
+    #[error("{}", file.render(*span, &kind.to_string()))]
+    Located {
+        kind: ConfErrorKind,
+        span: Span,
+        file: Arc<Source>,
+    },
+}
+
+impl ConfError {
+    pub fn at(kind: ConfErrorKind, span: Span, source: &Arc<Source>) -> ConfError {
+        ConfError::Located {
+            kind,
+            span,
+            file: Arc::clone(source),
+        }
+    }
+
+    /// The kind of a located error.
+    pub fn kind(&self) -> Option<&ConfErrorKind> {
+        match self {
+            ConfError::Located { kind, .. } => Some(kind),
+            ConfError::Unreadable { .. } | ConfError::Missing { .. } => None,
+        }
+    }
+}
+
+/// What is wrong, without where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfErrorKind {
+    Read(ReadErrorKind),
+    /// The file holds no form at all.
+    Empty,
+    /// More than one top-level form.
+    TrailingForm {
+        found: String,
+    },
+    NotPlist {
+        found: String,
+        nested_in: Option<String>,
+    },
+    ExpectedKey {
+        found: String,
+    },
+    MissingValue {
+        key: String,
+    },
+    UnknownKey {
+        key: String,
+        known: String,
+        nested_in: Option<String>,
+    },
+    RepeatedKey {
+        key: String,
+        first: (usize, usize),
+    },
+    WrongType {
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    /// `#.` where data is needed: we do not evaluate Lisp.
+    ReadEvalInData {
+        key: String,
+    },
+    /// A parent conf file that cannot be read.
+    ParentUnreadable {
+        path: PathBuf,
+        error: String,
+    },
+    /// The parent chain comes back to a file already in it.
+    Cycle {
+        chain: Vec<PathBuf>,
+    },
+}
+
+/// The first line of a value's source text, shortened, for messages.
+fn excerpt(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let mut short: String = line.chars().take(40).collect();
+    if short.len() < text.len() {
+        short.push_str(" ...");
+    }
+    short
+}
+
+impl fmt::Display for ConfErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ConfErrorKind::*;
+        match self {
+            Read(kind) => write!(f, "{kind}"),
+            Empty => f.write_str("expected a property list but found end of file"),
+            TrailingForm { found } => write!(
+                f,
+                "expected end of file after the property list but found {}",
+                excerpt(found)
+            ),
+            NotPlist {
+                found,
+                nested_in: None,
+            } => {
+                write!(f, "expected a property list but found {}", excerpt(found))
+            }
+            NotPlist {
+                found,
+                nested_in: Some(key),
+            } => write!(
+                f,
+                "expected a property list as the value of {key} but found {}",
+                excerpt(found)
+            ),
+            ExpectedKey { found } => write!(f, "expected a keyword but found {}", excerpt(found)),
+            MissingValue { key } => {
+                write!(
+                    f,
+                    "expected a value after {key} but found the end of the list"
+                )
+            }
+            UnknownKey {
+                key,
+                known,
+                nested_in: None,
+            } => write!(f, "unknown key {key}. {ORIGINAL_KEYS_MESSAGE}{known}"),
+            UnknownKey {
+                key,
+                known,
+                nested_in: Some(outer),
+            } => write!(f, "unknown key {key} in {outer}: expected one of {known}"),
+            RepeatedKey { key, first } => write!(
+                f,
+                "repeated key {key} (first given at {}:{}). {ORIGINAL_KEYS_MESSAGE}{}",
+                first.0,
+                first.1,
+                super::keys::key_list()
+            ),
+            WrongType {
+                key,
+                expected,
+                found,
+            } => write!(
+                f,
+                "expected {expected} as the value of {key} but found {}",
+                excerpt(found)
+            ),
+            ReadEvalInData { key } => write!(
+                f,
+                "cannot evaluate \"#.\" in the value of {key}: only the function keys \
+                 (:main-function, :before-init-fn, :before-parent-exit-fn) are read by the Lisp; \
+                 write the value itself"
+            ),
+            ParentUnreadable { path, error } => {
+                write!(
+                    f,
+                    "cannot read parent conf file {}: {error}",
+                    path.display()
+                )
+            }
+            Cycle { chain } => {
+                let names: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "parent conf files form a cycle: {}", names.join(" -> "))
+            }
+        }
+    }
+}

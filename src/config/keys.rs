@@ -1,0 +1,319 @@
+//! The table of conf keys: name, type, meaning, and the field it sets.
+//!
+//! Adding a key is one line here plus its field in `DaemonSpec`. The table is
+//! also the source of the usage text and of the "any keys from (...)" list.
+
+use std::path::PathBuf;
+
+use super::error::ConfErrorKind;
+use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, OsParams};
+use crate::reader::{Datum, Form, Macro, Number, Span};
+use crate::source::Source;
+
+/// One conf key.
+pub struct Key {
+    /// The keyword's name, lower case, without the colon.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default shown in the usage text.
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// The type of a key's value, with the typed setter of its field.
+pub enum Kind {
+    /// A string, or nil.
+    Text(fn(&mut DaemonSpec, Option<String>)),
+    /// A string or `#P"..."`, or nil when `nil_ok`.
+    Path {
+        nil_ok: bool,
+        set: fn(&mut DaemonSpec, Option<PathBuf>),
+    },
+    /// A string, `#P"..."`, `:this-dir`, or nil.
+    Dir(fn(&mut DaemonSpec, Option<Dir>)),
+    /// `t` or `nil`.
+    Flag(fn(&mut DaemonSpec, bool)),
+    /// Lisp code naming a function, or nil.
+    Function(fn(&mut DaemonSpec, Option<LispCode>)),
+    /// A property list with `:linux-umask N`.
+    OsParams(fn(&mut DaemonSpec, OsParams)),
+}
+
+/// Every key, in the original's order.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "pid-file",
+        kind: Kind::Path {
+            nil_ok: false,
+            set: |s, v| s.pid_file = v,
+        },
+        default: "\"default-pid\"",
+        doc: "pid file name or path; a relative one is joined to :pid-file-dir",
+    },
+    Key {
+        name: "pid-file-dir",
+        kind: Kind::Dir(|s, v| s.pid_file_dir = v),
+        default: "nil",
+        doc: "directory of a relative :pid-file: a path, :this-dir (the conf file's directory), or nil (the tool's pid directory)",
+    },
+    Key {
+        name: "main-function",
+        kind: Kind::Function(|s, v| s.main_function = v),
+        default: "nil",
+        doc: "the daemon's work: #.(lambda () ...), #'(lambda () ...), #'name, (lambda () ...), a symbol, or nil",
+    },
+    Key {
+        name: "before-init-fn",
+        kind: Kind::Function(|s, v| s.before_init_fn = v),
+        default: "nil",
+        doc: "function called in the daemon before :main-function",
+    },
+    Key {
+        name: "before-parent-exit-fn",
+        kind: Kind::Function(|s, v| s.before_parent_exit_fn = v),
+        default: "nil",
+        doc: "function of (pid status) called once the outcome of start is known",
+    },
+    Key {
+        name: "name",
+        kind: Kind::Text(|s, v| s.name = v),
+        default: "nil",
+        doc: "daemon name, used in log messages (\"Stop NAME daemon\")",
+    },
+    Key {
+        name: "user",
+        kind: Kind::Text(|s, v| s.user = v),
+        default: "nil",
+        doc: "user to run the daemon as (only root may switch)",
+    },
+    Key {
+        name: "group",
+        kind: Kind::Text(|s, v| s.group = v),
+        default: "nil",
+        doc: "group to run the daemon as (only together with :user)",
+    },
+    Key {
+        name: "exit",
+        kind: Kind::Flag(|s, v| s.exit = v),
+        default: "t",
+        doc: "accepted for compatibility with the Lisp API; no effect on the command line",
+    },
+    Key {
+        name: "listen-privileged-ports",
+        kind: Kind::Flag(|s, v| s.listen_privileged_ports = v),
+        default: "t",
+        doc: "keep CAP_NET_BIND_SERVICE after the user switch, to bind ports below 1024",
+    },
+    Key {
+        name: "os-params",
+        kind: Kind::OsParams(|s, v| s.os_params = v),
+        default: "(:linux-umask #o037)",
+        doc: "operating system parameters: (:linux-umask N) is the daemon's umask",
+    },
+    Key {
+        name: "parent-conf-file",
+        kind: Kind::Path {
+            nil_ok: true,
+            set: |s, v| s.parent_conf_file = v,
+        },
+        default: "nil",
+        doc: "conf file whose values this one overrides, key by key",
+    },
+    Key {
+        name: "parent-conf-file-dir",
+        kind: Kind::Dir(|s, v| s.parent_conf_file_dir = v),
+        default: "nil",
+        doc: "directory of a relative :parent-conf-file (default: the directory of the file naming it)",
+    },
+    Key {
+        name: "conf-params-file",
+        kind: Kind::Path {
+            nil_ok: true,
+            set: |s, v| s.conf_params_file = v,
+        },
+        default: "the conf file",
+        doc: "set by the tool to the conf file given on the command line; a value in a file is replaced",
+    },
+];
+
+/// The key of a table name.
+pub fn lookup(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// `(:PID-FILE :PID-FILE-DIR ...)`, as the original printed its key list.
+pub fn key_list() -> String {
+    let names: Vec<String> = KEYS
+        .iter()
+        .map(|k| format!(":{}", k.name.to_uppercase()))
+        .collect();
+    format!("({})", names.join(" "))
+}
+
+/// The names of all keys, in table order.
+pub fn names() -> Vec<&'static str> {
+    KEYS.iter().map(|k| k.name).collect()
+}
+
+/// Where a value came from, for its typed form and its error messages.
+pub struct ValueAt<'a> {
+    pub form: &'a Form,
+    pub source: &'a Source,
+    /// The key path for messages: `:user`, `:os-params :linux-umask`.
+    pub key: String,
+}
+
+/// A value error and the span it is about.
+pub type Fail = (ConfErrorKind, Span);
+
+impl ValueAt<'_> {
+    fn wrong(&self, expected: &'static str) -> Fail {
+        let kind = if matches!(self.form.datum, Datum::Macro(Macro::ReadEval, _)) {
+            ConfErrorKind::ReadEvalInData {
+                key: self.key.clone(),
+            }
+        } else {
+            ConfErrorKind::WrongType {
+                key: self.key.clone(),
+                expected,
+                found: self.source.slice(self.form.span).to_string(),
+            }
+        };
+        (kind, self.form.span)
+    }
+}
+
+impl Kind {
+    /// Checks the value's type and sets the field.
+    pub fn apply(&self, value: &ValueAt, spec: &mut DaemonSpec) -> Result<(), Fail> {
+        match self {
+            Kind::Text(set) => set(spec, text(value)?),
+            Kind::Path { nil_ok, set } => set(spec, path(value, *nil_ok)?),
+            Kind::Dir(set) => set(spec, dir(value)?),
+            Kind::Flag(set) => set(spec, flag(value)?),
+            Kind::Function(set) => set(spec, function(value)?),
+            Kind::OsParams(set) => set(spec, os_params(value)?),
+        }
+        Ok(())
+    }
+
+    /// What a value of this kind looks like, for the usage text.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Kind::Text(_) => TEXT,
+            Kind::Path { nil_ok: true, .. } => PATH_OR_NIL,
+            Kind::Path { nil_ok: false, .. } => PATH,
+            Kind::Dir(_) => DIR,
+            Kind::Flag(_) => FLAG,
+            Kind::Function(_) => FUNCTION,
+            Kind::OsParams(_) => OS_PARAMS,
+        }
+    }
+}
+
+const TEXT: &str = "a string or nil";
+const PATH: &str = "a non-empty string or #P\"...\"";
+const PATH_OR_NIL: &str = "a non-empty string, #P\"...\" or nil";
+const DIR: &str = "a non-empty string, #P\"...\", :this-dir or nil";
+const FLAG: &str = "t or nil";
+const FUNCTION: &str =
+    "a function: #.(lambda ...), #'(lambda ...), #'name, (lambda ...), a symbol, or nil";
+const OS_PARAMS: &str = "a property list such as (:linux-umask #o037)";
+const UMASK: &str = "an integer from 0 to #o777";
+
+fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
+    match &v.form.datum {
+        Datum::Nil => Ok(None),
+        Datum::String(s) => Ok(Some(s.clone())),
+        _ => Err(v.wrong(TEXT)),
+    }
+}
+
+/// A string or `#P"..."`, as a path; `None` for nil.
+fn path_string(v: &ValueAt) -> Option<Option<PathBuf>> {
+    let s = match &v.form.datum {
+        Datum::Nil => return Some(None),
+        Datum::String(s) => s,
+        Datum::Macro(Macro::Pathname, inner) => match &inner.datum {
+            Datum::String(s) => s,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (!s.is_empty()).then(|| Some(PathBuf::from(s)))
+}
+
+fn path(v: &ValueAt, nil_ok: bool) -> Result<Option<PathBuf>, Fail> {
+    match path_string(v) {
+        Some(None) if !nil_ok => Err(v.wrong(PATH)),
+        Some(p) => Ok(p),
+        None => Err(v.wrong(if nil_ok { PATH_OR_NIL } else { PATH })),
+    }
+}
+
+fn dir(v: &ValueAt) -> Result<Option<Dir>, Fail> {
+    if matches!(&v.form.datum, Datum::Keyword(k) if k == "THIS-DIR") {
+        return Ok(Some(Dir::ThisDir));
+    }
+    match path_string(v) {
+        Some(p) => Ok(p.map(Dir::Path)),
+        None => Err(v.wrong(DIR)),
+    }
+}
+
+fn flag(v: &ValueAt) -> Result<bool, Fail> {
+    match &v.form.datum {
+        Datum::Nil => Ok(false),
+        Datum::Symbol(s) if s == "T" => Ok(true),
+        _ => Err(v.wrong(FLAG)),
+    }
+}
+
+fn is_lambda(form: &Form) -> bool {
+    matches!(&form.datum, Datum::List { items, tail: None }
+        if matches!(&items[0].datum, Datum::Symbol(s) if s == "LAMBDA" || s == "CL:LAMBDA" || s == "COMMON-LISP:LAMBDA"))
+}
+
+fn function_name(form: &Form) -> bool {
+    matches!(&form.datum, Datum::Symbol(s) if s != "T" && !s.starts_with("#:"))
+}
+
+fn function(v: &ValueAt) -> Result<Option<LispCode>, Fail> {
+    let shape = match &v.form.datum {
+        Datum::Nil => return Ok(None),
+        Datum::Macro(Macro::ReadEval, _) => FunctionShape::ReadEval,
+        Datum::Macro(Macro::Function, inner) if is_lambda(inner) || function_name(inner) => {
+            FunctionShape::Function
+        }
+        _ if is_lambda(v.form) => FunctionShape::Lambda,
+        _ if function_name(v.form) => FunctionShape::Symbol,
+        _ => return Err(v.wrong(FUNCTION)),
+    };
+    let start = v.form.span.start;
+    Ok(Some(LispCode {
+        text: v.source.slice(v.form.span).to_string(),
+        shape,
+        origin: (v.source.path.clone(), start.line, start.column),
+    }))
+}
+
+fn os_params(v: &ValueAt) -> Result<OsParams, Fail> {
+    let mut params = OsParams::default();
+    let entries = super::plist::entries(v.form, v.source, OS_PARAM_KEYS, Some(&v.key))?;
+    for (name, _, value) in entries {
+        let at = ValueAt {
+            form: value,
+            source: v.source,
+            key: format!("{} :{name}", v.key),
+        };
+        params.linux_umask = match &value.datum {
+            Datum::Nil => None,
+            Datum::Number(Number::Integer(n)) if (0..=0o777).contains(n) => Some(*n as u32),
+            _ => return Err(at.wrong(UMASK)),
+        };
+    }
+    Ok(params)
+}
+
+/// The keys `:os-params` accepts.
+pub const OS_PARAM_KEYS: &[&str] = &["linux-umask"];

@@ -1,0 +1,261 @@
+//! The conf model: a conf file's property list → a typed `DaemonSpec`.
+//!
+//! Reads the file named on the command line, follows its parent chain, merges
+//! everything over the built-in default conf exactly as the original did
+//! (farthest parent first, closer levels win key by key), and resolves paths.
+//! Pure but for reading the conf files themselves.
+
+mod error;
+pub mod keys;
+mod paths;
+mod plist;
+mod spec;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{ConfError, ConfErrorKind};
+pub use paths::PidDirs;
+pub use spec::{DEFAULT_UMASK, DaemonSpec, Dir, FunctionShape, LispCode, OsParams};
+
+use crate::reader::{self, Features, Form, Span};
+use crate::source::Source;
+use keys::ValueAt;
+
+/// The name the built-in default conf is shown under in messages.
+pub const BUILT_IN_DEFAULT: &str = "<built-in default.conf>";
+
+const DEFAULT_CONF: &str = include_str!("default.conf");
+
+/// What a conf is read against: the target Lisp's features, the default
+/// conf, and where pid files go by default.
+#[derive(Clone, Debug)]
+pub struct ConfEnv {
+    pub features: Features,
+    /// `$DAEMONIZATION_DEFAULT_CONF`: a file replacing the built-in default.
+    pub default_conf: Option<PathBuf>,
+    pub pid_dirs: PidDirs,
+}
+
+/// A merged conf: its typed spec, its resolved pid file, and the value forms
+/// it was made of (for `check`).
+#[derive(Debug)]
+pub struct Conf {
+    /// The conf file given on the command line, absolute.
+    pub path: PathBuf,
+    pub spec: DaemonSpec,
+    /// The absolute pid file path.
+    pub pid_file: PathBuf,
+    values: BTreeMap<&'static str, (Arc<Source>, Form)>,
+}
+
+/// One conf file, read and checked.
+struct Layer {
+    source: Arc<Source>,
+    entries: Vec<(&'static str, Form)>,
+    /// This file's own values (keys it does not give are unset).
+    spec: DaemonSpec,
+}
+
+impl Layer {
+    fn value_span(&self, name: &str) -> Option<Span> {
+        self.entries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| f.span)
+    }
+}
+
+/// Reads a conf file, its parents and the default conf, and merges them.
+pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
+    let path = std::path::absolute(path).map_err(|error| ConfError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let text = fs::read_to_string(&path).map_err(|error| ConfError::Unreadable {
+        path: path.clone(),
+        error,
+    })?;
+    let chain = read_chain(Source::new(&path, text), &env.features)?;
+    let default = match &env.default_conf {
+        Some(file) => {
+            let text = fs::read_to_string(file).map_err(|error| ConfError::Unreadable {
+                path: file.clone(),
+                error,
+            })?;
+            read_layer(Source::new(file, text), &env.features)?
+        }
+        None => read_layer(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF), &env.features)?,
+    };
+
+    let mut values = BTreeMap::new();
+    for layer in std::iter::once(&default).chain(chain.iter().rev()) {
+        for (name, form) in &layer.entries {
+            values.insert(*name, (Arc::clone(&layer.source), form.clone()));
+        }
+    }
+    let mut spec = DaemonSpec::default();
+    for (name, (source, form)) in &values {
+        apply(name, form, source, &mut spec)?;
+    }
+    spec.conf_params_file = Some(path.clone());
+
+    let conf_dir = path.parent().unwrap_or(Path::new("/"));
+    let Some(pid_file) = &spec.pid_file else {
+        return Err(ConfError::Missing { key: "pid-file" });
+    };
+    let pid_file = paths::pid_file(
+        pid_file,
+        spec.pid_file_dir.as_ref(),
+        conf_dir,
+        &env.pid_dirs,
+    );
+    Ok(Conf {
+        path,
+        spec,
+        pid_file,
+        values,
+    })
+}
+
+/// The file given and its parents, child first.
+fn read_chain(given: Source, features: &Features) -> Result<Vec<Layer>, ConfError> {
+    let mut layers = vec![read_layer(given, features)?];
+    let mut seen = vec![canonical(&layers[0].source.path)];
+    loop {
+        let layer = layers.last().expect("the chain starts with the given file");
+        let Some(parent) = &layer.spec.parent_conf_file else {
+            return Ok(layers);
+        };
+        let naming_dir = layer.source.path.parent().unwrap_or(Path::new("/"));
+        let parent =
+            paths::parent_conf_file(parent, layer.spec.parent_conf_file_dir.as_ref(), naming_dir);
+        let span = layer
+            .value_span("parent-conf-file")
+            .expect("a parent comes from an entry");
+        let fail = |kind| ConfError::at(kind, span, &layer.source);
+        let text = fs::read_to_string(&parent).map_err(|error| {
+            fail(ConfErrorKind::ParentUnreadable {
+                path: parent.clone(),
+                error: error.to_string(),
+            })
+        })?;
+        let id = canonical(&parent);
+        if seen.contains(&id) {
+            let mut chain: Vec<PathBuf> = layers.iter().map(|l| l.source.path.clone()).collect();
+            chain.push(parent);
+            return Err(fail(ConfErrorKind::Cycle { chain }));
+        }
+        seen.push(id);
+        let next = read_layer(Source::new(parent, text), features)?;
+        layers.push(next);
+    }
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn read_layer(source: Source, features: &Features) -> Result<Layer, ConfError> {
+    let source = Arc::new(source);
+    let forms = reader::read_all(&source.text, features)
+        .map_err(|e| ConfError::at(ConfErrorKind::Read(e.kind), e.span, &source))?;
+    let mut forms = forms.into_iter();
+    let Some(plist) = forms.next() else {
+        let at = end_position(&source.text);
+        return Err(ConfError::at(
+            ConfErrorKind::Empty,
+            Span::new(at, at),
+            &source,
+        ));
+    };
+    if let Some(extra) = forms.next() {
+        let kind = ConfErrorKind::TrailingForm {
+            found: source.slice(extra.span).to_string(),
+        };
+        return Err(ConfError::at(kind, extra.span, &source));
+    }
+    let pairs = plist::entries(&plist, &source, &keys::names(), None)
+        .map_err(|(kind, span)| ConfError::at(kind, span, &source))?;
+    let mut spec = DaemonSpec::default();
+    let mut entries = Vec::with_capacity(pairs.len());
+    for (name, _, value) in pairs {
+        apply(name, value, &source, &mut spec)?;
+        entries.push((name, value.clone()));
+    }
+    Ok(Layer {
+        source,
+        entries,
+        spec,
+    })
+}
+
+fn apply(
+    name: &'static str,
+    form: &Form,
+    source: &Arc<Source>,
+    spec: &mut DaemonSpec,
+) -> Result<(), ConfError> {
+    let key = keys::lookup(name).expect("entries hold table names only");
+    let at = ValueAt {
+        form,
+        source,
+        key: format!(":{name}"),
+    };
+    key.kind
+        .apply(&at, spec)
+        .map_err(|(kind, span)| ConfError::at(kind, span, source))
+}
+
+fn end_position(text: &str) -> reader::Position {
+    let line = 1 + text.matches('\n').count();
+    let last = text.rsplit('\n').next().unwrap_or("");
+    reader::Position {
+        offset: text.len(),
+        line,
+        column: 1 + last.chars().count(),
+    }
+}
+
+impl Conf {
+    /// The merged conf as one property list that the Lisp's `read` accepts:
+    /// sorted by key, each value as written, `:conf-params-file` the conf's
+    /// absolute path.
+    pub fn to_plist_text(&self) -> String {
+        let mut out = format!(
+            ";; conf: {}\n;; pid file: {}\n(",
+            self.path.display(),
+            self.pid_file.display()
+        );
+        let conf_path = lisp_string(&self.path.display().to_string());
+        let mut values: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, (s, f))| (*k, s.slice(f.span)))
+            .collect();
+        values.insert("conf-params-file", &conf_path);
+        for (i, (key, text)) in values.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "\n " };
+            let _ = write!(out, "{sep}:{key} {text}");
+        }
+        out.push_str(")\n");
+        out
+    }
+}
+
+/// A Lisp string literal for `s`.
+pub fn lisp_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}

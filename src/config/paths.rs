@@ -1,0 +1,137 @@
+//! Path rules, in one place (documented in the README):
+//!
+//! - an absolute path is used as is;
+//! - a relative `:pid-file` is joined to the pid directory;
+//! - `:pid-file-dir`: absolute as is; `:this-dir` is the directory of the conf
+//!   file given on the command line, and a relative one is relative to that
+//!   same directory; nil is the tool's pid directory (see `PidDirs`);
+//! - a relative `:parent-conf-file` is joined to its `:parent-conf-file-dir`
+//!   if given, else to the directory of the file that names it.
+
+use std::path::{Path, PathBuf};
+
+use super::spec::Dir;
+
+/// Where the tool keeps pid files when a conf does not say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PidDirs {
+    pub uid: u32,
+    /// `$DAEMONIZATION_PID_DIR`.
+    pub explicit: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR`.
+    pub xdg_runtime_dir: Option<PathBuf>,
+}
+
+impl PidDirs {
+    /// `$DAEMONIZATION_PID_DIR`, else `/run/daemonization` for root, else
+    /// `$XDG_RUNTIME_DIR/daemonization`, else `/tmp/daemonization-<uid>`.
+    pub fn tool_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.explicit {
+            return dir.clone();
+        }
+        if self.uid == 0 {
+            return PathBuf::from("/run/daemonization");
+        }
+        match &self.xdg_runtime_dir {
+            Some(dir) => dir.join("daemonization"),
+            None => PathBuf::from(format!("/tmp/daemonization-{}", self.uid)),
+        }
+    }
+}
+
+/// A directory setting resolved against `base`; `None` for nil.
+pub fn resolve_dir(dir: Option<&Dir>, base: &Path) -> Option<PathBuf> {
+    match dir? {
+        Dir::ThisDir => Some(base.to_path_buf()),
+        Dir::Path(p) => Some(base.join(p)),
+    }
+}
+
+/// The pid file of a conf given on the command line whose directory is `conf_dir`.
+pub fn pid_file(file: &Path, dir: Option<&Dir>, conf_dir: &Path, dirs: &PidDirs) -> PathBuf {
+    let dir = resolve_dir(dir, conf_dir).unwrap_or_else(|| dirs.tool_dir());
+    dir.join(file)
+}
+
+/// A parent conf file named in the file whose directory is `naming_dir`.
+pub fn parent_conf_file(file: &Path, dir: Option<&Dir>, naming_dir: &Path) -> PathBuf {
+    resolve_dir(dir, naming_dir)
+        .unwrap_or_else(|| naming_dir.to_path_buf())
+        .join(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(uid: u32, explicit: Option<&str>, xdg: Option<&str>) -> PidDirs {
+        PidDirs {
+            uid,
+            explicit: explicit.map(PathBuf::from),
+            xdg_runtime_dir: xdg.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn tool_pid_dir_follows_the_documented_order() {
+        assert_eq!(dirs(0, Some("/x"), Some("/r")).tool_dir(), Path::new("/x"));
+        assert_eq!(
+            dirs(0, None, Some("/r")).tool_dir(),
+            Path::new("/run/daemonization")
+        );
+        assert_eq!(
+            dirs(7, None, Some("/r")).tool_dir(),
+            Path::new("/r/daemonization")
+        );
+        assert_eq!(
+            dirs(7, None, None).tool_dir(),
+            Path::new("/tmp/daemonization-7")
+        );
+    }
+
+    #[test]
+    fn pid_file_rules() {
+        let d = dirs(7, None, None);
+        let conf = Path::new("/etc/app");
+        let rel = Dir::Path("run".into());
+        let abs = Dir::Path("/var/run/app".into());
+        assert_eq!(
+            pid_file(Path::new("/p/x.pid"), Some(&rel), conf, &d),
+            Path::new("/p/x.pid")
+        );
+        assert_eq!(
+            pid_file(Path::new("x.pid"), None, conf, &d),
+            Path::new("/tmp/daemonization-7/x.pid")
+        );
+        assert_eq!(
+            pid_file(Path::new("x.pid"), Some(&Dir::ThisDir), conf, &d),
+            Path::new("/etc/app/x.pid")
+        );
+        assert_eq!(
+            pid_file(Path::new("x.pid"), Some(&rel), conf, &d),
+            Path::new("/etc/app/run/x.pid")
+        );
+        assert_eq!(
+            pid_file(Path::new("x.pid"), Some(&abs), conf, &d),
+            Path::new("/var/run/app/x.pid")
+        );
+    }
+
+    #[test]
+    fn parent_rules() {
+        let here = Path::new("/etc/app");
+        assert_eq!(
+            parent_conf_file(Path::new("p.conf"), None, here),
+            Path::new("/etc/app/p.conf")
+        );
+        let dir = Dir::Path("base".into());
+        assert_eq!(
+            parent_conf_file(Path::new("p.conf"), Some(&dir), here),
+            Path::new("/etc/app/base/p.conf")
+        );
+        assert_eq!(
+            parent_conf_file(Path::new("/q/p.conf"), Some(&dir), here),
+            Path::new("/q/p.conf")
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The typed daemon spec: what a merged conf means.
+
+use std::path::PathBuf;
+
+/// The umask a daemon gets when `:os-params` does not say (`#o037`).
+pub const DEFAULT_UMASK: u32 = 0o037;
+
+/// Every key of a conf, typed. Filled key by key through the table in
+/// `keys.rs`; a key no layer gives keeps the value of `DaemonSpec::default()`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DaemonSpec {
+    pub pid_file: Option<PathBuf>,
+    pub pid_file_dir: Option<Dir>,
+    pub main_function: Option<LispCode>,
+    pub before_init_fn: Option<LispCode>,
+    pub before_parent_exit_fn: Option<LispCode>,
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Accepted for compatibility; it has no effect on the command line tool.
+    pub exit: bool,
+    pub listen_privileged_ports: bool,
+    pub os_params: OsParams,
+    pub parent_conf_file: Option<PathBuf>,
+    pub parent_conf_file_dir: Option<Dir>,
+    /// Set by the tool to the conf file given on the command line.
+    pub conf_params_file: Option<PathBuf>,
+}
+
+impl DaemonSpec {
+    /// The daemon's umask.
+    pub fn umask(&self) -> u32 {
+        self.os_params.linux_umask.unwrap_or(DEFAULT_UMASK)
+    }
+}
+
+/// A directory setting: a path, or `:this-dir`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// `:this-dir`: the directory of the conf file given on the command line.
+    ThisDir,
+    Path(PathBuf),
+}
+
+/// `:os-params`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OsParams {
+    pub linux_umask: Option<u32>,
+}
+
+/// Lisp code from a function key, kept as the exact source text, to be read
+/// by the Lisp itself (in `CL-USER`, `*read-eval*` true).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LispCode {
+    pub text: String,
+    pub shape: FunctionShape,
+    /// Where the text was written: file, line, column.
+    pub origin: (PathBuf, usize, usize),
+}
+
+/// How a function key's value was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunctionShape {
+    /// `#.(lambda ...)` or any other read-time evaluation.
+    ReadEval,
+    /// `#'(lambda ...)` or `#'name`.
+    Function,
+    /// `(lambda ...)`.
+    Lambda,
+    /// A symbol naming a global function.
+    Symbol,
+}

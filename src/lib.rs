@@ -1,0 +1,11 @@
+//! daemonization: run Common Lisp programs as proper Unix daemons, driven by
+//! the plist conf files of the Lisp library of the same name.
+//!
+//! The pipeline: text ──reader──▶ forms ──config──▶ `DaemonSpec` ──lisp──▶
+//! launch plan ──daemon──▶ process ──report──▶ one line and an exit code.
+
+pub mod cli;
+pub mod config;
+pub mod reader;
+pub mod report;
+pub mod source;
