@@ -259,3 +259,6 @@ pub fn lisp_string(s: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests;

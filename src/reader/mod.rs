@@ -16,3 +16,6 @@ pub use features::Features;
 pub use form::{Datum, Form, Macro, Number};
 pub use parser::{NEST_LIMIT, read_all};
 pub use span::{Position, Span};
+
+#[cfg(test)]
+mod tests;
