@@ -23,7 +23,7 @@ pub enum ConfError {
     Missing { key: &'static str },
     #[error("{}", file.render(*span, &kind.to_string()))]
     Located {
-        kind: ConfErrorKind,
+        kind: Box<ConfErrorKind>,
         span: Span,
         file: Arc<Source>,
     },
@@ -32,7 +32,7 @@ pub enum ConfError {
 impl ConfError {
     pub fn at(kind: ConfErrorKind, span: Span, source: &Arc<Source>) -> ConfError {
         ConfError::Located {
-            kind,
+            kind: Box::new(kind),
             span,
             file: Arc::clone(source),
         }
@@ -41,7 +41,7 @@ impl ConfError {
     /// The kind of a located error.
     pub fn kind(&self) -> Option<&ConfErrorKind> {
         match self {
-            ConfError::Located { kind, .. } => Some(kind),
+            ConfError::Located { kind, .. } => Some(kind.as_ref()),
             ConfError::Unreadable { .. } | ConfError::Missing { .. } => None,
         }
     }

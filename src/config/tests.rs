@@ -82,8 +82,16 @@ fn default_pid_file_goes_to_the_tool_pid_dir() {
 fn parents_merge_farthest_first_and_relative_to_the_naming_file() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("base")).unwrap();
-    write(dir.path(), "base/grand.conf", "(:name \"grand\" :user \"g\" :group \"g\")");
-    write(dir.path(), "base/parent.conf", "(:parent-conf-file \"grand.conf\" :user \"p\")");
+    write(
+        dir.path(),
+        "base/grand.conf",
+        "(:name \"grand\" :user \"g\" :group \"g\")",
+    );
+    write(
+        dir.path(),
+        "base/parent.conf",
+        "(:parent-conf-file \"grand.conf\" :user \"p\")",
+    );
     let child = write(
         dir.path(),
         "child.conf",
@@ -93,20 +101,30 @@ fn parents_merge_farthest_first_and_relative_to_the_naming_file() {
     assert_eq!(conf.spec.name.as_deref(), Some("grand"));
     assert_eq!(conf.spec.user.as_deref(), Some("p"));
     assert_eq!(conf.spec.group.as_deref(), Some("c"));
-    assert_eq!(conf.spec.parent_conf_file.as_deref(), Some(Path::new("parent.conf")));
+    assert_eq!(
+        conf.spec.parent_conf_file.as_deref(),
+        Some(Path::new("parent.conf"))
+    );
 }
 
 #[test]
 fn replacement_default_conf() {
     let dir = tempfile::tempdir().unwrap();
-    let default = write(dir.path(), "default.conf", "(:pid-file \"d.pid\" :pid-file-dir \"/var/d\" :os-params nil)");
+    let default = write(
+        dir.path(),
+        "default.conf",
+        "(:pid-file \"d.pid\" :pid-file-dir \"/var/d\" :os-params nil)",
+    );
     let conf_path = write(dir.path(), "c.conf", "(:name \"x\")");
     let mut env = env(dir.path());
     env.default_conf = Some(default);
     let conf = load(&conf_path, &env).unwrap();
     assert_eq!(conf.pid_file, Path::new("/var/d/d.pid"));
     assert_eq!(conf.spec.umask(), DEFAULT_UMASK);
-    assert!(!conf.spec.listen_privileged_ports, "not given by the replacement");
+    assert!(
+        !conf.spec.listen_privileged_ports,
+        "not given by the replacement"
+    );
 }
 
 #[test]

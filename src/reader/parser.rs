@@ -346,13 +346,14 @@ impl<'a> Reader<'a> {
                 span: token.span,
             });
         }
-        if let Some(plain) = token.plain() {
-            if !plain.is_empty() && plain.chars().all(|c| c == '.') {
-                return Err(ReadError {
-                    kind: ReadErrorKind::TooManyDots,
-                    span: token.span,
-                });
-            }
+        if let Some(plain) = token.plain()
+            && !plain.is_empty()
+            && plain.chars().all(|c| c == '.')
+        {
+            return Err(ReadError {
+                kind: ReadErrorKind::TooManyDots,
+                span: token.span,
+            });
         }
         let datum = token::interpret(&token.chars, self.context).map_err(|kind| ReadError {
             kind,

@@ -103,21 +103,21 @@ pub fn parse_number(text: &str, base: u32) -> Option<Result<Number, ReadErrorKin
     if is_digits(body, base) {
         return Some(Ok(integer(body, base, negative)));
     }
-    if base == 10 {
-        if let Some(digits) = body.strip_suffix('.') {
-            if is_digits(digits, 10) {
-                return Some(Ok(integer(digits, 10, negative)));
-            }
-        }
+    if base == 10
+        && let Some(digits) = body.strip_suffix('.')
+        && is_digits(digits, 10)
+    {
+        return Some(Ok(integer(digits, 10, negative)));
     }
-    if let Some((num, den)) = body.split_once('/') {
-        if is_digits(num, base) && is_digits(den, base) {
-            if den.chars().all(|c| c == '0') {
-                return Some(Err(ReadErrorKind::DivisionByZero(text.to_string())));
-            }
-            let value = approximate(num, base) / approximate(den, base);
-            return Some(Ok(Number::Ratio(if negative { -value } else { value })));
+    if let Some((num, den)) = body.split_once('/')
+        && is_digits(num, base)
+        && is_digits(den, base)
+    {
+        if den.chars().all(|c| c == '0') {
+            return Some(Err(ReadErrorKind::DivisionByZero(text.to_string())));
         }
+        let value = approximate(num, base) / approximate(den, base);
+        return Some(Ok(Number::Ratio(if negative { -value } else { value })));
     }
     if base == 10 {
         return parse_float(text, body);

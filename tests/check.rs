@@ -1,0 +1,167 @@
+//! `check` and the command line, on the real binary, with SBCL as the judge
+//! of what Lisp would read.
+
+mod util;
+
+use std::fs;
+
+use util::*;
+
+/// Every conf file of the original reads; every daemon conf checks.
+#[test]
+fn original_confs_all_check() {
+    let pids = tempfile::tempdir().unwrap();
+    for conf in [
+        "conf-files/default.conf",
+        "examples/example1.conf",
+        "scripts/daemon.conf",
+        "tests/base-conf-params.conf",
+        "tests/parent-conf-params1.conf",
+        "tests/parent-conf-params2.conf",
+        "tests/result-conf-params.conf",
+    ] {
+        let path = fixture(&format!("original-confs/{conf}"));
+        let out = run(pids.path(), &[path.to_str().unwrap(), "check"]);
+        assert_eq!(out.status.code(), Some(0), "{conf}: {}", stderr(&out));
+        assert!(stdout(&out).contains(&format!(
+            ":conf-params-file {}",
+            lisp_string(path.to_str().unwrap())
+        )));
+    }
+}
+
+/// The original's own merge test, judged by SBCL reading both files.
+#[test]
+fn merge_of_base_conf_equals_result_conf_for_sbcl() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture("original-confs/tests/base-conf-params.conf");
+    let out = run(dir.path(), &[base.to_str().unwrap(), "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let merged = dir.path().join("merged.conf");
+    fs::write(&merged, stdout(&out)).unwrap();
+    let result = fixture("original-confs/tests/result-conf-params.conf");
+    let verdict = sbcl_script(
+        dir.path(),
+        &format!(
+            r#"(defun read-conf (p) (with-open-file (s p :external-format :utf-8) (read s)))
+(defun conf-keys (plist) (remove :conf-params-file (loop for k in plist by #'cddr collect k)))
+(let* ((a (read-conf {merged})) (b (read-conf {result}))
+       (keys (union (conf-keys a) (conf-keys b))))
+  (format t "~d keys~%" (length keys))
+  (dolist (k keys)
+    (unless (equal (getf a k) (getf b k))
+      (format t "differs ~s: ~s vs ~s~%" k (getf a k) (getf b k)))))"#,
+            merged = lisp_string(merged.to_str().unwrap()),
+            result = lisp_string(result.to_str().unwrap()),
+        ),
+    );
+    assert_eq!(verdict, "13 keys\n");
+}
+
+/// Code is handed on verbatim: what SBCL reads from `check`'s output is what
+/// it reads from the original file.
+#[test]
+fn tricky_functions_survive_check_for_sbcl() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("tricky.conf");
+    fs::write(
+        &conf,
+        r#";;; Комментарий по-русски
+(:name "сервис" ; a comment with "quotes" and (parens
+ :main-function #'(lambda ()
+                    ;; строка с ; и " внутри
+                    (list "a;b\"c" #\) #\( #\; #| a #| nested |# comment |#
+                          '|Mixed Case| #+sbcl "sbcl" #-sbcl "other" "Привет" #o037 1/3 1.5d0))
+ :before-init-fn #.(lambda () (list "x)" #\" (quote sym) #P"/tmp/x"))
+ :os-params (:linux-umask #o027))
+"#,
+    )
+    .unwrap();
+    let out = run(dir.path(), &[conf.to_str().unwrap(), "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let checked = dir.path().join("checked.conf");
+    fs::write(&checked, stdout(&out)).unwrap();
+    let verdict = sbcl_script(
+        dir.path(),
+        &format!(
+            r#"(setf sb-impl::*default-external-format* :utf-8)
+(defun read-conf (p) (with-open-file (s p :external-format :utf-8) (let ((*read-eval* t)) (read s))))
+(let ((a (read-conf {checked})) (b (read-conf {original})))
+  (print (list (equal (getf a :main-function) (getf b :main-function))
+               (equal (funcall (getf a :before-init-fn)) (funcall (getf b :before-init-fn)))
+               (equal (getf a :name) (getf b :name))
+               (getf a :os-params)
+               (length (third (second (getf a :main-function)))))))"#,
+            checked = lisp_string(checked.to_str().unwrap()),
+            original = lisp_string(conf.to_str().unwrap()),
+        ),
+    );
+    assert_eq!(verdict.trim(), "(T T T (:LINUX-UMASK 23) 11)");
+}
+
+/// A conf error: `ERROR: file:line:col: message`, the line, a caret; exit 6.
+#[test]
+fn conf_error_is_located_with_exit_6() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    fs::write(&conf, "(:name \"x\"\n :user 42)\n").unwrap();
+    let out = run(dir.path(), &[conf.to_str().unwrap(), "check"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: {}:2:8: expected a string or nil as the value of :user but found 42\n  |\n2 |  :user 42)\n  |        ^^\n",
+            conf.display()
+        )
+    );
+}
+
+#[test]
+fn missing_conf_file_is_a_conf_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nope.conf");
+    let out = run(dir.path(), &[conf.to_str().unwrap(), "check"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: cannot read conf file {}: No such file or directory (os error 2)\n",
+            conf.display()
+        )
+    );
+}
+
+/// `help` and `--help` list every command and every conf key; exit 0.
+#[test]
+fn help_lists_commands_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["help"][..], &["--help"], &["any.conf", "help"]] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("Usage: daemonization <config-file> <command>\n"),
+            "{text}"
+        );
+        assert!(text.contains("<command> - one of the commands: start | stop | zap | kill | restart | nodaemon | status | help | check\n"));
+        for key in daemonization::config::keys::KEYS {
+            assert!(
+                text.contains(&format!("\n  :{}  ", key.name)),
+                "{} missing",
+                key.name
+            );
+        }
+    }
+}
+
+/// An unknown command prints the usage on stderr and exits 2.
+#[test]
+fn unknown_command_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = fixture("original-confs/examples/example1.conf");
+    let out = run(dir.path(), &[conf.to_str().unwrap(), "launch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("ERROR: unknown command \"launch\"\nUsage: daemonization"));
+    assert_eq!(stdout(&out), "");
+}
