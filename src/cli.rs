@@ -5,14 +5,17 @@
 use std::env;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
 use crate::config::{self, ConfEnv, PidDirs, keys::KEYS};
+use crate::daemon::{self, Request};
+use crate::lisp::Runner;
 use crate::reader::Features;
-use crate::report::exit;
+use crate::report::{self, PrintStyle, Verb, exit};
 
 /// Run Common Lisp programs as Unix daemons, driven by daemonization's plist conf files.
 #[derive(Debug, Parser)]
@@ -21,6 +24,15 @@ pub struct Args {
     /// Print the usage, the commands and every conf key.
     #[arg(short, long)]
     help: bool,
+    /// How to print the result: the original's line, its result plist, JSON, or nothing.
+    #[arg(long, value_enum, default_value_t = PrintStyle::Simple)]
+    print: PrintStyle,
+    /// Seconds start waits for :main-function to return (overrides :start-timeout).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// zap: remove the pid file even if its daemon seems alive.
+    #[arg(long)]
+    force: bool,
     /// The conf file: one property list, as for daemon.sh.
     conf_file: Option<PathBuf>,
     /// What to do; see the list of commands.
@@ -95,7 +107,19 @@ impl Command {
 pub enum Invocation {
     Usage,
     BadUsage(String),
-    Run { conf: PathBuf, command: Command },
+    Run {
+        conf: PathBuf,
+        command: Command,
+        options: Options,
+    },
+}
+
+/// The options of a command, validated.
+#[derive(Debug)]
+pub struct Options {
+    pub print: PrintStyle,
+    pub start_timeout: Option<Duration>,
+    pub force: bool,
 }
 
 impl Args {
@@ -103,6 +127,20 @@ impl Args {
         if self.help {
             return Invocation::Usage;
         }
+        let start_timeout = match self.timeout.map(Duration::try_from_secs_f64) {
+            Some(Err(_)) => {
+                return Invocation::BadUsage(
+                    "--timeout must be a number of seconds, 0 or more".into(),
+                );
+            }
+            Some(Ok(t)) => Some(t),
+            None => None,
+        };
+        let options = Options {
+            print: self.print,
+            start_timeout,
+            force: self.force,
+        };
         let conf = self.conf_file;
         match (conf, self.command) {
             (Some(c), None) if c.as_os_str() == "help" => Invocation::Usage,
@@ -111,7 +149,11 @@ impl Args {
             (Some(conf), Some(name)) => match Command::parse(&name) {
                 None => Invocation::BadUsage(format!("unknown command \"{name}\"")),
                 Some(None) => Invocation::Usage,
-                Some(Some(command)) => Invocation::Run { conf, command },
+                Some(Some(command)) => Invocation::Run {
+                    conf,
+                    command,
+                    options,
+                },
             },
         }
     }
@@ -145,7 +187,12 @@ pub fn usage() -> String {
     out.push_str(
         "\nEnvironment:\n  \
          DAEMONIZATION_DEFAULT_CONF  a conf file replacing the built-in default conf\n  \
-         DAEMONIZATION_PID_DIR       the directory of pid files when :pid-file-dir is nil\n",
+         DAEMONIZATION_PID_DIR       the directory of pid files when :pid-file-dir is nil\n  \
+         LISP_RUNNER                 the Lisp program to run (default sbcl)\n\n\
+         Options:\n  \
+         --print simple|plist|json|none  how to print the result (default simple)\n  \
+         --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
+         --force                         zap: remove the pid file even if its daemon seems alive\n",
     );
     out
 }
@@ -190,11 +237,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             eprint!("ERROR: {why}\n{}", usage());
             Ok(ExitCode::from(exit::USAGE))
         }
-        Invocation::Run { conf, command } => run_command(&conf, command),
+        Invocation::Run {
+            conf,
+            command,
+            options,
+        } => run_command(&conf, command, &options),
     }
 }
 
-fn run_command(conf: &std::path::Path, command: Command) -> anyhow::Result<ExitCode> {
+fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Result<ExitCode> {
     let conf = match config::load(conf, &conf_env()) {
         Ok(conf) => conf,
         Err(e) => {
@@ -202,18 +253,32 @@ fn run_command(conf: &std::path::Path, command: Command) -> anyhow::Result<ExitC
             return Ok(ExitCode::from(exit::CONF_ERROR));
         }
     };
-    match command {
+    let req = Request {
+        conf: &conf,
+        runner: Runner::from_env_value(env::var_os("LISP_RUNNER")),
+        start_timeout: options.start_timeout,
+        force: options.force,
+    };
+    let outcome = match command {
         Command::Check => {
             print!("{}", conf.to_plist_text());
-            Ok(ExitCode::from(exit::OK))
+            return Ok(ExitCode::from(exit::OK));
         }
-        other => {
-            let name = Command::ALL
-                .iter()
-                .find(|(_, c, _)| *c == Some(other))
-                .map_or("?", |(n, _, _)| *n);
-            eprintln!("ERROR: the {name} command is not implemented yet");
-            Ok(ExitCode::from(exit::NOT_IMPLEMENTED))
+        Command::Nodaemon => {
+            // Returns only if the Lisp could not be started; prints nothing on success.
+            let outcome = daemon::nodaemon(&req);
+            if let Some(error) = &outcome.error {
+                eprintln!("ERROR: {error}");
+            }
+            return Ok(ExitCode::from(outcome.exit));
         }
-    }
+        Command::Start => daemon::start(&req),
+        Command::Stop => daemon::stop(&req, Verb::Stop),
+        Command::Kill => daemon::stop(&req, Verb::Kill),
+        Command::Zap => daemon::zap(&req),
+        Command::Restart => daemon::restart(&req),
+        Command::Status => daemon::status(&req),
+    };
+    report::print(&outcome, options.print);
+    Ok(ExitCode::from(outcome.exit))
 }

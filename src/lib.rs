@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod lisp;
 pub mod reader;
 pub mod report;
 pub mod source;

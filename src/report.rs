@@ -1,14 +1,368 @@
-//! Outcomes → what the user sees: the one-line message and the exit code.
+//! Outcomes → what the user sees: the original's one-line message, the
+//! result property list (`--print plist`), JSON, and the exit code.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config::lisp_string;
 
 /// Exit codes, following the LSB init-script conventions.
 pub mod exit {
     pub const OK: u8 = 0;
-    /// Generic failure.
+    /// Generic failure; also `status`: not running but the pid file remains.
     pub const FAILED: u8 = 1;
     /// Invalid or excess arguments, unknown command.
     pub const USAGE: u8 = 2;
-    /// Unimplemented feature (LSB 3).
-    pub const NOT_IMPLEMENTED: u8 = 3;
+    /// Unimplemented feature; also `status`: not running.
+    pub const NOT_RUNNING: u8 = 3;
+    /// The user lacks the privileges for what the conf asks.
+    pub const PRIVILEGE: u8 = 4;
+    /// `status`: the status cannot be told (LSB 4).
+    pub const STATUS_UNKNOWN: u8 = 4;
+    /// The program (the Lisp) is not installed.
+    pub const NOT_INSTALLED: u8 = 5;
     /// The program is not configured: a conf error (LSB 6).
     pub const CONF_ERROR: u8 = 6;
+}
+
+/// The daemon commands, as the result names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Zap,
+    Kill,
+    Restart,
+    Status,
+}
+
+impl Verb {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Zap => "zap",
+            Verb::Kill => "kill",
+            Verb::Restart => "restart",
+            Verb::Status => "status",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Verb::Start => "started",
+            Verb::Stop => "stopped",
+            Verb::Zap => "zapped",
+            Verb::Kill => "killed",
+            Verb::Restart => "restarted",
+            Verb::Status => "status",
+        }
+    }
+}
+
+/// Why a command ended as it did, in the original's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    AlreadyRunning,
+    MainFunctionError,
+    Died,
+    LispNotFound,
+    InternalError,
+    NoPidFile,
+    NotRunning,
+    Running,
+    ServiceUnavailable,
+    /// Ready was not reported within the start timeout; the daemon is alive.
+    StillInitializing,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::AlreadyRunning => "already-running",
+            Reason::MainFunctionError => "main-function-error",
+            Reason::Died => "died",
+            Reason::LispNotFound => "lisp-not-found",
+            Reason::InternalError => "internal-error",
+            Reason::NoPidFile => "no-pid-file",
+            Reason::NotRunning => "not-running",
+            Reason::Running => "running",
+            Reason::ServiceUnavailable => "service-unavailable",
+            Reason::StillInitializing => "still-initializing",
+        }
+    }
+}
+
+/// The outcome of one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub verb: Verb,
+    /// Success or failure; for `status`, whether the daemon runs.
+    pub ok: bool,
+    pub reason: Option<Reason>,
+    pub pid: Option<i32>,
+    pub pid_file: PathBuf,
+    /// What went wrong, for stderr (`ERROR: ...`).
+    pub error: Option<String>,
+    pub exit: u8,
+}
+
+impl Outcome {
+    pub fn new(
+        verb: Verb,
+        ok: bool,
+        reason: Option<Reason>,
+        pid: Option<i32>,
+        pid_file: PathBuf,
+    ) -> Outcome {
+        let exit = exit_code(verb, ok, reason);
+        Outcome {
+            verb,
+            ok,
+            reason,
+            pid,
+            pid_file,
+            error: None,
+            exit,
+        }
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> Outcome {
+        self.error = Some(error.into());
+        self
+    }
+
+    pub fn with_exit(mut self, exit: u8) -> Outcome {
+        self.exit = exit;
+        self
+    }
+
+    /// The one line the original printed, e.g.
+    /// `success started (pid = 42 pid-file = /run/x.pid)`.
+    pub fn line(&self) -> String {
+        let mut line = match self.verb {
+            Verb::Status => (if self.ok { "running" } else { "not-running" }).to_string(),
+            verb => format!(
+                "{} {}",
+                if self.ok { "success" } else { "failed" },
+                verb.past()
+            ),
+        };
+        match self.reason {
+            Some(Reason::StillInitializing) | None => {}
+            Some(reason) => {
+                let _ = write!(line, " - {}", reason.name());
+            }
+        }
+        let pid = self.pid.map(|p| format!("pid = {p} ")).unwrap_or_default();
+        let _ = write!(line, " ({pid}pid-file = {})", self.pid_file.display());
+        if self.reason == Some(Reason::StillInitializing) {
+            line.push_str(" - still initializing");
+        }
+        line
+    }
+
+    fn result(&self) -> Option<&'static str> {
+        match self.verb {
+            Verb::Status => None,
+            _ => Some(if self.ok { "success" } else { "failed" }),
+        }
+    }
+
+    fn status(&self) -> Option<&'static str> {
+        match self.verb {
+            Verb::Status => Some(if self.ok { "running" } else { "not-running" }),
+            _ => None,
+        }
+    }
+
+    /// The original's result property list, readable by CL `read`.
+    pub fn plist(&self) -> String {
+        let text = |s: Option<&str>| s.map_or("nil".to_string(), lisp_string);
+        format!(
+            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {})",
+            text(self.result()),
+            lisp_string(self.verb.name()),
+            text(self.status()),
+            text(self.reason.map(Reason::name)),
+            self.pid.map_or("nil".to_string(), |p| p.to_string()),
+            lisp_string(&self.pid_file.display().to_string()),
+        )
+    }
+
+    /// The same fields as JSON.
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "result": self.result(),
+            "command": self.verb.name(),
+            "status": self.status(),
+            "reason": self.reason.map(Reason::name),
+            "pid": self.pid,
+            "pid-file": self.pid_file.display().to_string(),
+        })
+        .to_string()
+    }
+}
+
+/// The LSB exit code of an outcome.
+fn exit_code(verb: Verb, ok: bool, reason: Option<Reason>) -> u8 {
+    match (verb, ok, reason) {
+        (Verb::Status, true, _) => exit::OK,
+        (Verb::Status, false, Some(Reason::NoPidFile)) => exit::NOT_RUNNING,
+        (Verb::Status, false, _) => exit::FAILED,
+        (_, true, _) => exit::OK,
+        // Stopping, killing or zapping what is not running leaves the wanted state.
+        (
+            Verb::Stop | Verb::Kill | Verb::Zap,
+            false,
+            Some(Reason::NoPidFile | Reason::NotRunning),
+        ) => exit::OK,
+        (_, false, Some(Reason::LispNotFound)) => exit::NOT_INSTALLED,
+        (_, false, _) => exit::FAILED,
+    }
+}
+
+/// How `--print` shows an outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrintStyle {
+    /// The original's one line.
+    #[default]
+    Simple,
+    /// The original's result property list.
+    Plist,
+    /// The same fields as JSON.
+    Json,
+    /// Nothing (errors still go to stderr).
+    None,
+}
+
+/// Prints an outcome: the result on stdout, any error on stderr.
+pub fn print(outcome: &Outcome, style: PrintStyle) {
+    match style {
+        PrintStyle::Simple => println!("{}", outcome.line()),
+        PrintStyle::Plist => println!("{}", outcome.plist()),
+        PrintStyle::Json => println!("{}", outcome.json()),
+        PrintStyle::None => {}
+    }
+    if let Some(error) = &outcome.error {
+        eprintln!("ERROR: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(verb: Verb, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
+        Outcome::new(verb, ok, reason, pid, PathBuf::from("/run/x.pid"))
+    }
+
+    #[test]
+    fn lines_and_exit_codes_match_the_table() {
+        use Reason::*;
+        use Verb::*;
+        let cases = [
+            (
+                outcome(Start, true, None, Some(42)),
+                "success started (pid = 42 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Start, true, Some(AlreadyRunning), Some(42)),
+                "success started - already-running (pid = 42 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Start, false, Some(MainFunctionError), None),
+                "failed started - main-function-error (pid-file = /run/x.pid)",
+                1,
+            ),
+            (
+                outcome(Start, false, Some(Died), None),
+                "failed started - died (pid-file = /run/x.pid)",
+                1,
+            ),
+            (
+                outcome(Start, true, Some(StillInitializing), Some(42)),
+                "success started (pid = 42 pid-file = /run/x.pid) - still initializing",
+                0,
+            ),
+            (
+                outcome(Start, false, Some(LispNotFound), None),
+                "failed started - lisp-not-found (pid-file = /run/x.pid)",
+                5,
+            ),
+            (
+                outcome(Stop, true, None, Some(42)),
+                "success stopped (pid = 42 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Stop, false, Some(NoPidFile), None),
+                "failed stopped - no-pid-file (pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Stop, false, Some(NotRunning), Some(42)),
+                "failed stopped - not-running (pid = 42 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Kill, true, None, Some(42)),
+                "success killed (pid = 42 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Zap, true, None, None),
+                "success zapped (pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Zap, false, Some(Running), Some(42)),
+                "failed zapped - running (pid = 42 pid-file = /run/x.pid)",
+                1,
+            ),
+            (
+                outcome(Restart, true, None, Some(43)),
+                "success restarted (pid = 43 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Status, true, None, Some(42)),
+                "running (pid = 42 pid-file = /run/x.pid)",
+                0,
+            ),
+            (
+                outcome(Status, false, Some(ServiceUnavailable), Some(42)),
+                "not-running - service-unavailable (pid = 42 pid-file = /run/x.pid)",
+                1,
+            ),
+            (
+                outcome(Status, false, Some(NoPidFile), None),
+                "not-running - no-pid-file (pid-file = /run/x.pid)",
+                3,
+            ),
+        ];
+        for (outcome, line, exit) in cases {
+            assert_eq!((outcome.line().as_str(), outcome.exit), (line, exit));
+        }
+    }
+
+    #[test]
+    fn plist_and_json_carry_the_same_fields() {
+        let o = outcome(Verb::Start, true, None, Some(42));
+        assert_eq!(
+            o.plist(),
+            "(:result \"success\" :command \"start\" :status nil :reason nil :pid 42 :pid-file \"/run/x.pid\")"
+        );
+        assert_eq!(
+            o.json(),
+            r#"{"command":"start","pid":42,"pid-file":"/run/x.pid","reason":null,"result":"success","status":null}"#
+        );
+        let s = outcome(Verb::Status, false, Some(Reason::NoPidFile), None);
+        assert_eq!(
+            s.plist(),
+            "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file \"/run/x.pid\")"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! also the source of the usage text and of the "any keys from (...)" list.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::error::ConfErrorKind;
 use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, OsParams};
@@ -37,6 +38,8 @@ pub enum Kind {
     Function(fn(&mut DaemonSpec, Option<LispCode>)),
     /// A property list with `:linux-umask N`.
     OsParams(fn(&mut DaemonSpec, OsParams)),
+    /// A non-negative number of seconds, or nil.
+    Seconds(fn(&mut DaemonSpec, Option<Duration>)),
 }
 
 /// Every key, in the original's order.
@@ -134,6 +137,19 @@ pub const KEYS: &[Key] = &[
         default: "the conf file",
         doc: "set by the tool to the conf file given on the command line; a value in a file is replaced",
     },
+    // Extension keys: not in the original, which simply never uses them.
+    Key {
+        name: "start-timeout",
+        kind: Kind::Seconds(|s, v| s.start_timeout = v),
+        default: "60",
+        doc: "seconds start waits for :main-function to return before it reports \"still initializing\"",
+    },
+    Key {
+        name: "stop-timeout",
+        kind: Kind::Seconds(|s, v| s.stop_timeout = v),
+        default: "60",
+        doc: "seconds stop waits after SIGUSR1 before it sends SIGKILL",
+    },
 ];
 
 /// The key of a table name.
@@ -193,6 +209,7 @@ impl Kind {
             Kind::Flag(set) => set(spec, flag(value)?),
             Kind::Function(set) => set(spec, function(value)?),
             Kind::OsParams(set) => set(spec, os_params(value)?),
+            Kind::Seconds(set) => set(spec, seconds(value)?),
         }
         Ok(())
     }
@@ -207,6 +224,7 @@ impl Kind {
             Kind::Flag(_) => FLAG,
             Kind::Function(_) => FUNCTION,
             Kind::OsParams(_) => OS_PARAMS,
+            Kind::Seconds(_) => SECONDS,
         }
     }
 }
@@ -219,6 +237,7 @@ const FLAG: &str = "t or nil";
 const FUNCTION: &str =
     "a function: #.(lambda ...), #'(lambda ...), #'name, (lambda ...), a symbol, or nil";
 const OS_PARAMS: &str = "a property list such as (:linux-umask #o037)";
+const SECONDS: &str = "a number of seconds (0 or more) or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
@@ -313,6 +332,18 @@ fn os_params(v: &ValueAt) -> Result<OsParams, Fail> {
         };
     }
     Ok(params)
+}
+
+fn seconds(v: &ValueAt) -> Result<Option<Duration>, Fail> {
+    let secs = match &v.form.datum {
+        Datum::Nil => return Ok(None),
+        Datum::Number(Number::Integer(n)) => *n as f64,
+        Datum::Number(Number::Float(f) | Number::Ratio(f)) => *f,
+        _ => return Err(v.wrong(SECONDS)),
+    };
+    Duration::try_from_secs_f64(secs)
+        .map(Some)
+        .map_err(|_| v.wrong(SECONDS))
 }
 
 /// The keys `:os-params` accepts.

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 pub use error::{ConfError, ConfErrorKind};
 pub use paths::PidDirs;
-pub use spec::{DEFAULT_UMASK, DaemonSpec, Dir, FunctionShape, LispCode, OsParams};
+pub use spec::{
+    DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, DEFAULT_UMASK, DaemonSpec, Dir, FunctionShape,
+    LispCode, OsParams,
+};
 
 use crate::reader::{self, Features, Form, Span};
 use crate::source::Source;

@@ -1,6 +1,12 @@
 //! The typed daemon spec: what a merged conf means.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long `start` waits for readiness when the conf does not say.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `stop` waits after SIGUSR1 before SIGKILL when the conf does not say.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The umask a daemon gets when `:os-params` does not say (`#o037`).
 pub const DEFAULT_UMASK: u32 = 0o037;
@@ -25,12 +31,24 @@ pub struct DaemonSpec {
     pub parent_conf_file_dir: Option<Dir>,
     /// Set by the tool to the conf file given on the command line.
     pub conf_params_file: Option<PathBuf>,
+    /// Extension: how long `start` waits for readiness.
+    pub start_timeout: Option<Duration>,
+    /// Extension: how long `stop` waits before SIGKILL.
+    pub stop_timeout: Option<Duration>,
 }
 
 impl DaemonSpec {
     /// The daemon's umask.
     pub fn umask(&self) -> u32 {
         self.os_params.linux_umask.unwrap_or(DEFAULT_UMASK)
+    }
+
+    pub fn start_timeout(&self) -> Duration {
+        self.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT)
+    }
+
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)
     }
 }
 

@@ -1,0 +1,297 @@
+//! The daemon lifecycle: every command of `daemon.sh`, done the way
+//! start-stop-daemon, systemd and s6 do it. The only place with fork,
+//! setsid, exec, signals and pid-file locks.
+
+mod error;
+mod pidfile;
+mod process;
+mod spawn;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork};
+
+pub use error::DaemonError;
+pub use pidfile::PidState;
+
+use crate::config::Conf;
+use crate::lisp::{self, Mode, Runner};
+use crate::report::{Outcome, Reason, Verb, exit};
+use spawn::{Launch, Started};
+
+/// How long to wait for a process to vanish after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// The signal `stop` sends first: what the original's stop sent.
+const STOP_SIGNAL: Signal = Signal::SIGUSR1;
+
+/// One command's inputs.
+pub struct Request<'a> {
+    pub conf: &'a Conf,
+    pub runner: Runner,
+    /// `--timeout`: overrides `:start-timeout`.
+    pub start_timeout: Option<Duration>,
+    /// `zap --force`.
+    pub force: bool,
+}
+
+impl Request<'_> {
+    fn pid_file(&self) -> PathBuf {
+        self.conf.pid_file.clone()
+    }
+
+    fn outcome(&self, verb: Verb, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
+        Outcome::new(verb, ok, reason, pid, self.pid_file())
+    }
+
+    /// A failure of the tool itself (a syscall, a refused pid file).
+    fn internal(&self, verb: Verb, error: DaemonError) -> Outcome {
+        let ok = false;
+        let outcome = self
+            .outcome(verb, ok, Some(Reason::InternalError), None)
+            .with_error(error.to_string());
+        match verb {
+            Verb::Status => outcome.with_exit(exit::STATUS_UNKNOWN),
+            _ => outcome,
+        }
+    }
+}
+
+/// `status`: running, stale, or no pid file.
+pub fn status(req: &Request) -> Outcome {
+    match pidfile::inspect(&req.conf.pid_file) {
+        Ok(PidState::Running { pid, .. }) => req.outcome(Verb::Status, true, None, Some(pid)),
+        Ok(PidState::Stale { pid }) => {
+            req.outcome(Verb::Status, false, Some(Reason::ServiceUnavailable), pid)
+        }
+        Ok(PidState::Missing) => req.outcome(Verb::Status, false, Some(Reason::NoPidFile), None),
+        Err(e) => req.internal(Verb::Status, e),
+    }
+}
+
+/// `start`: reports only once `:main-function` has returned, or why not.
+pub fn start(req: &Request) -> Outcome {
+    start_as(req, Verb::Start)
+}
+
+fn start_as(req: &Request, verb: Verb) -> Outcome {
+    let pid_file = &req.conf.pid_file;
+    match pidfile::inspect(pid_file) {
+        Ok(PidState::Running { pid, .. }) => {
+            return req.outcome(verb, true, Some(Reason::AlreadyRunning), Some(pid));
+        }
+        Ok(_) => {}
+        Err(e) => return req.internal(verb, e),
+    }
+    let Some(program) = find_program(&req.runner.program) else {
+        return lisp_not_found(req, verb);
+    };
+    let spec = &req.conf.spec;
+    let plan = lisp::plan(spec, &req.runner, &Mode::Daemon);
+    let started = pidfile::create_dir(pid_file)
+        .and_then(|()| Launch::new(&plan, &program, pid_file, spec.umask()))
+        .and_then(|launch| spawn::start(launch, req.start_timeout.unwrap_or(spec.start_timeout())));
+    let started = match started {
+        Ok(started) => started,
+        Err(e) => return req.internal(verb, e),
+    };
+    let outcome = match started {
+        Started::Ready { pid } => req.outcome(verb, true, None, Some(pid)),
+        Started::AlreadyRunning { pid } => {
+            req.outcome(verb, true, Some(Reason::AlreadyRunning), Some(pid))
+        }
+        Started::StillInitializing { pid } => {
+            req.outcome(verb, true, Some(Reason::StillInitializing), Some(pid))
+        }
+        Started::FunctionError { report } => req
+            .outcome(verb, false, Some(Reason::MainFunctionError), None)
+            .with_error(report),
+        Started::Died { how } => req
+            .outcome(verb, false, Some(Reason::Died), None)
+            .with_error(how),
+        Started::SetupError { message } => req
+            .outcome(verb, false, Some(Reason::InternalError), None)
+            .with_error(message),
+    };
+    if !outcome.ok {
+        // A failed start leaves no pid file behind (the daemon is gone, so
+        // its lock is too; a locked file is someone else's and stays).
+        if let Err(e) = pidfile::remove(pid_file) {
+            eprintln!("ERROR: {e}");
+        }
+    }
+    if outcome.reason != Some(Reason::AlreadyRunning) {
+        before_parent_exit(req, &program, &outcome);
+    }
+    outcome
+}
+
+fn lisp_not_found(req: &Request, verb: Verb) -> Outcome {
+    let program = req.runner.program.to_string_lossy();
+    req.outcome(verb, false, Some(Reason::LispNotFound), None).with_error(format!(
+        "the Lisp program \"{program}\" was not found{}; install it (on Debian: apt-get install sbcl) \
+         or choose another with the LISP_RUNNER environment variable",
+        if program.contains('/') { "" } else { " on PATH" }
+    ))
+}
+
+/// `:before-parent-exit-fn`: called as `(funcall FN PID STATUS)` in a
+/// short-lived Lisp once the outcome of start is known; STATUS is 10
+/// (SIGUSR1) when the daemon is up, 17 (SIGCHLD) when it is not.
+fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
+    if req.conf.spec.before_parent_exit_fn.is_none() {
+        return;
+    }
+    let status = if outcome.ok {
+        Signal::SIGUSR1
+    } else {
+        Signal::SIGCHLD
+    } as i32;
+    let mode = Mode::ParentExit {
+        pid: outcome.pid.unwrap_or(0),
+        status,
+    };
+    let plan = lisp::plan(&req.conf.spec, &req.runner, &mode);
+    let launch = match Launch::new(&plan, program, &req.conf.pid_file, req.conf.spec.umask()) {
+        Ok(launch) => launch,
+        Err(e) => return eprintln!("ERROR: :before-parent-exit-fn: {e}"),
+    };
+    // SAFETY: single-threaded; the child only execs or exits.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let e = launch.exec_in_foreground();
+            eprintln!("ERROR: :before-parent-exit-fn: {e}");
+            std::process::exit(1);
+        }
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => {}
+            Ok(status) => eprintln!("ERROR: :before-parent-exit-fn failed: {status:?}"),
+            Err(e) => eprintln!("ERROR: :before-parent-exit-fn: {e}"),
+        },
+        Err(e) => eprintln!("ERROR: :before-parent-exit-fn: cannot fork: {e}"),
+    }
+}
+
+/// `stop` (SIGUSR1, then SIGKILL after the stop timeout) and `kill` (SIGKILL).
+pub fn stop(req: &Request, verb: Verb) -> Outcome {
+    let pid_file = &req.conf.pid_file;
+    let first = if verb == Verb::Kill {
+        Signal::SIGKILL
+    } else {
+        STOP_SIGNAL
+    };
+    match pidfile::inspect(pid_file) {
+        Ok(PidState::Missing) => req.outcome(verb, false, Some(Reason::NoPidFile), None),
+        Ok(PidState::Stale { pid }) => match pidfile::remove(pid_file) {
+            Ok(_) => req.outcome(verb, false, Some(Reason::NotRunning), pid),
+            Err(e) => req.internal(verb, e),
+        },
+        Ok(PidState::Running { pid, .. }) => {
+            match end_process(pid, first, req.conf.spec.stop_timeout()) {
+                Ok(()) => match pidfile::remove(pid_file) {
+                    Ok(_) => req.outcome(verb, true, None, Some(pid)),
+                    Err(e) => req.internal(verb, e),
+                },
+                Err(e) => req.internal(verb, e),
+            }
+        }
+        Err(e) => req.internal(verb, e),
+    }
+}
+
+/// Sends `first` to `pid` through a pidfd and waits; SIGKILL after `timeout`.
+fn end_process(pid: i32, first: Signal, timeout: Duration) -> Result<(), DaemonError> {
+    let fd = match process::PidFd::open(pid) {
+        Ok(fd) => fd,
+        // It ended between the check and now.
+        Err(DaemonError::PidFd {
+            errno: nix::errno::Errno::ESRCH,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    fd.signal(first)?;
+    if first != Signal::SIGKILL && fd.wait_exit(timeout) {
+        return Ok(());
+    }
+    fd.signal(Signal::SIGKILL)?;
+    if fd.wait_exit(KILL_WAIT) {
+        Ok(())
+    } else {
+        Err(DaemonError::Unkillable {
+            pid,
+            secs: KILL_WAIT.as_secs(),
+        })
+    }
+}
+
+/// `zap`: remove the pid file of a daemon that is gone.
+pub fn zap(req: &Request) -> Outcome {
+    let pid_file = &req.conf.pid_file;
+    let removed = |r: Result<(), DaemonError>| match r {
+        Ok(()) => req.outcome(Verb::Zap, true, None, None),
+        Err(e) => req.internal(Verb::Zap, e),
+    };
+    match pidfile::inspect(pid_file) {
+        Ok(PidState::Missing) => req.outcome(Verb::Zap, false, Some(Reason::NoPidFile), None),
+        Ok(PidState::Running { .. }) if req.force => removed(pidfile::remove_forced(pid_file)),
+        Ok(PidState::Running { pid, .. }) => {
+            req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid))
+        }
+        Ok(PidState::Stale { .. }) => match pidfile::remove(pid_file) {
+            Ok(None) => removed(Ok(())),
+            Ok(Some(pid)) => req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid)),
+            Err(e) => req.internal(Verb::Zap, e),
+        },
+        Err(DaemonError::PidFileWritable { .. }) if req.force => {
+            removed(pidfile::remove_forced(pid_file))
+        }
+        Err(e) => req.internal(Verb::Zap, e),
+    }
+}
+
+/// `restart`: stop the daemon if it runs, then start it.
+pub fn restart(req: &Request) -> Outcome {
+    if let Ok(PidState::Running { .. }) = pidfile::inspect(&req.conf.pid_file) {
+        let stopped = stop(req, Verb::Restart);
+        if !stopped.ok {
+            return stopped;
+        }
+    }
+    start_as(req, Verb::Restart)
+}
+
+/// `nodaemon`: exec the Lisp in the foreground (no fork, no pid file).
+/// Returns only if that fails.
+pub fn nodaemon(req: &Request) -> Outcome {
+    let Some(program) = find_program(&req.runner.program) else {
+        return lisp_not_found(req, Verb::Start);
+    };
+    let plan = lisp::plan(&req.conf.spec, &req.runner, &Mode::Foreground);
+    let error = match Launch::new(&plan, &program, &req.conf.pid_file, req.conf.spec.umask()) {
+        Ok(launch) => launch.exec_in_foreground(),
+        Err(e) => e,
+    };
+    req.internal(Verb::Start, error)
+}
+
+/// The program to run: a path as is, a name looked up on PATH.
+fn find_program(program: &OsStr) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = Path::new(program);
+    if program.as_encoded_bytes().contains(&b'/') {
+        return executable(path).then(|| path.to_path_buf());
+    }
+    let dirs = std::env::var_os("PATH")?;
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
+}

@@ -1,0 +1,118 @@
+//! Processes by pid: pidfds (signal and wait without pid-reuse races), and
+//! what /proc says about a pid (is it a Lisp, when did it start).
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::error::DaemonError;
+
+/// A pidfd: a handle on one process that survives its pid being reused.
+pub struct PidFd {
+    fd: OwnedFd,
+    pub pid: i32,
+}
+
+impl PidFd {
+    pub fn open(pid: i32) -> Result<PidFd, DaemonError> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+        // no memory is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(DaemonError::PidFd {
+                pid,
+                errno: Errno::last(),
+            });
+        }
+        // SAFETY: the syscall returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(PidFd { fd, pid })
+    }
+
+    /// Sends `signal`; a process that already exited is not an error.
+    pub fn signal(&self, signal: Signal) -> Result<(), DaemonError> {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, a
+        // null siginfo (allowed: the kernel fills in a default) and no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal as i32,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ if Errno::last() == Errno::ESRCH => Ok(()),
+            _ => Err(DaemonError::Signal {
+                pid: self.pid,
+                signal: signal.as_str(),
+                errno: Errno::last(),
+            }),
+        }
+    }
+
+    /// Waits until the process exits or `timeout` passes; true if it exited.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, ms) {
+                Ok(n) if n > 0 => return true,
+                Ok(_) if left.is_zero() => return false,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(_) => return !alive(self.pid),
+            }
+        }
+    }
+}
+
+/// Whether a process with this pid exists (zombies included).
+pub fn alive(pid: i32) -> bool {
+    pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+}
+
+/// The program name a process was started as (argv[0]), from /proc.
+pub fn argv0(pid: i32) -> Option<String> {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let first = cmdline.split(|b| *b == 0).next()?;
+    Some(String::from_utf8_lossy(first).into_owned())
+}
+
+/// When a process started, from /proc/PID/stat (field 22, in clock ticks
+/// since boot) and the boot time in /proc/stat.
+pub fn start_time(pid: i32) -> Option<SystemTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let since_boot = Duration::from_secs_f64(ticks as f64 / hz as f64);
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(boot) + since_boot)
+}
+
+/// Whether `pid` may be the daemon a lock-less pid file written at `written`
+/// names: alive, a Lisp (by argv[0]), and started no later than the file
+/// was written (a second of slack for clock granularity).
+pub fn is_daemon_of_pid_file(pid: i32, written: SystemTime) -> bool {
+    let lisp = argv0(pid).is_some_and(|a| crate::lisp::is_lisp_program(Path::new(&a)));
+    let started_before = start_time(pid).is_some_and(|t| t <= written + Duration::from_secs(1));
+    alive(pid) && lisp && started_before
+}

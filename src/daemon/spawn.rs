@@ -1,0 +1,381 @@
+//! Starting a daemon: fork, setsid, fork again, set the process up, exec the
+//! Lisp; then wait for its word on the readiness pipe.
+//!
+//! All process set-up is done here, in Rust, before exec: the Lisp never
+//! forks. The starting process makes itself the subreaper of the daemon, so
+//! it can reap it and read its exit status if it dies before it is ready.
+//!
+//! The readiness pipe carries lines: first from the daemon process before
+//! exec (`pid N`, then `locked`, `running N` or `setup-error MSG`), then from
+//! the bootstrap (`ready`, or `error` followed by the Lisp's report).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::stat::{Mode, umask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, chdir, execve, fork, pipe2, setsid};
+
+use super::error::DaemonError;
+use super::pidfile::{self, Claim};
+use super::process::PidFd;
+use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
+
+/// How a start ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Started {
+    /// `:main-function` returned.
+    Ready { pid: i32 },
+    /// Another daemon holds the pid file.
+    AlreadyRunning { pid: i32 },
+    /// Alive, but not ready within the start timeout.
+    StillInitializing { pid: i32 },
+    /// A function of the conf signalled; the Lisp's report.
+    FunctionError { report: String },
+    /// The daemon died before it was ready: how.
+    Died { how: String },
+    /// The set-up before exec failed.
+    SetupError { message: String },
+}
+
+/// What the daemon process needs, prepared before fork.
+pub struct Launch {
+    program: CString,
+    program_name: String,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    bootstrap: OwnedFd,
+    pid_file: PathBuf,
+    umask: u32,
+}
+
+fn cstring(s: &OsStr) -> CString {
+    // Arguments and environment come from the OS or from our own text,
+    // neither of which can hold a NUL byte; replace defensively.
+    CString::new(
+        s.as_bytes()
+            .iter()
+            .map(|b| if *b == 0 { b'?' } else { *b })
+            .collect::<Vec<u8>>(),
+    )
+    .expect("NUL bytes were replaced")
+}
+
+/// A private, unlinked file holding the bootstrap (never on disk, never in argv).
+pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
+    let fd = memfd_create(c"daemonization-bootstrap", MFdFlags::MFD_CLOEXEC)
+        .map_err(DaemonError::Memfd)?;
+    let mut file = File::from(fd);
+    file.write_all(text.as_bytes())
+        .map_err(DaemonError::WriteBootstrap)?;
+    Ok(file.into())
+}
+
+impl Launch {
+    pub fn new(
+        plan: &LaunchPlan,
+        program: &Path,
+        pid_file: &Path,
+        umask: u32,
+    ) -> Result<Launch, DaemonError> {
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| !plan.env.iter().any(|(o, _)| o == k))
+            .collect();
+        env.extend(plan.env.iter().cloned());
+        let envp = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                cstring(&kv)
+            })
+            .collect();
+        let mut argv = vec![cstring(&plan.program)];
+        argv.extend(plan.args.iter().map(|a| cstring(a)));
+        Ok(Launch {
+            program: cstring(program.as_os_str()),
+            program_name: program.display().to_string(),
+            argv,
+            envp,
+            bootstrap: bootstrap_file(&plan.bootstrap)?,
+            pid_file: pid_file.to_path_buf(),
+            umask,
+        })
+    }
+
+    /// Execs the Lisp in this process, with the bootstrap on `BOOTSTRAP_FD`
+    /// (the `nodaemon` path: no fork, no pid file). Returns only on failure.
+    pub fn exec_in_foreground(self) -> DaemonError {
+        if let Err(e) = place(self.bootstrap.as_raw_fd(), BOOTSTRAP_FD) {
+            return DaemonError::Exec {
+                program: self.program_name,
+                errno: e,
+            };
+        }
+        reset_signals();
+        let errno = execve(&self.program, &self.argv, &self.envp).unwrap_err();
+        DaemonError::Exec {
+            program: self.program_name,
+            errno,
+        }
+    }
+}
+
+/// Starts the daemon and waits up to `timeout` for its readiness.
+pub fn start(launch: Launch, timeout: Duration) -> Result<Started, DaemonError> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
+    // SAFETY: this program is single-threaded, so the child may do anything
+    // the parent could; it only sets itself up and execs or exits.
+    match unsafe { fork() }.map_err(DaemonError::Fork)? {
+        ForkResult::Child => {
+            drop(read_end);
+            let _ = setsid();
+            // SAFETY: as above; the intermediate child exits at once, so the
+            // daemon is never a session leader and cannot regain a terminal.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => daemon_process(launch, write_end),
+                _ => exit_now(0),
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            drop(launch);
+            waitpid(child, None).map_err(|errno| DaemonError::Wait {
+                pid: child.as_raw(),
+                errno,
+            })?;
+            wait_ready(read_end, timeout)
+        }
+    }
+}
+
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process without running the parent's atexit
+    // handlers or flushing its stdio buffers, which the child must not do.
+    unsafe { libc::_exit(code) }
+}
+
+/// The daemon process, between fork and exec. Never returns.
+fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
+    let pid = std::process::id() as i32;
+    let pipe = pipe.into_raw_fd();
+    // SAFETY: `pipe` is the open write end of the readiness pipe; the File is
+    // never dropped (this process execs or exits), so nothing closes it twice.
+    let mut early = ManuallyDrop::new(unsafe { File::from_raw_fd(pipe) });
+    let _ = writeln!(early, "pid {pid}");
+    if let Err(message) = set_up(&launch, pipe) {
+        setup_error(&mut early, &message);
+    }
+    // From here on the pipe is READY_FD, which the Lisp inherits.
+    // SAFETY: set_up placed the pipe on READY_FD; never dropped, as above.
+    let mut pipe = ManuallyDrop::new(unsafe { File::from_raw_fd(READY_FD) });
+    match pidfile::claim(&launch.pid_file, LOCK_FD, pid) {
+        Ok(Claim::Locked) => {}
+        Ok(Claim::Held(holder)) => {
+            let _ = writeln!(pipe, "running {holder}");
+            exit_now(0);
+        }
+        Err(message) => setup_error(&mut pipe, &message),
+    }
+    let _ = writeln!(pipe, "locked");
+    let _ = chdir("/");
+    umask(Mode::from_bits_truncate(launch.umask));
+    reset_signals();
+    let errno = execve(&launch.program, &launch.argv, &launch.envp).unwrap_err();
+    let _ = std::fs::remove_file(&launch.pid_file);
+    setup_error(
+        &mut pipe,
+        &format!("cannot run {}: {errno}", launch.program_name),
+    )
+}
+
+fn setup_error(pipe: &mut File, message: &str) -> ! {
+    let _ = writeln!(pipe, "setup-error {}", message.replace('\n', " "));
+    exit_now(1)
+}
+
+/// Standard streams on /dev/null, the bootstrap on `BOOTSTRAP_FD`, the
+/// readiness pipe on `READY_FD`, and every other inherited descriptor closed.
+fn set_up(launch: &Launch, pipe: RawFd) -> Result<(), String> {
+    // Move both out of the way first, so placing one cannot clobber the other.
+    let high = |fd: RawFd| {
+        // SAFETY: the borrowed descriptor is open for the duration of the call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))
+    };
+    let bootstrap = high(launch.bootstrap.as_raw_fd())?;
+    let ready = high(pipe)?;
+    let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| format!("/dev/null: {e}"))?
+        .into_raw_fd();
+    for (fd, target) in [
+        (null, 0),
+        (null, 1),
+        (null, 2),
+        (bootstrap, BOOTSTRAP_FD),
+        (ready, READY_FD),
+    ] {
+        place(fd, target).map_err(|e| format!("dup2: {e}"))?;
+    }
+    close_from(READY_FD + 1);
+    Ok(())
+}
+
+/// `dup2(fd, target)`, leaving `target` without close-on-exec (also when
+/// `fd` already is `target`, where dup2 would change nothing).
+fn place(fd: RawFd, target: RawFd) -> Result<(), Errno> {
+    if fd == target {
+        // SAFETY: the descriptor is open for the duration of the call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        return fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).map(drop);
+    }
+    // SAFETY: dup2 only manipulates the descriptor table; `target` is a fixed
+    // slot this process reserves for the Lisp.
+    if unsafe { libc::dup2(fd, target) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `first` up.
+fn close_from(first: RawFd) {
+    // SAFETY: close_range only closes descriptors; no Rust object in this
+    // process (which execs or exits next) will use the ones closed.
+    unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0) };
+}
+
+/// Default dispositions for every signal and an empty mask: a Lisp must
+/// not inherit our ignored SIGPIPE or a blocked signal.
+fn reset_signals() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for signal in Signal::iterator() {
+        if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: installing SIG_DFL involves no handler code.
+            let _ =
+                unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+        }
+    }
+}
+
+/// Reads the readiness pipe until a verdict or the timeout.
+fn wait_ready(pipe: OwnedFd, timeout: Duration) -> Result<Started, DaemonError> {
+    let deadline = Instant::now() + timeout;
+    let mut file = File::from(pipe);
+    let mut text = String::new();
+    let mut daemon: Option<i32> = None;
+    let mut locked = false;
+    loop {
+        // Decide on every complete line so far.
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(line) = line.strip_suffix('\n') else {
+                break;
+            };
+            if let Some(pid) = line.strip_prefix("pid ") {
+                daemon = pid.parse().ok();
+            } else if line == "locked" {
+                locked = true;
+            } else if let Some(holder) = line.strip_prefix("running ") {
+                reap(daemon);
+                return Ok(Started::AlreadyRunning {
+                    pid: holder.parse().unwrap_or(0),
+                });
+            } else if let Some(message) = line.strip_prefix("setup-error ") {
+                reap(daemon);
+                return Ok(Started::SetupError {
+                    message: message.to_string(),
+                });
+            } else if line == "ready" {
+                if let Some(pid) = daemon {
+                    return Ok(Started::Ready { pid });
+                }
+            } else if line == "error" {
+                let report: String = lines[i + 1..].concat();
+                let mut rest = String::new();
+                let _ = file.read_to_string(&mut rest);
+                let _ = end(daemon);
+                return Ok(Started::FunctionError {
+                    report: format!("{report}{rest}").trim_end().to_string(),
+                });
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => {
+                return Ok(match (daemon, locked) {
+                    (Some(pid), true) => Started::StillInitializing { pid },
+                    _ => Started::SetupError {
+                        message: format!(
+                            "no word from the daemon process within {} s",
+                            timeout.as_secs()
+                        ),
+                    },
+                });
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(DaemonError::ReadReady(e.into())),
+        }
+        let mut buf = [0u8; 4096];
+        match file.read(&mut buf) {
+            Ok(0) => {
+                let how = end(daemon);
+                return Ok(Started::Died { how });
+            }
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DaemonError::ReadReady(e)),
+        }
+    }
+}
+
+/// Reaps a daemon process that has exited or is about to.
+fn reap(daemon: Option<i32>) {
+    if let Some(pid) = daemon {
+        let _ = waitpid(Pid::from_raw(pid), None);
+    }
+}
+
+/// Waits (bounded) for a failed daemon to exit, kills it if it does not,
+/// reaps it, and says how it ended.
+fn end(daemon: Option<i32>) -> String {
+    let Some(pid) = daemon else {
+        return "the daemon process ended before it started the Lisp".to_string();
+    };
+    if let Ok(fd) = PidFd::open(pid) {
+        if !fd.wait_exit(Duration::from_secs(10)) {
+            let _ = fd.signal(Signal::SIGKILL);
+            fd.wait_exit(Duration::from_secs(10));
+        }
+    }
+    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => {
+            format!("the Lisp (pid {pid}) exited with status {code} before it was ready")
+        }
+        Ok(WaitStatus::Signaled(_, signal, _)) => {
+            format!(
+                "the Lisp (pid {pid}) was killed by {} before it was ready",
+                signal.as_str()
+            )
+        }
+        _ => format!("the Lisp (pid {pid}) closed its readiness pipe before it was ready"),
+    }
+}

@@ -1,0 +1,168 @@
+;;;; The daemonization bootstrap: the program the Lisp loads (through an
+;;;; inherited file descriptor, never argv) to run a daemon's code.
+;;;;
+;;;; The tool prepends the parameters below as DEFPARAMETER forms; the user's
+;;;; functions arrive as their verbatim source text and are read here, in
+;;;; CL-USER with *READ-EVAL* true, exactly as the original library read them.
+;;;;
+;;;; Parameters:
+;;;;   *NAME*            daemon name for messages, or NIL
+;;;;   *MODE*            :DAEMON (stay alive until stopped), :FOREGROUND
+;;;;                     (nodaemon: REPL on a terminal, else wait), or
+;;;;                     :CALL (call *MAIN-FUNCTION* with *ARGS* and exit)
+;;;;   *READY-FD*        fd of the readiness pipe, or NIL
+;;;;   *CLOSE-FDS*       fds to mark close-on-exec (pid-file lock, ...)
+;;;;   *REQUIRED-MODULES*       modules to REQUIRE first, because the code names them
+;;;;   *BEFORE-INIT-FN*  source text of :before-init-fn, or NIL
+;;;;   *MAIN-FUNCTION*   source text of :main-function, or NIL
+;;;;   *ARGS*            arguments for :CALL mode
+
+(defun ready-stream ()
+  (and *ready-fd*
+       (or (get '*ready-fd* 'stream)
+           (setf (get '*ready-fd* 'stream)
+                 (sb-sys:make-fd-stream *ready-fd* :output t :buffering :full
+                                                   :external-format :utf-8)))))
+
+(defun report (kind &optional text)
+  "Tells the starting process KIND (ready or error), then closes the pipe.
+Errors are ignored: the starter may be gone (killed while waiting)."
+  (let ((stream (ready-stream)))
+    (when stream
+      (ignore-errors
+       (write-line kind stream)
+       (when text (write-string text stream))
+       (finish-output stream))
+      (ignore-errors (close stream))
+      (setf *ready-fd* nil))))
+
+(defun set-cloexec (fd)
+  ;; fcntl (fd, F_SETFD, FD_CLOEXEC): the Lisp's own children must not
+  ;; inherit the pid-file lock or the readiness pipe.
+  (sb-alien:alien-funcall
+   (sb-alien:extern-alien "fcntl" (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int))
+   fd 2 1))
+
+(defun message (control &rest args)
+  (ignore-errors
+   (format *error-output* "~&~?~%" control args)
+   (finish-output *error-output*)))
+
+(defun condition-text (condition)
+  (or (ignore-errors
+       (let ((*print-readably* nil) (*print-length* 20) (*print-level* 5))
+         (princ-to-string condition)))
+      "(unprintable condition)"))
+
+(defun backtrace-text (count)
+  "The frames of the current backtrace between the signalling of the
+condition and the bootstrap's own frames, at most COUNT of them."
+  (let* ((text (or (ignore-errors
+                    (with-output-to-string (s)
+                      (let ((*print-readably* nil) (*print-length* 10) (*print-level* 3))
+                        (sb-debug:print-backtrace :count 200 :stream s))))
+                   ""))
+         (lines (with-input-from-string (s text)
+                  (loop for line = (read-line s nil) while line collect line)))
+         (signal (position-if (lambda (l) (search "%SIGNAL" l)) lines))
+         (lines (if signal (nthcdr (1+ signal) lines) (rest lines)))
+         (ours (position-if (lambda (l) (search "DAEMONIZATION-BOOTSTRAP::" l)) lines)))
+    (format nil "~{  ~a~%~}" (subseq lines 0 (min count (or ours (length lines)))))))
+
+(defun failure-text (condition where)
+  (format nil "~a~%(a condition of type ~s, signalled by ~(~s~))~%Backtrace:~%~a"
+          (condition-text condition) (type-of condition) where (backtrace-text 15)))
+
+(defun stop (signal info context)
+  (declare (ignore info context))
+  (message "Stop ~@[~a ~]daemon (signal ~d)" *name* signal)
+  (sb-ext:exit :code 0 :abort nil :timeout 5))
+
+(defun die-on-unhandled-error (condition hook)
+  (declare (ignore hook))
+  (message "Unhandled error in ~@[~a ~]daemon: ~a" *name*
+           (failure-text condition (if (sb-thread:main-thread-p)
+                                       "the main thread"
+                                       (format nil "the thread ~s" (sb-thread:thread-name sb-thread:*current-thread*)))))
+  (report "error" (failure-text condition "the daemon"))
+  (sb-ext:exit :code 70 :abort t))
+
+(defparameter *module-packages*
+  '(("ASDF" . "ASDF") ("UIOP" . "ASDF")
+    ("SB-POSIX" . "SB-POSIX") ("SB-INTROSPECT" . "SB-INTROSPECT")
+    ("SB-BSD-SOCKETS" . "SB-BSD-SOCKETS") ("SB-CLTL2" . "SB-CLTL2")
+    ("SB-CONCURRENCY" . "SB-CONCURRENCY") ("SB-ROTATE-BYTE" . "SB-ROTATE-BYTE")
+    ("SB-MD5" . "SB-MD5") ("SB-SPROF" . "SB-SPROF") ("SB-UNIX" . nil))
+  "Packages whose module is loaded on demand when the user's code names them.")
+
+(defun read-user-form (text)
+  "Reads TEXT as the original did; a package of a known module that is not
+loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
+  (let ((tried '()))
+    (loop
+      (handler-case
+          (return
+            (with-standard-io-syntax
+              (let ((*package* (find-package "COMMON-LISP-USER"))
+                    (*read-eval* t))
+                (read-from-string text))))
+        (package-error (c)
+          (let* ((name (ignore-errors (string (package-error-package c))))
+                 (module (cdr (assoc name *module-packages* :test #'equal))))
+            (if (and module (not (member module tried :test #'equal)))
+                (progn (push module tried) (require module))
+                (error c))))))))
+
+(defun user-function (text)
+  (when text
+    (let ((form (read-user-form text)))
+      (cond ((functionp form) form)
+            ((and form (symbolp form))
+             (lambda (&rest args) (apply (fdefinition form) args)))
+            ((consp form) (eval form))
+            (t (error "~s is not a function" form))))))
+
+(defun call-user (key text &rest args)
+  (handler-bind ((serious-condition
+                   (lambda (c)
+                     (let ((text (failure-text c key)))
+                       (if (eq *mode* :foreground)
+                           (message "ERROR: ~a" text)
+                           (report "error" text))
+                       (sb-ext:exit :code 1 :abort t)))))
+    (let ((fn (user-function text)))
+      (when fn (apply fn args)))))
+
+(defun wait-until-stopped ()
+  (loop (sleep 3600)))
+
+(defun run ()
+  (dolist (fd (if *ready-fd* (cons *ready-fd* *close-fds*) *close-fds*))
+    (set-cloexec fd))
+  (sb-sys:enable-interrupt sb-unix:sigusr1 #'stop)
+  (sb-sys:enable-interrupt sb-unix:sigterm #'stop)
+  (unless (and (eq *mode* :foreground) (interactive-stream-p *standard-input*))
+    (sb-sys:enable-interrupt sb-unix:sigint #'stop))
+  (setf sb-ext:*invoke-debugger-hook* #'die-on-unhandled-error
+        *debugger-hook* #'die-on-unhandled-error)
+  (dolist (module *required-modules*) (require module))
+  (in-package "COMMON-LISP-USER")
+  (ecase *mode*
+    (:call
+     (apply #'call-user :before-parent-exit-fn *main-function* *args*)
+     (sb-ext:exit :code 0))
+    (:daemon
+     (call-user :before-init-fn *before-init-fn*)
+     (call-user :main-function *main-function*)
+     (report "ready")
+     (wait-until-stopped))
+    (:foreground
+     (call-user :before-init-fn *before-init-fn*)
+     (call-user :main-function *main-function*)
+     (if (interactive-stream-p *standard-input*)
+         (progn (setf *debugger-hook* nil)
+                (sb-ext:enable-debugger)
+                (sb-impl::toplevel-repl nil))
+         (wait-until-stopped)))))
+
+(run)

@@ -1,0 +1,193 @@
+//! The launch plan: a `DaemonSpec` → the exact program, arguments,
+//! environment and bootstrap Lisp program for one Lisp implementation.
+//!
+//! Pure and tested by equality; `crate::daemon` turns a plan into a process
+//! in exactly one place. The user's code travels in the bootstrap, which the
+//! Lisp reads from an inherited descriptor: it never appears in argv, which
+//! any user can read.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::config::{DaemonSpec, LispCode, lisp_string};
+use crate::reader::Features;
+
+/// Where the Lisp finds the bootstrap program.
+pub const BOOTSTRAP_FD: i32 = 3;
+/// The readiness pipe: the bootstrap writes `ready`, or `error` and the text.
+pub const READY_FD: i32 = 4;
+/// The pid file, locked by the daemon process for its whole life.
+pub const LOCK_FD: i32 = 5;
+
+/// The bootstrap's body: a readable Lisp file in the source tree.
+const BOOTSTRAP: &str = include_str!("bootstrap.lisp");
+
+/// A Lisp implementation the tool can run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runner {
+    /// The program to run: `$LISP_RUNNER` or `sbcl`, a name looked up on
+    /// PATH or a path.
+    pub program: OsString,
+    pub features: Features,
+}
+
+impl Runner {
+    /// SBCL, run as `program`.
+    pub fn sbcl(program: impl Into<OsString>) -> Runner {
+        Runner {
+            program: program.into(),
+            features: Features::sbcl_linux_x86_64(),
+        }
+    }
+
+    /// The runner chosen by `LISP_RUNNER` (as in daemon.sh), default `sbcl`.
+    pub fn from_env_value(value: Option<OsString>) -> Runner {
+        Runner::sbcl(
+            value
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "sbcl".into()),
+        )
+    }
+}
+
+/// How the Lisp runs the conf's code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `start`: report readiness on `READY_FD`, then stay alive until stopped.
+    Daemon,
+    /// `nodaemon`: in the foreground; after `:main-function`, a REPL on a
+    /// terminal, else wait until stopped.
+    Foreground,
+    /// `:before-parent-exit-fn`: call it with `(pid status)` and exit.
+    ParentExit { pid: i32, status: i32 },
+}
+
+/// Everything needed to start the Lisp, as data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchPlan {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Variables set on top of the inherited environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// The Lisp program read from `BOOTSTRAP_FD`.
+    pub bootstrap: String,
+}
+
+/// The plan for running `spec` in `mode` on `runner`.
+pub fn plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode) -> LaunchPlan {
+    let bootstrap_path = format!("/dev/fd/{BOOTSTRAP_FD}");
+    LaunchPlan {
+        program: runner.program.clone(),
+        // Init files (~/.sbclrc, which loads Quicklisp for most users) are
+        // kept, as daemon.sh kept them; no banner; no interactive debugger.
+        args: [
+            "--noinform",
+            "--disable-debugger",
+            "--load",
+            &bootstrap_path,
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect(),
+        env: Vec::new(),
+        bootstrap: bootstrap(spec, mode),
+    }
+}
+
+/// The bootstrap program: parameters, then the body from `bootstrap.lisp`.
+pub fn bootstrap(spec: &DaemonSpec, mode: &Mode) -> String {
+    let code = |c: &Option<LispCode>| {
+        c.as_ref()
+            .map_or("nil".to_string(), |c| lisp_string(&c.text))
+    };
+    let (mode_name, ready_fd, close_fds, main, args) = match mode {
+        Mode::Daemon => (
+            ":daemon",
+            READY_FD.to_string(),
+            format!("({LOCK_FD})"),
+            &spec.main_function,
+            "nil".to_string(),
+        ),
+        Mode::Foreground => (
+            ":foreground",
+            "nil".to_string(),
+            "nil".to_string(),
+            &spec.main_function,
+            "nil".to_string(),
+        ),
+        Mode::ParentExit { pid, status } => (
+            ":call",
+            "nil".to_string(),
+            "nil".to_string(),
+            &spec.before_parent_exit_fn,
+            format!("({pid} {status})"),
+        ),
+    };
+    let before_init = match mode {
+        Mode::ParentExit { .. } => &None,
+        _ => &spec.before_init_fn,
+    };
+    let texts = [before_init, main]
+        .into_iter()
+        .flatten()
+        .map(|c| c.text.as_str());
+    let modules: Vec<String> = modules_named(texts)
+        .iter()
+        .map(|m| lisp_string(m))
+        .collect();
+    let name = spec.name.as_deref().map_or("nil".to_string(), lisp_string);
+    format!(
+        "(defpackage \"DAEMONIZATION-BOOTSTRAP\" (:use \"COMMON-LISP\"))\n\
+         (in-package \"DAEMONIZATION-BOOTSTRAP\")\n\
+         (defparameter *name* {name})\n\
+         (defparameter *mode* {mode_name})\n\
+         (defparameter *ready-fd* {ready_fd})\n\
+         (defparameter *close-fds* '{close_fds})\n\
+         (defparameter *required-modules* '({modules}))\n\
+         (defparameter *before-init-fn* {before})\n\
+         (defparameter *main-function* {main})\n\
+         (defparameter *args* '{args})\n\
+         {BOOTSTRAP}",
+        modules = modules.join(" "),
+        before = code(before_init),
+        main = code(main),
+    )
+}
+
+/// The modules the original's image had loaded (ASDF, `sb-posix`,
+/// `sb-introspect`) that this code names, so they are loaded before it runs.
+/// Code that names them in symbols is covered by the bootstrap's on-demand
+/// loading too; this also covers `(find-symbol "X" :asdf)` and the like.
+pub fn modules_named<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<&'static str> {
+    const MODULES: &[(&str, &str)] = &[
+        ("asdf", "ASDF"),
+        ("uiop", "ASDF"),
+        ("sb-posix", "SB-POSIX"),
+        ("sb-introspect", "SB-INTROSPECT"),
+    ];
+    let mut found = Vec::new();
+    for text in texts {
+        let lower = text.to_lowercase();
+        for (needle, module) in MODULES {
+            if lower.contains(needle) && !found.contains(module) {
+                found.push(*module);
+            }
+        }
+    }
+    found
+}
+
+/// The basename of a program, to recognise a Lisp in `/proc/PID/cmdline`.
+pub fn is_lisp_program(argv0: &Path) -> bool {
+    const LISPS: &[&str] = &[
+        "sbcl", "ecl", "clisp", "lisp.run", "ccl", "ccl64", "lx86cl", "lx86cl64", "lisp", "alisp",
+        "mlisp", "cmucl", "abcl",
+    ];
+    argv0
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| LISPS.contains(&n))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! Launch plans, checked by equality: no process is started here.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::config::FunctionShape;
+
+fn code(text: &str) -> Option<LispCode> {
+    Some(LispCode {
+        text: text.to_string(),
+        shape: FunctionShape::ReadEval,
+        origin: (PathBuf::from("/c.conf"), 1, 1),
+    })
+}
+
+fn spec() -> DaemonSpec {
+    DaemonSpec {
+        name: Some("web \"1\"".into()),
+        main_function: code("#.(lambda () (asdf:load-system :swank))"),
+        before_init_fn: code("#'(lambda () (print \"init\"))"),
+        before_parent_exit_fn: code("(lambda (pid status) (print (list pid status)))"),
+        ..DaemonSpec::default()
+    }
+}
+
+#[test]
+fn daemon_plan_keeps_code_out_of_argv() {
+    let plan = plan(&spec(), &Runner::from_env_value(None), &Mode::Daemon);
+    assert_eq!(plan.program, OsString::from("sbcl"));
+    assert_eq!(
+        plan.args,
+        ["--noinform", "--disable-debugger", "--load", "/dev/fd/3"]
+    );
+    assert!(plan.env.is_empty());
+    let header = "(defpackage \"DAEMONIZATION-BOOTSTRAP\" (:use \"COMMON-LISP\"))\n\
+                  (in-package \"DAEMONIZATION-BOOTSTRAP\")\n\
+                  (defparameter *name* \"web \\\"1\\\"\")\n\
+                  (defparameter *mode* :daemon)\n\
+                  (defparameter *ready-fd* 4)\n\
+                  (defparameter *close-fds* '(5))\n\
+                  (defparameter *required-modules* '(\"ASDF\"))\n\
+                  (defparameter *before-init-fn* \"#'(lambda () (print \\\"init\\\"))\")\n\
+                  (defparameter *main-function* \"#.(lambda () (asdf:load-system :swank))\")\n\
+                  (defparameter *args* 'nil)\n";
+    assert_eq!(plan.bootstrap, format!("{header}{BOOTSTRAP}"));
+}
+
+#[test]
+fn runner_comes_from_lisp_runner() {
+    let plan = plan(
+        &spec(),
+        &Runner::from_env_value(Some("/opt/sbcl/bin/sbcl".into())),
+        &Mode::Foreground,
+    );
+    assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
+    assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n"));
+    let empty = Runner::from_env_value(Some("".into()));
+    assert_eq!(empty.program, OsString::from("sbcl"));
+}
+
+#[test]
+fn parent_exit_plan_calls_only_that_function() {
+    let plan = plan(
+        &spec(),
+        &Runner::sbcl("sbcl"),
+        &Mode::ParentExit {
+            pid: 42,
+            status: 10,
+        },
+    );
+    assert!(plan.bootstrap.contains(
+        "(defparameter *mode* :call)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n\
+         (defparameter *required-modules* '())\n(defparameter *before-init-fn* nil)\n\
+         (defparameter *main-function* \"(lambda (pid status) (print (list pid status)))\")\n\
+         (defparameter *args* '(42 10))\n"
+    ));
+}
+
+#[test]
+fn modules_are_found_by_name() {
+    assert_eq!(
+        modules_named(["(sb-posix:getpid)", "(find-symbol \"X\" :UIOP)"]),
+        ["SB-POSIX", "ASDF"]
+    );
+    assert!(modules_named(["(lambda () (print 1))"]).is_empty());
+}
+
+#[test]
+fn lisp_programs_are_recognised() {
+    assert!(is_lisp_program(std::path::Path::new("/usr/bin/sbcl")));
+    assert!(is_lisp_program(std::path::Path::new("sbcl")));
+    assert!(!is_lisp_program(std::path::Path::new("/bin/sleep")));
+}
