@@ -59,3 +59,144 @@ pub fn sbcl_script(dir: &Path, program: &str) -> String {
 pub fn lisp_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// Waits until `cond` holds, up to `secs` seconds; false on timeout.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A test's own directory: pid files, confs and the files daemons write;
+/// kills, by pid, every daemon it was told about when dropped.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pids: std::cell::RefCell<Vec<i32>>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+            pids: Default::default(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a conf file and returns its path.
+    pub fn conf(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A conf example from `conf-examples/`, with text replaced.
+    pub fn example(&self, name: &str, replace: &[(&str, &str)]) -> PathBuf {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf-examples")
+            .join(name);
+        let mut text = std::fs::read_to_string(source).unwrap();
+        for (from, to) in replace {
+            assert!(text.contains(from), "{name} has no {from:?}");
+            text = text.replace(from, to);
+        }
+        self.conf(name, &text)
+    }
+
+    /// Runs the binary with pid files in this sandbox; remembers any pid
+    /// it prints, to kill it at the end.
+    pub fn run(&self, conf: &Path, args: &[&str]) -> Output {
+        self.run_with(conf, args, &[])
+    }
+
+    pub fn run_with(&self, conf: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(bin());
+        command
+            .arg(conf)
+            .args(args)
+            .env("DAEMONIZATION_PID_DIR", self.dir.path())
+            .env_remove("DAEMONIZATION_DEFAULT_CONF")
+            .env_remove("LISP_RUNNER");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("run daemonization");
+        let line = stdout(&out);
+        let daemon = ["success started", "success restarted", "running"];
+        if daemon.iter().any(|d| line.starts_with(d))
+            && let Some(pid) = pid_in(&line) {
+                self.track(pid);
+            }
+        out
+    }
+
+    pub fn track(&self, pid: i32) {
+        self.pids.borrow_mut().push(pid);
+    }
+
+    /// The pid file of a conf whose `:pid-file` is `name`.
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        self.path(name)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for pid in self.pids.borrow().iter() {
+            if alive(*pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// The pid in a result line: `... (pid = N ...`.
+pub fn pid_in(line: &str) -> Option<i32> {
+    let rest = &line[line.find("(pid = ")? + 7..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Asserts exit code and exact stdout line of a run.
+#[track_caller]
+pub fn assert_line(out: &Output, code: i32, line: &str) {
+    assert_eq!(
+        (out.status.code(), stdout(out).as_str()),
+        (Some(code), format!("{line}\n").as_str()),
+        "stderr: {}",
+        stderr(out)
+    );
+}

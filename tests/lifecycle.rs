@@ -1,0 +1,680 @@
+//! The daemon lifecycle on real SBCL: every command of daemon.sh, with the
+//! daemons' work checked for real (files they write, a swank client).
+
+mod util;
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::*;
+
+/// A heartbeat daemon from the example, writing into the sandbox.
+fn heartbeat(sb: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = sb.path("heartbeat.log");
+    let conf = sb.example(
+        "heartbeat.conf",
+        &[("/tmp/daemonization-heartbeat.log", log.to_str().unwrap())],
+    );
+    (conf, log)
+}
+
+fn lines(path: &Path) -> usize {
+    fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+fn started_pid(out: &std::process::Output) -> i32 {
+    pid_in(&stdout(out))
+        .unwrap_or_else(|| panic!("no pid in {:?} / {:?}", stdout(out), stderr(out)))
+}
+
+/// The original's command sequence, each line and exit code checked.
+#[test]
+fn original_sequence() {
+    let sb = Sandbox::new();
+    let (conf, log) = heartbeat(&sb);
+    let pf = sb.pid_file("heartbeat.pid");
+    let p = pf.display();
+
+    let out = sb.run(&conf, &["start"]);
+    let pid1 = started_pid(&out);
+    assert_line(
+        &out,
+        0,
+        &format!("success started (pid = {pid1} pid-file = {p})"),
+    );
+    assert_eq!(fs::read_to_string(&pf).unwrap(), format!("{pid1}\n"));
+    assert!(wait_until(10, || lines(&log) >= 2), "the daemon beats");
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {pid1} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid1} pid-file = {p})"),
+    );
+    assert!(!alive(pid1));
+    assert!(!pf.exists());
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        3,
+        &format!("not-running - no-pid-file (pid-file = {p})"),
+    );
+
+    let out = sb.run(&conf, &["start"]);
+    let pid2 = started_pid(&out);
+    assert_line(
+        &out,
+        0,
+        &format!("success started (pid = {pid2} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["kill"]),
+        0,
+        &format!("success killed (pid = {pid2} pid-file = {p})"),
+    );
+    assert!(!alive(pid2));
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        3,
+        &format!("not-running - no-pid-file (pid-file = {p})"),
+    );
+
+    let pid3 = started_pid(&sb.run(&conf, &["start"]));
+    let out = sb.run(&conf, &["restart"]);
+    let pid4 = started_pid(&out);
+    assert_ne!(pid3, pid4);
+    assert!(!alive(pid3));
+    assert_line(
+        &out,
+        0,
+        &format!("success restarted (pid = {pid4} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {pid4} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid4} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("failed stopped - no-pid-file (pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["kill"]),
+        0,
+        &format!("failed killed - no-pid-file (pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["zap"]),
+        0,
+        &format!("failed zapped - no-pid-file (pid-file = {p})"),
+    );
+}
+
+/// Sends one swank request and returns the reply's text.
+fn swank_request(port: u16, form: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("swank answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let payload = form.as_bytes();
+    stream
+        .write_all(format!("{:06x}", payload.len()).as_bytes())
+        .unwrap();
+    stream.write_all(payload).unwrap();
+    loop {
+        let mut header = [0u8; 6];
+        stream.read_exact(&mut header).unwrap();
+        let len = usize::from_str_radix(std::str::from_utf8(&header).unwrap(), 16).unwrap();
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        if body.starts_with("(:return") {
+            return body;
+        }
+    }
+}
+
+/// Swank end to end: when start returns, the server answers, and the pid
+/// it reports is the one in the start line and in the pid file.
+#[test]
+fn swank_answers_when_start_returns() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let conf = sb.example("swank.conf", &[(":port 4005", &format!(":port {port}"))]);
+    let out = sb.run(&conf, &["start"]);
+    let pid = started_pid(&out);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success started (pid = {pid} pid-file = {})",
+            sb.pid_file("swank.pid").display()
+        ),
+    );
+    let reply = swank_request(
+        port,
+        "(:emacs-rex (swank:connection-info) \"COMMON-LISP-USER\" t 1)",
+    );
+    assert!(reply.contains(&format!(":pid {pid} ")), "{reply}");
+    assert_eq!(
+        fs::read_to_string(sb.pid_file("swank.pid")).unwrap().trim(),
+        pid.to_string()
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(pid));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the server is gone"
+    );
+}
+
+/// A failing main function: exit 1, the Lisp's error text, nothing left.
+#[test]
+fn failing_main_function_leaves_nothing_behind() {
+    let sb = Sandbox::new();
+    let marker = sb.path("lisp.pid");
+    let conf = sb.conf(
+        "fail.conf",
+        &format!(
+            "(:pid-file \"fail.pid\" :main-function #.(lambda ()\n\
+             (with-open-file (s {} :direction :output) (print (sb-posix:getpid) s))\n\
+             (load \"/nonexistent/daemonization-test.lisp\")))",
+            lisp_string(marker.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - main-function-error (pid-file = {})",
+            sb.pid_file("fail.pid").display()
+        ),
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(
+            "ERROR: Couldn't load \"/nonexistent/daemonization-test.lisp\": file does not exist.\n"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("SB-INT:SIMPLE-FILE-ERROR"), "{err}");
+    let lisp: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    assert!(!alive(lisp), "the failed Lisp is gone");
+    assert!(!sb.pid_file("fail.pid").exists());
+}
+
+/// The failing example, as shipped.
+#[test]
+fn failing_example_reports_the_missing_file() {
+    let sb = Sandbox::new();
+    let conf = sb.example("failing.conf", &[]);
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/daemonization-example/start.lisp"));
+    assert!(!sb.pid_file("failing.pid").exists());
+}
+
+/// 20 concurrent starts of one conf: one daemon, the others already-running.
+#[test]
+fn concurrent_starts_make_one_daemon() {
+    let sb = Sandbox::new();
+    let runs = sb.path("runs.log");
+    let conf = sb.conf(
+        "one.conf",
+        &format!(
+            "(:pid-file \"one.pid\" :main-function #.(lambda ()\n\
+             (with-open-file (s {} :direction :output :if-exists :append :if-does-not-exist :create)\n\
+             (format s \"~d~%\" (sb-posix:getpid)))))",
+            lisp_string(runs.to_str().unwrap())
+        ),
+    );
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new(bin())
+                .arg(&conf)
+                .arg("start")
+                .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let pids: Vec<i32> = outs.iter().filter_map(|o| pid_in(&stdout(o))).collect();
+    for pid in &pids {
+        sb.track(*pid);
+    }
+    assert!(
+        outs.iter().all(|o| o.status.code() == Some(0)),
+        "{:?}",
+        outs.iter().map(stderr).collect::<Vec<_>>()
+    );
+    let started = outs
+        .iter()
+        .filter(|o| stdout(o).starts_with("success started (pid = "))
+        .count();
+    let already = outs
+        .iter()
+        .filter(|o| stdout(o).starts_with("success started - already-running (pid = "))
+        .count();
+    assert_eq!((started, already), (1, 19));
+    assert_eq!(pids.len(), 20);
+    assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
+    assert_eq!(
+        fs::read_to_string(sb.pid_file("one.pid")).unwrap(),
+        format!("{}\n", pids[0])
+    );
+    assert_eq!(
+        fs::read_to_string(&runs).unwrap(),
+        format!("{}\n", pids[0]),
+        "one Lisp ran"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// A pid file naming a live process that is not our daemon: stale, and
+/// neither stop nor kill signals it.
+#[test]
+fn unrelated_process_in_pid_file_is_never_signalled() {
+    let sb = Sandbox::new();
+    let conf = sb.conf("x.conf", "(:pid-file \"x.pid\")");
+    let mut sleep = Command::new("sleep").arg("60").spawn().unwrap();
+    let spid = sleep.id() as i32;
+    let pf = sb.pid_file("x.pid");
+    let p = pf.display();
+    fs::write(&pf, format!("{spid}\n")).unwrap();
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        1,
+        &format!("not-running - service-unavailable (pid = {spid} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("failed stopped - not-running (pid = {spid} pid-file = {p})"),
+    );
+    assert!(!pf.exists(), "the stale pid file is removed");
+    fs::write(&pf, format!("{spid}\n")).unwrap();
+    assert_line(
+        &sb.run(&conf, &["kill"]),
+        0,
+        &format!("failed killed - not-running (pid = {spid} pid-file = {p})"),
+    );
+    assert!(alive(spid), "sleep was not signalled");
+    fs::write(&pf, format!("{spid}\n")).unwrap();
+    assert_line(
+        &sb.run(&conf, &["zap"]),
+        0,
+        &format!("success zapped (pid-file = {p})"),
+    );
+    assert!(alive(spid));
+    sleep.kill().unwrap();
+    sleep.wait().unwrap();
+}
+
+/// A daemon that ignores SIGUSR1 is killed after the stop timeout.
+#[test]
+fn stop_kills_after_the_stop_timeout() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "deaf.conf",
+        "(:pid-file \"deaf.pid\" :stop-timeout 1 :main-function #.(lambda ()\n\
+         (sb-sys:enable-interrupt sb-unix:sigusr1 (lambda (&rest args) (declare (ignore args))))))",
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let out = sb.run(&conf, &["stop"]);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success stopped (pid = {pid} pid-file = {})",
+            sb.pid_file("deaf.pid").display()
+        ),
+    );
+    assert!(!alive(pid));
+    assert!(!sb.pid_file("deaf.pid").exists());
+}
+
+/// A stopped daemon exits cleanly: its exit hooks run.
+#[test]
+fn stop_is_graceful() {
+    let sb = Sandbox::new();
+    let bye = sb.path("bye");
+    let conf = sb.conf(
+        "g.conf",
+        &format!(
+            "(:pid-file \"g.pid\" :name \"graceful\" :main-function #.(lambda ()\n\
+             (push (lambda () (with-open-file (s {} :direction :output) (write-line \"bye\" s))) sb-ext:*exit-hooks*)))",
+            lisp_string(bye.to_str().unwrap())
+        ),
+    );
+    started_pid(&sb.run(&conf, &["start"]));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert_eq!(fs::read_to_string(&bye).unwrap(), "bye\n");
+}
+
+/// start killed with SIGKILL while it waits: the daemon goes on, and the
+/// next status and start see it.
+#[test]
+fn start_killed_while_waiting() {
+    let sb = Sandbox::new();
+    let go = sb.path("go");
+    let conf = sb.conf(
+        "slow.conf",
+        &format!(
+            "(:pid-file \"slow.pid\" :main-function #.(lambda ()\n\
+             (loop until (probe-file {}) do (sleep 0.05))))",
+            lisp_string(go.to_str().unwrap())
+        ),
+    );
+    let mut starter = Command::new(bin())
+        .arg(&conf)
+        .arg("start")
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pf = sb.pid_file("slow.pid");
+    assert!(wait_until(30, || fs::read_to_string(&pf)
+        .is_ok_and(|t| t.ends_with('\n'))));
+    let pid: i32 = fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
+    sb.track(pid);
+    starter.kill().unwrap();
+    starter.wait().unwrap();
+    let p = pf.display();
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {pid} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["start"]),
+        0,
+        &format!("success started - already-running (pid = {pid} pid-file = {p})"),
+    );
+    fs::write(&go, "").unwrap();
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        3,
+        &format!("not-running - no-pid-file (pid-file = {p})"),
+    );
+}
+
+/// A symlinked pid file is refused, and its target left alone.
+#[test]
+fn symlinked_pid_file_is_refused() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "s.conf",
+        "(:pid-file \"s.pid\" :main-function #.(lambda () 1))",
+    );
+    let target = sb.path("target");
+    fs::write(&target, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&target, sb.pid_file("s.pid")).unwrap();
+    let p = sb.pid_file("s.pid");
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - internal-error (pid-file = {})",
+            p.display()
+        ),
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: refusing the pid file {}: it is a symbolic link\n",
+            p.display()
+        )
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+    assert_eq!(sb.run(&conf, &["status"]).status.code(), Some(4));
+}
+
+/// A pid file writable by others is refused.
+#[test]
+fn group_writable_pid_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sb = Sandbox::new();
+    let conf = sb.conf("w.conf", "(:pid-file \"w.pid\")");
+    let pf = sb.pid_file("w.pid");
+    fs::write(&pf, "1\n").unwrap();
+    fs::set_permissions(&pf, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = sb.run(&conf, &["stop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: refusing the pid file {}: writable by group or others (mode 0666)\n",
+            pf.display()
+        )
+    );
+    assert!(pf.exists());
+}
+
+#[test]
+fn lisp_not_found_exits_5() {
+    let sb = Sandbox::new();
+    let conf = sb.conf("n.conf", "(:pid-file \"n.pid\")");
+    let out = sb.run_with(
+        &conf,
+        &["start"],
+        &[("LISP_RUNNER", "/nonexistent/bin/sbcl")],
+    );
+    assert_line(
+        &out,
+        5,
+        &format!(
+            "failed started - lisp-not-found (pid-file = {})",
+            sb.pid_file("n.pid").display()
+        ),
+    );
+    assert_eq!(
+        stderr(&out),
+        "ERROR: the Lisp program \"/nonexistent/bin/sbcl\" was not found; install it (on Debian: apt-get install sbcl) \
+         or choose another with the LISP_RUNNER environment variable\n"
+    );
+}
+
+/// Ready not within the start timeout: reported as still initializing.
+#[test]
+fn slow_start_is_still_initializing() {
+    let sb = Sandbox::new();
+    let go = sb.path("go");
+    let conf = sb.conf(
+        "slow.conf",
+        &format!(
+            "(:pid-file \"slow.pid\" :start-timeout 0.5 :main-function #.(lambda ()\n\
+             (loop until (probe-file {}) do (sleep 0.05))))",
+            lisp_string(go.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    let pid = pid_in(&stdout(&out)).unwrap();
+    sb.track(pid);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success started (pid = {pid} pid-file = {}) - still initializing",
+            sb.pid_file("slow.pid").display()
+        ),
+    );
+    fs::write(&go, "").unwrap();
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// The Lisp dying before it is ready: how it died, nothing left.
+#[test]
+fn death_before_ready_is_reported() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "d.conf",
+        "(:pid-file \"d.pid\" :main-function #.(lambda () (sb-ext:exit :code 3 :abort t)))",
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - died (pid-file = {})",
+            sb.pid_file("d.pid").display()
+        ),
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("ERROR: the Lisp (pid ")
+            && err.ends_with(") exited with status 3 before it was ready\n"),
+        "{err}"
+    );
+    assert!(!sb.pid_file("d.pid").exists());
+}
+
+/// `zap` refuses a live daemon's pid file unless forced.
+#[test]
+fn zap_refuses_a_running_daemon() {
+    let sb = Sandbox::new();
+    let (conf, _) = heartbeat(&sb);
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let p = sb.pid_file("heartbeat.pid");
+    assert_line(
+        &sb.run(&conf, &["zap"]),
+        1,
+        &format!(
+            "failed zapped - running (pid = {pid} pid-file = {})",
+            p.display()
+        ),
+    );
+    assert!(p.exists());
+    assert_line(
+        &sb.run(&conf, &["zap", "--force"]),
+        0,
+        &format!("success zapped (pid-file = {})", p.display()),
+    );
+    assert!(!p.exists());
+    assert!(alive(pid), "zap never signals");
+}
+
+/// `--print plist` is the original's result plist, `json` the same fields.
+#[test]
+fn print_styles() {
+    let sb = Sandbox::new();
+    let conf = sb.conf("p.conf", "(:pid-file \"p.pid\")");
+    let p = sb.pid_file("p.pid").display().to_string();
+    assert_line(
+        &sb.run(&conf, &["status", "--print", "plist"]),
+        3,
+        &format!(
+            "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file {})",
+            lisp_string(&p)
+        ),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop", "--print", "json"]),
+        0,
+        &format!(
+            "{{\"command\":\"stop\",\"pid\":null,\"pid-file\":{p:?},\"reason\":\"no-pid-file\",\"result\":\"failed\",\"status\":null}}"
+        ),
+    );
+    let out = sb.run(&conf, &["status", "--print", "none"]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(3), ""));
+}
+
+/// `:before-parent-exit-fn` is called with (pid 10) once the daemon is up.
+#[test]
+fn before_parent_exit_fn_gets_pid_and_status() {
+    let sb = Sandbox::new();
+    let record = sb.path("record");
+    let conf = sb.conf(
+        "b.conf",
+        &format!(
+            "(:pid-file \"b.pid\" :main-function #.(lambda () t)\n\
+             :before-parent-exit-fn #'(lambda (pid status)\n\
+               (with-open-file (s {} :direction :output) (prin1 (list pid status) s))))",
+            lisp_string(record.to_str().unwrap())
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    assert_eq!(fs::read_to_string(&record).unwrap(), format!("({pid} 10)"));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// `nodaemon` runs in the foreground, prints nothing, stops on SIGTERM
+/// with status 0; an error after start ends it with status 70.
+#[test]
+fn nodaemon_runs_in_the_foreground() {
+    let sb = Sandbox::new();
+    let ran = sb.path("ran");
+    let conf = sb.conf(
+        "f.conf",
+        &format!(
+            "(:pid-file \"f.pid\" :main-function #.(lambda ()\n\
+             (with-open-file (s {} :direction :output) (print (sb-posix:getpid) s))))",
+            lisp_string(ran.to_str().unwrap())
+        ),
+    );
+    let child = Command::new(bin())
+        .arg(&conf)
+        .arg("nodaemon")
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.track(child.id() as i32);
+    assert!(wait_until(30, || fs::read_to_string(&ran)
+        .is_ok_and(|t| t.ends_with(' '))));
+    let pid: i32 = fs::read_to_string(&ran).unwrap().trim().parse().unwrap();
+    assert_eq!(
+        pid,
+        child.id() as i32,
+        "no fork: the Lisp is the process started"
+    );
+    assert!(!sb.pid_file("f.pid").exists(), "no pid file");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), ""));
+
+    let conf = sb.conf(
+        "e.conf",
+        "(:pid-file \"e.pid\" :main-function #.(lambda ()\n\
+         (sb-thread:make-thread (lambda () (sleep 0.2) (error \"late failure\")))))",
+    );
+    let out = Command::new(bin())
+        .arg(&conf)
+        .arg("nodaemon")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert!(stderr(&out).contains("late failure"));
+}
