@@ -361,10 +361,11 @@ fn end(daemon: Option<i32>) -> String {
         return "the daemon process ended before it started the Lisp".to_string();
     };
     if let Ok(fd) = PidFd::open(pid)
-        && !fd.wait_exit(Duration::from_secs(10)) {
-            let _ = fd.signal(Signal::SIGKILL);
-            fd.wait_exit(Duration::from_secs(10));
-        }
+        && !fd.wait_exit(Duration::from_secs(10))
+    {
+        let _ = fd.signal(Signal::SIGKILL);
+        fd.wait_exit(Duration::from_secs(10));
+    }
     match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::Exited(_, code)) => {
             format!("the Lisp (pid {pid}) exited with status {code} before it was ready")

@@ -155,9 +155,10 @@ impl Sandbox {
         let line = stdout(&out);
         let daemon = ["success started", "success restarted", "running"];
         if daemon.iter().any(|d| line.starts_with(d))
-            && let Some(pid) = pid_in(&line) {
-                self.track(pid);
-            }
+            && let Some(pid) = pid_in(&line)
+        {
+            self.track(pid);
+        }
         out
     }
 
