@@ -678,3 +678,59 @@ fn nodaemon_runs_in_the_foreground() {
     assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
     assert!(stderr(&out).contains("late failure"));
 }
+
+/// The daemon process is set up as a daemon: not a session leader, no
+/// terminal, cwd "/", the conf's umask, the code not in argv, no stray
+/// descriptors, and its pid directory created 0755.
+#[test]
+fn daemon_process_is_set_up_properly() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sb = Sandbox::new();
+    let made = sb.path("made");
+    let conf = sb.conf(
+        "setup.conf",
+        &format!(
+            "(:pid-file \"run/sub/setup.pid\" :pid-file-dir :this-dir :os-params (:linux-umask #o027)\n\
+             :main-function #.(lambda () (let ((secret \"hunter2\"))\n\
+               (with-open-file (s {} :direction :output) (format s \"~a ~a\" secret (sb-posix:getcwd))))))",
+            lisp_string(made.to_str().unwrap())
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let pid_dir = sb.path("run/sub");
+    assert_eq!(
+        fs::metadata(&pid_dir).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(fs::read_to_string(&made).unwrap(), "hunter2 /");
+    assert_eq!(
+        fs::metadata(&made).unwrap().permissions().mode() & 0o777,
+        0o640,
+        "umask #o027"
+    );
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let (sid, tty) = (fields[3].parse::<i32>().unwrap(), fields[4]);
+    assert_ne!(sid, pid, "not a session leader");
+    assert_eq!(tty, "0", "no controlling terminal");
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!cmdline.contains("hunter2"), "{cmdline}");
+    let null = Path::new("/dev/null");
+    for fd in 0..3 {
+        assert_eq!(fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap(), null);
+    }
+    let lock = fs::read_link(format!("/proc/{pid}/fd/5")).unwrap();
+    assert_eq!(lock, pid_dir.join("setup.pid"));
+    // The Lisp closes it right after writing "ready", which start may see first.
+    let ready_fd = format!("/proc/{pid}/fd/4");
+    assert!(
+        wait_until(10, || !Path::new(&ready_fd).exists()),
+        "the readiness pipe is closed once ready"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

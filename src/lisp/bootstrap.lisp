@@ -17,6 +17,13 @@
 ;;;;   *MAIN-FUNCTION*   source text of :main-function, or NIL
 ;;;;   *ARGS*            arguments for :CALL mode
 
+;;; The bootstrap's own functions are interpreted, not compiled: running the
+;;; native compiler on them costs about 12 MB of resident memory and most of
+;;; the start-up time. The user's code is read and compiled in the evaluator
+;;; mode the user had (see RUN).
+(defparameter *user-evaluator-mode* sb-ext:*evaluator-mode*)
+(setq sb-ext:*evaluator-mode* :interpret)
+
 (defun ready-stream ()
   (and *ready-fd*
        (or (get '*ready-fd* 'stream)
@@ -54,23 +61,41 @@ Errors are ignored: the starter may be gone (killed while waiting)."
          (princ-to-string condition)))
       "(unprintable condition)"))
 
+(defun frame-text (line)
+  "A backtrace line without its frame number."
+  (let ((colon (search ": " line)))
+    (if colon (subseq line (+ colon 2)) line)))
+
+(defun frame-starts-with (prefix line)
+  (eql 0 (search prefix (frame-text line))))
+
+(defun bootstrap-frame-p (line)
+  (some (lambda (prefix) (frame-starts-with prefix line))
+        '("(SB-EVAL::" "(SB-EVAL:" "(DAEMONIZATION-BOOTSTRAP::")))
+
 (defun backtrace-text (count)
-  "The frames of the current backtrace between the signalling of the
-condition and the bootstrap's own frames, at most COUNT of them."
+  "The frames between the signalling of the condition and the bootstrap's
+own (interpreted) frames, at most COUNT of them."
   (let* ((text (or (ignore-errors
                     (with-output-to-string (s)
-                      (let ((*print-readably* nil) (*print-length* 10) (*print-level* 3))
+                      (let ((*print-readably* nil) (*print-pretty* nil)
+                            (*print-length* 10) (*print-level* 3))
                         (sb-debug:print-backtrace :count 200 :stream s))))
                    ""))
          (lines (with-input-from-string (s text)
                   (loop for line = (read-line s nil) while line collect line)))
-         (signal (position-if (lambda (l) (search "%SIGNAL" l)) lines))
-         (lines (if signal (nthcdr (1+ signal) lines) (rest lines)))
-         (ours (position-if (lambda (l) (search "DAEMONIZATION-BOOTSTRAP::" l)) lines)))
+         (signal (position-if (lambda (l) (or (frame-starts-with "(SB-KERNEL::%SIGNAL " l)
+                                              (frame-starts-with "(INVOKE-DEBUGGER " l)))
+                              lines :from-end t))
+         (lines (if signal
+                    (nthcdr (1+ signal) lines)
+                    (member-if-not #'bootstrap-frame-p (rest lines))))
+         (ours (position-if #'bootstrap-frame-p lines)))
     (format nil "~{  ~a~%~}" (subseq lines 0 (min count (or ours (length lines)))))))
 
 (defun failure-text (condition where)
-  (format nil "~a~%(a condition of type ~s, signalled by ~(~s~))~%Backtrace:~%~a"
+  "The report of CONDITION, signalled in WHERE (a string)."
+  (format nil "~a~%(a condition of type ~s, signalled by ~a)~%Backtrace:~%~a"
           (condition-text condition) (type-of condition) where (backtrace-text 15)))
 
 (defun stop (signal info context)
@@ -83,7 +108,7 @@ condition and the bootstrap's own frames, at most COUNT of them."
   (message "Unhandled error in ~@[~a ~]daemon: ~a" *name*
            (failure-text condition (if (sb-thread:main-thread-p)
                                        "the main thread"
-                                       (format nil "the thread ~s" (sb-thread:thread-name sb-thread:*current-thread*)))))
+                                       (format nil "the thread ~s" (or (sb-thread:thread-name sb-thread:*current-thread*) "(unnamed)")))))
   (report "error" (failure-text condition "the daemon"))
   (sb-ext:exit :code 70 :abort t))
 
@@ -125,7 +150,7 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
 (defun call-user (key text &rest args)
   (handler-bind ((serious-condition
                    (lambda (c)
-                     (let ((text (failure-text c key)))
+                     (let ((text (failure-text c (format nil "~(~s~)" key))))
                        (if (eq *mode* :foreground)
                            (message "ERROR: ~a" text)
                            (report "error" text))
@@ -145,6 +170,7 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
     (sb-sys:enable-interrupt sb-unix:sigint #'stop))
   (setf sb-ext:*invoke-debugger-hook* #'die-on-unhandled-error
         *debugger-hook* #'die-on-unhandled-error)
+  (setq sb-ext:*evaluator-mode* *user-evaluator-mode*)
   (dolist (module *required-modules*) (require module))
   (in-package "COMMON-LISP-USER")
   (ecase *mode*

@@ -104,14 +104,14 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode) -> String {
         Mode::Daemon => (
             ":daemon",
             READY_FD.to_string(),
-            format!("({LOCK_FD})"),
+            format!("({BOOTSTRAP_FD} {LOCK_FD})"),
             &spec.main_function,
             "nil".to_string(),
         ),
         Mode::Foreground => (
             ":foreground",
             "nil".to_string(),
-            "nil".to_string(),
+            format!("({BOOTSTRAP_FD})"),
             &spec.main_function,
             "nil".to_string(),
         ),

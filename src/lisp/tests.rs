@@ -37,7 +37,7 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *name* \"web \\\"1\\\"\")\n\
                   (defparameter *mode* :daemon)\n\
                   (defparameter *ready-fd* 4)\n\
-                  (defparameter *close-fds* '(5))\n\
+                  (defparameter *close-fds* '(3 5))\n\
                   (defparameter *required-modules* '(\"ASDF\"))\n\
                   (defparameter *before-init-fn* \"#'(lambda () (print \\\"init\\\"))\")\n\
                   (defparameter *main-function* \"#.(lambda () (asdf:load-system :swank))\")\n\
@@ -53,7 +53,7 @@ fn runner_comes_from_lisp_runner() {
         &Mode::Foreground,
     );
     assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
-    assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n"));
+    assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* '(3))\n"));
     let empty = Runner::from_env_value(Some("".into()));
     assert_eq!(empty.program, OsString::from("sbcl"));
 }

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Benchmarks of daemonization, each against a baseline measured in the same
+run (medians). Not a test: it prints a table for the README.
+
+    cargo build --release && python3 scripts/bench.py [--runs N]
+
+Needs sbcl, cl-swank and start-stop-daemon (Debian's dpkg).
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "daemonization")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, deadline=120):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.002)
+    raise RuntimeError(f"port {port} never answered")
+
+
+def tool(env, conf, *args, check=True):
+    out = subprocess.run([BIN, conf, *args], env=env, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{args}: {out.stdout}{out.stderr}")
+    return out.stdout
+
+
+def pid_of(line):
+    return int(line.split("(pid = ")[1].split()[0])
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def timed(fn, runs):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=11)
+    runs = ap.parse_args().runs
+    if not os.access(BIN, os.X_OK):
+        sys.exit("build first: cargo build --release")
+    work = tempfile.mkdtemp(prefix="daemonization-bench-")
+    env = dict(os.environ, DAEMONIZATION_PID_DIR=work)
+    rows = []
+    try:
+        # 1. status of a running daemon vs start-stop-daemon --status.
+        idle = os.path.join(work, "idle.conf")
+        with open(idle, "w") as f:
+            f.write('(:pid-file "idle.pid" :main-function #.(lambda () t))')
+        tool(env, idle, "start")
+        pidfile = os.path.join(work, "idle.pid")
+        ours = timed(lambda: tool(env, idle, "status"), runs * 5)
+        ssd = shutil.which("start-stop-daemon") or "/sbin/start-stop-daemon"
+        base = timed(lambda: subprocess.run([ssd, "--status", "--pidfile", pidfile], check=True), runs * 5)
+        rows.append(("`status`", f"{ours*1000:.2f} ms", f"{base*1000:.2f} ms (start-stop-daemon --status)", ours / base, "≤ 2×"))
+
+        # 4. resident memory of a daemon that uses no ASDF vs bare sbcl sleeping.
+        daemon_rss = rss_kib(pid_of(tool(env, idle, "status")))
+        bare = subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval",
+                                 "(progn (with-open-file (s \"%s\" :direction :output) (print 1 s)) (sleep 600))" % os.path.join(work, "bare-ready")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not os.path.exists(os.path.join(work, "bare-ready")):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        bare_rss = rss_kib(bare.pid)
+        bare.kill()
+        bare.wait()
+        rss_row = ("resident memory, conf without ASDF", f"{daemon_rss/1024:.1f} MiB",
+                   f"{bare_rss/1024:.1f} MiB (bare sbcl sleeping)", None, "≤ +8 MB",
+                   f"+{(daemon_rss-bare_rss)/1024:.1f} MiB")
+
+        # 3. stop of a cooperative daemon.
+        def stop_once():
+            tool(env, idle, "start")
+            t = time.perf_counter()
+            tool(env, idle, "stop")
+            return time.perf_counter() - t
+        stop_time = statistics.median(stop_once() for _ in range(runs))
+
+        # 2. start-to-ready of swank.conf vs bare sbcl creating the server.
+        with open(os.path.join(ROOT, "conf-examples", "swank.conf")) as f:
+            swank_text = f.read()
+        def ours_swank():
+            port = free_port()
+            conf = os.path.join(work, "swank.conf")
+            with open(conf, "w") as f:
+                f.write(swank_text.replace(":port 4005", f":port {port}"))
+            t = time.perf_counter()
+            tool(env, conf, "start")
+            wait_port(port)
+            d = time.perf_counter() - t
+            tool(env, conf, "stop")
+            return d
+        def bare_swank():
+            port = free_port()
+            t = time.perf_counter()
+            p = subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval", "(require :asdf)",
+                                  "--eval", "(asdf:load-system :swank)", "--eval",
+                                  f"(funcall (find-symbol \"CREATE-SERVER\" :swank) :port {port} :dont-close t)",
+                                  "--eval", "(sleep 600)"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port)
+            d = time.perf_counter() - t
+            p.kill()
+            p.wait()
+            return d
+        ours_swank()  # warm the fasl cache
+        swank_ours = statistics.median(ours_swank() for _ in range(runs))
+        swank_bare = statistics.median(bare_swank() for _ in range(runs))
+        rows.append(("start-to-ready of swank.conf (port answers)", f"{swank_ours*1000:.0f} ms",
+                     f"{swank_bare*1000:.0f} ms (bare sbcl loading swank)", swank_ours / swank_bare, "≤ 1.1×"))
+        rows.append(("stop of a cooperative daemon", f"{stop_time*1000:.1f} ms", "–", None, "≤ 50 ms"))
+        rows.append(rss_row)
+
+        # 5. 50 daemons started in parallel, all ready, then stopped.
+        confs = []
+        for i in range(50):
+            c = os.path.join(work, f"p{i}.conf")
+            with open(c, "w") as f:
+                f.write(f'(:pid-file "p{i}.pid" :main-function #.(lambda () t))')
+            confs.append(c)
+        def fifty_ours():
+            t = time.perf_counter()
+            starts = [subprocess.Popen([BIN, c, "start"], env=env, stdout=subprocess.DEVNULL) for c in confs]
+            assert all(p.wait() == 0 for p in starts)
+            stops = [subprocess.Popen([BIN, c, "stop"], env=env, stdout=subprocess.DEVNULL) for c in confs]
+            assert all(p.wait() == 0 for p in stops)
+            return time.perf_counter() - t
+        def fifty_bare():
+            t = time.perf_counter()
+            marks = [os.path.join(work, f"b{i}") for i in range(50)]
+            procs = [subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval",
+                                       f"(progn (with-open-file (s \"{m}\" :direction :output :if-exists :supersede) (print 1 s)) (sleep 600))"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for m in marks]
+            while not all(os.path.exists(m) for m in marks):
+                time.sleep(0.005)
+            for p in procs:
+                p.kill()
+            for p in procs:
+                p.wait()
+            for m in marks:
+                os.unlink(m)
+            return time.perf_counter() - t
+        r = max(3, runs // 3)
+        par_ours = statistics.median(fifty_ours() for _ in range(r))
+        par_bare = statistics.median(fifty_bare() for _ in range(r))
+        rows.append(("50 daemons started in parallel, ready, stopped", f"{par_ours*1000:.0f} ms",
+                     f"{par_bare*1000:.0f} ms (50 bare sbcl started and killed)", par_ours / par_bare, "≤ 1.3×"))
+    finally:
+        for name in os.listdir(work):
+            if name.endswith(".conf"):
+                tool(env, os.path.join(work, name), "stop", check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("| what | daemonization | baseline (same run) | ratio | target |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        what, ours, base, ratio, target = row[:5]
+        shown = f"{ratio:.2f}×" if ratio is not None else (row[5] if len(row) > 5 else "–")
+        print(f"| {what} | {ours} | {base} | {shown} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
