@@ -734,3 +734,39 @@ fn daemon_process_is_set_up_properly() {
     );
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// restart whose new start fails: the old daemon is stopped, the failure
+/// is reported as for start, and no pid file or process is left.
+#[test]
+fn restart_with_a_failing_start_leaves_nothing() {
+    let sb = Sandbox::new();
+    let init = sb.path("init.lisp");
+    fs::write(&init, "(defvar *ok* t)\n").unwrap();
+    let conf = sb.conf(
+        "r.conf",
+        &format!(
+            "(:pid-file \"r.pid\" :main-function #.(lambda () (load {})))",
+            lisp_string(init.to_str().unwrap())
+        ),
+    );
+    let old = started_pid(&sb.run(&conf, &["start"]));
+    fs::remove_file(&init).unwrap();
+    let out = sb.run(&conf, &["restart"]);
+    let p = sb.pid_file("r.pid");
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed restarted - main-function-error (pid-file = {})",
+            p.display()
+        ),
+    );
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(!alive(old));
+    assert!(!p.exists());
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        3,
+        &format!("not-running - no-pid-file (pid-file = {})", p.display()),
+    );
+}
