@@ -770,3 +770,44 @@ fn restart_with_a_failing_start_leaves_nothing() {
         &format!("not-running - no-pid-file (pid-file = {})", p.display()),
     );
 }
+
+/// A pid file written by the original Lisp tool (no lock, no newline),
+/// naming a live SBCL started before it: trusted, and stop works.
+#[test]
+fn legacy_pid_file_of_a_live_lisp_is_trusted() {
+    let sb = Sandbox::new();
+    let ready = sb.path("ready");
+    let mut lisp = Command::new("sbcl")
+        .args(["--noinform", "--non-interactive", "--eval"])
+        .arg(format!(
+            "(progn (with-open-file (s {} :direction :output) (print 1 s)) (sleep 600))",
+            lisp_string(ready.to_str().unwrap())
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = lisp.id() as i32;
+    sb.track(pid);
+    assert!(wait_until(30, || ready.exists()));
+    let conf = sb.conf("legacy.conf", "(:pid-file \"legacy.pid\")");
+    let pf = sb.pid_file("legacy.pid");
+    fs::write(&pf, pid.to_string()).unwrap();
+    let p = pf.display();
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {pid} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["start"]),
+        0,
+        &format!("success started - already-running (pid = {pid} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid} pid-file = {p})"),
+    );
+    assert!(lisp.wait().is_ok());
+    assert!(!pf.exists());
+}
