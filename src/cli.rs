@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::{self, ConfEnv, PidDirs, keys::KEYS};
-use crate::daemon::{self, Request};
+use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
 use crate::reader::Features;
 use crate::report::{self, PrintStyle, Verb, exit};
@@ -253,11 +253,32 @@ fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Resu
             return Ok(ExitCode::from(exit::CONF_ERROR));
         }
     };
+    let launches = matches!(
+        command,
+        Command::Start | Command::Restart | Command::Nodaemon
+    );
+    let spec = &conf.spec;
+    let switch = match launches {
+        true => identity::decide(
+            spec.user.as_deref(),
+            spec.group.as_deref(),
+            spec.listen_privileged_ports,
+        ),
+        false => Ok(None),
+    };
+    let switch = match switch {
+        Ok(switch) => switch,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+    };
     let req = Request {
         conf: &conf,
         runner: Runner::from_env_value(env::var_os("LISP_RUNNER")),
         start_timeout: options.start_timeout,
         force: options.force,
+        switch,
     };
     let outcome = match command {
         Command::Check => {

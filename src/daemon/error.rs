@@ -45,6 +45,8 @@ pub enum DaemonError {
     },
     #[error("process {pid} is still alive {secs} s after SIGKILL")]
     Unkillable { pid: i32, secs: u64 },
+    #[error("{0}")]
+    Setup(String),
     #[error("cannot run {program}: {errno}")]
     Exec { program: String, errno: Errno },
 }

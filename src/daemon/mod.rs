@@ -3,6 +3,7 @@
 //! setsid, exec, signals and pid-file locks.
 
 mod error;
+pub mod identity;
 mod pidfile;
 mod process;
 mod spawn;
@@ -38,9 +39,18 @@ pub struct Request<'a> {
     pub start_timeout: Option<Duration>,
     /// `zap --force`.
     pub force: bool,
+    /// Who the daemon runs as, if not the caller (see `identity::decide`).
+    pub switch: Option<identity::Switch>,
 }
 
 impl Request<'_> {
+    fn login(&self) -> Option<lisp::Login<'_>> {
+        self.switch.as_ref().map(|s| lisp::Login {
+            name: &s.account.name,
+            home: &s.account.home,
+        })
+    }
+
     fn pid_file(&self) -> PathBuf {
         self.conf.pid_file.clone()
     }
@@ -92,9 +102,9 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         return lisp_not_found(req, verb);
     };
     let spec = &req.conf.spec;
-    let plan = lisp::plan(spec, &req.runner, &Mode::Daemon);
+    let plan = lisp::plan(spec, &req.runner, &Mode::Daemon, req.login());
     let started = pidfile::create_dir(pid_file)
-        .and_then(|()| Launch::new(&plan, &program, pid_file, spec.umask()))
+        .and_then(|()| Launch::new(&plan, &program, pid_file, spec.umask(), req.switch.clone()))
         .and_then(|launch| spawn::start(launch, req.start_timeout.unwrap_or(spec.start_timeout())));
     let started = match started {
         Ok(started) => started,
@@ -156,8 +166,14 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         pid: outcome.pid.unwrap_or(0),
         status,
     };
-    let plan = lisp::plan(&req.conf.spec, &req.runner, &mode);
-    let launch = match Launch::new(&plan, program, &req.conf.pid_file, req.conf.spec.umask()) {
+    let plan = lisp::plan(&req.conf.spec, &req.runner, &mode, None);
+    let launch = match Launch::new(
+        &plan,
+        program,
+        &req.conf.pid_file,
+        req.conf.spec.umask(),
+        None,
+    ) {
         Ok(launch) => launch,
         Err(e) => return eprintln!("ERROR: :before-parent-exit-fn: {e}"),
     };
@@ -272,8 +288,15 @@ pub fn nodaemon(req: &Request) -> Outcome {
     let Some(program) = find_program(&req.runner.program) else {
         return lisp_not_found(req, Verb::Start);
     };
-    let plan = lisp::plan(&req.conf.spec, &req.runner, &Mode::Foreground);
-    let error = match Launch::new(&plan, &program, &req.conf.pid_file, req.conf.spec.umask()) {
+    let plan = lisp::plan(&req.conf.spec, &req.runner, &Mode::Foreground, req.login());
+    let switch = req.switch.clone();
+    let error = match Launch::new(
+        &plan,
+        &program,
+        &req.conf.pid_file,
+        req.conf.spec.umask(),
+        switch,
+    ) {
         Ok(launch) => launch.exec_in_foreground(),
         Err(e) => e,
     };

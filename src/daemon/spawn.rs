@@ -29,6 +29,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, execve, fork, pipe2, setsid};
 
 use super::error::DaemonError;
+use super::identity::{self, Switch};
 use super::pidfile::{self, Claim};
 use super::process::PidFd;
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
@@ -59,6 +60,7 @@ pub struct Launch {
     bootstrap: OwnedFd,
     pid_file: PathBuf,
     umask: u32,
+    switch: Option<Switch>,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -89,6 +91,7 @@ impl Launch {
         program: &Path,
         pid_file: &Path,
         umask: u32,
+        switch: Option<Switch>,
     ) -> Result<Launch, DaemonError> {
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
             .filter(|(k, _)| !plan.env.iter().any(|(o, _)| o == k))
@@ -113,6 +116,7 @@ impl Launch {
             bootstrap: bootstrap_file(&plan.bootstrap)?,
             pid_file: pid_file.to_path_buf(),
             umask,
+            switch,
         })
     }
 
@@ -124,6 +128,9 @@ impl Launch {
                 program: self.program_name,
                 errno: e,
             };
+        }
+        if let Err(message) = switch_user(self.switch.as_ref()) {
+            return DaemonError::Setup(message);
         }
         reset_signals();
         let errno = execve(&self.program, &self.argv, &self.envp).unwrap_err();
@@ -192,6 +199,10 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         Err(message) => setup_error(&mut pipe, &message),
     }
     let _ = writeln!(pipe, "locked");
+    if let Err(message) = switch_user(launch.switch.as_ref()) {
+        let _ = std::fs::remove_file(&launch.pid_file);
+        setup_error(&mut pipe, &message);
+    }
     let _ = chdir("/");
     umask(Mode::from_bits_truncate(launch.umask));
     reset_signals();
@@ -201,6 +212,14 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         &mut pipe,
         &format!("cannot run {}: {errno}", launch.program_name),
     )
+}
+
+/// The user switch, if any, then `no_new_privs`.
+fn switch_user(switch: Option<&Switch>) -> Result<(), String> {
+    if let Some(switch) = switch {
+        identity::apply(switch)?;
+    }
+    identity::no_new_privs()
 }
 
 fn setup_error(pipe: &mut File, message: &str) -> ! {

@@ -62,6 +62,13 @@ pub enum Mode {
     ParentExit { pid: i32, status: i32 },
 }
 
+/// The login of the user a daemon runs as, when it is not the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Login<'a> {
+    pub name: &'a str,
+    pub home: &'a Path,
+}
+
 /// Everything needed to start the Lisp, as data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaunchPlan {
@@ -73,8 +80,18 @@ pub struct LaunchPlan {
     pub bootstrap: String,
 }
 
-/// The plan for running `spec` in `mode` on `runner`.
-pub fn plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode) -> LaunchPlan {
+/// The plan for running `spec` in `mode` on `runner`, as `login` if given:
+/// then `HOME`, `USER` and `LOGNAME` are the target user's (`PATH` is kept),
+/// so its `~/.sbclrc`, Quicklisp and ASDF's fasl cache are its own.
+pub fn plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode, login: Option<Login>) -> LaunchPlan {
+    let env = match login {
+        Some(login) => vec![
+            ("HOME".into(), login.home.as_os_str().to_owned()),
+            ("USER".into(), login.name.into()),
+            ("LOGNAME".into(), login.name.into()),
+        ],
+        None => Vec::new(),
+    };
     let bootstrap_path = format!("/dev/fd/{BOOTSTRAP_FD}");
     LaunchPlan {
         program: runner.program.clone(),
@@ -89,7 +106,7 @@ pub fn plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode) -> LaunchPlan {
         .into_iter()
         .map(OsString::from)
         .collect(),
-        env: Vec::new(),
+        env,
         bootstrap: bootstrap(spec, mode),
     }
 }

@@ -25,7 +25,7 @@ fn spec() -> DaemonSpec {
 
 #[test]
 fn daemon_plan_keeps_code_out_of_argv() {
-    let plan = plan(&spec(), &Runner::from_env_value(None), &Mode::Daemon);
+    let plan = plan(&spec(), &Runner::from_env_value(None), &Mode::Daemon, None);
     assert_eq!(plan.program, OsString::from("sbcl"));
     assert_eq!(
         plan.args,
@@ -51,6 +51,7 @@ fn runner_comes_from_lisp_runner() {
         &spec(),
         &Runner::from_env_value(Some("/opt/sbcl/bin/sbcl".into())),
         &Mode::Foreground,
+        None,
     );
     assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
     assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* '(3))\n"));
@@ -67,6 +68,7 @@ fn parent_exit_plan_calls_only_that_function() {
             pid: 42,
             status: 10,
         },
+        None,
     );
     assert!(plan.bootstrap.contains(
         "(defparameter *mode* :call)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n\
@@ -90,4 +92,22 @@ fn lisp_programs_are_recognised() {
     assert!(is_lisp_program(std::path::Path::new("/usr/bin/sbcl")));
     assert!(is_lisp_program(std::path::Path::new("sbcl")));
     assert!(!is_lisp_program(std::path::Path::new("/bin/sleep")));
+}
+
+#[test]
+fn a_login_sets_the_users_environment() {
+    let login = Login {
+        name: "dztest",
+        home: std::path::Path::new("/home/dztest"),
+    };
+    let plan = plan(&spec(), &Runner::sbcl("sbcl"), &Mode::Daemon, Some(login));
+    let env: Vec<(OsString, OsString)> = [
+        ("HOME", "/home/dztest"),
+        ("USER", "dztest"),
+        ("LOGNAME", "dztest"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v.into()))
+    .collect();
+    assert_eq!(plan.env, env);
 }

@@ -1,0 +1,172 @@
+//! Who the daemon runs as: the `:user`/`:group` switch, decided in the
+//! starting process (names resolved, permission checked) and applied in the
+//! daemon process before exec, with `CAP_NET_BIND_SERVICE` kept through the
+//! switch and the exec when privileged ports are asked for.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::unistd::{Gid, Group, Uid, User, getgid, getuid, initgroups, setresgid, setresuid};
+use thiserror::Error;
+
+use crate::report::exit;
+
+/// A user account the daemon runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+/// A user switch: decided before fork, applied in the daemon process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Switch {
+    pub account: Account,
+    /// Keep exactly `CAP_NET_BIND_SERVICE` (`:listen-privileged-ports`).
+    pub keep_bind: bool,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error("unknown user \"{0}\" (the :user of the conf)")]
+    UnknownUser(String),
+    #[error("unknown group \"{0}\" (the :group of the conf)")]
+    UnknownGroup(String),
+    #[error(
+        "Can't change the group, but not modify user. Current group: {current}. New group: {new}"
+    )]
+    GroupWithoutUser { current: String, new: String },
+    #[error(
+        "Denied changing user when current user is not administrator. Current user: {current}. New user: {new}"
+    )]
+    DeniedUser { current: String, new: String },
+    #[error(
+        "Denied changing group when current user is not administrator. Current group: {current}. New group: {new}"
+    )]
+    DeniedGroup { current: String, new: String },
+    #[error("cannot look up {what}: {errno}")]
+    Lookup {
+        what: String,
+        errno: nix::errno::Errno,
+    },
+}
+
+impl IdentityError {
+    /// LSB: 4 for insufficient privilege, 6 for a conf naming what is not there.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            IdentityError::DeniedUser { .. } | IdentityError::DeniedGroup { .. } => exit::PRIVILEGE,
+            _ => exit::CONF_ERROR,
+        }
+    }
+}
+
+fn user_named(name: &str) -> Result<User, IdentityError> {
+    User::from_name(name)
+        .map_err(|errno| IdentityError::Lookup {
+            what: format!("user \"{name}\""),
+            errno,
+        })?
+        .ok_or_else(|| IdentityError::UnknownUser(name.to_string()))
+}
+
+fn group_named(name: &str) -> Result<Group, IdentityError> {
+    Group::from_name(name)
+        .map_err(|errno| IdentityError::Lookup {
+            what: format!("group \"{name}\""),
+            errno,
+        })?
+        .ok_or_else(|| IdentityError::UnknownGroup(name.to_string()))
+}
+
+fn user_name(uid: Uid) -> String {
+    User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+fn group_name(gid: Gid) -> String {
+    Group::from_gid(gid)
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
+/// Decides the switch for `:user`/`:group`, as the calling process: `None`
+/// when the daemon runs as the caller.
+pub fn decide(
+    user: Option<&str>,
+    group: Option<&str>,
+    keep_bind: bool,
+) -> Result<Option<Switch>, IdentityError> {
+    let (uid, gid) = (getuid(), getgid());
+    let group = group.map(group_named).transpose()?;
+    let Some(user) = user else {
+        return match group {
+            Some(g) if g.gid != gid => Err(IdentityError::GroupWithoutUser {
+                current: group_name(gid),
+                new: g.name,
+            }),
+            _ => Ok(None),
+        };
+    };
+    let target = user_named(user)?;
+    let target_gid = group.as_ref().map_or(target.gid, |g| g.gid);
+    if target.uid == uid && target_gid == gid {
+        return Ok(None);
+    }
+    if !uid.is_root() {
+        if target.uid != uid {
+            return Err(IdentityError::DeniedUser {
+                current: user_name(uid),
+                new: user.to_string(),
+            });
+        }
+        return Err(IdentityError::DeniedGroup {
+            current: group_name(gid),
+            new: group_name(target_gid),
+        });
+    }
+    Ok(Some(Switch {
+        account: Account {
+            name: target.name,
+            uid: target.uid.as_raw(),
+            gid: target_gid.as_raw(),
+            home: target.dir,
+        },
+        keep_bind: keep_bind && !target.uid.is_root(),
+    }))
+}
+
+/// Applies a switch in the daemon process, before exec: supplementary
+/// groups of the target (nothing of root's), gid, uid, then the kept
+/// capability in the ambient set so it survives exec.
+pub fn apply(switch: &Switch) -> Result<(), String> {
+    let account = &switch.account;
+    let (uid, gid) = (Uid::from_raw(account.uid), Gid::from_raw(account.gid));
+    if switch.keep_bind {
+        nix::sys::prctl::set_keepcaps(true).map_err(|e| format!("PR_SET_KEEPCAPS: {e}"))?;
+    }
+    let name = CString::new(account.name.as_str()).map_err(|e| e.to_string())?;
+    initgroups(&name, gid).map_err(|e| format!("initgroups({}): {e}", account.name))?;
+    setresgid(gid, gid, gid).map_err(|e| format!("setresgid({gid}): {e}"))?;
+    setresuid(uid, uid, uid).map_err(|e| format!("setresuid({uid}): {e}"))?;
+    if switch.keep_bind {
+        let bind: CapsHashSet = [Capability::CAP_NET_BIND_SERVICE].into_iter().collect();
+        for set in [CapSet::Permitted, CapSet::Effective, CapSet::Inheritable] {
+            caps::set(None, set, &bind).map_err(|e| format!("capabilities: {e}"))?;
+        }
+        caps::raise(None, CapSet::Ambient, Capability::CAP_NET_BIND_SERVICE)
+            .map_err(|e| format!("ambient CAP_NET_BIND_SERVICE: {e}"))?;
+    }
+    Ok(())
+}
+
+/// No exec'd program may gain privileges (setuid bits, file capabilities).
+pub fn no_new_privs() -> Result<(), String> {
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))
+}
