@@ -18,4 +18,6 @@ pub use parser::{NEST_LIMIT, read_all};
 pub use span::{Position, Span};
 
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod tests;

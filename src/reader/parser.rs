@@ -163,6 +163,9 @@ impl<'a> Reader<'a> {
             let Some(c) = self.peek() else {
                 return Ok(Step::Eof);
             };
+            // The recursive arms yield a `Result`, unwrapped once below: in a
+            // debug build every `?` costs stack in this frame, which every
+            // nesting level repeats (see `read_dispatch`).
             let form = match c {
                 ')' => {
                     self.bump();
@@ -172,30 +175,31 @@ impl<'a> Reader<'a> {
                     while self.bump().is_some_and(|c| c != '\n') {}
                     continue;
                 }
-                '(' => self.read_list(start, suppress)?,
-                '\'' => self.read_prefixed(start, 1, Macro::Quote, "'", suppress)?,
-                '`' => self.read_prefixed(start, 1, Macro::Quasiquote, "`", suppress)?,
+                '(' => self.read_list(start, suppress),
+                '\'' => self.read_prefixed(start, 1, Macro::Quote, "'", suppress),
+                '`' => self.read_prefixed(start, 1, Macro::Quasiquote, "`", suppress),
                 ',' if self.starts_with(",@") => {
-                    self.read_prefixed(start, 2, Macro::UnquoteSplicing, ",@", suppress)?
+                    self.read_prefixed(start, 2, Macro::UnquoteSplicing, ",@", suppress)
                 }
                 ',' if self.starts_with(",.") => {
-                    self.read_prefixed(start, 2, Macro::UnquoteSplicing, ",.", suppress)?
+                    self.read_prefixed(start, 2, Macro::UnquoteSplicing, ",.", suppress)
                 }
-                ',' => self.read_prefixed(start, 1, Macro::Unquote, ",", suppress)?,
-                '"' => self.read_string(start)?,
-                '#' => match self.read_dispatch(start, suppress)? {
-                    Some(form) => form,
-                    None => continue,
+                ',' => self.read_prefixed(start, 1, Macro::Unquote, ",", suppress),
+                '"' => self.read_string(start),
+                '#' => match self.read_dispatch(start, suppress) {
+                    Ok(Some(form)) => Ok(form),
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
                 },
                 _ => {
                     let token = self.read_token(start, suppress)?;
                     if token.plain().as_deref() == Some(".") {
                         return Ok(Step::Dot(token.span));
                     }
-                    self.token_form(token, suppress)?
+                    self.token_form(token, suppress)
                 }
             };
-            return Ok(Step::Form(form));
+            return form.map(Step::Form);
         }
     }
 
@@ -390,51 +394,50 @@ impl<'a> Reader<'a> {
             return Err(self.error_from(start, ReadErrorKind::DispatchWithoutChar));
         }
         self.bump();
+        // As in `step`, no `?` in the arms: this frame is on the stack once
+        // per nesting level, and must stay small even in a debug build so
+        // `NEST_LIMIT` levels fit a 2 MiB thread stack.
         let form = match sub {
             '|' => {
                 self.skip_block_comment(start)?;
                 return Ok(None);
             }
             '+' | '-' => return self.read_conditional(start, sub == '+', suppress),
-            '\'' => self.read_wrapped(start, Macro::Function, "#'", suppress)?,
-            '.' => self.read_wrapped(start, Macro::ReadEval, "#.", suppress)?,
-            'P' | 'p' => {
-                let form = self.read_wrapped(start, Macro::Pathname, "#P", suppress)?;
-                match &form.datum {
+            '\'' => self.read_wrapped(start, Macro::Function, "#'", suppress),
+            '.' => self.read_wrapped(start, Macro::ReadEval, "#.", suppress),
+            'P' | 'p' => self
+                .read_wrapped(start, Macro::Pathname, "#P", suppress)
+                .and_then(|form| match &form.datum {
                     Datum::Macro(_, inner)
                         if matches!(inner.datum, Datum::String(_)) || suppress =>
                     {
-                        form
+                        Ok(form)
                     }
-                    _ => return Err(self.error_from(start, ReadErrorKind::PathnameNotString)),
-                }
-            }
-            'C' | 'c' => self.read_wrapped(start, Macro::Complex, "#C", suppress)?,
-            '\\' => self.read_char(start, suppress)?,
-            '(' => self.read_vector(start, suppress)?,
-            ':' => {
-                let token = self.read_token(self.pos, suppress)?;
-                self.uninterned(start, token, suppress)?
-            }
-            '*' => {
-                let token = self.read_token(self.pos, suppress)?;
-                self.bit_vector(start, token, suppress)?
-            }
-            'B' | 'b' => self.read_rational(start, 2, suppress)?,
-            'O' | 'o' => self.read_rational(start, 8, suppress)?,
-            'X' | 'x' => self.read_rational(start, 16, suppress)?,
+                    _ => Err(self.error_from(start, ReadErrorKind::PathnameNotString)),
+                }),
+            'C' | 'c' => self.read_wrapped(start, Macro::Complex, "#C", suppress),
+            '\\' => self.read_char(start, suppress),
+            '(' => self.read_vector(start, suppress),
+            ':' => self
+                .read_token(self.pos, suppress)
+                .and_then(|token| self.uninterned(start, token, suppress)),
+            '*' => self
+                .read_token(self.pos, suppress)
+                .and_then(|token| self.bit_vector(start, token, suppress)),
+            'B' | 'b' => self.read_rational(start, 2, suppress),
+            'O' | 'o' => self.read_rational(start, 8, suppress),
+            'X' | 'x' => self.read_rational(start, 16, suppress),
             'R' | 'r' => match arg {
-                Some(base @ 2..=36) => self.read_rational(start, base as u32, suppress)?,
-                _ if suppress => self.read_rational(start, 10, suppress)?,
+                Some(base @ 2..=36) => self.read_rational(start, base as u32, suppress),
+                _ if suppress => self.read_rational(start, 10, suppress),
                 _ => return Err(self.error_from(start, ReadErrorKind::BadRadix(arg))),
             },
             'A' | 'a' | 'S' | 's' | '=' | '#' => {
                 return Err(self.error_from(start, ReadErrorKind::UnsupportedDispatch(sub)));
             }
-            _ if suppress => {
-                self.read_token(self.pos, true)?;
-                self.form(Datum::Nil, start)
-            }
+            _ if suppress => self
+                .read_token(self.pos, true)
+                .map(|_| self.form(Datum::Nil, start)),
             _ => {
                 let kind = ReadErrorKind::UnknownDispatch(sub);
                 return Err(ReadError {
@@ -443,7 +446,7 @@ impl<'a> Reader<'a> {
                 });
             }
         };
-        Ok(Some(form))
+        form.map(Some)
     }
 
     fn read_wrapped(

@@ -6,7 +6,8 @@ use super::*;
 use crate::source::Source;
 
 fn read_one(text: &str) -> Form {
-    let forms = read_all(text, &Features::sbcl_linux_x86_64()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    let forms =
+        read_all(text, &Features::sbcl_linux_x86_64()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
     assert_eq!(forms.len(), 1, "{text:?} read as {forms:?}");
     forms.into_iter().next().unwrap()
 }
@@ -60,27 +61,64 @@ fn reads_atoms_and_lists_as_sbcl_does() {
         ("#\\я", Value::Char('я')),
         ("#\\U+41", Value::Char('A')),
         ("(a . b)", Value::cons(sym("A"), sym("B"))),
-        ("(a b . c)", Value::append(vec![sym("A"), sym("B")], sym("C"))),
+        (
+            "(a b . c)",
+            Value::append(vec![sym("A"), sym("B")], sym("C")),
+        ),
         ("'x", Value::list(vec![sym("QUOTE"), sym("X")])),
-        ("`(a ,b ,@c)", Value::list(vec![
-            sym("QUASIQUOTE"),
+        (
+            "`(a ,b ,@c)",
             Value::list(vec![
-                sym("A"),
-                Value::list(vec![sym("UNQUOTE"), sym("B")]),
-                Value::list(vec![sym("UNQUOTE-SPLICING"), sym("C")]),
+                sym("QUASIQUOTE"),
+                Value::list(vec![
+                    sym("A"),
+                    Value::list(vec![sym("UNQUOTE"), sym("B")]),
+                    Value::list(vec![sym("UNQUOTE-SPLICING"), sym("C")]),
+                ]),
             ]),
-        ])),
+        ),
         ("#'car", Value::list(vec![sym("FUNCTION"), sym("CAR")])),
-        ("#.(+ 1 2)", Value::list(vec![sym("#."), Value::list(vec![sym("+"), Value::from(1i64), Value::from(2i64)])])),
-        ("#P\"/tmp/x\"", Value::list(vec![sym("#P"), Value::string("/tmp/x")])),
-        ("#(1 2)", Value::vector(vec![Value::from(1i64), Value::from(2i64)])),
-        ("#*101", Value::vector(vec![Value::from(1i64), Value::from(0i64), Value::from(1i64)])),
-        ("(a #| x #| nested |# y |# b)", Value::list(vec![sym("A"), sym("B")])),
+        (
+            "#.(+ 1 2)",
+            Value::list(vec![
+                sym("#."),
+                Value::list(vec![sym("+"), Value::from(1i64), Value::from(2i64)]),
+            ]),
+        ),
+        (
+            "#P\"/tmp/x\"",
+            Value::list(vec![sym("#P"), Value::string("/tmp/x")]),
+        ),
+        (
+            "#(1 2)",
+            Value::vector(vec![Value::from(1i64), Value::from(2i64)]),
+        ),
+        (
+            "#*101",
+            Value::vector(vec![
+                Value::from(1i64),
+                Value::from(0i64),
+                Value::from(1i64),
+            ]),
+        ),
+        (
+            "(a #| x #| nested |# y |# b)",
+            Value::list(vec![sym("A"), sym("B")]),
+        ),
         ("(#+sbcl a #-sbcl b)", Value::list(vec![sym("A")])),
-        ("(#+(or ecl clisp) a #+(and sbcl linux (not windows)) b)", Value::list(vec![sym("B")])),
-        ("(#+(or) (foo:bar:baz #\\nonsense 1/0) c)", Value::list(vec![sym("C")])),
+        (
+            "(#+(or ecl clisp) a #+(and sbcl linux (not windows)) b)",
+            Value::list(vec![sym("B")]),
+        ),
+        (
+            "(#+(or) (foo:bar:baz #\\nonsense 1/0) c)",
+            Value::list(vec![sym("C")]),
+        ),
         ("(#-sbcl #-sbcl a b c)", Value::list(vec![sym("C")])),
-        ("(a\r\nb\x0cc\td)", Value::list(vec![sym("A"), sym("B"), sym("C"), sym("D")])),
+        (
+            "(a\r\nb\x0cc\td)",
+            Value::list(vec![sym("A"), sym("B"), sym("C"), sym("D")]),
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(read_one(text).to_value(), expected, "{text:?}");
@@ -91,10 +129,19 @@ fn reads_atoms_and_lists_as_sbcl_does() {
 fn spans_cover_the_exact_source_text() {
     let text = "(:main-function #.(lambda () \"a;b\" #\\) #|c|# 1)\n :user \"x\") ; end";
     let form = read_one(text);
-    let Datum::List { items, .. } = &form.datum else { panic!("not a list") };
+    let Datum::List { items, .. } = &form.datum else {
+        panic!("not a list")
+    };
     assert_eq!(items[1].text(text), "#.(lambda () \"a;b\" #\\) #|c|# 1)");
     assert_eq!(items[3].text(text), "\"x\"");
-    assert_eq!(items[3].span.start, Position { offset: 55, line: 2, column: 8 });
+    assert_eq!(
+        items[3].span.start,
+        Position {
+            offset: 55,
+            line: 2,
+            column: 8
+        }
+    );
     assert_eq!(form.text(text), &text[..text.len() - 6]);
     // A form kept by #+ spans the form only, not the conditional.
     let form = read_one("#+sbcl \"a\"");
