@@ -1,7 +1,8 @@
 //! Pid files, with the lock that says a daemon is alive.
 //!
-//! The daemon process itself takes a POSIX record lock on its pid file and
-//! holds it across exec for its whole life; the kernel drops it when the
+//! The daemon process itself takes a POSIX record lock (a read lock, through
+//! a read-only descriptor) on its pid file and holds it across exec for its
+//! whole life; the kernel drops it when the
 //! process dies, and `fork` does not pass it to the Lisp's own children. A
 //! held lock therefore means "running", and `F_GETLK` names the holder
 //! without taking the lock. A pid file without a lock (the daemon died, or
@@ -15,8 +16,9 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, fcntl};
+use nix::fcntl::{FcntlArg, Flock, FlockArg, OFlag, fcntl};
 use nix::libc;
+use nix::sys::stat::Mode;
 
 use super::error::DaemonError;
 use super::process;
@@ -126,58 +128,77 @@ pub fn create_dir(path: &Path) -> Result<(), DaemonError> {
 
 /// The result of trying to take a pid file for a new daemon.
 pub enum Claim {
-    /// The lock is ours, on descriptor `fd`, and the file holds our pid.
+    /// The lock is ours and the file holds our pid.
     Locked,
     /// Another process holds the lock.
     Held(i32),
 }
 
-/// Called in the daemon process before exec: opens the pid file at `path`
-/// without following symlinks or truncating, places it on descriptor
-/// `target` (the lock must be taken on its final descriptor: closing any
-/// descriptor of the file would drop it), locks it, and writes `pid`.
+/// Serialises every change to the pid files of one directory (claims and
+/// removals): an exclusive `flock` on the directory, held for microseconds.
+struct DirLock(#[allow(dead_code)] Flock<OwnedFd>);
+
+impl DirLock {
+    fn take(pid_file: &Path) -> Result<DirLock, String> {
+        let dir = pid_file.parent().unwrap_or(Path::new("/"));
+        let fd = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("cannot open the pid file directory {}: {e}", dir.display()))?;
+        // Well above the fixed descriptors `claim` places the pid file on,
+        // which dup2 would otherwise silently close.
+        let fd = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(64))
+            .map_err(|e| format!("cannot open the pid file directory {}: {e}", dir.display()))?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let lock = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| {
+            format!("cannot lock the pid file directory {}: {e}", dir.display())
+        })?;
+        Ok(DirLock(lock))
+    }
+}
+
+/// Called in the daemon process before exec: writes `pid` to the pid file
+/// at `path` unless a daemon holds it, then takes a read lock on it through
+/// a read-only descriptor placed on `target`, which the daemon keeps for its
+/// whole life. The daemon (which may switch to another user) can therefore
+/// not write its pid file. Files are opened without following symlinks.
 pub fn claim(path: &Path, target: RawFd, pid: i32) -> Result<Claim, String> {
-    for _ in 0..8 {
-        let file = File::options()
+    let _dir = DirLock::take(path)?;
+    let context = |what: &str, e: &dyn std::fmt::Display| {
+        format!("cannot {what} the pid file {}: {e}", path.display())
+    };
+    {
+        let mut file = File::options()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
-            .map_err(|e| format!("cannot open the pid file {}: {e}", path.display()))?;
-        let fd = place(file.into(), target)?;
-        let lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
-        match fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)) {
-            Ok(_) => {}
-            Err(Errno::EAGAIN | Errno::EACCES) => {
-                let holder = lock_holder(fd.as_raw_fd(), path).map_err(|e| e.to_string())?;
-                match holder {
-                    Some(pid) => return Ok(Claim::Held(pid)),
-                    None => continue,
-                }
-            }
-            Err(e) => return Err(format!("cannot lock the pid file {}: {e}", path.display())),
+            .map_err(|e| context("open", &e))?;
+        if let Some(holder) = lock_holder(file.as_raw_fd(), path).map_err(|e| e.to_string())? {
+            return Ok(Claim::Held(holder));
         }
-        // The file may have been removed (a stale-file cleanup) between our
-        // open and our lock: the lock must be on the file the path names.
-        let ours = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| e.to_string())?;
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.ino() == ours.st_ino && m.dev() == ours.st_dev => {}
-            _ => continue,
-        }
-        let mut file = File::from(fd);
         file.set_len(0)
             .and_then(|()| file.write_all(format!("{pid}\n").as_bytes()))
-            .map_err(|e| format!("cannot write the pid file {}: {e}", path.display()))?;
-        // Keep the descriptor (and so the lock) open across exec.
-        std::mem::forget(file);
-        return Ok(Claim::Locked);
+            .map_err(|e| context("write", &e))?;
+        // Closed here, before we hold any lock on the file: closing a
+        // descriptor of a file drops all of a process's locks on it.
     }
-    Err(format!(
-        "the pid file {} keeps changing under us",
-        path.display()
-    ))
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| context("open", &e))?;
+    let fd = place(file.into(), target)?;
+    let lock = whole_file_lock(libc::F_RDLCK as libc::c_short);
+    fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)).map_err(|e| context("lock", &e))?;
+    // Keep the descriptor (and so the lock) open across exec.
+    std::mem::forget(fd);
+    Ok(Claim::Locked)
 }
 
 /// Moves `fd` to descriptor `target` (without close-on-exec).
@@ -198,13 +219,18 @@ fn place(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(target) })
 }
 
-/// Removes the pid file if no process holds its lock: takes the lock
-/// itself, checks it still names the same file, and unlinks it. Returns
-/// the holder's pid if it is locked (nothing removed).
+/// Removes the pid file if no process holds its lock (under the directory
+/// lock, so no daemon can be claiming it meanwhile). Returns the holder's
+/// pid if it is locked (nothing removed).
 pub fn remove(path: &Path) -> Result<Option<i32>, DaemonError> {
     let err = |source| DaemonError::RemovePidFile {
         path: path.to_path_buf(),
         source,
+    };
+    let _dir = match DirLock::take(path) {
+        Ok(lock) => lock,
+        Err(_) if !path.exists() => return Ok(None),
+        Err(e) => return Err(err(std::io::Error::other(e))),
     };
     let file = match File::options()
         .read(true)
@@ -220,13 +246,7 @@ pub fn remove(path: &Path) -> Result<Option<i32>, DaemonError> {
     if let Err(Errno::EAGAIN | Errno::EACCES) = fcntl(file.as_fd(), FcntlArg::F_SETLK(&lock)) {
         return lock_holder(file.as_raw_fd(), path);
     }
-    let ours = file.metadata().map_err(err)?;
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {
-            fs::remove_file(path).map_err(err)?
-        }
-        _ => {}
-    }
+    fs::remove_file(path).map_err(err)?;
     Ok(None)
 }
 
