@@ -16,6 +16,7 @@ use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
 use crate::reader::Features;
 use crate::report::{self, PrintStyle, Verb, exit};
+use crate::trust;
 
 /// Run Common Lisp programs as Unix daemons, driven by daemonization's plist conf files.
 #[derive(Debug, Parser)]
@@ -215,6 +216,23 @@ pub fn conf_env() -> ConfEnv {
     }
 }
 
+/// As root, every conf file must be writable only by root or the `:user`.
+fn check_trust(conf: &config::Conf) -> Result<(), trust::Refused> {
+    if !nix::unistd::getuid().is_root() {
+        return Ok(());
+    }
+    let mut owners = vec![0];
+    let user = conf
+        .spec
+        .user
+        .as_deref()
+        .and_then(|u| nix::unistd::User::from_name(u).ok().flatten());
+    owners.extend(user.map(|u| u.uid.as_raw()));
+    conf.files
+        .iter()
+        .try_for_each(|file| trust::check_file(file, &owners))
+}
+
 /// Runs the tool on the process's arguments.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
     let args = match Args::try_parse_from(args) {
@@ -253,6 +271,10 @@ fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Resu
             return Ok(ExitCode::from(exit::CONF_ERROR));
         }
     };
+    if let Err(refused) = check_trust(&conf) {
+        eprintln!("ERROR: {refused}");
+        return Ok(ExitCode::from(exit::CONF_ERROR));
+    }
     let launches = matches!(
         command,
         Command::Start | Command::Restart | Command::Nodaemon

@@ -11,3 +11,4 @@ pub mod lisp;
 pub mod reader;
 pub mod report;
 pub mod source;
+pub mod trust;

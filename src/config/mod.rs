@@ -52,6 +52,9 @@ pub struct Conf {
     pub spec: DaemonSpec,
     /// The absolute pid file path.
     pub pid_file: PathBuf,
+    /// Every file this conf was read from: the file given, its parents, and
+    /// the default-conf replacement, if any.
+    pub files: Vec<PathBuf>,
     values: BTreeMap<&'static str, (Arc<Source>, Form)>,
 }
 
@@ -116,10 +119,13 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         conf_dir,
         &env.pid_dirs,
     );
+    let mut files: Vec<PathBuf> = chain.iter().map(|l| l.source.path.clone()).collect();
+    files.extend(env.default_conf.iter().cloned());
     Ok(Conf {
         path,
         spec,
         pid_file,
+        files,
         values,
     })
 }
