@@ -14,6 +14,7 @@ use clap::Parser;
 use crate::config::{self, ConfEnv, PidDirs, keys::KEYS};
 use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
+use crate::logging::{self, Logger};
 use crate::reader::Features;
 use crate::report::{self, PrintStyle, Verb, exit};
 use crate::trust;
@@ -94,6 +95,13 @@ impl Command {
             "print the merged conf as one property list, or the first error in it",
         ),
     ];
+
+    pub fn name(self) -> &'static str {
+        Command::ALL
+            .iter()
+            .find(|(_, c, _)| *c == Some(self))
+            .map_or("?", |(n, _, _)| *n)
+    }
 
     fn parse(name: &str) -> Option<Option<Command>> {
         Command::ALL
@@ -189,7 +197,8 @@ pub fn usage() -> String {
         "\nEnvironment:\n  \
          DAEMONIZATION_DEFAULT_CONF  a conf file replacing the built-in default conf\n  \
          DAEMONIZATION_PID_DIR       the directory of pid files when :pid-file-dir is nil\n  \
-         LISP_RUNNER                 the Lisp program to run (default sbcl)\n\n\
+         LISP_RUNNER                 the Lisp program to run (default sbcl)\n  \
+         LOGGING_CONF                a logging conf replacing the built-in one (all to syslog)\n\n\
          Options:\n  \
          --print simple|plist|json|none  how to print the result (default simple)\n  \
          --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
@@ -216,8 +225,9 @@ pub fn conf_env() -> ConfEnv {
     }
 }
 
-/// As root, every conf file must be writable only by root or the `:user`.
-fn check_trust(conf: &config::Conf) -> Result<(), trust::Refused> {
+/// As root, every conf file (and the logging conf) must be writable only by
+/// root or the `:user`.
+fn check_trust(conf: &config::Conf, logging_conf: Option<&Path>) -> Result<(), trust::Refused> {
     if !nix::unistd::getuid().is_root() {
         return Ok(());
     }
@@ -230,6 +240,8 @@ fn check_trust(conf: &config::Conf) -> Result<(), trust::Refused> {
     owners.extend(user.map(|u| u.uid.as_raw()));
     conf.files
         .iter()
+        .map(PathBuf::as_path)
+        .chain(logging_conf)
         .try_for_each(|file| trust::check_file(file, &owners))
 }
 
@@ -263,17 +275,38 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     }
 }
 
-fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Result<ExitCode> {
-    let conf = match config::load(conf, &conf_env()) {
-        Ok(conf) => conf,
+fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow::Result<ExitCode> {
+    let env = conf_env();
+    let root = nix::unistd::getuid().is_root();
+    let logging_conf = env::var_os("LOGGING_CONF")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let destinations = match logging::load(logging_conf.as_deref(), root, &env.features) {
+        Ok(destinations) => destinations,
         Err(e) => {
             eprintln!("ERROR: {e}");
             return Ok(ExitCode::from(exit::CONF_ERROR));
         }
     };
-    if let Err(refused) = check_trust(&conf) {
-        eprintln!("ERROR: {refused}");
-        return Ok(ExitCode::from(exit::CONF_ERROR));
+    let mut context = logging::Context {
+        name: None,
+        command: command.name().to_string(),
+        user: current_user(),
+    };
+    let conf = match config::load(conf_path, &env) {
+        Ok(conf) => conf,
+        Err(e) => {
+            return Ok(fail(
+                &Logger::new(destinations, context),
+                &e.to_string(),
+                exit::CONF_ERROR,
+            ));
+        }
+    };
+    context.name = conf.spec.name.clone();
+    let logger = Logger::new(destinations, context);
+    if let Err(refused) = check_trust(&conf, logging_conf.as_deref()) {
+        return Ok(fail(&logger, &refused.to_string(), exit::CONF_ERROR));
     }
     let launches = matches!(
         command,
@@ -290,10 +323,7 @@ fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Resu
     };
     let switch = match switch {
         Ok(switch) => switch,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            return Ok(ExitCode::from(e.exit_code()));
-        }
+        Err(e) => return Ok(fail(&logger, &e.to_string(), e.exit_code())),
     };
     let req = Request {
         conf: &conf,
@@ -301,19 +331,23 @@ fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Resu
         start_timeout: options.start_timeout,
         force: options.force,
         switch,
+        logger: &logger,
     };
     let outcome = match command {
         Command::Check => {
             print!("{}", conf.to_plist_text());
+            logger.info("check: the conf is valid");
             return Ok(ExitCode::from(exit::OK));
         }
         Command::Nodaemon => {
+            logger.info("nodaemon: running :main-function in the foreground");
             // Returns only if the Lisp could not be started; prints nothing on success.
             let outcome = daemon::nodaemon(&req);
-            if let Some(error) = &outcome.error {
-                eprintln!("ERROR: {error}");
-            }
-            return Ok(ExitCode::from(outcome.exit));
+            let error = outcome
+                .error
+                .as_deref()
+                .unwrap_or("the Lisp could not be started");
+            return Ok(fail(&logger, error, outcome.exit));
         }
         Command::Start => daemon::start(&req),
         Command::Stop => daemon::stop(&req, Verb::Stop),
@@ -322,6 +356,25 @@ fn run_command(conf: &Path, command: Command, options: &Options) -> anyhow::Resu
         Command::Restart => daemon::restart(&req),
         Command::Status => daemon::status(&req),
     };
+    logger.info(&outcome.line());
+    if let Some(error) = &outcome.error {
+        logger.error(error);
+    }
     report::print(&outcome, options.print);
     Ok(ExitCode::from(outcome.exit))
+}
+
+/// Reports an error that ends the command: logged, and on stderr.
+fn fail(logger: &Logger, message: &str, code: u8) -> ExitCode {
+    logger.error(message);
+    eprintln!("ERROR: {message}");
+    ExitCode::from(code)
+}
+
+fn current_user() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
 }

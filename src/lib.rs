@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod lisp;
+pub mod logging;
 pub mod reader;
 pub mod report;
 pub mod source;

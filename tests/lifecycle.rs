@@ -245,10 +245,7 @@ fn concurrent_starts_make_one_daemon() {
     );
     let children: Vec<_> = (0..20)
         .map(|_| {
-            Command::new(bin())
-                .arg(&conf)
-                .arg("start")
-                .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+            sb.command(&conf, &["start"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -386,10 +383,8 @@ fn start_killed_while_waiting() {
             lisp_string(go.to_str().unwrap())
         ),
     );
-    let mut starter = Command::new(bin())
-        .arg(&conf)
-        .arg("start")
-        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+    let mut starter = sb
+        .command(&conf, &["start"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -638,10 +633,8 @@ fn nodaemon_runs_in_the_foreground() {
             lisp_string(ran.to_str().unwrap())
         ),
     );
-    let child = Command::new(bin())
-        .arg(&conf)
-        .arg("nodaemon")
-        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+    let child = sb
+        .command(&conf, &["nodaemon"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -669,9 +662,8 @@ fn nodaemon_runs_in_the_foreground() {
         "(:pid-file \"e.pid\" :main-function #.(lambda ()\n\
          (sb-thread:make-thread (lambda () (sleep 0.2) (error \"late failure\")))))",
     );
-    let out = Command::new(bin())
-        .arg(&conf)
-        .arg("nodaemon")
+    let out = sb
+        .command(&conf, &["nodaemon"])
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -8,7 +8,7 @@
 mod error;
 pub mod keys;
 mod paths;
-mod plist;
+pub(crate) mod plist;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -170,23 +170,7 @@ fn canonical(path: &Path) -> PathBuf {
 
 fn read_layer(source: Source, features: &Features) -> Result<Layer, ConfError> {
     let source = Arc::new(source);
-    let forms = reader::read_all(&source.text, features)
-        .map_err(|e| ConfError::at(ConfErrorKind::Read(e.kind), e.span, &source))?;
-    let mut forms = forms.into_iter();
-    let Some(plist) = forms.next() else {
-        let at = end_position(&source.text);
-        return Err(ConfError::at(
-            ConfErrorKind::Empty,
-            Span::new(at, at),
-            &source,
-        ));
-    };
-    if let Some(extra) = forms.next() {
-        let kind = ConfErrorKind::TrailingForm {
-            found: source.slice(extra.span).to_string(),
-        };
-        return Err(ConfError::at(kind, extra.span, &source));
-    }
+    let plist = read_single_form(&source, features)?;
     let pairs = plist::entries(&plist, &source, &keys::names(), None)
         .map_err(|(kind, span)| ConfError::at(kind, span, &source))?;
     let mut spec = DaemonSpec::default();
@@ -200,6 +184,31 @@ fn read_layer(source: Source, features: &Features) -> Result<Layer, ConfError> {
         entries,
         spec,
     })
+}
+
+/// The one form of a conf-like file (a property list is checked by the caller).
+pub(crate) fn read_single_form(
+    source: &Arc<Source>,
+    features: &Features,
+) -> Result<Form, ConfError> {
+    let forms = reader::read_all(&source.text, features)
+        .map_err(|e| ConfError::at(ConfErrorKind::Read(e.kind), e.span, source))?;
+    let mut forms = forms.into_iter();
+    let Some(plist) = forms.next() else {
+        let at = end_position(&source.text);
+        return Err(ConfError::at(
+            ConfErrorKind::Empty,
+            Span::new(at, at),
+            source,
+        ));
+    };
+    if let Some(extra) = forms.next() {
+        let kind = ConfErrorKind::TrailingForm {
+            found: source.slice(extra.span).to_string(),
+        };
+        return Err(ConfError::at(kind, extra.span, source));
+    }
+    Ok(plist)
 }
 
 fn apply(

@@ -22,6 +22,7 @@ pub use pidfile::PidState;
 
 use crate::config::Conf;
 use crate::lisp::{self, Mode, Runner};
+use crate::logging::Logger;
 use crate::report::{Outcome, Reason, Verb, exit};
 use spawn::{Launch, Started};
 
@@ -41,6 +42,7 @@ pub struct Request<'a> {
     pub force: bool,
     /// Who the daemon runs as, if not the caller (see `identity::decide`).
     pub switch: Option<identity::Switch>,
+    pub logger: &'a Logger,
 }
 
 impl Request<'_> {
@@ -102,10 +104,22 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         return lisp_not_found(req, verb);
     };
     let spec = &req.conf.spec;
-    let plan = lisp::plan(spec, &req.runner, &Mode::Daemon, req.login());
+    let plan = lisp::plan(
+        spec,
+        &req.runner,
+        &Mode::Daemon,
+        req.login(),
+        req.logger.destinations(),
+    );
     let started = pidfile::create_dir(pid_file)
         .and_then(|()| Launch::new(&plan, &program, pid_file, spec.umask(), req.switch.clone()))
-        .and_then(|launch| spawn::start(launch, req.start_timeout.unwrap_or(spec.start_timeout())));
+        .and_then(|launch| {
+            spawn::start(
+                launch,
+                req.start_timeout.unwrap_or(spec.start_timeout()),
+                req.logger,
+            )
+        });
     let started = match started {
         Ok(started) => started,
         Err(e) => return req.internal(verb, e),
@@ -166,7 +180,13 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         pid: outcome.pid.unwrap_or(0),
         status,
     };
-    let plan = lisp::plan(&req.conf.spec, &req.runner, &mode, None);
+    let plan = lisp::plan(
+        &req.conf.spec,
+        &req.runner,
+        &mode,
+        None,
+        req.logger.destinations(),
+    );
     let launch = match Launch::new(
         &plan,
         program,
@@ -288,7 +308,13 @@ pub fn nodaemon(req: &Request) -> Outcome {
     let Some(program) = find_program(&req.runner.program) else {
         return lisp_not_found(req, Verb::Start);
     };
-    let plan = lisp::plan(&req.conf.spec, &req.runner, &Mode::Foreground, req.login());
+    let plan = lisp::plan(
+        &req.conf.spec,
+        &req.runner,
+        &Mode::Foreground,
+        req.login(),
+        req.logger.destinations(),
+    );
     let switch = req.switch.clone();
     let error = match Launch::new(
         &plan,

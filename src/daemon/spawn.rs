@@ -33,6 +33,7 @@ use super::identity::{self, Switch};
 use super::pidfile::{self, Claim};
 use super::process::PidFd;
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
+use crate::logging::Logger;
 
 /// How a start ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -142,7 +143,7 @@ impl Launch {
 }
 
 /// Starts the daemon and waits up to `timeout` for its readiness.
-pub fn start(launch: Launch, timeout: Duration) -> Result<Started, DaemonError> {
+pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Started, DaemonError> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     // SAFETY: this program is single-threaded, so the child may do anything
@@ -165,7 +166,7 @@ pub fn start(launch: Launch, timeout: Duration) -> Result<Started, DaemonError> 
                 pid: child.as_raw(),
                 errno,
             })?;
-            wait_ready(read_end, timeout)
+            wait_ready(read_end, timeout, logger)
         }
     }
 }
@@ -203,6 +204,20 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         let _ = std::fs::remove_file(&launch.pid_file);
         setup_error(&mut pipe, &message);
     }
+    if let Some(switch) = &launch.switch {
+        let a = &switch.account;
+        let caps = if switch.keep_bind {
+            "CAP_NET_BIND_SERVICE"
+        } else {
+            "none"
+        };
+        let _ = writeln!(
+            pipe,
+            "switched user {} (uid {}, gid {}), capabilities: {caps}",
+            a.name, a.uid, a.gid
+        );
+    }
+    let _ = writeln!(pipe, "exec {}", launch.program_name);
     let _ = chdir("/");
     umask(Mode::from_bits_truncate(launch.umask));
     reset_signals();
@@ -291,12 +306,13 @@ fn reset_signals() {
 }
 
 /// Reads the readiness pipe until a verdict or the timeout.
-fn wait_ready(pipe: OwnedFd, timeout: Duration) -> Result<Started, DaemonError> {
+fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Started, DaemonError> {
     let deadline = Instant::now() + timeout;
     let mut file = File::from(pipe);
     let mut text = String::new();
     let mut daemon: Option<i32> = None;
     let mut locked = false;
+    let mut seen = 0;
     loop {
         // Decide on every complete line so far.
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -304,6 +320,10 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration) -> Result<Started, DaemonError> 
             let Some(line) = line.strip_suffix('\n') else {
                 break;
             };
+            if i >= seen {
+                seen = i + 1;
+                trace(logger, line);
+            }
             if let Some(pid) = line.strip_prefix("pid ") {
                 daemon = pid.parse().ok();
             } else if line == "locked" {
@@ -364,6 +384,19 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration) -> Result<Started, DaemonError> 
             Err(e) => return Err(DaemonError::ReadReady(e)),
         }
     }
+}
+
+/// Logs the steps of a start as the readiness pipe tells them.
+fn trace(logger: &Logger, line: &str) {
+    let step = match line.split_once(' ') {
+        Some(("pid", pid)) => format!("forked the daemon process {pid}"),
+        Some(("switched", how)) => format!("switched to {how}"),
+        Some(("exec", program)) => format!("exec {program}"),
+        _ if line == "locked" => "locked the pid file".to_string(),
+        _ if line == "ready" => ":main-function returned: ready".to_string(),
+        _ => return,
+    };
+    logger.trace(&step);
 }
 
 /// Reaps a daemon process that has exited or is about to.

@@ -16,6 +16,8 @@
 ;;;;   *BEFORE-INIT-FN*  source text of :before-init-fn, or NIL
 ;;;;   *MAIN-FUNCTION*   source text of :main-function, or NIL
 ;;;;   *ARGS*            arguments for :CALL mode
+;;;;   *LOG-INFO*        where info lines go: :SYSLOG, a file name, or NIL
+;;;;   *LOG-ERROR*       where error lines go, likewise
 
 ;;; The bootstrap's own functions are interpreted, not compiled: running the
 ;;; native compiler on them costs about 12 MB of resident memory and most of
@@ -54,6 +56,39 @@ Errors are ignored: the starter may be gone (killed while waiting)."
   (ignore-errors
    (format *error-output* "~&~?~%" control args)
    (finish-output *error-output*)))
+
+(defun syslog-line (priority line)
+  ;; openlog keeps the ident pointer: it is allocated once and never freed.
+  (unless (get '*log-info* 'openlog)
+    (sb-alien:alien-funcall
+     (sb-alien:extern-alien "openlog" (function sb-alien:void (* sb-alien:char) sb-alien:int sb-alien:int))
+     (sb-alien:make-alien-string "daemonization") 1 24) ; LOG_PID, LOG_DAEMON
+    (setf (get '*log-info* 'openlog) t))
+  (sb-alien:alien-funcall
+   (sb-alien:extern-alien "syslog" (function sb-alien:void sb-alien:int sb-alien:c-string sb-alien:c-string))
+   (logior 24 priority) "%s" line))
+
+(defun log-line (level text)
+  "Logs TEXT at LEVEL (:INFO or :ERROR) in the original's plist shape.
+Logging never fails the daemon."
+  (let ((destination (if (eq level :error) *log-error* *log-info*)))
+    (when destination
+      (ignore-errors
+       (let ((line (with-standard-io-syntax
+                     (let ((*print-readably* nil))
+                       (format nil "(:DAEMONIZATION ~s ~s :PID ~d :NAME ~s :TYPE-PROC :CHILD)"
+                               level (one-line text) (sb-unix:unix-getpid) *name*)))))
+         (if (eq destination :syslog)
+             (syslog-line (if (eq level :error) 3 6) line)
+             (with-open-file (log destination :direction :output :if-exists :append
+                                              :if-does-not-exist :create :external-format :utf-8)
+               (write-line line log))))))))
+
+(defun one-line (text)
+  "TEXT on one line: newlines become \" // \"."
+  (with-output-to-string (out)
+    (loop for c across text
+          do (if (char= c #\Newline) (write-string " // " out) (write-char c out)))))
 
 (defun condition-text (condition)
   (or (ignore-errors
@@ -100,15 +135,22 @@ own (interpreted) frames, at most COUNT of them."
 
 (defun stop (signal info context)
   (declare (ignore info context))
-  (message "Stop ~@[~a ~]daemon (signal ~d)" *name* signal)
+  (let ((text (format nil "Stop ~@[~a ~]daemon" *name*)))
+    (message "~a (signal ~d)" text signal)
+    (log-line :info text))
   (sb-ext:exit :code 0 :abort nil :timeout 5))
 
 (defun die-on-unhandled-error (condition hook)
   (declare (ignore hook))
-  (message "Unhandled error in ~@[~a ~]daemon: ~a" *name*
-           (failure-text condition (if (sb-thread:main-thread-p)
-                                       "the main thread"
-                                       (format nil "the thread ~s" (or (sb-thread:thread-name sb-thread:*current-thread*) "(unnamed)")))))
+  (let ((text (format nil "Unhandled error in ~@[~a ~]daemon: ~a" *name*
+                      (failure-text condition
+                                    (if (sb-thread:main-thread-p)
+                                        "the main thread"
+                                        (format nil "the thread ~s"
+                                                (or (sb-thread:thread-name sb-thread:*current-thread*)
+                                                    "(unnamed)")))))))
+    (message "~a" text)
+    (log-line :error text))
   (report "error" (failure-text condition "the daemon"))
   (sb-ext:exit :code 70 :abort t))
 
@@ -151,9 +193,9 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
   (handler-bind ((serious-condition
                    (lambda (c)
                      (let ((text (failure-text c (format nil "~(~s~)" key))))
-                       (if (eq *mode* :foreground)
-                           (message "ERROR: ~a" text)
-                           (report "error" text))
+                       (message "ERROR: ~a" text)
+                       (log-line :error text)
+                       (report "error" text)
                        (sb-ext:exit :code 1 :abort t)))))
     (let ((fn (user-function text)))
       (when fn (apply fn args)))))

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::config::{DaemonSpec, LispCode, lisp_string};
+use crate::logging::{Destination, Destinations};
 use crate::reader::Features;
 
 /// Where the Lisp finds the bootstrap program.
@@ -83,7 +84,13 @@ pub struct LaunchPlan {
 /// The plan for running `spec` in `mode` on `runner`, as `login` if given:
 /// then `HOME`, `USER` and `LOGNAME` are the target user's (`PATH` is kept),
 /// so its `~/.sbclrc`, Quicklisp and ASDF's fasl cache are its own.
-pub fn plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode, login: Option<Login>) -> LaunchPlan {
+pub fn plan(
+    spec: &DaemonSpec,
+    runner: &Runner,
+    mode: &Mode,
+    login: Option<Login>,
+    log: &Destinations,
+) -> LaunchPlan {
     let env = match login {
         Some(login) => vec![
             ("HOME".into(), login.home.as_os_str().to_owned()),
@@ -107,12 +114,17 @@ pub fn plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode, login: Option<Login
         .map(OsString::from)
         .collect(),
         env,
-        bootstrap: bootstrap(spec, mode),
+        bootstrap: bootstrap(spec, mode, log),
     }
 }
 
 /// The bootstrap program: parameters, then the body from `bootstrap.lisp`.
-pub fn bootstrap(spec: &DaemonSpec, mode: &Mode) -> String {
+pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
+    let target = |d: &Destination| match d {
+        Destination::Syslog => ":syslog".to_string(),
+        Destination::File(path) => lisp_string(&path.display().to_string()),
+        Destination::Nowhere => "nil".to_string(),
+    };
     let code = |c: &Option<LispCode>| {
         c.as_ref()
             .map_or("nil".to_string(), |c| lisp_string(&c.text))
@@ -164,10 +176,14 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode) -> String {
          (defparameter *before-init-fn* {before})\n\
          (defparameter *main-function* {main})\n\
          (defparameter *args* '{args})\n\
+         (defparameter *log-info* {log_info})\n\
+         (defparameter *log-error* {log_error})\n\
          {BOOTSTRAP}",
         modules = modules.join(" "),
         before = code(before_init),
         main = code(main),
+        log_info = target(&log.info),
+        log_error = target(&log.error),
     )
 }
 

@@ -4,6 +4,15 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::config::FunctionShape;
+use crate::logging::{Destination, Destinations};
+
+fn log() -> Destinations {
+    Destinations {
+        info: Destination::Syslog,
+        error: Destination::File(PathBuf::from("/var/log/d.log")),
+        trace: Destination::Nowhere,
+    }
+}
 
 fn code(text: &str) -> Option<LispCode> {
     Some(LispCode {
@@ -25,7 +34,13 @@ fn spec() -> DaemonSpec {
 
 #[test]
 fn daemon_plan_keeps_code_out_of_argv() {
-    let plan = plan(&spec(), &Runner::from_env_value(None), &Mode::Daemon, None);
+    let plan = plan(
+        &spec(),
+        &Runner::from_env_value(None),
+        &Mode::Daemon,
+        None,
+        &log(),
+    );
     assert_eq!(plan.program, OsString::from("sbcl"));
     assert_eq!(
         plan.args,
@@ -41,7 +56,9 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *required-modules* '(\"ASDF\"))\n\
                   (defparameter *before-init-fn* \"#'(lambda () (print \\\"init\\\"))\")\n\
                   (defparameter *main-function* \"#.(lambda () (asdf:load-system :swank))\")\n\
-                  (defparameter *args* 'nil)\n";
+                  (defparameter *args* 'nil)\n\
+                  (defparameter *log-info* :syslog)\n\
+                  (defparameter *log-error* \"/var/log/d.log\")\n";
     assert_eq!(plan.bootstrap, format!("{header}{BOOTSTRAP}"));
 }
 
@@ -52,6 +69,7 @@ fn runner_comes_from_lisp_runner() {
         &Runner::from_env_value(Some("/opt/sbcl/bin/sbcl".into())),
         &Mode::Foreground,
         None,
+        &log(),
     );
     assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
     assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* '(3))\n"));
@@ -69,6 +87,7 @@ fn parent_exit_plan_calls_only_that_function() {
             status: 10,
         },
         None,
+        &log(),
     );
     assert!(plan.bootstrap.contains(
         "(defparameter *mode* :call)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n\
@@ -100,7 +119,13 @@ fn a_login_sets_the_users_environment() {
         name: "dztest",
         home: std::path::Path::new("/home/dztest"),
     };
-    let plan = plan(&spec(), &Runner::sbcl("sbcl"), &Mode::Daemon, Some(login));
+    let plan = plan(
+        &spec(),
+        &Runner::sbcl("sbcl"),
+        &Mode::Daemon,
+        Some(login),
+        &log(),
+    );
     let env: Vec<(OsString, OsString)> = [
         ("HOME", "/home/dztest"),
         ("USER", "dztest"),

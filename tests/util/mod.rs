@@ -18,11 +18,31 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Runs the binary with `args`, with pid files kept under `pid_dir`.
+/// A logging conf in `dir` sending every line to `dir/daemonization.log`
+/// (the tests' machines need not run a syslog daemon).
+pub fn logging_conf(dir: &Path) -> PathBuf {
+    let conf = dir.join("logging.conf");
+    if !conf.exists() {
+        let mut text = String::from("(:files-dir :this-dir :admin-files-dir :this-dir");
+        for role in ["", "admin-"] {
+            for level in ["info", "error", "trace"] {
+                text.push_str(&format!(
+                    " :{role}{level}-destination \"daemonization.log\""
+                ));
+            }
+        }
+        text.push(')');
+        std::fs::write(&conf, text).unwrap();
+    }
+    conf
+}
+
+/// Runs the binary with `args`, with pid files and logs kept under `pid_dir`.
 pub fn run(pid_dir: &Path, args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
         .env("DAEMONIZATION_PID_DIR", pid_dir)
+        .env("LOGGING_CONF", logging_conf(pid_dir))
         .env_remove("DAEMONIZATION_DEFAULT_CONF")
         .output()
         .expect("run daemonization")
@@ -146,6 +166,7 @@ impl Sandbox {
             .arg(conf)
             .args(args)
             .env("DAEMONIZATION_PID_DIR", self.dir.path())
+            .env("LOGGING_CONF", logging_conf(self.dir.path()))
             .env_remove("DAEMONIZATION_DEFAULT_CONF")
             .env_remove("LISP_RUNNER");
         for (k, v) in env {
@@ -164,6 +185,24 @@ impl Sandbox {
 
     pub fn track(&self, pid: i32) {
         self.pids.borrow_mut().push(pid);
+    }
+
+    /// The log lines written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemonization.log")).unwrap_or_default()
+    }
+
+    /// A command for the binary, with this sandbox's environment.
+    pub fn command(&self, conf: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(bin());
+        command
+            .arg(conf)
+            .args(args)
+            .env("DAEMONIZATION_PID_DIR", self.dir.path())
+            .env("LOGGING_CONF", logging_conf(self.dir.path()))
+            .env_remove("DAEMONIZATION_DEFAULT_CONF")
+            .env_remove("LISP_RUNNER");
+        command
     }
 
     /// The pid file of a conf whose `:pid-file` is `name`.
