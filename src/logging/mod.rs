@@ -226,13 +226,13 @@ impl Logger {
             Destination::File(path) => append(path, &line),
             Destination::Syslog => self.syslog(level, &line),
         };
-        if let Err(e) = result {
-            if !self.warned.replace(true) {
-                eprintln!(
-                    "WARNING: cannot write the log ({}): {e}; the command goes on",
-                    describe(destination)
-                );
-            }
+        if let Err(e) = result
+            && !self.warned.replace(true)
+        {
+            eprintln!(
+                "WARNING: cannot write the log ({}): {e}; the command goes on",
+                describe(destination)
+            );
         }
     }
 
