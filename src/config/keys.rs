@@ -150,6 +150,15 @@ pub const KEYS: &[Key] = &[
         default: "60",
         doc: "seconds stop waits after SIGUSR1 before it sends SIGKILL",
     },
+    Key {
+        name: "output",
+        kind: Kind::Path {
+            nil_ok: true,
+            set: |s, v| s.output = v,
+        },
+        default: "nil",
+        doc: "file the daemon's stdout and stderr are appended to (relative: to the conf file's directory); nil is /dev/null",
+    },
 ];
 
 /// The key of a table name.

@@ -52,6 +52,8 @@ pub struct Conf {
     pub spec: DaemonSpec,
     /// The absolute pid file path.
     pub pid_file: PathBuf,
+    /// The absolute `:output` path, if any.
+    pub output: Option<PathBuf>,
     /// Every file this conf was read from: the file given, its parents, and
     /// the default-conf replacement, if any.
     pub files: Vec<PathBuf>,
@@ -119,12 +121,14 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         conf_dir,
         &env.pid_dirs,
     );
+    let output = spec.output.as_ref().map(|o| conf_dir.join(o));
     let mut files: Vec<PathBuf> = chain.iter().map(|l| l.source.path.clone()).collect();
     files.extend(env.default_conf.iter().cloned());
     Ok(Conf {
         path,
         spec,
         pid_file,
+        output,
         files,
         values,
     })

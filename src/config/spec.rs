@@ -35,6 +35,8 @@ pub struct DaemonSpec {
     pub start_timeout: Option<Duration>,
     /// Extension: how long `stop` waits before SIGKILL.
     pub stop_timeout: Option<Duration>,
+    /// Extension: the file the daemon's stdout and stderr are appended to.
+    pub output: Option<PathBuf>,
 }
 
 impl DaemonSpec {

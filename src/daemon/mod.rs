@@ -112,7 +112,17 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         req.logger.destinations(),
     );
     let started = pidfile::create_dir(pid_file)
-        .and_then(|()| Launch::new(&plan, &program, pid_file, spec.umask(), req.switch.clone()))
+        .and_then(|()| {
+            let output = req.conf.output.as_deref();
+            Launch::new(
+                &plan,
+                &program,
+                pid_file,
+                spec.umask(),
+                req.switch.clone(),
+                output,
+            )
+        })
         .and_then(|launch| {
             spawn::start(
                 launch,
@@ -192,6 +202,7 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         program,
         &req.conf.pid_file,
         req.conf.spec.umask(),
+        None,
         None,
     ) {
         Ok(launch) => launch,
@@ -322,6 +333,7 @@ pub fn nodaemon(req: &Request) -> Outcome {
         &req.conf.pid_file,
         req.conf.spec.umask(),
         switch,
+        None,
     ) {
         Ok(launch) => launch.exec_in_foreground(),
         Err(e) => e,

@@ -15,6 +15,7 @@ use std::io::{Read as _, Write as _};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,7 @@ pub struct Launch {
     pid_file: PathBuf,
     umask: u32,
     switch: Option<Switch>,
+    output: Option<PathBuf>,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -93,6 +95,7 @@ impl Launch {
         pid_file: &Path,
         umask: u32,
         switch: Option<Switch>,
+        output: Option<&Path>,
     ) -> Result<Launch, DaemonError> {
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
             .filter(|(k, _)| !plan.env.iter().any(|(o, _)| o == k))
@@ -118,6 +121,7 @@ impl Launch {
             pid_file: pid_file.to_path_buf(),
             umask,
             switch,
+            output: output.map(Path::to_path_buf),
         })
     }
 
@@ -200,6 +204,12 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         Err(message) => setup_error(&mut pipe, &message),
     }
     let _ = writeln!(pipe, "locked");
+    if let Some(output) = &launch.output {
+        if let Err(message) = capture_output(output, launch.switch.as_ref()) {
+            let _ = std::fs::remove_file(&launch.pid_file);
+            setup_error(&mut pipe, &message);
+        }
+    }
     if let Err(message) = switch_user(launch.switch.as_ref()) {
         let _ = std::fs::remove_file(&launch.pid_file);
         setup_error(&mut pipe, &message);
@@ -227,6 +237,41 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         &mut pipe,
         &format!("cannot run {}: {errno}", launch.program_name),
     )
+}
+
+/// `:output`: stdout and stderr appended to the file, created 0640 and
+/// owned by the daemon's user.
+fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
+    let open = |create_new: bool| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(create_new)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let failed =
+        |e: std::io::Error| format!("cannot open the :output file {}: {e}", path.display());
+    let (file, created) = match open(true) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            (open(false).map_err(failed)?, false)
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    if let (true, Some(switch)) = (created, switch) {
+        let (uid, gid) = (switch.account.uid, switch.account.gid);
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| {
+            format!(
+                "cannot give the :output file {} to uid {uid}: {e}",
+                path.display()
+            )
+        })?;
+    }
+    for target in [1, 2] {
+        place(file.as_raw_fd(), target).map_err(|e| format!("dup2: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The user switch, if any, then `no_new_privs`.
