@@ -204,11 +204,11 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         Err(message) => setup_error(&mut pipe, &message),
     }
     let _ = writeln!(pipe, "locked");
-    if let Some(output) = &launch.output {
-        if let Err(message) = capture_output(output, launch.switch.as_ref()) {
-            let _ = std::fs::remove_file(&launch.pid_file);
-            setup_error(&mut pipe, &message);
-        }
+    if let Some(output) = &launch.output
+        && let Err(message) = capture_output(output, launch.switch.as_ref())
+    {
+        let _ = std::fs::remove_file(&launch.pid_file);
+        setup_error(&mut pipe, &message);
     }
     if let Err(message) = switch_user(launch.switch.as_ref()) {
         let _ = std::fs::remove_file(&launch.pid_file);
