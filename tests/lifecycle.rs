@@ -122,6 +122,21 @@ fn original_sequence() {
         0,
         &format!("failed zapped - no-pid-file (pid-file = {p})"),
     );
+    // Every command is logged with its outcome; a start's steps as trace.
+    let log = sb.log();
+    for expected in [
+        format!(":INFO \"success started (pid = {pid1} pid-file = {p})\" :PID "),
+        format!(":TRACE \"forked the daemon process {pid1}\" :PID "),
+        ":TRACE \":main-function returned: ready\"".to_string(),
+        format!(":INFO \"success restarted (pid = {pid4} pid-file = {p})\" :PID "),
+        format!(":INFO \"running (pid = {pid4} pid-file = {p})\" :PID "),
+        ":NAME \"heartbeat\" :COMMAND \"stop\" :USER ".to_string(),
+    ] {
+        let found = log
+            .lines()
+            .any(|l| l.starts_with("(:DAEMONIZATION ") && l.contains(&expected));
+        assert!(found, "{expected} not in\n{log}");
+    }
 }
 
 /// Sends one swank request and returns the reply's text.
@@ -364,9 +379,14 @@ fn stop_is_graceful() {
             lisp_string(bye.to_str().unwrap())
         ),
     );
-    started_pid(&sb.run(&conf, &["start"]));
+    let pid = started_pid(&sb.run(&conf, &["start"]));
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
     assert_eq!(fs::read_to_string(&bye).unwrap(), "bye\n");
+    // The daemon itself logged its stop, in the original's plist shape.
+    let line = format!(
+        "(:DAEMONIZATION :INFO \"Stop graceful daemon\" :PID {pid} :NAME \"graceful\" :TYPE-PROC :CHILD)\n"
+    );
+    assert!(sb.log().contains(&line), "{}", sb.log());
 }
 
 /// start killed with SIGKILL while it waits: the daemon goes on, and the

@@ -240,3 +240,41 @@ pub fn assert_line(out: &Output, code: i32, line: &str) {
         stderr(out)
     );
 }
+
+/// Whether the tests run as root (CI does); privilege tests need it.
+pub fn root() -> bool {
+    nix::unistd::getuid().is_root()
+}
+
+/// The test user `dztest` (home /home/dztest) with the supplementary group
+/// `dztestextra`, created once if missing. Needs root.
+pub fn test_user() -> nix::unistd::User {
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| {
+        if nix::unistd::User::from_name("dztest").unwrap().is_none() {
+            let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+            ok(Command::new("groupadd").args(["-f", "dztestextra"]));
+            ok(Command::new("useradd").args([
+                "--create-home",
+                "--user-group",
+                "--groups",
+                "dztestextra",
+                "dztest",
+            ]));
+        }
+    });
+    nix::unistd::User::from_name("dztest")
+        .unwrap()
+        .expect("dztest exists")
+}
+
+/// A field of /proc/PID/status, e.g. `Uid`.
+pub fn proc_status(pid: i32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
