@@ -52,6 +52,7 @@ pub enum Command {
     Status,
     Nodaemon,
     Check,
+    Migrate,
 }
 
 impl Command {
@@ -93,6 +94,11 @@ impl Command {
             "check",
             Some(Command::Check),
             "print the merged conf as one property list, or the first error in it",
+        ),
+        (
+            "migrate",
+            Some(Command::Migrate),
+            "print the plist conf equivalent to a restas-daemon conf",
         ),
     ];
 
@@ -334,6 +340,18 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         logger: &logger,
     };
     let outcome = match command {
+        Command::Migrate => {
+            let Some(text) = &conf.migrated else {
+                let message = format!(
+                    "{} is not a restas-daemon conf: it has nothing to migrate",
+                    conf.path.display()
+                );
+                return Ok(fail(&logger, &message, exit::USAGE));
+            };
+            print!("{text}");
+            logger.info("migrate: printed the plist conf");
+            return Ok(ExitCode::from(exit::OK));
+        }
         Command::Check => {
             print!("{}", conf.to_plist_text());
             logger.info("check: the conf is valid");

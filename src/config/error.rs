@@ -94,6 +94,17 @@ pub enum ConfErrorKind {
     Cycle {
         chain: Vec<PathBuf>,
     },
+    /// A restas-daemon conf form that is not `(defparameter *var* value)`.
+    RestasForm {
+        found: String,
+    },
+    /// A restas-daemon value the tool needs that is not a literal string.
+    RestasLiteral {
+        var: String,
+        found: String,
+    },
+    /// A restas-daemon conf without `*name*`.
+    RestasNoName,
 }
 
 /// The first line of a value's source text, shortened, for messages.
@@ -177,6 +188,19 @@ impl fmt::Display for ConfErrorKind {
                     path.display()
                 )
             }
+            RestasForm { found } => write!(
+                f,
+                "expected (defparameter *var* value) or (defvar *var* value) in a restas-daemon conf \
+                 but found {}; the tool does not evaluate other Lisp forms",
+                excerpt(found)
+            ),
+            RestasLiteral { var, found } => write!(
+                f,
+                "expected a string or nil as the value of {var} (the tool needs it before any Lisp runs) \
+                 but found {}",
+                excerpt(found)
+            ),
+            RestasNoName => f.write_str("a restas-daemon conf must set *name* to a string"),
             Cycle { chain } => {
                 let names: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
                 write!(f, "parent conf files form a cycle: {}", names.join(" -> "))

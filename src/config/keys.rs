@@ -159,6 +159,15 @@ pub const KEYS: &[Key] = &[
         default: "nil",
         doc: "file the daemon's stdout and stderr are appended to (relative: to the conf file's directory); nil is /dev/null",
     },
+    Key {
+        name: "fasl-dir",
+        kind: Kind::Path {
+            nil_ok: true,
+            set: |s, v| s.fasl_dir = v,
+        },
+        default: "nil",
+        doc: "ASDF's output cache for the daemon: created (and given to its user) before start, and set up before :main-function",
+    },
 ];
 
 /// The key of a table name.

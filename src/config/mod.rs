@@ -9,6 +9,7 @@ mod error;
 pub mod keys;
 mod paths;
 pub(crate) mod plist;
+mod restas;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -52,8 +53,8 @@ pub struct Conf {
     pub spec: DaemonSpec,
     /// The absolute pid file path.
     pub pid_file: PathBuf,
-    /// The absolute `:output` path, if any.
-    pub output: Option<PathBuf>,
+    /// For a restas-daemon conf: the plist conf it was read as.
+    pub migrated: Option<String>,
     /// Every file this conf was read from: the file given, its parents, and
     /// the default-conf replacement, if any.
     pub files: Vec<PathBuf>,
@@ -87,6 +88,15 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         path: path.clone(),
         error,
     })?;
+    // A restas-daemon conf is read as the plist conf it translates to.
+    let given = Arc::new(Source::new(&path, text));
+    let forms = reader::read_all(&given.text, &env.features)
+        .map_err(|e| ConfError::at(ConfErrorKind::Read(e.kind), e.span, &given))?;
+    let migrated = match restas::is_restas(&forms) {
+        true => Some(restas::translate(&given, &forms)?),
+        false => None,
+    };
+    let text = migrated.clone().unwrap_or_else(|| given.text.to_string());
     let chain = read_chain(Source::new(&path, text), &env.features)?;
     let default = match &env.default_conf {
         Some(file) => {
@@ -121,14 +131,17 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         conf_dir,
         &env.pid_dirs,
     );
-    let output = spec.output.as_ref().map(|o| conf_dir.join(o));
+    // Relative extension paths are relative to the conf file's directory.
+    for path in [&mut spec.output, &mut spec.fasl_dir].into_iter().flatten() {
+        *path = conf_dir.join(&*path);
+    }
     let mut files: Vec<PathBuf> = chain.iter().map(|l| l.source.path.clone()).collect();
     files.extend(env.default_conf.iter().cloned());
     Ok(Conf {
         path,
         spec,
         pid_file,
-        output,
+        migrated,
         files,
         values,
     })

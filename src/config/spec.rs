@@ -37,6 +37,8 @@ pub struct DaemonSpec {
     pub stop_timeout: Option<Duration>,
     /// Extension: the file the daemon's stdout and stderr are appended to.
     pub output: Option<PathBuf>,
+    /// Extension: ASDF's output cache, created and given to the daemon's user.
+    pub fasl_dir: Option<PathBuf>,
 }
 
 impl DaemonSpec {

@@ -47,6 +47,8 @@ pub enum DaemonError {
     Unkillable { pid: i32, secs: u64 },
     #[error("{0}")]
     Setup(String),
+    #[error("cannot create the :fasl-dir {}: {source}", path.display())]
+    FaslDir { path: PathBuf, source: io::Error },
     #[error("cannot run {program}: {errno}")]
     Exec { program: String, errno: Errno },
 }

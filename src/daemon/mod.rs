@@ -9,7 +9,7 @@ mod process;
 mod spawn;
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -112,8 +112,9 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         req.logger.destinations(),
     );
     let started = pidfile::create_dir(pid_file)
+        .and_then(|()| create_fasl_dir(spec.fasl_dir.as_deref(), req.switch.as_ref()))
         .and_then(|()| {
-            let output = req.conf.output.as_deref();
+            let output = spec.output.as_deref();
             Launch::new(
                 &plan,
                 &program,
@@ -163,6 +164,29 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         before_parent_exit(req, &program, &outcome);
     }
     outcome
+}
+
+/// `:fasl-dir`: created (0755) if missing and given to the daemon's user,
+/// as restas-daemon did with its fasl directory.
+fn create_fasl_dir(
+    dir: Option<&Path>,
+    switch: Option<&identity::Switch>,
+) -> Result<(), DaemonError> {
+    let Some(dir) = dir else { return Ok(()) };
+    let err = |source| DaemonError::FaslDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(err)?;
+    if let Some(switch) = switch {
+        let (uid, gid) = (switch.account.uid, switch.account.gid);
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(err)?;
+    }
+    Ok(())
 }
 
 fn lisp_not_found(req: &Request, verb: Verb) -> Outcome {

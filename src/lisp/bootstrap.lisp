@@ -18,6 +18,7 @@
 ;;;;   *ARGS*            arguments for :CALL mode
 ;;;;   *LOG-INFO*        where info lines go: :SYSLOG, a file name, or NIL
 ;;;;   *LOG-ERROR*       where error lines go, likewise
+;;;;   *FASL-DIR*        ASDF's output cache (:fasl-dir), or NIL
 
 ;;; The bootstrap's own functions are interpreted, not compiled: running the
 ;;; native compiler on them costs about 12 MB of resident memory and most of
@@ -214,6 +215,10 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
         *debugger-hook* #'die-on-unhandled-error)
   (setq sb-ext:*evaluator-mode* *user-evaluator-mode*)
   (dolist (module *required-modules*) (require module))
+  (when *fasl-dir*
+    (funcall (intern "INITIALIZE-OUTPUT-TRANSLATIONS" "ASDF")
+             `(:output-translations (t (,*fasl-dir* :implementation :**/ :*.*.*))
+                                    :ignore-inherited-configuration)))
   (in-package "COMMON-LISP-USER")
   (ecase *mode*
     (:call

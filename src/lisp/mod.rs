@@ -160,10 +160,17 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
         .into_iter()
         .flatten()
         .map(|c| c.text.as_str());
-    let modules: Vec<String> = modules_named(texts)
-        .iter()
-        .map(|m| lisp_string(m))
-        .collect();
+    let mut modules = modules_named(texts);
+    let fasl_dir = match (&spec.fasl_dir, mode) {
+        (Some(dir), Mode::Daemon | Mode::Foreground) => {
+            if !modules.contains(&"ASDF") {
+                modules.push("ASDF");
+            }
+            lisp_string(&dir.display().to_string())
+        }
+        _ => "nil".to_string(),
+    };
+    let modules: Vec<String> = modules.iter().map(|m| lisp_string(m)).collect();
     let name = spec.name.as_deref().map_or("nil".to_string(), lisp_string);
     format!(
         "(defpackage \"DAEMONIZATION-BOOTSTRAP\" (:use \"COMMON-LISP\"))\n\
@@ -178,6 +185,7 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
          (defparameter *args* '{args})\n\
          (defparameter *log-info* {log_info})\n\
          (defparameter *log-error* {log_error})\n\
+         (defparameter *fasl-dir* {fasl_dir})\n\
          {BOOTSTRAP}",
         modules = modules.join(" "),
         before = code(before_init),

@@ -58,7 +58,8 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *main-function* \"#.(lambda () (asdf:load-system :swank))\")\n\
                   (defparameter *args* 'nil)\n\
                   (defparameter *log-info* :syslog)\n\
-                  (defparameter *log-error* \"/var/log/d.log\")\n";
+                  (defparameter *log-error* \"/var/log/d.log\")\n\
+                  (defparameter *fasl-dir* nil)\n";
     assert_eq!(plan.bootstrap, format!("{header}{BOOTSTRAP}"));
 }
 

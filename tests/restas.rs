@@ -1,0 +1,215 @@
+//! restas-daemon confs: run as they are, and through `migrate`.
+
+mod util;
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use util::*;
+
+/// The user the daemon runs as: the test user as root, else the caller.
+fn daemon_user() -> String {
+    if root() {
+        test_user().name
+    } else {
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap()
+            .name
+    }
+}
+
+/// One swank request; the reply's text.
+fn swank(port: u16, form: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("swank answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(format!("{:06x}{form}", form.len()).as_bytes())
+        .unwrap();
+    loop {
+        let mut header = [0u8; 6];
+        stream.read_exact(&mut header).unwrap();
+        let len = usize::from_str_radix(std::str::from_utf8(&header).unwrap(), 16).unwrap();
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        if body.starts_with("(:return") {
+            return body;
+        }
+    }
+}
+
+fn restas_conf(sb: &Sandbox, name: &str, port: u16) -> std::path::PathBuf {
+    let registry = sb.path("systems/");
+    fs::create_dir_all(&registry).unwrap();
+    sb.conf(
+        name,
+        &format!(
+            ";;; A restas-daemon conf, as restas-daemon.lisp loaded them.\n\
+             (defparameter *name* {user})\n\
+             (defparameter *pidfile* {pid})\n\
+             (defparameter *fasldir* {fasl})\n\
+             (defvar *basedir* {registry})\n\
+             (defparameter *swankport* {port})\n\
+             (defparameter *asdf-central-registry* (list (pathname *basedir*)))\n",
+            user = lisp_string(&daemon_user()),
+            pid = lisp_string(sb.path(&format!("run/{name}.pid")).to_str().unwrap()),
+            fasl = lisp_string(sb.path("fasl/").to_str().unwrap()),
+            registry = lisp_string(registry.to_str().unwrap()),
+        ),
+    )
+}
+
+/// Starts a conf, checks the swank daemon it makes, and stops it.
+fn check_swank_daemon(sb: &Sandbox, conf: &Path, pid_file: &Path, port: u16) {
+    let out = sb.run(conf, &["start"]);
+    let pid = pid_in(&stdout(&out)).unwrap_or_else(|| panic!("{} {}", stdout(&out), stderr(&out)));
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success started (pid = {pid} pid-file = {})",
+            pid_file.display()
+        ),
+    );
+    let reply = swank(
+        port,
+        "(:emacs-rex (swank:connection-info) \"COMMON-LISP-USER\" t 1)",
+    );
+    assert!(reply.contains(&format!(":pid {pid} ")), "{reply}");
+    let reply = swank(
+        port,
+        "(:emacs-rex (swank:eval-and-grab-output \"(format nil \\\"~{~a~^ ~}\\\" asdf:*central-registry*)\") \"COMMON-LISP-USER\" t 2)",
+    );
+    assert!(
+        reply.contains(&sb.path("systems/").display().to_string()),
+        "{reply}"
+    );
+    let uid = nix::unistd::User::from_name(&daemon_user())
+        .unwrap()
+        .unwrap()
+        .uid
+        .to_string();
+    assert_eq!(proc_status(pid, "Uid"), [uid.as_str(); 4].join("\t"));
+    let fasl = sb.path("fasl");
+    assert!(
+        fs::read_dir(&fasl).unwrap().next().is_some(),
+        "ASDF's cache is the fasl dir"
+    );
+    assert_eq!(sb.run(conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(pid));
+}
+
+fn open_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    fs::set_permissions(sb.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    sb
+}
+
+/// A restas conf with *name*, *swankport* and *asdf-central-registry*
+/// starts a swank daemon as its user, with its fasl dir; so does the plist
+/// conf `migrate` prints for it.
+#[test]
+fn restas_conf_runs_as_is_and_migrated() {
+    let sb = open_sandbox();
+    let port = free_port();
+    let conf = restas_conf(&sb, "blog", port);
+    check_swank_daemon(&sb, &conf, &sb.path("run/blog.pid"), port);
+    let meta = fs::metadata(sb.path("fasl")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        nix::unistd::User::from_name(&daemon_user())
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw()
+    );
+
+    let out = sb.run(&conf, &["migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let migrated = sb.conf("migrated.conf", &stdout(&out));
+    assert_eq!(sb.run(&migrated, &["check"]).status.code(), Some(0));
+    check_swank_daemon(&sb, &migrated, &sb.path("run/blog.pid"), port);
+}
+
+/// *sites* on a machine without RESTAS: the start fails with ASDF's error.
+#[test]
+fn sites_without_restas_fail_with_the_lisp_error() {
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "site.conf",
+        &format!(
+            "(defparameter *name* {})\n(defparameter *pidfile* {})\n(defparameter *fasldir* {})\n\
+             (defparameter *sites* '((#:myblog \"blog.example.org\" 8080)))\n",
+            lisp_string(&daemon_user()),
+            lisp_string(sb.path("site.pid").to_str().unwrap()),
+            lisp_string(sb.path("fasl/").to_str().unwrap()),
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - main-function-error (pid-file = {})",
+            sb.path("site.pid").display()
+        ),
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("ERROR: Component :RESTAS not found\n"),
+        "{err}"
+    );
+    assert!(!sb.path("site.pid").exists());
+}
+
+/// Any other top-level form is refused with its location; so is a value
+/// the tool must read that is not a literal.
+#[test]
+fn restas_conf_errors_are_located() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "bad.conf",
+        "(defparameter *name* \"x\")\n(setf *swankport* 4005)\n",
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: {}:2:1: expected (defparameter *var* value) or (defvar *var* value) in a restas-daemon conf \
+             but found (setf *swankport* 4005); the tool does not evaluate other Lisp forms\n  |\n2 | (setf *swankport* 4005)\n  | ^^^^^^^^^^^^^^^^^^^^^^^\n",
+            conf.display()
+        )
+    );
+    let conf = sb.conf(
+        "user.conf",
+        "(defparameter *name* \"x\")\n(defparameter *user* (get-user))\n",
+    );
+    let out = sb.run(&conf, &["check"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "ERROR: {}:2:22: expected a string or nil as the value of *user* (the tool needs it before any Lisp runs) but found (get-user)",
+            conf.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let plist = sb.conf("plist.conf", "(:name \"x\")");
+    let out = sb.run(&plist, &["migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: {} is not a restas-daemon conf: it has nothing to migrate\n",
+            plist.display()
+        )
+    );
+}
