@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{self, ConfEnv, PidDirs, keys::KEYS};
+use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
 use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
 use crate::logging::{self, Logger};
@@ -35,6 +35,9 @@ pub struct Args {
     /// zap: remove the pid file even if its daemon seems alive.
     #[arg(long)]
     force: bool,
+    /// stop: signals and seconds to wait after each, e.g. TERM/10/KILL/5 (overrides :stop-schedule).
+    #[arg(long, value_name = "SCHEDULE")]
+    retry: Option<String>,
     /// The conf file: one property list, as for daemon.sh.
     conf_file: Option<PathBuf>,
     /// What to do; see the list of commands.
@@ -135,6 +138,7 @@ pub struct Options {
     pub print: PrintStyle,
     pub start_timeout: Option<Duration>,
     pub force: bool,
+    pub stop_schedule: Option<StopSchedule>,
 }
 
 impl Args {
@@ -151,10 +155,16 @@ impl Args {
             Some(Ok(t)) => Some(t),
             None => None,
         };
+        let stop_schedule = match self.retry.as_deref().map(str::parse::<StopSchedule>) {
+            Some(Err(e)) => return Invocation::BadUsage(format!("--retry: {e}")),
+            Some(Ok(s)) => Some(s),
+            None => None,
+        };
         let options = Options {
             print: self.print,
             start_timeout,
             force: self.force,
+            stop_schedule,
         };
         let conf = self.conf_file;
         match (conf, self.command) {
@@ -208,7 +218,8 @@ pub fn usage() -> String {
          Options:\n  \
          --print simple|plist|json|none  how to print the result (default simple)\n  \
          --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
-         --force                         zap: remove the pid file even if its daemon seems alive\n",
+         --force                         zap: remove the pid file even if its daemon seems alive\n  \
+         --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n",
     );
     out
 }
@@ -336,6 +347,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         runner: Runner::from_env_value(env::var_os("LISP_RUNNER")),
         start_timeout: options.start_timeout,
         force: options.force,
+        stop_schedule: options.stop_schedule.clone(),
         switch,
         logger: &logger,
     };

@@ -823,3 +823,75 @@ fn legacy_pid_file_of_a_live_lisp_is_trusted() {
     assert!(lisp.wait().is_ok());
     assert!(!pf.exists());
 }
+
+/// A main function that ignores SIGUSR1 and SIGTERM.
+const DEAF: &str = "#.(lambda ()\n\
+    (sb-sys:enable-interrupt sb-unix:sigusr1 (lambda (&rest args) (declare (ignore args))))\n\
+    (sb-sys:enable-interrupt sb-unix:sigterm (lambda (&rest args) (declare (ignore args)))))";
+
+/// A stop schedule goes step by step: a daemon deaf to USR1 and TERM ends
+/// at the third step, after the first two timeouts.
+#[test]
+fn stop_schedule_goes_step_by_step() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "deaf.conf",
+        &format!(
+            "(:pid-file \"deaf.pid\" :stop-schedule \"USR1/1/TERM/1/KILL/5\" :main-function {DEAF})"
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let began = std::time::Instant::now();
+    let out = sb.run(&conf, &["stop"]);
+    let took = began.elapsed();
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success stopped (pid = {pid} pid-file = {})",
+            sb.pid_file("deaf.pid").display()
+        ),
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert!(!alive(pid));
+}
+
+/// When the schedule runs out with the process still there, stop exits 1
+/// and keeps the pid file; --retry overrides the conf's schedule.
+#[test]
+fn stop_schedule_running_out_fails() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "deaf.conf",
+        &format!("(:pid-file \"deaf.pid\" :stop-schedule \"KILL/5\" :main-function {DEAF})"),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let p = sb.pid_file("deaf.pid");
+    let out = sb.run(&conf, &["stop", "--retry", "USR1/0.2/SIGTERM/0.2"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed stopped - running (pid = {pid} pid-file = {})",
+            p.display()
+        ),
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: process {pid} is still running at the end of the stop schedule USR1/0.2/TERM/0.2\n"
+        )
+    );
+    assert!(alive(pid) && p.exists());
+    let out = sb.run(&conf, &["stop", "--retry", "USR1/later"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("ERROR: --retry: \"later\" is not a number of seconds\n"));
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid} pid-file = {})", p.display()),
+    );
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::ConfErrorKind;
+use super::schedule::StopSchedule;
 use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, OsParams};
 use crate::reader::{Datum, Form, Macro, Number, Span};
 use crate::source::Source;
@@ -40,6 +41,8 @@ pub enum Kind {
     OsParams(fn(&mut DaemonSpec, OsParams)),
     /// A non-negative number of seconds, or nil.
     Seconds(fn(&mut DaemonSpec, Option<Duration>)),
+    /// A stop schedule string such as `"USR1/60/KILL/5"`, or nil.
+    Schedule(fn(&mut DaemonSpec, Option<StopSchedule>)),
 }
 
 /// Every key, in the original's order.
@@ -168,6 +171,12 @@ pub const KEYS: &[Key] = &[
         default: "nil",
         doc: "ASDF's output cache for the daemon: created (and given to its user) before start, and set up before :main-function",
     },
+    Key {
+        name: "stop-schedule",
+        kind: Kind::Schedule(|s, v| s.stop_schedule = v),
+        default: "\"USR1/60/KILL/5\"",
+        doc: "signals stop sends and seconds it waits after each, like start-stop-daemon --retry (60: :stop-timeout)",
+    },
 ];
 
 /// The key of a table name.
@@ -228,6 +237,7 @@ impl Kind {
             Kind::Function(set) => set(spec, function(value)?),
             Kind::OsParams(set) => set(spec, os_params(value)?),
             Kind::Seconds(set) => set(spec, seconds(value)?),
+            Kind::Schedule(set) => set(spec, schedule(value)?),
         }
         Ok(())
     }
@@ -243,6 +253,7 @@ impl Kind {
             Kind::Function(_) => FUNCTION,
             Kind::OsParams(_) => OS_PARAMS,
             Kind::Seconds(_) => SECONDS,
+            Kind::Schedule(_) => SCHEDULE,
         }
     }
 }
@@ -256,6 +267,7 @@ const FUNCTION: &str =
     "a function: #.(lambda ...), #'(lambda ...), #'name, (lambda ...), a symbol, or nil";
 const OS_PARAMS: &str = "a property list such as (:linux-umask #o037)";
 const SECONDS: &str = "a number of seconds (0 or more) or nil";
+const SCHEDULE: &str = "a stop schedule such as \"USR1/60/KILL/5\" (signal/seconds/...) or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
@@ -362,6 +374,14 @@ fn seconds(v: &ValueAt) -> Result<Option<Duration>, Fail> {
     Duration::try_from_secs_f64(secs)
         .map(Some)
         .map_err(|_| v.wrong(SECONDS))
+}
+
+fn schedule(v: &ValueAt) -> Result<Option<StopSchedule>, Fail> {
+    match &v.form.datum {
+        Datum::Nil => Ok(None),
+        Datum::String(s) => s.parse().map(Some).map_err(|_| v.wrong(SCHEDULE)),
+        _ => Err(v.wrong(SCHEDULE)),
+    }
 }
 
 /// The keys `:os-params` accepts.

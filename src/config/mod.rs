@@ -10,6 +10,7 @@ pub mod keys;
 mod paths;
 pub(crate) mod plist;
 mod restas;
+mod schedule;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use error::{ConfError, ConfErrorKind};
 pub use paths::PidDirs;
+pub use schedule::{BadSchedule, StopSchedule, StopStep, parse_signal};
 pub use spec::{
     DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, DEFAULT_UMASK, DaemonSpec, Dir, FunctionShape,
     LispCode, OsParams,

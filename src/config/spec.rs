@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::schedule::StopSchedule;
+
 /// How long `start` waits for readiness when the conf does not say.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `stop` waits after SIGUSR1 before SIGKILL when the conf does not say.
@@ -39,6 +41,8 @@ pub struct DaemonSpec {
     pub output: Option<PathBuf>,
     /// Extension: ASDF's output cache, created and given to the daemon's user.
     pub fasl_dir: Option<PathBuf>,
+    /// Extension: the signals `stop` sends, and how long it waits after each.
+    pub stop_schedule: Option<StopSchedule>,
 }
 
 impl DaemonSpec {
@@ -53,6 +57,13 @@ impl DaemonSpec {
 
     pub fn stop_timeout(&self) -> Duration {
         self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)
+    }
+
+    /// `:stop-schedule`, else SIGUSR1, `:stop-timeout`, SIGKILL, 5 s.
+    pub fn stop_schedule(&self) -> StopSchedule {
+        self.stop_schedule
+            .clone()
+            .unwrap_or_else(|| StopSchedule::usr1_then_kill(self.stop_timeout()))
     }
 }
 

@@ -43,8 +43,6 @@ pub enum DaemonError {
         signal: &'static str,
         errno: Errno,
     },
-    #[error("process {pid} is still alive {secs} s after SIGKILL")]
-    Unkillable { pid: i32, secs: u64 },
     #[error("{0}")]
     Setup(String),
     #[error("cannot create the :fasl-dir {}: {source}", path.display())]

@@ -20,7 +20,7 @@ use nix::unistd::{ForkResult, fork};
 pub use error::DaemonError;
 pub use pidfile::PidState;
 
-use crate::config::Conf;
+use crate::config::{Conf, StopSchedule, StopStep};
 use crate::lisp::{self, Mode, Runner};
 use crate::logging::Logger;
 use crate::report::{Outcome, Reason, Verb, exit};
@@ -28,9 +28,6 @@ use spawn::{Launch, Started};
 
 /// How long to wait for a process to vanish after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
-
-/// The signal `stop` sends first: what the original's stop sent.
-const STOP_SIGNAL: Signal = Signal::SIGUSR1;
 
 /// One command's inputs.
 pub struct Request<'a> {
@@ -40,6 +37,8 @@ pub struct Request<'a> {
     pub start_timeout: Option<Duration>,
     /// `zap --force`.
     pub force: bool,
+    /// `--retry`: overrides the conf's stop schedule.
+    pub stop_schedule: Option<StopSchedule>,
     /// Who the daemon runs as, if not the caller (see `identity::decide`).
     pub switch: Option<identity::Switch>,
     pub logger: &'a Logger,
@@ -248,13 +247,21 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
     }
 }
 
-/// `stop` (SIGUSR1, then SIGKILL after the stop timeout) and `kill` (SIGKILL).
+/// `stop` (the stop schedule: by default SIGUSR1, then SIGKILL after the
+/// stop timeout) and `kill` (SIGKILL).
 pub fn stop(req: &Request, verb: Verb) -> Outcome {
     let pid_file = &req.conf.pid_file;
-    let first = if verb == Verb::Kill {
-        Signal::SIGKILL
-    } else {
-        STOP_SIGNAL
+    let schedule = match verb {
+        Verb::Kill => StopSchedule {
+            steps: vec![StopStep {
+                signal: Signal::SIGKILL,
+                timeout: KILL_WAIT,
+            }],
+        },
+        _ => req
+            .stop_schedule
+            .clone()
+            .unwrap_or_else(|| req.conf.spec.stop_schedule()),
     };
     match pidfile::inspect(pid_file) {
         Ok(PidState::Missing) => req.outcome(verb, false, Some(Reason::NoPidFile), None),
@@ -262,43 +269,41 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
             Ok(_) => req.outcome(verb, false, Some(Reason::NotRunning), pid),
             Err(e) => req.internal(verb, e),
         },
-        Ok(PidState::Running { pid, .. }) => {
-            match end_process(pid, first, req.conf.spec.stop_timeout()) {
-                Ok(()) => match pidfile::remove(pid_file) {
-                    Ok(_) => req.outcome(verb, true, None, Some(pid)),
-                    Err(e) => req.internal(verb, e),
-                },
+        Ok(PidState::Running { pid, .. }) => match end_process(pid, &schedule) {
+            Ok(true) => match pidfile::remove(pid_file) {
+                Ok(_) => req.outcome(verb, true, None, Some(pid)),
                 Err(e) => req.internal(verb, e),
-            }
-        }
+            },
+            Ok(false) => req
+                .outcome(verb, false, Some(Reason::Running), Some(pid))
+                .with_error(format!(
+                    "process {pid} is still running at the end of the stop schedule {schedule}"
+                )),
+            Err(e) => req.internal(verb, e),
+        },
         Err(e) => req.internal(verb, e),
     }
 }
 
-/// Sends `first` to `pid` through a pidfd and waits; SIGKILL after `timeout`.
-fn end_process(pid: i32, first: Signal, timeout: Duration) -> Result<(), DaemonError> {
+/// Goes through the stop schedule on `pid` through a pidfd; true when the
+/// process has ended.
+fn end_process(pid: i32, schedule: &StopSchedule) -> Result<bool, DaemonError> {
     let fd = match process::PidFd::open(pid) {
         Ok(fd) => fd,
         // It ended between the check and now.
         Err(DaemonError::PidFd {
             errno: nix::errno::Errno::ESRCH,
             ..
-        }) => return Ok(()),
+        }) => return Ok(true),
         Err(e) => return Err(e),
     };
-    fd.signal(first)?;
-    if first != Signal::SIGKILL && fd.wait_exit(timeout) {
-        return Ok(());
+    for step in &schedule.steps {
+        fd.signal(step.signal)?;
+        if fd.wait_exit(step.timeout) {
+            return Ok(true);
+        }
     }
-    fd.signal(Signal::SIGKILL)?;
-    if fd.wait_exit(KILL_WAIT) {
-        Ok(())
-    } else {
-        Err(DaemonError::Unkillable {
-            pid,
-            secs: KILL_WAIT.as_secs(),
-        })
-    }
+    Ok(false)
 }
 
 /// `zap`: remove the pid file of a daemon that is gone.
