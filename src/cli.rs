@@ -56,6 +56,7 @@ pub enum Command {
     Nodaemon,
     Check,
     Migrate,
+    Unit,
 }
 
 impl Command {
@@ -102,6 +103,11 @@ impl Command {
             "migrate",
             Some(Command::Migrate),
             "print the plist conf equivalent to a restas-daemon conf",
+        ),
+        (
+            "unit",
+            Some(Command::Unit),
+            "print a systemd service unit that runs the conf with nodaemon",
         ),
     ];
 
@@ -364,6 +370,12 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
             logger.info("migrate: printed the plist conf");
             return Ok(ExitCode::from(exit::OK));
         }
+        Command::Unit => {
+            let tool = env::current_exe()?;
+            print!("{}", crate::unit::unit(&conf, &tool));
+            logger.info("unit: printed the systemd unit");
+            return Ok(ExitCode::from(exit::OK));
+        }
         Command::Check => {
             print!("{}", conf.to_plist_text());
             logger.info("check: the conf is valid");
@@ -371,13 +383,17 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         }
         Command::Nodaemon => {
             logger.info("nodaemon: running :main-function in the foreground");
-            // Returns only if the Lisp could not be started; prints nothing on success.
-            let outcome = daemon::nodaemon(&req);
-            let error = outcome
-                .error
-                .as_deref()
-                .unwrap_or("the Lisp could not be started");
-            return Ok(fail(&logger, error, outcome.exit));
+            // Prints nothing on success; the exit code is the Lisp's.
+            return Ok(match daemon::nodaemon(&req) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(exit::FAILED)),
+                Err(outcome) => {
+                    let error = outcome
+                        .error
+                        .as_deref()
+                        .unwrap_or("the Lisp could not be started");
+                    fail(&logger, error, outcome.exit)
+                }
+            });
         }
         Command::Start => daemon::start(&req),
         Command::Stop => daemon::stop(&req, Verb::Stop),

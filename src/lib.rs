@@ -13,3 +13,4 @@ pub mod reader;
 pub mod report;
 pub mod source;
 pub mod trust;
+pub mod unit;

@@ -144,7 +144,7 @@ fn help_lists_commands_and_keys() {
             text.starts_with("Usage: daemonization <config-file> <command>\n"),
             "{text}"
         );
-        assert!(text.contains("<command> - one of the commands: start | stop | zap | kill | restart | nodaemon | status | help | check | migrate\n"));
+        assert!(text.contains("<command> - one of the commands: start | stop | zap | kill | restart | nodaemon | status | help | check | migrate | unit\n"));
         for key in daemonization::config::keys::KEYS {
             assert!(
                 text.contains(&format!("\n  :{}  ", key.name)),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::ConfErrorKind;
 use super::schedule::StopSchedule;
-use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, OsParams};
+use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, OsParams, RestartPolicy};
 use crate::reader::{Datum, Form, Macro, Number, Span};
 use crate::source::Source;
 
@@ -43,6 +43,10 @@ pub enum Kind {
     Seconds(fn(&mut DaemonSpec, Option<Duration>)),
     /// A stop schedule string such as `"USR1/60/KILL/5"`, or nil.
     Schedule(fn(&mut DaemonSpec, Option<StopSchedule>)),
+    /// `:never`, `:on-failure`, `:always`, or nil (never).
+    Restart(fn(&mut DaemonSpec, RestartPolicy)),
+    /// `(STARTS SECONDS)`, or nil.
+    StartLimit(fn(&mut DaemonSpec, Option<(u32, Duration)>)),
 }
 
 /// Every key, in the original's order.
@@ -177,6 +181,30 @@ pub const KEYS: &[Key] = &[
         default: "\"USR1/60/KILL/5\"",
         doc: "signals stop sends and seconds it waits after each, like start-stop-daemon --retry (60: :stop-timeout)",
     },
+    Key {
+        name: "restart",
+        kind: Kind::Restart(|s, v| s.restart = v),
+        default: ":never",
+        doc: "when the Lisp is restarted: :never, :on-failure, :always (used by the systemd unit; see the README)",
+    },
+    Key {
+        name: "restart-delay",
+        kind: Kind::Seconds(|s, v| s.restart_delay = v),
+        default: "1",
+        doc: "seconds before a restart",
+    },
+    Key {
+        name: "restart-max-delay",
+        kind: Kind::Seconds(|s, v| s.restart_max_delay = v),
+        default: "60",
+        doc: "the longest delay between restarts",
+    },
+    Key {
+        name: "start-limit",
+        kind: Kind::StartLimit(|s, v| s.start_limit = v),
+        default: "nil",
+        doc: "(STARTS SECONDS): at most STARTS starts within SECONDS, then give up",
+    },
 ];
 
 /// The key of a table name.
@@ -238,6 +266,8 @@ impl Kind {
             Kind::OsParams(set) => set(spec, os_params(value)?),
             Kind::Seconds(set) => set(spec, seconds(value)?),
             Kind::Schedule(set) => set(spec, schedule(value)?),
+            Kind::Restart(set) => set(spec, restart(value)?),
+            Kind::StartLimit(set) => set(spec, start_limit(value)?),
         }
         Ok(())
     }
@@ -254,6 +284,8 @@ impl Kind {
             Kind::OsParams(_) => OS_PARAMS,
             Kind::Seconds(_) => SECONDS,
             Kind::Schedule(_) => SCHEDULE,
+            Kind::Restart(_) => RESTART,
+            Kind::StartLimit(_) => START_LIMIT,
         }
     }
 }
@@ -268,6 +300,8 @@ const FUNCTION: &str =
 const OS_PARAMS: &str = "a property list such as (:linux-umask #o037)";
 const SECONDS: &str = "a number of seconds (0 or more) or nil";
 const SCHEDULE: &str = "a stop schedule such as \"USR1/60/KILL/5\" (signal/seconds/...) or nil";
+const RESTART: &str = ":never, :on-failure, :always or nil";
+const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
@@ -381,6 +415,35 @@ fn schedule(v: &ValueAt) -> Result<Option<StopSchedule>, Fail> {
         Datum::Nil => Ok(None),
         Datum::String(s) => s.parse().map(Some).map_err(|_| v.wrong(SCHEDULE)),
         _ => Err(v.wrong(SCHEDULE)),
+    }
+}
+
+fn restart(v: &ValueAt) -> Result<RestartPolicy, Fail> {
+    match &v.form.datum {
+        Datum::Nil => Ok(RestartPolicy::Never),
+        Datum::Keyword(k) if k == "NEVER" => Ok(RestartPolicy::Never),
+        Datum::Keyword(k) if k == "ON-FAILURE" => Ok(RestartPolicy::OnFailure),
+        Datum::Keyword(k) if k == "ALWAYS" => Ok(RestartPolicy::Always),
+        _ => Err(v.wrong(RESTART)),
+    }
+}
+
+fn start_limit(v: &ValueAt) -> Result<Option<(u32, Duration)>, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(None),
+        Datum::List { items, tail: None } if items.len() == 2 => items,
+        _ => return Err(v.wrong(START_LIMIT)),
+    };
+    match (&items[0].datum, &items[1].datum) {
+        (Datum::Number(Number::Integer(n)), Datum::Number(Number::Integer(s)))
+            if *n > 0 && *s > 0 =>
+        {
+            Ok(Some((
+                u32::try_from(*n).unwrap_or(u32::MAX),
+                Duration::from_secs(*s as u64),
+            )))
+        }
+        _ => Err(v.wrong(START_LIMIT)),
     }
 }
 

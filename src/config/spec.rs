@@ -43,6 +43,23 @@ pub struct DaemonSpec {
     pub fasl_dir: Option<PathBuf>,
     /// Extension: the signals `stop` sends, and how long it waits after each.
     pub stop_schedule: Option<StopSchedule>,
+    /// Extension: when a supervisor restarts the Lisp.
+    pub restart: RestartPolicy,
+    /// Extension: the first delay before a restart (doubles on quick failures).
+    pub restart_delay: Option<Duration>,
+    /// Extension: the longest delay between restarts.
+    pub restart_max_delay: Option<Duration>,
+    /// Extension: at most this many starts within this time, then give up.
+    pub start_limit: Option<(u32, Duration)>,
+}
+
+/// `:restart`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    #[default]
+    Never,
+    OnFailure,
+    Always,
 }
 
 impl DaemonSpec {
@@ -57,6 +74,14 @@ impl DaemonSpec {
 
     pub fn stop_timeout(&self) -> Duration {
         self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)
+    }
+
+    pub fn restart_delay(&self) -> Duration {
+        self.restart_delay.unwrap_or(Duration::from_secs(1))
+    }
+
+    pub fn restart_max_delay(&self) -> Duration {
+        self.restart_max_delay.unwrap_or(Duration::from_secs(60))
     }
 
     /// `:stop-schedule`, else SIGUSR1, `:stop-timeout`, SIGKILL, 5 s.

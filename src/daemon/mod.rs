@@ -4,6 +4,7 @@
 
 mod error;
 pub mod identity;
+mod notify;
 mod pidfile;
 mod process;
 mod spawn;
@@ -342,32 +343,43 @@ pub fn restart(req: &Request) -> Outcome {
     start_as(req, Verb::Restart)
 }
 
-/// `nodaemon`: exec the Lisp in the foreground (no fork, no pid file).
-/// Returns only if that fails.
-pub fn nodaemon(req: &Request) -> Outcome {
+/// `nodaemon`: the Lisp in the foreground, no pid file. Normally the tool
+/// execs it (no fork: the REPL gets the terminal). Under a service manager
+/// (`NOTIFY_SOCKET` set) or as PID 1 (a container), the tool stays as its
+/// parent instead: it notifies, forwards signals, reaps zombies. Returns the
+/// outcome of a failure, or the exit code to leave with.
+pub fn nodaemon(req: &Request) -> Result<i32, Outcome> {
     let Some(program) = find_program(&req.runner.program) else {
-        return lisp_not_found(req, Verb::Start);
+        return Err(lisp_not_found(req, Verb::Start));
     };
+    let notifier = notify::Notifier::from_env();
+    let as_parent = notifier.is_some() || std::process::id() == 1;
+    let mode = Mode::Foreground {
+        report_ready: as_parent,
+    };
+    let spec = &req.conf.spec;
     let plan = lisp::plan(
-        &req.conf.spec,
+        spec,
         &req.runner,
-        &Mode::Foreground,
+        &mode,
         req.login(),
         req.logger.destinations(),
     );
-    let switch = req.switch.clone();
-    let error = match Launch::new(
+    let launch = Launch::new(
         &plan,
         &program,
         &req.conf.pid_file,
-        req.conf.spec.umask(),
-        switch,
+        spec.umask(),
+        req.switch.clone(),
         None,
-    ) {
-        Ok(launch) => launch.exec_in_foreground(),
-        Err(e) => e,
-    };
-    req.internal(Verb::Start, error)
+    )
+    .map_err(|e| req.internal(Verb::Start, e))?;
+    if as_parent {
+        return launch
+            .run_as_parent(notifier.as_ref())
+            .map_err(|e| req.internal(Verb::Start, e));
+    }
+    Err(req.internal(Verb::Start, launch.exec_in_foreground()))
 }
 
 /// The program to run: a path as is, a name looked up on PATH.

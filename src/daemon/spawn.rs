@@ -25,12 +25,14 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, execve, fork, pipe2, setsid};
 
 use super::error::DaemonError;
 use super::identity::{self, Switch};
+use super::notify::Notifier;
 use super::pidfile::{self, Claim};
 use super::process::PidFd;
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
@@ -142,6 +144,115 @@ impl Launch {
         DaemonError::Exec {
             program: self.program_name,
             errno,
+        }
+    }
+}
+
+impl Launch {
+    /// `nodaemon` under a service manager or as PID 1: the Lisp runs as our
+    /// child; we notify readiness, stopping and failure, forward SIGTERM,
+    /// SIGINT, SIGHUP and SIGUSR1 to it, reap every zombie, and return the
+    /// Lisp's exit status (128 + the signal if a signal ended it).
+    pub fn run_as_parent(self, notifier: Option<&Notifier>) -> Result<i32, DaemonError> {
+        let forwarded = [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+        ];
+        let mut mask = SigSet::empty();
+        for signal in forwarded.iter().chain([&Signal::SIGCHLD]) {
+            mask.add(*signal);
+        }
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(DaemonError::Pipe)?;
+        let signals =
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Pipe)?;
+        let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
+        // SAFETY: single-threaded; the child only sets itself up and execs.
+        let child = match unsafe { fork() }.map_err(DaemonError::Fork)? {
+            ForkResult::Child => {
+                let placed = dup_high(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
+                    let ready = dup_high(write_end.as_raw_fd())?;
+                    place(bootstrap, BOOTSTRAP_FD)
+                        .and_then(|()| place(ready, READY_FD))
+                        .map_err(|e| e.to_string())
+                });
+                if placed.is_err() || switch_user(self.switch.as_ref()).is_err() {
+                    exit_now(127);
+                }
+                reset_signals();
+                let _ = execve(&self.program, &self.argv, &self.envp);
+                exit_now(127)
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop(write_end);
+        let mut pipe = Some(File::from(read_end));
+        let mut text = String::new();
+        loop {
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            if let Some(pipe) = &pipe {
+                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(DaemonError::ReadReady(e.into())),
+            }
+            let pipe_ready = fds
+                .get(1)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty());
+            let signal_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+            if pipe_ready {
+                let mut buf = [0u8; 4096];
+                let n = pipe
+                    .as_mut()
+                    .map_or(Ok(0), |p| p.read(&mut buf))
+                    .map_err(DaemonError::ReadReady)?;
+                if n == 0 {
+                    pipe = None;
+                    if let (Some(n), Some(report)) = (notifier, text.strip_prefix("error\n")) {
+                        let first = report.lines().next().unwrap_or("the main function failed");
+                        n.send(&format!("STATUS={first}"));
+                    }
+                } else {
+                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if text.starts_with("ready\n") {
+                        if let Some(n) = notifier {
+                            n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+                        }
+                        text.clear();
+                        pipe = None;
+                    }
+                }
+            }
+            if !signal_ready {
+                continue;
+            }
+            let Ok(Some(info)) = signals.read_signal() else {
+                continue;
+            };
+            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            if signal != Signal::SIGCHLD {
+                if let (Some(n), Signal::SIGTERM | Signal::SIGINT) = (notifier, signal) {
+                    n.send("STOPPING=1");
+                }
+                let _ = nix::sys::signal::kill(child, signal);
+                continue;
+            }
+            // Reap every zombie (as PID 1 we inherit orphans), ours last.
+            loop {
+                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
+                    Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                        return Ok(128 + signal as i32);
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
         }
     }
 }
@@ -291,13 +402,8 @@ fn setup_error(pipe: &mut File, message: &str) -> ! {
 /// readiness pipe on `READY_FD`, and every other inherited descriptor closed.
 fn set_up(launch: &Launch, pipe: RawFd) -> Result<(), String> {
     // Move both out of the way first, so placing one cannot clobber the other.
-    let high = |fd: RawFd| {
-        // SAFETY: the borrowed descriptor is open for the duration of the call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))
-    };
-    let bootstrap = high(launch.bootstrap.as_raw_fd())?;
-    let ready = high(pipe)?;
+    let bootstrap = dup_high(launch.bootstrap.as_raw_fd())?;
+    let ready = dup_high(pipe)?;
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| format!("/dev/null: {e}"))?
         .into_raw_fd();
@@ -312,6 +418,14 @@ fn set_up(launch: &Launch, pipe: RawFd) -> Result<(), String> {
     }
     close_from(READY_FD + 1);
     Ok(())
+}
+
+/// A close-on-exec copy of `fd` numbered 10 or more, out of the way of the
+/// fixed descriptors the Lisp gets.
+fn dup_high(fd: RawFd) -> Result<RawFd, String> {
+    // SAFETY: the borrowed descriptor is open for the duration of the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))
 }
 
 /// `dup2(fd, target)`, leaving `target` without close-on-exec (also when

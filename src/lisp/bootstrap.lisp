@@ -232,6 +232,7 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
     (:foreground
      (call-user :before-init-fn *before-init-fn*)
      (call-user :main-function *main-function*)
+     (report "ready")
      (if (interactive-stream-p *standard-input*)
          (progn (setf *debugger-hook* nil)
                 (sb-ext:enable-debugger)

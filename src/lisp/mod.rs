@@ -57,8 +57,9 @@ pub enum Mode {
     /// `start`: report readiness on `READY_FD`, then stay alive until stopped.
     Daemon,
     /// `nodaemon`: in the foreground; after `:main-function`, a REPL on a
-    /// terminal, else wait until stopped.
-    Foreground,
+    /// terminal, else wait until stopped. With `report_ready`, readiness is
+    /// reported on `READY_FD` (for sd_notify).
+    Foreground { report_ready: bool },
     /// `:before-parent-exit-fn`: call it with `(pid status)` and exit.
     ParentExit { pid: i32, status: i32 },
 }
@@ -137,9 +138,13 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
             &spec.main_function,
             "nil".to_string(),
         ),
-        Mode::Foreground => (
+        Mode::Foreground { report_ready } => (
             ":foreground",
-            "nil".to_string(),
+            if *report_ready {
+                READY_FD.to_string()
+            } else {
+                "nil".to_string()
+            },
             format!("({BOOTSTRAP_FD})"),
             &spec.main_function,
             "nil".to_string(),
@@ -162,7 +167,7 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
         .map(|c| c.text.as_str());
     let mut modules = modules_named(texts);
     let fasl_dir = match (&spec.fasl_dir, mode) {
-        (Some(dir), Mode::Daemon | Mode::Foreground) => {
+        (Some(dir), Mode::Daemon | Mode::Foreground { .. }) => {
             if !modules.contains(&"ASDF") {
                 modules.push("ASDF");
             }

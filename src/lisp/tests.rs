@@ -68,7 +68,9 @@ fn runner_comes_from_lisp_runner() {
     let plan = plan(
         &spec(),
         &Runner::from_env_value(Some("/opt/sbcl/bin/sbcl".into())),
-        &Mode::Foreground,
+        &Mode::Foreground {
+            report_ready: false,
+        },
         None,
         &log(),
     );

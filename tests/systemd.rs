@@ -1,0 +1,150 @@
+//! systemd: the `unit` command (checked by systemd-analyze verify), and
+//! sd_notify from `nodaemon`, received on a real AF_UNIX datagram socket.
+
+mod util;
+
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::*;
+
+/// The unit for a conf with a user, a restart policy and a stop schedule;
+/// systemd-analyze accepts it.
+#[test]
+fn unit_is_a_valid_systemd_service() {
+    let sb = Sandbox::new();
+    let user = if root() {
+        test_user().name
+    } else {
+        "root".to_string()
+    };
+    let conf = sb.conf(
+        "web.conf",
+        &format!(
+            "(:name \"web\" :user {} :restart :on-failure :restart-delay 2 :start-limit (5 60)\n \
+             :stop-schedule \"TERM/10/KILL/5\" :os-params (:linux-umask #o027))",
+            lisp_string(&user)
+        ),
+    );
+    let out = sb.run(&conf, &["unit"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let c = conf.display();
+    let expected = format!(
+        "# systemd unit for the daemonization conf {c}\n\
+         # (made by `daemonization {c} unit`)\n\
+         [Unit]\n\
+         Description=web (daemonization)\n\
+         After=network.target\n\
+         StartLimitBurst=5\n\
+         StartLimitIntervalSec=60\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=main\n\
+         ExecStart={bin} {c} nodaemon\n\
+         User={user}\n\
+         AmbientCapabilities=CAP_NET_BIND_SERVICE\n\
+         UMask=0027\n\
+         TimeoutStartSec=60\n\
+         KillSignal=SIGTERM\n\
+         TimeoutStopSec=10\n\
+         Restart=on-failure\n\
+         RestartSec=2\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        bin = bin()
+    );
+    assert_eq!(stdout(&out), expected);
+    let unit = sb.path("web-daemon.service");
+    std::fs::write(&unit, stdout(&out)).unwrap();
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+    {
+        Ok(verify) => {
+            assert!(verify.status.success(), "{}", stderr(&verify));
+            assert_eq!(stderr(&verify), "", "no warnings");
+        }
+        Err(_) if std::env::var_os("CI").is_none() => eprintln!("skipped: no systemd-analyze"),
+        Err(e) => panic!("systemd-analyze: {e}"),
+    }
+}
+
+/// Receives one notification, with a deadline.
+fn receive(socket: &UnixDatagram) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("a notification");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn nodaemon(sb: &Sandbox, conf: &std::path::Path, notify_socket: &str) -> std::process::Child {
+    let child = sb
+        .command(conf, &["nodaemon"])
+        .env("NOTIFY_SOCKET", notify_socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.track(child.id() as i32);
+    child
+}
+
+/// READY=1 with MAINPID once :main-function returned; STOPPING=1 on
+/// SIGTERM, which reaches the Lisp; exit with the Lisp's status (0).
+#[test]
+fn nodaemon_notifies_ready_and_stopping() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "n.conf",
+        "(:pid-file \"n.pid\" :name \"notified\" :main-function #.(lambda () t))",
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let child = nodaemon(&sb, &conf, path.to_str().unwrap());
+    let tool = child.id();
+    assert_eq!(receive(&socket), format!("READY=1\nMAINPID={tool}"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(receive(&socket), "STOPPING=1");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), ""));
+    assert!(
+        stderr(&out).contains("Stop notified daemon"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// An abstract socket (`@name`) works too; a failing main function sends
+/// STATUS= with the Lisp's error and exits 1.
+#[test]
+fn nodaemon_notifies_failure_on_an_abstract_socket() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "f.conf",
+        "(:pid-file \"f.pid\" :main-function #.(lambda () (error \"no database at ~a\" \"db:5432\")))",
+    );
+    let name = format!("daemonization-test-{}", std::process::id());
+    let socket =
+        UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    let child = nodaemon(&sb, &conf, &format!("@{name}"));
+    assert_eq!(receive(&socket), "STATUS=no database at db:5432");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("ERROR: no database at db:5432\n"),
+        "{}",
+        stderr(&out)
+    );
+}
