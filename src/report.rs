@@ -105,6 +105,16 @@ pub struct Outcome {
     /// What went wrong, for stderr (`ERROR: ...`).
     pub error: Option<String>,
     pub exit: u8,
+    /// For a supervised daemon: its Lisp.
+    pub supervision: Option<Supervision>,
+}
+
+/// What a supervisor says of the Lisp it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Supervision {
+    pub lisp_pid: Option<i32>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
 }
 
 impl Outcome {
@@ -124,7 +134,13 @@ impl Outcome {
             pid_file,
             error: None,
             exit,
+            supervision: None,
         }
+    }
+
+    pub fn with_supervision(mut self, supervision: Option<Supervision>) -> Outcome {
+        self.supervision = supervision;
+        self
     }
 
     pub fn with_error(mut self, error: impl Into<String>) -> Outcome {
@@ -159,6 +175,18 @@ impl Outcome {
         if self.reason == Some(Reason::StillInitializing) {
             line.push_str(" - still initializing");
         }
+        if let Some(s) = &self.supervision {
+            let lisp = s.lisp_pid.map_or("none".to_string(), |p| p.to_string());
+            let _ = write!(
+                line,
+                " - supervising (lisp-pid = {lisp} restarts = {}",
+                s.restarts
+            );
+            if let Some(exit) = &s.last_exit {
+                let _ = write!(line, " last-exit = {exit}");
+            }
+            line.push(')');
+        }
         line
     }
 
@@ -179,8 +207,16 @@ impl Outcome {
     /// The original's result property list, readable by CL `read`.
     pub fn plist(&self) -> String {
         let text = |s: Option<&str>| s.map_or("nil".to_string(), lisp_string);
+        let supervision = self.supervision.as_ref().map_or(String::new(), |s| {
+            format!(
+                " :lisp-pid {} :restarts {} :last-exit {}",
+                s.lisp_pid.map_or("nil".to_string(), |p| p.to_string()),
+                s.restarts,
+                text(s.last_exit.as_deref())
+            )
+        });
         format!(
-            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {})",
+            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {}{supervision})",
             text(self.result()),
             lisp_string(self.verb.name()),
             text(self.status()),
@@ -192,15 +228,20 @@ impl Outcome {
 
     /// The same fields as JSON.
     pub fn json(&self) -> String {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "result": self.result(),
             "command": self.verb.name(),
             "status": self.status(),
             "reason": self.reason.map(Reason::name),
             "pid": self.pid,
             "pid-file": self.pid_file.display().to_string(),
-        })
-        .to_string()
+        });
+        if let Some(s) = &self.supervision {
+            json["lisp-pid"] = serde_json::json!(s.lisp_pid);
+            json["restarts"] = serde_json::json!(s.restarts);
+            json["last-exit"] = serde_json::json!(s.last_exit);
+        }
+        json.to_string()
     }
 }
 

@@ -8,6 +8,7 @@ mod notify;
 mod pidfile;
 mod process;
 mod spawn;
+mod supervise;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -21,11 +22,12 @@ use nix::unistd::{ForkResult, fork};
 pub use error::DaemonError;
 pub use pidfile::PidState;
 
-use crate::config::{Conf, StopSchedule, StopStep};
+use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
 use crate::lisp::{self, Mode, Runner};
 use crate::logging::Logger;
-use crate::report::{Outcome, Reason, Verb, exit};
+use crate::report::{Outcome, Reason, Supervision, Verb, exit};
 use spawn::{Launch, Started};
+use supervise::Policy;
 
 /// How long to wait for a process to vanish after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -77,13 +79,24 @@ impl Request<'_> {
 /// `status`: running, stale, or no pid file.
 pub fn status(req: &Request) -> Outcome {
     match pidfile::inspect(&req.conf.pid_file) {
-        Ok(PidState::Running { pid, .. }) => req.outcome(Verb::Status, true, None, Some(pid)),
+        Ok(PidState::Running { pid, .. }) => req
+            .outcome(Verb::Status, true, None, Some(pid))
+            .with_supervision(supervision(req, pid)),
         Ok(PidState::Stale { pid }) => {
             req.outcome(Verb::Status, false, Some(Reason::ServiceUnavailable), pid)
         }
         Ok(PidState::Missing) => req.outcome(Verb::Status, false, Some(Reason::NoPidFile), None),
         Err(e) => req.internal(Verb::Status, e),
     }
+}
+
+/// What the supervisor `pid` of this conf's daemon says, if it is one.
+fn supervision(req: &Request, pid: i32) -> Option<Supervision> {
+    supervise::read_state(&req.conf.pid_file, pid).map(|s| Supervision {
+        lisp_pid: s.lisp,
+        restarts: s.restarts,
+        last_exit: s.last_exit,
+    })
 }
 
 /// `start`: reports only once `:main-function` has returned, or why not.
@@ -115,14 +128,23 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         .and_then(|()| create_fasl_dir(spec.fasl_dir.as_deref(), req.switch.as_ref()))
         .and_then(|()| {
             let output = spec.output.as_deref();
-            Launch::new(
+            let launch = Launch::new(
                 &plan,
                 &program,
                 pid_file,
                 spec.umask(),
                 req.switch.clone(),
                 output,
-            )
+            )?;
+            Ok(match spec.restart {
+                RestartPolicy::Never => launch,
+                restart => launch.supervised(Policy {
+                    restart,
+                    delay: spec.restart_delay(),
+                    max_delay: spec.restart_max_delay(),
+                    start_limit: spec.start_limit,
+                }),
+            })
         })
         .and_then(|launch| {
             spawn::start(
@@ -271,10 +293,12 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
             Err(e) => req.internal(verb, e),
         },
         Ok(PidState::Running { pid, .. }) => match end_process(pid, &schedule) {
-            Ok(true) => match pidfile::remove(pid_file) {
-                Ok(_) => req.outcome(verb, true, None, Some(pid)),
-                Err(e) => req.internal(verb, e),
-            },
+            Ok(true) => {
+                match end_supervised_lisp(req, pid).and_then(|()| pidfile::remove(pid_file)) {
+                    Ok(_) => req.outcome(verb, true, None, Some(pid)),
+                    Err(e) => req.internal(verb, e),
+                }
+            }
             Ok(false) => req
                 .outcome(verb, false, Some(Reason::Running), Some(pid))
                 .with_error(format!(
@@ -284,6 +308,29 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
         },
         Err(e) => req.internal(verb, e),
     }
+}
+
+/// A supervisor forwards the stop to its Lisp, and the kernel kills the Lisp
+/// if the supervisor was killed; wait until that Lisp is gone too, so
+/// nothing is left behind.
+fn end_supervised_lisp(req: &Request, supervisor: i32) -> Result<(), DaemonError> {
+    let state = supervise::read_state(&req.conf.pid_file, supervisor);
+    let _ = std::fs::remove_file(supervise::state_file(&req.conf.pid_file));
+    if let Some(lisp) = state.and_then(|s| s.lisp) {
+        let schedule = StopSchedule {
+            steps: vec![StopStep {
+                signal: Signal::SIGKILL,
+                timeout: KILL_WAIT,
+            }],
+        };
+        // Only a Lisp whose parent was the supervisor (now gone) is ours.
+        if process::alive(lisp)
+            && process::argv0(lisp).is_some_and(|a| lisp::is_lisp_program(Path::new(&a)))
+        {
+            end_process(lisp, &schedule)?;
+        }
+    }
+    Ok(())
 }
 
 /// Goes through the stop schedule on `pid` through a pidfd; true when the

@@ -35,6 +35,7 @@ use super::identity::{self, Switch};
 use super::notify::Notifier;
 use super::pidfile::{self, Claim};
 use super::process::PidFd;
+use super::supervise::{self, Policy};
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
 use crate::logging::Logger;
 
@@ -57,15 +58,17 @@ pub enum Started {
 
 /// What the daemon process needs, prepared before fork.
 pub struct Launch {
-    program: CString,
-    program_name: String,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    bootstrap: OwnedFd,
-    pid_file: PathBuf,
-    umask: u32,
-    switch: Option<Switch>,
-    output: Option<PathBuf>,
+    pub(super) program: CString,
+    pub(super) program_name: String,
+    pub(super) argv: Vec<CString>,
+    pub(super) envp: Vec<CString>,
+    pub(super) bootstrap: OwnedFd,
+    pub(super) pid_file: PathBuf,
+    pub(super) umask: u32,
+    pub(super) switch: Option<Switch>,
+    pub(super) output: Option<PathBuf>,
+    /// With a restart policy, the daemon process is a supervisor of the Lisp.
+    pub(super) supervise: Option<Policy>,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -124,7 +127,14 @@ impl Launch {
             umask,
             switch,
             output: output.map(Path::to_path_buf),
+            supervise: None,
         })
+    }
+
+    /// Makes the daemon process a supervisor of the Lisp.
+    pub fn supervised(mut self, policy: Policy) -> Launch {
+        self.supervise = Some(policy);
+        self
     }
 
     /// Execs the Lisp in this process, with the bootstrap on `BOOTSTRAP_FD`
@@ -270,7 +280,7 @@ pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Start
             // SAFETY: as above; the intermediate child exits at once, so the
             // daemon is never a session leader and cannot regain a terminal.
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => daemon_process(launch, write_end),
+                Ok(ForkResult::Child) => daemon_process(launch, write_end, logger),
                 _ => exit_now(0),
             }
         }
@@ -286,14 +296,14 @@ pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Start
     }
 }
 
-fn exit_now(code: i32) -> ! {
+pub(super) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit
     // handlers or flushing its stdio buffers, which the child must not do.
     unsafe { libc::_exit(code) }
 }
 
 /// The daemon process, between fork and exec. Never returns.
-fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
+fn daemon_process(launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
     let pid = std::process::id() as i32;
     let pipe = pipe.into_raw_fd();
     // SAFETY: `pipe` is the open write end of the readiness pipe; the File is
@@ -315,6 +325,12 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
         Err(message) => setup_error(&mut pipe, &message),
     }
     let _ = writeln!(pipe, "locked");
+    if let Some(policy) = launch.supervise.clone() {
+        let _ = chdir("/");
+        umask(Mode::from_bits_truncate(launch.umask));
+        let starter = ManuallyDrop::into_inner(pipe);
+        supervise::run(launch, &policy, starter, logger);
+    }
     if let Some(output) = &launch.output
         && let Err(message) = capture_output(output, launch.switch.as_ref())
     {
@@ -352,7 +368,7 @@ fn daemon_process(launch: Launch, pipe: OwnedFd) -> ! {
 
 /// `:output`: stdout and stderr appended to the file, created 0640 and
 /// owned by the daemon's user.
-fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
+pub(super) fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
     let open = |create_new: bool| {
         std::fs::OpenOptions::new()
             .append(true)
@@ -386,7 +402,7 @@ fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
 }
 
 /// The user switch, if any, then `no_new_privs`.
-fn switch_user(switch: Option<&Switch>) -> Result<(), String> {
+pub(super) fn switch_user(switch: Option<&Switch>) -> Result<(), String> {
     if let Some(switch) = switch {
         identity::apply(switch)?;
     }
@@ -422,7 +438,7 @@ fn set_up(launch: &Launch, pipe: RawFd) -> Result<(), String> {
 
 /// A close-on-exec copy of `fd` numbered 10 or more, out of the way of the
 /// fixed descriptors the Lisp gets.
-fn dup_high(fd: RawFd) -> Result<RawFd, String> {
+pub(super) fn dup_high(fd: RawFd) -> Result<RawFd, String> {
     // SAFETY: the borrowed descriptor is open for the duration of the call.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))
@@ -430,7 +446,7 @@ fn dup_high(fd: RawFd) -> Result<RawFd, String> {
 
 /// `dup2(fd, target)`, leaving `target` without close-on-exec (also when
 /// `fd` already is `target`, where dup2 would change nothing).
-fn place(fd: RawFd, target: RawFd) -> Result<(), Errno> {
+pub(super) fn place(fd: RawFd, target: RawFd) -> Result<(), Errno> {
     if fd == target {
         // SAFETY: the descriptor is open for the duration of the call.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -453,7 +469,7 @@ fn close_from(first: RawFd) {
 
 /// Default dispositions for every signal and an empty mask: a Lisp must
 /// not inherit our ignored SIGPIPE or a blocked signal.
-fn reset_signals() {
+pub(super) fn reset_signals() {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     for signal in Signal::iterator() {
         if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {

@@ -1,0 +1,325 @@
+//! Supervise mode: with a restart policy, the daemon process is a small Rust
+//! supervisor that holds the pid file, runs the Lisp as its child, reaps it
+//! and restarts it per the policy (delays doubling on quick failures, a
+//! start limit). The first start still reports only once the Lisp is ready,
+//! or why not: the supervisor relays the Lisp's readiness to `start`.
+//!
+//! The supervisor's state (the Lisp's pid, restarts, last exit) is kept in
+//! `PIDFILE.state` for `status`. `stop` signals the supervisor, which
+//! forwards the signal and exits once the Lisp has; if the supervisor is
+//! killed, the kernel kills the Lisp (parent-death signal).
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
+
+use super::pidfile;
+use super::spawn::{Launch, exit_now, place, reset_signals, switch_user};
+use crate::config::RestartPolicy;
+use crate::lisp::{LOCK_FD, READY_FD};
+use crate::logging::Logger;
+
+/// When and how often to restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub restart: RestartPolicy,
+    pub delay: Duration,
+    pub max_delay: Duration,
+    pub start_limit: Option<(u32, Duration)>,
+}
+
+/// What `status` shows of a supervised daemon.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub supervisor: i32,
+    pub lisp: Option<i32>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+}
+
+/// `PIDFILE.state`.
+pub fn state_file(pid_file: &Path) -> PathBuf {
+    let mut name = pid_file.as_os_str().to_owned();
+    name.push(".state");
+    PathBuf::from(name)
+}
+
+/// The state of the supervisor `pid`, if it is one.
+pub fn read_state(pid_file: &Path, pid: i32) -> Option<State> {
+    let text = fs::read_to_string(state_file(pid_file)).ok()?;
+    let mut state = State::default();
+    for line in text.lines() {
+        let (key, value) = line.split_once(' ')?;
+        match key {
+            "supervisor" => state.supervisor = value.parse().ok()?,
+            "lisp" => state.lisp = value.parse().ok(),
+            "restarts" => state.restarts = value.parse().ok()?,
+            "last-exit" => state.last_exit = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    (state.supervisor == pid).then_some(state)
+}
+
+fn write_state(pid_file: &Path, state: &State) {
+    let path = state_file(pid_file);
+    let temporary = path.with_extension("state.new");
+    let mut text = format!(
+        "supervisor {}\nrestarts {}\n",
+        state.supervisor, state.restarts
+    );
+    if let Some(lisp) = state.lisp {
+        text.push_str(&format!("lisp {lisp}\n"));
+    }
+    if let Some(exit) = &state.last_exit {
+        text.push_str(&format!("last-exit {exit}\n"));
+    }
+    let _ = fs::write(&temporary, text).and_then(|()| fs::rename(&temporary, &path));
+}
+
+fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, signal, _) => format!("killed by {}", signal.as_str()),
+        other => format!("{other:?}"),
+    }
+}
+
+fn failed(status: WaitStatus) -> bool {
+    !matches!(status, WaitStatus::Exited(_, 0))
+}
+
+/// The Lisp, as the supervisor's child. Never returns.
+fn lisp_child(launch: &Launch, ready: &OwnedFd) -> ! {
+    if place(ready.as_raw_fd(), READY_FD).is_err() || switch_user(launch.switch.as_ref()).is_err() {
+        exit_now(127);
+    }
+    // After the user switch, which clears it: the Lisp dies with us.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    reset_signals();
+    let _ = execve(&launch.program, &launch.argv, &launch.envp);
+    exit_now(127)
+}
+
+/// Runs the supervisor in the daemon process (pid file claimed, descriptors
+/// set up, `starter` the readiness pipe of `start`). Never returns.
+pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> ! {
+    let pid_file = launch.pid_file.clone();
+    let mut state = State {
+        supervisor: std::process::id() as i32,
+        ..State::default()
+    };
+    let finish = |code: i32| -> ! {
+        let _ = fs::remove_file(state_file(&pid_file));
+        let _ = pidfile::remove(&pid_file);
+        exit_now(code)
+    };
+    // The Lisp must not inherit the pid file's descriptor.
+    let _ = nix::fcntl::fcntl(
+        // SAFETY: LOCK_FD is open (the claim placed the pid file there).
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(LOCK_FD) },
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let mut mask = SigSet::empty();
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(signal);
+    }
+    let Ok(signals) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC))
+    else {
+        finish(1)
+    };
+    let mut starter = Some(starter);
+    let mut first = true;
+    let mut delay = policy.delay;
+    let mut starts: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let now = Instant::now();
+        if let Some((limit, within)) = policy.start_limit {
+            while starts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > within)
+            {
+                starts.pop_front();
+            }
+            if starts.len() >= limit as usize {
+                logger.error(&format!(
+                    "giving up: {limit} starts within {} s; the Lisp {}",
+                    within.as_secs(),
+                    state.last_exit.as_deref().unwrap_or("failed")
+                ));
+                finish(1);
+            }
+        }
+        starts.push_back(now);
+        let Ok((ready_read, ready_write)) = pipe2(OFlag::O_CLOEXEC) else {
+            finish(1)
+        };
+        // SAFETY: single-threaded; the child only sets itself up and execs.
+        let child = match unsafe { fork() } {
+            Ok(ForkResult::Child) => lisp_child(&launch, &ready_write),
+            Ok(ForkResult::Parent { child }) => child,
+            Err(_) => finish(1),
+        };
+        drop(ready_write);
+        state.lisp = Some(child.as_raw());
+        write_state(&pid_file, &state);
+        if starter.is_none() {
+            logger.info(&format!(
+                "restarted the Lisp (pid {child}), restart {}",
+                state.restarts
+            ));
+        }
+        let started = Instant::now();
+        let (status, stopping, ready) =
+            watch(child, File::from(ready_read), &signals, &mut starter);
+        state.last_exit = Some(describe(status));
+        state.lisp = None;
+        write_state(&pid_file, &state);
+        if stopping {
+            finish(0);
+        }
+        if first && !ready {
+            // It ended before it was ready: the first start fails (the
+            // starter has the Lisp's report, or sees the pipe close).
+            drop(starter.take());
+            finish(1);
+        }
+        first = false;
+        let restart = match policy.restart {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => failed(status),
+            RestartPolicy::Always => true,
+        };
+        if !restart {
+            logger.info(&format!("the Lisp {}; not restarting", describe(status)));
+            finish(0);
+        }
+        // A Lisp that ran long enough resets the delay; quick failures double it.
+        if started.elapsed() >= policy.max_delay {
+            delay = policy.delay;
+        }
+        logger.error(&format!(
+            "the Lisp (pid {child}) {}; restarting in {} s",
+            describe(status),
+            delay.as_secs_f64()
+        ));
+        if wait_or_stop(&signals, delay) {
+            finish(0);
+        }
+        delay = (delay * 2).min(policy.max_delay);
+        state.restarts += 1;
+    }
+}
+
+/// Waits for the Lisp `child` to end, relaying its readiness to the starter
+/// and forwarding stop signals; returns how it ended, whether a stop was
+/// asked for, and whether it had become ready.
+fn watch(
+    child: Pid,
+    mut ready: File,
+    signals: &SignalFd,
+    starter: &mut Option<File>,
+) -> (WaitStatus, bool, bool) {
+    let mut text = String::new();
+    let mut ready_open = true;
+    let mut stopping = false;
+    let mut was_ready = false;
+    loop {
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if ready_open {
+            fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => exit_now(1),
+        }
+        let ready_event = fds
+            .get(1)
+            .and_then(PollFd::revents)
+            .is_some_and(|r| !r.is_empty());
+        let signal_event = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if ready_event {
+            let mut buf = [0u8; 4096];
+            match ready.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    ready_open = false;
+                    // The Lisp's error report, relayed whole.
+                    if text.starts_with("error\n")
+                        && let Some(mut s) = starter.take()
+                    {
+                        let _ = s.write_all(text.as_bytes());
+                    }
+                }
+                Ok(n) => {
+                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if text.starts_with("ready\n") {
+                        was_ready = true;
+                        if let Some(mut s) = starter.take() {
+                            let _ = s.write_all(b"ready\n");
+                        }
+                        ready_open = false;
+                    }
+                }
+            }
+        }
+        if !signal_event {
+            continue;
+        }
+        let Ok(Some(info)) = signals.read_signal() else {
+            continue;
+        };
+        match Signal::try_from(info.ssi_signo as i32) {
+            Ok(Signal::SIGCHLD) => match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => {}
+                Ok(status) => return (status, stopping, was_ready),
+            },
+            Ok(signal) => {
+                stopping |= signal != Signal::SIGHUP;
+                let _ = nix::sys::signal::kill(child, signal);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Sleeps `delay`, unless asked to stop meanwhile (then true).
+fn wait_or_stop(signals: &SignalFd, delay: Duration) -> bool {
+    let deadline = Instant::now() + delay;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        if let Ok(n) = poll(&mut fds, ms)
+            && n > 0
+            && let Ok(Some(info)) = signals.read_signal()
+            && matches!(
+                Signal::try_from(info.ssi_signo as i32),
+                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGUSR1)
+            )
+        {
+            return true;
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Supervise mode: a Rust supervisor restarts the Lisp per the policy.
+
+mod util;
+
+use std::fs;
+use std::path::Path;
+
+use util::*;
+
+/// A conf whose main function appends the Lisp's pid to `starts`, then runs `body`.
+fn conf(
+    sb: &Sandbox,
+    name: &str,
+    keys: &str,
+    body: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let starts = sb.path(&format!("{name}.starts"));
+    let conf = sb.conf(
+        &format!("{name}.conf"),
+        &format!(
+            "(:pid-file \"{name}.pid\" :name \"{name}\" {keys}\n\
+             :main-function #.(lambda ()\n\
+               (with-open-file (s {} :direction :output :if-exists :append :if-does-not-exist :create)\n\
+                 (format s \"~d~%\" (sb-posix:getpid)))\n\
+               {body}))",
+            lisp_string(starts.to_str().unwrap())
+        ),
+    );
+    (conf, starts)
+}
+
+fn pids(starts: &Path) -> Vec<i32> {
+    fs::read_to_string(starts)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
+/// The Lisp pid and restart count from `status --print plist`.
+fn supervised(sb: &Sandbox, conf: &Path) -> (i32, u32) {
+    let out = stdout(&sb.run(conf, &["status", "--print", "plist"]));
+    let field = |key: &str| {
+        let rest = &out[out.find(key).unwrap_or_else(|| panic!("{key} in {out}")) + key.len()..];
+        rest.split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches(')')
+            .to_string()
+    };
+    (
+        field(":lisp-pid ").parse().unwrap_or(0),
+        field(":restarts ").parse().unwrap(),
+    )
+}
+
+/// :restart :on-failure: a Lisp killed with SIGKILL is replaced by a new
+/// one, which runs its main function; status shows both pids and the count.
+#[test]
+fn on_failure_restarts_a_killed_lisp() {
+    let sb = Sandbox::new();
+    let (conf, starts) = conf(&sb, "web", ":restart :on-failure :restart-delay 0.2", "t");
+    let out = sb.run(&conf, &["start"]);
+    let supervisor = pid_in(&stdout(&out)).unwrap_or_else(|| panic!("{}", stderr(&out)));
+    let (lisp, restarts) = supervised(&sb, &conf);
+    assert_eq!((pids(&starts), restarts), (vec![lisp], 0));
+    sb.track(lisp);
+    assert_ne!(lisp, supervisor);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lisp),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(30, || pids(&starts).len() == 2),
+        "a new Lisp ran its main function"
+    );
+    let (new_lisp, restarts) = supervised(&sb, &conf);
+    sb.track(new_lisp);
+    assert_eq!((restarts, pids(&starts)[1]), (1, new_lisp));
+    let line = stdout(&sb.run(&conf, &["status"]));
+    assert_eq!(
+        line,
+        format!(
+            "running (pid = {supervisor} pid-file = {}) - supervising (lisp-pid = {new_lisp} restarts = 1 last-exit = killed by SIGKILL)\n",
+            sb.pid_file("web.pid").display()
+        )
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(supervisor) && !alive(new_lisp), "nothing left");
+    assert!(!sb.pid_file("web.pid").exists() && !sb.path("web.pid.state").exists());
+}
+
+/// A Lisp that keeps dying hits the start limit: the supervisor gives up,
+/// logs it, and leaves nothing behind.
+#[test]
+fn start_limit_gives_up() {
+    let sb = Sandbox::new();
+    let (conf, starts) = conf(
+        &sb,
+        "flaky",
+        ":restart :on-failure :restart-delay 0.1 :start-limit (3 30)",
+        "(sb-thread:make-thread (lambda () (sleep 0.2) (sb-ext:exit :code 3 :abort t)))",
+    );
+    let supervisor = pid_in(&stdout(&sb.run(&conf, &["start"]))).unwrap();
+    assert!(
+        wait_until(60, || !alive(supervisor)),
+        "the supervisor gave up"
+    );
+    let lisps = pids(&starts);
+    assert_eq!(lisps.len(), 3, "{lisps:?}");
+    assert!(lisps.iter().all(|p| !alive(*p)));
+    assert!(!sb.pid_file("flaky.pid").exists());
+    assert!(
+        sb.log()
+            .contains("giving up: 3 starts within 30 s; the Lisp exited with status 3"),
+        "{}",
+        sb.log()
+    );
+    assert_eq!(sb.run(&conf, &["status"]).status.code(), Some(3));
+}
+
+/// :restart :always restarts after a clean exit too; kill ends both.
+#[test]
+fn always_restarts_after_a_clean_exit() {
+    let sb = Sandbox::new();
+    let (conf, starts) = conf(
+        &sb,
+        "cron",
+        ":restart :always :restart-delay 0.1",
+        "(sb-thread:make-thread (lambda () (sleep 0.2) (sb-ext:exit :code 0 :abort t)))",
+    );
+    let supervisor = pid_in(&stdout(&sb.run(&conf, &["start"]))).unwrap();
+    assert!(
+        wait_until(30, || pids(&starts).len() >= 2),
+        "restarted after exit 0"
+    );
+    for pid in pids(&starts) {
+        sb.track(pid);
+    }
+    assert_eq!(sb.run(&conf, &["kill"]).status.code(), Some(0));
+    assert!(!alive(supervisor));
+    assert!(
+        wait_until(10, || pids(&starts).iter().all(|p| !alive(*p))),
+        "no Lisp left"
+    );
+}
+
+/// A first start that fails is reported as for an unsupervised daemon.
+#[test]
+fn first_start_failure_is_reported() {
+    let sb = Sandbox::new();
+    let (conf, _) = conf(&sb, "bad", ":restart :always", "(error \"cannot start\")");
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - main-function-error (pid-file = {})",
+            sb.pid_file("bad.pid").display()
+        ),
+    );
+    assert!(
+        stderr(&out).starts_with("ERROR: cannot start\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.pid_file("bad.pid").exists());
+}
