@@ -167,3 +167,64 @@ fn first_start_failure_is_reported() {
     );
     assert!(!sb.pid_file("bad.pid").exists());
 }
+
+/// Rotation: a daemon printing fast into a 64K :output keeping 3 old files
+/// leaves at most 4 files, none over the limit by more than a line, and
+/// every line printed, whole.
+#[test]
+fn output_rotates_without_losing_lines() {
+    let sb = Sandbox::new();
+    let out = sb.path("out.log");
+    let (conf, _) = conf(
+        &sb,
+        "talk",
+        &format!(
+            ":output {} :output-max-size \"64K\" :output-keep 3",
+            lisp_string(out.to_str().unwrap())
+        ),
+        "(sb-thread:make-thread (lambda ()\n\
+           (dotimes (i 3000) (format t \"line ~5,'0d ~a~%\" i (make-string 48 :initial-element #\\x)))\n\
+           (finish-output)))",
+    );
+    let supervisor = pid_in(&stdout(&sb.run(&conf, &["start"]))).unwrap();
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut files = vec![out.clone()];
+        files.extend((1..=5).map(|n| sb.path(&format!("out.log.{n}"))));
+        files.into_iter().filter(|f| f.exists()).collect()
+    };
+    let lines = || -> Vec<String> {
+        files()
+            .iter()
+            .flat_map(|f| {
+                fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(30, || lines().len() >= 3000),
+        "{} lines",
+        lines().len()
+    );
+    let files = files();
+    assert!(files.len() <= 4, "{files:?}");
+    assert!(!sb.path("out.log.4").exists());
+    for file in &files {
+        let size = fs::metadata(file).unwrap().len();
+        assert!(size <= 64 * 1024 + 60, "{file:?} has {size} bytes");
+    }
+    let mut numbers: Vec<u32> = lines()
+        .iter()
+        .map(|l| {
+            assert_eq!(l.len(), 59, "a whole line: {l:?}");
+            l[5..10].parse().unwrap()
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (0..3000).collect::<Vec<u32>>(), "every line once");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(supervisor));
+}

@@ -47,6 +47,10 @@ pub enum Kind {
     Restart(fn(&mut DaemonSpec, RestartPolicy)),
     /// `(STARTS SECONDS)`, or nil.
     StartLimit(fn(&mut DaemonSpec, Option<(u32, Duration)>)),
+    /// A size: bytes, or a string such as `"64K"`, `"10M"`, `"1G"`; or nil.
+    Size(fn(&mut DaemonSpec, Option<u64>)),
+    /// A count: an integer 0 or more, or nil.
+    Count(fn(&mut DaemonSpec, Option<u32>)),
 }
 
 /// Every key, in the original's order.
@@ -205,6 +209,18 @@ pub const KEYS: &[Key] = &[
         default: "nil",
         doc: "(STARTS SECONDS): at most STARTS starts within SECONDS, then give up",
     },
+    Key {
+        name: "output-max-size",
+        kind: Kind::Size(|s, v| s.output_max_size = v),
+        default: "nil",
+        doc: "rotate :output when it would grow beyond this size (\"10M\"); the daemon then runs under a supervisor",
+    },
+    Key {
+        name: "output-keep",
+        kind: Kind::Count(|s, v| s.output_keep = v),
+        default: "5",
+        doc: "how many rotated :output files (FILE.1, FILE.2, ...) to keep",
+    },
 ];
 
 /// The key of a table name.
@@ -268,6 +284,8 @@ impl Kind {
             Kind::Schedule(set) => set(spec, schedule(value)?),
             Kind::Restart(set) => set(spec, restart(value)?),
             Kind::StartLimit(set) => set(spec, start_limit(value)?),
+            Kind::Size(set) => set(spec, size(value)?),
+            Kind::Count(set) => set(spec, count(value)?),
         }
         Ok(())
     }
@@ -286,6 +304,8 @@ impl Kind {
             Kind::Schedule(_) => SCHEDULE,
             Kind::Restart(_) => RESTART,
             Kind::StartLimit(_) => START_LIMIT,
+            Kind::Size(_) => SIZE,
+            Kind::Count(_) => COUNT,
         }
     }
 }
@@ -302,6 +322,8 @@ const SECONDS: &str = "a number of seconds (0 or more) or nil";
 const SCHEDULE: &str = "a stop schedule such as \"USR1/60/KILL/5\" (signal/seconds/...) or nil";
 const RESTART: &str = ":never, :on-failure, :always or nil";
 const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
+const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
+const COUNT: &str = "an integer (0 or more) or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
@@ -444,6 +466,45 @@ fn start_limit(v: &ValueAt) -> Result<Option<(u32, Duration)>, Fail> {
             )))
         }
         _ => Err(v.wrong(START_LIMIT)),
+    }
+}
+
+fn size(v: &ValueAt) -> Result<Option<u64>, Fail> {
+    let bytes = match &v.form.datum {
+        Datum::Nil => return Ok(None),
+        Datum::Number(Number::Integer(n)) if *n > 0 => Some(*n as u64),
+        Datum::String(s) => {
+            let upper = s.trim().to_ascii_uppercase();
+            let (digits, unit) = match upper.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+                Some((i, _)) => upper.split_at(i),
+                None => (upper.as_str(), ""),
+            };
+            let unit = match unit.trim_end_matches(['B', 'I']) {
+                "" => Some(1),
+                "K" => Some(1 << 10),
+                "M" => Some(1 << 20),
+                "G" => Some(1 << 30),
+                _ => None,
+            };
+            digits
+                .parse::<u64>()
+                .ok()
+                .zip(unit)
+                .and_then(|(n, u)| n.checked_mul(u))
+                .filter(|b| *b > 0)
+        }
+        _ => None,
+    };
+    bytes.map(Some).ok_or_else(|| v.wrong(SIZE))
+}
+
+fn count(v: &ValueAt) -> Result<Option<u32>, Fail> {
+    match &v.form.datum {
+        Datum::Nil => Ok(None),
+        Datum::Number(Number::Integer(n)) if (0..=i64::from(u32::MAX)).contains(n) => {
+            Ok(Some(*n as u32))
+        }
+        _ => Err(v.wrong(COUNT)),
     }
 }
 

@@ -51,6 +51,10 @@ pub struct DaemonSpec {
     pub restart_max_delay: Option<Duration>,
     /// Extension: at most this many starts within this time, then give up.
     pub start_limit: Option<(u32, Duration)>,
+    /// Extension: rotate `:output` when it would grow beyond this many bytes.
+    pub output_max_size: Option<u64>,
+    /// Extension: how many rotated `:output` files to keep.
+    pub output_keep: Option<u32>,
 }
 
 /// `:restart`.
@@ -74,6 +78,10 @@ impl DaemonSpec {
 
     pub fn stop_timeout(&self) -> Duration {
         self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)
+    }
+
+    pub fn output_keep(&self) -> u32 {
+        self.output_keep.unwrap_or(5)
     }
 
     pub fn restart_delay(&self) -> Duration {

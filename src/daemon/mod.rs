@@ -5,6 +5,7 @@
 mod error;
 pub mod identity;
 mod notify;
+mod output;
 mod pidfile;
 mod process;
 mod spawn;
@@ -136,13 +137,18 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
                 req.switch.clone(),
                 output,
             )?;
-            Ok(match spec.restart {
-                RestartPolicy::Never => launch,
-                restart => launch.supervised(Policy {
+            // A restart policy, or rotation of :output, needs a supervisor.
+            let rotation = spec
+                .output_max_size
+                .map(|max| (Some(max), spec.output_keep()));
+            Ok(match (spec.restart, rotation) {
+                (RestartPolicy::Never, None) => launch,
+                (restart, rotation) => launch.supervised(Policy {
                     restart,
                     delay: spec.restart_delay(),
                     max_delay: spec.restart_max_delay(),
                     start_limit: spec.start_limit,
+                    rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
                 }),
             })
         })

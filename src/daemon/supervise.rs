@@ -24,6 +24,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
 
+use super::output::Output;
 use super::pidfile;
 use super::spawn::{Launch, exit_now, place, reset_signals, switch_user};
 use crate::config::RestartPolicy;
@@ -37,6 +38,8 @@ pub struct Policy {
     pub delay: Duration,
     pub max_delay: Duration,
     pub start_limit: Option<(u32, Duration)>,
+    /// `:output-max-size` and `:output-keep`: the supervisor writes `:output`.
+    pub rotation: Option<(Option<u64>, u32)>,
 }
 
 /// What `status` shows of a supervised daemon.
@@ -101,8 +104,13 @@ fn failed(status: WaitStatus) -> bool {
 }
 
 /// The Lisp, as the supervisor's child. Never returns.
-fn lisp_child(launch: &Launch, ready: &OwnedFd) -> ! {
-    if place(ready.as_raw_fd(), READY_FD).is_err() || switch_user(launch.switch.as_ref()).is_err() {
+fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
+    let placed = place(ready.as_raw_fd(), READY_FD).and_then(|()| {
+        output.map_or(Ok(()), |o| {
+            place(o.write.as_raw_fd(), 1).and_then(|()| place(o.write.as_raw_fd(), 2))
+        })
+    });
+    if placed.is_err() || switch_user(launch.switch.as_ref()).is_err() {
         exit_now(127);
     }
     // After the user switch, which clears it: the Lisp dies with us.
@@ -146,6 +154,27 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
     else {
         finish(1)
     };
+    let owner = launch
+        .switch
+        .as_ref()
+        .map(|s| (s.account.uid, s.account.gid));
+    let mut output = match (&launch.output, policy.rotation) {
+        (Some(path), Some((max_size, keep))) => match Output::open(path, max_size, keep, owner) {
+            Ok(output) => Some(output),
+            Err(message) => {
+                let mut starter = starter;
+                let _ = writeln!(starter, "setup-error {message}");
+                finish(1)
+            }
+        },
+        _ => None,
+    };
+    let finish = |code: i32, output: &mut Option<Output>| -> ! {
+        if let Some(output) = output {
+            output.flush();
+        }
+        finish(code)
+    };
     let mut starter = Some(starter);
     let mut first = true;
     let mut delay = policy.delay;
@@ -165,18 +194,18 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
                     within.as_secs(),
                     state.last_exit.as_deref().unwrap_or("failed")
                 ));
-                finish(1);
+                finish(1, &mut output);
             }
         }
         starts.push_back(now);
         let Ok((ready_read, ready_write)) = pipe2(OFlag::O_CLOEXEC) else {
-            finish(1)
+            finish(1, &mut output)
         };
         // SAFETY: single-threaded; the child only sets itself up and execs.
         let child = match unsafe { fork() } {
-            Ok(ForkResult::Child) => lisp_child(&launch, &ready_write),
+            Ok(ForkResult::Child) => lisp_child(&launch, &ready_write, output.as_ref()),
             Ok(ForkResult::Parent { child }) => child,
-            Err(_) => finish(1),
+            Err(_) => finish(1, &mut output),
         };
         drop(ready_write);
         state.lisp = Some(child.as_raw());
@@ -188,19 +217,24 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
             ));
         }
         let started = Instant::now();
-        let (status, stopping, ready) =
-            watch(child, File::from(ready_read), &signals, &mut starter);
+        let (status, stopping, ready) = watch(
+            child,
+            File::from(ready_read),
+            &signals,
+            &mut starter,
+            output.as_mut(),
+        );
         state.last_exit = Some(describe(status));
         state.lisp = None;
         write_state(&pid_file, &state);
         if stopping {
-            finish(0);
+            finish(0, &mut output);
         }
         if first && !ready {
             // It ended before it was ready: the first start fails (the
             // starter has the Lisp's report, or sees the pipe close).
             drop(starter.take());
-            finish(1);
+            finish(1, &mut output);
         }
         first = false;
         let restart = match policy.restart {
@@ -210,7 +244,7 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
         };
         if !restart {
             logger.info(&format!("the Lisp {}; not restarting", describe(status)));
-            finish(0);
+            finish(0, &mut output);
         }
         // A Lisp that ran long enough resets the delay; quick failures double it.
         if started.elapsed() >= policy.max_delay {
@@ -221,8 +255,8 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
             describe(status),
             delay.as_secs_f64()
         ));
-        if wait_or_stop(&signals, delay) {
-            finish(0);
+        if wait_or_stop(&signals, delay, output.as_mut()) {
+            finish(0, &mut output);
         }
         delay = (delay * 2).min(policy.max_delay);
         state.restarts += 1;
@@ -237,24 +271,32 @@ fn watch(
     mut ready: File,
     signals: &SignalFd,
     starter: &mut Option<File>,
+    mut output: Option<&mut Output>,
 ) -> (WaitStatus, bool, bool) {
     let mut text = String::new();
     let mut ready_open = true;
     let mut stopping = false;
     let mut was_ready = false;
     loop {
+        if let Some(o) = output.as_deref_mut() {
+            o.drain();
+        }
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         if ready_open {
             fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(o) = output.as_deref() {
+            fds.push(PollFd::new(o.read_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => exit_now(1),
         }
-        let ready_event = fds
-            .get(1)
-            .and_then(PollFd::revents)
-            .is_some_and(|r| !r.is_empty());
+        let ready_event = ready_open
+            && fds
+                .get(1)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty());
         let signal_event = fds[0].revents().is_some_and(|r| !r.is_empty());
         if ready_event {
             let mut buf = [0u8; 4096];
@@ -289,8 +331,20 @@ fn watch(
         match Signal::try_from(info.ssi_signo as i32) {
             Ok(Signal::SIGCHLD) => match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => {}
-                Ok(status) => return (status, stopping, was_ready),
+                Ok(status) => {
+                    if let Some(o) = output.as_deref_mut() {
+                        o.drain();
+                    }
+                    return (status, stopping, was_ready);
+                }
             },
+            Ok(Signal::SIGHUP) if output.is_some() => {
+                // After an outside rotation: write to a fresh file.
+                if let Some(o) = output.as_deref_mut() {
+                    o.drain();
+                    o.reopen();
+                }
+            }
             Ok(signal) => {
                 stopping |= signal != Signal::SIGHUP;
                 let _ = nix::sys::signal::kill(child, signal);
@@ -301,18 +355,25 @@ fn watch(
 }
 
 /// Sleeps `delay`, unless asked to stop meanwhile (then true).
-fn wait_or_stop(signals: &SignalFd, delay: Duration) -> bool {
+fn wait_or_stop(signals: &SignalFd, delay: Duration, mut output: Option<&mut Output>) -> bool {
     let deadline = Instant::now() + delay;
     loop {
+        if let Some(o) = output.as_deref_mut() {
+            o.drain();
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return false;
         }
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(o) = output.as_deref() {
+            fds.push(PollFd::new(o.read_fd(), PollFlags::POLLIN));
+        }
         let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(PollTimeout::MAX);
-        if let Ok(n) = poll(&mut fds, ms)
-            && n > 0
+        let signalled =
+            poll(&mut fds, ms).is_ok() && fds[0].revents().is_some_and(|r| !r.is_empty());
+        if signalled
             && let Ok(Some(info)) = signals.read_signal()
             && matches!(
                 Signal::try_from(info.ssi_signo as i32),
