@@ -1,0 +1,217 @@
+;;;; DAEMONIZED: a daemon command run by the tool, its result property list
+;;;; in the original's shape, printing, and the ON-ERROR modes.
+
+(in-package "DAEMONIZATION")
+
+(define-constant +all-daemon-commands+
+    '("start" "stop" "zap" "kill" "restart" "nodaemon" "status")
+  "The commands DAEMONIZED takes.")
+
+;;; The original's internal status codes (:internal-result :status).
+(defconstant +status-running+ 0 "status: the daemon runs")
+(defconstant +status-unavailable+ 69 "status: stale pid file (service-unavailable)")
+(defconstant +status-internal-error+ 70 "internal error, or the tool failed without a result")
+(defconstant +status-success+ 256 "any other success")
+(defconstant +status-failure+ 258 "any other failure")
+
+(defstruct extra-status
+  "The detail of a result: the daemon's pid, the tool's exit code, the
+conf's :name, the pid file, and the user the daemon runs as."
+  pid exit-code name pid-file user)
+
+;;; The results of this image
+
+(defvar *daemon-log* '() "Result property lists, newest first.")
+(defvar *daemon-log-limit* 1000 "How many results GET-DAEMON-LOG-LIST keeps.")
+
+(defun log-result (plist)
+  (push plist *daemon-log*)
+  (let ((tail (nthcdr (1- *daemon-log-limit*) *daemon-log*)))
+    (when tail (setf (cdr tail) nil)))
+  plist)
+
+(defun get-daemon-log-list ()
+  "The result property lists of the DAEMONIZED calls of this image (the
+last *DAEMON-LOG-LIMIT*, 1000 by default), oldest first. The tool's own log
+lines go where its logging conf says (LOGGING_CONF)."
+  (reverse *daemon-log*))
+
+;;; Results
+
+(defun command-text (command)
+  (if (or (stringp command) (symbolp command))
+      (string-downcase (string command))
+      (princ-to-string command)))
+
+(defun command-name (command)
+  (let ((name (command-text command)))
+    (unless (member name +all-daemon-commands+ :test #'string=)
+      (fail "unknown command ~s: the command must be one of ~s" command +all-daemon-commands+))
+    name))
+
+(defun read-result (output)
+  "The tool's result property list in OUTPUT, read without evaluation, or
+NIL when OUTPUT holds none."
+  (let ((plist (ignore-errors
+                (with-standard-io-syntax
+                  (let ((*read-eval* nil)
+                        (*package* (conf-syntax-package)))
+                    (read-from-string output))))))
+    (and (ignore-errors (evenp (list-length plist)))
+         (stringp (getf plist :command))
+         (stringp (getf plist :pid-file))
+         plist)))
+
+(defun internal-status (result status reason)
+  (cond ((equal reason "internal-error") +status-internal-error+)
+        ((equal status "running") +status-running+)
+        ((equal reason "service-unavailable") +status-unavailable+)
+        ((equal result "success") +status-success+)
+        (t +status-failure+)))
+
+(defun make-result (&key result command status reason pid pid-file exit-code name more)
+  "The original's result property list; MORE, the tool's other keys and
+values, if any, come before :internal-result."
+  (append (list :result result :command command :status status :reason reason
+                :pid pid :pid-file pid-file)
+          more
+          (list :internal-result
+                (list :status (internal-status result status reason)
+                      :extra-status (make-extra-status :pid pid :exit-code exit-code :name name
+                                                       :pid-file pid-file
+                                                       :user (process-user pid))))))
+
+(defun tool-result (plist exit-code name)
+  "The result of the tool's PLIST: as printed, but for status, whose
+:result is \"success\" when the state could be told (the original's)."
+  (destructuring-bind (&key result command status reason pid pid-file &allow-other-keys) plist
+    (make-result :result (if (equal command "status")
+                             (if (equal reason "internal-error") "failed" "success")
+                             result)
+                 :command command :status status :reason reason :pid pid :pid-file pid-file
+                 :exit-code exit-code :name name
+                 :more (loop for (key value) on plist by #'cddr
+                             unless (member key '(:result :command :status :reason :pid :pid-file))
+                               collect key and collect value))))
+
+(defun failure-result (command exit-code name)
+  "The result of a command that produced none."
+  (make-result :result "failed" :command command :reason "internal-error"
+               :exit-code exit-code :name name))
+
+(defun past-tense (command)
+  (cdr (assoc command '(("start" . "started") ("stop" . "stopped") ("zap" . "zapped")
+                        ("kill" . "killed") ("restart" . "restarted"))
+              :test #'string=)))
+
+(defun result-line (plist)
+  "The one line the tool prints for PLIST (src/report.rs), or NIL for
+nodaemon."
+  (destructuring-bind (&key result command status reason pid pid-file
+                         (restarts nil supervised) lisp-pid last-exit &allow-other-keys)
+      plist
+    (let ((still-initializing (equal reason "still-initializing")))
+      (cond ((equal command "nodaemon") nil)
+            (t (format nil "~a~:[ - ~a~;~*~] (~@[pid = ~a ~]pid-file = ~a)~:[~; - still initializing~]~
+                            ~:[~*~*~*~; - supervising (lisp-pid = ~a restarts = ~a~@[ last-exit = ~a~])~]"
+                       (if (equal command "status")
+                           status
+                           (format nil "~a ~a" result (past-tense command)))
+                       (or (null reason) still-initializing) reason
+                       pid pid-file still-initializing
+                       supervised (or lisp-pid "none") restarts last-exit))))))
+
+(defun print-result (plist print-result-type print-internal-result)
+  (let ((line (result-line plist)))
+    (ecase print-result-type
+      (:none)
+      (:plist (format t "~&~s~%" plist))
+      (:simple
+       (when line
+         (format t "~&~a~:[~; internal-result - ~s~]~%"
+                 line print-internal-result (getf plist :internal-result)))))))
+
+;;; Running a command
+
+(defun run-command (conf command)
+  "Runs COMMAND on CONF. Returns the result property list; when the command
+failed, the error message (else NIL); whether the tool printed a result;
+and the part of the message the result's line does not tell. A failure
+before the tool could answer is signalled."
+  (let ((command (command-name command)))
+    (with-conf-file (file conf)
+      ;; `check` first: the conf's :name, and its errors as such. Its
+      ;; warnings are the command's own.
+      (let ((name (conf-name (check-conf file :echo-warnings nil))))
+        (if (string= command "nodaemon")
+            (let ((code (nth-value 2 (run-tool (list file "nodaemon") :interactive t))))
+              (if (eql code 0)
+                  (values (make-result :result "success" :command command :exit-code code :name name)
+                          nil t nil)
+                  (let ((message (format nil "nodaemon: the Lisp exited with status ~a" code)))
+                    (values (make-result :result "failed" :command command :exit-code code :name name)
+                            message nil message))))
+            (multiple-value-bind (output error-output code)
+                (run-tool (list "--print" "plist" file command))
+              (echo-warnings error-output)
+              (let ((plist (read-result output))
+                    (text (error-text error-output)))
+                (cond ((null plist)
+                       (let ((message
+                               (or text (format nil "the daemonization tool exited with status ~a and printed no result" code))))
+                         (values (failure-result command code name) message nil message)))
+                      (t
+                       (let ((result (tool-result plist code name)))
+                         (values result
+                                 (and (equal (getf result :result) "failed")
+                                      (format nil "~a~@[~%~a~]" (result-line result) text))
+                                 t
+                                 text)))))))))))
+
+(defun daemonized (conf command &key (on-error :call-error) (recreate-pid-file-on-start t)
+                                  (print-result-type :simple) print-internal-result)
+  "Runs the daemon COMMAND (one of +ALL-DAEMON-COMMANDS+, a string or a
+symbol) for CONF (a conf file's path, or the conf's property list) with the
+daemonization tool, and returns the original's result property list:
+  (:result :command :status :reason :pid :pid-file
+   :internal-result (:status N :extra-status #S(EXTRA-STATUS ...)))
+PRINT-RESULT-TYPE: :simple prints the tool's one line (with
+PRINT-INTERNAL-RESULT, the internal result after it), :plist the result, and
+:none nothing. A failure (the tool could not run, a conf error, or a
+:result \"failed\") is a DAEMONIZATION-ERROR, which ON-ERROR handles:
+:call-error signals it, :return-error returns it, :as-ignore-errors returns
+NIL and it (both print it as ERROR: ... unless PRINT-RESULT-TYPE is :none),
+:exit-from-lisp prints it and exits this Lisp with status 1.
+RECREATE-PID-FILE-ON-START has no effect: the tool reuses a stale pid file
+safely."
+  (declare (ignore recreate-pid-file-on-start))
+  (check-type on-error (member :call-error :return-error :as-ignore-errors :exit-from-lisp))
+  (check-type print-result-type (member :simple :plist :none))
+  (multiple-value-bind (result message printable detail)
+      (handler-case (run-command conf command)
+        (daemonization-error (condition)
+          (let ((message (daemonization-error-message condition)))
+            (values (failure-result (command-text command) nil nil) message nil message))))
+    (log-result result)
+    (when printable
+      (print-result result print-result-type print-internal-result))
+    (if (null message)
+        result
+        (let ((condition (make-condition 'daemonization-error :message message :result result))
+              ;; What the printed line, if any, has not told yet.
+              (untold (if (and printable (not (eq print-result-type :none))) detail message)))
+          (flet ((print-error ()
+                   (when untold
+                     (format *error-output* "~&ERROR: ~a~%" untold)
+                     (finish-output *error-output*))))
+            (ecase on-error
+              (:call-error (error condition))
+              (:return-error
+               (unless (eq print-result-type :none) (print-error))
+               condition)
+              (:as-ignore-errors
+               (unless (eq print-result-type :none) (print-error))
+               (values nil condition))
+              (:exit-from-lisp
+               (print-error)
+               (uiop:quit 1))))))))

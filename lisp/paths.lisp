@@ -1,0 +1,82 @@
+;;;; Where things are: the tool's pid directory rule, the conf examples,
+;;;; the caller's directory, and users of processes (from /proc, Linux, as
+;;;; the tool itself).
+
+(in-package "DAEMONIZATION")
+
+(defun env (name)
+  "The environment variable NAME, or NIL when it is unset or empty (the
+tool's rule)."
+  (let ((value (uiop:getenv name)))
+    (and value (plusp (length value)) value)))
+
+(defun native-directory (namestring)
+  (uiop:ensure-directory-pathname (uiop:parse-native-namestring namestring)))
+
+(defun base-directory ()
+  "The directory relative paths given to this API are relative to:
+*DEFAULT-PATHNAME-DEFAULTS*, itself merged with the current directory."
+  (uiop:pathname-directory-pathname
+   (uiop:merge-pathnames* *default-pathname-defaults* (uiop:getcwd))))
+
+(defun absolute-native (path base &key directory)
+  "PATH (a native namestring or a pathname) made absolute against BASE, as
+a native namestring."
+  (let ((path (if (pathnamep path) path (uiop:parse-native-namestring path))))
+    (uiop:native-namestring
+     (uiop:merge-pathnames* (if directory (uiop:ensure-directory-pathname path) path)
+                            base))))
+
+(defun proc-uid (pid)
+  "The real uid of process PID (an integer or \"self\"), or NIL when it is
+gone (or a zombie) or /proc cannot tell."
+  (ignore-errors
+   (with-open-file (in (format nil "/proc/~a/status" pid))
+     (loop for line = (read-line in nil)
+           while line
+           when (and (uiop:string-prefix-p "State:" line)
+                     (member (char (string-left-trim '(#\Space #\Tab) (subseq line 6)) 0)
+                             '(#\Z #\X)))
+             return nil
+           when (uiop:string-prefix-p "Uid:" line)
+             return (parse-integer line :start 4 :junk-allowed t)))))
+
+(defun user-name (uid)
+  "The name /etc/passwd gives UID, else UID as a decimal string."
+  (or (ignore-errors
+       (with-open-file (in "/etc/passwd")
+         (loop for line = (read-line in nil)
+               while line
+               do (let ((fields (uiop:split-string line :separator ":")))
+                    (when (and (third fields)
+                               (eql uid (parse-integer (third fields) :junk-allowed t)))
+                      (return (first fields)))))))
+      (princ-to-string uid)))
+
+(defun process-user (pid)
+  "The user process PID runs as, or NIL when it is gone."
+  (let ((uid (and (integerp pid) (proc-uid pid))))
+    (and uid (user-name uid))))
+
+(defun get-pid-files-dir ()
+  "The directory of pid files of confs whose :pid-file-dir is nil, by the
+tool's rule: $DAEMONIZATION_PID_DIR, else /run/daemonization/ for root, else
+$XDG_RUNTIME_DIR/daemonization/, else /tmp/daemonization-UID/."
+  (let ((explicit (env "DAEMONIZATION_PID_DIR"))
+        (runtime (env "XDG_RUNTIME_DIR"))
+        (uid (proc-uid "self")))
+    (cond (explicit (native-directory explicit))
+          ((eql uid 0) #p"/run/daemonization/")
+          (runtime (uiop:subpathname (native-directory runtime) "daemonization/"))
+          (t (native-directory (format nil "/tmp/daemonization-~a/" (or uid "unknown")))))))
+
+(defun get-conf-files-dir ()
+  "The directory of the example conf files: conf-examples/ next to the
+directory of this system."
+  (let ((dir (asdf:system-relative-pathname "daemonization" "../conf-examples/")))
+    (or (probe-file dir) dir)))
+
+(defun get-default-conf-file ()
+  "NIL: the default conf is built into the tool (the environment variable
+DAEMONIZATION_DEFAULT_CONF names a file that replaces it)."
+  nil)
