@@ -228,3 +228,63 @@ fn output_rotates_without_losing_lines() {
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
     assert!(!alive(supervisor));
 }
+
+/// SIGHUP to the supervisor after an outside rotation: the output goes to
+/// a fresh file, and no line is lost or cut between the two.
+#[test]
+fn sighup_reopens_the_output() {
+    let sb = Sandbox::new();
+    let out = sb.path("hup.log");
+    let (conf, _) = conf(
+        &sb,
+        "hup",
+        &format!(
+            ":output {} :restart :on-failure",
+            lisp_string(out.to_str().unwrap())
+        ),
+        "(sb-thread:make-thread (lambda ()\n\
+           (loop for i from 0 do (format t \"tick ~6,'0d~%\" i) (finish-output) (sleep 0.01))))",
+    );
+    let supervisor = pid_in(&stdout(&sb.run(&conf, &["start"]))).unwrap();
+    let count = |p: &Path| {
+        fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    assert!(wait_until(30, || count(&out) >= 5));
+    let moved = sb.path("hup.log.moved");
+    fs::rename(&out, &moved).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert!(
+        wait_until(30, || count(&out) >= 5),
+        "a fresh file after SIGHUP"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    let numbers: Vec<u32> = [moved, out]
+        .iter()
+        .flat_map(|f| {
+            fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.starts_with("Stop hup daemon"))
+        .map(|l| {
+            assert!(
+                l.len() == 11 && l.starts_with("tick "),
+                "a whole line: {l:?}"
+            );
+            l[5..].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..numbers.len() as u32).collect::<Vec<_>>(),
+        "no line lost"
+    );
+}
