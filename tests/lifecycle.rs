@@ -4,7 +4,6 @@
 mod util;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,11 +25,6 @@ fn lines(path: &Path) -> usize {
     fs::read_to_string(path)
         .map(|t| t.lines().count())
         .unwrap_or(0)
-}
-
-fn started_pid(out: &std::process::Output) -> i32 {
-    pid_in(&stdout(out))
-        .unwrap_or_else(|| panic!("no pid in {:?} / {:?}", stdout(out), stderr(out)))
 }
 
 /// The original's command sequence, each line and exit code checked.
@@ -139,30 +133,6 @@ fn original_sequence() {
     }
 }
 
-/// Sends one swank request and returns the reply's text.
-fn swank_request(port: u16, form: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("swank answers");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let payload = form.as_bytes();
-    stream
-        .write_all(format!("{:06x}", payload.len()).as_bytes())
-        .unwrap();
-    stream.write_all(payload).unwrap();
-    loop {
-        let mut header = [0u8; 6];
-        stream.read_exact(&mut header).unwrap();
-        let len = usize::from_str_radix(std::str::from_utf8(&header).unwrap(), 16).unwrap();
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).unwrap();
-        let body = String::from_utf8(body).unwrap();
-        if body.starts_with("(:return") {
-            return body;
-        }
-    }
-}
-
 /// Swank end to end: when start returns, the server answers, and the pid
 /// it reports is the one in the start line and in the pid file.
 #[test]
@@ -180,7 +150,7 @@ fn swank_answers_when_start_returns() {
             sb.pid_file("swank.pid").display()
         ),
     );
-    let reply = swank_request(
+    let reply = swank(
         port,
         "(:emacs-rex (swank:connection-info) \"COMMON-LISP-USER\" t 1)",
     );

@@ -35,11 +35,6 @@ fn user_dir(sb: &Sandbox, user: &nix::unistd::User) -> std::path::PathBuf {
     dir
 }
 
-fn started_pid(out: &std::process::Output) -> i32 {
-    pid_in(&stdout(out))
-        .unwrap_or_else(|| panic!("no pid in {:?} / {:?}", stdout(out), stderr(out)))
-}
-
 /// The daemon runs as the user: uid and gid on all four fields, exactly the
 /// user's groups, its HOME/USER/LOGNAME; the pid file stays root's and the
 /// daemon holds it read-only.

@@ -3,11 +3,8 @@
 mod util;
 
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::time::Duration;
 
 use util::*;
 
@@ -20,28 +17,6 @@ fn daemon_user() -> String {
             .unwrap()
             .unwrap()
             .name
-    }
-}
-
-/// One swank request; the reply's text.
-fn swank(port: u16, form: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("swank answers");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-        .write_all(format!("{:06x}{form}", form.len()).as_bytes())
-        .unwrap();
-    loop {
-        let mut header = [0u8; 6];
-        stream.read_exact(&mut header).unwrap();
-        let len = usize::from_str_radix(std::str::from_utf8(&header).unwrap(), 16).unwrap();
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).unwrap();
-        let body = String::from_utf8(body).unwrap();
-        if body.starts_with("(:return") {
-            return body;
-        }
     }
 }
 

@@ -134,12 +134,20 @@ own (interpreted) frames, at most COUNT of them."
   (format nil "~a~%(a condition of type ~s, signalled by ~a)~%Backtrace:~%~a"
           (condition-text condition) (type-of condition) where (backtrace-text 15)))
 
-(defun stop (signal info context)
-  (declare (ignore info context))
+(defun stop-now (signal)
   (let ((text (format nil "Stop ~@[~a ~]daemon" *name*)))
     (message "~a (signal ~d)" text signal)
     (log-line :info text))
   (sb-ext:exit :code 0 :abort nil :timeout 5))
+
+(defun stop (signal info context)
+  "The SIGUSR1/SIGTERM handler. The kernel may deliver the signal to any
+thread (a swank listener, say); the exit is always done by the main
+thread, which unwinds and runs the exit hooks."
+  (declare (ignore info context))
+  (if (sb-thread:main-thread-p)
+      (stop-now signal)
+      (sb-thread:interrupt-thread (sb-thread:main-thread) (lambda () (stop-now signal)))))
 
 (defun die-on-unhandled-error (condition hook)
   (declare (ignore hook))

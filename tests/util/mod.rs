@@ -161,14 +161,7 @@ impl Sandbox {
     }
 
     pub fn run_with(&self, conf: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = Command::new(bin());
-        command
-            .arg(conf)
-            .args(args)
-            .env("DAEMONIZATION_PID_DIR", self.dir.path())
-            .env("LOGGING_CONF", logging_conf(self.dir.path()))
-            .env_remove("DAEMONIZATION_DEFAULT_CONF")
-            .env_remove("LISP_RUNNER");
+        let mut command = self.command(conf, args);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -277,4 +270,34 @@ pub fn proc_status(pid: i32, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
         .trim()
         .to_string()
+}
+
+/// The pid in a start line; panics with the output if there is none.
+pub fn started_pid(out: &Output) -> i32 {
+    pid_in(&stdout(out))
+        .unwrap_or_else(|| panic!("no pid in {:?} / {:?}", stdout(out), stderr(out)))
+}
+
+/// Sends one request to a swank server on the wire (6 hex digits of
+/// length, then the form) and returns the text of its `:return` reply.
+pub fn swank(port: u16, form: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("swank answers");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(format!("{:06x}{form}", form.len()).as_bytes())
+        .unwrap();
+    loop {
+        let mut header = [0u8; 6];
+        stream.read_exact(&mut header).unwrap();
+        let len = usize::from_str_radix(std::str::from_utf8(&header).unwrap(), 16).unwrap();
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).unwrap();
+        let body = String::from_utf8(body).unwrap();
+        if body.starts_with("(:return") {
+            return body;
+        }
+    }
 }
