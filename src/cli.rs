@@ -15,7 +15,6 @@ use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
 use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
 use crate::logging::{self, Logger};
-use crate::reader::Features;
 use crate::report::{self, PrintStyle, Verb, exit};
 use crate::trust;
 
@@ -230,15 +229,15 @@ pub fn usage() -> String {
     out
 }
 
-/// The conf environment of this process.
-pub fn conf_env() -> ConfEnv {
+/// The conf environment of this process, reading confs for `runner`.
+pub fn conf_env(runner: &Runner) -> ConfEnv {
     let var = |name: &str| {
         env::var_os(name)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
     ConfEnv {
-        features: Features::sbcl_linux_x86_64(),
+        features: runner.features.clone(),
         default_conf: var("DAEMONIZATION_DEFAULT_CONF"),
         pid_dirs: PidDirs {
             uid: nix::unistd::getuid().as_raw(),
@@ -299,7 +298,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
 }
 
 fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow::Result<ExitCode> {
-    let env = conf_env();
+    let mut runner = Runner::from_env_value(env::var_os("LISP_RUNNER"));
+    let mut env = conf_env(&runner);
     let root = nix::unistd::getuid().is_root();
     let logging_conf = env::var_os("LOGGING_CONF")
         .filter(|v| !v.is_empty())
@@ -316,14 +316,20 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         command: command.name().to_string(),
         user: current_user(),
     };
-    let conf = match config::load(conf_path, &env) {
+    let mut conf = config::load(conf_path, &env);
+    // `:lisp` wins over LISP_RUNNER; `#+`/`#-` are then read for that Lisp.
+    if let Ok(Some(kind)) = conf.as_ref().map(|c| c.spec.lisp)
+        && kind != runner.kind
+    {
+        runner = Runner::for_kind(kind, env::var_os("LISP_RUNNER"));
+        env.features = runner.features.clone();
+        conf = config::load(conf_path, &env);
+    }
+    let conf = match conf {
         Ok(conf) => conf,
         Err(e) => {
-            return Ok(fail(
-                &Logger::new(destinations, context),
-                &e.to_string(),
-                exit::CONF_ERROR,
-            ));
+            let logger = Logger::new(destinations, context);
+            return Ok(fail(&logger, &e.to_string(), exit::CONF_ERROR));
         }
     };
     context.name = conf.spec.name.clone();
@@ -350,7 +356,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
     };
     let req = Request {
         conf: &conf,
-        runner: Runner::from_env_value(env::var_os("LISP_RUNNER")),
+        runner,
         start_timeout: options.start_timeout,
         force: options.force,
         stop_schedule: options.stop_schedule.clone(),
@@ -372,7 +378,10 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         }
         Command::Unit => {
             let tool = env::current_exe()?;
-            print!("{}", crate::unit::unit(&conf, &tool));
+            print!(
+                "{}",
+                crate::unit::unit(&conf, &tool, req.runner.kind.stop_signal())
+            );
             logger.info("unit: printed the systemd unit");
             return Ok(ExitCode::from(exit::OK));
         }

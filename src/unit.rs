@@ -10,7 +10,9 @@ use nix::sys::signal::Signal;
 use crate::config::{Conf, RestartPolicy};
 
 /// The unit text for `conf`, run by the tool at `tool` (absolute).
-pub fn unit(conf: &Conf, tool: &Path) -> String {
+/// `stop_signal` is the runner's first stop signal when the conf gives no
+/// stop schedule.
+pub fn unit(conf: &Conf, tool: &Path, stop_signal: Signal) -> String {
     let spec = &conf.spec;
     let conf_path = conf.path.display();
     let name = spec.name.clone().unwrap_or_else(|| {
@@ -56,7 +58,7 @@ pub fn unit(conf: &Conf, tool: &Path) -> String {
     );
     // systemd sends KillSignal=, waits TimeoutStopSec=, then SIGKILL: the
     // schedule's first signal, and its waits before SIGKILL.
-    let schedule = spec.stop_schedule();
+    let schedule = spec.stop_schedule(stop_signal);
     let first = schedule.first();
     let before_kill: f64 = schedule
         .steps

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::ConfErrorKind;
 use super::schedule::StopSchedule;
-use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, OsParams, RestartPolicy};
+use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, RestartPolicy};
 use crate::reader::{Datum, Form, Macro, Number, Span};
 use crate::source::Source;
 
@@ -51,6 +51,8 @@ pub enum Kind {
     Size(fn(&mut DaemonSpec, Option<u64>)),
     /// A count: an integer 0 or more, or nil.
     Count(fn(&mut DaemonSpec, Option<u32>)),
+    /// `:sbcl`, `:ecl`, `:clisp`, `:ccl`, or nil.
+    Lisp(fn(&mut DaemonSpec, Option<LispKind>)),
 }
 
 /// Every key, in the original's order.
@@ -221,6 +223,12 @@ pub const KEYS: &[Key] = &[
         default: "5",
         doc: "how many rotated :output files (FILE.1, FILE.2, ...) to keep",
     },
+    Key {
+        name: "lisp",
+        kind: Kind::Lisp(|s, v| s.lisp = v),
+        default: "nil",
+        doc: "the Lisp that runs the daemon: :sbcl, :ecl, :clisp, :ccl (wins over LISP_RUNNER)",
+    },
 ];
 
 /// The key of a table name.
@@ -286,6 +294,7 @@ impl Kind {
             Kind::StartLimit(set) => set(spec, start_limit(value)?),
             Kind::Size(set) => set(spec, size(value)?),
             Kind::Count(set) => set(spec, count(value)?),
+            Kind::Lisp(set) => set(spec, lisp(value)?),
         }
         Ok(())
     }
@@ -306,6 +315,7 @@ impl Kind {
             Kind::StartLimit(_) => START_LIMIT,
             Kind::Size(_) => SIZE,
             Kind::Count(_) => COUNT,
+            Kind::Lisp(_) => LISP,
         }
     }
 }
@@ -324,6 +334,7 @@ const RESTART: &str = ":never, :on-failure, :always or nil";
 const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
 const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
 const COUNT: &str = "an integer (0 or more) or nil";
+const LISP: &str = ":sbcl, :ecl, :clisp, :ccl or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
@@ -505,6 +516,20 @@ fn count(v: &ValueAt) -> Result<Option<u32>, Fail> {
             Ok(Some(*n as u32))
         }
         _ => Err(v.wrong(COUNT)),
+    }
+}
+
+fn lisp(v: &ValueAt) -> Result<Option<LispKind>, Fail> {
+    match &v.form.datum {
+        Datum::Nil => Ok(None),
+        Datum::Keyword(k) => match k.as_str() {
+            "SBCL" => Ok(Some(LispKind::Sbcl)),
+            "ECL" => Ok(Some(LispKind::Ecl)),
+            "CLISP" => Ok(Some(LispKind::Clisp)),
+            "CCL" => Ok(Some(LispKind::Ccl)),
+            _ => Err(v.wrong(LISP)),
+        },
+        _ => Err(v.wrong(LISP)),
     }
 }
 

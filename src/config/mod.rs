@@ -24,7 +24,7 @@ pub use paths::PidDirs;
 pub use schedule::{BadSchedule, StopSchedule, StopStep, parse_signal};
 pub use spec::{
     DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, DEFAULT_UMASK, DaemonSpec, Dir, FunctionShape,
-    LispCode, OsParams, RestartPolicy,
+    LispCode, LispKind, OsParams, RestartPolicy,
 };
 
 use crate::reader::{self, Features, Form, Span};

@@ -55,6 +55,17 @@ pub struct DaemonSpec {
     pub output_max_size: Option<u64>,
     /// Extension: how many rotated `:output` files to keep.
     pub output_keep: Option<u32>,
+    /// Extension: which Lisp runs the daemon (wins over `LISP_RUNNER`).
+    pub lisp: Option<LispKind>,
+}
+
+/// The Lisps the tool can run (`:lisp`, or `LISP_RUNNER`'s basename).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LispKind {
+    Sbcl,
+    Ecl,
+    Clisp,
+    Ccl,
 }
 
 /// `:restart`.
@@ -92,11 +103,14 @@ impl DaemonSpec {
         self.restart_max_delay.unwrap_or(Duration::from_secs(60))
     }
 
-    /// `:stop-schedule`, else SIGUSR1, `:stop-timeout`, SIGKILL, 5 s.
-    pub fn stop_schedule(&self) -> StopSchedule {
-        self.stop_schedule
-            .clone()
-            .unwrap_or_else(|| StopSchedule::usr1_then_kill(self.stop_timeout()))
+    /// `:stop-schedule`, else `signal` (SIGUSR1 for Lisps that catch it),
+    /// `:stop-timeout`, SIGKILL, 5 s.
+    pub fn stop_schedule(&self, signal: nix::sys::signal::Signal) -> StopSchedule {
+        self.stop_schedule.clone().unwrap_or_else(|| {
+            let mut schedule = StopSchedule::usr1_then_kill(self.stop_timeout());
+            schedule.steps[0].signal = signal;
+            schedule
+        })
     }
 }
 

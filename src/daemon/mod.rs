@@ -114,6 +114,12 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         Ok(_) => {}
         Err(e) => return req.internal(verb, e),
     }
+    if let Some(why) = req.runner.kind.unsupported() {
+        return req
+            .outcome(verb, false, Some(Reason::InternalError), None)
+            .with_error(why)
+            .with_exit(exit::NOT_RUNNING);
+    }
     let Some(program) = find_program(&req.runner.program) else {
         return lisp_not_found(req, verb);
     };
@@ -219,11 +225,17 @@ fn create_fasl_dir(
 
 fn lisp_not_found(req: &Request, verb: Verb) -> Outcome {
     let program = req.runner.program.to_string_lossy();
-    req.outcome(verb, false, Some(Reason::LispNotFound), None).with_error(format!(
-        "the Lisp program \"{program}\" was not found{}; install it (on Debian: apt-get install sbcl) \
+    req.outcome(verb, false, Some(Reason::LispNotFound), None)
+        .with_error(format!(
+            "the Lisp program \"{program}\" was not found{}; install it (on Debian: {}) \
          or choose another with the LISP_RUNNER environment variable",
-        if program.contains('/') { "" } else { " on PATH" }
-    ))
+            if program.contains('/') {
+                ""
+            } else {
+                " on PATH"
+            },
+            req.runner.kind.package_hint()
+        ))
 }
 
 /// `:before-parent-exit-fn`: called as `(funcall FN PID STATUS)` in a
@@ -290,7 +302,7 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
         _ => req
             .stop_schedule
             .clone()
-            .unwrap_or_else(|| req.conf.spec.stop_schedule()),
+            .unwrap_or_else(|| req.conf.spec.stop_schedule(req.runner.kind.stop_signal())),
     };
     match pidfile::inspect(pid_file) {
         Ok(PidState::Missing) => req.outcome(verb, false, Some(Reason::NoPidFile), None),
@@ -402,6 +414,10 @@ pub fn restart(req: &Request) -> Outcome {
 /// parent instead: it notifies, forwards signals, reaps zombies. Returns the
 /// outcome of a failure, or the exit code to leave with.
 pub fn nodaemon(req: &Request) -> Result<i32, Outcome> {
+    if let Some(why) = req.runner.kind.unsupported() {
+        let outcome = req.outcome(Verb::Start, false, Some(Reason::InternalError), None);
+        return Err(outcome.with_error(why).with_exit(exit::NOT_RUNNING));
+    }
     let Some(program) = find_program(&req.runner.program) else {
         return Err(lisp_not_found(req, Verb::Start));
     };

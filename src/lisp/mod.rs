@@ -11,7 +11,6 @@ use std::path::Path;
 
 use crate::config::{DaemonSpec, LispCode, lisp_string};
 use crate::logging::{Destination, Destinations};
-use crate::reader::Features;
 
 /// Where the Lisp finds the bootstrap program.
 pub const BOOTSTRAP_FD: i32 = 3;
@@ -20,36 +19,12 @@ pub const READY_FD: i32 = 4;
 /// The pid file, locked by the daemon process for its whole life.
 pub const LOCK_FD: i32 = 5;
 
+mod runner;
+
+pub use runner::{LispKind, Runner};
+
 /// The bootstrap's body: a readable Lisp file in the source tree.
 const BOOTSTRAP: &str = include_str!("bootstrap.lisp");
-
-/// A Lisp implementation the tool can run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Runner {
-    /// The program to run: `$LISP_RUNNER` or `sbcl`, a name looked up on
-    /// PATH or a path.
-    pub program: OsString,
-    pub features: Features,
-}
-
-impl Runner {
-    /// SBCL, run as `program`.
-    pub fn sbcl(program: impl Into<OsString>) -> Runner {
-        Runner {
-            program: program.into(),
-            features: Features::sbcl_linux_x86_64(),
-        }
-    }
-
-    /// The runner chosen by `LISP_RUNNER` (as in daemon.sh), default `sbcl`.
-    pub fn from_env_value(value: Option<OsString>) -> Runner {
-        Runner::sbcl(
-            value
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "sbcl".into()),
-        )
-    }
-}
 
 /// How the Lisp runs the conf's code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,22 +80,14 @@ pub fn plan(
         program: runner.program.clone(),
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
         // kept, as daemon.sh kept them; no banner; no interactive debugger.
-        args: [
-            "--noinform",
-            "--disable-debugger",
-            "--load",
-            &bootstrap_path,
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .collect(),
+        args: runner.kind.args(&bootstrap_path),
         env,
-        bootstrap: bootstrap(spec, mode, log),
+        bootstrap: bootstrap(spec, mode, log, runner.kind),
     }
 }
 
 /// The bootstrap program: parameters, then the body from `bootstrap.lisp`.
-pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
+pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispKind) -> String {
     let target = |d: &Destination| match d {
         Destination::Syslog => ":syslog".to_string(),
         Destination::File(path) => lisp_string(&path.display().to_string()),
@@ -166,6 +133,7 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
         .flatten()
         .map(|c| c.text.as_str());
     let mut modules = modules_named(texts);
+    modules.retain(|m| *m == "ASDF" || kind.has_sbcl_contribs());
     let fasl_dir = match (&spec.fasl_dir, mode) {
         (Some(dir), Mode::Daemon | Mode::Foreground { .. }) => {
             if !modules.contains(&"ASDF") {
@@ -191,7 +159,9 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations) -> String {
          (defparameter *log-info* {log_info})\n\
          (defparameter *log-error* {log_error})\n\
          (defparameter *fasl-dir* {fasl_dir})\n\
+         {prelude}\
          {BOOTSTRAP}",
+        prelude = kind.prelude(),
         modules = modules.join(" "),
         before = code(before_init),
         main = code(main),

@@ -60,7 +60,10 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *log-info* :syslog)\n\
                   (defparameter *log-error* \"/var/log/d.log\")\n\
                   (defparameter *fasl-dir* nil)\n";
-    assert_eq!(plan.bootstrap, format!("{header}{BOOTSTRAP}"));
+    assert_eq!(
+        plan.bootstrap,
+        format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.prelude())
+    );
 }
 
 #[test]
@@ -138,4 +141,45 @@ fn a_login_sets_the_users_environment() {
     .map(|(k, v)| (k.into(), v.into()))
     .collect();
     assert_eq!(plan.env, env);
+}
+
+#[test]
+fn runners_are_chosen_by_basename_and_differ_as_data() {
+    let ecl = Runner::from_env_value(Some("/usr/bin/ecl".into()));
+    assert_eq!(ecl.kind, LispKind::Ecl);
+    assert!(ecl.features.contains("ECL") && !ecl.features.contains("SBCL"));
+    let plan = plan(&spec(), &ecl, &Mode::Daemon, None, &log());
+    assert_eq!(
+        plan.args,
+        [
+            "--eval",
+            "(load (open \"/dev/fd/3\" :external-format :utf-8) :verbose nil)"
+        ]
+    );
+    assert!(plan.bootstrap.contains(LispKind::Ecl.prelude()));
+    assert!(!plan.bootstrap.contains(LispKind::Sbcl.prelude()));
+    assert_eq!(
+        Runner::from_env_value(Some("/opt/my-lisp".into())).kind,
+        LispKind::Sbcl
+    );
+    assert_eq!(
+        Runner::for_kind(LispKind::Ecl, Some("sbcl".into())).program,
+        OsString::from("ecl")
+    );
+    assert_eq!(
+        Runner::for_kind(LispKind::Ecl, Some("/opt/ecl".into())).program,
+        OsString::from("/opt/ecl")
+    );
+    assert_eq!(
+        LispKind::Clisp.stop_signal(),
+        nix::sys::signal::Signal::SIGTERM
+    );
+    // SBCL's contribs are not offered to ECL; ASDF is.
+    let mut spec = spec();
+    spec.main_function = code("#.(lambda () (sb-posix:getpid) (asdf:load-system :x))");
+    let plan = super::plan(&spec, &ecl, &Mode::Daemon, None, &log());
+    assert!(
+        plan.bootstrap
+            .contains("(defparameter *required-modules* '(\"ASDF\"))")
+    );
 }

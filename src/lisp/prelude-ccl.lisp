@@ -1,0 +1,50 @@
+;;;; The Clozure CL prelude of the bootstrap, written from CCL's manual.
+;;;; UNTESTED here (Debian ships no CCL); see the README's runner table.
+;;;; CCL quits on SIGTERM, running its cleanup functions; SIGUSR1 is not
+;;;; caught, so its stop schedule starts with TERM.
+
+(defun %user-evaluation ())
+
+(defun %getpid () (ccl::getpid))
+
+(defun %exit (code abort)
+  (declare (ignore abort))
+  (ccl:quit code))
+
+(defun %open-ready-stream (fd)
+  (open (format nil "/dev/fd/~d" fd) :direction :output :if-exists :append
+                                     :external-format :utf-8))
+
+(defun %set-cloexec (fd)
+  (declare (ignore fd)))
+
+(defun %install-stop-handlers (stop with-sigint)
+  (declare (ignore stop with-sigint))
+  (push (lambda () (unless *exit-reason* (ignore-errors (announce-stop 15))))
+        ccl:*lisp-cleanup-functions*))
+
+(defun %install-debugger-hook (hook)
+  (setf *debugger-hook* hook))
+
+(defun %thread-description ()
+  (format nil "the thread ~s" (ccl:process-name ccl:*current-process*)))
+
+(defun %syslog (priority line)
+  (declare (ignore priority line))
+  (error "syslog is not available from CCL here"))
+
+(defun %backtrace-lines ()
+  (let ((text (with-output-to-string (s)
+                (ignore-errors (ccl:print-call-history :stream s :detailed-p nil)))))
+    (with-input-from-string (s text)
+      (loop for line = (read-line s nil) while line collect line))))
+
+(defparameter *module-packages*
+  '(("ASDF" . "asdf") ("UIOP" . "asdf"))
+  "Packages whose module is loaded on demand when the user's code names them.")
+
+(defun %require (module) (require (string-downcase module)))
+
+(defun %repl ()
+  (setf *debugger-hook* nil)
+  (ccl:toplevel-loop))

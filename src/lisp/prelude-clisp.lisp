@@ -1,0 +1,52 @@
+;;;; The GNU CLISP prelude of the bootstrap: what the portable part needs.
+;;;; CLISP cannot catch SIGUSR1 from Lisp: it stops gracefully on SIGTERM
+;;;; (running its exit hooks), so its stop schedule starts with TERM.
+
+(defun %user-evaluation ())
+
+(defun %getpid () (os:process-id))
+
+(defun %exit (code abort)
+  (if abort
+      (ext:exit code)
+      (ext:quit code)))
+
+(defun %open-ready-stream (fd)
+  (ext:make-stream fd :direction :output :external-format charset:utf-8))
+
+(defun %set-cloexec (fd)
+  ;; CLISP has no portable fcntl here: the descriptors stay inheritable by
+  ;; the Lisp's own children (see README).
+  (declare (ignore fd)))
+
+(defun %install-stop-handlers (stop with-sigint)
+  ;; SIGTERM ends CLISP gracefully by itself (exit hooks run); the stop is
+  ;; announced from its exit hook, unless the bootstrap itself is exiting.
+  (declare (ignore stop with-sigint))
+  (push (lambda () (unless *exit-reason* (ignore-errors (announce-stop 15))))
+        custom:*fini-hooks*))
+
+(defun %install-debugger-hook (hook)
+  (setf *debugger-hook* hook))
+
+(defun %thread-description () "the main thread")
+
+(defun %syslog (priority line)
+  (declare (ignore priority line))
+  (error "syslog is not available from CLISP"))
+
+(defun %backtrace-lines ()
+  (let ((text (with-output-to-string (s)
+                (ignore-errors (system::print-backtrace :out s :limit 30)))))
+    (with-input-from-string (s text)
+      (loop for line = (read-line s nil) while line collect line))))
+
+(defparameter *module-packages*
+  '(("ASDF" . "asdf") ("UIOP" . "asdf"))
+  "Packages whose module is loaded on demand when the user's code names them.")
+
+(defun %require (module) (require (string-downcase module)))
+
+(defun %repl ()
+  (setf *debugger-hook* nil)
+  (system::main-loop))

@@ -1,0 +1,55 @@
+;;;; The ECL prelude of the bootstrap: what the portable part needs.
+
+(defun %user-evaluation ())
+
+(defun %getpid () (ext:getpid))
+
+(defun %exit (code abort)
+  "Exits with CODE: QUIT unwinds (from the main thread); an abort, from any
+thread, ends the process at once (QUIT from another thread ends only it)."
+  (if abort
+      (si:exit code)
+      (ext:quit code)))
+
+(defun %open-ready-stream (fd)
+  (open (format nil "/dev/fd/~d" fd) :direction :output :if-exists :append
+                                     :external-format :utf-8))
+
+(defun %set-cloexec (fd)
+  ;; ECL's interpreter cannot call fcntl without the C compiler: the
+  ;; descriptors stay inheritable by the Lisp's own children (see README).
+  (declare (ignore fd)))
+
+(defun %install-stop-handlers (stop with-sigint)
+  (ext:set-signal-handler ext:+sigusr1+ (lambda () (funcall stop 10)))
+  (ext:set-signal-handler ext:+sigterm+ (lambda () (funcall stop 15)))
+  (when with-sigint
+    (ext:set-signal-handler ext:+sigint+ (lambda () (funcall stop 2)))))
+
+(defun %install-debugger-hook (hook)
+  ;; EXT:*INVOKE-DEBUGGER-HOOK* is global: it covers every thread.
+  (setf ext:*invoke-debugger-hook* hook
+        *debugger-hook* hook))
+
+(defun %thread-description ()
+  (format nil "the thread ~s" (mp:process-name mp:*current-process*)))
+
+(defun %syslog (priority line)
+  (declare (ignore priority line))
+  (error "syslog is not available from ECL's interpreter"))
+
+(defun %backtrace-lines ()
+  (let ((text (with-output-to-string (*standard-output*)
+                (ignore-errors (si::tpl-backtrace)))))
+    (with-input-from-string (s text)
+      (loop for line = (read-line s nil) while line collect line))))
+
+(defparameter *module-packages*
+  '(("ASDF" . "asdf") ("UIOP" . "asdf"))
+  "Packages whose module is loaded on demand when the user's code names them.")
+
+(defun %require (module) (require (string-downcase module)))
+
+(defun %repl ()
+  (setf *debugger-hook* nil)
+  (si::top-level))

@@ -1,0 +1,110 @@
+;;;; The SBCL prelude of the bootstrap: what the portable part needs.
+
+;;; The bootstrap's own functions are interpreted, not compiled: running the
+;;; native compiler on them costs about 12 MB of resident memory and most of
+;;; the start-up time. The user's code is read and compiled in the evaluator
+;;; mode the user had (see %USER-EVALUATION).
+(defparameter *user-evaluator-mode* sb-ext:*evaluator-mode*)
+(setq sb-ext:*evaluator-mode* :interpret)
+
+(defun %user-evaluation ()
+  (setq sb-ext:*evaluator-mode* *user-evaluator-mode*))
+
+(defun %getpid () (sb-unix:unix-getpid))
+
+(defun %exit (code abort)
+  "Exits with CODE: unwinding and running exit hooks unless ABORT."
+  (if abort
+      (sb-ext:exit :code code :abort t)
+      (sb-ext:exit :code code :abort nil :timeout 5)))
+
+(defun %open-ready-stream (fd)
+  (sb-sys:make-fd-stream fd :output t :buffering :full :external-format :utf-8))
+
+(defun %set-cloexec (fd)
+  ;; fcntl (fd, F_SETFD, FD_CLOEXEC): the Lisp's own children must not
+  ;; inherit the pid-file lock or the readiness pipe.
+  (sb-alien:alien-funcall
+   (sb-alien:extern-alien "fcntl" (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int))
+   fd 2 1))
+
+(defun %install-stop-handlers (stop with-sigint)
+  "SIGUSR1 and SIGTERM (and SIGINT when WITH-SIGINT) call STOP with the
+signal number. The kernel may deliver the signal to any thread (a swank
+listener, say); STOP always runs in the main thread, which unwinds and
+runs the exit hooks."
+  (flet ((handler (signal info context)
+           (declare (ignore info context))
+           (if (sb-thread:main-thread-p)
+               (funcall stop signal)
+               (sb-thread:interrupt-thread (sb-thread:main-thread)
+                                           (lambda () (funcall stop signal))))))
+    (sb-sys:enable-interrupt sb-unix:sigusr1 #'handler)
+    (sb-sys:enable-interrupt sb-unix:sigterm #'handler)
+    (when with-sigint
+      (sb-sys:enable-interrupt sb-unix:sigint #'handler))))
+
+(defun %install-debugger-hook (hook)
+  (setf sb-ext:*invoke-debugger-hook* hook
+        *debugger-hook* hook))
+
+(defun %thread-description ()
+  (if (sb-thread:main-thread-p)
+      "the main thread"
+      (format nil "the thread ~s" (or (sb-thread:thread-name sb-thread:*current-thread*) "(unnamed)"))))
+
+(defun %syslog (priority line)
+  ;; openlog keeps the ident pointer: it is allocated once and never freed.
+  (unless (get '%syslog 'open)
+    (sb-alien:alien-funcall
+     (sb-alien:extern-alien "openlog" (function sb-alien:void (* sb-alien:char) sb-alien:int sb-alien:int))
+     (sb-alien:make-alien-string "daemonization") 1 24) ; LOG_PID, LOG_DAEMON
+    (setf (get '%syslog 'open) t))
+  (sb-alien:alien-funcall
+   (sb-alien:extern-alien "syslog" (function sb-alien:void sb-alien:int sb-alien:c-string sb-alien:c-string))
+   (logior 24 priority) "%s" line))
+
+(defun frame-text (line)
+  "A backtrace line without its frame number."
+  (let ((colon (search ": " line)))
+    (if colon (subseq line (+ colon 2)) line)))
+
+(defun frame-starts-with (prefix line)
+  (eql 0 (search prefix (frame-text line))))
+
+(defun bootstrap-frame-p (line)
+  (some (lambda (prefix) (frame-starts-with prefix line))
+        '("(SB-EVAL::" "(SB-EVAL:" "(DAEMONIZATION-BOOTSTRAP::")))
+
+(defun %backtrace-lines ()
+  "The frames between the signalling of the condition and the bootstrap's
+own (interpreted) frames."
+  (let* ((text (with-output-to-string (s)
+                 (let ((*print-readably* nil) (*print-pretty* nil)
+                       (*print-length* 10) (*print-level* 3))
+                   (sb-debug:print-backtrace :count 200 :stream s))))
+         (lines (with-input-from-string (s text)
+                  (loop for line = (read-line s nil) while line collect line)))
+         (signal (position-if (lambda (l) (or (frame-starts-with "(SB-KERNEL::%SIGNAL " l)
+                                              (frame-starts-with "(INVOKE-DEBUGGER " l)))
+                              lines :from-end t))
+         (lines (if signal
+                    (nthcdr (1+ signal) lines)
+                    (member-if-not #'bootstrap-frame-p (rest lines))))
+         (ours (position-if #'bootstrap-frame-p lines)))
+    (subseq lines 0 (or ours (length lines)))))
+
+(defparameter *module-packages*
+  '(("ASDF" . "ASDF") ("UIOP" . "ASDF")
+    ("SB-POSIX" . "SB-POSIX") ("SB-INTROSPECT" . "SB-INTROSPECT")
+    ("SB-BSD-SOCKETS" . "SB-BSD-SOCKETS") ("SB-CLTL2" . "SB-CLTL2")
+    ("SB-CONCURRENCY" . "SB-CONCURRENCY") ("SB-ROTATE-BYTE" . "SB-ROTATE-BYTE")
+    ("SB-MD5" . "SB-MD5") ("SB-SPROF" . "SB-SPROF"))
+  "Packages whose module is loaded on demand when the user's code names them.")
+
+(defun %require (module) (require module))
+
+(defun %repl ()
+  (setf *debugger-hook* nil)
+  (sb-ext:enable-debugger)
+  (sb-impl::toplevel-repl nil))

@@ -1,0 +1,221 @@
+//! Runners: the lifecycle on each Lisp Debian ships that the tool runs
+//! (SBCL, ECL), chosen by :lisp or LISP_RUNNER; #+/#- decided per Lisp.
+
+mod util;
+
+use std::fs;
+use std::process::Command;
+
+use util::*;
+
+/// Whether `program` is installed; outside CI (which installs them) a
+/// missing Lisp skips the test.
+fn installed(program: &str) -> bool {
+    let found = Command::new(program).arg("--version").output().is_ok();
+    if !found && std::env::var_os("CI").is_none() {
+        eprintln!("skipped: {program} is not installed");
+    }
+    found || std::env::var_os("CI").is_some()
+}
+
+fn heartbeat(sb: &Sandbox, lisp: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = sb.path(&format!("{lisp}.beats"));
+    let conf = sb.conf(
+        &format!("{lisp}.conf"),
+        &format!(
+            "(:pid-file \"{lisp}.pid\" :name \"{lisp}-heartbeat\" :lisp :{lisp}\n \
+             :main-function #.(lambda ()\n\
+               (flet ((beat () (loop (with-open-file (s {log} :direction :output :if-exists :append\n\
+                                                          :if-does-not-exist :create)\n\
+                                     (format s \"beat~%\"))\n\
+                                   (sleep 0.2))))\n\
+                 #+sbcl (sb-thread:make-thread #'beat)\n\
+                 #+ecl (mp:process-run-function \"beat\" #'beat))))",
+            log = lisp_string(log.to_str().unwrap())
+        ),
+    );
+    (conf, log)
+}
+
+fn beats(path: &std::path::Path) -> usize {
+    fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// The original's command sequence on one Lisp.
+fn sequence(lisp: &str) {
+    let sb = Sandbox::new();
+    let (conf, log) = heartbeat(&sb, lisp);
+    let p = sb.pid_file(&format!("{lisp}.pid")).display().to_string();
+    let out = sb.run(&conf, &["start"]);
+    let pid = started_pid(&out);
+    assert_line(
+        &out,
+        0,
+        &format!("success started (pid = {pid} pid-file = {p})"),
+    );
+    let argv0 = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(argv0.starts_with(lisp), "{argv0}");
+    assert!(!argv0.contains("beat"), "the code is not in argv: {argv0}");
+    assert!(
+        wait_until(30, || beats(&log) >= 2),
+        "the {lisp} daemon beats"
+    );
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {pid} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid} pid-file = {p})"),
+    );
+    assert!(!alive(pid));
+    assert!(
+        sb.log().contains(&format!(
+            ":INFO \"Stop {lisp}-heartbeat daemon\" :PID {pid} "
+        )),
+        "the stop was graceful: {}",
+        sb.log()
+    );
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        3,
+        &format!("not-running - no-pid-file (pid-file = {p})"),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    assert_line(
+        &sb.run(&conf, &["kill"]),
+        0,
+        &format!("success killed (pid = {pid} pid-file = {p})"),
+    );
+    let old = started_pid(&sb.run(&conf, &["start"]));
+    let out = sb.run(&conf, &["restart"]);
+    let new = started_pid(&out);
+    assert_ne!(old, new);
+    assert_line(
+        &out,
+        0,
+        &format!("success restarted (pid = {new} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {new} pid-file = {p})"),
+    );
+}
+
+/// A failing main function: exit 1 with the Lisp's own error text.
+fn failing(lisp: &str) {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "fail.conf",
+        &format!("(:pid-file \"fail.pid\" :lisp :{lisp} :main-function #.(lambda () (error \"no ~a here\" \"database\")))"),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - main-function-error (pid-file = {})",
+            sb.pid_file("fail.pid").display()
+        ),
+    );
+    assert!(
+        stderr(&out).starts_with("ERROR: no database here\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.pid_file("fail.pid").exists());
+}
+
+/// One conf for several Lisps: #+ is decided against the chosen Lisp.
+fn features(lisp: &str, expected: &str, by_env: bool) {
+    let sb = Sandbox::new();
+    let chosen = sb.path("chosen");
+    let key = if by_env {
+        String::new()
+    } else {
+        format!(":lisp :{lisp}")
+    };
+    let conf = sb.conf(
+        "which.conf",
+        &format!(
+            "(:pid-file \"which.pid\" {key} :main-function #.(lambda ()\n\
+               (with-open-file (s {} :direction :output) (write-string #+sbcl \"a\" #+ecl \"b\" #+clisp \"c\" s))))",
+            lisp_string(chosen.to_str().unwrap())
+        ),
+    );
+    let env: &[(&str, &str)] = if by_env {
+        &[("LISP_RUNNER", lisp)]
+    } else {
+        &[]
+    };
+    let out = sb.run_with(&conf, &["start"], env);
+    started_pid(&out);
+    assert_eq!(fs::read_to_string(&chosen).unwrap(), expected);
+    assert_eq!(sb.run_with(&conf, &["stop"], env).status.code(), Some(0));
+}
+
+#[test]
+fn sbcl_runs_the_lifecycle() {
+    sequence("sbcl");
+    failing("sbcl");
+    features("sbcl", "a", false);
+}
+
+#[test]
+fn ecl_runs_the_lifecycle() {
+    if !installed("ecl") {
+        return;
+    }
+    sequence("ecl");
+    failing("ecl");
+    features("ecl", "b", false);
+    features("ecl", "b", true);
+}
+
+/// An unhandled error after start ends an ECL daemon with status 70.
+#[test]
+fn ecl_late_error_exits_70() {
+    if !installed("ecl") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "late.conf",
+        "(:pid-file \"late.pid\" :lisp :ecl :main-function #.(lambda ()\n\
+           (mp:process-run-function \"late\" (lambda () (sleep 0.2) (error \"late failure\")))))",
+    );
+    let out = sb
+        .command(&conf, &["nodaemon"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Unhandled error in daemon: late failure"));
+}
+
+/// CLISP is not supported yet: a clear error, nothing started.
+#[test]
+fn clisp_is_refused_clearly() {
+    let sb = Sandbox::new();
+    let conf = sb.conf("c.conf", "(:pid-file \"c.pid\" :lisp :clisp)");
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        3,
+        &format!(
+            "failed started - internal-error (pid-file = {})",
+            sb.pid_file("c.pid").display()
+        ),
+    );
+    assert!(
+        stderr(&out).starts_with("ERROR: GNU CLISP cannot run daemons yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.pid_file("c.pid").exists());
+}
