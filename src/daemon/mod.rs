@@ -114,12 +114,6 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         Ok(_) => {}
         Err(e) => return req.internal(verb, e),
     }
-    if let Some(why) = req.runner.kind.unsupported() {
-        return req
-            .outcome(verb, false, Some(Reason::InternalError), None)
-            .with_error(why)
-            .with_exit(exit::NOT_RUNNING);
-    }
     let Some(program) = find_program(&req.runner.program) else {
         return lisp_not_found(req, verb);
     };
@@ -414,10 +408,6 @@ pub fn restart(req: &Request) -> Outcome {
 /// parent instead: it notifies, forwards signals, reaps zombies. Returns the
 /// outcome of a failure, or the exit code to leave with.
 pub fn nodaemon(req: &Request) -> Result<i32, Outcome> {
-    if let Some(why) = req.runner.kind.unsupported() {
-        let outcome = req.outcome(Verb::Start, false, Some(Reason::InternalError), None);
-        return Err(outcome.with_error(why).with_exit(exit::NOT_RUNNING));
-    }
     let Some(program) = find_program(&req.runner.program) else {
         return Err(lisp_not_found(req, Verb::Start));
     };

@@ -90,6 +90,9 @@ pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
     let mut file = File::from(fd);
     file.write_all(text.as_bytes())
         .map_err(DaemonError::WriteBootstrap)?;
+    // Lisps that read the descriptor itself (rather than reopening
+    // /dev/fd/3) start where the file starts.
+    std::io::Seek::rewind(&mut file).map_err(DaemonError::WriteBootstrap)?;
     Ok(file.into())
 }
 

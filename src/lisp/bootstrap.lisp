@@ -59,7 +59,7 @@ Logging never fails the daemon."
          (if (eq destination :syslog)
              (%syslog (if (eq level :error) 3 6) line)
              (with-open-file (log destination :direction :output :if-exists :append
-                                              :if-does-not-exist :create :external-format :utf-8)
+                                              :if-does-not-exist :create :external-format *utf-8*)
                (write-line line log))))))))
 
 (defun one-line (text)

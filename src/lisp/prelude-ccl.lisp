@@ -3,6 +3,9 @@
 ;;;; CCL quits on SIGTERM, running its cleanup functions; SIGUSR1 is not
 ;;;; caught, so its stop schedule starts with TERM.
 
+(defparameter *utf-8* :utf-8
+  "The UTF-8 external format, as this Lisp names it.")
+
 (defun %user-evaluation ())
 
 (defun %getpid () (ccl::getpid))
@@ -20,7 +23,10 @@
 
 (defun %install-stop-handlers (stop with-sigint)
   (declare (ignore stop with-sigint))
-  (push (lambda () (unless *exit-reason* (ignore-errors (announce-stop 15))))
+  (push (lambda ()
+          (unless *exit-reason*
+            (setf *exit-reason* :stop)
+            (ignore-errors (announce-stop 15))))
         ccl:*lisp-cleanup-functions*))
 
 (defun %install-debugger-hook (hook)

@@ -2,6 +2,9 @@
 ;;;; CLISP cannot catch SIGUSR1 from Lisp: it stops gracefully on SIGTERM
 ;;;; (running its exit hooks), so its stop schedule starts with TERM.
 
+(defparameter *utf-8* charset:utf-8
+  "The UTF-8 external format, as this Lisp names it.")
+
 (defun %user-evaluation ())
 
 (defun %getpid () (os:process-id))
@@ -23,7 +26,10 @@
   ;; SIGTERM ends CLISP gracefully by itself (exit hooks run); the stop is
   ;; announced from its exit hook, unless the bootstrap itself is exiting.
   (declare (ignore stop with-sigint))
-  (push (lambda () (unless *exit-reason* (ignore-errors (announce-stop 15))))
+  (push (lambda ()
+          (unless *exit-reason*
+            (setf *exit-reason* :stop)   ; once: the hook may run again
+            (ignore-errors (announce-stop 15))))
         custom:*fini-hooks*))
 
 (defun %install-debugger-hook (hook)

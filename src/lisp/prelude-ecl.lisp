@@ -1,5 +1,8 @@
 ;;;; The ECL prelude of the bootstrap: what the portable part needs.
 
+(defparameter *utf-8* :utf-8
+  "The UTF-8 external format, as this Lisp names it.")
+
 (defun %user-evaluation ())
 
 (defun %getpid () (ext:getpid))

@@ -7,6 +7,9 @@
 (defparameter *user-evaluator-mode* sb-ext:*evaluator-mode*)
 (setq sb-ext:*evaluator-mode* :interpret)
 
+(defparameter *utf-8* :utf-8
+  "The UTF-8 external format, as this Lisp names it.")
+
 (defun %user-evaluation ()
   (setq sb-ext:*evaluator-mode* *user-evaluator-mode*))
 

@@ -91,17 +91,6 @@ impl LispKind {
         }
     }
 
-    /// Why the tool cannot run this Lisp yet, if it cannot.
-    pub fn unsupported(self) -> Option<&'static str> {
-        match self {
-            LispKind::Clisp => Some(
-                "GNU CLISP cannot run daemons yet: loading the bootstrap from the inherited \
-                 descriptor reads nothing in CLISP 2.49.93 (see the README's runner table)",
-            ),
-            _ => None,
-        }
-    }
-
     /// Whether the Lisp can load SBCL's contrib modules (sb-posix, ...).
     pub fn has_sbcl_contribs(self) -> bool {
         self == LispKind::Sbcl
