@@ -195,6 +195,27 @@ def main():
         par_bare = statistics.median(fifty_bare() for _ in range(r))
         rows.append(("50 daemons started in parallel, ready, stopped", f"{par_ours*1000:.0f} ms",
                      f"{par_bare*1000:.0f} ms (50 bare sbcl started and killed)", par_ours / par_bare, "≤ 1.3×"))
+        # Start-to-ready per runner, against the bare Lisp running one form.
+        bare_cmd = {
+            "sbcl": ["sbcl", "--noinform", "--non-interactive", "--eval", "(sb-ext:exit)"],
+            "ecl": ["ecl", "--norc", "--eval", "(ext:quit 0)"],
+            "clisp": ["clisp", "-q", "-q", "-norc", "-x", "(ext:exit 0)"],
+        }
+        for lisp, bare_args in bare_cmd.items():
+            if not shutil.which(lisp):
+                continue
+            c = os.path.join(work, f"{lisp}-ready.conf")
+            with open(c, "w") as f:
+                f.write(f'(:pid-file "{lisp}-ready.pid" :lisp :{lisp} :main-function #.(lambda () t))')
+            def once():
+                t = time.perf_counter()
+                tool(env, c, "start")
+                d = time.perf_counter() - t
+                tool(env, c, "stop")
+                return d
+            ours = statistics.median(once() for _ in range(runs))
+            base = timed(lambda: subprocess.run(bare_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), runs)
+            rows.append((f"start-to-ready on {lisp}", f"{ours*1000:.1f} ms", f"{base*1000:.1f} ms (bare {lisp} running one form)", ours / base, "–"))
     finally:
         for name in os.listdir(work):
             if name.endswith(".conf"):

@@ -314,7 +314,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
     let mut context = logging::Context {
         name: None,
         command: command.name().to_string(),
-        user: current_user(),
+        user: None,
     };
     let mut conf = config::load(conf_path, &env);
     // `:lisp` wins over LISP_RUNNER; `#+`/`#-` are then read for that Lisp.
@@ -424,12 +424,4 @@ fn fail(logger: &Logger, message: &str, code: u8) -> ExitCode {
     logger.error(message);
     eprintln!("ERROR: {message}");
     ExitCode::from(code)
-}
-
-fn current_user() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name)
 }

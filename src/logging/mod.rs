@@ -4,7 +4,7 @@
 //! file still finds them. A logging failure never fails a command: one
 //! warning on stderr, and the command goes on.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -160,7 +160,9 @@ fn dir_value(form: &Form) -> Option<Option<&str>> {
 pub struct Context {
     pub name: Option<String>,
     pub command: String,
-    pub user: String,
+    /// The caller's user name; `None`: looked up when a line is written
+    /// (a passwd lookup is not free, and most commands may log nothing).
+    pub user: Option<String>,
 }
 
 /// Writes log lines; warns once on stderr if a destination fails.
@@ -168,6 +170,7 @@ pub struct Logger {
     destinations: Destinations,
     context: Context,
     warned: Cell<bool>,
+    user: OnceCell<String>,
     syslog: RefCell<Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>>,
 }
 
@@ -177,8 +180,21 @@ impl Logger {
             destinations,
             context,
             warned: Cell::new(false),
+            user: OnceCell::new(),
             syslog: RefCell::new(None),
         }
+    }
+
+    fn user(&self) -> &str {
+        self.user.get_or_init(|| {
+            self.context.user.clone().unwrap_or_else(|| {
+                let uid = nix::unistd::getuid();
+                nix::unistd::User::from_uid(uid)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| uid.to_string(), |u| u.name)
+            })
+        })
     }
 
     pub fn destinations(&self) -> &Destinations {
@@ -198,7 +214,7 @@ impl Logger {
                 .as_deref()
                 .map_or("NIL".to_string(), lisp_string),
             lisp_string(&self.context.command),
-            lisp_string(&self.context.user),
+            lisp_string(self.user()),
         )
     }
 

@@ -86,7 +86,7 @@ fn lines_have_the_original_plist_shape() {
         Context {
             name: Some("web".into()),
             command: "start".into(),
-            user: "root".into(),
+            user: Some("root".into()),
         },
     );
     let line = logger.line(
