@@ -337,6 +337,35 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
     if let Err(refused) = check_trust(&conf, logging_conf.as_deref()) {
         return Ok(fail(&logger, &refused.to_string(), exit::CONF_ERROR));
     }
+    // What this Lisp cannot do is said, not silently skipped.
+    let schedule = options
+        .stop_schedule
+        .clone()
+        .or_else(|| conf.spec.stop_schedule.clone());
+    let usr1 = schedule.is_some_and(|s| {
+        s.steps
+            .iter()
+            .any(|step| step.signal == nix::sys::signal::Signal::SIGUSR1)
+    });
+    if usr1 && !runner.kind.catches_usr1() {
+        let message = format!(
+            "{} cannot catch SIGUSR1, so a stop schedule with USR1 would kill it without cleanup; \
+             use TERM (for example \"TERM/60/KILL/5\")",
+            runner.kind.name()
+        );
+        return Ok(fail(&logger, &message, exit::CONF_ERROR));
+    }
+    let syslog = [&logger.destinations().info, &logger.destinations().error];
+    if command == Command::Start
+        && !runner.kind.logs_to_syslog()
+        && syslog.contains(&&logging::Destination::Syslog)
+    {
+        eprintln!(
+            "WARNING: {} cannot write to syslog from the daemon: its own lines (its stop, its errors) \
+             are not logged; the tool's are",
+            runner.kind.name()
+        );
+    }
     let launches = matches!(
         command,
         Command::Start | Command::Restart | Command::Nodaemon

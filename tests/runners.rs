@@ -217,3 +217,22 @@ fn clisp_runs_the_lifecycle() {
     features("clisp", "c", false);
     features("clisp", "c", true);
 }
+
+/// What a Lisp cannot do is said: CLISP cannot catch SIGUSR1, so a stop
+/// schedule that sends it is refused rather than killing CLISP uncleanly.
+#[test]
+fn clisp_refuses_a_usr1_stop_schedule() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "c.conf",
+        "(:pid-file \"c.pid\" :lisp :clisp :stop-schedule \"USR1/5/KILL/5\")",
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: GNU CLISP cannot catch SIGUSR1, so a stop schedule with USR1 would kill it without cleanup; \
+         use TERM (for example \"TERM/60/KILL/5\")\n"
+    );
+    assert!(!sb.pid_file("c.pid").exists());
+}

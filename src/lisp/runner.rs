@@ -91,6 +91,25 @@ impl LispKind {
         }
     }
 
+    /// Whether the Lisp can catch SIGUSR1 (and so stop gracefully on it).
+    pub fn catches_usr1(self) -> bool {
+        self.stop_signal() == Signal::SIGUSR1
+    }
+
+    /// Whether the daemon can write its own lines (the stop, errors) to syslog.
+    pub fn logs_to_syslog(self) -> bool {
+        self == LispKind::Sbcl
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LispKind::Sbcl => "SBCL",
+            LispKind::Ecl => "ECL",
+            LispKind::Clisp => "GNU CLISP",
+            LispKind::Ccl => "CCL",
+        }
+    }
+
     /// Whether the Lisp can load SBCL's contrib modules (sb-posix, ...).
     pub fn has_sbcl_contribs(self) -> bool {
         self == LispKind::Sbcl
