@@ -68,6 +68,11 @@ Logging never fails the daemon."
     (loop for c across text
           do (if (char= c #\Newline) (write-string " // " out) (write-char c out)))))
 
+(defun text-lines (text)
+  "The lines of TEXT (the preludes' backtraces come as text)."
+  (with-input-from-string (s text)
+    (loop for line = (read-line s nil) while line collect line)))
+
 (defun condition-text (condition)
   (or (ignore-errors
        (let ((*print-readably* nil) (*print-length* 20) (*print-level* 5))

@@ -42,8 +42,7 @@
 (defun %backtrace-lines ()
   (let ((text (with-output-to-string (s)
                 (ignore-errors (ccl:print-call-history :stream s :detailed-p nil)))))
-    (with-input-from-string (s text)
-      (loop for line = (read-line s nil) while line collect line))))
+    (text-lines text)))
 
 (defparameter *module-packages*
   '(("ASDF" . "asdf") ("UIOP" . "asdf"))

@@ -44,8 +44,7 @@
 (defun %backtrace-lines ()
   (let ((text (with-output-to-string (s)
                 (ignore-errors (system::print-backtrace :out s :limit 30)))))
-    (with-input-from-string (s text)
-      (loop for line = (read-line s nil) while line collect line))))
+    (text-lines text)))
 
 (defparameter *module-packages*
   '(("ASDF" . "asdf") ("UIOP" . "asdf"))

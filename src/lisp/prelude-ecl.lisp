@@ -44,8 +44,7 @@ thread, ends the process at once (QUIT from another thread ends only it)."
 (defun %backtrace-lines ()
   (let ((text (with-output-to-string (*standard-output*)
                 (ignore-errors (si::tpl-backtrace)))))
-    (with-input-from-string (s text)
-      (loop for line = (read-line s nil) while line collect line))))
+    (text-lines text)))
 
 (defparameter *module-packages*
   '(("ASDF" . "asdf") ("UIOP" . "asdf"))
