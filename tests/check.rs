@@ -165,3 +165,31 @@ fn unknown_command_exits_2() {
     assert!(stderr(&out).starts_with("ERROR: unknown command \"launch\"\nUsage: daemonization"));
     assert_eq!(stdout(&out), "");
 }
+
+/// Every file of the original's conf tree reads as Lisp (the logging conf
+/// and the features file too), as SBCL would read it.
+#[test]
+fn every_original_file_reads() {
+    use daemonization::reader::{Features, read_all};
+    let root = fixture("original-confs");
+    let mut read = 0;
+    for dir in fs::read_dir(&root).unwrap() {
+        let dir = dir.unwrap().path();
+        let files: Vec<_> = if dir.is_dir() {
+            fs::read_dir(&dir)
+                .unwrap()
+                .map(|f| f.unwrap().path())
+                .collect()
+        } else {
+            vec![dir]
+        };
+        for file in files {
+            let text = fs::read_to_string(&file).unwrap();
+            let forms = read_all(&text, &Features::sbcl_linux_x86_64())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert_eq!(forms.len(), 1, "{}", file.display());
+            read += 1;
+        }
+    }
+    assert_eq!(read, 9, "the fixture tree has 9 files");
+}

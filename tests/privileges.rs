@@ -186,6 +186,16 @@ fn user_switch_errors() {
     );
     assert!(!pids.join("root.pid").exists());
 
+    // :group without :user, as root: the original's error.
+    let conf = sb.conf("group.conf", "(:pid-file \"g.pid\" :group \"dztestextra\")");
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: Can't change the group, but not modify user. Current group: root. New group: dztestextra\n"
+    );
+    assert!(!sb.pid_file("g.pid").exists());
+
     let conf = sb.conf(
         "nobody.conf",
         "(:pid-file \"x.pid\" :user \"no-such-user-dz\")",
