@@ -30,15 +30,24 @@ pub struct Output {
     pub write: OwnedFd,
 }
 
-fn open(path: &Path, owner: Option<(u32, u32)>) -> Result<File, String> {
-    let created = !path.exists();
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| format!("cannot open the :output file {}: {e}", path.display()))?;
+/// Opens the `:output` file for appending, creating it 0640 and giving it
+/// to `owner` (the daemon's user) when it is new; never through a symlink.
+pub(super) fn open(path: &Path, owner: Option<(u32, u32)>) -> Result<File, String> {
+    let open = |create_new: bool| {
+        OpenOptions::new()
+            .append(true)
+            .create_new(create_new)
+            .mode(0o640)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let failed =
+        |e: std::io::Error| format!("cannot open the :output file {}: {e}", path.display());
+    let (file, created) = match open(true) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => (open(false).map_err(failed)?, false),
+        Err(e) => return Err(failed(e)),
+    };
     if let (true, Some((uid, gid))) = (created, owner) {
         std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| {
             format!(

@@ -15,7 +15,6 @@ use std::io::{Read as _, Write as _};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -372,32 +371,7 @@ fn daemon_process(launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
 /// `:output`: stdout and stderr appended to the file, created 0640 and
 /// owned by the daemon's user.
 pub(super) fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
-    let open = |create_new: bool| {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create_new(create_new)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-    };
-    let failed =
-        |e: std::io::Error| format!("cannot open the :output file {}: {e}", path.display());
-    let (file, created) = match open(true) {
-        Ok(file) => (file, true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            (open(false).map_err(failed)?, false)
-        }
-        Err(e) => return Err(failed(e)),
-    };
-    if let (true, Some(switch)) = (created, switch) {
-        let (uid, gid) = (switch.account.uid, switch.account.gid);
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| {
-            format!(
-                "cannot give the :output file {} to uid {uid}: {e}",
-                path.display()
-            )
-        })?;
-    }
+    let file = super::output::open(path, switch.map(|s| (s.account.uid, s.account.gid)))?;
     for target in [1, 2] {
         place(file.as_raw_fd(), target).map_err(|e| format!("dup2: {e}"))?;
     }
