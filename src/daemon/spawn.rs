@@ -223,10 +223,7 @@ impl Launch {
                     .map_err(DaemonError::ReadReady)?;
                 if n == 0 {
                     pipe = None;
-                    if let (Some(n), Some(report)) = (notifier, text.strip_prefix("error\n")) {
-                        let first = report.lines().next().unwrap_or("the main function failed");
-                        n.send(&format!("STATUS={first}"));
-                    }
+                    notify_failure(notifier, &text);
                 } else {
                     text.push_str(&String::from_utf8_lossy(&buf[..n]));
                     if text.starts_with("ready\n") {
@@ -256,16 +253,36 @@ impl Launch {
             }
             // Reap every zombie (as PID 1 we inherit orphans), ours last.
             loop {
-                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
+                let code = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => Some(code),
                     Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                        return Ok(128 + signal as i32);
+                        Some(128 + signal as i32)
                     }
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => continue,
+                };
+                if let Some(code) = code {
+                    // Its report may still be in the pipe (the exit can be
+                    // seen first): read what is there, without waiting.
+                    if let Some(mut p) = pipe.take() {
+                        let _ = nix::fcntl::fcntl(p.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+                        let mut rest = Vec::new();
+                        let _ = p.read_to_end(&mut rest);
+                        text.push_str(&String::from_utf8_lossy(&rest));
+                        notify_failure(notifier, &text);
+                    }
+                    return Ok(code);
                 }
             }
         }
+    }
+}
+
+/// `STATUS=` with the first line of the Lisp's error report, if it made one.
+fn notify_failure(notifier: Option<&Notifier>, text: &str) {
+    if let (Some(n), Some(report)) = (notifier, text.strip_prefix("error\n")) {
+        let first = report.lines().next().unwrap_or("the main function failed");
+        n.send(&format!("STATUS={first}"));
     }
 }
 

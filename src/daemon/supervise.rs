@@ -335,6 +335,22 @@ fn watch(
                     if let Some(o) = output.as_deref_mut() {
                         o.drain();
                     }
+                    // Its error report may still be in the pipe (the exit
+                    // can be seen first): relay what is there, without waiting.
+                    if ready_open {
+                        let _ = nix::fcntl::fcntl(
+                            ready.as_fd(),
+                            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+                        );
+                        let mut rest = Vec::new();
+                        let _ = ready.read_to_end(&mut rest);
+                        text.push_str(&String::from_utf8_lossy(&rest));
+                        if text.starts_with("error\n")
+                            && let Some(mut s) = starter.take()
+                        {
+                            let _ = s.write_all(text.as_bytes());
+                        }
+                    }
                     return (status, stopping, was_ready);
                 }
             },
