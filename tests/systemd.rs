@@ -148,3 +148,89 @@ fn nodaemon_notifies_failure_on_an_abstract_socket() {
         stderr(&out)
     );
 }
+
+/// As PID 1 (a container), nodaemon reaps the orphans the Lisp leaves, and
+/// forwards SIGTERM to the Lisp, exiting with its status.
+#[test]
+fn nodaemon_as_pid_1_reaps_orphans() {
+    if !root()
+        || std::process::Command::new("unshare")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: needs root and unshare");
+        return;
+    }
+    let sb = Sandbox::new();
+    let orphans = sb.path("orphans");
+    // Each shell exits at once; its `sleep` is orphaned to PID 1, the tool.
+    let conf = sb.conf(
+        "init.conf",
+        &format!(
+            "(:pid-file \"init.pid\" :main-function #.(lambda ()\n\
+               (dotimes (i 5) (sb-ext:run-program \"/bin/sh\" '(\"-c\" \"sleep 0.2 & echo $! >> {}\")))))",
+            orphans.display()
+        ),
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+        .arg(bin())
+        .arg(&conf)
+        .arg("nodaemon")
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.track(child.id() as i32);
+    // The tool is unshare's child: PID 1 inside, this pid outside.
+    let tool = || -> Option<i32> {
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    assert!(wait_until(30, || tool().is_some()));
+    let tool = tool().unwrap();
+    sb.track(tool);
+    assert!(wait_until(30, || std::fs::read_to_string(&orphans)
+        .is_ok_and(|t| t.lines().count() == 5)));
+    // Once the sleeps are over, none of the tool's children is a zombie.
+    let zombies = || -> usize {
+        let children = std::fs::read_to_string(format!("/proc/{tool}/task/{tool}/children"))
+            .unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+                })
+            })
+            .count()
+    };
+    let children = || -> usize {
+        std::fs::read_to_string(format!("/proc/{tool}/task/{tool}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .count()
+    };
+    assert!(
+        wait_until(30, || children() == 1 && zombies() == 0),
+        "orphans reaped: {} children",
+        children()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the Lisp's status");
+}
