@@ -66,9 +66,8 @@ impl Request<'_> {
 
     /// A failure of the tool itself (a syscall, a refused pid file).
     fn internal(&self, verb: Verb, error: DaemonError) -> Outcome {
-        let ok = false;
         let outcome = self
-            .outcome(verb, ok, Some(Reason::InternalError), None)
+            .outcome(verb, false, Some(Reason::InternalError), None)
             .with_error(error.to_string());
         match verb {
             Verb::Status => outcome.with_exit(exit::STATUS_UNKNOWN),

@@ -265,10 +265,7 @@ impl Launch {
                     // Its report may still be in the pipe (the exit can be
                     // seen first): read what is there, without waiting.
                     if let Some(mut p) = pipe.take() {
-                        let _ = nix::fcntl::fcntl(p.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-                        let mut rest = Vec::new();
-                        let _ = p.read_to_end(&mut rest);
-                        text.push_str(&String::from_utf8_lossy(&rest));
+                        read_what_is_there(&mut p, &mut text);
                         notify_failure(notifier, &text);
                     }
                     return Ok(code);
@@ -276,6 +273,15 @@ impl Launch {
             }
         }
     }
+}
+
+/// Appends to `text` what `pipe` holds now, without waiting for more (a
+/// child of the exited Lisp may still hold the write end).
+pub(super) fn read_what_is_there(pipe: &mut File, text: &mut String) {
+    let _ = fcntl(pipe.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut rest = Vec::new();
+    let _ = pipe.read_to_end(&mut rest);
+    text.push_str(&String::from_utf8_lossy(&rest));
 }
 
 /// `STATUS=` with the first line of the Lisp's error report, if it made one.

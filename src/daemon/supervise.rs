@@ -26,7 +26,7 @@ use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
 
 use super::output::Output;
 use super::pidfile;
-use super::spawn::{Launch, exit_now, place, reset_signals, switch_user};
+use super::spawn::{Launch, exit_now, place, read_what_is_there, reset_signals, switch_user};
 use crate::config::RestartPolicy;
 use crate::lisp::{LOCK_FD, READY_FD};
 use crate::logging::Logger;
@@ -338,13 +338,7 @@ fn watch(
                     // Its error report may still be in the pipe (the exit
                     // can be seen first): relay what is there, without waiting.
                     if ready_open {
-                        let _ = nix::fcntl::fcntl(
-                            ready.as_fd(),
-                            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
-                        );
-                        let mut rest = Vec::new();
-                        let _ = ready.read_to_end(&mut rest);
-                        text.push_str(&String::from_utf8_lossy(&rest));
+                        read_what_is_there(&mut ready, &mut text);
                         if text.starts_with("error\n")
                             && let Some(mut s) = starter.take()
                         {
