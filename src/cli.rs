@@ -16,7 +16,7 @@ use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
 use crate::logging::{self, Logger};
 use crate::report::{self, PrintStyle, Verb, exit};
-use crate::trust;
+use crate::trust::Trust;
 
 /// Run Common Lisp programs as Unix daemons, driven by daemonization's plist conf files.
 #[derive(Debug, Parser)]
@@ -244,27 +244,8 @@ pub fn conf_env(runner: &Runner) -> ConfEnv {
             explicit: var("DAEMONIZATION_PID_DIR"),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
         },
+        trust: Trust::of_caller(),
     }
-}
-
-/// As root, every conf file (and the logging conf) must be writable only by
-/// root or the `:user`.
-fn check_trust(conf: &config::Conf, logging_conf: Option<&Path>) -> Result<(), trust::Refused> {
-    if !nix::unistd::getuid().is_root() {
-        return Ok(());
-    }
-    let mut owners = vec![0];
-    let user = conf
-        .spec
-        .user
-        .as_deref()
-        .and_then(|u| nix::unistd::User::from_name(u).ok().flatten());
-    owners.extend(user.map(|u| u.uid.as_raw()));
-    conf.files
-        .iter()
-        .map(PathBuf::as_path)
-        .chain(logging_conf)
-        .try_for_each(|file| trust::check_file(file, &owners))
 }
 
 /// Runs the tool on the process's arguments.
@@ -300,11 +281,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
 fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow::Result<ExitCode> {
     let mut runner = Runner::from_env_value(env::var_os("LISP_RUNNER"));
     let mut env = conf_env(&runner);
-    let root = nix::unistd::getuid().is_root();
     let logging_conf = env::var_os("LOGGING_CONF")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-    let destinations = match logging::load(logging_conf.as_deref(), root, &env.features) {
+    let destinations = match logging::load(logging_conf.as_deref(), &env.trust, &env.features) {
         Ok(destinations) => destinations,
         Err(e) => {
             eprintln!("ERROR: {e}");
@@ -334,9 +314,6 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
     };
     context.name = conf.spec.name.clone();
     let logger = Logger::new(destinations, context);
-    if let Err(refused) = check_trust(&conf, logging_conf.as_deref()) {
-        return Ok(fail(&logger, &refused.to_string(), exit::CONF_ERROR));
-    }
     // What this Lisp cannot do is said, not silently skipped.
     let schedule = options
         .stop_schedule

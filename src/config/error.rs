@@ -19,6 +19,9 @@ const ORIGINAL_KEYS_MESSAGE: &str = "Bad argument conf-params. Configure paramet
 pub enum ConfError {
     #[error("cannot read conf file {}: {error}", path.display())]
     Unreadable { path: PathBuf, error: io::Error },
+    /// A conf file the tool will not read (see `crate::trust`).
+    #[error(transparent)]
+    Refused(#[from] crate::trust::Refused),
     #[error("no value for :{key}: the default conf must give one")]
     Missing { key: &'static str },
     #[error("{}", file.render(*span, &kind.to_string()))]
@@ -30,6 +33,17 @@ pub enum ConfError {
 }
 
 impl ConfError {
+    /// A conf file that could not be read: refused, or the system said no.
+    pub fn from_read(error: crate::trust::PathError, path: &std::path::Path) -> ConfError {
+        match error {
+            crate::trust::PathError::Refused(r) => ConfError::Refused(r),
+            crate::trust::PathError::Io { errno, .. } => ConfError::Unreadable {
+                path: path.to_path_buf(),
+                error: io::Error::from_raw_os_error(errno as i32),
+            },
+        }
+    }
+
     pub fn at(kind: ConfErrorKind, span: Span, source: &Arc<Source>) -> ConfError {
         ConfError::Located {
             kind: Box::new(kind),
@@ -42,7 +56,9 @@ impl ConfError {
     pub fn kind(&self) -> Option<&ConfErrorKind> {
         match self {
             ConfError::Located { kind, .. } => Some(kind.as_ref()),
-            ConfError::Unreadable { .. } | ConfError::Missing { .. } => None,
+            ConfError::Unreadable { .. } | ConfError::Missing { .. } | ConfError::Refused(_) => {
+                None
+            }
         }
     }
 }
@@ -89,6 +105,10 @@ pub enum ConfErrorKind {
     ParentUnreadable {
         path: PathBuf,
         error: String,
+    },
+    /// A parent conf file the tool will not read: the refusal.
+    ParentRefused {
+        refusal: String,
     },
     /// The parent chain comes back to a file already in it.
     Cycle {
@@ -181,6 +201,7 @@ impl fmt::Display for ConfErrorKind {
                  (:main-function, :before-init-fn, :before-parent-exit-fn) are read by the Lisp; \
                  write the value itself"
             ),
+            ParentRefused { refusal } => f.write_str(refusal),
             ParentUnreadable { path, error } => {
                 write!(
                     f,

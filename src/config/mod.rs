@@ -29,6 +29,7 @@ pub use spec::{
 
 use crate::reader::{self, Features, Form, Span};
 use crate::source::Source;
+use crate::trust::{self, Trust};
 use keys::ValueAt;
 
 /// The name the built-in default conf is shown under in messages.
@@ -44,6 +45,8 @@ pub struct ConfEnv {
     /// `$DAEMONIZATION_DEFAULT_CONF`: a file replacing the built-in default.
     pub default_conf: Option<PathBuf>,
     pub pid_dirs: PidDirs,
+    /// Whose conf files are read (see `crate::trust::read_conf`).
+    pub trust: Trust,
 }
 
 /// A merged conf: its typed spec, its resolved pid file, and the value forms
@@ -86,10 +89,7 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         path: path.to_path_buf(),
         error,
     })?;
-    let text = fs::read_to_string(&path).map_err(|error| ConfError::Unreadable {
-        path: path.clone(),
-        error,
-    })?;
+    let text = trust::read_conf(&path, &env.trust).map_err(|e| ConfError::from_read(e, &path))?;
     // A restas-daemon conf is read as the plist conf it translates to.
     let given = Arc::new(Source::new(&path, text));
     let forms = reader::read_all(&given.text, &env.features)
@@ -99,13 +99,11 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         false => None,
     };
     let text = migrated.clone().unwrap_or_else(|| given.text.to_string());
-    let chain = read_chain(Source::new(&path, text), &env.features)?;
+    let chain = read_chain(Source::new(&path, text), env)?;
     let default = match &env.default_conf {
         Some(file) => {
-            let text = fs::read_to_string(file).map_err(|error| ConfError::Unreadable {
-                path: file.clone(),
-                error,
-            })?;
+            let text =
+                trust::read_conf(file, &env.trust).map_err(|e| ConfError::from_read(e, file))?;
             read_layer(Source::new(file, text), &env.features)?
         }
         None => read_layer(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF), &env.features)?,
@@ -150,7 +148,8 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
 }
 
 /// The file given and its parents, child first.
-fn read_chain(given: Source, features: &Features) -> Result<Vec<Layer>, ConfError> {
+fn read_chain(given: Source, env: &ConfEnv) -> Result<Vec<Layer>, ConfError> {
+    let features = &env.features;
     let mut layers = vec![read_layer(given, features)?];
     let mut seen = vec![canonical(&layers[0].source.path)];
     loop {
@@ -165,10 +164,15 @@ fn read_chain(given: Source, features: &Features) -> Result<Vec<Layer>, ConfErro
             .value_span("parent-conf-file")
             .expect("a parent comes from an entry");
         let fail = |kind| ConfError::at(kind, span, &layer.source);
-        let text = fs::read_to_string(&parent).map_err(|error| {
-            fail(ConfErrorKind::ParentUnreadable {
-                path: parent.clone(),
-                error: error.to_string(),
+        let text = trust::read_conf(&parent, &env.trust).map_err(|error| {
+            fail(match error {
+                trust::PathError::Refused(r) => ConfErrorKind::ParentRefused {
+                    refusal: r.to_string(),
+                },
+                trust::PathError::Io { errno, .. } => ConfErrorKind::ParentUnreadable {
+                    path: parent.clone(),
+                    error: std::io::Error::from_raw_os_error(errno as i32).to_string(),
+                },
             })
         })?;
         let id = canonical(&parent);

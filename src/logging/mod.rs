@@ -5,9 +5,7 @@
 //! warning on stderr, and the command goes on.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +13,7 @@ use crate::config::plist;
 use crate::config::{ConfError, ConfErrorKind, lisp_string, read_single_form};
 use crate::reader::{Datum, Features, Form, Macro};
 use crate::source::Source;
+use crate::trust::{self, Create, Trust};
 
 /// The name the built-in logging conf is shown under in messages.
 pub const BUILT_IN_LOGGING: &str = "<built-in default-logging.conf>";
@@ -70,16 +69,15 @@ impl Level {
 /// destinations of the caller: the `:admin-` keys when it is root.
 pub fn load(
     file: Option<&Path>,
-    admin: bool,
+    trust: &Trust,
     features: &Features,
 ) -> Result<Destinations, ConfError> {
+    let admin = trust.root;
     let source = match file {
         Some(path) => {
             let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-            let text = fs::read_to_string(&path).map_err(|error| ConfError::Unreadable {
-                path: path.clone(),
-                error,
-            })?;
+            let text =
+                trust::read_conf(&path, trust).map_err(|e| ConfError::from_read(e, &path))?;
             Source::new(path, text)
         }
         None => Source::new(BUILT_IN_LOGGING, DEFAULT_LOGGING_CONF),
@@ -281,16 +279,16 @@ fn describe(destination: &Destination) -> String {
     }
 }
 
+/// Appends a line to a log file, as `crate::trust::open_append` opens it:
+/// no symbolic link a user could have made, no FIFO, no hard-linked file.
 fn append(path: &Path, line: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|e| e.to_string())?;
+    let dirs = Create {
+        mode: 0o755,
+        owner: None,
+    };
+    let mut file = trust::open_append(path, &Trust::of_caller(), "the log file", Some(dirs), 0o640, None)
+        .map_err(|e| e.to_string())?
+        .file;
     file.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| e.to_string())
 }

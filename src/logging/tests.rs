@@ -11,7 +11,7 @@ fn features() -> Features {
 #[test]
 fn built_in_conf_sends_everything_to_syslog() {
     for admin in [false, true] {
-        let d = load(None, admin, &features()).unwrap();
+        let d = load(None, &trust(admin), &features()).unwrap();
         assert_eq!(
             (d.info, d.error, d.trace),
             (
@@ -34,14 +34,14 @@ fn file_destinations_are_under_the_files_dir_of_the_role() {
          :admin-info-destination \"admin.log\" :admin-error-destination \"admin.log\")",
     )
     .unwrap();
-    let user = load(Some(&conf), false, &features()).unwrap();
+    let user = load(Some(&conf), &trust(false), &features()).unwrap();
     assert_eq!(
         user.info,
         Destination::File(dir.path().join("logs/info.log"))
     );
     assert_eq!(user.error, Destination::Syslog);
     assert_eq!(user.trace, Destination::Nowhere);
-    let admin = load(Some(&conf), true, &features()).unwrap();
+    let admin = load(Some(&conf), &trust(true), &features()).unwrap();
     assert_eq!(admin.info, Destination::File(dir.path().join("admin.log")));
     assert_eq!(admin.error, Destination::File(dir.path().join("admin.log")));
     assert_eq!(admin.trace, Destination::Syslog, "not given: the default");
@@ -56,7 +56,7 @@ fn unknown_keys_and_bad_values_are_located() {
         "(:info-destination :system\n :warn-destination :system)",
     )
     .unwrap();
-    let err = load(Some(&conf), false, &features())
+    let err = load(Some(&conf), &trust(false), &features())
         .unwrap_err()
         .to_string();
     assert!(
@@ -67,7 +67,7 @@ fn unknown_keys_and_bad_values_are_located() {
         "{err}"
     );
     fs::write(&conf, "(:info-destination 42)").unwrap();
-    let err = load(Some(&conf), false, &features())
+    let err = load(Some(&conf), &trust(false), &features())
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -82,7 +82,7 @@ fn unknown_keys_and_bad_values_are_located() {
 #[test]
 fn lines_have_the_original_plist_shape() {
     let logger = Logger::new(
-        load(None, false, &features()).unwrap(),
+        load(None, &trust(false), &features()).unwrap(),
         Context {
             name: Some("web".into()),
             command: "start".into(),
@@ -105,4 +105,12 @@ fn lines_have_the_original_plist_shape() {
             .line(Level::Error, "a\nb")
             .contains(":ERROR \"a // b\"")
     );
+}
+
+/// The caller's trust, as root (`admin`) or not, trusting this test's files.
+fn trust(admin: bool) -> crate::trust::Trust {
+    crate::trust::Trust {
+        root: admin,
+        uid: nix::unistd::geteuid().as_raw(),
+    }
 }

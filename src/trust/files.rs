@@ -1,0 +1,202 @@
+//! The files the tool reads or appends to, opened once and judged on the
+//! descriptor: conf files, the Lisp program, appended files (`:output`,
+//! log files).
+
+use std::fs::File;
+use std::io::Read as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sys::stat::{Mode, SFlag};
+
+use super::walk::{Create, Found, Policy, walk, walk_dir};
+use super::{PathError, Refused, Trust, is_kind, kind_name, owner_problem};
+
+/// The largest conf file the tool reads.
+pub const CONF_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Reads a conf file (a conf, a parent, the default or logging conf).
+///
+/// For every caller: opened once without blocking, only a regular file of
+/// at most `CONF_MAX_BYTES` is read, from that same descriptor. As root the
+/// file and every directory on its path must be root's and writable by
+/// nobody else: a conf runs code as root.
+pub fn read_conf(path: &Path, trust: &Trust) -> Result<String, PathError> {
+    const WHAT: &str = "the conf file";
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let fd: OwnedFd = match trust.root {
+        true => walk(path, Policy::Strict, trust, WHAT)?.open(flags, WHAT)?,
+        false => nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty())
+            .map_err(|e| PathError::io(WHAT, path, e))?,
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
+    let refuse = |reason: String, fix: String| Refused {
+        what: WHAT,
+        path: path.to_path_buf(),
+        reason,
+        fix,
+    };
+    if !is_kind(&st, SFlag::S_IFREG) {
+        return Err(refuse(
+            format!("it is {}", kind_name(&st)),
+            "name a regular file".into(),
+        )
+        .into());
+    }
+    if trust.root
+        && let Some(reason) = owner_problem(&st, trust)
+    {
+        let shown = path.display();
+        return Err(refuse(
+            format!("{reason}, and its code would run as root"),
+            format!("chown {} {shown}; chmod go-w {shown}", trust.chown_to()),
+        )
+        .into());
+    }
+    let too_big = || {
+        refuse(
+            format!("it is larger than {} MiB", CONF_MAX_BYTES >> 20),
+            "a conf file is a property list: keep it small".into(),
+        )
+    };
+    if st.st_size as u64 > CONF_MAX_BYTES {
+        return Err(too_big().into());
+    }
+    let mut bytes = Vec::new();
+    File::from(fd)
+        .take(CONF_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            PathError::io(
+                WHAT,
+                path,
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })?;
+    if bytes.len() as u64 > CONF_MAX_BYTES {
+        return Err(too_big().into());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        refuse(
+            "it is not UTF-8 text".into(),
+            "save it as UTF-8".into(),
+        )
+        .into()
+    })
+}
+
+/// Checks, as root, the Lisp program the tool will exec: root's, writable
+/// by nobody else, in directories that pass. Other callers run what they
+/// choose.
+pub fn check_program(path: &Path, trust: &Trust) -> Result<(), PathError> {
+    const WHAT: &str = "the Lisp program";
+    if !trust.root {
+        return Ok(());
+    }
+    let fd = walk(path, Policy::Strict, trust, WHAT)?
+        .open(OFlag::O_PATH | OFlag::O_CLOEXEC, WHAT)?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
+    let shown = path.display();
+    if !is_kind(&st, SFlag::S_IFREG) {
+        return Err(Refused {
+            what: WHAT,
+            path: path.to_path_buf(),
+            reason: format!("it is {}", kind_name(&st)),
+            fix: "name the Lisp's executable with LISP_RUNNER".into(),
+        }
+        .into());
+    }
+    match owner_problem(&st, trust) {
+        None => Ok(()),
+        Some(reason) => Err(Refused {
+            what: WHAT,
+            path: path.to_path_buf(),
+            reason: format!("{reason}, and root would run it"),
+            fix: format!(
+                "chown root:root {shown}; chmod go-w {shown}; or install the Lisp system-wide and name it with LISP_RUNNER"
+            ),
+        }
+        .into()),
+    }
+}
+
+
+/// A file opened for appending by `open_append`.
+pub struct AppendFile {
+    pub file: File,
+    /// Whether this open created it.
+    pub created: bool,
+}
+
+/// Opens `path` for appending, creating it (and missing directories, with
+/// `create`) when needed, as the caller with `trust`: the walk follows no
+/// symbolic link an untrusted user could have made, the file is opened
+/// under the directory reached with `O_NOFOLLOW` (a FIFO never blocks the
+/// open), and only a regular file with one link is kept. A new file is
+/// created `O_EXCL` with `mode` and given to `owner` through its descriptor.
+pub fn open_append(
+    path: &Path,
+    trust: &Trust,
+    what: &'static str,
+    dirs: Option<Create>,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<AppendFile, PathError> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let Some(name) = path.file_name() else {
+        return Err(PathError::io(what, path, Errno::EISDIR));
+    };
+    let dir = walk_dir(parent, Policy::Confined, trust, what, dirs)?;
+    let found = Found {
+        dir,
+        name: Some(name.to_owned()),
+        path: path.to_path_buf(),
+    };
+    let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let (fd, created) = match found.open_mode(
+        flags | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::from_bits_truncate(mode),
+        what,
+    ) {
+        Ok(fd) => (fd, true),
+        Err(PathError::Io {
+            errno: Errno::EEXIST,
+            ..
+        }) => (found.open(flags, what)?, false),
+        Err(e) => return Err(e),
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
+    let refuse = |reason: String| Refused {
+        what,
+        path: path.to_path_buf(),
+        reason,
+        fix: format!("remove it, or name another file for {what}"),
+    };
+    if !is_kind(&st, SFlag::S_IFREG) {
+        return Err(refuse(format!("it is {}", kind_name(&st))).into());
+    }
+    if st.st_nlink != 1 {
+        return Err(refuse(format!(
+            "it has {} hard links, so it may be another file too",
+            st.st_nlink
+        ))
+        .into());
+    }
+    if created && let Some((uid, gid)) = owner {
+        nix::unistd::fchown(fd.as_fd(), Some(uid.into()), Some(gid.into()))
+            .map_err(|e| PathError::io(what, path, e))?;
+    }
+    // Writes block as usual; only the open had to be non-blocking.
+    nix::fcntl::fcntl(
+        fd.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND),
+    )
+    .map_err(|e| PathError::io(what, path, e))?;
+    Ok(AppendFile {
+        file: File::from(fd),
+        created,
+    })
+}
