@@ -15,7 +15,7 @@ re-read)."
       :parent-conf-file :parent-conf-file-dir :conf-params-file
       :start-timeout :stop-timeout :output :fasl-dir :stop-schedule
       :restart :restart-delay :restart-max-delay :start-limit
-      :output-max-size :output-keep :lisp)
+      :output-max-size :output-keep :lisp :environment)
   "The conf keys: the original's 14, then the tool's extensions.")
 
 (define-constant +function-keys+ '(:main-function :before-init-fn :before-parent-exit-fn))

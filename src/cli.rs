@@ -368,6 +368,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         stop_schedule: options.stop_schedule.clone(),
         switch,
         logger: &logger,
+        trust: env.trust.clone(),
     };
     let outcome = match command {
         Command::Migrate => {

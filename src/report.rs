@@ -104,6 +104,9 @@ pub struct Outcome {
     pub pid_file: PathBuf,
     /// What went wrong, for stderr (`ERROR: ...`).
     pub error: Option<String>,
+    /// What the user must act on although the command succeeded, for
+    /// stderr (`WARNING: ...`).
+    pub warning: Option<String>,
     pub exit: u8,
     /// For a supervised daemon: its Lisp.
     pub supervision: Option<Supervision>,
@@ -133,6 +136,7 @@ impl Outcome {
             pid,
             pid_file,
             error: None,
+            warning: None,
             exit,
             supervision: None,
         }
@@ -145,6 +149,11 @@ impl Outcome {
 
     pub fn with_error(mut self, error: impl Into<String>) -> Outcome {
         self.error = Some(error.into());
+        self
+    }
+
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Outcome {
+        self.warning = Some(warning.into());
         self
     }
 
@@ -284,6 +293,9 @@ pub fn print(outcome: &Outcome, style: PrintStyle) {
         PrintStyle::Plist => println!("{}", outcome.plist()),
         PrintStyle::Json => println!("{}", outcome.json()),
         PrintStyle::None => {}
+    }
+    if let Some(warning) = &outcome.warning {
+        eprintln!("WARNING: {warning}");
     }
     if let Some(error) = &outcome.error {
         eprintln!("ERROR: {error}");

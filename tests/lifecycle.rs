@@ -433,7 +433,7 @@ fn symlinked_pid_file_is_refused() {
     assert_eq!(
         stderr(&out),
         format!(
-            "ERROR: refusing the pid file {}: it is a symbolic link\n",
+            "ERROR: refusing the pid file {0}: it is a symbolic link; remove it (rm {0}); the tool writes its own\n",
             p.display()
         )
     );
@@ -455,7 +455,7 @@ fn group_writable_pid_file_is_refused() {
     assert_eq!(
         stderr(&out),
         format!(
-            "ERROR: refusing the pid file {}: writable by group or others (mode 0666)\n",
+            "ERROR: refusing the pid file {0}: writable by others (mode 0666); remove it (rm {0}); the tool writes its own\n",
             pf.display()
         )
     );
@@ -707,7 +707,7 @@ fn daemon_process_is_set_up_properly() {
         assert_eq!(fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap(), null);
     }
     let lock = fs::read_link(format!("/proc/{pid}/fd/5")).unwrap();
-    assert_eq!(lock, pid_dir.join("setup.pid"));
+    assert_eq!(lock, pid_dir.join("setup.pid.lock"));
     // The Lisp closes it right after writing "ready", which start may see first.
     let ready_fd = format!("/proc/{pid}/fd/4");
     assert!(

@@ -90,7 +90,7 @@ fn daemon_runs_as_the_user() {
     assert_eq!(
         u32::from_str_radix(flags, 8).unwrap() & 0o3,
         0,
-        "the pid file is held read-only"
+        "the lock file is held read-only"
     );
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
@@ -228,7 +228,7 @@ fn unsafe_confs_are_refused() {
     assert_eq!(
         stderr(&out),
         format!(
-            "ERROR: refusing {}: writable by others (mode 0666); it contains code that would run as root\n",
+            "ERROR: refusing the conf file {0}: writable by others (mode 0666), and its code would run as root; chown root:root {0}; chmod go-w {0}\n",
             conf.display()
         )
     );
@@ -248,7 +248,8 @@ fn unsafe_confs_are_refused() {
     assert_eq!(
         stderr(&out),
         format!(
-            "ERROR: refusing {}: writable by its group (mode 0664); it contains code that would run as root\n",
+            "ERROR: {}:1:38: refusing the conf file {1}: writable by its group (mode 0664), and its code would run as root; chown root:root {1}; chmod go-w {1}\n  |\n1 | (:pid-file \"c.pid\" :parent-conf-file \"parent.conf\")\n  |                                      ^^^^^^^^^^^^^\n",
+            child.display(),
             parent.display()
         )
     );

@@ -53,6 +53,8 @@ pub enum Kind {
     Count(fn(&mut DaemonSpec, Option<u32>)),
     /// `:sbcl`, `:ecl`, `:clisp`, `:ccl`, or nil.
     Lisp(fn(&mut DaemonSpec, Option<LispKind>)),
+    /// A list of `"NAME=value"` strings, or nil.
+    Environment(fn(&mut DaemonSpec, Vec<(String, String)>)),
 }
 
 /// Every key, in the original's order.
@@ -229,6 +231,12 @@ pub const KEYS: &[Key] = &[
         default: "nil",
         doc: "the Lisp that runs the daemon: :sbcl, :ecl, :clisp, :ccl (wins over LISP_RUNNER)",
     },
+    Key {
+        name: "environment",
+        kind: Kind::Environment(|s, v| s.environment = v),
+        default: "nil",
+        doc: "variables for the daemon, (\"NAME=value\" ...), set on top of the environment it gets",
+    },
 ];
 
 /// The key of a table name.
@@ -295,6 +303,7 @@ impl Kind {
             Kind::Size(set) => set(spec, size(value)?),
             Kind::Count(set) => set(spec, count(value)?),
             Kind::Lisp(set) => set(spec, lisp(value)?),
+            Kind::Environment(set) => set(spec, environment(value)?),
         }
         Ok(())
     }
@@ -316,6 +325,7 @@ impl Kind {
             Kind::Size(_) => SIZE,
             Kind::Count(_) => COUNT,
             Kind::Lisp(_) => LISP,
+            Kind::Environment(_) => ENVIRONMENT,
         }
     }
 }
@@ -335,7 +345,34 @@ const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
 const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
 const COUNT: &str = "an integer (0 or more) or nil";
 const LISP: &str = ":sbcl, :ecl, :clisp, :ccl or nil";
+const ENVIRONMENT: &str = "a list of \"NAME=value\" strings, or nil";
 const UMASK: &str = "an integer from 0 to #o777";
+
+fn environment(v: &ValueAt) -> Result<Vec<(String, String)>, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(Vec::new()),
+        Datum::List { items, tail: None } => items,
+        _ => return Err(v.wrong(ENVIRONMENT)),
+    };
+    let mut vars = Vec::with_capacity(items.len());
+    for item in items {
+        let at = ValueAt {
+            form: item,
+            source: v.source,
+            key: v.key.clone(),
+        };
+        let Datum::String(s) = &item.datum else {
+            return Err(at.wrong(ENVIRONMENT));
+        };
+        match s.split_once('=') {
+            Some((name, value)) if !name.is_empty() && !s.contains('\0') => {
+                vars.push((name.to_string(), value.to_string()));
+            }
+            _ => return Err(at.wrong(ENVIRONMENT)),
+        }
+    }
+    Ok(vars)
+}
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {
     match &v.form.datum {

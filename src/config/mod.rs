@@ -58,6 +58,8 @@ pub struct Conf {
     pub spec: DaemonSpec,
     /// The absolute pid file path.
     pub pid_file: PathBuf,
+    /// The tool's own per-user pid directory, when the pid file is in it.
+    pub private_pid_dir: Option<PathBuf>,
     /// For a restas-daemon conf: the plist conf it was read as.
     pub migrated: Option<String>,
     /// Every file this conf was read from: the file given, its parents, and
@@ -125,6 +127,10 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
     let Some(pid_file) = &spec.pid_file else {
         return Err(ConfError::Missing { key: "pid-file" });
     };
+    let private_pid_dir = match (&spec.pid_file_dir, pid_file.is_relative()) {
+        (None, true) => env.pid_dirs.private_dir(),
+        _ => None,
+    };
     let pid_file = paths::pid_file(
         pid_file,
         spec.pid_file_dir.as_ref(),
@@ -141,6 +147,7 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         path,
         spec,
         pid_file,
+        private_pid_dir,
         migrated,
         files,
         values,

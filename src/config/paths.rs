@@ -23,6 +23,12 @@ pub struct PidDirs {
 }
 
 impl PidDirs {
+    /// The tool's own per-user directory (not root's, not one the user
+    /// named), which must be the caller's alone.
+    pub fn private_dir(&self) -> Option<PathBuf> {
+        (self.explicit.is_none() && self.uid != 0).then(|| self.tool_dir())
+    }
+
     /// `$DAEMONIZATION_PID_DIR`, else `/run/daemonization` for root, else
     /// `$XDG_RUNTIME_DIR/daemonization`, else `/tmp/daemonization-<uid>`.
     pub fn tool_dir(&self) -> PathBuf {

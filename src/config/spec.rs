@@ -57,6 +57,8 @@ pub struct DaemonSpec {
     pub output_keep: Option<u32>,
     /// Extension: which Lisp runs the daemon (wins over `LISP_RUNNER`).
     pub lisp: Option<LispKind>,
+    /// Extension: `NAME=value` variables added to the daemon's environment.
+    pub environment: Vec<(String, String)>,
 }
 
 /// The Lisps the tool can run (`:lisp`, or `LISP_RUNNER`'s basename).

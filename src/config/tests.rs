@@ -14,6 +14,7 @@ fn env(dir: &Path) -> ConfEnv {
             explicit: Some(dir.join("pids")),
             xdg_runtime_dir: None,
         },
+        trust: crate::trust::Trust::of_caller(),
     }
 }
 
@@ -145,7 +146,7 @@ fn check_text_is_sorted_and_verbatim() {
 
 #[test]
 fn errors_render_exactly() {
-    let keys = "(:PID-FILE :PID-FILE-DIR :MAIN-FUNCTION :BEFORE-INIT-FN :BEFORE-PARENT-EXIT-FN :NAME :USER :GROUP :EXIT :LISTEN-PRIVILEGED-PORTS :OS-PARAMS :PARENT-CONF-FILE :PARENT-CONF-FILE-DIR :CONF-PARAMS-FILE :START-TIMEOUT :STOP-TIMEOUT :OUTPUT :FASL-DIR :STOP-SCHEDULE :RESTART :RESTART-DELAY :RESTART-MAX-DELAY :START-LIMIT :OUTPUT-MAX-SIZE :OUTPUT-KEEP :LISP)";
+    let keys = "(:PID-FILE :PID-FILE-DIR :MAIN-FUNCTION :BEFORE-INIT-FN :BEFORE-PARENT-EXIT-FN :NAME :USER :GROUP :EXIT :LISTEN-PRIVILEGED-PORTS :OS-PARAMS :PARENT-CONF-FILE :PARENT-CONF-FILE-DIR :CONF-PARAMS-FILE :START-TIMEOUT :STOP-TIMEOUT :OUTPUT :FASL-DIR :STOP-SCHEDULE :RESTART :RESTART-DELAY :RESTART-MAX-DELAY :START-LIMIT :OUTPUT-MAX-SIZE :OUTPUT-KEEP :LISP :ENVIRONMENT)";
     let original = "Bad argument conf-params. Configure parameters must be path to file with property list (plist) or self be plist. Plist must be with any keys from ";
     let cases: Vec<(&str, String)> = vec![
         (

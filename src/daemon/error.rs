@@ -7,18 +7,31 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use thiserror::Error;
 
+use crate::trust::PathError;
+
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    #[error("cannot create the pid file directory {}: {source}", path.display())]
-    CreatePidDir { path: PathBuf, source: io::Error },
-    #[error("refusing the pid file {}: it is a symbolic link", path.display())]
-    PidFileSymlink { path: PathBuf },
-    #[error("refusing the pid file {}: writable by group or others (mode {mode:04o})", path.display())]
-    PidFileWritable { path: PathBuf, mode: u32 },
-    #[error("cannot read the pid file {}: {source}", path.display())]
-    ReadPidFile { path: PathBuf, source: io::Error },
-    #[error("cannot remove the pid file {}: {source}", path.display())]
-    RemovePidFile { path: PathBuf, source: io::Error },
+    /// A pid directory or file refused, or one the system would not open.
+    #[error(transparent)]
+    PidPath(#[from] PathError),
+    #[error("cannot remove {}: {errno}", path.display())]
+    RemovePidFile { path: PathBuf, errno: Errno },
+    #[error(
+        "the lock file {} stayed locked by another command of this tool for 10 s; try again, or look for a hung daemonization process",
+        path.display()
+    )]
+    LockBusy { path: PathBuf },
+    #[error(
+        "refusing the pid file {}: it names process {pid}, but process {holder} holds its lock; find out which one is the daemon (ps -p {pid},{holder}), end the other, then try again",
+        path.display()
+    )]
+    LockMismatch {
+        path: PathBuf,
+        holder: i32,
+        pid: i32,
+    },
+    #[error("cannot lock {}: {errno}", path.display())]
+    Lock { path: PathBuf, errno: Errno },
     #[error("cannot query the lock of the pid file {}: {errno}", path.display())]
     QueryLock { path: PathBuf, errno: Errno },
     #[error("cannot create the bootstrap file: {0}")]

@@ -19,6 +19,7 @@ pub struct Account {
     pub uid: u32,
     pub gid: u32,
     pub home: PathBuf,
+    pub shell: PathBuf,
 }
 
 /// A user switch: decided before fork, applied in the daemon process.
@@ -137,6 +138,7 @@ pub fn decide(
             uid: target.uid.as_raw(),
             gid: target_gid.as_raw(),
             home: target.dir,
+            shell: target.shell,
         },
         keep_bind: keep_bind && !target.uid.is_root(),
     }))

@@ -12,7 +12,8 @@ mod spawn;
 mod supervise;
 
 use std::ffi::OsStr;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,12 +22,13 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 
 pub use error::DaemonError;
-pub use pidfile::PidState;
+pub use pidfile::{PidFiles, PidState};
 
 use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
 use crate::lisp::{self, Mode, Runner};
 use crate::logging::Logger;
 use crate::report::{Outcome, Reason, Supervision, Verb, exit};
+use crate::trust::{self, Trust};
 use spawn::{Launch, Started};
 use supervise::Policy;
 
@@ -46,6 +48,8 @@ pub struct Request<'a> {
     /// Who the daemon runs as, if not the caller (see `identity::decide`).
     pub switch: Option<identity::Switch>,
     pub logger: &'a Logger,
+    /// Whose files and processes this command trusts.
+    pub trust: Trust,
 }
 
 impl Request<'_> {
@@ -53,6 +57,7 @@ impl Request<'_> {
         self.switch.as_ref().map(|s| lisp::Login {
             name: &s.account.name,
             home: &s.account.home,
+            shell: &s.account.shell,
         })
     }
 
@@ -74,25 +79,60 @@ impl Request<'_> {
             _ => outcome,
         }
     }
+
+    /// The pid directory's files; with `create`, its directory is made.
+    fn pid_files(&self, create: bool) -> Result<Option<PidFiles>, DaemonError> {
+        PidFiles::open(
+            &self.conf.pid_file,
+            self.conf.private_pid_dir.as_deref(),
+            &self.trust,
+            create,
+        )
+    }
+
+    /// The uid the daemon runs as: the conf's `:user`, else the caller.
+    fn daemon_uid(&self) -> u32 {
+        match (&self.switch, &self.conf.spec.user) {
+            (Some(switch), _) => switch.account.uid,
+            (None, Some(name)) => nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .map_or(u32::MAX, |u| u.uid.as_raw()),
+            (None, None) => nix::unistd::getuid().as_raw(),
+        }
+    }
+
+    /// The pid files (if their directory exists) and what they say.
+    fn inspect(&self) -> Result<(Option<PidFiles>, PidState), DaemonError> {
+        match self.pid_files(false)? {
+            Some(files) => {
+                let state = files.inspect(self.daemon_uid())?;
+                Ok((Some(files), state))
+            }
+            None => Ok((None, PidState::Missing)),
+        }
+    }
 }
 
 /// `status`: running, stale, or no pid file.
 pub fn status(req: &Request) -> Outcome {
-    match pidfile::inspect(&req.conf.pid_file) {
-        Ok(PidState::Running { pid, .. }) => req
+    match req.inspect() {
+        Ok((files, PidState::Running { pid, locked })) => req
             .outcome(Verb::Status, true, None, Some(pid))
-            .with_supervision(supervision(req, pid)),
-        Ok(PidState::Stale { pid }) => {
+            .with_supervision(files.filter(|_| locked).and_then(|f| supervision(&f, pid))),
+        Ok((_, PidState::Stale { pid })) => {
             req.outcome(Verb::Status, false, Some(Reason::ServiceUnavailable), pid)
         }
-        Ok(PidState::Missing) => req.outcome(Verb::Status, false, Some(Reason::NoPidFile), None),
+        Ok((_, PidState::Missing)) => {
+            req.outcome(Verb::Status, false, Some(Reason::NoPidFile), None)
+        }
         Err(e) => req.internal(Verb::Status, e),
     }
 }
 
 /// What the supervisor `pid` of this conf's daemon says, if it is one.
-fn supervision(req: &Request, pid: i32) -> Option<Supervision> {
-    supervise::read_state(&req.conf.pid_file, pid).map(|s| Supervision {
+fn supervision(files: &PidFiles, pid: i32) -> Option<Supervision> {
+    supervise::read_state(files, pid).map(|s| Supervision {
         lisp_pid: s.lisp,
         restarts: s.restarts,
         last_exit: s.last_exit,
@@ -105,16 +145,21 @@ pub fn start(req: &Request) -> Outcome {
 }
 
 fn start_as(req: &Request, verb: Verb) -> Outcome {
-    let pid_file = &req.conf.pid_file;
-    match pidfile::inspect(pid_file) {
+    let files = match req.pid_files(true) {
+        Ok(Some(files)) => files,
+        Ok(None) => unreachable!("the directory is created"),
+        Err(e) => return req.internal(verb, e),
+    };
+    match files.inspect(req.daemon_uid()) {
         Ok(PidState::Running { pid, .. }) => {
             return req.outcome(verb, true, Some(Reason::AlreadyRunning), Some(pid));
         }
         Ok(_) => {}
         Err(e) => return req.internal(verb, e),
     }
-    let Some(program) = find_program(&req.runner.program) else {
-        return lisp_not_found(req, verb);
+    let program = match program(req, verb) {
+        Ok(program) => program,
+        Err(outcome) => return *outcome,
     };
     let spec = &req.conf.spec;
     let plan = lisp::plan(
@@ -123,15 +168,16 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         &Mode::Daemon,
         req.login(),
         req.logger.destinations(),
+        &lisp::caller_env(),
     );
-    let started = pidfile::create_dir(pid_file)
-        .and_then(|()| create_fasl_dir(spec.fasl_dir.as_deref(), req.switch.as_ref()))
-        .and_then(|()| {
+    let started = create_fasl_dir(spec.fasl_dir.as_deref(), req)
+        .and_then(|()| files.try_clone())
+        .and_then(|daemon_files| {
             let output = spec.output.as_deref();
             let launch = Launch::new(
                 &plan,
                 &program,
-                pid_file,
+                Some(daemon_files),
                 spec.umask(),
                 req.switch.clone(),
                 output,
@@ -183,7 +229,7 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
     if !outcome.ok {
         // A failed start leaves no pid file behind (the daemon is gone, so
         // its lock is too; a locked file is someone else's and stays).
-        if let Err(e) = pidfile::remove(pid_file) {
+        if let Err(e) = files.remove() {
             eprintln!("ERROR: {e}");
         }
     }
@@ -193,27 +239,54 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
     outcome
 }
 
-/// `:fasl-dir`: created (0755) if missing and given to the daemon's user,
-/// as restas-daemon did with its fasl directory.
-fn create_fasl_dir(
-    dir: Option<&Path>,
-    switch: Option<&identity::Switch>,
-) -> Result<(), DaemonError> {
-    let Some(dir) = dir else { return Ok(()) };
-    let err = |source| DaemonError::FaslDir {
-        path: dir.to_path_buf(),
-        source,
+/// The Lisp program to run, found and (as root) trusted; else the outcome
+/// that says why not.
+fn program(req: &Request, verb: Verb) -> Result<PathBuf, Box<Outcome>> {
+    let Some(program) = find_program(&req.runner.program) else {
+        return Err(Box::new(lisp_not_found(req, verb)));
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(err)?;
-    if let Some(switch) = switch {
-        let (uid, gid) = (switch.account.uid, switch.account.gid);
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(err)?;
+    trust::check_program(&program, &req.trust)
+        .map_err(|e| Box::new(req.internal(verb, e.into())))?;
+    Ok(program)
+}
+
+/// `:fasl-dir`: created (0755) if missing and given to the daemon's user,
+/// as restas-daemon did with its fasl directory. Reached without following
+/// a symbolic link the user could have made, and changed through its
+/// descriptor; a directory of a third user is refused.
+fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
+    const WHAT: &str = "the :fasl-dir";
+    let Some(dir) = dir else { return Ok(()) };
+    let owner = req.switch.as_ref().map(|s| (s.account.uid, s.account.gid));
+    let create = trust::Create { mode: 0o755, owner };
+    let found = trust::walk_dir(dir, trust::Policy::Confined, &req.trust, WHAT, Some(create))?;
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    match found.stat.st_uid {
+        owner if owner == uid => Ok(()),
+        owner if req.trust.owns(owner) => {
+            nix::unistd::fchownat(
+                found.fd.as_fd(),
+                "",
+                Some(uid.into()),
+                Some(gid.into()),
+                nix::fcntl::AtFlags::AT_EMPTY_PATH,
+            )
+            .map_err(|e| trust::PathError::io(WHAT, dir, e))?;
+            Ok(())
+        }
+        owner => Err(trust::PathError::from(trust::Refused {
+            what: WHAT,
+            path: dir.to_path_buf(),
+            reason: format!(
+                "it is owned by {}, neither root nor the :user",
+                trust::user_name(owner)
+            ),
+            fix: "name a directory of the :user, or one root may create".into(),
+        })
+        .into()),
     }
-    Ok(())
 }
 
 fn lisp_not_found(req: &Request, verb: Verb) -> Outcome {
@@ -253,15 +326,9 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         &mode,
         None,
         req.logger.destinations(),
+        &lisp::caller_env(),
     );
-    let launch = match Launch::new(
-        &plan,
-        program,
-        &req.conf.pid_file,
-        req.conf.spec.umask(),
-        None,
-        None,
-    ) {
+    let launch = match Launch::new(&plan, program, None, req.conf.spec.umask(), None, None) {
         Ok(launch) => launch,
         Err(e) => return eprintln!("ERROR: :before-parent-exit-fn: {e}"),
     };
@@ -284,7 +351,6 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
 /// `stop` (the stop schedule: by default SIGUSR1, then SIGKILL after the
 /// stop timeout) and `kill` (SIGKILL).
 pub fn stop(req: &Request, verb: Verb) -> Outcome {
-    let pid_file = &req.conf.pid_file;
     let schedule = match verb {
         Verb::Kill => StopSchedule {
             steps: vec![StopStep {
@@ -297,49 +363,59 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
             .clone()
             .unwrap_or_else(|| req.conf.spec.stop_schedule(req.runner.kind.stop_signal())),
     };
-    match pidfile::inspect(pid_file) {
-        Ok(PidState::Missing) => req.outcome(verb, false, Some(Reason::NoPidFile), None),
-        Ok(PidState::Stale { pid }) => match pidfile::remove(pid_file) {
+    let (files, state) = match req.inspect() {
+        Ok(found) => found,
+        Err(e) => return req.internal(verb, e),
+    };
+    let Some(files) = files else {
+        return req.outcome(verb, false, Some(Reason::NoPidFile), None);
+    };
+    match state {
+        PidState::Missing => req.outcome(verb, false, Some(Reason::NoPidFile), None),
+        PidState::Stale { pid } => match files.remove() {
             Ok(_) => req.outcome(verb, false, Some(Reason::NotRunning), pid),
             Err(e) => req.internal(verb, e),
         },
-        Ok(PidState::Running { pid, .. }) => match end_process(pid, &schedule) {
-            Ok(true) => {
-                match end_supervised_lisp(req, pid).and_then(|()| pidfile::remove(pid_file)) {
+        PidState::Running { pid, locked } => {
+            // A supervisor's Lisp, taken hold of while it is provably the
+            // supervisor's child.
+            let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
+            match end_process(pid, &schedule) {
+                Ok(true) => match end_lisp(lisp).and_then(|()| files.remove()) {
                     Ok(_) => req.outcome(verb, true, None, Some(pid)),
                     Err(e) => req.internal(verb, e),
-                }
+                },
+                Ok(false) => req
+                    .outcome(verb, false, Some(Reason::Running), Some(pid))
+                    .with_error(format!(
+                        "process {pid} is still running at the end of the stop schedule {schedule}"
+                    )),
+                Err(e) => req.internal(verb, e),
             }
-            Ok(false) => req
-                .outcome(verb, false, Some(Reason::Running), Some(pid))
-                .with_error(format!(
-                    "process {pid} is still running at the end of the stop schedule {schedule}"
-                )),
-            Err(e) => req.internal(verb, e),
-        },
-        Err(e) => req.internal(verb, e),
+        }
     }
+}
+
+/// A pidfd on the Lisp of the supervisor `supervisor`, if its state file
+/// names one whose parent is that supervisor (checked again once the pidfd
+/// pins the process, so a reused pid is never taken).
+fn supervised_lisp(files: &PidFiles, supervisor: i32) -> Option<process::PidFd> {
+    let lisp = supervise::read_state(files, supervisor)?.lisp?;
+    if process::parent(lisp) != Some(supervisor) {
+        return None;
+    }
+    let fd = process::PidFd::open(lisp).ok()?;
+    (process::parent(lisp) == Some(supervisor)).then_some(fd)
 }
 
 /// A supervisor forwards the stop to its Lisp, and the kernel kills the Lisp
 /// if the supervisor was killed; wait until that Lisp is gone too, so
 /// nothing is left behind.
-fn end_supervised_lisp(req: &Request, supervisor: i32) -> Result<(), DaemonError> {
-    let state = supervise::read_state(&req.conf.pid_file, supervisor);
-    let _ = std::fs::remove_file(supervise::state_file(&req.conf.pid_file));
-    if let Some(lisp) = state.and_then(|s| s.lisp) {
-        let schedule = StopSchedule {
-            steps: vec![StopStep {
-                signal: Signal::SIGKILL,
-                timeout: KILL_WAIT,
-            }],
-        };
-        // Only a Lisp whose parent was the supervisor (now gone) is ours.
-        if process::alive(lisp)
-            && process::argv0(lisp).is_some_and(|a| lisp::is_lisp_program(Path::new(&a)))
-        {
-            end_process(lisp, &schedule)?;
-        }
+fn end_lisp(lisp: Option<process::PidFd>) -> Result<(), DaemonError> {
+    let Some(fd) = lisp else { return Ok(()) };
+    if !fd.wait_exit(KILL_WAIT) {
+        fd.signal(Signal::SIGKILL)?;
+        fd.wait_exit(KILL_WAIT);
     }
     Ok(())
 }
@@ -365,26 +441,42 @@ fn end_process(pid: i32, schedule: &StopSchedule) -> Result<bool, DaemonError> {
     Ok(false)
 }
 
-/// `zap`: remove the pid file of a daemon that is gone.
+/// `zap`: remove the pid file of a daemon that is gone. With `--force`
+/// also the pid file of one that seems alive (it is told), or one refused
+/// as untrustworthy, if its directory is sound.
 pub fn zap(req: &Request) -> Outcome {
-    let pid_file = &req.conf.pid_file;
-    let removed = |r: Result<(), DaemonError>| match r {
+    let zapped = |r: Result<(), DaemonError>| match r {
         Ok(()) => req.outcome(Verb::Zap, true, None, None),
         Err(e) => req.internal(Verb::Zap, e),
     };
-    match pidfile::inspect(pid_file) {
+    let files = match req.pid_files(false) {
+        Ok(Some(files)) => files,
+        Ok(None) => return req.outcome(Verb::Zap, false, Some(Reason::NoPidFile), None),
+        Err(e) => return req.internal(Verb::Zap, e),
+    };
+    match files.inspect(req.daemon_uid()) {
         Ok(PidState::Missing) => req.outcome(Verb::Zap, false, Some(Reason::NoPidFile), None),
-        Ok(PidState::Running { .. }) if req.force => removed(pidfile::remove_forced(pid_file)),
+        Ok(PidState::Running { pid, locked }) if req.force => {
+            let warning = match locked {
+                true => format!(
+                    "the daemon (pid = {pid}) still runs; it still holds its lock, so `stop` or `kill` can end it"
+                ),
+                false => format!(
+                    "the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`"
+                ),
+            };
+            zapped(files.remove_pid_file()).with_warning(warning)
+        }
         Ok(PidState::Running { pid, .. }) => {
             req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid))
         }
-        Ok(PidState::Stale { .. }) => match pidfile::remove(pid_file) {
-            Ok(None) => removed(Ok(())),
+        Ok(PidState::Stale { .. }) => match files.remove() {
+            Ok(None) => zapped(Ok(())),
             Ok(Some(pid)) => req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid)),
             Err(e) => req.internal(Verb::Zap, e),
         },
-        Err(DaemonError::PidFileWritable { .. }) if req.force => {
-            removed(pidfile::remove_forced(pid_file))
+        Err(DaemonError::PidPath(_) | DaemonError::LockMismatch { .. }) if req.force => {
+            zapped(files.remove_pid_file())
         }
         Err(e) => req.internal(Verb::Zap, e),
     }
@@ -392,7 +484,7 @@ pub fn zap(req: &Request) -> Outcome {
 
 /// `restart`: stop the daemon if it runs, then start it.
 pub fn restart(req: &Request) -> Outcome {
-    if let Ok(PidState::Running { .. }) = pidfile::inspect(&req.conf.pid_file) {
+    if let Ok((_, PidState::Running { .. })) = req.inspect() {
         let stopped = stop(req, Verb::Restart);
         if !stopped.ok {
             return stopped;
@@ -406,10 +498,8 @@ pub fn restart(req: &Request) -> Outcome {
 /// (`NOTIFY_SOCKET` set) or as PID 1 (a container), the tool stays as its
 /// parent instead: it notifies, forwards signals, reaps zombies. Returns the
 /// outcome of a failure, or the exit code to leave with.
-pub fn nodaemon(req: &Request) -> Result<i32, Outcome> {
-    let Some(program) = find_program(&req.runner.program) else {
-        return Err(lisp_not_found(req, Verb::Start));
-    };
+pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
+    let program = program(req, Verb::Start)?;
     let notifier = notify::Notifier::from_env();
     let as_parent = notifier.is_some() || std::process::id() == 1;
     let mode = Mode::Foreground {
@@ -422,22 +512,25 @@ pub fn nodaemon(req: &Request) -> Result<i32, Outcome> {
         &mode,
         req.login(),
         req.logger.destinations(),
+        &lisp::caller_env(),
     );
     let launch = Launch::new(
         &plan,
         &program,
-        &req.conf.pid_file,
+        None,
         spec.umask(),
         req.switch.clone(),
         None,
     )
-    .map_err(|e| req.internal(Verb::Start, e))?;
+    .map_err(|e| Box::new(req.internal(Verb::Start, e)))?;
     if as_parent {
         return launch
             .run_as_parent(notifier.as_ref())
-            .map_err(|e| req.internal(Verb::Start, e));
+            .map_err(|e| Box::new(req.internal(Verb::Start, e)));
     }
-    Err(req.internal(Verb::Start, launch.exec_in_foreground()))
+    Err(Box::new(
+        req.internal(Verb::Start, launch.exec_in_foreground()),
+    ))
 }
 
 /// The program to run: a path as is, a name looked up on PATH.

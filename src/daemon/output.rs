@@ -4,59 +4,46 @@
 //! `:output-keep` old files as FILE.1, FILE.2, ...), and reopens it on
 //! SIGHUP (after an outside rotation). Lines are never split across files.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
-use nix::libc;
-use nix::unistd::pipe2;
+use nix::fcntl::{AtFlags, OFlag, renameat};
+use nix::sys::stat::fstatat;
+use nix::unistd::{UnlinkatFlags, pipe2, unlinkat};
+
+use crate::trust::{self, Dir, DirKind, PathError, Policy, Trust};
 
 /// A partial line longer than this is written out anyway.
 const LONGEST_LINE: usize = 64 * 1024;
 
 pub struct Output {
     path: PathBuf,
+    /// The directory of `:output`, reached once: rotation renames and
+    /// removes only entries of this directory, through its descriptor.
+    dir: Dir,
+    name: OsString,
     file: File,
     size: u64,
     max_size: Option<u64>,
     keep: u32,
     owner: Option<(u32, u32)>,
+    trust: Trust,
     pending: Vec<u8>,
     read: File,
     /// The pipe's write end, for the Lisp's stdout and stderr.
     pub write: OwnedFd,
 }
 
+const WHAT: &str = "the :output file";
+
 /// Opens the `:output` file for appending, creating it 0640 and giving it
-/// to `owner` (the daemon's user) when it is new; never through a symlink.
-pub(super) fn open(path: &Path, owner: Option<(u32, u32)>) -> Result<File, String> {
-    let open = |create_new: bool| {
-        OpenOptions::new()
-            .append(true)
-            .create_new(create_new)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-    };
-    let failed =
-        |e: std::io::Error| format!("cannot open the :output file {}: {e}", path.display());
-    let (file, created) = match open(true) {
-        Ok(file) => (file, true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => (open(false).map_err(failed)?, false),
-        Err(e) => return Err(failed(e)),
-    };
-    if let (true, Some((uid, gid))) = (created, owner) {
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| {
-            format!(
-                "cannot give the :output file {} to uid {uid}: {e}",
-                path.display()
-            )
-        })?;
-    }
-    Ok(file)
+/// to `owner` (the daemon's user) when it is new, as
+/// `crate::trust::open_append` does.
+pub(super) fn open(path: &Path, owner: Option<(u32, u32)>) -> Result<File, PathError> {
+    Ok(trust::open_append(path, &Trust::of_caller(), WHAT, None, 0o640, owner)?.file)
 }
 
 impl Output {
@@ -66,7 +53,14 @@ impl Output {
         keep: u32,
         owner: Option<(u32, u32)>,
     ) -> Result<Output, String> {
-        let file = open(path, owner)?;
+        let trust = Trust::of_caller();
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().unwrap_or(OsStr::new(".")).to_owned();
+        let dir = trust::walk_dir(parent, Policy::Confined, &trust, WHAT, None)
+            .map_err(|e| e.to_string())?;
+        let file = trust::append_in(&dir, &name, path, WHAT, 0o640, owner)
+            .map_err(|e| e.to_string())?
+            .file;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let (read, write) =
             pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| format!("pipe: {e}"))?;
@@ -75,11 +69,14 @@ impl Output {
             .map_err(|e| e.to_string())?;
         Ok(Output {
             path: path.to_path_buf(),
+            dir,
+            name,
             file,
             size,
             max_size,
             keep,
             owner,
+            trust,
             pending: Vec::new(),
             read: File::from(read),
             write,
@@ -132,31 +129,65 @@ impl Output {
         }
     }
 
-    fn numbered(&self, n: u32) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
+    fn numbered(&self, n: u32) -> OsString {
+        let mut name = self.name.clone();
         name.push(format!(".{n}"));
-        PathBuf::from(name)
+        name
+    }
+
+    /// Whether the entry `name` may be renamed or removed: in a shared
+    /// sticky directory, only the daemon user's or a trusted owner's.
+    fn ours(&self, name: &OsStr) -> bool {
+        if self.dir.kind != DirKind::Sticky {
+            return true;
+        }
+        match fstatat(self.dir.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                self.trust.owns(st.st_uid) || self.owner.is_some_and(|(uid, _)| uid == st.st_uid)
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn rename(&self, from: &OsStr, to: &OsStr) {
+        if self.ours(from) && self.ours(to) || self.ours(from) && !self.exists(to) {
+            let _ = renameat(self.dir.fd.as_fd(), from, self.dir.fd.as_fd(), to);
+        }
+    }
+
+    fn remove(&self, name: &OsStr) {
+        if self.ours(name) {
+            let _ = unlinkat(self.dir.fd.as_fd(), name, UnlinkatFlags::NoRemoveDir);
+        }
+    }
+
+    fn exists(&self, name: &OsStr) -> bool {
+        fstatat(self.dir.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
 
     /// FILE.N-1 → FILE.N, ..., FILE → FILE.1; the oldest beyond `keep` goes.
+    /// Only entries of the directory reached at start are touched, never
+    /// through a symbolic link.
     fn rotate(&mut self) {
         if self.keep == 0 {
-            let _ = fs::remove_file(&self.path);
+            self.remove(&self.name.clone());
         } else {
-            let _ = fs::remove_file(self.numbered(self.keep));
+            self.remove(&self.numbered(self.keep));
             for n in (1..self.keep).rev() {
-                let _ = fs::rename(self.numbered(n), self.numbered(n + 1));
+                self.rename(&self.numbered(n), &self.numbered(n + 1));
             }
-            let _ = fs::rename(&self.path, self.numbered(1));
+            self.rename(&self.name.clone(), &self.numbered(1));
         }
         self.reopen();
     }
 
     /// Opens the file anew (SIGHUP, after someone else renamed it).
     pub fn reopen(&mut self) {
-        if let Ok(file) = open(&self.path, self.owner) {
-            self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            self.file = file;
+        if let Ok(file) =
+            trust::append_in(&self.dir, &self.name, &self.path, WHAT, 0o640, self.owner)
+        {
+            self.size = file.file.metadata().map(|m| m.len()).unwrap_or(0);
+            self.file = file.file;
         }
     }
 }

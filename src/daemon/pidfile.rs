@@ -1,27 +1,53 @@
-//! Pid files, with the lock that says a daemon is alive.
+//! Pid files, and the lock that says a daemon is alive.
 //!
-//! The daemon process itself takes a POSIX record lock (a read lock, through
-//! a read-only descriptor) on its pid file and holds it across exec for its
-//! whole life; the kernel drops it when the
-//! process dies, and `fork` does not pass it to the Lisp's own children. A
-//! held lock therefore means "running", and `F_GETLK` names the holder
-//! without taking the lock. A pid file without a lock (the daemon died, or
-//! the original Lisp tool wrote it) is trusted only if its pid is a live
-//! Lisp that started before the file was written; nothing else is signalled.
+//! Three files sit side by side in the pid directory: `NAME` (the pid,
+//! 0644, for monitoring tools), `NAME.lock` (0600: only the caller, root in
+//! production, can open it) and, under a supervisor, `NAME.state`.
+//!
+//! The daemon process takes a POSIX read lock on `NAME.lock`, through a
+//! read-only descriptor, and holds it across exec for its whole life; the
+//! kernel drops it when the process dies, and `fork` does not pass it on.
+//! A held lock therefore means "running", and `F_GETLK` names the holder.
+//! No other user can take it, since no other user can open the file.
+//! Claims, removals and reads are serialised by an `flock` on the same file
+//! (so two claims never both find it free), waited for at most `LOCK_WAIT`.
+//!
+//! A pid file without a lock (the daemon died, or the original Lisp tool
+//! wrote it) is trusted only if its pid is a live Lisp of the expected user
+//! that started shortly before the file was written; nothing else is
+//! signalled.
+//!
+//! Every file is reached through the descriptor of the pid directory,
+//! which the trust walk judged, and never through a symbolic link.
 
-use std::fs::{self, File};
-use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, Flock, FlockArg, OFlag, fcntl};
+use nix::fcntl::{AtFlags, FcntlArg, OFlag, fcntl, openat, renameat};
 use nix::libc;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::error::DaemonError;
 use super::process;
+use crate::trust::{
+    self, Create, Dir, DirKind, PathError, Policy, Refused, Trust, kind_name, owner_problem,
+};
+
+/// The longest wait for the lock file's `flock` (only the caller can open
+/// the file, so only another command of the tool can hold it).
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// At most this much of a pid file is read.
+const MAX_PID_BYTES: usize = 64;
+/// At most this much of a state file is read.
+const MAX_STATE_BYTES: usize = 4096;
+/// A lock-less pid file names its daemon only if the process started at
+/// most this long before the file was last written (the original tool
+/// wrote it right after fork).
+const STARTED_BEFORE: Duration = Duration::from_secs(5);
 
 /// What a pid file says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,97 +61,6 @@ pub enum PidState {
     Stale { pid: Option<i32> },
 }
 
-fn whole_file_lock(kind: libc::c_short) -> libc::flock {
-    libc::flock {
-        l_type: kind,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    }
-}
-
-/// The pid of the process holding a lock on `fd`, if any.
-fn lock_holder(fd: RawFd, path: &Path) -> Result<Option<i32>, DaemonError> {
-    let mut lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
-    // SAFETY: the descriptor is open for the duration of the call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    fcntl(fd, FcntlArg::F_GETLK(&mut lock)).map_err(|errno| DaemonError::QueryLock {
-        path: path.to_path_buf(),
-        errno,
-    })?;
-    Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_pid))
-}
-
-/// Refuses a pid file that is a symlink or writable by group or others.
-fn check_safe(path: &Path, meta: &fs::Metadata) -> Result<(), DaemonError> {
-    if meta.file_type().is_symlink() {
-        return Err(DaemonError::PidFileSymlink {
-            path: path.to_path_buf(),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(DaemonError::PidFileWritable {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    Ok(())
-}
-
-/// Reads the state of the pid file at `path`.
-pub fn inspect(path: &Path) -> Result<PidState, DaemonError> {
-    let read_err = |source| DaemonError::ReadPidFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PidState::Missing),
-        Err(e) => return Err(read_err(e)),
-    };
-    check_safe(path, &meta)?;
-    let mut file = match File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PidState::Missing),
-        Err(e) => return Err(read_err(e)),
-    };
-    if let Some(pid) = lock_holder(file.as_raw_fd(), path)? {
-        return Ok(PidState::Running { pid, locked: true });
-    }
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(read_err)?;
-    let Some(pid) = text.trim().parse::<i32>().ok().filter(|p| *p > 0) else {
-        return Ok(PidState::Stale { pid: None });
-    };
-    let written = meta.modified().map_err(read_err)?;
-    if process::is_daemon_of_pid_file(pid, written) {
-        Ok(PidState::Running { pid, locked: false })
-    } else {
-        Ok(PidState::Stale { pid: Some(pid) })
-    }
-}
-
-/// Creates the pid file's directory (0755) if it is missing.
-pub fn create_dir(path: &Path) -> Result<(), DaemonError> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|source| DaemonError::CreatePidDir {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
 /// The result of trying to take a pid file for a new daemon.
 pub enum Claim {
     /// The lock is ours and the file holds our pid.
@@ -134,129 +69,520 @@ pub enum Claim {
     Held(i32),
 }
 
-/// Serialises every change to the pid files of one directory (claims and
-/// removals): an exclusive `flock` on the directory, held for microseconds.
-struct DirLock(#[allow(dead_code)] Flock<OwnedFd>);
+/// A daemon's pid file, lock file and state file, reached through their
+/// directory's descriptor.
+#[derive(Debug)]
+pub struct PidFiles {
+    dir: Dir,
+    name: OsString,
+    path: PathBuf,
+    trust: Trust,
+}
 
-impl DirLock {
-    fn take(pid_file: &Path) -> Result<DirLock, String> {
-        let dir = pid_file.parent().unwrap_or(Path::new("/"));
-        let fd = nix::fcntl::open(
-            dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| format!("cannot open the pid file directory {}: {e}", dir.display()))?;
-        // Well above the fixed descriptors `claim` places the pid file on,
-        // which dup2 would otherwise silently close.
-        let fd = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(64))
-            .map_err(|e| format!("cannot open the pid file directory {}: {e}", dir.display()))?;
-        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let lock = Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| {
-            format!("cannot lock the pid file directory {}: {e}", dir.display())
-        })?;
-        Ok(DirLock(lock))
+fn whole_file_lock(kind: libc::c_int) -> libc::flock {
+    libc::flock {
+        l_type: kind as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
     }
 }
 
-/// Called in the daemon process before exec: writes `pid` to the pid file
-/// at `path` unless a daemon holds it, then takes a read lock on it through
-/// a read-only descriptor placed on `target`, which the daemon keeps for its
-/// whole life. The daemon (which may switch to another user) can therefore
-/// not write its pid file. Files are opened without following symlinks.
-pub fn claim(path: &Path, target: RawFd, pid: i32) -> Result<Claim, String> {
-    let _dir = DirLock::take(path)?;
-    let context = |what: &str, e: &dyn std::fmt::Display| {
-        format!("cannot {what} the pid file {}: {e}", path.display())
-    };
-    {
-        let mut file = File::options()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| context("open", &e))?;
-        if let Some(holder) = lock_holder(file.as_raw_fd(), path).map_err(|e| e.to_string())? {
+impl PidFiles {
+    /// Opens the directory of the pid file `path`. With `create`, missing
+    /// directories are made (0755); without, a missing directory is `None`.
+    /// `private` is the tool's own per-user directory when the pid file is
+    /// in it: it must be the caller's, and is made 0700.
+    pub fn open(
+        path: &Path,
+        private: Option<&Path>,
+        trust: &Trust,
+        create: bool,
+    ) -> Result<Option<PidFiles>, DaemonError> {
+        const WHAT: &str = "the pid file directory";
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let Some(name) = path.file_name() else {
+            return Err(PathError::io("the pid file", path, Errno::EISDIR).into());
+        };
+        let mkdir = create.then_some(Create {
+            mode: 0o755,
+            owner: None,
+        });
+        if let Some(private) = private {
+            match private_dir(private, trust, create) {
+                Err(e) if !create && e.is_missing() => return Ok(None),
+                other => other?,
+            }
+        }
+        let dir = match trust::walk_dir(parent, Policy::Strict, trust, WHAT, mkdir) {
+            Ok(dir) => dir,
+            Err(e) if !create && e.is_missing() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(PidFiles {
+            dir,
+            name: name.to_owned(),
+            path: path.to_path_buf(),
+            trust: trust.clone(),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The same files through a second descriptor of the directory.
+    pub fn try_clone(&self) -> Result<PidFiles, DaemonError> {
+        let fd = self.dir.fd.try_clone().map_err(|e| {
+            PathError::io(
+                "the pid file directory",
+                &self.dir.path,
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+            )
+        })?;
+        Ok(PidFiles {
+            dir: Dir {
+                fd,
+                path: self.dir.path.clone(),
+                kind: self.dir.kind,
+                stat: self.dir.stat,
+            },
+            name: self.name.clone(),
+            path: self.path.clone(),
+            trust: self.trust.clone(),
+        })
+    }
+
+    /// Moves the directory's descriptor to 10 or above (close-on-exec), out
+    /// of the way of the descriptors the daemon process places.
+    pub fn move_high(&mut self) -> Result<(), Errno> {
+        let fd = fcntl(self.dir.fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(10))?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nothing else owns.
+        self.dir.fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(())
+    }
+
+    /// Moves the directory's descriptor to `slot` (close-on-exec), in the
+    /// daemon process that closes every other descriptor.
+    pub fn move_to(&mut self, slot: RawFd) -> Result<(), Errno> {
+        if self.dir.fd.as_raw_fd() == slot {
+            return Ok(());
+        }
+        // SAFETY: dup3 onto a slot this single-threaded daemon process
+        // reserves for the directory; the new descriptor is owned below.
+        if unsafe { libc::dup3(self.dir.fd.as_raw_fd(), slot, libc::O_CLOEXEC) } < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: dup3 made `slot` a descriptor that nothing else owns; the
+        // old one is closed when replaced.
+        self.dir.fd = unsafe { OwnedFd::from_raw_fd(slot) };
+        Ok(())
+    }
+
+    fn sibling(&self, suffix: &str) -> OsString {
+        let mut name = self.name.clone();
+        name.push(suffix);
+        name
+    }
+
+    fn sibling_path(&self, name: &OsStr) -> PathBuf {
+        self.dir.path.join(name)
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.fd.as_fd()
+    }
+
+    fn refuse(&self, name: &OsStr, what: &'static str, reason: String) -> DaemonError {
+        let path = self.sibling_path(name);
+        DaemonError::from(PathError::from(Refused {
+            what,
+            fix: format!("remove it (rm {}); the tool writes its own", path.display()),
+            path,
+            reason,
+        }))
+    }
+
+    /// Opens a file of the pid directory for reading, never blocking and
+    /// never through a symbolic link, and checks it is a trusted owner's
+    /// regular file with one link, writable by nobody else; `None` if
+    /// missing.
+    fn open_checked(
+        &self,
+        name: &OsStr,
+        what: &'static str,
+        flags: OFlag,
+    ) -> Result<Option<(OwnedFd, FileStat)>, DaemonError> {
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = match openat(self.fd(), name, flags, Mode::from_bits_truncate(0o600)) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => {
+                return Err(self.refuse(name, what, "it is a symbolic link".into()));
+            }
+            Err(e) => return Err(PathError::io(what, &self.sibling_path(name), e).into()),
+        };
+        let st = fstat(fd.as_fd()).map_err(|e| PathError::io(what, &self.sibling_path(name), e))?;
+        if !trust::is_kind(&st, SFlag::S_IFREG) {
+            return Err(self.refuse(name, what, format!("it is {}", kind_name(&st))));
+        }
+        if st.st_nlink > 1 {
+            let reason = format!(
+                "it has {} hard links, so it may be another file too",
+                st.st_nlink
+            );
+            return Err(self.refuse(name, what, reason));
+        }
+        if let Some(reason) = owner_problem(&st, &self.trust) {
+            return Err(self.refuse(name, what, reason));
+        }
+        Ok(Some((fd, st)))
+    }
+
+    /// The lock file, `flock`ed (shared or exclusive) and still the file at
+    /// its name; created (0600) with `create`; `None` if missing.
+    fn lock_file(&self, create: bool, exclusive: bool) -> Result<Option<OwnedFd>, DaemonError> {
+        const WHAT: &str = "the lock file";
+        let name = self.sibling(".lock");
+        let path = self.sibling_path(&name);
+        let flags = match create {
+            true => OFlag::O_RDONLY | OFlag::O_CREAT,
+            false => OFlag::O_RDONLY,
+        };
+        for _ in 0..100 {
+            let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
+                return Ok(None);
+            };
+            if st.st_mode & 0o077 != 0 {
+                let reason = format!("others may open it (mode {:04o})", st.st_mode & 0o7777);
+                return Err(self.refuse(&name, WHAT, reason));
+            }
+            flock_bounded(&fd, exclusive, &path)?;
+            // A remover may have unlinked it meanwhile: then start again.
+            match fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
+                    return Ok(Some(fd));
+                }
+                Ok(_) | Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(PathError::io(WHAT, &path, e).into()),
+            }
+        }
+        Err(DaemonError::LockBusy { path })
+    }
+
+    /// The pid in the pid file, and when the file was last written.
+    fn read_pid(&self) -> Result<Option<(Option<i32>, SystemTime)>, DaemonError> {
+        let Some((fd, st)) = self.open_checked(&self.name, "the pid file", OFlag::O_RDONLY)? else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; MAX_PID_BYTES];
+        let n = nix::unistd::read(fd.as_fd(), &mut buf)
+            .map_err(|e| PathError::io("the pid file", &self.path, e))?;
+        let pid = std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .filter(|p| *p > 0);
+        let written = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                st.st_mtime.max(0) as u64,
+                st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+            );
+        Ok(Some((pid, written)))
+    }
+
+    /// Reads the state: a daemon holding the lock runs; a lock-less pid
+    /// file names a running daemon only if its process is a Lisp running as
+    /// `uid` that started at most `STARTED_BEFORE` before the file was
+    /// written.
+    pub fn inspect(&self, uid: u32) -> Result<PidState, DaemonError> {
+        let lock = self.lock_file(false, false)?;
+        let holder = match &lock {
+            Some(fd) => lock_holder(fd.as_fd(), &self.path)?,
+            None => None,
+        };
+        let pid = self.read_pid()?;
+        Ok(match (holder, pid) {
+            (Some(holder), Some((Some(pid), _))) if pid != holder => {
+                return Err(DaemonError::LockMismatch {
+                    path: self.path.clone(),
+                    holder,
+                    pid,
+                });
+            }
+            (Some(holder), _) => PidState::Running {
+                pid: holder,
+                locked: true,
+            },
+            (None, None) => PidState::Missing,
+            (None, Some((None, _))) => PidState::Stale { pid: None },
+            (None, Some((Some(pid), written))) => match lockless_daemon(pid, written, uid) {
+                true => PidState::Running { pid, locked: false },
+                false => PidState::Stale { pid: Some(pid) },
+            },
+        })
+    }
+
+    /// In the daemon process, before exec: takes the lock on a descriptor
+    /// placed on `target` (kept across exec for the daemon's whole life)
+    /// unless a daemon holds it, then writes `pid` to the pid file.
+    pub fn claim(&self, target: RawFd, pid: i32) -> Result<Claim, DaemonError> {
+        let path = self.sibling_path(&self.sibling(".lock"));
+        let Some(fd) = self.lock_file(true, true)? else {
+            return Err(PathError::io("the lock file", &path, Errno::ENOENT).into());
+        };
+        // On its slot before the lock is taken: closing any other descriptor
+        // of the file would drop the process's lock.
+        let fd = place(fd, target).map_err(|e| PathError::io("the lock file", &path, e))?;
+        if let Some(holder) = lock_holder(fd.as_fd(), &path)? {
             return Ok(Claim::Held(holder));
         }
-        file.set_len(0)
-            .and_then(|()| file.write_all(format!("{pid}\n").as_bytes()))
-            .map_err(|e| context("write", &e))?;
-        // Closed here, before we hold any lock on the file: closing a
-        // descriptor of a file drops all of a process's locks on it.
+        // A read lock (the descriptor is read-only, so the daemon cannot
+        // write the file); claims exclude each other through the flock.
+        let lock = whole_file_lock(libc::F_RDLCK);
+        match fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)) {
+            Ok(_) => {}
+            Err(Errno::EAGAIN | Errno::EACCES) => {
+                return Ok(Claim::Held(lock_holder(fd.as_fd(), &path)?.unwrap_or(0)));
+            }
+            Err(errno) => return Err(DaemonError::Lock { path, errno }),
+        }
+        self.write_new(&self.name, &format!("{pid}\n"), 0o644)?;
+        // SAFETY: flock on a descriptor we own; unlocking cannot fail in a
+        // way that matters (the descriptor stays open, the POSIX lock held).
+        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+        // Kept open across exec: the lock lives as long as the daemon.
+        std::mem::forget(fd);
+        Ok(Claim::Locked)
     }
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| context("open", &e))?;
-    let fd = place(file.into(), target)?;
-    let lock = whole_file_lock(libc::F_RDLCK as libc::c_short);
-    fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)).map_err(|e| context("lock", &e))?;
-    // Keep the descriptor (and so the lock) open across exec.
-    std::mem::forget(fd);
-    Ok(Claim::Locked)
+
+    /// Writes `text` to the file `name` of the pid directory: a new file
+    /// (`O_EXCL|O_NOFOLLOW`) renamed into place, so no reader ever sees it
+    /// half written and nothing another user prepared is ever written to.
+    pub fn write_new(&self, name: &OsStr, text: &str, mode: u32) -> Result<(), DaemonError> {
+        let path = self.sibling_path(name);
+        let err = |e: Errno| DaemonError::from(PathError::io("the pid file", &path, e));
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut temporary = OsString::from(".");
+        temporary.push(name);
+        temporary.push(format!(".{}.{stamp}", std::process::id()));
+        let fd = openat(
+            self.fd(),
+            temporary.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(err)?;
+        let written = fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+            .and_then(|()| write_all(fd.as_fd(), text.as_bytes()))
+            .and_then(|()| renameat(self.fd(), temporary.as_os_str(), self.fd(), name));
+        if let Err(e) = written {
+            let _ = unlinkat(self.fd(), temporary.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(err(e));
+        }
+        Ok(())
+    }
+
+    /// Removes the pid file unless a daemon holds the lock (whose pid is
+    /// returned, nothing removed); the lock and state files go with it.
+    pub fn remove(&self) -> Result<Option<i32>, DaemonError> {
+        let lock = self.lock_file(false, true)?;
+        if let Some(fd) = &lock
+            && let Some(holder) = lock_holder(fd.as_fd(), &self.path)?
+        {
+            return Ok(Some(holder));
+        }
+        self.unlink(&self.name)?;
+        self.unlink(&self.sibling(".state"))?;
+        if lock.is_some() {
+            self.unlink(&self.sibling(".lock"))?;
+        }
+        Ok(None)
+    }
+
+    /// Removes the pid file whatever holds the lock (`zap --force`); the
+    /// lock stays, so a daemon still running can still be stopped.
+    pub fn remove_pid_file(&self) -> Result<(), DaemonError> {
+        self.unlink(&self.name)?;
+        self.unlink(&self.sibling(".state"))
+    }
+
+    /// In the daemon process that holds the lock: its files go as it fails.
+    pub fn remove_own(&self) {
+        for name in [
+            self.name.clone(),
+            self.sibling(".state"),
+            self.sibling(".lock"),
+        ] {
+            let _ = unlinkat(self.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+
+    /// Unlinks a file of the pid directory; in a shared sticky directory,
+    /// only a trusted owner's.
+    fn unlink(&self, name: &OsStr) -> Result<(), DaemonError> {
+        let path = self.sibling_path(name);
+        if self.dir.kind == DirKind::Sticky {
+            match fstatat(self.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if !self.trust.owns(st.st_uid) => {
+                    let reason = format!("it is owned by {}", trust::user_name(st.st_uid));
+                    return Err(self.refuse(name, "the file", reason));
+                }
+                Ok(_) => {}
+                Err(Errno::ENOENT) => return Ok(()),
+                Err(errno) => return Err(DaemonError::RemovePidFile { path, errno }),
+            }
+        }
+        match unlinkat(self.fd(), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(errno) => Err(DaemonError::RemovePidFile { path, errno }),
+        }
+    }
+
+    /// The supervisor's state file, if there is a trusted one.
+    pub fn read_state(&self) -> Option<String> {
+        let (fd, _) = self
+            .open_checked(&self.sibling(".state"), "the state file", OFlag::O_RDONLY)
+            .ok()??;
+        let mut buf = vec![0u8; MAX_STATE_BYTES];
+        let n = nix::unistd::read(fd.as_fd(), &mut buf).ok()?;
+        String::from_utf8(buf[..n].to_vec()).ok()
+    }
+
+    /// Replaces the supervisor's state file.
+    pub fn write_state(&self, text: &str) -> Result<(), DaemonError> {
+        self.write_new(&self.sibling(".state"), text, 0o644)
+    }
+}
+
+/// The tool's own per-user pid directory: created 0700, or, when it is
+/// there, the caller's (its mode set to 0700); another user's is refused.
+fn private_dir(path: &Path, trust: &Trust, create: bool) -> Result<(), PathError> {
+    const WHAT: &str = "the pid file directory";
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().unwrap_or(OsStr::new("."));
+    let dir = trust::walk_dir(parent, Policy::Strict, trust, WHAT, None)?;
+    if create {
+        match nix::sys::stat::mkdirat(dir.fd.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(PathError::io(WHAT, path, e)),
+        }
+    }
+    let fd = openat(
+        dir.fd.as_fd(),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => PathError::from(Refused {
+            what: WHAT,
+            path: path.to_path_buf(),
+            reason: "it is not a directory".into(),
+            fix: format!("remove it (rm {})", path.display()),
+        }),
+        e => PathError::io(WHAT, path, e),
+    })?;
+    let st = fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
+    if st.st_uid != trust.uid {
+        return Err(Refused {
+            what: WHAT,
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is owned by {}, and it must be {}'s alone",
+                trust::user_name(st.st_uid),
+                trust::user_name(trust.uid)
+            ),
+            fix: "have it removed, or set DAEMONIZATION_PID_DIR to a directory of yours".into(),
+        }
+        .into());
+    }
+    if st.st_mode & 0o7777 != 0o700 {
+        fchmod(fd.as_fd(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| PathError::io(WHAT, path, e))?;
+    }
+    Ok(())
+}
+
+/// Waits (bounded) for an `flock` on `fd`.
+fn flock_bounded(fd: &OwnedFd, exclusive: bool, path: &Path) -> Result<(), DaemonError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let operation = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    } | libc::LOCK_NB;
+    loop {
+        // SAFETY: flock on a descriptor we own, with constant flags.
+        if unsafe { libc::flock(fd.as_raw_fd(), operation) } == 0 {
+            return Ok(());
+        }
+        match Errno::last() {
+            Errno::EWOULDBLOCK if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Errno::EWOULDBLOCK => {
+                return Err(DaemonError::LockBusy {
+                    path: path.to_path_buf(),
+                });
+            }
+            Errno::EINTR => {}
+            errno => {
+                return Err(DaemonError::Lock {
+                    path: path.to_path_buf(),
+                    errno,
+                });
+            }
+        }
+    }
+}
+
+/// The pid of the process holding a POSIX lock on `fd`, if any.
+fn lock_holder(fd: BorrowedFd, path: &Path) -> Result<Option<i32>, DaemonError> {
+    let mut lock = whole_file_lock(libc::F_WRLCK);
+    fcntl(fd, FcntlArg::F_GETLK(&mut lock)).map_err(|errno| DaemonError::QueryLock {
+        path: path.to_path_buf(),
+        errno,
+    })?;
+    Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_pid))
 }
 
 /// Moves `fd` to descriptor `target` (without close-on-exec).
-fn place(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, String> {
+fn place(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
     if fd.as_raw_fd() == target {
-        fcntl(fd.as_fd(), FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
-            .map_err(|e| e.to_string())?;
+        fcntl(fd.as_fd(), FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
         return Ok(fd);
     }
     // SAFETY: dup2 onto a descriptor number we own in this single-threaded
     // child; the returned descriptor is owned by the OwnedFd built from it.
-    let rc = unsafe { libc::dup2(fd.as_raw_fd(), target) };
-    if rc < 0 {
-        return Err(format!("dup2: {}", Errno::last()));
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(Errno::last());
     }
     drop(fd);
     // SAFETY: dup2 made `target` a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(target) })
 }
 
-/// Removes the pid file if no process holds its lock (under the directory
-/// lock, so no daemon can be claiming it meanwhile). Returns the holder's
-/// pid if it is locked (nothing removed).
-pub fn remove(path: &Path) -> Result<Option<i32>, DaemonError> {
-    let err = |source| DaemonError::RemovePidFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let _dir = match DirLock::take(path) {
-        Ok(lock) => lock,
-        Err(_) if !path.exists() => return Ok(None),
-        Err(e) => return Err(err(std::io::Error::other(e))),
-    };
-    let file = match File::options()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(err(e)),
-    };
-    let lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
-    if let Err(Errno::EAGAIN | Errno::EACCES) = fcntl(file.as_fd(), FcntlArg::F_SETLK(&lock)) {
-        return lock_holder(file.as_raw_fd(), path);
+fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
     }
-    fs::remove_file(path).map_err(err)?;
-    Ok(None)
+    Ok(())
 }
 
-/// Removes the pid file whatever holds it (`zap --force`).
-pub fn remove_forced(path: &Path) -> Result<(), DaemonError> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DaemonError::RemovePidFile {
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+/// Whether `pid` may be the daemon a lock-less pid file written at
+/// `written` names: alive, running as `uid`, a Lisp (by argv[0]), and
+/// started at most `STARTED_BEFORE` before the file was written (a second
+/// of slack after, for clock granularity).
+fn lockless_daemon(pid: i32, written: SystemTime, uid: u32) -> bool {
+    let lisp = process::argv0(pid).is_some_and(|a| crate::lisp::is_lisp_program(Path::new(&a)));
+    let started = process::start_time(pid)
+        .is_some_and(|t| t + STARTED_BEFORE >= written && t <= written + Duration::from_secs(1));
+    process::alive(pid) && lisp && started && process::uid(pid) == Some(uid)
 }

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
@@ -108,11 +107,27 @@ pub fn start_time(pid: i32) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(boot) + since_boot)
 }
 
-/// Whether `pid` may be the daemon a lock-less pid file written at `written`
-/// names: alive, a Lisp (by argv[0]), and started no later than the file
-/// was written (a second of slack for clock granularity).
-pub fn is_daemon_of_pid_file(pid: i32, written: SystemTime) -> bool {
-    let lisp = argv0(pid).is_some_and(|a| crate::lisp::is_lisp_program(Path::new(&a)));
-    let started_before = start_time(pid).is_some_and(|t| t <= written + Duration::from_secs(1));
-    alive(pid) && lisp && started_before
+/// The real uid of a process, if its effective uid is the same.
+pub fn uid(pid: i32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ids: Vec<u32> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    match ids.as_slice() {
+        [real, effective, ..] if real == effective => Some(*real),
+        _ => None,
+    }
+}
+
+/// The parent of a process, from /proc.
+pub fn parent(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -9,7 +9,7 @@
 //! exec (`pid N`, then `locked`, `running N` or `setup-error MSG`), then from
 //! the bootstrap (`ready`, or `error` followed by the Lisp's report).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::mem::ManuallyDrop;
@@ -32,7 +32,7 @@ use nix::unistd::{ForkResult, Pid, chdir, execve, fork, pipe2, setsid};
 use super::error::DaemonError;
 use super::identity::{self, Switch};
 use super::notify::Notifier;
-use super::pidfile::{self, Claim};
+use super::pidfile::{Claim, PidFiles};
 use super::process::PidFd;
 use super::supervise::{self, Policy};
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
@@ -62,7 +62,8 @@ pub struct Launch {
     pub(super) argv: Vec<CString>,
     pub(super) envp: Vec<CString>,
     pub(super) bootstrap: OwnedFd,
-    pub(super) pid_file: PathBuf,
+    /// The daemon's pid files (`start`); none in the foreground.
+    pub(super) pid_files: Option<PidFiles>,
     pub(super) umask: u32,
     pub(super) switch: Option<Switch>,
     pub(super) output: Option<PathBuf>,
@@ -99,16 +100,13 @@ impl Launch {
     pub fn new(
         plan: &LaunchPlan,
         program: &Path,
-        pid_file: &Path,
+        pid_files: Option<PidFiles>,
         umask: u32,
         switch: Option<Switch>,
         output: Option<&Path>,
     ) -> Result<Launch, DaemonError> {
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| !plan.env.iter().any(|(o, _)| o == k))
-            .collect();
-        env.extend(plan.env.iter().cloned());
-        let envp = env
+        let envp = plan
+            .env
             .iter()
             .map(|(k, v)| {
                 let mut kv = k.clone();
@@ -125,7 +123,7 @@ impl Launch {
             argv,
             envp,
             bootstrap: bootstrap_file(&plan.bootstrap)?,
-            pid_file: pid_file.to_path_buf(),
+            pid_files,
             umask,
             switch,
             output: output.map(Path::to_path_buf),
@@ -327,43 +325,49 @@ pub(super) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The descriptor of the pid directory in the daemon process (close-on-exec).
+const DIR_FD: RawFd = LOCK_FD + 1;
+
 /// The daemon process, between fork and exec. Never returns.
-fn daemon_process(launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
+fn daemon_process(mut launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
     let pid = std::process::id() as i32;
     let pipe = pipe.into_raw_fd();
     // SAFETY: `pipe` is the open write end of the readiness pipe; the File is
     // never dropped (this process execs or exits), so nothing closes it twice.
     let mut early = ManuallyDrop::new(unsafe { File::from_raw_fd(pipe) });
     let _ = writeln!(early, "pid {pid}");
-    if let Err(message) = set_up(&launch, pipe) {
+    if let Err(message) = set_up(&mut launch, pipe) {
         setup_error(&mut early, &message);
     }
     // From here on the pipe is READY_FD, which the Lisp inherits.
     // SAFETY: set_up placed the pipe on READY_FD; never dropped, as above.
     let mut pipe = ManuallyDrop::new(unsafe { File::from_raw_fd(READY_FD) });
-    match pidfile::claim(&launch.pid_file, LOCK_FD, pid) {
+    let Some(files) = launch.pid_files.take() else {
+        setup_error(&mut pipe, "no pid file to claim")
+    };
+    match files.claim(LOCK_FD, pid) {
         Ok(Claim::Locked) => {}
         Ok(Claim::Held(holder)) => {
             let _ = writeln!(pipe, "running {holder}");
             exit_now(0);
         }
-        Err(message) => setup_error(&mut pipe, &message),
+        Err(e) => setup_error(&mut pipe, &e.to_string()),
     }
     let _ = writeln!(pipe, "locked");
     if let Some(policy) = launch.supervise.clone() {
         let _ = chdir("/");
         umask(Mode::from_bits_truncate(launch.umask));
         let starter = ManuallyDrop::into_inner(pipe);
-        supervise::run(launch, &policy, starter, logger);
+        supervise::run(launch, files, &policy, starter, logger);
     }
     if let Some(output) = &launch.output
         && let Err(message) = capture_output(output, launch.switch.as_ref())
     {
-        let _ = std::fs::remove_file(&launch.pid_file);
+        files.remove_own();
         setup_error(&mut pipe, &message);
     }
     if let Err(message) = switch_user(launch.switch.as_ref()) {
-        let _ = std::fs::remove_file(&launch.pid_file);
+        files.remove_own();
         setup_error(&mut pipe, &message);
     }
     if let Some(switch) = &launch.switch {
@@ -384,7 +388,7 @@ fn daemon_process(launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
     umask(Mode::from_bits_truncate(launch.umask));
     reset_signals();
     let errno = execve(&launch.program, &launch.argv, &launch.envp).unwrap_err();
-    let _ = std::fs::remove_file(&launch.pid_file);
+    files.remove_own();
     setup_error(
         &mut pipe,
         &format!("cannot run {}: {errno}", launch.program_name),
@@ -392,9 +396,11 @@ fn daemon_process(launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
 }
 
 /// `:output`: stdout and stderr appended to the file, created 0640 and
-/// owned by the daemon's user.
+/// owned by the daemon's user; opened as `crate::trust::open_append` does
+/// (no symbolic link the user could have made, no FIFO, no hard link).
 pub(super) fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
-    let file = super::output::open(path, switch.map(|s| (s.account.uid, s.account.gid)))?;
+    let file = super::output::open(path, switch.map(|s| (s.account.uid, s.account.gid)))
+        .map_err(|e| e.to_string())?;
     for target in [1, 2] {
         place(file.as_raw_fd(), target).map_err(|e| format!("dup2: {e}"))?;
     }
@@ -415,9 +421,13 @@ fn setup_error(pipe: &mut File, message: &str) -> ! {
 }
 
 /// Standard streams on /dev/null, the bootstrap on `BOOTSTRAP_FD`, the
-/// readiness pipe on `READY_FD`, and every other inherited descriptor closed.
-fn set_up(launch: &Launch, pipe: RawFd) -> Result<(), String> {
-    // Move both out of the way first, so placing one cannot clobber the other.
+/// readiness pipe on `READY_FD`, the pid directory on `DIR_FD`, and every
+/// other inherited descriptor closed.
+fn set_up(launch: &mut Launch, pipe: RawFd) -> Result<(), String> {
+    // Move all out of the way first, so placing one cannot clobber another.
+    if let Some(files) = &mut launch.pid_files {
+        files.move_high().map_err(|e| format!("dup: {e}"))?;
+    }
     let bootstrap = dup_high(launch.bootstrap.as_raw_fd())?;
     let ready = dup_high(pipe)?;
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
@@ -432,7 +442,10 @@ fn set_up(launch: &Launch, pipe: RawFd) -> Result<(), String> {
     ] {
         place(fd, target).map_err(|e| format!("dup2: {e}"))?;
     }
-    close_from(READY_FD + 1);
+    if let Some(files) = &mut launch.pid_files {
+        files.move_to(DIR_FD).map_err(|e| format!("dup3: {e}"))?;
+    }
+    close_from(DIR_FD + 1);
     Ok(())
 }
 

@@ -10,10 +10,9 @@
 //! killed, the kernel kills the Lisp (parent-death signal).
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -25,7 +24,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
 
 use super::output::Output;
-use super::pidfile;
+use super::pidfile::PidFiles;
 use super::spawn::{Launch, exit_now, place, read_what_is_there, reset_signals, switch_user};
 use crate::config::RestartPolicy;
 use crate::lisp::{LOCK_FD, READY_FD};
@@ -51,16 +50,13 @@ pub struct State {
     pub last_exit: Option<String>,
 }
 
-/// `PIDFILE.state`.
-pub fn state_file(pid_file: &Path) -> PathBuf {
-    let mut name = pid_file.as_os_str().to_owned();
-    name.push(".state");
-    PathBuf::from(name)
+/// The state of the supervisor `pid`, if it is one (`PIDFILE.state`,
+/// read as `PidFiles` reads its files).
+pub fn read_state(files: &PidFiles, pid: i32) -> Option<State> {
+    parse_state(&files.read_state()?, pid)
 }
 
-/// The state of the supervisor `pid`, if it is one.
-pub fn read_state(pid_file: &Path, pid: i32) -> Option<State> {
-    let text = fs::read_to_string(state_file(pid_file)).ok()?;
+fn parse_state(text: &str, pid: i32) -> Option<State> {
     let mut state = State::default();
     for line in text.lines() {
         let (key, value) = line.split_once(' ')?;
@@ -75,9 +71,7 @@ pub fn read_state(pid_file: &Path, pid: i32) -> Option<State> {
     (state.supervisor == pid).then_some(state)
 }
 
-fn write_state(pid_file: &Path, state: &State) {
-    let path = state_file(pid_file);
-    let temporary = path.with_extension("state.new");
+fn state_text(state: &State) -> String {
     let mut text = format!(
         "supervisor {}\nrestarts {}\n",
         state.supervisor, state.restarts
@@ -88,7 +82,7 @@ fn write_state(pid_file: &Path, state: &State) {
     if let Some(exit) = &state.last_exit {
         text.push_str(&format!("last-exit {exit}\n"));
     }
-    let _ = fs::write(&temporary, text).and_then(|()| fs::rename(&temporary, &path));
+    text
 }
 
 fn describe(status: WaitStatus) -> String {
@@ -122,15 +116,13 @@ fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
 
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
 /// set up, `starter` the readiness pipe of `start`). Never returns.
-pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> ! {
-    let pid_file = launch.pid_file.clone();
+pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logger: &Logger) -> ! {
     let mut state = State {
         supervisor: std::process::id() as i32,
         ..State::default()
     };
     let finish = |code: i32| -> ! {
-        let _ = fs::remove_file(state_file(&pid_file));
-        let _ = pidfile::remove(&pid_file);
+        files.remove_own();
         exit_now(code)
     };
     // The Lisp must not inherit the pid file's descriptor.
@@ -209,7 +201,7 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
         };
         drop(ready_write);
         state.lisp = Some(child.as_raw());
-        write_state(&pid_file, &state);
+        let _ = files.write_state(&state_text(&state));
         if starter.is_none() {
             logger.info(&format!(
                 "restarted the Lisp (pid {child}), restart {}",
@@ -226,7 +218,7 @@ pub fn run(launch: Launch, policy: &Policy, starter: File, logger: &Logger) -> !
         );
         state.last_exit = Some(describe(status));
         state.lisp = None;
-        write_state(&pid_file, &state);
+        let _ = files.write_state(&state_text(&state));
         if stopping {
             finish(0, &mut output);
         }
@@ -392,5 +384,23 @@ fn wait_or_stop(signals: &SignalFd, delay: Duration, mut output: Option<&mut Out
         {
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_names_its_supervisor() {
+        let state = State {
+            supervisor: 42,
+            lisp: Some(43),
+            restarts: 2,
+            last_exit: Some("killed by SIGKILL".into()),
+        };
+        assert_eq!(parse_state(&state_text(&state), 42), Some(state.clone()));
+        assert_eq!(parse_state(&state_text(&state), 41), None);
+        assert_eq!(parse_state("supervisor x\n", 42), None);
     }
 }

@@ -6,7 +6,7 @@
 //! Lisp reads from an inherited descriptor: it never appears in argv, which
 //! any user can read.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 use crate::config::{DaemonSpec, LispCode, lisp_string};
@@ -44,46 +44,96 @@ pub enum Mode {
 pub struct Login<'a> {
     pub name: &'a str,
     pub home: &'a Path,
+    pub shell: &'a Path,
 }
+
+/// An environment: variables in order, each name once.
+pub type Env = Vec<(OsString, OsString)>;
 
 /// Everything needed to start the Lisp, as data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaunchPlan {
     pub program: OsString,
     pub args: Vec<OsString>,
-    /// Variables set on top of the inherited environment.
-    pub env: Vec<(OsString, OsString)>,
+    /// The Lisp's whole environment.
+    pub env: Env,
     /// The Lisp program read from `BOOTSTRAP_FD`.
     pub bootstrap: String,
 }
 
-/// The plan for running `spec` in `mode` on `runner`, as `login` if given:
-/// then `HOME`, `USER` and `LOGNAME` are the target user's (`PATH` is kept),
-/// so its `~/.sbclrc`, Quicklisp and ASDF's fasl cache are its own.
+/// `PATH` of a daemon that runs as another user than the caller.
+pub const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The caller's environment, the input of `plan`.
+pub fn caller_env() -> Env {
+    std::env::vars_os().collect()
+}
+
+/// The plan for running `spec` in `mode` on `runner`, with the caller's
+/// environment `caller`, as `login` if given (see `environment`).
 pub fn plan(
     spec: &DaemonSpec,
     runner: &Runner,
     mode: &Mode,
     login: Option<Login>,
     log: &Destinations,
+    caller: &[(OsString, OsString)],
 ) -> LaunchPlan {
-    let env = match login {
-        Some(login) => vec![
-            ("HOME".into(), login.home.as_os_str().to_owned()),
-            ("USER".into(), login.name.into()),
-            ("LOGNAME".into(), login.name.into()),
-        ],
-        None => Vec::new(),
-    };
     let bootstrap_path = format!("/dev/fd/{BOOTSTRAP_FD}");
     LaunchPlan {
         program: runner.program.clone(),
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
         // kept, as daemon.sh kept them; no banner; no interactive debugger.
         args: runner.kind.args(&bootstrap_path),
-        env,
+        env: environment(caller, login, runner.kind, &spec.environment),
         bootstrap: bootstrap(spec, mode, log, runner.kind),
     }
+}
+
+/// Whether a variable of the caller reaches a daemon that runs as another
+/// user: the locale, the time zone, the terminal, and the Lisp's own.
+fn kept_across_users(name: &OsStr, kind: LispKind) -> bool {
+    let name = name.to_string_lossy();
+    matches!(name.as_ref(), "LANG" | "TZ" | "TERM")
+        || name.starts_with("LC_")
+        || kind.env_vars().contains(&name.as_ref())
+}
+
+/// The daemon's environment. Without a user switch, the caller's. With
+/// one, built, not inherited (root's secrets stay root's): `HOME`, `USER`,
+/// `LOGNAME` and `SHELL` of the target user, `SAFE_PATH`, and only the
+/// caller's variables `kept_across_users`. The conf's `:environment` is set
+/// on top in both cases.
+pub fn environment(
+    caller: &[(OsString, OsString)],
+    login: Option<Login>,
+    kind: LispKind,
+    extra: &[(String, String)],
+) -> Env {
+    let mut env: Env = match login {
+        None => caller.to_vec(),
+        Some(login) => {
+            let mut env: Env = vec![
+                ("HOME".into(), login.home.as_os_str().to_owned()),
+                ("USER".into(), login.name.into()),
+                ("LOGNAME".into(), login.name.into()),
+                ("SHELL".into(), login.shell.as_os_str().to_owned()),
+                ("PATH".into(), SAFE_PATH.into()),
+            ];
+            env.extend(
+                caller
+                    .iter()
+                    .filter(|(k, _)| kept_across_users(k, kind))
+                    .cloned(),
+            );
+            env
+        }
+    };
+    for (name, value) in extra {
+        env.retain(|(k, _)| k != name.as_str());
+        env.push((name.into(), value.into()));
+    }
+    env
 }
 
 /// The bootstrap program: parameters, then the body from `bootstrap.lisp`.

@@ -110,6 +110,17 @@ impl LispKind {
         }
     }
 
+    /// The Lisp's own environment variables, kept when the daemon runs as
+    /// another user (where it finds its core, contribs, libraries).
+    pub fn env_vars(self) -> &'static [&'static str] {
+        match self {
+            LispKind::Sbcl => &["SBCL_HOME"],
+            LispKind::Ecl => &["ECLDIR"],
+            LispKind::Clisp => &["CLISP_LIBDIR"],
+            LispKind::Ccl => &["CCL_DEFAULT_DIRECTORY"],
+        }
+    }
+
     /// Whether the Lisp can load SBCL's contrib modules (sb-posix, ...).
     pub fn has_sbcl_contribs(self) -> bool {
         self == LispKind::Sbcl

@@ -40,13 +40,17 @@ fn daemon_plan_keeps_code_out_of_argv() {
         &Mode::Daemon,
         None,
         &log(),
+        &[],
     );
     assert_eq!(plan.program, OsString::from("sbcl"));
     assert_eq!(
         plan.args,
         ["--noinform", "--disable-debugger", "--load", "/dev/fd/3"]
     );
-    assert!(plan.env.is_empty());
+    assert!(
+        plan.env.is_empty(),
+        "no caller environment given, none made up"
+    );
     let header = "(defpackage \"DAEMONIZATION-BOOTSTRAP\" (:use \"COMMON-LISP\"))\n\
                   (in-package \"DAEMONIZATION-BOOTSTRAP\")\n\
                   (defparameter *name* \"web \\\"1\\\"\")\n\
@@ -76,6 +80,7 @@ fn runner_comes_from_lisp_runner() {
         },
         None,
         &log(),
+        &[],
     );
     assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
     assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* '(3))\n"));
@@ -94,6 +99,7 @@ fn parent_exit_plan_calls_only_that_function() {
         },
         None,
         &log(),
+        &[],
     );
     assert!(plan.bootstrap.contains(
         "(defparameter *mode* :call)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n\
@@ -119,28 +125,81 @@ fn lisp_programs_are_recognised() {
     assert!(!is_lisp_program(std::path::Path::new("/bin/sleep")));
 }
 
+fn env(vars: &[(&str, &str)]) -> Env {
+    vars.iter().map(|(k, v)| (k.into(), v.into())).collect()
+}
+
 #[test]
-fn a_login_sets_the_users_environment() {
+fn a_login_builds_the_users_environment() {
     let login = Login {
         name: "dztest",
         home: std::path::Path::new("/home/dztest"),
+        shell: std::path::Path::new("/bin/sh"),
     };
+    let caller = env(&[
+        ("HOME", "/root"),
+        ("PATH", "/root/bin:/usr/bin"),
+        ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+        ("LANG", "C.UTF-8"),
+        ("LC_TIME", "de_DE.UTF-8"),
+        ("TZ", "UTC"),
+        ("TERM", "xterm"),
+        ("SBCL_HOME", "/usr/lib/sbcl"),
+        ("ECLDIR", "/usr/lib/ecl"),
+        ("LD_PRELOAD", "/tmp/evil.so"),
+    ]);
     let plan = plan(
         &spec(),
         &Runner::sbcl("sbcl"),
         &Mode::Daemon,
         Some(login),
         &log(),
+        &caller,
     );
-    let env: Vec<(OsString, OsString)> = [
+    let expected = env(&[
         ("HOME", "/home/dztest"),
         ("USER", "dztest"),
         ("LOGNAME", "dztest"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.into(), v.into()))
-    .collect();
-    assert_eq!(plan.env, env);
+        ("SHELL", "/bin/sh"),
+        ("PATH", SAFE_PATH),
+        ("LANG", "C.UTF-8"),
+        ("LC_TIME", "de_DE.UTF-8"),
+        ("TZ", "UTC"),
+        ("TERM", "xterm"),
+        ("SBCL_HOME", "/usr/lib/sbcl"),
+    ]);
+    assert_eq!(plan.env, expected);
+}
+
+#[test]
+fn without_a_switch_the_callers_environment_is_kept_and_the_conf_adds() {
+    let caller = env(&[
+        ("HOME", "/home/me"),
+        ("APP_MODE", "dev"),
+        ("PATH", "/usr/bin"),
+    ]);
+    let extra = vec![
+        ("APP_MODE".to_string(), "production".to_string()),
+        ("WORKERS".to_string(), "4".to_string()),
+    ];
+    assert_eq!(
+        environment(&caller, None, LispKind::Sbcl, &extra),
+        env(&[
+            ("HOME", "/home/me"),
+            ("PATH", "/usr/bin"),
+            ("APP_MODE", "production"),
+            ("WORKERS", "4"),
+        ])
+    );
+    let login = Login {
+        name: "u",
+        home: std::path::Path::new("/home/u"),
+        shell: std::path::Path::new("/bin/bash"),
+    };
+    let built = environment(&caller, Some(login), LispKind::Sbcl, &extra);
+    assert_eq!(built.last(), Some(&("WORKERS".into(), "4".into())));
+    assert!(built.contains(&("APP_MODE".into(), "production".into())));
+    assert!(!built.iter().any(|(k, v)| k == "HOME" && v == "/home/me"));
 }
 
 #[test]
@@ -148,7 +207,7 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
     let ecl = Runner::from_env_value(Some("/usr/bin/ecl".into()));
     assert_eq!(ecl.kind, LispKind::Ecl);
     assert!(ecl.features.contains("ECL") && !ecl.features.contains("SBCL"));
-    let plan = plan(&spec(), &ecl, &Mode::Daemon, None, &log());
+    let plan = plan(&spec(), &ecl, &Mode::Daemon, None, &log(), &[]);
     assert_eq!(
         plan.args,
         [
@@ -177,7 +236,7 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
     // SBCL's contribs are not offered to ECL; ASDF is.
     let mut spec = spec();
     spec.main_function = code("#.(lambda () (sb-posix:getpid) (asdf:load-system :x))");
-    let plan = super::plan(&spec, &ecl, &Mode::Daemon, None, &log());
+    let plan = super::plan(&spec, &ecl, &Mode::Daemon, None, &log(), &[]);
     assert!(
         plan.bootstrap
             .contains("(defparameter *required-modules* '(\"ASDF\"))")

@@ -286,9 +286,16 @@ fn append(path: &Path, line: &str) -> Result<(), String> {
         mode: 0o755,
         owner: None,
     };
-    let mut file = trust::open_append(path, &Trust::of_caller(), "the log file", Some(dirs), 0o640, None)
-        .map_err(|e| e.to_string())?
-        .file;
+    let mut file = trust::open_append(
+        path,
+        &Trust::of_caller(),
+        "the log file",
+        Some(dirs),
+        0o640,
+        None,
+    )
+    .map_err(|e| e.to_string())?
+    .file;
     file.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| e.to_string())
 }

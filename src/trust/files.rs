@@ -2,17 +2,18 @@
 //! descriptor: conf files, the Lisp program, appended files (`:output`,
 //! log files).
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, openat};
 use nix::libc;
 use nix::sys::stat::{Mode, SFlag};
 
-use super::walk::{Create, Found, Policy, walk, walk_dir};
+use super::walk::{Create, Dir, Policy, walk, walk_dir};
 use super::{PathError, Refused, Trust, is_kind, kind_name, owner_problem};
 
 /// The largest conf file the tool reads.
@@ -79,13 +80,8 @@ pub fn read_conf(path: &Path, trust: &Trust) -> Result<String, PathError> {
     if bytes.len() as u64 > CONF_MAX_BYTES {
         return Err(too_big().into());
     }
-    String::from_utf8(bytes).map_err(|_| {
-        refuse(
-            "it is not UTF-8 text".into(),
-            "save it as UTF-8".into(),
-        )
-        .into()
-    })
+    String::from_utf8(bytes)
+        .map_err(|_| refuse("it is not UTF-8 text".into(), "save it as UTF-8".into()).into())
 }
 
 /// Checks, as root, the Lisp program the tool will exec: root's, writable
@@ -96,8 +92,8 @@ pub fn check_program(path: &Path, trust: &Trust) -> Result<(), PathError> {
     if !trust.root {
         return Ok(());
     }
-    let fd = walk(path, Policy::Strict, trust, WHAT)?
-        .open(OFlag::O_PATH | OFlag::O_CLOEXEC, WHAT)?;
+    let fd =
+        walk(path, Policy::Strict, trust, WHAT)?.open(OFlag::O_PATH | OFlag::O_CLOEXEC, WHAT)?;
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
     let shown = path.display();
     if !is_kind(&st, SFlag::S_IFREG) {
@@ -122,7 +118,6 @@ pub fn check_program(path: &Path, trust: &Trust) -> Result<(), PathError> {
         .into()),
     }
 }
-
 
 /// A file opened for appending by `open_append`.
 pub struct AppendFile {
@@ -150,22 +145,34 @@ pub fn open_append(
         return Err(PathError::io(what, path, Errno::EISDIR));
     };
     let dir = walk_dir(parent, Policy::Confined, trust, what, dirs)?;
-    let found = Found {
-        dir,
-        name: Some(name.to_owned()),
-        path: path.to_path_buf(),
+    append_in(&dir, name, path, what, mode, owner)
+}
+
+/// `open_append` of the file `name` in a directory already walked.
+pub fn append_in(
+    dir: &Dir,
+    name: &OsStr,
+    path: &Path,
+    what: &'static str,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<AppendFile, PathError> {
+    let open = |flags: OFlag, mode: u32| {
+        openat(
+            dir.fd.as_fd(),
+            name,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(|e| PathError::io(what, path, e))
     };
     let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let (fd, created) = match found.open_mode(
-        flags | OFlag::O_CREAT | OFlag::O_EXCL,
-        Mode::from_bits_truncate(mode),
-        what,
-    ) {
+    let (fd, created) = match open(flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {
         Ok(fd) => (fd, true),
         Err(PathError::Io {
             errno: Errno::EEXIST,
             ..
-        }) => (found.open(flags, what)?, false),
+        }) => (open(flags, 0)?, false),
         Err(e) => return Err(e),
     };
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
@@ -190,11 +197,8 @@ pub fn open_append(
             .map_err(|e| PathError::io(what, path, e))?;
     }
     // Writes block as usual; only the open had to be non-blocking.
-    nix::fcntl::fcntl(
-        fd.as_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND),
-    )
-    .map_err(|e| PathError::io(what, path, e))?;
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND))
+        .map_err(|e| PathError::io(what, path, e))?;
     Ok(AppendFile {
         file: File::from(fd),
         created,

@@ -21,7 +21,7 @@ use nix::errno::Errno;
 use nix::sys::stat::{FileStat, SFlag};
 use thiserror::Error;
 
-pub use files::{AppendFile, CONF_MAX_BYTES, check_program, open_append, read_conf};
+pub use files::{AppendFile, CONF_MAX_BYTES, append_in, check_program, open_append, read_conf};
 pub use walk::{Create, Dir, DirKind, Found, Policy, walk, walk_dir};
 
 /// The owners whose files and processes the tool trusts.
@@ -41,7 +41,10 @@ impl Trust {
     }
 
     pub fn for_uid(uid: u32) -> Trust {
-        Trust { root: uid == 0, uid }
+        Trust {
+            root: uid == 0,
+            uid,
+        }
     }
 
     /// Whether `uid` is a trusted owner: root, or the caller.

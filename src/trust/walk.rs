@@ -275,7 +275,9 @@ impl<'a> Walk<'a> {
         while let Some(name) = todo.pop() {
             let last = todo.is_empty();
             if name == ".." {
-                let fd = self.open_dir_fd(Some(&dir.fd), &name).map_err(|e| self.io(e))?;
+                let fd = self
+                    .open_dir_fd(Some(&dir.fd), &name)
+                    .map_err(|e| self.io(e))?;
                 let parent = dir.path.parent().unwrap_or(Path::new("/")).to_path_buf();
                 dir = self.dir(fd, parent)?;
                 continue;
@@ -351,7 +353,11 @@ impl<'a> Walk<'a> {
         if !dir.holds_trusted(st.st_uid, self.trust) {
             let by = match dir.kind {
                 DirKind::Sticky => format!("{}, its owner,", user_name(st.st_uid)),
-                _ => format!("{}, who can change {},", user_name(dir.stat.st_uid), dir.path.display()),
+                _ => format!(
+                    "{}, who can change {},",
+                    user_name(dir.stat.st_uid),
+                    dir.path.display()
+                ),
             };
             return Err(self.refuse(
                 format!(
