@@ -2,6 +2,13 @@
 # The README's quick start: build the tool, make sure SBCL and Debian's
 # cl-swank are there (installing them with apt when run as root), and start
 # the swank example as a real daemon.
+#
+# A swank server gives whoever connects to its port the power of the user it
+# runs as, and any local user can connect to 127.0.0.1:4005. So when this
+# script runs as root, the example does not run as root: the script creates
+# the system user daemonization-demo (once), installs a root-owned copy of
+# the example naming that :user as /etc/daemonization/swank.conf (root only
+# runs confs that only root can change), and starts that one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
@@ -17,6 +24,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 cargo build --release --quiet
-bin=target/release/daemonization
-"$bin" conf-examples/swank.conf start
-echo "Now: $bin conf-examples/swank.conf status   (and stop); SLIME: M-x slime-connect 127.0.0.1 4005"
+bin=$PWD/target/release/daemonization
+conf=conf-examples/swank.conf
+if [ "$(id -u)" = 0 ]; then
+    user=daemonization-demo
+    if ! id -u "$user" >/dev/null 2>&1; then
+        useradd --system --create-home --home-dir /var/lib/$user \
+            --shell /usr/sbin/nologin "$user"
+        echo "Created the system user $user to run the example (userdel -r $user removes it)."
+    fi
+    install -d -m 0755 -o root -g root /etc/daemonization
+    sed "s/^(:name \"swank\"/(:name \"swank\" :user \"$user\"/" "$conf" |
+        install -m 0644 -o root -g root /dev/stdin /etc/daemonization/swank.conf
+    conf=/etc/daemonization/swank.conf
+fi
+"$bin" "$conf" start
+echo "Now: $bin $conf status   (and stop); SLIME: M-x slime-connect 127.0.0.1 4005"

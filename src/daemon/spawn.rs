@@ -35,7 +35,7 @@ use super::notify::Notifier;
 use super::pidfile::{Claim, PidFiles};
 use super::process::PidFd;
 use super::supervise::{self, Policy};
-use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD};
+use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD, READY_READER_FD};
 use crate::logging::Logger;
 
 /// How a start ended.
@@ -62,6 +62,8 @@ pub struct Launch {
     pub(super) argv: Vec<CString>,
     pub(super) envp: Vec<CString>,
     pub(super) bootstrap: OwnedFd,
+    /// See `LaunchPlan::keep_ready_reader`.
+    pub(super) keep_ready_reader: bool,
     /// The daemon's pid files (`start`); none in the foreground.
     pub(super) pid_files: Option<PidFiles>,
     pub(super) umask: u32,
@@ -123,6 +125,7 @@ impl Launch {
             argv,
             envp,
             bootstrap: bootstrap_file(&plan.bootstrap)?,
+            keep_ready_reader: plan.keep_ready_reader,
             pid_files,
             umask,
             switch,
@@ -298,12 +301,12 @@ pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Start
     // the parent could; it only sets itself up and execs or exits.
     match unsafe { fork() }.map_err(DaemonError::Fork)? {
         ForkResult::Child => {
-            drop(read_end);
+            let reader = launch.keep_ready_reader.then_some(read_end);
             let _ = setsid();
             // SAFETY: as above; the intermediate child exits at once, so the
             // daemon is never a session leader and cannot regain a terminal.
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => daemon_process(launch, write_end, logger),
+                Ok(ForkResult::Child) => daemon_process(launch, write_end, reader, logger),
                 _ => exit_now(0),
             }
         }
@@ -329,14 +332,19 @@ pub(super) fn exit_now(code: i32) -> ! {
 const DIR_FD: RawFd = LOCK_FD + 1;
 
 /// The daemon process, between fork and exec. Never returns.
-fn daemon_process(mut launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
+fn daemon_process(
+    mut launch: Launch,
+    pipe: OwnedFd,
+    reader: Option<OwnedFd>,
+    logger: &Logger,
+) -> ! {
     let pid = std::process::id() as i32;
     let pipe = pipe.into_raw_fd();
     // SAFETY: `pipe` is the open write end of the readiness pipe; the File is
     // never dropped (this process execs or exits), so nothing closes it twice.
     let mut early = ManuallyDrop::new(unsafe { File::from_raw_fd(pipe) });
     let _ = writeln!(early, "pid {pid}");
-    if let Err(message) = set_up(&mut launch, pipe) {
+    if let Err(message) = set_up(&mut launch, pipe, reader) {
         setup_error(&mut early, &message);
     }
     // From here on the pipe is READY_FD, which the Lisp inherits.
@@ -355,6 +363,8 @@ fn daemon_process(mut launch: Launch, pipe: OwnedFd, logger: &Logger) -> ! {
     }
     let _ = writeln!(pipe, "locked");
     if let Some(policy) = launch.supervise.clone() {
+        // The supervisor (which ignores SIGPIPE) relays readiness itself.
+        let _ = nix::unistd::close(READY_READER_FD);
         let _ = chdir("/");
         umask(Mode::from_bits_truncate(launch.umask));
         let starter = ManuallyDrop::into_inner(pipe);
@@ -421,15 +431,17 @@ fn setup_error(pipe: &mut File, message: &str) -> ! {
 }
 
 /// Standard streams on /dev/null, the bootstrap on `BOOTSTRAP_FD`, the
-/// readiness pipe on `READY_FD`, the pid directory on `DIR_FD`, and every
-/// other inherited descriptor closed.
-fn set_up(launch: &mut Launch, pipe: RawFd) -> Result<(), String> {
+/// readiness pipe on `READY_FD`, the pid directory on `DIR_FD`, the pipe's
+/// read end on `READY_READER_FD` if the Lisp keeps it, and every other
+/// inherited descriptor closed.
+fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(), String> {
     // Move all out of the way first, so placing one cannot clobber another.
     if let Some(files) = &mut launch.pid_files {
         files.move_high().map_err(|e| format!("dup: {e}"))?;
     }
     let bootstrap = dup_high(launch.bootstrap.as_raw_fd())?;
     let ready = dup_high(pipe)?;
+    let reader = reader.map(|r| dup_high(r.as_raw_fd())).transpose()?;
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| format!("/dev/null: {e}"))?
         .into_raw_fd();
@@ -445,7 +457,12 @@ fn set_up(launch: &mut Launch, pipe: RawFd) -> Result<(), String> {
     if let Some(files) = &mut launch.pid_files {
         files.move_to(DIR_FD).map_err(|e| format!("dup3: {e}"))?;
     }
-    close_from(DIR_FD + 1);
+    let mut last = DIR_FD;
+    if let Some(reader) = reader {
+        place(reader, READY_READER_FD).map_err(|e| format!("dup2: {e}"))?;
+        last = READY_READER_FD;
+    }
+    close_from(last + 1);
     Ok(())
 }
 

@@ -16,8 +16,10 @@ use crate::logging::{Destination, Destinations};
 pub const BOOTSTRAP_FD: i32 = 3;
 /// The readiness pipe: the bootstrap writes `ready`, or `error` and the text.
 pub const READY_FD: i32 = 4;
-/// The pid file, locked by the daemon process for its whole life.
+/// The lock file, locked by the daemon process for its whole life.
 pub const LOCK_FD: i32 = 5;
+/// For a Lisp that `keeps_ready_reader`: the read end of its readiness pipe.
+pub const READY_READER_FD: i32 = 7;
 
 mod runner;
 
@@ -59,6 +61,9 @@ pub struct LaunchPlan {
     pub env: Env,
     /// The Lisp program read from `BOOTSTRAP_FD`.
     pub bootstrap: String,
+    /// The daemon also holds the read end of its readiness pipe, on
+    /// `READY_READER_FD` (see `LispKind::keeps_ready_reader`).
+    pub keep_ready_reader: bool,
 }
 
 /// `PATH` of a daemon that runs as another user than the caller.
@@ -87,6 +92,7 @@ pub fn plan(
         args: runner.kind.args(&bootstrap_path),
         env: environment(caller, login, runner.kind, &spec.environment),
         bootstrap: bootstrap(spec, mode, log, runner.kind),
+        keep_ready_reader: runner.kind.keeps_ready_reader(),
     }
 }
 

@@ -121,6 +121,15 @@ impl LispKind {
         }
     }
 
+    /// Whether the daemon must hold the read end of its own readiness pipe.
+    /// A daemon must survive its starter going away at any moment; GNU
+    /// CLISP's SIGPIPE handler kills it when it reports readiness to a
+    /// starter that gave up waiting (it ignores SIGPIPE only for its own
+    /// subprocesses), so for CLISP the pipe is never left without a reader.
+    pub fn keeps_ready_reader(self) -> bool {
+        self == LispKind::Clisp
+    }
+
     /// Whether the Lisp can load SBCL's contrib modules (sb-posix, ...).
     pub fn has_sbcl_contribs(self) -> bool {
         self == LispKind::Sbcl

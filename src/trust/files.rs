@@ -120,6 +120,7 @@ pub fn check_program(path: &Path, trust: &Trust) -> Result<(), PathError> {
 }
 
 /// A file opened for appending by `open_append`.
+#[derive(Debug)]
 pub struct AppendFile {
     pub file: File,
     /// Whether this open created it.
