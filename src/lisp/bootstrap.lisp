@@ -34,11 +34,13 @@
 Errors are ignored: the starter may be gone (killed while waiting)."
   (let ((stream (ready-stream)))
     (when stream
-      (ignore-errors
-       (write-line kind stream)
-       (when text (write-string text stream))
-       (finish-output stream))
-      (ignore-errors (close stream))
+      (let ((written (ignore-errors
+                      (write-line kind stream)
+                      (when text (write-string text stream))
+                      (finish-output stream)
+                      t)))
+        ;; Unwritten output is dropped, so the descriptor is closed anyway.
+        (ignore-errors (close stream :abort (not written))))
       (setf *ready-fd* nil))))
 
 (defun message (control &rest args)

@@ -165,7 +165,18 @@ pub fn append_in(
             flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(mode),
         )
-        .map_err(|e| PathError::io(what, path, e))
+        .map_err(|e| match e {
+            Errno::ELOOP => PathError::from(Refused {
+                what,
+                path: path.to_path_buf(),
+                reason: "it is a symbolic link, which is never followed here".into(),
+                fix: format!(
+                    "name the file itself, or remove the link (rm {})",
+                    path.display()
+                ),
+            }),
+            e => PathError::io(what, path, e),
+        })
     };
     let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
     let (fd, created) = match open(flags | OFlag::O_CREAT | OFlag::O_EXCL, mode) {

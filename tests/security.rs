@@ -1,0 +1,999 @@
+//! Root is the threat model: every rule of the README's Security section,
+//! as root (CI runs as root), with the unprivileged test user `dztest` as
+//! the attacker. The attacks are real: files and links the attacker made,
+//! locks the attacker holds, processes the attacker runs, swaps done while
+//! root's command runs.
+
+mod util;
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+use util::*;
+
+/// The attacker.
+fn attacker() -> nix::unistd::User {
+    assert!(
+        root(),
+        "the security tests attack root's commands: run them as root (CI does)"
+    );
+    test_user()
+}
+
+/// A sandbox others can enter; root's.
+fn open_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    chmod(sb.dir.path(), 0o755);
+    sb
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown(path: &Path, user: &nix::unistd::User) {
+    std::os::unix::fs::lchown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+}
+
+/// A directory of the attacker's in the sandbox.
+fn attacker_dir(sb: &Sandbox, name: &str) -> PathBuf {
+    let dir = sb.path(name);
+    fs::create_dir_all(&dir).unwrap();
+    chown(&dir, &attacker());
+    dir
+}
+
+/// A command run as the attacker.
+fn as_attacker(program: &str) -> Command {
+    let user = attacker();
+    let mut command = Command::new(program);
+    command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+    command
+}
+
+/// Runs `command`, failing the test if it has not ended within `secs`.
+fn bounded(mut command: Command, secs: u64) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} hung for {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A process of the attacker's that holds a lock on `file` (POSIX or OFD
+/// read lock, and an flock) until killed.
+fn lock_holder(sb: &Sandbox, file: &Path, ofd: bool) -> Child {
+    let path = CString::new(file.as_os_str().as_bytes()).unwrap();
+    let mut command = as_attacker("sleep");
+    command.arg("600");
+    // SAFETY: the closure only makes async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let lock = libc::flock {
+                l_type: libc::F_RDLCK as libc::c_short,
+                l_whence: libc::SEEK_SET as libc::c_short,
+                l_start: 0,
+                l_len: 0,
+                l_pid: 0,
+            };
+            let op = if ofd {
+                libc::F_OFD_SETLK
+            } else {
+                libc::F_SETLK
+            };
+            if libc::fcntl(fd, op, &lock) < 0 || libc::flock(fd, libc::LOCK_SH) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    sb.track(child.id() as i32);
+    // The lock is taken before exec: once sleep runs, it is held.
+    assert!(wait_until(10, || fs::read_link(format!(
+        "/proc/{}/exe",
+        child.id()
+    ))
+    .is_ok_and(|exe| exe.ends_with("sleep"))));
+    child
+}
+
+fn lisp_marker(sb: &Sandbox, name: &str) -> (PathBuf, String) {
+    let marker = sb.path(name);
+    let code = format!(
+        "#.(lambda () (with-open-file (s {} :direction :output :if-exists :supersede) (print 1 s)))",
+        lisp_string(marker.to_str().unwrap())
+    );
+    (marker, code)
+}
+
+#[track_caller]
+fn assert_refused(out: &Output, code: i32, stderr_text: &str) {
+    assert_eq!(
+        (out.status.code(), stderr(out).as_str()),
+        (Some(code), stderr_text),
+        "stdout: {}",
+        stdout(out)
+    );
+}
+
+// 1. Conf files.
+
+/// A conf owned by the daemon's own `:user` would give that user root at
+/// the next start (`:before-parent-exit-fn` runs as root): refused.
+#[test]
+fn a_conf_owned_by_the_user_is_refused() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let (marker, code) = lisp_marker(&sb, "ran-as-root");
+    let conf = sb.conf(
+        "u.conf",
+        &format!(
+            "(:pid-file \"u.pid\" :user \"dztest\" :main-function #.(lambda () t) :before-parent-exit-fn {code})"
+        ),
+    );
+    chown(&conf, &user);
+    let out = sb.run(&conf, &["start"]);
+    let c = conf.display();
+    assert_refused(
+        &out,
+        6,
+        &format!(
+            "ERROR: refusing the conf file {c}: owned by dztest, not root, and its code would run as root; chown root:root {c}; chmod go-w {c}\n"
+        ),
+    );
+    assert!(!marker.exists() && !sb.pid_file("u.pid").exists());
+}
+
+/// A root-owned conf in a directory the attacker can write is refused,
+/// also while the attacker swaps files in it during root's commands.
+#[test]
+fn a_conf_in_a_users_directory_is_refused_even_while_swapped() {
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "confs");
+    let (marker, code) = lisp_marker(&sb, "evil-ran");
+    let good = dir.join("good.conf");
+    fs::write(
+        &good,
+        "(:pid-file \"g.pid\" :main-function #.(lambda () t))",
+    )
+    .unwrap();
+    let evil = dir.join("evil.conf");
+    fs::write(
+        &evil,
+        format!("(:pid-file \"g.pid\" :main-function {code})"),
+    )
+    .unwrap();
+    let conf = dir.join("c.conf");
+    fs::copy(&good, &conf).unwrap();
+    chown(&evil, &attacker());
+    // The attacker swaps the two as fast as it can.
+    let script = format!(
+        "while true; do cp {e} {d}/t && mv {d}/t {c}; cp {g} {d}/t && mv {d}/t {c}; done",
+        e = evil.display(),
+        g = good.display(),
+        c = conf.display(),
+        d = dir.display()
+    );
+    let mut swapper = as_attacker("sh")
+        .args(["-c", &script])
+        .process_group(0)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sb.track(swapper.id() as i32);
+    for _ in 0..20 {
+        let out = sb.run(&conf, &["start"]);
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "the directory {} on its path is owned by dztest, not root",
+                dir.display()
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let group = nix::unistd::Pid::from_raw(swapper.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = swapper.wait();
+    assert!(!marker.exists() && !sb.pid_file("g.pid").exists());
+}
+
+/// A conf reached through a symbolic link in root's directories runs.
+#[test]
+fn a_symlinked_conf_in_roots_directories_runs() {
+    attacker();
+    let sb = open_sandbox();
+    fs::create_dir(sb.path("real")).unwrap();
+    let real = sb.path("real/c.conf");
+    fs::write(&real, "(:pid-file \"l.pid\" :name \"linked\")").unwrap();
+    let link = sb.path("link.conf");
+    symlink("real/c.conf", &link).unwrap();
+    let out = sb.run(&link, &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains(":name \"linked\""));
+}
+
+/// FIFOs and devices are refused at once, for root and for anyone, and a
+/// conf larger than 1 MiB is refused.
+#[test]
+fn fifos_devices_and_huge_confs_are_refused_at_once() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let fifo = sb.path("parent.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    for (name, parent) in [
+        ("f.conf", fifo.as_path()),
+        ("z.conf", Path::new("/dev/zero")),
+    ] {
+        let conf = sb.conf(
+            name,
+            &format!(
+                "(:pid-file \"x.pid\" :parent-conf-file {})",
+                lisp_string(parent.to_str().unwrap())
+            ),
+        );
+        let out = bounded(sb.command(&conf, &["check"]), 10);
+        assert_eq!(out.status.code(), Some(6));
+        let kind = if parent == fifo {
+            "a FIFO"
+        } else {
+            "a character device"
+        };
+        assert!(
+            stderr(&out).contains(&format!(
+                ": refusing the conf file {}: it is {kind}; name a regular file",
+                parent.display()
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Not root: the caller's own FIFO is refused too, at once.
+    let dir = attacker_dir(&sb, "mine");
+    let own = dir.join("own.fifo");
+    nix::unistd::mkfifo(&own, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    chown(&own, &user);
+    let mut command = as_attacker(bin());
+    command
+        .arg(&own)
+        .arg("check")
+        .env("LOGGING_CONF", logging_conf(&dir))
+        .env("DAEMONIZATION_PID_DIR", &dir);
+    chown(&logging_conf(&dir), &user);
+    let out = bounded(command, 10);
+    assert_refused(
+        &out,
+        6,
+        &format!(
+            "ERROR: refusing the conf file {}: it is a FIFO; name a regular file\n",
+            own.display()
+        ),
+    );
+    let big = sb.conf(
+        "big.conf",
+        &format!("(:pid-file \"b.pid\" :name \"{}\")", "x".repeat(1 << 20)),
+    );
+    let out = sb.run(&big, &["check"]);
+    assert_refused(
+        &out,
+        6,
+        &format!(
+            "ERROR: refusing the conf file {}: it is larger than 1 MiB; a conf file is a property list: keep it small\n",
+            big.display()
+        ),
+    );
+}
+
+/// The logging conf and the default conf are confs too.
+#[test]
+fn logging_and_default_confs_of_a_user_are_refused() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let conf = sb.conf("c.conf", "(:pid-file \"c.pid\")");
+    let logging = sb.path("user-logging.conf");
+    fs::write(&logging, "(:admin-info-destination \"/etc/owned\")").unwrap();
+    chown(&logging, &user);
+    let out = sb.run_with(
+        &conf,
+        &["status"],
+        &[("LOGGING_CONF", logging.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stderr(&out).starts_with(&format!(
+        "ERROR: refusing the conf file {}: owned by dztest, not root",
+        logging.display()
+    )));
+    let default = sb.path("user-default.conf");
+    fs::write(&default, "(:pid-file \"d.pid\")").unwrap();
+    chown(&default, &user);
+    let out = sb.run_with(
+        &conf,
+        &["status"],
+        &[("DAEMONIZATION_DEFAULT_CONF", default.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stderr(&out).contains(&format!(
+        "refusing the conf file {}: owned by dztest, not root",
+        default.display()
+    )));
+}
+
+/// As root, the Lisp program (LISP_RUNNER or on PATH) must be root's.
+#[test]
+fn a_lisp_program_of_the_user_is_not_run() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "bin");
+    let marker = sb.path("runner-ran");
+    let runner = dir.join("sbcl");
+    fs::write(
+        &runner,
+        format!(
+            "#!/bin/sh\ntouch {}\nexec /usr/bin/sbcl \"$@\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    chmod(&runner, 0o755);
+    chown(&runner, &user);
+    let conf = sb.conf(
+        "r.conf",
+        "(:pid-file \"r.pid\" :main-function #.(lambda () t))",
+    );
+    let out = sb.run_with(
+        &conf,
+        &["start"],
+        &[("LISP_RUNNER", runner.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "ERROR: refusing the Lisp program {}: the directory {} on its path is owned by dztest, not root",
+            runner.display(),
+            dir.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let mut command = sb.command(&conf, &["start"]);
+    command.env("PATH", format!("{}:/usr/bin:/bin", dir.display()));
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!marker.exists() && !sb.pid_file("r.pid").exists());
+}
+
+// 2. Pid files and the pid directory.
+
+/// A pid directory handed to the daemon's user (restas-daemon's habit) or
+/// writable by others is refused; nothing is written in it.
+#[test]
+fn a_pid_directory_others_can_write_is_refused() {
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "run-site");
+    let conf = sb.conf(
+        "p.conf",
+        &format!(
+            "(:pid-file \"site.pid\" :pid-file-dir {} :user \"dztest\" :main-function #.(lambda () t))",
+            lisp_string(dir.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    let pid_file = dir.join("site.pid");
+    assert_refused(
+        &out,
+        1,
+        &format!(
+            "ERROR: refusing the pid file directory {d}: the directory {d} on its path is owned by dztest, not root; chown root:root {d}; chmod go-w {d} (or use a directory only root can change)\n",
+            d = dir.display()
+        ),
+    );
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "failed started - internal-error (pid-file = {})\n",
+            pid_file.display()
+        )
+    );
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    let shared = sb.path("shared");
+    fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o777);
+    let conf = sb.conf(
+        "s.conf",
+        &format!(
+            "(:pid-file {})",
+            lisp_string(shared.join("s.pid").to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["status"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("is writable by others (mode 0777)"));
+}
+
+/// Hard links, FIFOs and other owners' pid files are refused: never opened
+/// for writing, never read in a way that blocks, never truncated.
+#[test]
+fn pid_files_that_are_not_roots_own_are_refused() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let precious = sb.path("precious");
+    fs::write(&precious, "root's data\n").unwrap();
+    let conf = sb.conf(
+        "h.conf",
+        "(:pid-file \"h.pid\" :main-function #.(lambda () t))",
+    );
+    fs::hard_link(&precious, sb.pid_file("h.pid")).unwrap();
+    for command in ["start", "stop", "status", "restart", "zap"] {
+        let out = sb.run(&conf, &[command]);
+        assert!(
+            stderr(&out).contains("it has 2 hard links, so it may be another file too"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "root's data\n");
+
+    let fifo_conf = sb.conf("f.conf", "(:pid-file \"f.pid\")");
+    nix::unistd::mkfifo(
+        &sb.pid_file("f.pid"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = bounded(sb.command(&fifo_conf, &["status"]), 10);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("f.pid: it is a FIFO;"));
+
+    // A shared sticky directory, as /tmp: the attacker's pid file there is
+    // refused, and root's own work.
+    let shared = sb.path("shared");
+    fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o1777);
+    let planted = shared.join("x.pid");
+    let out = as_attacker("sh")
+        .args(["-c", &format!("echo 1 > {}", planted.display())])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let conf = sb.conf(
+        "x.conf",
+        &format!(
+            "(:pid-file \"x.pid\" :pid-file-dir {} :main-function #.(lambda () t))",
+            lisp_string(shared.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("x.pid: owned by dztest, not root;"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read_to_string(&planted).unwrap(), "1\n");
+    assert_eq!(fs::metadata(&planted).unwrap().uid(), user.uid.as_raw());
+    fs::remove_file(&planted).unwrap();
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    assert_eq!(fs::metadata(&planted).unwrap().uid(), 0);
+    assert_eq!(fs::read_to_string(&planted).unwrap(), format!("{pid}\n"));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert_eq!(
+        fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+// 3. The lock that says "the daemon runs".
+
+/// The pid file stays readable by all, but locks the attacker takes on it
+/// (POSIX, OFD, flock) neither fake nor hide a daemon, nor block root.
+#[test]
+fn locks_on_the_pid_file_neither_fake_nor_hide_nor_block() {
+    attacker();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "l.conf",
+        "(:pid-file \"l.pid\" :user \"dztest\" :main-function #.(lambda () t))",
+    );
+    let pid_file = sb.pid_file("l.pid");
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    assert_eq!(fs::metadata(&pid_file).unwrap().mode() & 0o777, 0o644);
+    let lock_file = sb.path("l.pid.lock");
+    assert_eq!(fs::metadata(&lock_file).unwrap().mode() & 0o777, 0o600);
+    let mut posix = lock_holder(&sb, &pid_file, false);
+    let mut ofd = lock_holder(&sb, &pid_file, true);
+    let mut on_dir = lock_holder(&sb, sb.dir.path(), false);
+    let p = pid_file.display();
+    let status = bounded(sb.command(&conf, &["status"]), 15);
+    assert_line(&status, 0, &format!("running (pid = {pid} pid-file = {p})"));
+    let stop = bounded(sb.command(&conf, &["stop"]), 30);
+    assert_line(
+        &stop,
+        0,
+        &format!("success stopped (pid = {pid} pid-file = {p})"),
+    );
+    for holder in [&mut posix, &mut ofd, &mut on_dir] {
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "the attacker was not signalled"
+        );
+    }
+    assert!(!alive(pid));
+    // A stale pid file the attacker locks does not stop a new start.
+    fs::write(&pid_file, "999999\n").unwrap();
+    let mut stale = lock_holder(&sb, &pid_file, false);
+    let out = bounded(sb.command(&conf, &["start"]), 30);
+    let new = started_pid(&out);
+    assert_ne!(new, stale.id() as i32);
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    for holder in [&mut posix, &mut ofd, &mut on_dir, &mut stale] {
+        let _ = holder.kill();
+        let _ = holder.wait();
+    }
+}
+
+// 4. Signals go only to the daemon this tool started.
+
+/// A Lisp started by the test, as `user` (root if None).
+fn other_lisp(sb: &Sandbox, user: Option<&nix::unistd::User>) -> Child {
+    let mut command = Command::new("sbcl");
+    command.args(["--noinform", "--non-interactive", "--eval", "(sleep 600)"]);
+    if let Some(user) = user {
+        command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+    }
+    let child = command.stdout(Stdio::null()).spawn().unwrap();
+    sb.track(child.id() as i32);
+    child
+}
+
+/// Lock-less pid files (forged, or leftovers) name only a Lisp of the
+/// conf's user started just before the file was written.
+#[test]
+fn lockless_pid_files_name_only_a_lisp_of_the_user_started_just_before() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let conf = sb.conf("v.conf", "(:pid-file \"v.pid\")");
+    let pid_file = sb.pid_file("v.pid");
+    let p = pid_file.display();
+    let write_pid = |pid: u32, shift: Option<i64>| {
+        fs::write(&pid_file, format!("{pid}\n")).unwrap();
+        if let Some(secs) = shift {
+            let file = fs::File::options().write(true).open(&pid_file).unwrap();
+            let at = std::time::SystemTime::now()
+                .checked_add(Duration::from_secs(secs as u64))
+                .unwrap();
+            file.set_modified(at).unwrap();
+        }
+    };
+    // Not a Lisp: a root process.
+    let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+    sb.track(sleeper.id() as i32);
+    write_pid(sleeper.id(), None);
+    let out = sb.run(&conf, &["stop", "--retry", "KILL/5"]);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "failed stopped - not-running (pid = {} pid-file = {p})",
+            sleeper.id()
+        ),
+    );
+    assert!(sleeper.try_wait().unwrap().is_none());
+    // A root Lisp, but the file was written long after it started.
+    let mut lisp = other_lisp(&sb, None);
+    write_pid(lisp.id(), Some(60));
+    let out = sb.run(&conf, &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // A Lisp of another user than the conf's (root, as it has no :user).
+    let mut theirs = other_lisp(&sb, Some(&user));
+    write_pid(theirs.id(), None);
+    let out = sb.run(&conf, &["kill"]);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "failed killed - not-running (pid = {} pid-file = {p})",
+            theirs.id()
+        ),
+    );
+    assert!(lisp.try_wait().unwrap().is_none() && theirs.try_wait().unwrap().is_none());
+    // The original tool's own pid file: root's Lisp, written right after.
+    write_pid(lisp.id(), None);
+    let out = sb.run(&conf, &["stop", "--retry", "KILL/5"]);
+    assert_line(
+        &out,
+        0,
+        &format!("success stopped (pid = {} pid-file = {p})", lisp.id()),
+    );
+    assert!(lisp.wait().is_ok());
+    for child in [&mut sleeper, &mut theirs] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A supervisor's state file naming another process: that process is not
+/// signalled, only the supervisor's own child would be.
+#[test]
+fn a_state_file_cannot_aim_the_stop() {
+    attacker();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "s.conf",
+        "(:pid-file \"s.pid\" :restart :on-failure :main-function #.(lambda () t))",
+    );
+    let supervisor = started_pid(&sb.run(&conf, &["start"]));
+    let status = stdout(&sb.run(&conf, &["status"]));
+    let lisp: i32 = status
+        .split("lisp-pid = ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    let mut victim = Command::new("sleep").arg("600").spawn().unwrap();
+    sb.track(victim.id() as i32);
+    fs::write(
+        sb.path("s.pid.state"),
+        format!(
+            "supervisor {supervisor}\nrestarts 0\nlisp {}\n",
+            victim.id()
+        ),
+    )
+    .unwrap();
+    assert_eq!(sb.run(&conf, &["kill"]).status.code(), Some(0));
+    assert!(victim.try_wait().unwrap().is_none(), "the victim lives");
+    assert!(
+        wait_until(10, || !alive(lisp)),
+        "the supervisor's Lisp died with it"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+// 5. Paths of the daemon's user, with the user's power.
+
+/// `:output` through a link the user made, a directory the user swapped
+/// for a link, or a hard link: refused; root's files are untouched.
+#[test]
+fn output_is_never_opened_through_the_users_links() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "home");
+    let precious = sb.path("precious");
+    fs::write(&precious, "root's data\n").unwrap();
+    let roots = sb.path("roots");
+    fs::create_dir(&roots).unwrap();
+    let link = dir.join("out.log");
+    symlink(&precious, &link).unwrap();
+    chown(&link, &user);
+    let swapped = dir.join("logs");
+    symlink(&roots, &swapped).unwrap();
+    chown(&swapped, &user);
+    let hard = sb.path("hard.log");
+    fs::hard_link(&precious, &hard).unwrap();
+    for (output, reason) in [
+        (
+            link.clone(),
+            "out.log: it is a symbolic link, which is never followed here;",
+        ),
+        (
+            swapped.join("out.log"),
+            "is a symbolic link that dztest, who can change",
+        ),
+        (hard.clone(), "it has 2 hard links"),
+    ] {
+        for supervised in ["", ":restart :on-failure"] {
+            let conf = sb.conf(
+                "o.conf",
+                &format!(
+                    "(:pid-file \"o.pid\" :user \"dztest\" :output {} {supervised}\n\
+                     :main-function #.(lambda () (print \"x\")))",
+                    lisp_string(output.to_str().unwrap())
+                ),
+            );
+            let out = sb.run(&conf, &["start"]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{output:?} {supervised}: {err}");
+            assert!(err.contains(reason), "{output:?} {supervised}: {err}");
+            assert!(!sb.pid_file("o.pid").exists());
+        }
+    }
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "root's data\n");
+    assert_eq!(fs::read_dir(&roots).unwrap().count(), 0);
+}
+
+/// Rotation removes and renames only entries of the `:output` directory
+/// reached at start, never through a link the user planted.
+#[test]
+fn rotation_never_follows_the_users_links() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "logs");
+    let precious = sb.path("precious");
+    fs::write(&precious, "root's data\n").unwrap();
+    let out_log = dir.join("out.log");
+    for n in 1..=2 {
+        let planted = dir.join(format!("out.log.{n}"));
+        symlink(&precious, &planted).unwrap();
+        chown(&planted, &user);
+    }
+    let conf = sb.conf(
+        "r.conf",
+        &format!(
+            "(:pid-file \"r.pid\" :user \"dztest\" :output {} :output-max-size 200 :output-keep 2\n\
+             :main-function #.(lambda () (dotimes (i 40) (format t \"line ~d of the daemon's output~%\" i)) (finish-output)))",
+            lisp_string(out_log.to_str().unwrap())
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    assert!(wait_until(10, || fs::read_to_string(&out_log)
+        .is_ok_and(|t| t.contains("line 39"))));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(pid));
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "root's data\n");
+    for n in 1..=2 {
+        let rotated = dir.join(format!("out.log.{n}"));
+        let meta = fs::symlink_metadata(&rotated).unwrap();
+        assert!(meta.is_file(), "out.log.{n} is a rotated file now");
+        assert_eq!(meta.uid(), user.uid.as_raw());
+    }
+}
+
+/// `:fasl-dir` is created and given to the user where root may create it,
+/// but never chowned through a link the user made.
+#[test]
+fn fasl_dir_is_never_chowned_through_a_link() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "cache");
+    let roots = sb.path("roots");
+    fs::create_dir(&roots).unwrap();
+    let link = dir.join("fasl");
+    symlink(&roots, &link).unwrap();
+    chown(&link, &user);
+    let conf = sb.conf(
+        "f.conf",
+        &format!(
+            "(:pid-file \"f.pid\" :user \"dztest\" :fasl-dir {} :main-function #.(lambda () t))",
+            lisp_string(link.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is a symbolic link that dztest, who can change"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::metadata(&roots).unwrap().uid(), 0);
+    // restas-daemon's default, /var/cache/NAME/fasl/: made by root, given to the user.
+    let fasl = sb.path("var/cache/site/fasl");
+    let conf = sb.conf(
+        "g.conf",
+        &format!(
+            "(:pid-file \"g.pid\" :user \"dztest\" :fasl-dir {} :main-function #.(lambda () t))",
+            lisp_string(fasl.to_str().unwrap())
+        ),
+    );
+    started_pid(&sb.run(&conf, &["start"]));
+    assert_eq!(fs::metadata(&fasl).unwrap().uid(), user.uid.as_raw());
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+// 7. Non-root callers: the tool's own pid directory is theirs alone.
+
+/// The attacker's run of the tool with `XDG_RUNTIME_DIR` in `dir`.
+fn as_user_tool(dir: &Path, conf: &Path, command: &str) -> Output {
+    let mut tool = as_attacker(bin());
+    tool.arg(conf)
+        .arg(command)
+        .env_remove("DAEMONIZATION_PID_DIR")
+        .env("XDG_RUNTIME_DIR", dir)
+        .env("LOGGING_CONF", logging_conf(dir))
+        .env("HOME", dir);
+    tool.output().unwrap()
+}
+
+#[test]
+fn a_users_own_pid_directory_is_private_and_theirs() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let runtime = attacker_dir(&sb, "runtime");
+    chown(&logging_conf(&runtime), &user);
+    let conf = runtime.join("p.conf");
+    fs::write(
+        &conf,
+        "(:pid-file \"p.pid\" :main-function #.(lambda () t))",
+    )
+    .unwrap();
+    chown(&conf, &user);
+    let own = runtime.join("daemonization");
+    fs::create_dir(&own).unwrap();
+    chmod(&own, 0o755);
+    chown(&own, &user);
+    let out = as_user_tool(&runtime, &conf, "start");
+    let pid = started_pid(&out);
+    sb.track(pid);
+    assert_eq!(fs::metadata(&own).unwrap().mode() & 0o7777, 0o700);
+    assert!(own.join("p.pid").exists());
+    assert_eq!(as_user_tool(&runtime, &conf, "stop").status.code(), Some(0));
+    // Made first by someone else (here root): refused, nothing written.
+    fs::remove_dir_all(&own).unwrap();
+    fs::create_dir(&own).unwrap();
+    chmod(&own, 0o777);
+    let out = as_user_tool(&runtime, &conf, "start");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "refusing the pid file directory {}: it is owned by root, and it must be dztest's alone",
+            own.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read_dir(&own).unwrap().count(), 0);
+}
+
+// 8. The daemon's environment.
+
+/// Root's environment does not reach a daemon of another user; the conf's
+/// `:environment` does, in every mode.
+#[test]
+fn roots_environment_stays_roots() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "e.conf",
+        "(:pid-file \"e.pid\" :user \"dztest\" :environment (\"APP_MODE=production\" \"WORKERS=4\") :main-function #.(lambda () t))",
+    );
+    let out = sb.run_with(
+        &conf,
+        &["start"],
+        &[("ROOT_SECRET", "hunter2"), ("LANG", "C.UTF-8")],
+    );
+    let pid = started_pid(&out);
+    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let mut vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    vars.sort();
+    let mut expected = vec![
+        "APP_MODE=production".to_string(),
+        format!("HOME={}", user.dir.display()),
+        "LANG=C.UTF-8".into(),
+        "LOGNAME=dztest".into(),
+        "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+        format!("SHELL={}", user.shell.display()),
+        "USER=dztest".into(),
+        "WORKERS=4".into(),
+    ];
+    expected.sort();
+    let kept: Vec<String> = vars
+        .iter()
+        .filter(|v| {
+            !v.starts_with("LC_")
+                && !v.starts_with("TZ=")
+                && !v.starts_with("TERM=")
+                && !v.starts_with("SBCL_HOME=")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    // No switch: the caller's environment, plus :environment.
+    let conf = sb.conf(
+        "n.conf",
+        "(:pid-file \"n.pid\" :environment (\"APP_MODE=dev\") :main-function #.(lambda () t))",
+    );
+    let pid = started_pid(&sb.run_with(&conf, &["start"], &[("MY_VAR", "kept")]));
+    let environ =
+        String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/environ")).unwrap()).into_owned();
+    assert!(environ.split('\0').any(|v| v == "MY_VAR=kept"));
+    assert!(environ.split('\0').any(|v| v == "APP_MODE=dev"));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+// Also fixed on the same pass.
+
+/// `zap --force` on a live daemon says so; the daemon can still be stopped.
+#[test]
+fn zap_force_tells_that_the_daemon_still_runs() {
+    attacker();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "z.conf",
+        "(:pid-file \"z.pid\" :main-function #.(lambda () t))",
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let p = sb.pid_file("z.pid");
+    let out = sb.run(&conf, &["zap", "--force"]);
+    assert_line(
+        &out,
+        0,
+        &format!("success zapped (pid-file = {})", p.display()),
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "WARNING: the daemon (pid = {pid}) still runs; it still holds its lock, so `stop` or `kill` can end it\n"
+        )
+    );
+    assert!(!p.exists() && alive(pid));
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!("success stopped (pid = {pid} pid-file = {})", p.display()),
+    );
+    assert!(!alive(pid));
+}
+
+/// The kernel function the main thread of `pid` waits in.
+fn wchan(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
+}
+
+/// A daemon survives its starter giving up before it is ready, on every
+/// Lisp: its readiness report to nobody is not fatal.
+#[test]
+fn a_daemon_survives_a_starter_that_gave_up() {
+    attacker();
+    for lisp in ["sbcl", "ecl", "clisp"] {
+        let sb = open_sandbox();
+        let go = sb.path("go.fifo");
+        nix::unistd::mkfifo(&go, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Not ready until the test writes to the FIFO.
+        let conf = sb.conf(
+            "g.conf",
+            &format!(
+                "(:pid-file \"g.pid\" :lisp :{lisp} :stop-schedule \"TERM/10/KILL/5\"\n\
+                 :main-function #.(lambda () (with-open-file (s {} :direction :io :if-exists :overwrite) (read-line s nil))))",
+                lisp_string(go.to_str().unwrap())
+            ),
+        );
+        let out = sb.run(&conf, &["start", "--timeout", "0.3"]);
+        assert!(
+            stdout(&out).ends_with(" - still initializing\n"),
+            "{lisp}: {}",
+            stdout(&out)
+        );
+        let pid = started_pid(&out);
+        fs::write(&go, "go\n").unwrap();
+        // Past its report, the Lisp waits in a timed sleep until stopped
+        // (before it, it waited on the FIFO), unless the report killed it.
+        let asleep = |w: &str| w.contains("nanosleep") || w.contains("poll_schedule_timeout");
+        assert!(
+            wait_until(30, || !alive(pid) || asleep(&wchan(pid))),
+            "{lisp}: {}",
+            wchan(pid)
+        );
+        assert!(
+            alive(pid),
+            "{lisp} survived its report to a starter that left"
+        );
+        let out = sb.run(&conf, &["stop"]);
+        assert_eq!(out.status.code(), Some(0), "{lisp}: {}", stdout(&out));
+    }
+}
