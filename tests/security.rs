@@ -405,7 +405,7 @@ fn a_pid_directory_others_can_write_is_refused() {
         &out,
         1,
         &format!(
-            "ERROR: refusing the pid file directory {d}: the directory {d} on its path is owned by dztest, not root; chown root:root {d}; chmod go-w {d} (or use a directory only root can change)\n",
+            "ERROR: refusing the pid file directory {d}: it is owned by dztest, not root; chown root:root {d}; chmod go-w {d} (or use a directory only root can change)\n",
             d = dir.display()
         ),
     );

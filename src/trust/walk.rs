@@ -239,14 +239,19 @@ impl<'a> Walk<'a> {
     fn untrusted_dir(&self, dir: &Dir) -> PathError {
         let shown = dir.path.display();
         let mode = dir.stat.st_mode & 0o7777;
+        // The path itself, or a directory on it.
+        let it = match dir.path == self.path {
+            true => "it".to_string(),
+            false => format!("the directory {shown} on its path"),
+        };
         let reason = match self.trust.owns(dir.stat.st_uid) {
             false => format!(
-                "the directory {shown} on its path is owned by {}, not {}",
+                "{it} is owned by {}, not {}",
                 user_name(dir.stat.st_uid),
                 self.trust.owners()
             ),
             true => format!(
-                "the directory {shown} on its path is writable by {} (mode {mode:04o})",
+                "{it} is writable by {} (mode {mode:04o})",
                 if mode & 0o002 != 0 {
                     "others"
                 } else {
