@@ -81,17 +81,18 @@ fn daemon_runs_as_the_user() {
     let pid_file = sb.pid_file("u.pid");
     assert_eq!(fs::metadata(&pid_file).unwrap().uid(), 0);
     assert_eq!(fs::metadata(&pid_file).unwrap().mode() & 0o777, 0o644);
-    let fdinfo = fs::read_to_string(format!("/proc/{pid}/fdinfo/5")).unwrap();
-    let flags = fdinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("flags:"))
-        .unwrap()
-        .trim();
-    assert_eq!(
-        u32::from_str_radix(flags, 8).unwrap() & 0o3,
-        0,
-        "the lock file is held read-only"
-    );
+    // The daemon holds its lock on the root-only lock file, and no
+    // descriptor of its pid file: it cannot rewrite it.
+    let lock = fs::read_link(format!("/proc/{pid}/fd/5")).unwrap();
+    assert_eq!(lock, sb.pid_file("u.pid.lock"));
+    assert_eq!(fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
+    for fd in fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let target = fs::read_link(fd.unwrap().path()).unwrap();
+        assert_ne!(
+            target, pid_file,
+            "the daemon holds no descriptor of its pid file"
+        );
+    }
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
 

@@ -17,11 +17,6 @@ pub enum DaemonError {
     #[error("cannot remove {}: {errno}", path.display())]
     RemovePidFile { path: PathBuf, errno: Errno },
     #[error(
-        "the lock file {} stayed locked by another command of this tool for 10 s; try again, or look for a hung daemonization process",
-        path.display()
-    )]
-    LockBusy { path: PathBuf },
-    #[error(
         "refusing the pid file {}: it names process {pid}, but process {holder} holds its lock; find out which one is the daemon (ps -p {pid},{holder}), end the other, then try again",
         path.display()
     )]

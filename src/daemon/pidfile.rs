@@ -4,13 +4,16 @@
 //! 0644, for monitoring tools), `NAME.lock` (0600: only the caller, root in
 //! production, can open it) and, under a supervisor, `NAME.state`.
 //!
-//! The daemon process takes a POSIX read lock on `NAME.lock`, through a
-//! read-only descriptor, and holds it across exec for its whole life; the
-//! kernel drops it when the process dies, and `fork` does not pass it on.
-//! A held lock therefore means "running", and `F_GETLK` names the holder.
-//! No other user can take it, since no other user can open the file.
-//! Claims, removals and reads are serialised by an `flock` on the same file
-//! (so two claims never both find it free), waited for at most `LOCK_WAIT`.
+//! The daemon process takes a POSIX write lock on `NAME.lock` and holds it
+//! across exec for its whole life; the kernel drops it when the process
+//! dies, and `fork` does not pass it on. A held lock therefore means
+//! "running", and `F_GETLK` names the holder. No other user can take it or
+//! any other lock on the file, since no other user can open it. No command
+//! ever waits on a lock of another user's: claims and removals take the
+//! same write lock without waiting, and a claim retries for at most
+//! `CLAIM_WAIT` while another command of the tool removes a stale file.
+//! (An `flock` would not do: the daemon's user holds a descriptor of the
+//! file, and could hold such a lock forever.)
 //!
 //! A pid file without a lock (the daemon died, or the original Lisp tool
 //! wrote it) is trusted only if its pid is a live Lisp of the expected user
@@ -37,9 +40,9 @@ use crate::trust::{
     self, Create, Dir, DirKind, PathError, Policy, Refused, Trust, kind_name, owner_problem,
 };
 
-/// The longest wait for the lock file's `flock` (only the caller can open
-/// the file, so only another command of the tool can hold it).
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long a claim retries while another command of the tool holds the
+/// lock (a removal holds it for microseconds; a daemon, for its life).
+const CLAIM_WAIT: Duration = Duration::from_secs(1);
 /// At most this much of a pid file is read.
 const MAX_PID_BYTES: usize = 64;
 /// At most this much of a state file is read.
@@ -240,35 +243,45 @@ impl PidFiles {
         Ok(Some((fd, st)))
     }
 
-    /// The lock file, `flock`ed (shared or exclusive) and still the file at
-    /// its name; created (0600) with `create`; `None` if missing.
-    fn lock_file(&self, create: bool, exclusive: bool) -> Result<Option<OwnedFd>, DaemonError> {
+    /// The lock file, opened (and created, 0600, with `create`), checked;
+    /// `None` if missing.
+    fn open_lock(&self, create: bool) -> Result<Option<(OwnedFd, FileStat)>, DaemonError> {
         const WHAT: &str = "the lock file";
         let name = self.sibling(".lock");
-        let path = self.sibling_path(&name);
         let flags = match create {
-            true => OFlag::O_RDONLY | OFlag::O_CREAT,
-            false => OFlag::O_RDONLY,
+            true => OFlag::O_RDWR | OFlag::O_CREAT,
+            false => OFlag::O_RDWR,
         };
+        let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
+            return Ok(None);
+        };
+        if st.st_mode & 0o077 != 0 {
+            let reason = format!("others may open it (mode {:04o})", st.st_mode & 0o7777);
+            return Err(self.refuse(&name, WHAT, reason));
+        }
+        Ok(Some((fd, st)))
+    }
+
+    /// Whether the lock file `st` is still the file at its name (a removal
+    /// may have unlinked it since it was opened).
+    fn still_linked(&self, st: &FileStat) -> bool {
+        let name = self.sibling(".lock");
+        fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|now| now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+    }
+
+    /// The process holding the lock, if any.
+    fn holder(&self) -> Result<Option<i32>, DaemonError> {
         for _ in 0..100 {
-            let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
+            let Some((fd, st)) = self.open_lock(false)? else {
                 return Ok(None);
             };
-            if st.st_mode & 0o077 != 0 {
-                let reason = format!("others may open it (mode {:04o})", st.st_mode & 0o7777);
-                return Err(self.refuse(&name, WHAT, reason));
-            }
-            flock_bounded(&fd, exclusive, &path)?;
-            // A remover may have unlinked it meanwhile: then start again.
-            match fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
-                    return Ok(Some(fd));
-                }
-                Ok(_) | Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(PathError::io(WHAT, &path, e).into()),
+            let holder = lock_holder(fd.as_fd(), &self.path)?;
+            if holder.is_none() || self.still_linked(&st) {
+                return Ok(holder);
             }
         }
-        Err(DaemonError::LockBusy { path })
+        Ok(None)
     }
 
     /// The pid in the pid file, and when the file was last written.
@@ -296,11 +309,7 @@ impl PidFiles {
     /// `uid` that started at most `STARTED_BEFORE` before the file was
     /// written.
     pub fn inspect(&self, uid: u32) -> Result<PidState, DaemonError> {
-        let lock = self.lock_file(false, false)?;
-        let holder = match &lock {
-            Some(fd) => lock_holder(fd.as_fd(), &self.path)?,
-            None => None,
-        };
+        let holder = self.holder()?;
         let pid = self.read_pid()?;
         Ok(match (holder, pid) {
             (Some(holder), Some((Some(pid), _))) if pid != holder => {
@@ -328,31 +337,32 @@ impl PidFiles {
     /// unless a daemon holds it, then writes `pid` to the pid file.
     pub fn claim(&self, target: RawFd, pid: i32) -> Result<Claim, DaemonError> {
         let path = self.sibling_path(&self.sibling(".lock"));
-        let Some(fd) = self.lock_file(true, true)? else {
-            return Err(PathError::io("the lock file", &path, Errno::ENOENT).into());
-        };
-        // On its slot before the lock is taken: closing any other descriptor
-        // of the file would drop the process's lock.
-        let fd = place(fd, target).map_err(|e| PathError::io("the lock file", &path, e))?;
-        if let Some(holder) = lock_holder(fd.as_fd(), &path)? {
-            return Ok(Claim::Held(holder));
-        }
-        // A read lock (the descriptor is read-only, so the daemon cannot
-        // write the file); claims exclude each other through the flock.
-        let lock = whole_file_lock(libc::F_RDLCK);
-        match fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)) {
-            Ok(_) => {}
-            Err(Errno::EAGAIN | Errno::EACCES) => {
-                return Ok(Claim::Held(lock_holder(fd.as_fd(), &path)?.unwrap_or(0)));
+        let deadline = Instant::now() + CLAIM_WAIT;
+        let locked = loop {
+            let Some((fd, st)) = self.open_lock(true)? else {
+                return Err(PathError::io("the lock file", &path, Errno::ENOENT).into());
+            };
+            // On its slot before the lock is taken: closing any other
+            // descriptor of the file would drop the process's lock.
+            let fd = place(fd, target).map_err(|e| PathError::io("the lock file", &path, e))?;
+            let lock = whole_file_lock(libc::F_WRLCK);
+            match fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)) {
+                Ok(_) if self.still_linked(&st) => break fd,
+                // Removed meanwhile: take the new one.
+                Ok(_) => {}
+                Err(Errno::EAGAIN | Errno::EACCES) if !self.still_linked(&st) => {}
+                Err(Errno::EAGAIN | Errno::EACCES) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(Errno::EAGAIN | Errno::EACCES) => {
+                    return Ok(Claim::Held(lock_holder(fd.as_fd(), &path)?.unwrap_or(0)));
+                }
+                Err(errno) => return Err(DaemonError::Lock { path, errno }),
             }
-            Err(errno) => return Err(DaemonError::Lock { path, errno }),
-        }
+        };
         self.write_new(&self.name, &format!("{pid}\n"), 0o644)?;
-        // SAFETY: flock on a descriptor we own; unlocking cannot fail in a
-        // way that matters (the descriptor stays open, the POSIX lock held).
-        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
         // Kept open across exec: the lock lives as long as the daemon.
-        std::mem::forget(fd);
+        std::mem::forget(locked);
         Ok(Claim::Locked)
     }
 
@@ -386,14 +396,28 @@ impl PidFiles {
     }
 
     /// Removes the pid file unless a daemon holds the lock (whose pid is
-    /// returned, nothing removed); the lock and state files go with it.
+    /// returned, nothing removed); the lock and state files go with it. The
+    /// lock is taken (without waiting) while the files go, so no claim can
+    /// slip in between.
     pub fn remove(&self) -> Result<Option<i32>, DaemonError> {
-        let lock = self.lock_file(false, true)?;
-        if let Some(fd) = &lock
-            && let Some(holder) = lock_holder(fd.as_fd(), &self.path)?
-        {
-            return Ok(Some(holder));
-        }
+        let path = self.sibling_path(&self.sibling(".lock"));
+        let lock = match self.open_lock(false)? {
+            None => None,
+            Some((fd, st)) => {
+                match fcntl(
+                    fd.as_fd(),
+                    FcntlArg::F_SETLK(&whole_file_lock(libc::F_WRLCK)),
+                ) {
+                    Ok(_) => Some(fd),
+                    Err(Errno::EAGAIN | Errno::EACCES) if self.still_linked(&st) => {
+                        return Ok(lock_holder(fd.as_fd(), &path)?);
+                    }
+                    // Another removal took it away: nothing of it is left.
+                    Err(Errno::EAGAIN | Errno::EACCES) => None,
+                    Err(errno) => return Err(DaemonError::Lock { path, errno }),
+                }
+            }
+        };
         self.unlink(&self.name)?;
         self.unlink(&self.sibling(".state"))?;
         if lock.is_some() {
@@ -504,39 +528,6 @@ fn private_dir(path: &Path, trust: &Trust, create: bool) -> Result<(), PathError
             .map_err(|e| PathError::io(WHAT, path, e))?;
     }
     Ok(())
-}
-
-/// Waits (bounded) for an `flock` on `fd`.
-fn flock_bounded(fd: &OwnedFd, exclusive: bool, path: &Path) -> Result<(), DaemonError> {
-    let deadline = Instant::now() + LOCK_WAIT;
-    let operation = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    } | libc::LOCK_NB;
-    loop {
-        // SAFETY: flock on a descriptor we own, with constant flags.
-        if unsafe { libc::flock(fd.as_raw_fd(), operation) } == 0 {
-            return Ok(());
-        }
-        match Errno::last() {
-            Errno::EWOULDBLOCK if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Errno::EWOULDBLOCK => {
-                return Err(DaemonError::LockBusy {
-                    path: path.to_path_buf(),
-                });
-            }
-            Errno::EINTR => {}
-            errno => {
-                return Err(DaemonError::Lock {
-                    path: path.to_path_buf(),
-                    errno,
-                });
-            }
-        }
-    }
 }
 
 /// The pid of the process holding a POSIX lock on `fd`, if any.
