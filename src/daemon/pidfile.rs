@@ -410,7 +410,7 @@ impl PidFiles {
                 ) {
                     Ok(_) => Some(fd),
                     Err(Errno::EAGAIN | Errno::EACCES) if self.still_linked(&st) => {
-                        return Ok(lock_holder(fd.as_fd(), &path)?);
+                        return lock_holder(fd.as_fd(), &path);
                     }
                     // Another removal took it away: nothing of it is left.
                     Err(Errno::EAGAIN | Errno::EACCES) => None,
