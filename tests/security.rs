@@ -997,3 +997,42 @@ fn a_daemon_survives_a_starter_that_gave_up() {
         assert_eq!(out.status.code(), Some(0), "{lisp}: {}", stdout(&out));
     }
 }
+
+/// A child of the Lisp that keeps the readiness pipe open (ECL cannot mark
+/// it close-on-exec) does not hang `start` past its timeout after an error.
+#[test]
+fn a_failed_start_ends_even_if_a_child_keeps_the_pipe() {
+    attacker();
+    let sb = open_sandbox();
+    let child_pid = sb.path("child.pid");
+    let conf = sb.conf(
+        "c.conf",
+        &format!(
+            "(:pid-file \"c.pid\" :lisp :ecl :start-timeout 3\n\
+             :main-function #.(lambda ()\n\
+               (multiple-value-bind (s code p)\n\
+                   (ext:run-program \"/bin/sleep\" '(\"600\") :wait nil :input nil :output nil :error nil)\n\
+                 (declare (ignore s code))\n\
+                 (with-open-file (f {} :direction :output) (print (ext:external-process-pid p) f)))\n\
+               (error \"boom\")))",
+            lisp_string(child_pid.to_str().unwrap())
+        ),
+    );
+    let out = bounded(sb.command(&conf, &["start"]), 30);
+    if let Some(pid) = fs::read_to_string(&child_pid)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    {
+        sb.track(pid);
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "failed started - main-function-error (pid-file = {})\n",
+            sb.pid_file("c.pid").display()
+        )
+    );
+    assert!(stderr(&out).contains("boom"), "{}", stderr(&out));
+    assert!(!sb.pid_file("c.pid").exists());
+}

@@ -226,7 +226,7 @@ impl Launch {
                     pipe = None;
                     notify_failure(notifier, &text);
                 } else {
-                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    append_capped(&mut text, &buf[..n]);
                     if text.starts_with("ready\n") {
                         if let Some(n) = notifier {
                             n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
@@ -281,8 +281,16 @@ impl Launch {
 pub(super) fn read_what_is_there(pipe: &mut File, text: &mut String) {
     let _ = fcntl(pipe.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
     let mut rest = Vec::new();
-    let _ = pipe.read_to_end(&mut rest);
-    text.push_str(&String::from_utf8_lossy(&rest));
+    let _ = pipe.take(MAX_REPORT as u64).read_to_end(&mut rest);
+    append_capped(text, &rest);
+}
+
+/// Appends the Lisp's words to `text`, keeping at most `MAX_REPORT` bytes:
+/// the Lisp runs the daemon user's code, which may flood the pipe.
+pub(super) fn append_capped(text: &mut String, bytes: &[u8]) {
+    if text.len() < MAX_REPORT {
+        text.push_str(&String::from_utf8_lossy(bytes));
+    }
 }
 
 /// `STATUS=` with the first line of the Lisp's error report, if it made one.
@@ -548,12 +556,13 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
                     return Ok(Started::Ready { pid });
                 }
             } else if line == "error" {
-                let report: String = lines[i + 1..].concat();
-                let mut rest = String::new();
-                let _ = file.read_to_string(&mut rest);
+                let mut report: String = lines[i + 1..].concat();
+                // The rest of the report, until the pipe closes: bounded in
+                // time (a child of the Lisp may keep the pipe open) and size.
+                read_until_closed(&mut file, &mut report, deadline);
                 let _ = end(daemon);
                 return Ok(Started::FunctionError {
-                    report: format!("{report}{rest}").trim_end().to_string(),
+                    report: report.trim_end().to_string(),
                 });
             }
         }
@@ -584,9 +593,37 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
                 let how = end(daemon);
                 return Ok(Started::Died { how });
             }
-            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Ok(n) => append_capped(&mut text, &buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(DaemonError::ReadReady(e)),
+        }
+    }
+}
+
+/// The most of the Lisp's words on the readiness pipe that start keeps.
+pub(super) const MAX_REPORT: usize = 64 * 1024;
+
+/// Appends to `text` what `pipe` holds until it closes, `deadline` passes,
+/// or `MAX_REPORT` bytes are there.
+fn read_until_closed(pipe: &mut File, text: &mut String, deadline: Instant) {
+    let mut buf = [0u8; 4096];
+    while text.len() < MAX_REPORT {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+        match pipe.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => append_capped(text, &buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
 }

@@ -25,7 +25,9 @@ use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
 
 use super::output::Output;
 use super::pidfile::PidFiles;
-use super::spawn::{Launch, exit_now, place, read_what_is_there, reset_signals, switch_user};
+use super::spawn::{
+    Launch, append_capped, exit_now, place, read_what_is_there, reset_signals, switch_user,
+};
 use crate::config::RestartPolicy;
 use crate::lisp::{LOCK_FD, READY_FD};
 use crate::logging::Logger;
@@ -303,7 +305,7 @@ fn watch(
                     }
                 }
                 Ok(n) => {
-                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    append_capped(&mut text, &buf[..n]);
                     if text.starts_with("ready\n") {
                         was_ready = true;
                         if let Some(mut s) = starter.take() {
