@@ -86,6 +86,17 @@ fn daemon_runs_as_the_user() {
     let lock = fs::read_link(format!("/proc/{pid}/fd/5")).unwrap();
     assert_eq!(lock, sb.pid_file("u.pid.lock"));
     assert_eq!(fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
+    let fdinfo = fs::read_to_string(format!("/proc/{pid}/fdinfo/5")).unwrap();
+    let flags = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .unwrap()
+        .trim();
+    assert_eq!(
+        u32::from_str_radix(flags, 8).unwrap() & 0o3,
+        0,
+        "the lock file is held read-only"
+    );
     for fd in fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
         let target = fs::read_link(fd.unwrap().path()).unwrap();
         assert_ne!(

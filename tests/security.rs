@@ -1036,3 +1036,94 @@ fn a_failed_start_ends_even_if_a_child_keeps_the_pipe() {
     assert!(stderr(&out).contains("boom"), "{}", stderr(&out));
     assert!(!sb.pid_file("c.pid").exists());
 }
+
+/// The daemon's own user holds a descriptor of the lock file: it cannot
+/// write it, and the locks it adds with it (from a child that outlives the
+/// daemon) neither keep a dead daemon "running" nor are ever signalled.
+#[test]
+fn locks_the_daemons_user_adds_are_ignored() {
+    attacker();
+    let sb = open_sandbox();
+    let squatter_pid = attacker_dir(&sb, "home").join("squatter.pid");
+    // A read lock (the descriptor is read-only) from a child that keeps it.
+    let perl = "open(my $f, '<&=', 5) or die $!; \
+                my $lk = pack('s s x4 q q i x4', 0, 0, 0, 0, 0); fcntl($f, 6, $lk) or die $!; sleep 600";
+    let conf = sb.conf(
+        "q.conf",
+        &format!(
+            "(:pid-file \"q.pid\" :user \"dztest\"\n\
+             :main-function #.(lambda ()\n\
+               (require :sb-posix)\n\
+               (funcall (find-symbol \"FCNTL\" \"SB-POSIX\") 5 2 0)\n\
+               (let ((p (sb-ext:run-program \"/usr/bin/perl\" (list \"-e\" {}) :preserve-fds '(5) :wait nil :output nil :error nil :input nil)))\n\
+                 (with-open-file (f {} :direction :output :if-exists :supersede) (print (sb-ext:process-pid p) f)))))",
+            lisp_string(perl),
+            lisp_string(squatter_pid.to_str().unwrap())
+        ),
+    );
+    let daemon = started_pid(&sb.run(&conf, &["start"]));
+    assert!(wait_until(10, || fs::read_to_string(&squatter_pid)
+        .is_ok_and(
+            |t| t.ends_with(' ') || t.trim().parse::<i32>().is_ok()
+        )));
+    let squatter: i32 = fs::read_to_string(&squatter_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    sb.track(squatter);
+    let lock = fs::metadata(sb.path("q.pid.lock")).unwrap();
+    let holds = |pid: i32| {
+        fs::read_to_string("/proc/locks").unwrap().lines().any(|l| {
+            l.split_whitespace().nth(4) == Some(&pid.to_string())
+                && l.contains(&format!(":{} ", lock.ino()))
+        })
+    };
+    assert!(
+        wait_until(10, || holds(squatter)),
+        "the child locks the file too"
+    );
+    let p = sb.pid_file("q.pid").display().to_string();
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {daemon} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["kill"]),
+        0,
+        &format!("success killed (pid = {daemon} pid-file = {p})"),
+    );
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        3,
+        &format!("not-running - no-pid-file (pid-file = {p})"),
+    );
+    assert!(alive(squatter), "the child was never signalled");
+    assert_eq!(
+        fs::metadata(sb.path("q.pid.lock")).map(|m| m.len()).ok(),
+        None
+    );
+    let again = started_pid(&sb.run(&conf, &["start"]));
+    assert_ne!(again, squatter);
+    let second: i32 = {
+        assert!(wait_until(10, || fs::read_to_string(&squatter_pid)
+            .is_ok_and(|t| t
+                .trim()
+                .parse::<i32>()
+                .is_ok_and(|n| n != squatter))));
+        fs::read_to_string(&squatter_pid)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    sb.track(second);
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    for pid in [squatter, second] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}

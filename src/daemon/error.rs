@@ -17,14 +17,10 @@ pub enum DaemonError {
     #[error("cannot remove {}: {errno}", path.display())]
     RemovePidFile { path: PathBuf, errno: Errno },
     #[error(
-        "refusing the pid file {}: it names process {pid}, but process {holder} holds its lock; find out which one is the daemon (ps -p {pid},{holder}), end the other, then try again",
+        "the claim file {} stayed locked by another command of this tool for 10 s; try again, or look for a hung daemonization process",
         path.display()
     )]
-    LockMismatch {
-        path: PathBuf,
-        holder: i32,
-        pid: i32,
-    },
+    ClaimBusy { path: PathBuf },
     #[error("cannot lock {}: {errno}", path.display())]
     Lock { path: PathBuf, errno: Errno },
     #[error("cannot query the lock of the pid file {}: {errno}", path.display())]

@@ -475,9 +475,7 @@ pub fn zap(req: &Request) -> Outcome {
             Ok(Some(pid)) => req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid)),
             Err(e) => req.internal(Verb::Zap, e),
         },
-        Err(DaemonError::PidPath(_) | DaemonError::LockMismatch { .. }) if req.force => {
-            zapped(files.remove_pid_file())
-        }
+        Err(DaemonError::PidPath(_)) if req.force => zapped(files.remove_pid_file()),
         Err(e) => req.internal(Verb::Zap, e),
     }
 }

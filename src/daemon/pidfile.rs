@@ -4,16 +4,20 @@
 //! 0644, for monitoring tools), `NAME.lock` (0600: only the caller, root in
 //! production, can open it) and, under a supervisor, `NAME.state`.
 //!
-//! The daemon process takes a POSIX write lock on `NAME.lock` and holds it
-//! across exec for its whole life; the kernel drops it when the process
-//! dies, and `fork` does not pass it on. A held lock therefore means
-//! "running", and `F_GETLK` names the holder. No other user can take it or
-//! any other lock on the file, since no other user can open it. No command
-//! ever waits on a lock of another user's: claims and removals take the
-//! same write lock without waiting, and a claim retries for at most
-//! `CLAIM_WAIT` while another command of the tool removes a stale file.
-//! (An `flock` would not do: the daemon's user holds a descriptor of the
-//! file, and could hold such a lock forever.)
+//! The daemon process takes a POSIX read lock on `NAME.lock`, through a
+//! read-only descriptor, and holds it across exec for its whole life; the
+//! kernel drops it when the process dies, and `fork` does not pass it on.
+//! A daemon runs when the process its pid file names holds that lock (the
+//! holders are read from `/proc/locks`, so `status` needs no descriptor of
+//! the root-only file). No other user can lock the file, since no other
+//! user can open it; the daemon's own user, who holds its descriptor, can
+//! only add locks of processes no pid file names, which are ignored (and
+//! the file is replaced at the next start).
+//!
+//! Claims and removals are serialised by an `flock` on `NAME.claim`, a
+//! file only the caller can open, made for the claim or removal and
+//! removed after it: no daemon ever holds a descriptor of it, so no one but
+//! another command of the tool can hold it, and waits for it are bounded.
 //!
 //! A pid file without a lock (the daemon died, or the original Lisp tool
 //! wrote it) is trusted only if its pid is a live Lisp of the expected user
@@ -40,9 +44,9 @@ use crate::trust::{
     self, Create, Dir, DirKind, PathError, Policy, Refused, Trust, kind_name, owner_problem,
 };
 
-/// How long a claim retries while another command of the tool holds the
-/// lock (a removal holds it for microseconds; a daemon, for its life).
-const CLAIM_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait for `NAME.claim` (held by another command of the tool
+/// for microseconds).
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// At most this much of a pid file is read.
 const MAX_PID_BYTES: usize = 64;
 /// At most this much of a state file is read.
@@ -68,8 +72,28 @@ pub enum PidState {
 pub enum Claim {
     /// The lock is ours and the file holds our pid.
     Locked,
-    /// Another process holds the lock.
+    /// A daemon holds the lock.
     Held(i32),
+}
+
+/// `NAME.claim`, `flock`ed: held while a claim or removal changes the
+/// files, removed when dropped.
+struct ClaimLock<'a> {
+    files: &'a PidFiles,
+    _fd: OwnedFd,
+}
+
+impl Drop for ClaimLock<'_> {
+    fn drop(&mut self) {
+        // Unlinked before the descriptor (and so the flock) goes: a waiter
+        // then finds it unlinked and makes a new one.
+        let name = self.files.sibling(".claim");
+        let _ = unlinkat(
+            self.files.fd(),
+            name.as_os_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
+    }
 }
 
 /// A daemon's pid file, lock file and state file, reached through their
@@ -243,45 +267,104 @@ impl PidFiles {
         Ok(Some((fd, st)))
     }
 
-    /// The lock file, opened (and created, 0600, with `create`), checked;
-    /// `None` if missing.
-    fn open_lock(&self, create: bool) -> Result<Option<(OwnedFd, FileStat)>, DaemonError> {
-        const WHAT: &str = "the lock file";
-        let name = self.sibling(".lock");
-        let flags = match create {
-            true => OFlag::O_RDWR | OFlag::O_CREAT,
-            false => OFlag::O_RDWR,
-        };
-        let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
-            return Ok(None);
-        };
+    /// Checks a file only the caller may open (the lock and claim files).
+    fn check_private(
+        &self,
+        name: &OsStr,
+        st: &FileStat,
+        what: &'static str,
+    ) -> Result<(), DaemonError> {
+        if !trust::is_kind(st, SFlag::S_IFREG) {
+            return Err(self.refuse(name, what, format!("it is {}", kind_name(st))));
+        }
+        if st.st_nlink > 1 {
+            let reason = format!(
+                "it has {} hard links, so it may be another file too",
+                st.st_nlink
+            );
+            return Err(self.refuse(name, what, reason));
+        }
+        if !self.trust.owns(st.st_uid) {
+            let reason = format!(
+                "owned by {}, not {}",
+                trust::user_name(st.st_uid),
+                self.trust.owners()
+            );
+            return Err(self.refuse(name, what, reason));
+        }
         if st.st_mode & 0o077 != 0 {
             let reason = format!("others may open it (mode {:04o})", st.st_mode & 0o7777);
-            return Err(self.refuse(&name, WHAT, reason));
+            return Err(self.refuse(name, what, reason));
         }
-        Ok(Some((fd, st)))
+        Ok(())
     }
 
-    /// Whether the lock file `st` is still the file at its name (a removal
-    /// may have unlinked it since it was opened).
-    fn still_linked(&self, st: &FileStat) -> bool {
-        let name = self.sibling(".lock");
-        fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|now| now.st_ino == st.st_ino && now.st_dev == st.st_dev)
-    }
-
-    /// The process holding the lock, if any.
-    fn holder(&self) -> Result<Option<i32>, DaemonError> {
-        for _ in 0..100 {
-            let Some((fd, st)) = self.open_lock(false)? else {
-                return Ok(None);
-            };
-            let holder = lock_holder(fd.as_fd(), &self.path)?;
-            if holder.is_none() || self.still_linked(&st) {
-                return Ok(holder);
+    /// Takes `NAME.claim` (made 0600 if missing), waiting at most
+    /// `CLAIM_WAIT` for another command of the tool.
+    fn claim_lock(&self) -> Result<ClaimLock<'_>, DaemonError> {
+        const WHAT: &str = "the claim file";
+        let name = self.sibling(".claim");
+        let path = self.sibling_path(&name);
+        let deadline = Instant::now() + CLAIM_WAIT;
+        loop {
+            let flags = OFlag::O_RDONLY
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_CLOEXEC;
+            let fd = openat(
+                self.fd(),
+                name.as_os_str(),
+                flags,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(|e| PathError::io(WHAT, &path, e))?;
+            let st = fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, &path, e))?;
+            self.check_private(&name, &st, WHAT)?;
+            // SAFETY: flock on a descriptor we own, with constant flags.
+            if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                match Errno::last() {
+                    Errno::EWOULDBLOCK | Errno::EINTR if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    Errno::EWOULDBLOCK => return Err(DaemonError::ClaimBusy { path }),
+                    errno => return Err(DaemonError::Lock { path, errno }),
+                }
+            }
+            // The previous holder may have removed it meanwhile.
+            match fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
+                    return Ok(ClaimLock {
+                        files: self,
+                        _fd: fd,
+                    });
+                }
+                _ => continue,
             }
         }
-        Ok(None)
+    }
+
+    /// The processes holding a lock on `NAME.lock` (none if it is missing).
+    fn holders(&self) -> Result<Vec<i32>, DaemonError> {
+        let name = self.sibling(".lock");
+        match fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                self.check_private(&name, &st, "the lock file")?;
+                Ok(lock_holders(&st))
+            }
+            Err(Errno::ENOENT) => Ok(Vec::new()),
+            Err(e) => Err(PathError::io("the lock file", &self.sibling_path(&name), e).into()),
+        }
+    }
+
+    /// The daemon holding the lock, if any: the process the pid file names
+    /// if it holds it; with no pid file (`zap --force`), any holder.
+    fn daemon(&self, pid: Option<i32>, holders: &[i32]) -> Option<i32> {
+        match pid {
+            Some(pid) => holders.contains(&pid).then_some(pid),
+            None => holders.first().copied(),
+        }
     }
 
     /// The pid in the pid file, and when the file was last written.
@@ -304,65 +387,65 @@ impl PidFiles {
         Ok(Some((pid, written)))
     }
 
-    /// Reads the state: a daemon holding the lock runs; a lock-less pid
-    /// file names a running daemon only if its process is a Lisp running as
-    /// `uid` that started at most `STARTED_BEFORE` before the file was
-    /// written.
+    /// Reads the state: the daemon runs when the process the pid file names
+    /// holds the lock; a lock-less pid file names a running daemon only if
+    /// its process is a Lisp running as `uid` that started at most
+    /// `STARTED_BEFORE` before the file was written.
     pub fn inspect(&self, uid: u32) -> Result<PidState, DaemonError> {
-        let holder = self.holder()?;
         let pid = self.read_pid()?;
-        Ok(match (holder, pid) {
-            (Some(holder), Some((Some(pid), _))) if pid != holder => {
-                return Err(DaemonError::LockMismatch {
-                    path: self.path.clone(),
-                    holder,
-                    pid,
-                });
-            }
-            (Some(holder), _) => PidState::Running {
-                pid: holder,
-                locked: true,
+        let holders = self.holders()?;
+        Ok(match pid {
+            // The pid file was removed (`zap --force`) under a live daemon:
+            // the lock still names it.
+            None => match holders.first() {
+                Some(&pid) => PidState::Running { pid, locked: true },
+                None => PidState::Missing,
             },
-            (None, None) => PidState::Missing,
-            (None, Some((None, _))) => PidState::Stale { pid: None },
-            (None, Some((Some(pid), written))) => match lockless_daemon(pid, written, uid) {
+            Some((None, _)) => PidState::Stale { pid: None },
+            Some((Some(pid), _)) if holders.contains(&pid) => {
+                PidState::Running { pid, locked: true }
+            }
+            Some((Some(pid), written)) => match lockless_daemon(pid, written, uid) {
                 true => PidState::Running { pid, locked: false },
                 false => PidState::Stale { pid: Some(pid) },
             },
         })
     }
 
-    /// In the daemon process, before exec: takes the lock on a descriptor
-    /// placed on `target` (kept across exec for the daemon's whole life)
-    /// unless a daemon holds it, then writes `pid` to the pid file.
+    /// In the daemon process, before exec: takes the lock on a read-only
+    /// descriptor placed on `target` (kept across exec for the daemon's
+    /// whole life) unless a daemon holds it, then writes `pid` to the pid
+    /// file.
     pub fn claim(&self, target: RawFd, pid: i32) -> Result<Claim, DaemonError> {
-        let path = self.sibling_path(&self.sibling(".lock"));
-        let deadline = Instant::now() + CLAIM_WAIT;
-        let locked = loop {
-            let Some((fd, st)) = self.open_lock(true)? else {
-                return Err(PathError::io("the lock file", &path, Errno::ENOENT).into());
-            };
-            // On its slot before the lock is taken: closing any other
-            // descriptor of the file would drop the process's lock.
-            let fd = place(fd, target).map_err(|e| PathError::io("the lock file", &path, e))?;
-            let lock = whole_file_lock(libc::F_WRLCK);
-            match fcntl(fd.as_fd(), FcntlArg::F_SETLK(&lock)) {
-                Ok(_) if self.still_linked(&st) => break fd,
-                // Removed meanwhile: take the new one.
-                Ok(_) => {}
-                Err(Errno::EAGAIN | Errno::EACCES) if !self.still_linked(&st) => {}
-                Err(Errno::EAGAIN | Errno::EACCES) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(Errno::EAGAIN | Errno::EACCES) => {
-                    return Ok(Claim::Held(lock_holder(fd.as_fd(), &path)?.unwrap_or(0)));
-                }
-                Err(errno) => return Err(DaemonError::Lock { path, errno }),
-            }
+        const WHAT: &str = "the lock file";
+        let name = self.sibling(".lock");
+        let path = self.sibling_path(&name);
+        let _claim = self.claim_lock()?;
+        let named = self.read_pid()?.and_then(|(pid, _)| pid);
+        let holders = self.holders()?;
+        if let Some(daemon) = self.daemon(named, &holders) {
+            return Ok(Claim::Held(daemon));
+        }
+        if !holders.is_empty() {
+            // Locks of processes no pid file names: a new file, without them.
+            self.unlink(&name)?;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_CREAT;
+        let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
+            return Err(PathError::io(WHAT, &path, Errno::ENOENT).into());
         };
+        self.check_private(&name, &st, WHAT)?;
+        // On its slot before the lock is taken: closing any other descriptor
+        // of the file would drop the process's lock.
+        let fd = place(fd, target).map_err(|e| PathError::io(WHAT, &path, e))?;
+        fcntl(
+            fd.as_fd(),
+            FcntlArg::F_SETLK(&whole_file_lock(libc::F_RDLCK)),
+        )
+        .map_err(|errno| DaemonError::Lock { path, errno })?;
         self.write_new(&self.name, &format!("{pid}\n"), 0o644)?;
         // Kept open across exec: the lock lives as long as the daemon.
-        std::mem::forget(locked);
+        std::mem::forget(fd);
         Ok(Claim::Locked)
     }
 
@@ -396,39 +479,23 @@ impl PidFiles {
     }
 
     /// Removes the pid file unless a daemon holds the lock (whose pid is
-    /// returned, nothing removed); the lock and state files go with it. The
-    /// lock is taken (without waiting) while the files go, so no claim can
-    /// slip in between.
+    /// returned, nothing removed); the lock and state files go with it.
     pub fn remove(&self) -> Result<Option<i32>, DaemonError> {
-        let path = self.sibling_path(&self.sibling(".lock"));
-        let lock = match self.open_lock(false)? {
-            None => None,
-            Some((fd, st)) => {
-                match fcntl(
-                    fd.as_fd(),
-                    FcntlArg::F_SETLK(&whole_file_lock(libc::F_WRLCK)),
-                ) {
-                    Ok(_) => Some(fd),
-                    Err(Errno::EAGAIN | Errno::EACCES) if self.still_linked(&st) => {
-                        return lock_holder(fd.as_fd(), &path);
-                    }
-                    // Another removal took it away: nothing of it is left.
-                    Err(Errno::EAGAIN | Errno::EACCES) => None,
-                    Err(errno) => return Err(DaemonError::Lock { path, errno }),
-                }
-            }
-        };
+        let _claim = self.claim_lock()?;
+        let named = self.read_pid()?.and_then(|(pid, _)| pid);
+        if let Some(daemon) = self.daemon(named, &self.holders()?) {
+            return Ok(Some(daemon));
+        }
         self.unlink(&self.name)?;
         self.unlink(&self.sibling(".state"))?;
-        if lock.is_some() {
-            self.unlink(&self.sibling(".lock"))?;
-        }
+        self.unlink(&self.sibling(".lock"))?;
         Ok(None)
     }
 
     /// Removes the pid file whatever holds the lock (`zap --force`); the
     /// lock stays, so a daemon still running can still be stopped.
     pub fn remove_pid_file(&self) -> Result<(), DaemonError> {
+        let _claim = self.claim_lock()?;
         self.unlink(&self.name)?;
         self.unlink(&self.sibling(".state"))
     }
@@ -530,14 +597,38 @@ fn private_dir(path: &Path, trust: &Trust, create: bool) -> Result<(), PathError
     Ok(())
 }
 
-/// The pid of the process holding a POSIX lock on `fd`, if any.
-fn lock_holder(fd: BorrowedFd, path: &Path) -> Result<Option<i32>, DaemonError> {
-    let mut lock = whole_file_lock(libc::F_WRLCK);
-    fcntl(fd, FcntlArg::F_GETLK(&mut lock)).map_err(|errno| DaemonError::QueryLock {
-        path: path.to_path_buf(),
-        errno,
-    })?;
-    Ok((lock.l_type != libc::F_UNLCK as libc::c_short).then_some(lock.l_pid))
+/// The processes holding a POSIX or `flock` lock on the file `st`, from
+/// `/proc/locks` (lines `ID: KIND ADVISORY MODE PID MAJ:MIN:INODE ...`;
+/// waiters, `ID: -> ...`, and OFD locks, pid -1, hold nothing of a process).
+fn lock_holders(st: &FileStat) -> Vec<i32> {
+    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+        return Vec::new();
+    };
+    let (major, minor) = (libc::major(st.st_dev), libc::minor(st.st_dev));
+    let mut holders = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, kind, _, _, pid, file, ..] = fields.as_slice() else {
+            continue;
+        };
+        if *kind == "->" || !matches!(*kind, "POSIX" | "FLOCK") {
+            continue;
+        }
+        let mut parts = file.split(':');
+        let (Some(maj), Some(min), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let same_file = u32::from_str_radix(maj, 16) == Ok(major)
+            && u32::from_str_radix(min, 16) == Ok(minor)
+            && ino.parse::<u64>() == Ok(st.st_ino);
+        if let (true, Ok(pid)) = (same_file, pid.parse::<i32>())
+            && pid > 0
+            && !holders.contains(&pid)
+        {
+            holders.push(pid);
+        }
+    }
+    holders
 }
 
 /// Moves `fd` to descriptor `target` (without close-on-exec).
