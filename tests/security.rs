@@ -1127,3 +1127,237 @@ fn locks_the_daemons_user_adds_are_ignored() {
         );
     }
 }
+
+/// `nodaemon` with a `:user` runs the Lisp in a session of its own: it has
+/// no controlling terminal (no TIOCSTI into root's shell) and none of the
+/// caller's descriptors beyond the standard ones.
+#[test]
+fn nodaemon_gives_another_user_neither_roots_terminal_nor_descriptors() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let pid_file = home.join("lisp.pid");
+    let conf = sb.conf(
+        "n.conf",
+        &format!(
+            "(:pid-file \"n.pid\" :user \"dztest\"\n\
+             :main-function #.(lambda () (with-open-file (f {} :direction :output :if-exists :supersede)\n\
+                                          (print (sb-posix:getpid) f))))",
+            lisp_string(pid_file.to_str().unwrap())
+        ),
+    );
+    let secret = sb.path("secret");
+    fs::write(&secret, "root only\n").unwrap();
+    chmod(&secret, 0o600);
+    // Root's shell, with a terminal (script makes one) and a root-only file
+    // open on descriptor 9.
+    let inner = format!(
+        "exec 9<{} {} {} nodaemon",
+        secret.display(),
+        bin(),
+        conf.display()
+    );
+    let mut tool = Command::new("script");
+    tool.args(["-qec", &inner, "/dev/null"])
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .process_group(0);
+    let mut script = tool.spawn().unwrap();
+    sb.track(script.id() as i32);
+    assert!(wait_until(30, || fs::read_to_string(&pid_file)
+        .is_ok_and(|t| t.trim().parse::<i32>().is_ok())));
+    let lisp: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    sb.track(lisp);
+    let stat = fs::read_to_string(format!("/proc/{lisp}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(fields[4], "0", "the Lisp has no controlling terminal");
+    assert!(
+        fs::read_link(format!("/proc/{lisp}/fd/0"))
+            .unwrap()
+            .starts_with("/dev/pts"),
+        "it still reads the terminal"
+    );
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{lisp}/fd"))
+        .unwrap()
+        .map(|e| {
+            fs::read_link(e.unwrap().path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !fds.iter().any(|f| f == &secret.display().to_string()),
+        "{fds:?}"
+    );
+    let group = nix::unistd::Pid::from_raw(script.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+    let _ = script.wait();
+    assert!(wait_until(10, || !alive(lisp)));
+}
+
+/// A Lisp that runs as root opens its log files by name: it gets none in a
+/// directory a user can change (where a link could send root's lines
+/// anywhere).
+#[test]
+fn a_root_lisp_writes_no_log_file_where_a_user_could_link_it() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let logs = attacker_dir(&sb, "logs");
+    let target = sb.path("etc-pwned");
+    for name in ["info.log", "error.log"] {
+        let link = logs.join(name);
+        symlink(&target, &link).unwrap();
+        chown(&link, &user);
+    }
+    let logging = sb.conf(
+        "root-logging.conf",
+        &format!(
+            "(:admin-files-dir {} :admin-info-destination \"info.log\" :admin-error-destination \"error.log\" :admin-trace-destination nil)",
+            lisp_string(logs.to_str().unwrap())
+        ),
+    );
+    let conf = sb.conf(
+        "r.conf",
+        "(:pid-file \"r.pid\" :name \"rootd\" :main-function #.(lambda () t))",
+    );
+    let env = [("LOGGING_CONF", logging.to_str().unwrap())];
+    let pid = started_pid(&sb.run_with(&conf, &["start"], &env));
+    let out = sb.run_with(&conf, &["stop"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!alive(pid));
+    assert!(!target.exists(), "root's Lisp followed the user's link");
+}
+
+/// Supervised restarts read the whole bootstrap again (GNU CLISP reads the
+/// descriptor itself), and nobody can change it between restarts.
+#[test]
+fn every_restart_reads_the_whole_sealed_bootstrap() {
+    attacker();
+    let sb = open_sandbox();
+    let marker = sb.path("started");
+    let conf = sb.conf(
+        "c.conf",
+        &format!(
+            "(:pid-file \"c.pid\" :lisp :clisp :restart :on-failure :restart-delay 0.1 :stop-schedule \"TERM/10/KILL/5\"\n\
+             :main-function #.(lambda () (with-open-file (f {} :direction :output :if-exists :supersede)\n\
+                                          (print (os:process-id) f))))",
+            lisp_string(marker.to_str().unwrap())
+        ),
+    );
+    let supervisor = started_pid(&sb.run(&conf, &["start"]));
+    let lisp_of = || -> Option<i32> { fs::read_to_string(&marker).ok()?.trim().parse().ok() };
+    let first = lisp_of().expect("the first Lisp ran its main function");
+    let bootstrap = fs::read_link(format!("/proc/{first}/fd/3")).unwrap();
+    assert!(
+        bootstrap
+            .to_string_lossy()
+            .contains("daemonization-bootstrap")
+    );
+    let mut memfd = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{first}/fd/3"));
+    if let Ok(file) = &mut memfd {
+        use std::io::Write as _;
+        assert!(
+            file.write_all(b"(ext:quit 3)").is_err(),
+            "the bootstrap is sealed"
+        );
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(30, || lisp_of().is_some_and(|p| p != first && alive(p))),
+        "a restarted Lisp ran its main function"
+    );
+    assert!(alive(supervisor));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// As root, the Lisp's HOME is root's, whatever HOME sudo kept: the
+/// invoking user's `~/.sbclrc` never runs as root.
+#[test]
+fn a_root_lisp_loads_no_init_file_of_the_invoking_user() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let marker = sb.path("sbclrc-ran-as-root");
+    let rc = home.join(".sbclrc");
+    fs::write(
+        &rc,
+        format!(
+            "(with-open-file (f {} :direction :output :if-exists :supersede) (print 1 f))",
+            lisp_string(marker.to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    chown(&rc, &user);
+    let conf = sb.conf(
+        "h.conf",
+        "(:pid-file \"h.pid\" :main-function #.(lambda () t))",
+    );
+    let pid = started_pid(&sb.run_with(&conf, &["start"], &[("HOME", home.to_str().unwrap())]));
+    let environ =
+        String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/environ")).unwrap()).into_owned();
+    let root_home = nix::unistd::User::from_uid(0.into()).unwrap().unwrap().dir;
+    assert!(
+        environ
+            .split('\0')
+            .any(|v| v == format!("HOME={}", root_home.display()))
+    );
+    assert!(!marker.exists());
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// `:output` and `:fasl-dir` in a third user's directory (neither root's
+/// nor the daemon's user's): refused, nothing written or created there.
+#[test]
+fn a_third_users_directory_is_not_the_daemons() {
+    attacker();
+    let sb = open_sandbox();
+    let shared = sb.path("eve");
+    fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o777);
+    std::os::unix::fs::chown(&shared, Some(4242), Some(4242)).unwrap();
+    let eves = shared.join("out.log");
+    fs::write(&eves, "eve's\n").unwrap();
+    chmod(&eves, 0o666);
+    std::os::unix::fs::chown(&eves, Some(4242), Some(4242)).unwrap();
+    for key in [":output", ":fasl-dir"] {
+        let path = if key == ":output" {
+            eves.clone()
+        } else {
+            shared.join("fasl")
+        };
+        let conf = sb.conf(
+            "t.conf",
+            &format!(
+                "(:pid-file \"t.pid\" :user \"dztest\" {key} {} :main-function #.(lambda () (print \"secret\")))",
+                lisp_string(path.to_str().unwrap())
+            ),
+        );
+        let out = sb.run(&conf, &["start"]);
+        assert_eq!(out.status.code(), Some(1), "{key}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("is owned by uid 4242, not root or the daemon's user dztest;"),
+            "{key}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(fs::read_to_string(&eves).unwrap(), "eve's\n");
+    assert!(!shared.join("fasl").exists());
+}

@@ -26,7 +26,7 @@ pub use pidfile::{PidFiles, PidState};
 
 use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
 use crate::lisp::{self, Mode, Runner};
-use crate::logging::Logger;
+use crate::logging::{Destination, Destinations, Logger};
 use crate::report::{Outcome, Reason, Supervision, Verb, exit};
 use crate::trust::{self, Trust};
 use spawn::{Launch, Started};
@@ -77,6 +77,37 @@ impl Request<'_> {
         match verb {
             Verb::Status => outcome.with_exit(exit::STATUS_UNKNOWN),
             _ => outcome,
+        }
+    }
+
+    /// Where the Lisp writes its own log lines. A Lisp that runs as the
+    /// caller (root, in production) opens a log file by name, following
+    /// links, so it gets a file only where nobody but trusted owners can
+    /// change the directories on its path; elsewhere its lines go nowhere
+    /// (the tool's own lines still go there, through `trust::open_append`).
+    /// A Lisp of another user writes with that user's power.
+    fn lisp_log(&self, as_caller: bool) -> Destinations {
+        let safe = |d: &Destination| match d {
+            Destination::File(path) if as_caller => {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                match trust::walk_dir(
+                    dir,
+                    trust::Policy::Strict,
+                    &self.trust,
+                    "the log file",
+                    None,
+                ) {
+                    Ok(_) => d.clone(),
+                    Err(_) => Destination::Nowhere,
+                }
+            }
+            _ => d.clone(),
+        };
+        let all = self.logger.destinations();
+        Destinations {
+            info: safe(&all.info),
+            error: safe(&all.error),
+            trace: safe(&all.trace),
         }
     }
 
@@ -167,8 +198,8 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         &req.runner,
         &Mode::Daemon,
         req.login(),
-        req.logger.destinations(),
-        &lisp::caller_env(),
+        &req.lisp_log(req.switch.is_none()),
+        &caller_env(),
     );
     let started = create_fasl_dir(spec.fasl_dir.as_deref(), req)
         .and_then(|()| files.try_clone())
@@ -259,7 +290,8 @@ fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError>
     let Some(dir) = dir else { return Ok(()) };
     let owner = req.switch.as_ref().map(|s| (s.account.uid, s.account.gid));
     let create = trust::Create { mode: 0o755, owner };
-    let found = trust::walk_dir(dir, trust::Policy::Confined, &req.trust, WHAT, Some(create))?;
+    let policy = trust::Policy::Confined { user: owner };
+    let found = trust::walk_dir(dir, policy, &req.trust, WHAT, Some(create))?;
     let Some((uid, gid)) = owner else {
         return Ok(());
     };
@@ -325,8 +357,8 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         &req.runner,
         &mode,
         None,
-        req.logger.destinations(),
-        &lisp::caller_env(),
+        &req.lisp_log(true),
+        &caller_env(),
     );
     let launch = match Launch::new(&plan, program, None, req.conf.spec.umask(), None, None) {
         Ok(launch) => launch,
@@ -499,7 +531,10 @@ pub fn restart(req: &Request) -> Outcome {
 pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
     let program = program(req, Verb::Start)?;
     let notifier = notify::Notifier::from_env();
-    let as_parent = notifier.is_some() || std::process::id() == 1;
+    // A Lisp of another user never shares the caller's terminal session
+    // (TIOCSTI would type into root's shell): it runs as our child in a new
+    // session, reading the terminal without owning it.
+    let as_parent = notifier.is_some() || std::process::id() == 1 || req.switch.is_some();
     let mode = Mode::Foreground {
         report_ready: as_parent,
     };
@@ -509,8 +544,8 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         &req.runner,
         &mode,
         req.login(),
-        req.logger.destinations(),
-        &lisp::caller_env(),
+        &req.lisp_log(req.switch.is_none()),
+        &caller_env(),
     );
     let launch = Launch::new(
         &plan,
@@ -531,7 +566,22 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
     ))
 }
 
-/// The program to run: a path as is, a name looked up on PATH.
+/// The caller's environment for a Lisp; as root, `HOME` is root's own
+/// (from the passwd entry): a `HOME` kept through sudo would have root's
+/// Lisp load the invoking user's `~/.sbclrc` and ASDF configuration.
+fn caller_env() -> lisp::Env {
+    let mut env = lisp::caller_env();
+    if nix::unistd::geteuid().is_root()
+        && let Ok(Some(root)) = nix::unistd::User::from_uid(0.into())
+    {
+        env.retain(|(k, _)| k != "HOME");
+        env.push(("HOME".into(), root.dir.into_os_string()));
+    }
+    env
+}
+
+/// The program to run: a path as is (made absolute: the daemon runs from
+/// `/`), a name looked up on PATH.
 fn find_program(program: &OsStr) -> Option<PathBuf> {
     let executable = |p: &Path| {
         p.metadata()
@@ -539,10 +589,11 @@ fn find_program(program: &OsStr) -> Option<PathBuf> {
     };
     let path = Path::new(program);
     if program.as_encoded_bytes().contains(&b'/') {
-        return executable(path).then(|| path.to_path_buf());
+        let path = std::path::absolute(path).ok()?;
+        return executable(&path).then_some(path);
     }
     let dirs = std::env::var_os("PATH")?;
     std::env::split_paths(&dirs)
-        .map(|d| d.join(program))
+        .filter_map(|d| std::path::absolute(d.join(program)).ok())
         .find(|p| executable(p))
 }

@@ -18,6 +18,8 @@ use crate::trust::{self, Dir, DirKind, PathError, Policy, Trust};
 
 /// A partial line longer than this is written out anyway.
 const LONGEST_LINE: usize = 64 * 1024;
+/// The most one `drain` reads before the supervisor looks at its signals.
+const MAX_DRAIN: usize = 1024 * 1024;
 
 pub struct Output {
     path: PathBuf,
@@ -56,9 +58,9 @@ impl Output {
         let trust = Trust::of_caller();
         let parent = path.parent().unwrap_or(Path::new("/"));
         let name = path.file_name().unwrap_or(OsStr::new(".")).to_owned();
-        let dir = trust::walk_dir(parent, Policy::Confined, &trust, WHAT, None)
+        let dir = trust::walk_dir(parent, Policy::Confined { user: owner }, &trust, WHAT, None)
             .map_err(|e| e.to_string())?;
-        let file = trust::append_in(&dir, &name, path, WHAT, 0o640, owner)
+        let file = trust::append_in(&dir, &name, path, WHAT, 0o640, &trust, owner)
             .map_err(|e| e.to_string())?
             .file;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -87,21 +89,35 @@ impl Output {
         self.read.as_fd()
     }
 
-    /// Reads everything the pipe holds now and writes the whole lines.
+    /// Reads what the pipe holds now (at most `MAX_DRAIN`, so the event
+    /// loop goes on under a flood) and writes the whole lines; a partial
+    /// line longer than `LONGEST_LINE` is written as it is, so memory stays
+    /// bounded whatever the Lisp writes.
     pub fn drain(&mut self) {
         let mut buf = [0u8; 65536];
-        loop {
+        let mut read = 0;
+        while read < MAX_DRAIN {
             match self.read.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    read += n;
+                    self.pending.extend_from_slice(&buf[..n]);
+                    self.write_lines();
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
         }
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
+    }
+
+    fn write_lines(&mut self) {
+        let mut start = 0;
+        while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
+            let line = self.pending[start..start + end + 1].to_vec();
             self.write_line(&line);
+            start += end + 1;
         }
+        self.pending.drain(..start);
         if self.pending.len() > LONGEST_LINE {
             let line = std::mem::take(&mut self.pending);
             self.write_line(&line);
@@ -183,9 +199,15 @@ impl Output {
 
     /// Opens the file anew (SIGHUP, after someone else renamed it).
     pub fn reopen(&mut self) {
-        if let Ok(file) =
-            trust::append_in(&self.dir, &self.name, &self.path, WHAT, 0o640, self.owner)
-        {
+        if let Ok(file) = trust::append_in(
+            &self.dir,
+            &self.name,
+            &self.path,
+            WHAT,
+            0o640,
+            &self.trust,
+            self.owner,
+        ) {
             self.size = file.file.metadata().map(|m| m.len()).unwrap_or(0);
             self.file = file.file;
         }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -85,17 +85,35 @@ fn cstring(s: &OsStr) -> CString {
     .expect("NUL bytes were replaced")
 }
 
-/// A private, unlinked file holding the bootstrap (never on disk, never in argv).
+/// A private, unlinked file holding the bootstrap (never on disk, never in
+/// argv), sealed: nobody, the daemon's user included, can change it for
+/// the Lisps started from it later (a supervisor's restarts).
 pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
-    let fd = memfd_create(c"daemonization-bootstrap", MFdFlags::MFD_CLOEXEC)
-        .map_err(DaemonError::Memfd)?;
+    let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+    let fd = memfd_create(c"daemonization-bootstrap", flags).map_err(DaemonError::Memfd)?;
     let mut file = File::from(fd);
     file.write_all(text.as_bytes())
         .map_err(DaemonError::WriteBootstrap)?;
-    // Lisps that read the descriptor itself (rather than reopening
-    // /dev/fd/3) start where the file starts.
-    std::io::Seek::rewind(&mut file).map_err(DaemonError::WriteBootstrap)?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(file.as_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(DaemonError::Memfd)?;
     Ok(file.into())
+}
+
+/// The bootstrap for one Lisp: opened anew, read-only, so each Lisp reads
+/// its own copy from the start (GNU CLISP reads the descriptor itself);
+/// numbered 10 or more and close-on-exec until placed.
+pub(super) fn fresh_bootstrap(bootstrap: RawFd) -> Result<RawFd, String> {
+    let path = format!("/proc/self/fd/{bootstrap}");
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open the bootstrap: {e}"))?;
+    dup_high(fd.as_raw_fd())
 }
 
 impl Launch {
@@ -143,11 +161,8 @@ impl Launch {
     /// Execs the Lisp in this process, with the bootstrap on `BOOTSTRAP_FD`
     /// (the `nodaemon` path: no fork, no pid file). Returns only on failure.
     pub fn exec_in_foreground(self) -> DaemonError {
-        if let Err(e) = place(self.bootstrap.as_raw_fd(), BOOTSTRAP_FD) {
-            return DaemonError::Exec {
-                program: self.program_name,
-                errno: e,
-            };
+        if let Err(message) = lisp_descriptors(self.bootstrap.as_raw_fd(), None) {
+            return DaemonError::Setup(message);
         }
         if let Err(message) = switch_user(self.switch.as_ref()) {
             return DaemonError::Setup(message);
@@ -184,13 +199,11 @@ impl Launch {
         // SAFETY: single-threaded; the child only sets itself up and execs.
         let child = match unsafe { fork() }.map_err(DaemonError::Fork)? {
             ForkResult::Child => {
-                let placed = dup_high(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
-                    let ready = dup_high(write_end.as_raw_fd())?;
-                    place(bootstrap, BOOTSTRAP_FD)
-                        .and_then(|()| place(ready, READY_FD))
-                        .map_err(|e| e.to_string())
-                });
-                if placed.is_err() || switch_user(self.switch.as_ref()).is_err() {
+                let placed =
+                    lisp_descriptors(self.bootstrap.as_raw_fd(), Some(write_end.as_raw_fd()));
+                // Another user's Lisp gets no controlling terminal of ours.
+                let detached = self.switch.is_none() || setsid().is_ok();
+                if placed.is_err() || !detached || switch_user(self.switch.as_ref()).is_err() {
                     exit_now(127);
                 }
                 reset_signals();
@@ -447,7 +460,7 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     if let Some(files) = &mut launch.pid_files {
         files.move_high().map_err(|e| format!("dup: {e}"))?;
     }
-    let bootstrap = dup_high(launch.bootstrap.as_raw_fd())?;
+    let bootstrap = fresh_bootstrap(launch.bootstrap.as_raw_fd())?;
     let ready = dup_high(pipe)?;
     let reader = reader.map(|r| dup_high(r.as_raw_fd())).transpose()?;
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
@@ -469,6 +482,23 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     if let Some(reader) = reader {
         place(reader, READY_READER_FD).map_err(|e| format!("dup2: {e}"))?;
         last = READY_READER_FD;
+    }
+    close_from(last + 1);
+    Ok(())
+}
+
+/// The descriptors a Lisp started by this process gets: 0-2 as they are,
+/// its own bootstrap on `BOOTSTRAP_FD`, the readiness pipe `ready` (if any)
+/// on `READY_FD`; every other descriptor is closed, so nothing of the
+/// caller's (root's) reaches a Lisp that runs as another user.
+pub(super) fn lisp_descriptors(bootstrap: RawFd, ready: Option<RawFd>) -> Result<(), String> {
+    let bootstrap = fresh_bootstrap(bootstrap)?;
+    let ready = ready.map(dup_high).transpose()?;
+    place(bootstrap, BOOTSTRAP_FD).map_err(|e| format!("dup2: {e}"))?;
+    let mut last = BOOTSTRAP_FD;
+    if let Some(ready) = ready {
+        place(ready, READY_FD).map_err(|e| format!("dup2: {e}"))?;
+        last = READY_FD;
     }
     close_from(last + 1);
     Ok(())

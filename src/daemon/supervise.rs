@@ -26,10 +26,11 @@ use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::spawn::{
-    Launch, append_capped, exit_now, place, read_what_is_there, reset_signals, switch_user,
+    Launch, append_capped, exit_now, lisp_descriptors, place, read_what_is_there, reset_signals,
+    switch_user,
 };
 use crate::config::RestartPolicy;
-use crate::lisp::{LOCK_FD, READY_FD};
+use crate::lisp::{BOOTSTRAP_FD, LOCK_FD};
 use crate::logging::Logger;
 
 /// When and how often to restart.
@@ -101,11 +102,12 @@ fn failed(status: WaitStatus) -> bool {
 
 /// The Lisp, as the supervisor's child. Never returns.
 fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
-    let placed = place(ready.as_raw_fd(), READY_FD).and_then(|()| {
-        output.map_or(Ok(()), |o| {
+    let placed = output
+        .map_or(Ok(()), |o| {
             place(o.write.as_raw_fd(), 1).and_then(|()| place(o.write.as_raw_fd(), 2))
         })
-    });
+        .map_err(|e| e.to_string())
+        .and_then(|()| lisp_descriptors(BOOTSTRAP_FD, Some(ready.as_raw_fd())));
     if placed.is_err() || switch_user(launch.switch.as_ref()).is_err() {
         exit_now(127);
     }

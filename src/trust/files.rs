@@ -128,25 +128,28 @@ pub struct AppendFile {
 }
 
 /// Opens `path` for appending, creating it (and missing directories, with
-/// `create`) when needed, as the caller with `trust`: the walk follows no
-/// symbolic link an untrusted user could have made, the file is opened
-/// under the directory reached with `O_NOFOLLOW` (a FIFO never blocks the
-/// open), and only a regular file with one link is kept. A new file is
-/// created `O_EXCL` with `mode` and given to `owner` through its descriptor.
+/// `create`) when needed, as the caller with `trust`, for `user` (the
+/// daemon's user, whose directories and files are accepted too; `None` for
+/// the tool's own files): the walk follows no symbolic link an untrusted
+/// user could have made, the file is opened under the directory reached
+/// with `O_NOFOLLOW` (a FIFO never blocks the open), and only a regular
+/// file with one link, of a trusted owner or `user`, is kept. A new file
+/// is created `O_EXCL` with `mode` and given to `user` through its
+/// descriptor.
 pub fn open_append(
     path: &Path,
     trust: &Trust,
     what: &'static str,
     dirs: Option<Create>,
     mode: u32,
-    owner: Option<(u32, u32)>,
+    user: Option<(u32, u32)>,
 ) -> Result<AppendFile, PathError> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let Some(name) = path.file_name() else {
         return Err(PathError::io(what, path, Errno::EISDIR));
     };
-    let dir = walk_dir(parent, Policy::Confined, trust, what, dirs)?;
-    append_in(&dir, name, path, what, mode, owner)
+    let dir = walk_dir(parent, Policy::Confined { user }, trust, what, dirs)?;
+    append_in(&dir, name, path, what, mode, trust, user)
 }
 
 /// `open_append` of the file `name` in a directory already walked.
@@ -156,7 +159,8 @@ pub fn append_in(
     path: &Path,
     what: &'static str,
     mode: u32,
-    owner: Option<(u32, u32)>,
+    trust: &Trust,
+    user: Option<(u32, u32)>,
 ) -> Result<AppendFile, PathError> {
     let open = |flags: OFlag, mode: u32| {
         openat(
@@ -204,7 +208,16 @@ pub fn append_in(
         ))
         .into());
     }
-    if created && let Some((uid, gid)) = owner {
+    let users = user.is_some_and(|(uid, _)| uid == st.st_uid);
+    if !created && !trust.owns(st.st_uid) && !users {
+        return Err(refuse(format!(
+            "it is owned by {}, neither {} nor the daemon's user",
+            super::user_name(st.st_uid),
+            trust.owners()
+        ))
+        .into());
+    }
+    if created && let Some((uid, gid)) = user {
         nix::unistd::fchown(fd.as_fd(), Some(uid.into()), Some(gid.into()))
             .map_err(|e| PathError::io(what, path, e))?;
     }

@@ -140,9 +140,32 @@ fn symbolic_links_are_followed_only_where_no_one_else_could_make_them() {
     chown(&home, OTHER);
     symlink(top.path(), home.join("logs")).unwrap();
     let out = home.join("logs").join("out.log");
-    let result = open_append(&out, &trust, "the :output file", None, 0o640, None);
+    let user = Some((OTHER, OTHER));
+    let result = open_append(&out, &trust, "the :output file", None, 0o640, user);
     assert!(refusal(result).contains("is a symbolic link that uid 4242, who can change"));
     assert!(!top.path().join("out.log").exists());
+    // A third user's directory is not the daemon's user's to use.
+    let result = open_append(
+        &home.join("x.log"),
+        &trust,
+        "the :output file",
+        None,
+        0o640,
+        None,
+    );
+    assert!(refusal(result).contains(" is owned by uid 4242, not root;"));
+    let third = Some((OTHER + 1, OTHER + 1));
+    let result = open_append(
+        &home.join("x.log"),
+        &trust,
+        "the :output file",
+        None,
+        0o640,
+        third,
+    );
+    assert!(
+        refusal(result).contains(" is owned by uid 4242, not root or the daemon's user uid 4243;")
+    );
 }
 
 #[test]
@@ -180,8 +203,18 @@ fn appended_files_are_new_or_single_regular_files() {
             .st_uid,
         OTHER
     );
-    let again = open_append(&fresh, &trust, "the log file", None, 0o640, None).unwrap();
+    let user = Some((OTHER, OTHER));
+    let again = open_append(&fresh, &trust, "the log file", None, 0o640, user).unwrap();
     assert!(!again.created);
+    // The daemon's user's file in root's directory, for another daemon's
+    // user: refused.
+    let theirs = dir.path().join("theirs.log");
+    fs::write(&theirs, "").unwrap();
+    chown(&theirs, OTHER);
+    let result = open_append(&theirs, &trust, "the log file", None, 0o640, Some((7, 7)));
+    assert!(
+        refusal(result).contains("it is owned by uid 4242, neither root nor the daemon's user")
+    );
 }
 
 #[test]

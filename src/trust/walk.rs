@@ -26,11 +26,12 @@ pub enum Policy {
     /// trusted owner's entry in it): conf files, the Lisp program, the pid
     /// directory.
     Strict,
-    /// Directories may be others' (the daemon's user's): the walk follows no
-    /// symbolic link they could have made, and whatever is done next is done
+    /// Directories may also be those of `user` (the daemon's user: uid,
+    /// gid), writable by it alone (or its own group): the walk follows no
+    /// symbolic link it could have made, and whatever is done next is done
     /// through the descriptor of the directory reached (`:output`,
-    /// `:fasl-dir`, log files).
-    Confined,
+    /// `:fasl-dir`, log files). A third user's directory is refused.
+    Confined { user: Option<(u32, u32)> },
 }
 
 /// Who can change a directory's entries.
@@ -230,7 +231,18 @@ impl<'a> Walk<'a> {
             kind,
             stat,
         };
-        if self.policy == Policy::Strict && dir.kind == DirKind::Open {
+        let users = match self.policy {
+            Policy::Confined {
+                user: Some((uid, gid)),
+            } => {
+                let mode = dir.stat.st_mode;
+                dir.stat.st_uid == uid
+                    && mode & 0o002 == 0
+                    && (mode & 0o020 == 0 || dir.stat.st_gid == gid)
+            }
+            _ => false,
+        };
+        if dir.kind == DirKind::Open && !users {
             return Err(self.untrusted_dir(&dir));
         }
         Ok(dir)
@@ -244,11 +256,20 @@ impl<'a> Walk<'a> {
             true => "it".to_string(),
             false => format!("the directory {shown} on its path"),
         };
+        let owners = match self.policy {
+            Policy::Confined {
+                user: Some((uid, _)),
+            } => format!(
+                "{} or the daemon's user {}",
+                self.trust.owners(),
+                user_name(uid)
+            ),
+            _ => self.trust.owners(),
+        };
         let reason = match self.trust.owns(dir.stat.st_uid) {
             false => format!(
-                "{it} is owned by {}, not {}",
+                "{it} is owned by {}, not {owners}",
                 user_name(dir.stat.st_uid),
-                self.trust.owners()
             ),
             true => format!(
                 "{it} is writable by {} (mode {mode:04o})",
@@ -262,9 +283,8 @@ impl<'a> Walk<'a> {
         self.refuse(
             reason,
             format!(
-                "chown {} {shown}; chmod go-w {shown} (or use a directory only {} can change)",
+                "chown {} {shown}; chmod go-w {shown} (or use a directory only {owners} can change)",
                 self.trust.chown_to(),
-                self.trust.owners()
             ),
         )
     }
