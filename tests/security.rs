@@ -1163,6 +1163,7 @@ fn nodaemon_gives_another_user_neither_roots_terminal_nor_descriptors() {
         .env("LOGGING_CONF", logging_conf(sb.dir.path()))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .process_group(0);
     let mut script = tool.spawn().unwrap();
     sb.track(script.id() as i32);
