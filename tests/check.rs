@@ -1,11 +1,9 @@
 //! `check` and the command line, on the real binary, with SBCL as the judge
 //! of what Lisp would read.
 
-mod util;
-
 use std::fs;
 
-use util::*;
+use crate::util::*;
 
 /// Every conf file of the original reads; every daemon conf checks.
 #[test]

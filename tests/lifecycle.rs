@@ -1,31 +1,13 @@
 //! The daemon lifecycle on real SBCL: every command of daemon.sh, with the
 //! daemons' work checked for real (files they write, a swank client).
 
-mod util;
-
 use std::fs;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::*;
-
-/// A heartbeat daemon from the example, writing into the sandbox.
-fn heartbeat(sb: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf) {
-    let log = sb.path("heartbeat.log");
-    let conf = sb.example(
-        "heartbeat.conf",
-        &[("/tmp/daemonization-heartbeat.log", log.to_str().unwrap())],
-    );
-    (conf, log)
-}
-
-fn lines(path: &Path) -> usize {
-    fs::read_to_string(path)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
+use crate::util::*;
 
 /// The original's command sequence, each line and exit code checked.
 #[test]
@@ -43,7 +25,7 @@ fn original_sequence() {
         &format!("success started (pid = {pid1} pid-file = {p})"),
     );
     assert_eq!(fs::read_to_string(&pf).unwrap(), format!("{pid1}\n"));
-    assert!(wait_until(10, || lines(&log) >= 2), "the daemon beats");
+    assert!(wait_until(10, || line_count(&log) >= 2), "the daemon beats");
     assert_line(
         &sb.run(&conf, &["status"]),
         0,

@@ -3,13 +3,11 @@
 //! `daemonized`, and prints what it got back as `RECORD tag values` lines,
 //! which are checked here.
 
-mod util;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use util::*;
+use crate::util::*;
 
 /// What one Lisp run printed.
 struct LispRun {

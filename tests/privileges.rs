@@ -2,14 +2,12 @@
 //! (CI runs as root; the test user is created here). Run as another user,
 //! these tests say so and check nothing.
 
-mod util;
-
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
 
-use util::*;
+use crate::util::*;
 
 macro_rules! needs_root {
     () => {
@@ -18,13 +16,6 @@ macro_rules! needs_root {
             return;
         }
     };
-}
-
-/// A sandbox others can enter (the daemon runs as the test user).
-fn open_sandbox() -> Sandbox {
-    let sb = Sandbox::new();
-    fs::set_permissions(sb.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    sb
 }
 
 /// A directory in the sandbox the test user may write.

@@ -1,12 +1,9 @@
 //! restas-daemon confs: run as they are, and through `migrate`.
 
-mod util;
-
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use util::*;
+use crate::util::*;
 
 /// The user the daemon runs as: the test user as root, else the caller.
 fn daemon_user() -> String {
@@ -79,12 +76,6 @@ fn check_swank_daemon(sb: &Sandbox, conf: &Path, pid_file: &Path, port: u16) {
     );
     assert_eq!(sb.run(conf, &["stop"]).status.code(), Some(0));
     assert!(!alive(pid));
-}
-
-fn open_sandbox() -> Sandbox {
-    let sb = Sandbox::new();
-    fs::set_permissions(sb.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    sb
 }
 
 /// A restas conf with *name*, *swankport* and *asdf-central-registry*

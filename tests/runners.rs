@@ -1,12 +1,10 @@
 //! Runners: the lifecycle on each Lisp Debian ships (SBCL, ECL, GNU
 //! CLISP), chosen by :lisp or LISP_RUNNER; #+/#- decided per Lisp.
 
-mod util;
-
 use std::fs;
 use std::process::Command;
 
-use util::*;
+use crate::util::*;
 
 /// Whether `program` is installed; outside CI (which installs them) a
 /// missing Lisp skips the test.
@@ -18,37 +16,10 @@ fn installed(program: &str) -> bool {
     found || std::env::var_os("CI").is_some()
 }
 
-/// A daemon that writes a line when its main function runs, then one every
-/// 0.2 s from a thread where the Lisp has threads (CLISP has none).
-fn heartbeat(sb: &Sandbox, lisp: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let log = sb.path(&format!("{lisp}.beats"));
-    let conf = sb.conf(
-        &format!("{lisp}.conf"),
-        &format!(
-            "(:pid-file \"{lisp}.pid\" :name \"{lisp}-heartbeat\" :lisp :{lisp}\n \
-             :main-function #.(lambda ()\n\
-               (flet ((beat () (with-open-file (s {log} :direction :output :if-exists :append\n\
-                                                    :if-does-not-exist :create)\n\
-                                 (format s \"beat~%\"))))\n\
-                 (beat)\n\
-                 #+sbcl (sb-thread:make-thread (lambda () (loop (sleep 0.2) (beat))))\n\
-                 #+ecl (mp:process-run-function \"beat\" (lambda () (loop (sleep 0.2) (beat)))))))",
-            log = lisp_string(log.to_str().unwrap())
-        ),
-    );
-    (conf, log)
-}
-
-fn beats(path: &std::path::Path) -> usize {
-    fs::read_to_string(path)
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
 /// The original's command sequence on one Lisp.
 fn sequence(lisp: &str) {
     let sb = Sandbox::new();
-    let (conf, log) = heartbeat(&sb, lisp);
+    let (conf, log) = lisp_heartbeat(&sb, lisp);
     let p = sb.pid_file(&format!("{lisp}.pid")).display().to_string();
     let out = sb.run(&conf, &["start"]);
     let pid = started_pid(&out);
@@ -68,7 +39,7 @@ fn sequence(lisp: &str) {
     // CLISP has no threads: it beats once, from its main function.
     let wanted = if lisp == "clisp" { 1 } else { 2 };
     assert!(
-        wait_until(30, || beats(&log) >= wanted),
+        wait_until(30, || line_count(&log) >= wanted),
         "the {lisp} daemon beats"
     );
     assert_line(

@@ -4,8 +4,6 @@
 //! locks the attacker holds, processes the attacker runs, swaps done while
 //! root's command runs.
 
-mod util;
-
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt as _;
@@ -15,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use nix::libc;
-use util::*;
 
 /// The attacker.
 fn attacker() -> nix::unistd::User {
@@ -25,13 +23,6 @@ fn attacker() -> nix::unistd::User {
         "the security tests attack root's commands: run them as root (CI does)"
     );
     test_user()
-}
-
-/// A sandbox others can enter; root's.
-fn open_sandbox() -> Sandbox {
-    let sb = Sandbox::new();
-    chmod(sb.dir.path(), 0o755);
-    sb
 }
 
 fn chmod(path: &Path, mode: u32) {

@@ -1,11 +1,9 @@
 //! Supervise mode: a Rust supervisor restarts the Lisp per the policy.
 
-mod util;
-
 use std::fs;
 use std::path::Path;
 
-use util::*;
+use crate::util::*;
 
 /// A conf whose main function appends the Lisp's pid to `starts`, then runs `body`.
 fn conf(

@@ -1,13 +1,11 @@
 //! Logging to a real syslog daemon: the test starts its own rsyslogd on
 //! /dev/log (CI installs rsyslog and runs none), writing to a file.
 
-mod util;
-
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use util::*;
+use crate::util::*;
 
 /// Our rsyslogd; stopped, and its socket removed, when dropped.
 struct Rsyslogd {

@@ -1,14 +1,12 @@
 //! systemd: the `unit` command (checked by systemd-analyze verify), and
 //! sd_notify from `nodaemon`, received on a real AF_UNIX datagram socket.
 
-mod util;
-
 use std::os::linux::net::SocketAddrExt as _;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::*;
+use crate::util::*;
 
 /// The unit for a conf with a user, a restart policy and a stop schedule;
 /// systemd-analyze accepts it.

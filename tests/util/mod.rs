@@ -1,8 +1,6 @@
 //! Shared helpers for the integration tests: the real binary, temporary
 //! directories, and real SBCL.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -113,6 +111,17 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A sandbox others can enter (for daemons of the test user); root's.
+pub fn open_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    std::fs::set_permissions(
+        sb.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    sb
 }
 
 /// A test's own directory: pid files, confs and the files daemons write;
@@ -300,4 +309,43 @@ pub fn swank(port: u16, form: &str) -> String {
             return body;
         }
     }
+}
+
+/// A heartbeat daemon from the example, writing into the sandbox: its conf
+/// and the file it beats into.
+pub fn heartbeat(sb: &Sandbox) -> (PathBuf, PathBuf) {
+    let log = sb.path("heartbeat.log");
+    let conf = sb.example(
+        "heartbeat.conf",
+        &[("/tmp/daemonization-heartbeat.log", log.to_str().unwrap())],
+    );
+    (conf, log)
+}
+
+/// A heartbeat daemon on `lisp` (`sbcl`, `ecl`, `clisp`): its conf and the
+/// file it beats into (every 0.2 s where the Lisp has threads).
+pub fn lisp_heartbeat(sb: &Sandbox, lisp: &str) -> (PathBuf, PathBuf) {
+    let log = sb.path(&format!("{lisp}.beats"));
+    let conf = sb.conf(
+        &format!("{lisp}.conf"),
+        &format!(
+            "(:pid-file \"{lisp}.pid\" :name \"{lisp}-heartbeat\" :lisp :{lisp}\n \
+             :main-function #.(lambda ()\n\
+               (flet ((beat () (with-open-file (s {log} :direction :output :if-exists :append\n\
+                                                    :if-does-not-exist :create)\n\
+                                 (format s \"beat~%\"))))\n\
+                 (beat)\n\
+                 #+sbcl (sb-thread:make-thread (lambda () (loop (sleep 0.2) (beat))))\n\
+                 #+ecl (mp:process-run-function \"beat\" (lambda () (loop (sleep 0.2) (beat)))))))",
+            log = lisp_string(log.to_str().unwrap())
+        ),
+    );
+    (conf, log)
+}
+
+/// The number of lines in a file (0 if it cannot be read).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
 }

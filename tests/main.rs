@@ -1,0 +1,16 @@
+//! The integration tests, in one binary (as casey/just keeps them): each
+//! module runs the real binary against real Lisp daemons; `util` is what
+//! they share.
+
+mod util;
+
+mod check;
+mod lifecycle;
+mod lisp_api;
+mod privileges;
+mod restas;
+mod runners;
+mod security;
+mod supervise;
+mod syslog;
+mod systemd;
