@@ -8,6 +8,7 @@ mod notify;
 mod output;
 mod pidfile;
 mod process;
+mod readiness;
 mod spawn;
 mod supervise;
 

@@ -5,9 +5,8 @@
 //! forks. The starting process makes itself the subreaper of the daemon, so
 //! it can reap it and read its exit status if it dies before it is ready.
 //!
-//! The readiness pipe carries lines: first from the daemon process before
-//! exec (`pid N`, then `locked`, `running N` or `setup-error MSG`), then from
-//! the bootstrap (`ready`, or `error` followed by the Lisp's report).
+//! The readiness pipe carries the words of `readiness`: first from the
+//! daemon process before exec, then from the bootstrap.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -34,6 +33,7 @@ use super::identity::{self, Switch};
 use super::notify::Notifier;
 use super::pidfile::{Claim, PidFiles};
 use super::process::PidFd;
+use super::readiness::{self, Word};
 use super::supervise::{self, Policy};
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD, READY_READER_FD};
 use crate::logging::Logger;
@@ -240,7 +240,7 @@ impl Launch {
                     notify_failure(notifier, &text);
                 } else {
                     append_capped(&mut text, &buf[..n]);
-                    if text.starts_with("ready\n") {
+                    if readiness::is_ready(&text) {
                         if let Some(n) = notifier {
                             n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
                         }
@@ -308,7 +308,7 @@ pub(super) fn append_capped(text: &mut String, bytes: &[u8]) {
 
 /// `STATUS=` with the first line of the Lisp's error report, if it made one.
 fn notify_failure(notifier: Option<&Notifier>, text: &str) {
-    if let (Some(n), Some(report)) = (notifier, text.strip_prefix("error\n")) {
+    if let (Some(n), Some(report)) = (notifier, readiness::error_report(text)) {
         let first = report.lines().next().unwrap_or("the main function failed");
         n.send(&format!("STATUS={first}"));
     }
@@ -364,7 +364,7 @@ fn daemon_process(
     // SAFETY: `pipe` is the open write end of the readiness pipe; the File is
     // never dropped (this process execs or exits), so nothing closes it twice.
     let mut early = ManuallyDrop::new(unsafe { File::from_raw_fd(pipe) });
-    let _ = writeln!(early, "pid {pid}");
+    let _ = early.write_all(Word::Pid(pid).line().as_bytes());
     if let Err(message) = set_up(&mut launch, pipe, reader) {
         setup_error(&mut early, &message);
     }
@@ -377,12 +377,12 @@ fn daemon_process(
     match files.claim(LOCK_FD, pid) {
         Ok(Claim::Locked) => {}
         Ok(Claim::Held(holder)) => {
-            let _ = writeln!(pipe, "running {holder}");
+            let _ = pipe.write_all(Word::Running(holder).line().as_bytes());
             exit_now(0);
         }
         Err(e) => setup_error(&mut pipe, &e.to_string()),
     }
-    let _ = writeln!(pipe, "locked");
+    let _ = pipe.write_all(Word::Locked.line().as_bytes());
     if let Some(policy) = launch.supervise.clone() {
         // The supervisor (which ignores SIGPIPE) relays readiness itself.
         let _ = nix::unistd::close(READY_READER_FD);
@@ -408,13 +408,13 @@ fn daemon_process(
         } else {
             "none"
         };
-        let _ = writeln!(
-            pipe,
-            "switched user {} (uid {}, gid {}), capabilities: {caps}",
+        let how = format!(
+            "user {} (uid {}, gid {}), capabilities: {caps}",
             a.name, a.uid, a.gid
         );
+        let _ = pipe.write_all(Word::Switched(how).line().as_bytes());
     }
-    let _ = writeln!(pipe, "exec {}", launch.program_name);
+    let _ = pipe.write_all(Word::Exec(launch.program_name.clone()).line().as_bytes());
     let _ = chdir("/");
     umask(Mode::from_bits_truncate(launch.umask));
     reset_signals();
@@ -447,7 +447,7 @@ pub(super) fn switch_user(switch: Option<&Switch>) -> Result<(), String> {
 }
 
 fn setup_error(pipe: &mut File, message: &str) -> ! {
-    let _ = writeln!(pipe, "setup-error {}", message.replace('\n', " "));
+    let _ = pipe.write_all(Word::SetupError(message.to_string()).line().as_bytes());
     exit_now(1)
 }
 
@@ -567,33 +567,34 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
                 seen = i + 1;
                 trace(logger, line);
             }
-            if let Some(pid) = line.strip_prefix("pid ") {
-                daemon = pid.parse().ok();
-            } else if line == "locked" {
-                locked = true;
-            } else if let Some(holder) = line.strip_prefix("running ") {
-                reap(daemon);
-                return Ok(Started::AlreadyRunning {
-                    pid: holder.parse().unwrap_or(0),
-                });
-            } else if let Some(message) = line.strip_prefix("setup-error ") {
-                reap(daemon);
-                return Ok(Started::SetupError {
-                    message: message.to_string(),
-                });
-            } else if line == "ready" {
-                if let Some(pid) = daemon {
-                    return Ok(Started::Ready { pid });
+            match line.parse::<Word>() {
+                Ok(Word::Pid(pid)) => daemon = Some(pid),
+                Ok(Word::Locked) => locked = true,
+                Ok(Word::Running(holder)) => {
+                    reap(daemon);
+                    return Ok(Started::AlreadyRunning { pid: holder });
                 }
-            } else if line == "error" {
-                let mut report: String = lines[i + 1..].concat();
-                // The rest of the report, until the pipe closes: bounded in
-                // time (a child of the Lisp may keep the pipe open) and size.
-                read_until_closed(&mut file, &mut report, deadline);
-                let _ = end(daemon);
-                return Ok(Started::FunctionError {
-                    report: report.trim_end().to_string(),
-                });
+                Ok(Word::SetupError(message)) => {
+                    reap(daemon);
+                    return Ok(Started::SetupError { message });
+                }
+                Ok(Word::Ready) if daemon.is_some() => {
+                    return Ok(Started::Ready {
+                        pid: daemon.expect("checked"),
+                    });
+                }
+                Ok(Word::Error) => {
+                    let mut report: String = lines[i + 1..].concat();
+                    // The rest of the report, until the pipe closes: bounded
+                    // in time (a child of the Lisp may keep the pipe open)
+                    // and size.
+                    read_until_closed(&mut file, &mut report, deadline);
+                    let _ = end(daemon);
+                    return Ok(Started::FunctionError {
+                        report: report.trim_end().to_string(),
+                    });
+                }
+                _ => {}
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -660,15 +661,9 @@ fn read_until_closed(pipe: &mut File, text: &mut String, deadline: Instant) {
 
 /// Logs the steps of a start as the readiness pipe tells them.
 fn trace(logger: &Logger, line: &str) {
-    let step = match line.split_once(' ') {
-        Some(("pid", pid)) => format!("forked the daemon process {pid}"),
-        Some(("switched", how)) => format!("switched to {how}"),
-        Some(("exec", program)) => format!("exec {program}"),
-        _ if line == "locked" => "locked the pid file".to_string(),
-        _ if line == "ready" => ":main-function returned: ready".to_string(),
-        _ => return,
-    };
-    logger.trace(&step);
+    if let Some(step) = line.parse::<Word>().ok().as_ref().and_then(Word::trace) {
+        logger.trace(&step);
+    }
 }
 
 /// Reaps a daemon process that has exited or is about to.

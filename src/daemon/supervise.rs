@@ -25,6 +25,7 @@ use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
 
 use super::output::Output;
 use super::pidfile::PidFiles;
+use super::readiness::{self, Word};
 use super::spawn::{
     Launch, append_capped, exit_now, lisp_descriptors, place, read_what_is_there, reset_signals,
     switch_user,
@@ -159,7 +160,7 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
             Ok(output) => Some(output),
             Err(message) => {
                 let mut starter = starter;
-                let _ = writeln!(starter, "setup-error {message}");
+                let _ = starter.write_all(Word::SetupError(message).line().as_bytes());
                 finish(1)
             }
         },
@@ -300,7 +301,7 @@ fn watch(
                 Ok(0) | Err(_) => {
                     ready_open = false;
                     // The Lisp's error report, relayed whole.
-                    if text.starts_with("error\n")
+                    if readiness::error_report(&text).is_some()
                         && let Some(mut s) = starter.take()
                     {
                         let _ = s.write_all(text.as_bytes());
@@ -308,10 +309,10 @@ fn watch(
                 }
                 Ok(n) => {
                     append_capped(&mut text, &buf[..n]);
-                    if text.starts_with("ready\n") {
+                    if readiness::is_ready(&text) {
                         was_ready = true;
                         if let Some(mut s) = starter.take() {
-                            let _ = s.write_all(b"ready\n");
+                            let _ = s.write_all(Word::Ready.line().as_bytes());
                         }
                         ready_open = false;
                     }
@@ -335,7 +336,7 @@ fn watch(
                     // can be seen first): relay what is there, without waiting.
                     if ready_open {
                         read_what_is_there(&mut ready, &mut text);
-                        if text.starts_with("error\n")
+                        if readiness::error_report(&text).is_some()
                             && let Some(mut s) = starter.take()
                         {
                             let _ = s.write_all(text.as_bytes());

@@ -14,7 +14,10 @@
 ;;;;   *MODE*            :DAEMON (stay alive until stopped), :FOREGROUND
 ;;;;                     (nodaemon: REPL on a terminal, else wait), or
 ;;;;                     :CALL (call *MAIN-FUNCTION* with *ARGS* and exit)
-;;;;   *READY-FD*        fd of the readiness pipe, or NIL
+;;;;   *READY-FD*        fd of the readiness pipe, or NIL; REPORT writes the
+;;;;                     words "ready" or "error" there (the protocol is
+;;;;                     src/daemon/readiness.rs, which a test checks this
+;;;;                     file against)
 ;;;;   *CLOSE-FDS*       fds to mark close-on-exec (pid-file lock, ...)
 ;;;;   *REQUIRED-MODULES*       modules to REQUIRE first, because the code names them
 ;;;;   *BEFORE-INIT-FN*  source text of :before-init-fn, or NIL
