@@ -690,6 +690,7 @@ fn daemon_process_is_set_up_properly() {
     }
     let lock = fs::read_link(format!("/proc/{pid}/fd/5")).unwrap();
     assert_eq!(lock, pid_dir.join("setup.pid.lock"));
+    assert!(holds_lock(pid, &lock), "the daemon holds the lock on it");
     // The Lisp closes it right after writing "ready", which start may see first.
     let ready_fd = format!("/proc/{pid}/fd/4");
     assert!(

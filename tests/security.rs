@@ -512,6 +512,7 @@ fn locks_on_the_pid_file_neither_fake_nor_hide_nor_block() {
     assert_eq!(fs::metadata(&pid_file).unwrap().mode() & 0o777, 0o644);
     let lock_file = sb.path("l.pid.lock");
     assert_eq!(fs::metadata(&lock_file).unwrap().mode() & 0o777, 0o600);
+    assert!(holds_lock(pid, &lock_file), "the daemon holds its lock");
     let mut posix = lock_holder(&sb, &pid_file, false);
     let mut ofd = lock_holder(&sb, &pid_file, true);
     let mut on_dir = lock_holder(&sb, sb.dir.path(), false);

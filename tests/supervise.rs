@@ -60,6 +60,10 @@ fn on_failure_restarts_a_killed_lisp() {
     let (conf, starts) = conf(&sb, "web", ":restart :on-failure :restart-delay 0.2", "t");
     let out = sb.run(&conf, &["start"]);
     let supervisor = pid_in(&stdout(&out)).unwrap_or_else(|| panic!("{}", stderr(&out)));
+    assert!(
+        holds_lock(supervisor, &sb.path("web.pid.lock")),
+        "the supervisor holds the lock"
+    );
     let (lisp, restarts) = supervised(&sb, &conf);
     assert_eq!((pids(&starts), restarts), (vec![lisp], 0));
     sb.track(lisp);

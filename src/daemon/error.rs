@@ -47,10 +47,48 @@ pub enum DaemonError {
         signal: &'static str,
         errno: Errno,
     },
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     #[error("cannot create the :fasl-dir {}: {source}", path.display())]
     FaslDir { path: PathBuf, source: io::Error },
+    #[error("cannot run {program}: {errno}")]
+    Exec { program: String, errno: Errno },
+}
+
+/// Errors of the steps between fork and exec: one variant per step, with
+/// the errno and the id involved.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("cannot open /dev/null: {0}")]
+    DevNull(Errno),
+    #[error("cannot open the bootstrap: {0}")]
+    Bootstrap(Errno),
+    #[error("cannot copy a descriptor: {0}")]
+    Dup(Errno),
+    #[error("cannot place descriptor {target}: {errno}")]
+    Place { target: i32, errno: Errno },
+    #[error("cannot create the output pipe: {0}")]
+    OutputPipe(Errno),
+    /// `:output` refused, or the system would not open it.
+    #[error(transparent)]
+    Output(PathError),
+    /// The pid file could not be claimed.
+    #[error(transparent)]
+    Claim(Box<DaemonError>),
+    #[error("setsid: {0}")]
+    Setsid(Errno),
+    #[error("PR_SET_KEEPCAPS: {0}")]
+    KeepCaps(Errno),
+    #[error("initgroups({user}): {errno}")]
+    InitGroups { user: String, errno: Errno },
+    #[error("setresgid({gid}): {errno}")]
+    SetGid { gid: u32, errno: Errno },
+    #[error("setresuid({uid}): {errno}")]
+    SetUid { uid: u32, errno: Errno },
+    #[error("capabilities: {0}")]
+    Capabilities(caps::errors::CapsError),
+    #[error("PR_SET_NO_NEW_PRIVS: {0}")]
+    NoNewPrivs(Errno),
     #[error("cannot run {program}: {errno}")]
     Exec { program: String, errno: Errno },
 }

@@ -7,9 +7,11 @@ use std::ffi::CString;
 use std::path::PathBuf;
 
 use caps::{CapSet, Capability, CapsHashSet};
+use nix::errno::Errno;
 use nix::unistd::{Gid, Group, Uid, User, getgid, getuid, initgroups, setresgid, setresuid};
 use thiserror::Error;
 
+use super::error::SetupError;
 use crate::report::exit;
 
 /// A user account the daemon runs as.
@@ -147,28 +149,54 @@ pub fn decide(
 /// Applies a switch in the daemon process, before exec: supplementary
 /// groups of the target (nothing of root's), gid, uid, then the kept
 /// capability in the ambient set so it survives exec.
-pub fn apply(switch: &Switch) -> Result<(), String> {
+pub fn apply(switch: &Switch) -> Result<(), SetupError> {
     let account = &switch.account;
     let (uid, gid) = (Uid::from_raw(account.uid), Gid::from_raw(account.gid));
     if switch.keep_bind {
-        nix::sys::prctl::set_keepcaps(true).map_err(|e| format!("PR_SET_KEEPCAPS: {e}"))?;
+        nix::sys::prctl::set_keepcaps(true).map_err(SetupError::KeepCaps)?;
     }
-    let name = CString::new(account.name.as_str()).map_err(|e| e.to_string())?;
-    initgroups(&name, gid).map_err(|e| format!("initgroups({}): {e}", account.name))?;
-    setresgid(gid, gid, gid).map_err(|e| format!("setresgid({gid}): {e}"))?;
-    setresuid(uid, uid, uid).map_err(|e| format!("setresuid({uid}): {e}"))?;
+    let initgroups_failed = |errno| SetupError::InitGroups {
+        user: account.name.clone(),
+        errno,
+    };
+    // A passwd name holds no NUL byte.
+    let name = CString::new(account.name.as_str()).map_err(|_| initgroups_failed(Errno::EINVAL))?;
+    initgroups(&name, gid).map_err(initgroups_failed)?;
+    setresgid(gid, gid, gid).map_err(|errno| SetupError::SetGid {
+        gid: account.gid,
+        errno,
+    })?;
+    setresuid(uid, uid, uid).map_err(|errno| SetupError::SetUid {
+        uid: account.uid,
+        errno,
+    })?;
     if switch.keep_bind {
         let bind: CapsHashSet = [Capability::CAP_NET_BIND_SERVICE].into_iter().collect();
         for set in [CapSet::Permitted, CapSet::Effective, CapSet::Inheritable] {
-            caps::set(None, set, &bind).map_err(|e| format!("capabilities: {e}"))?;
+            caps::set(None, set, &bind).map_err(SetupError::Capabilities)?;
         }
         caps::raise(None, CapSet::Ambient, Capability::CAP_NET_BIND_SERVICE)
-            .map_err(|e| format!("ambient CAP_NET_BIND_SERVICE: {e}"))?;
+            .map_err(SetupError::Capabilities)?;
     }
     Ok(())
 }
 
 /// No exec'd program may gain privileges (setuid bits, file capabilities).
-pub fn no_new_privs() -> Result<(), String> {
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))
+pub fn no_new_privs() -> Result<(), SetupError> {
+    nix::sys::prctl::set_no_new_privs().map_err(SetupError::NoNewPrivs)
+}
+
+impl Switch {
+    /// Who the daemon runs as, for the `switched` word of a start.
+    pub fn describe(&self) -> String {
+        let a = &self.account;
+        let caps = match self.keep_bind {
+            true => "CAP_NET_BIND_SERVICE",
+            false => "none",
+        };
+        format!(
+            "user {} (uid {}, gid {}), capabilities: {caps}",
+            a.name, a.uid, a.gid
+        )
+    }
 }

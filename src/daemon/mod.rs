@@ -3,6 +3,7 @@
 //! setsid, exec, signals and pid-file locks.
 
 mod error;
+mod exec;
 pub mod identity;
 mod notify;
 mod output;

@@ -14,6 +14,7 @@ use nix::fcntl::{AtFlags, OFlag, renameat};
 use nix::sys::stat::fstatat;
 use nix::unistd::{UnlinkatFlags, pipe2, unlinkat};
 
+use super::error::SetupError;
 use crate::trust::{self, Dir, DirKind, PathError, Policy, Trust};
 
 /// A partial line longer than this is written out anyway.
@@ -54,21 +55,21 @@ impl Output {
         max_size: Option<u64>,
         keep: u32,
         owner: Option<(u32, u32)>,
-    ) -> Result<Output, String> {
+    ) -> Result<Output, SetupError> {
         let trust = Trust::of_caller();
         let parent = path.parent().unwrap_or(Path::new("/"));
         let name = path.file_name().unwrap_or(OsStr::new(".")).to_owned();
         let dir = trust::walk_dir(parent, Policy::Confined { user: owner }, &trust, WHAT, None)
-            .map_err(|e| e.to_string())?;
+            .map_err(SetupError::Output)?;
         let file = trust::append_in(&dir, &name, path, WHAT, 0o640, &trust, owner)
-            .map_err(|e| e.to_string())?
+            .map_err(SetupError::Output)?
             .file;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let (read, write) =
-            pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| format!("pipe: {e}"))?;
+            pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SetupError::OutputPipe)?;
         // Only the read end is ours to be non-blocking; the Lisp blocks.
         nix::fcntl::fcntl(write.as_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
-            .map_err(|e| e.to_string())?;
+            .map_err(SetupError::OutputPipe)?;
         Ok(Output {
             path: path.to_path_buf(),
             dir,

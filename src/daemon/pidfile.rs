@@ -181,30 +181,22 @@ impl PidFiles {
         })
     }
 
-    /// Moves the directory's descriptor to 10 or above (close-on-exec), out
-    /// of the way of the descriptors the daemon process places.
-    pub fn move_high(&mut self) -> Result<(), Errno> {
-        let fd = fcntl(self.dir.fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(10))?;
-        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nothing else owns.
-        self.dir.fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(())
+    /// The directory's descriptor, for the daemon process's layout.
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir.fd.as_raw_fd()
     }
 
-    /// Moves the directory's descriptor to `slot` (close-on-exec), in the
-    /// daemon process that closes every other descriptor.
-    pub fn move_to(&mut self, slot: RawFd) -> Result<(), Errno> {
-        if self.dir.fd.as_raw_fd() == slot {
-            return Ok(());
-        }
-        // SAFETY: dup3 onto a slot this single-threaded daemon process
-        // reserves for the directory; the new descriptor is owned below.
-        if unsafe { libc::dup3(self.dir.fd.as_raw_fd(), slot, libc::O_CLOEXEC) } < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: dup3 made `slot` a descriptor that nothing else owns; the
-        // old one is closed when replaced.
-        self.dir.fd = unsafe { OwnedFd::from_raw_fd(slot) };
-        Ok(())
+    /// After `exec::arrange` placed the directory on `slot` (and closed its
+    /// old descriptor): uses `slot`, close-on-exec.
+    pub fn adopt_dir_fd(&mut self, slot: RawFd) {
+        // SAFETY: `arrange` made `slot` a descriptor of the directory that
+        // nothing else owns; the old one is closed, so it is forgotten.
+        let old = std::mem::replace(&mut self.dir.fd, unsafe { OwnedFd::from_raw_fd(slot) });
+        std::mem::forget(old);
+        let _ = fcntl(
+            self.dir.fd.as_fd(),
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
     }
 
     fn sibling(&self, suffix: &str) -> OsString {
@@ -319,6 +311,11 @@ impl PidFiles {
                 Mode::from_bits_truncate(0o600),
             )
             .map_err(|e| PathError::io(WHAT, &path, e))?;
+            // Out of the way of the descriptors a daemon process places.
+            let fd = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(10))
+                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nothing else owns.
+                .map(|high| unsafe { OwnedFd::from_raw_fd(high) })
+                .map_err(|e| PathError::io(WHAT, &path, e))?;
             let st = fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, &path, e))?;
             self.check_private(&name, &st, WHAT)?;
             // SAFETY: flock on a descriptor we own, with constant flags.

@@ -19,17 +19,18 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
-use nix::libc;
+
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, chdir, execve, fork, pipe2, setsid};
+use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2, setsid};
 
-use super::error::DaemonError;
-use super::identity::{self, Switch};
+use super::error::{DaemonError, SetupError};
+use super::exec::{self, Become, exit_now};
+use super::identity::Switch;
 use super::notify::Notifier;
 use super::pidfile::{Claim, PidFiles};
 use super::process::PidFd;
@@ -102,20 +103,6 @@ pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
     Ok(file.into())
 }
 
-/// The bootstrap for one Lisp: opened anew, read-only, so each Lisp reads
-/// its own copy from the start (GNU CLISP reads the descriptor itself);
-/// numbered 10 or more and close-on-exec until placed.
-pub(super) fn fresh_bootstrap(bootstrap: RawFd) -> Result<RawFd, String> {
-    let path = format!("/proc/self/fd/{bootstrap}");
-    let fd = nix::fcntl::open(
-        path.as_str(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| format!("cannot open the bootstrap: {e}"))?;
-    dup_high(fd.as_raw_fd())
-}
-
 impl Launch {
     pub fn new(
         plan: &LaunchPlan,
@@ -161,18 +148,14 @@ impl Launch {
     /// Execs the Lisp in this process, with the bootstrap on `BOOTSTRAP_FD`
     /// (the `nodaemon` path: no fork, no pid file). Returns only on failure.
     pub fn exec_in_foreground(self) -> DaemonError {
-        if let Err(message) = lisp_descriptors(self.bootstrap.as_raw_fd(), None) {
-            return DaemonError::Setup(message);
+        let bootstrap = match exec::fresh_bootstrap(self.bootstrap.as_raw_fd()) {
+            Ok(fd) => fd,
+            Err(e) => return e.into(),
+        };
+        if let Err(e) = exec::arrange(&[(bootstrap, BOOTSTRAP_FD)]) {
+            return e.into();
         }
-        if let Err(message) = switch_user(self.switch.as_ref()) {
-            return DaemonError::Setup(message);
-        }
-        reset_signals();
-        let errno = execve(&self.program, &self.argv, &self.envp).unwrap_err();
-        DaemonError::Exec {
-            program: self.program_name,
-            errno,
-        }
+        exec::exec_lisp(&self, Become::default(), &mut |_| {}).into()
     }
 }
 
@@ -199,15 +182,19 @@ impl Launch {
         // SAFETY: single-threaded; the child only sets itself up and execs.
         let child = match unsafe { fork() }.map_err(DaemonError::Fork)? {
             ForkResult::Child => {
+                let ready = write_end.as_raw_fd();
                 let placed =
-                    lisp_descriptors(self.bootstrap.as_raw_fd(), Some(write_end.as_raw_fd()));
-                // Another user's Lisp gets no controlling terminal of ours.
-                let detached = self.switch.is_none() || setsid().is_ok();
-                if placed.is_err() || !detached || switch_user(self.switch.as_ref()).is_err() {
-                    exit_now(127);
+                    exec::fresh_bootstrap(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
+                        exec::arrange(&[(bootstrap, BOOTSTRAP_FD), (ready, READY_FD)])
+                    });
+                if placed.is_ok() {
+                    // Another user's Lisp gets no controlling terminal of ours.
+                    let how = Become {
+                        new_session: self.switch.is_some(),
+                        ..Become::default()
+                    };
+                    exec::exec_lisp(&self, how, &mut |_| {});
                 }
-                reset_signals();
-                let _ = execve(&self.program, &self.argv, &self.envp);
                 exit_now(127)
             }
             ForkResult::Parent { child } => child,
@@ -343,12 +330,6 @@ pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Start
     }
 }
 
-pub(super) fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit ends the process without running the parent's atexit
-    // handlers or flushing its stdio buffers, which the child must not do.
-    unsafe { libc::_exit(code) }
-}
-
 /// The descriptor of the pid directory in the daemon process (close-on-exec).
 const DIR_FD: RawFd = LOCK_FD + 1;
 
@@ -372,7 +353,7 @@ fn daemon_process(
     // SAFETY: set_up placed the pipe on READY_FD; never dropped, as above.
     let mut pipe = ManuallyDrop::new(unsafe { File::from_raw_fd(READY_FD) });
     let Some(files) = launch.pid_files.take() else {
-        setup_error(&mut pipe, "no pid file to claim")
+        setup_error(&mut pipe, &"no pid file to claim")
     };
     match files.claim(LOCK_FD, pid) {
         Ok(Claim::Locked) => {}
@@ -380,7 +361,7 @@ fn daemon_process(
             let _ = pipe.write_all(Word::Running(holder).line().as_bytes());
             exit_now(0);
         }
-        Err(e) => setup_error(&mut pipe, &e.to_string()),
+        Err(e) => setup_error(&mut pipe, &e),
     }
     let _ = pipe.write_all(Word::Locked.line().as_bytes());
     if let Some(policy) = launch.supervise.clone() {
@@ -392,160 +373,74 @@ fn daemon_process(
         supervise::run(launch, files, &policy, starter, logger);
     }
     if let Some(output) = &launch.output
-        && let Err(message) = capture_output(output, launch.switch.as_ref())
+        && let Err(e) = capture_output(output, launch.switch.as_ref())
     {
         files.remove_own();
-        setup_error(&mut pipe, &message);
+        setup_error(&mut pipe, &e);
     }
-    if let Err(message) = switch_user(launch.switch.as_ref()) {
-        files.remove_own();
-        setup_error(&mut pipe, &message);
-    }
-    if let Some(switch) = &launch.switch {
-        let a = &switch.account;
-        let caps = if switch.keep_bind {
-            "CAP_NET_BIND_SERVICE"
-        } else {
-            "none"
-        };
-        let how = format!(
-            "user {} (uid {}, gid {}), capabilities: {caps}",
-            a.name, a.uid, a.gid
-        );
-        let _ = pipe.write_all(Word::Switched(how).line().as_bytes());
-    }
-    let _ = pipe.write_all(Word::Exec(launch.program_name.clone()).line().as_bytes());
-    let _ = chdir("/");
-    umask(Mode::from_bits_truncate(launch.umask));
-    reset_signals();
-    let errno = execve(&launch.program, &launch.argv, &launch.envp).unwrap_err();
+    let how = Become {
+        daemon: true,
+        ..Become::default()
+    };
+    let e = exec::exec_lisp(&launch, how, &mut |word| {
+        let _ = pipe.write_all(word.line().as_bytes());
+    });
     files.remove_own();
-    setup_error(
-        &mut pipe,
-        &format!("cannot run {}: {errno}", launch.program_name),
-    )
+    setup_error(&mut pipe, &e)
 }
 
 /// `:output`: stdout and stderr appended to the file, created 0640 and
 /// owned by the daemon's user; opened as `crate::trust::open_append` does
 /// (no symbolic link the user could have made, no FIFO, no hard link).
-pub(super) fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), String> {
+fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), SetupError> {
     let file = super::output::open(path, switch.map(|s| (s.account.uid, s.account.gid)))
-        .map_err(|e| e.to_string())?;
+        .map_err(SetupError::Output)?;
     for target in [1, 2] {
-        place(file.as_raw_fd(), target).map_err(|e| format!("dup2: {e}"))?;
+        exec::place(file.as_raw_fd(), target)?;
     }
     Ok(())
 }
 
-/// The user switch, if any, then `no_new_privs`.
-pub(super) fn switch_user(switch: Option<&Switch>) -> Result<(), String> {
-    if let Some(switch) = switch {
-        identity::apply(switch)?;
-    }
-    identity::no_new_privs()
-}
-
-fn setup_error(pipe: &mut File, message: &str) -> ! {
-    let _ = pipe.write_all(Word::SetupError(message.to_string()).line().as_bytes());
+fn setup_error(pipe: &mut File, error: &dyn std::fmt::Display) -> ! {
+    let _ = pipe.write_all(Word::SetupError(error.to_string()).line().as_bytes());
     exit_now(1)
 }
 
 /// Standard streams on /dev/null, the bootstrap on `BOOTSTRAP_FD`, the
-/// readiness pipe on `READY_FD`, the pid directory on `DIR_FD`, the pipe's
-/// read end on `READY_READER_FD` if the Lisp keeps it, and every other
-/// inherited descriptor closed.
-fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(), String> {
-    // Move all out of the way first, so placing one cannot clobber another.
-    if let Some(files) = &mut launch.pid_files {
-        files.move_high().map_err(|e| format!("dup: {e}"))?;
-    }
-    let bootstrap = fresh_bootstrap(launch.bootstrap.as_raw_fd())?;
-    let ready = dup_high(pipe)?;
-    let reader = reader.map(|r| dup_high(r.as_raw_fd())).transpose()?;
+/// readiness pipe on `READY_FD`, the pid directory on `DIR_FD`
+/// (close-on-exec), the pipe's read end on `READY_READER_FD` if the Lisp
+/// keeps it, and every other inherited descriptor closed.
+fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(), SetupError> {
+    // Raw from here on: `arrange` closes or replaces it.
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| format!("/dev/null: {e}"))?
+        .map_err(SetupError::DevNull)?
         .into_raw_fd();
-    for (fd, target) in [
+    let mut layout = vec![
         (null, 0),
         (null, 1),
         (null, 2),
-        (bootstrap, BOOTSTRAP_FD),
-        (ready, READY_FD),
-    ] {
-        place(fd, target).map_err(|e| format!("dup2: {e}"))?;
+        (
+            exec::fresh_bootstrap(launch.bootstrap.as_raw_fd())?,
+            BOOTSTRAP_FD,
+        ),
+        (pipe, READY_FD),
+        // Held for the lock the claim places there: nothing opened
+        // meanwhile may land on it.
+        (null, LOCK_FD),
+    ];
+    if let Some(files) = &launch.pid_files {
+        layout.push((files.dir_fd(), DIR_FD));
     }
+    if let Some(reader) = &reader {
+        layout.push((reader.as_raw_fd(), READY_READER_FD));
+    }
+    exec::arrange(&layout)?;
     if let Some(files) = &mut launch.pid_files {
-        files.move_to(DIR_FD).map_err(|e| format!("dup3: {e}"))?;
+        files.adopt_dir_fd(DIR_FD);
     }
-    let mut last = DIR_FD;
-    if let Some(reader) = reader {
-        place(reader, READY_READER_FD).map_err(|e| format!("dup2: {e}"))?;
-        last = READY_READER_FD;
-    }
-    close_from(last + 1);
+    // Closed by `arrange`: never dropped again.
+    std::mem::forget(reader);
     Ok(())
-}
-
-/// The descriptors a Lisp started by this process gets: 0-2 as they are,
-/// its own bootstrap on `BOOTSTRAP_FD`, the readiness pipe `ready` (if any)
-/// on `READY_FD`; every other descriptor is closed, so nothing of the
-/// caller's (root's) reaches a Lisp that runs as another user.
-pub(super) fn lisp_descriptors(bootstrap: RawFd, ready: Option<RawFd>) -> Result<(), String> {
-    let bootstrap = fresh_bootstrap(bootstrap)?;
-    let ready = ready.map(dup_high).transpose()?;
-    place(bootstrap, BOOTSTRAP_FD).map_err(|e| format!("dup2: {e}"))?;
-    let mut last = BOOTSTRAP_FD;
-    if let Some(ready) = ready {
-        place(ready, READY_FD).map_err(|e| format!("dup2: {e}"))?;
-        last = READY_FD;
-    }
-    close_from(last + 1);
-    Ok(())
-}
-
-/// A close-on-exec copy of `fd` numbered 10 or more, out of the way of the
-/// fixed descriptors the Lisp gets.
-pub(super) fn dup_high(fd: RawFd) -> Result<RawFd, String> {
-    // SAFETY: the borrowed descriptor is open for the duration of the call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(|e| format!("dup: {e}"))
-}
-
-/// `dup2(fd, target)`, leaving `target` without close-on-exec (also when
-/// `fd` already is `target`, where dup2 would change nothing).
-pub(super) fn place(fd: RawFd, target: RawFd) -> Result<(), Errno> {
-    if fd == target {
-        // SAFETY: the descriptor is open for the duration of the call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        return fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).map(drop);
-    }
-    // SAFETY: dup2 only manipulates the descriptor table; `target` is a fixed
-    // slot this process reserves for the Lisp.
-    if unsafe { libc::dup2(fd, target) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
-/// Closes every descriptor from `first` up.
-fn close_from(first: RawFd) {
-    // SAFETY: close_range only closes descriptors; no Rust object in this
-    // process (which execs or exits next) will use the ones closed.
-    unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0) };
-}
-
-/// Default dispositions for every signal and an empty mask: a Lisp must
-/// not inherit our ignored SIGPIPE or a blocked signal.
-pub(super) fn reset_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for signal in Signal::iterator() {
-        if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
-            // SAFETY: installing SIG_DFL involves no handler code.
-            let _ =
-                unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
-        }
-    }
 }
 
 /// Reads the readiness pipe until a verdict or the timeout.

@@ -21,17 +21,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execve, fork, pipe2};
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
+use super::exec::{self, Become, exit_now};
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::readiness::{self, Word};
-use super::spawn::{
-    Launch, append_capped, exit_now, lisp_descriptors, place, read_what_is_there, reset_signals,
-    switch_user,
-};
+use super::spawn::{Launch, append_capped, read_what_is_there};
 use crate::config::RestartPolicy;
-use crate::lisp::{BOOTSTRAP_FD, LOCK_FD};
+use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 use crate::logging::Logger;
 
 /// When and how often to restart.
@@ -103,19 +101,20 @@ fn failed(status: WaitStatus) -> bool {
 
 /// The Lisp, as the supervisor's child. Never returns.
 fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
-    let placed = output
-        .map_or(Ok(()), |o| {
-            place(o.write.as_raw_fd(), 1).and_then(|()| place(o.write.as_raw_fd(), 2))
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|()| lisp_descriptors(BOOTSTRAP_FD, Some(ready.as_raw_fd())));
-    if placed.is_err() || switch_user(launch.switch.as_ref()).is_err() {
-        exit_now(127);
+    let placed = exec::fresh_bootstrap(BOOTSTRAP_FD).and_then(|bootstrap| {
+        let mut layout = vec![(bootstrap, BOOTSTRAP_FD), (ready.as_raw_fd(), READY_FD)];
+        if let Some(o) = output {
+            layout.extend([(o.write.as_raw_fd(), 1), (o.write.as_raw_fd(), 2)]);
+        }
+        exec::arrange(&layout)
+    });
+    if placed.is_ok() {
+        let how = Become {
+            die_with_parent: true,
+            ..Become::default()
+        };
+        exec::exec_lisp(launch, how, &mut |_| {});
     }
-    // After the user switch, which clears it: the Lisp dies with us.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    reset_signals();
-    let _ = execve(&launch.program, &launch.argv, &launch.envp);
     exit_now(127)
 }
 
@@ -158,9 +157,9 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
     let mut output = match (&launch.output, policy.rotation) {
         (Some(path), Some((max_size, keep))) => match Output::open(path, max_size, keep, owner) {
             Ok(output) => Some(output),
-            Err(message) => {
+            Err(e) => {
                 let mut starter = starter;
-                let _ = starter.write_all(Word::SetupError(message).line().as_bytes());
+                let _ = starter.write_all(Word::SetupError(e.to_string()).line().as_bytes());
                 finish(1)
             }
         },

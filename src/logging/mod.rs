@@ -250,7 +250,7 @@ impl Logger {
         }
     }
 
-    fn syslog(&self, level: Level, line: &str) -> Result<(), String> {
+    fn syslog(&self, level: Level, line: &str) -> Result<(), LogError> {
         let mut logger = self.syslog.borrow_mut();
         if logger.is_none() {
             let formatter = syslog::Formatter3164 {
@@ -259,7 +259,7 @@ impl Logger {
                 process: "daemonization".into(),
                 pid: std::process::id(),
             };
-            *logger = Some(syslog::unix(formatter).map_err(|e| e.to_string())?);
+            *logger = Some(syslog::unix(formatter).map_err(LogError::Syslog)?);
         }
         let logger = logger.as_mut().expect("set above");
         match level {
@@ -267,8 +267,19 @@ impl Logger {
             Level::Error => logger.err(line),
             Level::Trace => logger.debug(line),
         }
-        .map_err(|e| e.to_string())
+        .map_err(LogError::Syslog)
     }
+}
+
+/// Why a log line could not be written.
+#[derive(Debug, thiserror::Error)]
+enum LogError {
+    #[error("{0}")]
+    Syslog(syslog::Error),
+    #[error(transparent)]
+    File(crate::trust::PathError),
+    #[error("{0}")]
+    Write(std::io::Error),
 }
 
 fn describe(destination: &Destination) -> String {
@@ -281,7 +292,7 @@ fn describe(destination: &Destination) -> String {
 
 /// Appends a line to a log file, as `crate::trust::open_append` opens it:
 /// no symbolic link a user could have made, no FIFO, no hard-linked file.
-fn append(path: &Path, line: &str) -> Result<(), String> {
+fn append(path: &Path, line: &str) -> Result<(), LogError> {
     let dirs = Create {
         mode: 0o755,
         owner: None,
@@ -294,10 +305,10 @@ fn append(path: &Path, line: &str) -> Result<(), String> {
         0o640,
         None,
     )
-    .map_err(|e| e.to_string())?
+    .map_err(LogError::File)?
     .file;
     file.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| e.to_string())
+        .map_err(LogError::Write)
 }
 
 #[cfg(test)]

@@ -349,3 +349,21 @@ pub fn line_count(path: &Path) -> usize {
         .map(|t| t.lines().count())
         .unwrap_or(0)
 }
+
+/// Whether process `pid` holds a POSIX lock on the file at `path` (from
+/// /proc/locks: `ID: POSIX ADVISORY MODE PID MAJ:MIN:INODE ...`).
+pub fn holds_lock(pid: i32, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"POSIX")
+            && fields.get(4) == Some(&pid.to_string().as_str())
+            && fields
+                .get(5)
+                .is_some_and(|f| f.ends_with(&format!(":{}", meta.ino())))
+    })
+}
