@@ -3,6 +3,7 @@
 //! setsid, exec, signals and pid-file locks.
 
 mod error;
+mod events;
 mod exec;
 pub mod identity;
 mod notify;

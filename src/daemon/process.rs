@@ -19,6 +19,12 @@ pub struct PidFd {
     pub pid: i32,
 }
 
+impl AsFd for PidFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl PidFd {
     pub fn open(pid: i32) -> Result<PidFd, DaemonError> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;

@@ -11,23 +11,24 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::Write as _;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
+use super::error::SetupError;
+use super::events::{Event, EventLoop};
 use super::exec::{self, Become, exit_now};
 use super::output::Output;
 use super::pidfile::PidFiles;
+use super::process::PidFd;
 use super::readiness::{self, Word};
-use super::spawn::{Launch, append_capped, read_what_is_there};
+use super::spawn::{Launch, read_what_is_there};
 use crate::config::RestartPolicy;
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 use crate::logging::Logger;
@@ -45,7 +46,7 @@ pub struct Policy {
 
 /// What `status` shows of a supervised daemon.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct State {
+pub struct Record {
     pub supervisor: i32,
     pub lisp: Option<i32>,
     pub restarts: u32,
@@ -54,12 +55,12 @@ pub struct State {
 
 /// The state of the supervisor `pid`, if it is one (`PIDFILE.state`,
 /// read as `PidFiles` reads its files).
-pub fn read_state(files: &PidFiles, pid: i32) -> Option<State> {
+pub fn read_state(files: &PidFiles, pid: i32) -> Option<Record> {
     parse_state(&files.read_state()?, pid)
 }
 
-fn parse_state(text: &str, pid: i32) -> Option<State> {
-    let mut state = State::default();
+fn parse_state(text: &str, pid: i32) -> Option<Record> {
+    let mut state = Record::default();
     for line in text.lines() {
         let (key, value) = line.split_once(' ')?;
         match key {
@@ -73,7 +74,7 @@ fn parse_state(text: &str, pid: i32) -> Option<State> {
     (state.supervisor == pid).then_some(state)
 }
 
-fn state_text(state: &State) -> String {
+fn state_text(state: &Record) -> String {
     let mut text = format!(
         "supervisor {}\nrestarts {}\n",
         state.supervisor, state.restarts
@@ -87,16 +88,13 @@ fn state_text(state: &State) -> String {
     text
 }
 
-fn describe(status: WaitStatus) -> String {
+/// How a Lisp ended, for logs and `status`.
+fn how_it_ended(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, _) => format!("killed by {}", signal.as_str()),
         other => format!("{other:?}"),
     }
-}
-
-fn failed(status: WaitStatus) -> bool {
-    !matches!(status, WaitStatus::Exited(_, 0))
 }
 
 /// The Lisp, as the supervisor's child. Never returns.
@@ -118,276 +116,384 @@ fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
     exit_now(127)
 }
 
+/// Where the supervisor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// A Lisp runs and has not reported readiness; `first`: the start that
+    /// `start` waits for.
+    Starting { first: bool },
+    /// The Lisp is ready.
+    Running,
+    /// A stop was asked for and forwarded to the Lisp.
+    Stopping,
+    /// No Lisp: waiting for the restart delay to pass.
+    Waiting,
+    /// The supervisor exits.
+    Done,
+}
+
+/// What happened to the supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Happened {
+    /// The Lisp reported readiness.
+    Ready,
+    /// The Lisp ended; `failed` unless it exited with status 0.
+    Exited { failed: bool },
+    /// SIGTERM, SIGINT or SIGUSR1: stop.
+    Stop(Signal),
+    /// SIGHUP.
+    Hangup,
+    /// The restart delay passed; `limit_reached` if a start now would
+    /// exceed `:start-limit`.
+    DelayOver { limit_reached: bool },
+}
+
+/// Why the supervisor exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Stopped,
+    /// The first start failed (`start` reports why).
+    FirstStartFailed,
+    NotRestarting,
+    StartLimit,
+}
+
+/// What the supervisor does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Tell `start` the Lisp is ready.
+    RelayReady,
+    /// Tell `start` the Lisp's error report, if it made one.
+    RelayReport,
+    Forward(Signal),
+    ReopenOutput,
+    /// Wait for the restart delay.
+    WaitToRestart,
+    /// Start a new Lisp.
+    Start,
+    Exit(Exit),
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Stopped | Exit::NotRestarting => 0,
+            Exit::FirstStartFailed | Exit::StartLimit => 1,
+        }
+    }
+}
+
+/// The supervisor as a state × event table (as s6-supervise's): pure, so
+/// it is tested without processes. `captured`: the supervisor writes
+/// `:output` (then SIGHUP reopens it rather than reaching the Lisp).
+pub fn on(
+    phase: Phase,
+    event: Happened,
+    restart: RestartPolicy,
+    captured: bool,
+) -> (Phase, Vec<Action>) {
+    use Action::*;
+    use Happened::*;
+    use Phase::*;
+    let lisp = matches!(phase, Starting { .. } | Running | Stopping);
+    let hangup = match captured {
+        true => vec![ReopenOutput],
+        false if lisp => vec![Forward(Signal::SIGHUP)],
+        false => vec![],
+    };
+    match (phase, event) {
+        (Starting { .. }, Ready) => (Running, vec![RelayReady]),
+        (Starting { first: true }, Exited { .. }) => {
+            (Done, vec![RelayReport, Exit(self::Exit::FirstStartFailed)])
+        }
+        (Starting { first: false } | Running, Exited { failed }) => {
+            let again = match restart {
+                RestartPolicy::Never => false,
+                RestartPolicy::OnFailure => failed,
+                RestartPolicy::Always => true,
+            };
+            match again {
+                true => (Waiting, vec![WaitToRestart]),
+                false => (Done, vec![Exit(self::Exit::NotRestarting)]),
+            }
+        }
+        (Stopping, Exited { .. }) => (Done, vec![Exit(self::Exit::Stopped)]),
+        (Starting { .. } | Running | Stopping, Stop(signal)) => (Stopping, vec![Forward(signal)]),
+        (Waiting, Stop(_)) => (Done, vec![Exit(self::Exit::Stopped)]),
+        (_, Hangup) => (phase, hangup),
+        (
+            Waiting,
+            DelayOver {
+                limit_reached: true,
+            },
+        ) => (Done, vec![Exit(self::Exit::StartLimit)]),
+        (
+            Waiting,
+            DelayOver {
+                limit_reached: false,
+            },
+        ) => (Starting { first: false }, vec![Start]),
+        _ => (phase, vec![]),
+    }
+}
+
+/// The supervisor's running state around the table: the Lisp, the
+/// starter, the record for `status`, delays and starts.
+struct Supervisor<'a> {
+    launch: &'a Launch,
+    files: &'a PidFiles,
+    policy: &'a Policy,
+    logger: &'a Logger,
+    events: EventLoop,
+    starter: Option<File>,
+    record: Record,
+    lisp: Option<Pid>,
+    /// The pid of the Lisp that ended last, for the log.
+    last_lisp: i32,
+    started: Instant,
+    delay: Duration,
+    starts: VecDeque<Instant>,
+}
+
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
 /// set up, `starter` the readiness pipe of `start`). Never returns.
 pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logger: &Logger) -> ! {
-    let mut state = State {
-        supervisor: std::process::id() as i32,
-        ..State::default()
-    };
-    let finish = |code: i32| -> ! {
-        files.remove_own();
-        exit_now(code)
-    };
-    // The Lisp must not inherit the pid file's descriptor.
+    // The Lisp must not inherit the lock's descriptor.
     let _ = nix::fcntl::fcntl(
-        // SAFETY: LOCK_FD is open (the claim placed the pid file there).
+        // SAFETY: LOCK_FD is open (the claim placed the lock file there).
         unsafe { std::os::fd::BorrowedFd::borrow_raw(LOCK_FD) },
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
+    let mut starter = starter;
+    let events = match set_up(&launch, policy) {
+        Ok(events) => events,
+        Err(e) => {
+            let _ = starter.write_all(Word::SetupError(e.to_string()).line().as_bytes());
+            files.remove_own();
+            exit_now(1)
+        }
+    };
+    let mut supervisor = Supervisor {
+        launch: &launch,
+        files: &files,
+        policy,
+        logger,
+        events,
+        starter: Some(starter),
+        record: Record {
+            supervisor: std::process::id() as i32,
+            ..Record::default()
+        },
+        lisp: None,
+        last_lisp: 0,
+        started: Instant::now(),
+        delay: policy.delay,
+        starts: VecDeque::new(),
+    };
+    let mut phase = Phase::Starting { first: true };
+    let mut actions = vec![Action::Start];
+    loop {
+        for action in actions {
+            supervisor.act(action);
+        }
+        let happened = supervisor.next_event(phase);
+        (phase, actions) = on(phase, happened, policy.restart, policy.rotation.is_some());
+    }
+}
+
+/// The signals the supervisor takes (as events), and `:output` if it
+/// writes it.
+fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, SetupError> {
     let mut mask = SigSet::empty();
     for signal in [
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGUSR1,
         Signal::SIGHUP,
-        Signal::SIGCHLD,
     ] {
         mask.add(signal);
     }
-    let Ok(signals) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
-        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC))
-    else {
-        finish(1)
-    };
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(SetupError::Signals)?;
+    let signals =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(SetupError::Signals)?;
     let owner = launch
         .switch
         .as_ref()
         .map(|s| (s.account.uid, s.account.gid));
-    let mut output = match (&launch.output, policy.rotation) {
-        (Some(path), Some((max_size, keep))) => match Output::open(path, max_size, keep, owner) {
-            Ok(output) => Some(output),
-            Err(e) => {
-                let mut starter = starter;
-                let _ = starter.write_all(Word::SetupError(e.to_string()).line().as_bytes());
-                finish(1)
-            }
-        },
+    let output = match (&launch.output, policy.rotation) {
+        (Some(path), Some((max_size, keep))) => Some(Output::open(path, max_size, keep, owner)?),
         _ => None,
     };
-    let finish = |code: i32, output: &mut Option<Output>| -> ! {
-        if let Some(output) = output {
-            output.flush();
-        }
-        finish(code)
-    };
-    let mut starter = Some(starter);
-    let mut first = true;
-    let mut delay = policy.delay;
-    let mut starts: VecDeque<Instant> = VecDeque::new();
-    loop {
-        let now = Instant::now();
-        if let Some((limit, within)) = policy.start_limit {
-            while starts
-                .front()
-                .is_some_and(|t| now.duration_since(*t) > within)
-            {
-                starts.pop_front();
-            }
-            if starts.len() >= limit as usize {
-                logger.error(&format!(
-                    "giving up: {limit} starts within {} s; the Lisp {}",
-                    within.as_secs(),
-                    state.last_exit.as_deref().unwrap_or("failed")
-                ));
-                finish(1, &mut output);
-            }
-        }
-        starts.push_back(now);
-        let Ok((ready_read, ready_write)) = pipe2(OFlag::O_CLOEXEC) else {
-            finish(1, &mut output)
-        };
-        // SAFETY: single-threaded; the child only sets itself up and execs.
-        let child = match unsafe { fork() } {
-            Ok(ForkResult::Child) => lisp_child(&launch, &ready_write, output.as_ref()),
-            Ok(ForkResult::Parent { child }) => child,
-            Err(_) => finish(1, &mut output),
-        };
-        drop(ready_write);
-        state.lisp = Some(child.as_raw());
-        let _ = files.write_state(&state_text(&state));
-        if starter.is_none() {
-            logger.info(&format!(
-                "restarted the Lisp (pid {child}), restart {}",
-                state.restarts
-            ));
-        }
-        let started = Instant::now();
-        let (status, stopping, ready) = watch(
-            child,
-            File::from(ready_read),
-            &signals,
-            &mut starter,
-            output.as_mut(),
-        );
-        state.last_exit = Some(describe(status));
-        state.lisp = None;
-        let _ = files.write_state(&state_text(&state));
-        if stopping {
-            finish(0, &mut output);
-        }
-        if first && !ready {
-            // It ended before it was ready: the first start fails (the
-            // starter has the Lisp's report, or sees the pipe close).
-            drop(starter.take());
-            finish(1, &mut output);
-        }
-        first = false;
-        let restart = match policy.restart {
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => failed(status),
-            RestartPolicy::Always => true,
-        };
-        if !restart {
-            logger.info(&format!("the Lisp {}; not restarting", describe(status)));
-            finish(0, &mut output);
-        }
-        // A Lisp that ran long enough resets the delay; quick failures double it.
-        if started.elapsed() >= policy.max_delay {
-            delay = policy.delay;
-        }
-        logger.error(&format!(
-            "the Lisp (pid {child}) {}; restarting in {} s",
-            describe(status),
-            delay.as_secs_f64()
-        ));
-        if wait_or_stop(&signals, delay, output.as_mut()) {
-            finish(0, &mut output);
-        }
-        delay = (delay * 2).min(policy.max_delay);
-        state.restarts += 1;
-    }
+    Ok(EventLoop::new(Some(signals), output))
 }
 
-/// Waits for the Lisp `child` to end, relaying its readiness to the starter
-/// and forwarding stop signals; returns how it ended, whether a stop was
-/// asked for, and whether it had become ready.
-fn watch(
-    child: Pid,
-    mut ready: File,
-    signals: &SignalFd,
-    starter: &mut Option<File>,
-    mut output: Option<&mut Output>,
-) -> (WaitStatus, bool, bool) {
-    let mut text = String::new();
-    let mut ready_open = true;
-    let mut stopping = false;
-    let mut was_ready = false;
-    loop {
-        if let Some(o) = output.as_deref_mut() {
-            o.drain();
-        }
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if ready_open {
-            fds.push(PollFd::new(ready.as_fd(), PollFlags::POLLIN));
-        }
-        if let Some(o) = output.as_deref() {
-            fds.push(PollFd::new(o.read_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => exit_now(1),
-        }
-        let ready_event = ready_open
-            && fds
-                .get(1)
-                .and_then(PollFd::revents)
-                .is_some_and(|r| !r.is_empty());
-        let signal_event = fds[0].revents().is_some_and(|r| !r.is_empty());
-        if ready_event {
-            let mut buf = [0u8; 4096];
-            match ready.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    ready_open = false;
-                    // The Lisp's error report, relayed whole.
-                    if readiness::error_report(&text).is_some()
-                        && let Some(mut s) = starter.take()
-                    {
-                        let _ = s.write_all(text.as_bytes());
-                    }
+impl Supervisor<'_> {
+    /// Waits for what the table takes next.
+    fn next_event(&mut self, phase: Phase) -> Happened {
+        loop {
+            let event = match self.events.next() {
+                Ok(event) => event,
+                Err(_) => self.exit(Exit::Stopped),
+            };
+            match event {
+                Event::Said if readiness::is_ready(&self.events.text) => {
+                    // Nothing more to hear from this Lisp.
+                    self.events.pipe = None;
+                    return Happened::Ready;
                 }
-                Ok(n) => {
-                    append_capped(&mut text, &buf[..n]);
-                    if readiness::is_ready(&text) {
-                        was_ready = true;
-                        if let Some(mut s) = starter.take() {
-                            let _ = s.write_all(Word::Ready.line().as_bytes());
-                        }
-                        ready_open = false;
-                    }
+                Event::Said | Event::PipeClosed => {}
+                Event::ChildExited => {
+                    return Happened::Exited {
+                        failed: self.reap(),
+                    };
                 }
+                Event::Signal(Signal::SIGHUP) => return Happened::Hangup,
+                Event::Signal(signal) => return Happened::Stop(signal),
+                Event::Deadline if phase == Phase::Waiting => {
+                    return Happened::DelayOver {
+                        limit_reached: self.limit_reached(),
+                    };
+                }
+                Event::Deadline => {}
             }
         }
-        if !signal_event {
-            continue;
-        }
-        let Ok(Some(info)) = signals.read_signal() else {
-            continue;
+    }
+
+    /// Reaps the Lisp that ended, records how, and says whether it failed.
+    fn reap(&mut self) -> bool {
+        let Some(lisp) = self.lisp.take() else {
+            return false;
         };
-        match Signal::try_from(info.ssi_signo as i32) {
-            Ok(Signal::SIGCHLD) => match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => {}
-                Ok(status) => {
-                    if let Some(o) = output.as_deref_mut() {
-                        o.drain();
-                    }
-                    // Its error report may still be in the pipe (the exit
-                    // can be seen first): relay what is there, without waiting.
-                    if ready_open {
-                        read_what_is_there(&mut ready, &mut text);
-                        if readiness::error_report(&text).is_some()
-                            && let Some(mut s) = starter.take()
-                        {
-                            let _ = s.write_all(text.as_bytes());
-                        }
-                    }
-                    return (status, stopping, was_ready);
+        let status = waitpid(lisp, None).unwrap_or(WaitStatus::StillAlive);
+        self.last_lisp = lisp.as_raw();
+        // Its report may still be in the pipe (the exit can be seen first).
+        if let Some(pipe) = &mut self.events.pipe {
+            read_what_is_there(pipe, &mut self.events.text);
+        }
+        if let Some(o) = &mut self.events.output {
+            o.drain();
+        }
+        self.record.last_exit = Some(how_it_ended(status));
+        self.record.lisp = None;
+        let _ = self.files.write_state(&state_text(&self.record));
+        !matches!(status, WaitStatus::Exited(_, 0))
+    }
+
+    fn limit_reached(&mut self) -> bool {
+        let Some((limit, within)) = self.policy.start_limit else {
+            return false;
+        };
+        let now = Instant::now();
+        while self
+            .starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > within)
+        {
+            self.starts.pop_front();
+        }
+        self.starts.len() >= limit as usize
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::RelayReady => {
+                if let Some(mut s) = self.starter.take() {
+                    let _ = s.write_all(Word::Ready.line().as_bytes());
                 }
-            },
-            Ok(Signal::SIGHUP) if output.is_some() => {
-                // After an outside rotation: write to a fresh file.
-                if let Some(o) = output.as_deref_mut() {
+            }
+            Action::RelayReport => {
+                if readiness::error_report(&self.events.text).is_some()
+                    && let Some(mut s) = self.starter.take()
+                {
+                    let _ = s.write_all(self.events.text.as_bytes());
+                }
+            }
+            Action::Forward(signal) => {
+                if let Some(lisp) = self.lisp {
+                    let _ = nix::sys::signal::kill(lisp, signal);
+                }
+            }
+            Action::ReopenOutput => {
+                if let Some(o) = &mut self.events.output {
                     o.drain();
                     o.reopen();
                 }
             }
-            Ok(signal) => {
-                stopping |= signal != Signal::SIGHUP;
-                let _ = nix::sys::signal::kill(child, signal);
-            }
-            Err(_) => {}
+            Action::WaitToRestart => self.wait_to_restart(),
+            Action::Start => self.start(),
+            Action::Exit(why) => self.exit(why),
         }
     }
-}
 
-/// Sleeps `delay`, unless asked to stop meanwhile (then true).
-fn wait_or_stop(signals: &SignalFd, delay: Duration, mut output: Option<&mut Output>) -> bool {
-    let deadline = Instant::now() + delay;
-    loop {
-        if let Some(o) = output.as_deref_mut() {
-            o.drain();
+    fn wait_to_restart(&mut self) {
+        // A Lisp that ran long enough resets the delay; quick failures double it.
+        if self.started.elapsed() >= self.policy.max_delay {
+            self.delay = self.policy.delay;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
+        self.logger.error(&format!(
+            "the Lisp (pid {}) {}; restarting in {} s",
+            self.last_lisp,
+            self.record.last_exit.as_deref().unwrap_or("ended"),
+            self.delay.as_secs_f64()
+        ));
+        self.events.deadline = Some(Instant::now() + self.delay);
+        self.delay = (self.delay * 2).min(self.policy.max_delay);
+        self.record.restarts += 1;
+    }
+
+    fn start(&mut self) {
+        self.starts.push_back(Instant::now());
+        let Ok((ready_read, ready_write)) = pipe2(OFlag::O_CLOEXEC) else {
+            self.exit(Exit::StartLimit)
+        };
+        // SAFETY: single-threaded; the child only sets itself up and execs.
+        let child = match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                lisp_child(self.launch, &ready_write, self.events.output.as_ref())
+            }
+            Ok(ForkResult::Parent { child }) => child,
+            Err(_) => self.exit(Exit::StartLimit),
+        };
+        drop(ready_write);
+        self.lisp = Some(child);
+        self.started = Instant::now();
+        self.events.pipe = Some(File::from(ready_read));
+        self.events.text.clear();
+        self.events.child = PidFd::open(child.as_raw()).ok();
+        self.record.lisp = Some(child.as_raw());
+        let _ = self.files.write_state(&state_text(&self.record));
+        if self.starter.is_none() {
+            self.logger.info(&format!(
+                "restarted the Lisp (pid {child}), restart {}",
+                self.record.restarts
+            ));
         }
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(o) = output.as_deref() {
-            fds.push(PollFd::new(o.read_fd(), PollFlags::POLLIN));
+    }
+
+    fn exit(&mut self, why: Exit) -> ! {
+        match why {
+            Exit::NotRestarting => self.logger.info(&format!(
+                "the Lisp {}; not restarting",
+                self.record.last_exit.as_deref().unwrap_or("ended")
+            )),
+            Exit::StartLimit => {
+                if let Some((limit, within)) = self.policy.start_limit {
+                    self.logger.error(&format!(
+                        "giving up: {limit} starts within {} s; the Lisp {}",
+                        within.as_secs(),
+                        self.record.last_exit.as_deref().unwrap_or("failed")
+                    ));
+                }
+            }
+            Exit::Stopped | Exit::FirstStartFailed => {}
         }
-        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        let signalled =
-            poll(&mut fds, ms).is_ok() && fds[0].revents().is_some_and(|r| !r.is_empty());
-        if signalled
-            && let Ok(Some(info)) = signals.read_signal()
-            && matches!(
-                Signal::try_from(info.ssi_signo as i32),
-                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGUSR1)
-            )
-        {
-            return true;
+        // The starter sees the pipe close if nothing was relayed.
+        drop(self.starter.take());
+        if let Some(o) = &mut self.events.output {
+            o.flush();
         }
+        self.files.remove_own();
+        exit_now(why.code())
     }
 }
 
@@ -395,9 +501,58 @@ fn wait_or_stop(signals: &SignalFd, delay: Duration, mut output: Option<&mut Out
 mod tests {
     use super::*;
 
+    /// The supervisor's table, row by row.
+    #[test]
+    fn the_table() {
+        use Action::*;
+        use Happened::*;
+        use Phase::*;
+        use RestartPolicy::*;
+        let first = Starting { first: true };
+        let later = Starting { first: false };
+        let term = Signal::SIGTERM;
+        let exit = |why| vec![Exit(why)];
+        #[rustfmt::skip]
+        let rows: Vec<(Phase, Happened, RestartPolicy, bool, Phase, Vec<Action>)> = vec![
+            (first, Ready, OnFailure, false, Running, vec![RelayReady]),
+            (later, Ready, OnFailure, false, Running, vec![RelayReady]),
+            (first, Exited { failed: true }, Always, false, Done, vec![RelayReport, Exit(self::Exit::FirstStartFailed)]),
+            (first, Exited { failed: false }, Always, false, Done, vec![RelayReport, Exit(self::Exit::FirstStartFailed)]),
+            (Running, Exited { failed: true }, OnFailure, false, Waiting, vec![WaitToRestart]),
+            (Running, Exited { failed: false }, OnFailure, false, Done, exit(self::Exit::NotRestarting)),
+            (Running, Exited { failed: false }, Always, false, Waiting, vec![WaitToRestart]),
+            (Running, Exited { failed: true }, Never, false, Done, exit(self::Exit::NotRestarting)),
+            (later, Exited { failed: true }, OnFailure, false, Waiting, vec![WaitToRestart]),
+            (first, Stop(term), OnFailure, false, Stopping, vec![Forward(term)]),
+            (Running, Stop(Signal::SIGUSR1), OnFailure, false, Stopping, vec![Forward(Signal::SIGUSR1)]),
+            (Stopping, Stop(term), OnFailure, false, Stopping, vec![Forward(term)]),
+            (Stopping, Exited { failed: true }, Always, false, Done, exit(self::Exit::Stopped)),
+            (Waiting, Stop(term), Always, false, Done, exit(self::Exit::Stopped)),
+            (Running, Hangup, Always, true, Running, vec![ReopenOutput]),
+            (Running, Hangup, Always, false, Running, vec![Forward(Signal::SIGHUP)]),
+            (Waiting, Hangup, Always, true, Waiting, vec![ReopenOutput]),
+            (Waiting, Hangup, Always, false, Waiting, vec![]),
+            (Waiting, DelayOver { limit_reached: false }, Always, false, later, vec![Start]),
+            (Waiting, DelayOver { limit_reached: true }, Always, false, Done, exit(self::Exit::StartLimit)),
+            (Running, Ready, Always, false, Running, vec![]),
+            (Running, DelayOver { limit_reached: false }, Always, false, Running, vec![]),
+        ];
+        for (phase, event, restart, captured, next, actions) in rows {
+            assert_eq!(
+                on(phase, event, restart, captured),
+                (next, actions),
+                "{phase:?} + {event:?} ({restart:?}, captured {captured})"
+            );
+        }
+        assert_eq!(
+            (self::Exit::Stopped.code(), self::Exit::StartLimit.code()),
+            (0, 1)
+        );
+    }
+
     #[test]
     fn state_round_trips_and_names_its_supervisor() {
-        let state = State {
+        let state = Record {
             supervisor: 42,
             lisp: Some(43),
             restarts: 2,

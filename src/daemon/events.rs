@@ -1,0 +1,154 @@
+//! One event loop for every process that waits on a Lisp: `start` waiting
+//! for readiness, `nodaemon` as the parent of its Lisp, and the supervisor.
+//! It waits at once on what each of them may have: signals (a signalfd),
+//! the readiness pipe, the child's exit (a pidfd), the captured output, and
+//! a deadline; and hands them out one event at a time.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read as _;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+
+use super::error::DaemonError;
+use super::output::Output;
+use super::process::PidFd;
+use super::spawn::append_capped;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The readiness pipe said more (see `EventLoop::text`).
+    Said,
+    /// The readiness pipe closed.
+    PipeClosed,
+    Signal(Signal),
+    /// The child ended (it is not reaped yet).
+    ChildExited,
+    /// The deadline passed.
+    Deadline,
+}
+
+/// The sources one waiting process has.
+#[derive(Default)]
+pub struct EventLoop {
+    pub signals: Option<SignalFd>,
+    /// The readiness pipe; `None` once closed or no longer watched.
+    pub pipe: Option<File>,
+    /// What the readiness pipe has said so far (at most `MAX_REPORT`).
+    pub text: String,
+    pub child: Option<PidFd>,
+    /// The captured output, drained whenever it has data.
+    pub output: Option<Output>,
+    pub deadline: Option<Instant>,
+    pending: VecDeque<Event>,
+}
+
+impl EventLoop {
+    /// A loop over these sources; the pipe, the child and the deadline are
+    /// set as they come.
+    pub fn new(signals: Option<SignalFd>, output: Option<Output>) -> EventLoop {
+        EventLoop {
+            signals,
+            output,
+            ..EventLoop::default()
+        }
+    }
+
+    /// The next event, waiting as long as it takes (or until the deadline).
+    pub fn next(&mut self) -> Result<Event, DaemonError> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            if let Some(o) = &mut self.output {
+                o.drain();
+            }
+            self.wait()?;
+        }
+    }
+
+    fn wait(&mut self) -> Result<(), DaemonError> {
+        const SIGNALS: usize = 0;
+        const PIPE: usize = 1;
+        const CHILD: usize = 2;
+        const OUTPUT: usize = 3;
+        let mut fds = Vec::with_capacity(4);
+        let mut which = Vec::with_capacity(4);
+        let sources = [
+            (SIGNALS, self.signals.as_ref().map(|s| s.as_fd())),
+            (PIPE, self.pipe.as_ref().map(|p| p.as_fd())),
+            (CHILD, self.child.as_ref().map(|c| c.as_fd())),
+            (OUTPUT, self.output.as_ref().map(|o| o.read_fd())),
+        ];
+        for (source, fd) in sources {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                which.push(source);
+            }
+        }
+        let timeout = match self.deadline {
+            None => PollTimeout::NONE,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) if self.deadline.is_some() => {
+                self.deadline = None;
+                self.pending.push_back(Event::Deadline);
+                return Ok(());
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(DaemonError::Poll(e)),
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .zip(&which)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, source)| *source)
+            .collect();
+        for source in ready {
+            match source {
+                SIGNALS => self.read_signal(),
+                PIPE => self.read_pipe(),
+                CHILD => {
+                    self.child = None;
+                    self.pending.push_back(Event::ChildExited);
+                }
+                _ => {} // OUTPUT: drained by `next`.
+            }
+        }
+        Ok(())
+    }
+
+    fn read_signal(&mut self) {
+        if let Some(Ok(Some(info))) = self.signals.as_ref().map(SignalFd::read_signal)
+            && let Ok(signal) = Signal::try_from(info.ssi_signo as i32)
+        {
+            self.pending.push_back(Event::Signal(signal));
+        }
+    }
+
+    fn read_pipe(&mut self) {
+        let Some(pipe) = &mut self.pipe else { return };
+        let mut buf = [0u8; 4096];
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                self.pipe = None;
+                self.pending.push_back(Event::PipeClosed);
+            }
+            Ok(n) => {
+                append_capped(&mut self.text, &buf[..n]);
+                self.pending.push_back(Event::Said);
+            }
+        }
+    }
+}
