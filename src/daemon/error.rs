@@ -37,6 +37,8 @@ pub enum DaemonError {
     Fork(Errno),
     #[error("cannot wait for process {pid}: {errno}")]
     Wait { pid: i32, errno: Errno },
+    #[error("cannot take signals: {0}")]
+    Signals(Errno),
     #[error("cannot wait for events: {0}")]
     Poll(Errno),
     #[error("cannot read the readiness pipe: {0}")]
@@ -77,8 +79,6 @@ pub enum SetupError {
     /// The pid file could not be claimed.
     #[error(transparent)]
     Claim(Box<DaemonError>),
-    #[error("cannot take signals: {0}")]
-    Signals(Errno),
     #[error("setsid: {0}")]
     Setsid(Errno),
     #[error("PR_SET_KEEPCAPS: {0}")]

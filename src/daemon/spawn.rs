@@ -17,10 +17,8 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -29,6 +27,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2, setsid};
 
 use super::error::{DaemonError, SetupError};
+use super::events::{Event, EventLoop};
 use super::exec::{self, Become, exit_now};
 use super::identity::Switch;
 use super::notify::Notifier;
@@ -165,27 +164,58 @@ impl Launch {
     /// SIGINT, SIGHUP and SIGUSR1 to it, reap every zombie, and return the
     /// Lisp's exit status (128 + the signal if a signal ended it).
     pub fn run_as_parent(self, notifier: Option<&Notifier>) -> Result<i32, DaemonError> {
-        let forwarded = [
+        let signals = take_signals(&[
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGHUP,
             Signal::SIGUSR1,
-        ];
-        let mut mask = SigSet::empty();
-        for signal in forwarded.iter().chain([&Signal::SIGCHLD]) {
-            mask.add(*signal);
-        }
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(DaemonError::Pipe)?;
-        let signals =
-            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Pipe)?;
+            Signal::SIGCHLD,
+        ])?;
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
+        let child = self.fork_foreground(write_end)?;
+        let mut events = EventLoop::new(Some(signals), None);
+        events.pipe = Some(File::from(read_end));
+        loop {
+            match events.next()? {
+                Event::Said if readiness::is_ready(&events.text) => {
+                    if let Some(n) = notifier {
+                        n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+                    }
+                    events.text.clear();
+                    events.pipe = None;
+                }
+                Event::PipeClosed => notify_failure(notifier, &events.text),
+                Event::Signal(Signal::SIGCHLD) => {
+                    if let Some(code) = reap_all(child) {
+                        // Its report may still be in the pipe (the exit can
+                        // be seen first): read what is there, without waiting.
+                        if let Some(mut pipe) = events.pipe.take() {
+                            read_what_is_there(&mut pipe, &mut events.text);
+                            notify_failure(notifier, &events.text);
+                        }
+                        return Ok(code);
+                    }
+                }
+                Event::Signal(signal) => {
+                    if let (Some(n), Signal::SIGTERM | Signal::SIGINT) = (notifier, signal) {
+                        n.send("STOPPING=1");
+                    }
+                    let _ = nix::sys::signal::kill(child, signal);
+                }
+                Event::Said | Event::ChildExited | Event::Deadline => {}
+            }
+        }
+    }
+
+    /// Forks the Lisp of `nodaemon` as our child, the readiness pipe's
+    /// write end `ready` on `READY_FD`.
+    fn fork_foreground(&self, ready: OwnedFd) -> Result<Pid, DaemonError> {
         // SAFETY: single-threaded; the child only sets itself up and execs.
-        let child = match unsafe { fork() }.map_err(DaemonError::Fork)? {
+        match unsafe { fork() }.map_err(DaemonError::Fork)? {
             ForkResult::Child => {
-                let ready = write_end.as_raw_fd();
                 let placed =
                     exec::fresh_bootstrap(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
-                        exec::arrange(&[(bootstrap, BOOTSTRAP_FD), (ready, READY_FD)])
+                        exec::arrange(&[(bootstrap, BOOTSTRAP_FD), (ready.as_raw_fd(), READY_FD)])
                     });
                 if placed.is_ok() {
                     // Another user's Lisp gets no controlling terminal of ours.
@@ -193,85 +223,36 @@ impl Launch {
                         new_session: self.switch.is_some(),
                         ..Become::default()
                     };
-                    exec::exec_lisp(&self, how, &mut |_| {});
+                    exec::exec_lisp(self, how, &mut |_| {});
                 }
                 exit_now(127)
             }
-            ForkResult::Parent { child } => child,
-        };
-        drop(write_end);
-        let mut pipe = Some(File::from(read_end));
-        let mut text = String::new();
-        loop {
-            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            if let Some(pipe) = &pipe {
-                fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            ForkResult::Parent { child } => Ok(child),
+        }
+    }
+}
+
+/// Blocks `signals` and returns a signalfd that reads them.
+pub(super) fn take_signals(signals: &[Signal]) -> Result<SignalFd, DaemonError> {
+    let mut mask = SigSet::empty();
+    for signal in signals {
+        mask.add(*signal);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(DaemonError::Signals)?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Signals)
+}
+
+/// Reaps every zombie (as PID 1 we inherit orphans); the exit code of
+/// `child` (128 + the signal if one ended it) once it is among them.
+fn reap_all(child: Pid) -> Option<i32> {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => return Some(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                return Some(128 + signal as i32);
             }
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(DaemonError::ReadReady(e.into())),
-            }
-            let pipe_ready = fds
-                .get(1)
-                .and_then(PollFd::revents)
-                .is_some_and(|r| !r.is_empty());
-            let signal_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-            if pipe_ready {
-                let mut buf = [0u8; 4096];
-                let n = pipe
-                    .as_mut()
-                    .map_or(Ok(0), |p| p.read(&mut buf))
-                    .map_err(DaemonError::ReadReady)?;
-                if n == 0 {
-                    pipe = None;
-                    notify_failure(notifier, &text);
-                } else {
-                    append_capped(&mut text, &buf[..n]);
-                    if readiness::is_ready(&text) {
-                        if let Some(n) = notifier {
-                            n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
-                        }
-                        text.clear();
-                        pipe = None;
-                    }
-                }
-            }
-            if !signal_ready {
-                continue;
-            }
-            let Ok(Some(info)) = signals.read_signal() else {
-                continue;
-            };
-            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
-                continue;
-            };
-            if signal != Signal::SIGCHLD {
-                if let (Some(n), Signal::SIGTERM | Signal::SIGINT) = (notifier, signal) {
-                    n.send("STOPPING=1");
-                }
-                let _ = nix::sys::signal::kill(child, signal);
-                continue;
-            }
-            // Reap every zombie (as PID 1 we inherit orphans), ours last.
-            loop {
-                let code = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => Some(code),
-                    Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                        Some(128 + signal as i32)
-                    }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                if let Some(code) = code {
-                    // Its report may still be in the pipe (the exit can be
-                    // seen first): read what is there, without waiting.
-                    if let Some(mut p) = pipe.take() {
-                        read_what_is_there(&mut p, &mut text);
-                        notify_failure(notifier, &text);
-                    }
-                    return Ok(code);
-                }
-            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => {}
         }
     }
 }
@@ -443,64 +424,47 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     Ok(())
 }
 
+/// What `start` has heard from the daemon so far.
+#[derive(Default)]
+struct Heard {
+    daemon: Option<i32>,
+    locked: bool,
+    /// Lines already looked at.
+    seen: usize,
+    /// Where the Lisp's error report starts in the text, once it said `error`.
+    report: Option<usize>,
+}
+
 /// Reads the readiness pipe until a verdict or the timeout.
 fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Started, DaemonError> {
-    let deadline = Instant::now() + timeout;
-    let mut file = File::from(pipe);
-    let mut text = String::new();
-    let mut daemon: Option<i32> = None;
-    let mut locked = false;
-    let mut seen = 0;
+    let mut events = EventLoop::new(None, None);
+    events.pipe = Some(File::from(pipe));
+    events.deadline = Some(Instant::now() + timeout);
+    let mut heard = Heard::default();
     loop {
-        // Decide on every complete line so far.
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        for (i, line) in lines.iter().enumerate() {
-            let Some(line) = line.strip_suffix('\n') else {
-                break;
-            };
-            if i >= seen {
-                seen = i + 1;
-                trace(logger, line);
+        let event = events.next()?;
+        if let Some(report) = heard.report {
+            // The rest of the report, until the pipe closes: bounded in time
+            // (a child of the Lisp may keep the pipe open) and size.
+            if matches!(event, Event::PipeClosed | Event::Deadline) {
+                let _ = end(heard.daemon);
+                let report = events.text[report..].trim_end().to_string();
+                return Ok(Started::FunctionError { report });
             }
-            match line.parse::<Word>() {
-                Ok(Word::Pid(pid)) => daemon = Some(pid),
-                Ok(Word::Locked) => locked = true,
-                Ok(Word::Running(holder)) => {
-                    reap(daemon);
-                    return Ok(Started::AlreadyRunning { pid: holder });
-                }
-                Ok(Word::SetupError(message)) => {
-                    reap(daemon);
-                    return Ok(Started::SetupError { message });
-                }
-                Ok(Word::Ready) if daemon.is_some() => {
-                    return Ok(Started::Ready {
-                        pid: daemon.expect("checked"),
-                    });
-                }
-                Ok(Word::Error) => {
-                    let mut report: String = lines[i + 1..].concat();
-                    // The rest of the report, until the pipe closes: bounded
-                    // in time (a child of the Lisp may keep the pipe open)
-                    // and size.
-                    read_until_closed(&mut file, &mut report, deadline);
-                    let _ = end(daemon);
-                    return Ok(Started::FunctionError {
-                        report: report.trim_end().to_string(),
-                    });
-                }
-                _ => {}
-            }
+            continue;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => {
-                return Ok(match (daemon, locked) {
+        match event {
+            Event::Said => {
+                if let Some(verdict) = hear(&events.text, &mut heard, logger) {
+                    return Ok(verdict);
+                }
+            }
+            Event::PipeClosed => {
+                let how = end(heard.daemon);
+                return Ok(Started::Died { how });
+            }
+            Event::Deadline => {
+                return Ok(match (heard.daemon, heard.locked) {
                     (Some(pid), true) => Started::StillInitializing { pid },
                     _ => Started::SetupError {
                         message: format!(
@@ -510,49 +474,52 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
                     },
                 });
             }
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(DaemonError::ReadReady(e.into())),
-        }
-        let mut buf = [0u8; 4096];
-        match file.read(&mut buf) {
-            Ok(0) => {
-                let how = end(daemon);
-                return Ok(Started::Died { how });
-            }
-            Ok(n) => append_capped(&mut text, &buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(DaemonError::ReadReady(e)),
+            Event::Signal(_) | Event::ChildExited => {}
         }
     }
+}
+
+/// Takes in the new complete lines of `text`; the verdict, if they give one.
+fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Started> {
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        offset += line.len();
+        let Some(line) = line.strip_suffix('\n') else {
+            break;
+        };
+        if i < heard.seen {
+            continue;
+        }
+        heard.seen = i + 1;
+        trace(logger, line);
+        match line.parse::<Word>() {
+            Ok(Word::Pid(pid)) => heard.daemon = Some(pid),
+            Ok(Word::Locked) => heard.locked = true,
+            Ok(Word::Running(holder)) => {
+                reap(heard.daemon);
+                return Some(Started::AlreadyRunning { pid: holder });
+            }
+            Ok(Word::SetupError(message)) => {
+                reap(heard.daemon);
+                return Some(Started::SetupError { message });
+            }
+            Ok(Word::Ready) if heard.daemon.is_some() => {
+                return Some(Started::Ready {
+                    pid: heard.daemon.expect("checked"),
+                });
+            }
+            Ok(Word::Error) => {
+                heard.report = Some(offset);
+                return None;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The most of the Lisp's words on the readiness pipe that start keeps.
 pub(super) const MAX_REPORT: usize = 64 * 1024;
-
-/// Appends to `text` what `pipe` holds until it closes, `deadline` passes,
-/// or `MAX_REPORT` bytes are there.
-fn read_until_closed(pipe: &mut File, text: &mut String, deadline: Instant) {
-    let mut buf = [0u8; 4096];
-    while text.len() < MAX_REPORT {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => return,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return,
-        }
-        match pipe.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => append_capped(text, &buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
-}
 
 /// Logs the steps of a start as the readiness pipe tells them.
 fn trace(logger: &Logger, line: &str) {

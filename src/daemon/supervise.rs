@@ -16,19 +16,18 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
-use super::error::SetupError;
+use super::error::DaemonError;
 use super::events::{Event, EventLoop};
 use super::exec::{self, Become, exit_now};
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::process::PidFd;
 use super::readiness::{self, Word};
-use super::spawn::{Launch, read_what_is_there};
+use super::spawn::{Launch, read_what_is_there, take_signals};
 use crate::config::RestartPolicy;
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 use crate::logging::Logger;
@@ -303,25 +302,21 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
 
 /// The signals the supervisor takes (as events), and `:output` if it
 /// writes it.
-fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, SetupError> {
-    let mut mask = SigSet::empty();
-    for signal in [
+fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, DaemonError> {
+    let signals = take_signals(&[
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGUSR1,
         Signal::SIGHUP,
-    ] {
-        mask.add(signal);
-    }
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(SetupError::Signals)?;
-    let signals =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(SetupError::Signals)?;
+    ])?;
     let owner = launch
         .switch
         .as_ref()
         .map(|s| (s.account.uid, s.account.gid));
     let output = match (&launch.output, policy.rotation) {
-        (Some(path), Some((max_size, keep))) => Some(Output::open(path, max_size, keep, owner)?),
+        (Some(path), Some((max_size, keep))) => {
+            Some(Output::open(path, max_size, keep, owner).map_err(DaemonError::Setup)?)
+        }
         _ => None,
     };
     Ok(EventLoop::new(Some(signals), output))
