@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use nix::sys::signal::Signal;
+
+use crate::command::{COMMANDS, Command};
 use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
 use crate::daemon::{self, Request, identity};
 use crate::lisp::Runner;
 use crate::logging::{self, Logger};
-use crate::report::{self, PrintStyle, Verb, exit};
+use crate::report::{self, PrintStyle, exit};
 use crate::trust::Trust;
 
 /// Run Common Lisp programs as Unix daemons, driven by daemonization's plist conf files.
@@ -41,88 +44,6 @@ pub struct Args {
     conf_file: Option<PathBuf>,
     /// What to do; see the list of commands.
     command: Option<String>,
-}
-
-/// A daemon command, as `daemon.sh` names them, plus `check`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    Start,
-    Stop,
-    Zap,
-    Kill,
-    Restart,
-    Status,
-    Nodaemon,
-    Check,
-    Migrate,
-    Unit,
-}
-
-impl Command {
-    /// Every command with its one-line description, in the usage's order.
-    pub const ALL: &[(&str, Option<Command>, &str)] = &[
-        (
-            "start",
-            Some(Command::Start),
-            "start the daemon; reports once :main-function has returned",
-        ),
-        (
-            "stop",
-            Some(Command::Stop),
-            "stop the daemon (SIGUSR1, then SIGKILL after the stop timeout)",
-        ),
-        (
-            "zap",
-            Some(Command::Zap),
-            "remove the pid file left by a daemon that died",
-        ),
-        ("kill", Some(Command::Kill), "kill the daemon with SIGKILL"),
-        (
-            "restart",
-            Some(Command::Restart),
-            "stop the daemon if it runs, then start it",
-        ),
-        (
-            "nodaemon",
-            Some(Command::Nodaemon),
-            "run :main-function in the foreground, for debugging",
-        ),
-        (
-            "status",
-            Some(Command::Status),
-            "tell whether the daemon runs",
-        ),
-        ("help", None, "print this usage"),
-        (
-            "check",
-            Some(Command::Check),
-            "print the merged conf as one property list, or the first error in it",
-        ),
-        (
-            "migrate",
-            Some(Command::Migrate),
-            "print the plist conf equivalent to a restas-daemon conf",
-        ),
-        (
-            "unit",
-            Some(Command::Unit),
-            "print a systemd service unit that runs the conf with nodaemon",
-        ),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Command::ALL
-            .iter()
-            .find(|(_, c, _)| *c == Some(self))
-            .map_or("?", |(n, _, _)| *n)
-    }
-
-    fn parse(name: &str) -> Option<Option<Command>> {
-        Command::ALL
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map(|(_, c, _)| *c)
-    }
 }
 
 /// What the arguments ask for, once validated.
@@ -178,8 +99,8 @@ impl Args {
             (Some(_), None) => Invocation::BadUsage("missing the command".into()),
             (Some(conf), Some(name)) => match Command::parse(&name) {
                 None => Invocation::BadUsage(format!("unknown command \"{name}\"")),
-                Some(None) => Invocation::Usage,
-                Some(Some(command)) => Invocation::Run {
+                Some(Command::Help) => Invocation::Usage,
+                Some(command) => Invocation::Run {
                     conf,
                     command,
                     options,
@@ -191,7 +112,7 @@ impl Args {
 
 /// The usage: the original's three lines, then the commands and conf keys.
 pub fn usage() -> String {
-    let names: Vec<&str> = Command::ALL.iter().map(|(n, _, _)| *n).collect();
+    let names: Vec<&str> = COMMANDS.iter().map(|r| r.name).collect();
     let mut out = format!(
         "Usage: daemonization <config-file> <command>\n\
          Options:\n\
@@ -200,8 +121,8 @@ pub fn usage() -> String {
         config::keys::key_list(),
         names.join(" | ")
     );
-    for (name, _, doc) in Command::ALL {
-        let _ = writeln!(out, "  {name:<9} {doc}");
+    for row in COMMANDS {
+        let _ = writeln!(out, "  {:<9} {}", row.name, row.doc);
     }
     out.push_str("\nConf keys:\n");
     for key in KEYS {
@@ -278,152 +199,218 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     }
 }
 
+/// What every command of one run works with: the conf (read once; once
+/// more only when `:lisp` names another Lisp than `LISP_RUNNER`, whose
+/// `#+`/`#-` it is read for), the runner, the logger, the trust.
+struct Session {
+    conf: config::Conf,
+    runner: Runner,
+    logger: Logger,
+    trust: Trust,
+}
+
+impl Session {
+    /// Prepares a run of `command`; the exit code if it cannot be.
+    fn prepare(conf_path: &Path, command: Command, options: &Options) -> Result<Session, ExitCode> {
+        let runner = Runner::from_env_value(env::var_os("LISP_RUNNER"));
+        let env = conf_env(&runner);
+        let logging_conf = env::var_os("LOGGING_CONF")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let destinations = logging::load(logging_conf.as_deref(), &env.trust, &env.features)
+            .map_err(|e| {
+                eprintln!("ERROR: {e}");
+                ExitCode::from(exit::CONF_ERROR)
+            })?;
+        let mut context = logging::Context {
+            name: None,
+            command: command.name().to_string(),
+            user: None,
+        };
+        let (conf, runner) = match load_conf(conf_path, runner, env) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let logger = Logger::new(destinations, context);
+                return Err(fail(&logger, &e.to_string(), exit::CONF_ERROR));
+            }
+        };
+        context.name = conf.spec.name.clone();
+        let session = Session {
+            conf,
+            runner,
+            logger: Logger::new(destinations, context),
+            trust: Trust::of_caller(),
+        };
+        session.check_runner(command, options)?;
+        Ok(session)
+    }
+
+    /// What this Lisp cannot do is said, not silently skipped.
+    fn check_runner(&self, command: Command, options: &Options) -> Result<(), ExitCode> {
+        let kind = self.runner.kind;
+        let schedule = self.stop_schedule(options.stop_schedule.as_ref());
+        if schedule.is_some_and(|s| s.uses(Signal::SIGUSR1)) && !kind.catches_usr1() {
+            let message = format!(
+                "{} cannot catch SIGUSR1, so a stop schedule with USR1 would kill it without cleanup; \
+                 use TERM (for example \"TERM/60/KILL/5\")",
+                kind.name()
+            );
+            return Err(fail(&self.logger, &message, exit::CONF_ERROR));
+        }
+        let syslog = [
+            &self.logger.destinations().info,
+            &self.logger.destinations().error,
+        ];
+        if command == Command::Start
+            && !kind.logs_to_syslog()
+            && syslog.contains(&&logging::Destination::Syslog)
+        {
+            eprintln!(
+                "WARNING: {} cannot write to syslog from the daemon: its own lines (its stop, its errors) \
+                 are not logged; the tool's are",
+                kind.name()
+            );
+        }
+        Ok(())
+    }
+
+    /// The stop schedule: `--retry`, else the conf's.
+    fn stop_schedule(&self, retry: Option<&StopSchedule>) -> Option<StopSchedule> {
+        retry
+            .cloned()
+            .or_else(|| self.conf.spec.stop_schedule.clone())
+    }
+
+    /// The request of a daemon command, with the user switch decided for a
+    /// command that launches a Lisp.
+    fn request(&self, command: Command, options: &Options) -> Result<Request<'_>, ExitCode> {
+        let spec = &self.conf.spec;
+        let switch = match command.row().launches {
+            true => identity::decide(
+                spec.user.as_deref(),
+                spec.group.as_deref(),
+                spec.listen_privileged_ports,
+            )
+            .map_err(|e| fail(&self.logger, &e.to_string(), e.exit_code()))?,
+            false => None,
+        };
+        Ok(Request {
+            conf: &self.conf,
+            runner: self.runner.clone(),
+            start_timeout: options.start_timeout,
+            force: options.force,
+            stop_schedule: options.stop_schedule.clone(),
+            switch,
+            logger: &self.logger,
+            trust: self.trust.clone(),
+        })
+    }
+}
+
+/// Reads the conf for `runner`; again for the Lisp its `:lisp` names, if
+/// another (`:lisp` wins over `LISP_RUNNER`).
+fn load_conf(
+    path: &Path,
+    runner: Runner,
+    mut env: ConfEnv,
+) -> Result<(config::Conf, Runner), config::ConfError> {
+    let conf = config::load(path, &env)?;
+    match conf.spec.lisp {
+        Some(kind) if kind != runner.kind => {
+            let runner = Runner::for_kind(kind, env::var_os("LISP_RUNNER"));
+            env.features = runner.features.clone();
+            Ok((config::load(path, &env)?, runner))
+        }
+        _ => Ok((conf, runner)),
+    }
+}
+
 fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow::Result<ExitCode> {
-    let mut runner = Runner::from_env_value(env::var_os("LISP_RUNNER"));
-    let mut env = conf_env(&runner);
-    let logging_conf = env::var_os("LOGGING_CONF")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let destinations = match logging::load(logging_conf.as_deref(), &env.trust, &env.features) {
-        Ok(destinations) => destinations,
-        Err(e) => {
-            eprintln!("ERROR: {e}");
-            return Ok(ExitCode::from(exit::CONF_ERROR));
-        }
+    let session = match Session::prepare(conf_path, command, options) {
+        Ok(session) => session,
+        Err(code) => return Ok(code),
     };
-    let mut context = logging::Context {
-        name: None,
-        command: command.name().to_string(),
-        user: None,
-    };
-    let mut conf = config::load(conf_path, &env);
-    // `:lisp` wins over LISP_RUNNER; `#+`/`#-` are then read for that Lisp.
-    if let Ok(Some(kind)) = conf.as_ref().map(|c| c.spec.lisp)
-        && kind != runner.kind
-    {
-        runner = Runner::for_kind(kind, env::var_os("LISP_RUNNER"));
-        env.features = runner.features.clone();
-        conf = config::load(conf_path, &env);
-    }
-    let conf = match conf {
-        Ok(conf) => conf,
-        Err(e) => {
-            let logger = Logger::new(destinations, context);
-            return Ok(fail(&logger, &e.to_string(), exit::CONF_ERROR));
-        }
-    };
-    context.name = conf.spec.name.clone();
-    let logger = Logger::new(destinations, context);
-    // What this Lisp cannot do is said, not silently skipped.
-    let schedule = options
-        .stop_schedule
-        .clone()
-        .or_else(|| conf.spec.stop_schedule.clone());
-    let usr1 = schedule.is_some_and(|s| {
-        s.steps
-            .iter()
-            .any(|step| step.signal == nix::sys::signal::Signal::SIGUSR1)
-    });
-    if usr1 && !runner.kind.catches_usr1() {
+    Ok(match command {
+        Command::Check => check(&session),
+        Command::Migrate => migrate(&session),
+        Command::Unit => unit(&session)?,
+        Command::Nodaemon => nodaemon(&session, options),
+        Command::Help => unreachable!("help is the usage"),
+        _ => daemon_command(&session, command, options),
+    })
+}
+
+/// `check`: the merged conf, as one property list.
+fn check(session: &Session) -> ExitCode {
+    print!("{}", session.conf.to_plist_text());
+    session.logger.info("check: the conf is valid");
+    ExitCode::from(exit::OK)
+}
+
+/// `migrate`: the plist conf of a restas-daemon conf.
+fn migrate(session: &Session) -> ExitCode {
+    let Some(text) = &session.conf.migrated else {
         let message = format!(
-            "{} cannot catch SIGUSR1, so a stop schedule with USR1 would kill it without cleanup; \
-             use TERM (for example \"TERM/60/KILL/5\")",
-            runner.kind.name()
+            "{} is not a restas-daemon conf: it has nothing to migrate",
+            session.conf.path.display()
         );
-        return Ok(fail(&logger, &message, exit::CONF_ERROR));
-    }
-    let syslog = [&logger.destinations().info, &logger.destinations().error];
-    if command == Command::Start
-        && !runner.kind.logs_to_syslog()
-        && syslog.contains(&&logging::Destination::Syslog)
-    {
-        eprintln!(
-            "WARNING: {} cannot write to syslog from the daemon: its own lines (its stop, its errors) \
-             are not logged; the tool's are",
-            runner.kind.name()
-        );
-    }
-    let launches = matches!(
-        command,
-        Command::Start | Command::Restart | Command::Nodaemon
-    );
-    let spec = &conf.spec;
-    let switch = match launches {
-        true => identity::decide(
-            spec.user.as_deref(),
-            spec.group.as_deref(),
-            spec.listen_privileged_ports,
-        ),
-        false => Ok(None),
+        return fail(&session.logger, &message, exit::USAGE);
     };
-    let switch = match switch {
-        Ok(switch) => switch,
-        Err(e) => return Ok(fail(&logger, &e.to_string(), e.exit_code())),
+    print!("{text}");
+    session.logger.info("migrate: printed the plist conf");
+    ExitCode::from(exit::OK)
+}
+
+/// `unit`: a systemd unit that runs the conf with `nodaemon`.
+fn unit(session: &Session) -> anyhow::Result<ExitCode> {
+    let tool = env::current_exe()?;
+    let stop = session.runner.kind.stop_signal();
+    print!("{}", crate::unit::unit(&session.conf, &tool, stop));
+    session.logger.info("unit: printed the systemd unit");
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// `nodaemon`: prints nothing on success; the exit code is the Lisp's.
+fn nodaemon(session: &Session, options: &Options) -> ExitCode {
+    let req = match session.request(Command::Nodaemon, options) {
+        Ok(req) => req,
+        Err(code) => return code,
     };
-    let req = Request {
-        conf: &conf,
-        runner,
-        start_timeout: options.start_timeout,
-        force: options.force,
-        stop_schedule: options.stop_schedule.clone(),
-        switch,
-        logger: &logger,
-        trust: env.trust.clone(),
+    session
+        .logger
+        .info("nodaemon: running :main-function in the foreground");
+    match daemon::nodaemon(&req) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(exit::FAILED)),
+        Err(outcome) => {
+            let error = outcome
+                .error
+                .as_deref()
+                .unwrap_or("the Lisp could not be started");
+            fail(&session.logger, error, outcome.exit)
+        }
+    }
+}
+
+/// `start`, `stop`, `kill`, `zap`, `restart`, `status`: one outcome, logged
+/// and printed as `--print` says.
+fn daemon_command(session: &Session, command: Command, options: &Options) -> ExitCode {
+    let req = match session.request(command, options) {
+        Ok(req) => req,
+        Err(code) => return code,
     };
     let outcome = match command {
-        Command::Migrate => {
-            let Some(text) = &conf.migrated else {
-                let message = format!(
-                    "{} is not a restas-daemon conf: it has nothing to migrate",
-                    conf.path.display()
-                );
-                return Ok(fail(&logger, &message, exit::USAGE));
-            };
-            print!("{text}");
-            logger.info("migrate: printed the plist conf");
-            return Ok(ExitCode::from(exit::OK));
-        }
-        Command::Unit => {
-            let tool = env::current_exe()?;
-            print!(
-                "{}",
-                crate::unit::unit(&conf, &tool, req.runner.kind.stop_signal())
-            );
-            logger.info("unit: printed the systemd unit");
-            return Ok(ExitCode::from(exit::OK));
-        }
-        Command::Check => {
-            print!("{}", conf.to_plist_text());
-            logger.info("check: the conf is valid");
-            return Ok(ExitCode::from(exit::OK));
-        }
-        Command::Nodaemon => {
-            logger.info("nodaemon: running :main-function in the foreground");
-            // Prints nothing on success; the exit code is the Lisp's.
-            return Ok(match daemon::nodaemon(&req) {
-                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(exit::FAILED)),
-                Err(outcome) => {
-                    let error = outcome
-                        .error
-                        .as_deref()
-                        .unwrap_or("the Lisp could not be started");
-                    fail(&logger, error, outcome.exit)
-                }
-            });
-        }
         Command::Start => daemon::start(&req),
-        Command::Stop => daemon::stop(&req, Verb::Stop),
-        Command::Kill => daemon::stop(&req, Verb::Kill),
+        Command::Stop | Command::Kill => daemon::stop(&req, command),
         Command::Zap => daemon::zap(&req),
         Command::Restart => daemon::restart(&req),
-        Command::Status => daemon::status(&req),
+        _ => daemon::status(&req),
     };
-    logger.info(&outcome.line());
+    session.logger.info(&outcome.line());
     if let Some(error) = &outcome.error {
-        logger.error(error);
+        session.logger.error(error);
     }
     report::print(&outcome, options.print);
-    Ok(ExitCode::from(outcome.exit))
+    ExitCode::from(outcome.exit)
 }
 
 /// Reports an error that ends the command: logged, and on stderr.

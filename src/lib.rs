@@ -5,6 +5,7 @@
 //! launch plan ──daemon──▶ process ──report──▶ one line and an exit code.
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod lisp;

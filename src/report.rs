@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::command::{Command, Exits};
 use crate::config::lisp_string;
 
 /// Exit codes, following the LSB init-script conventions.
@@ -23,41 +24,6 @@ pub mod exit {
     pub const NOT_INSTALLED: u8 = 5;
     /// The program is not configured: a conf error (LSB 6).
     pub const CONF_ERROR: u8 = 6;
-}
-
-/// The daemon commands, as the result names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
-    Start,
-    Stop,
-    Zap,
-    Kill,
-    Restart,
-    Status,
-}
-
-impl Verb {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verb::Start => "start",
-            Verb::Stop => "stop",
-            Verb::Zap => "zap",
-            Verb::Kill => "kill",
-            Verb::Restart => "restart",
-            Verb::Status => "status",
-        }
-    }
-
-    fn past(self) -> &'static str {
-        match self {
-            Verb::Start => "started",
-            Verb::Stop => "stopped",
-            Verb::Zap => "zapped",
-            Verb::Kill => "killed",
-            Verb::Restart => "restarted",
-            Verb::Status => "status",
-        }
-    }
 }
 
 /// Why a command ended as it did, in the original's words.
@@ -96,7 +62,7 @@ impl Reason {
 /// The outcome of one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
-    pub verb: Verb,
+    pub command: Command,
     /// Success or failure; for `status`, whether the daemon runs.
     pub ok: bool,
     pub reason: Option<Reason>,
@@ -122,15 +88,15 @@ pub struct Supervision {
 
 impl Outcome {
     pub fn new(
-        verb: Verb,
+        command: Command,
         ok: bool,
         reason: Option<Reason>,
         pid: Option<i32>,
         pid_file: PathBuf,
     ) -> Outcome {
-        let exit = exit_code(verb, ok, reason);
+        let exit = exit_code(command, ok, reason);
         Outcome {
-            verb,
+            command,
             ok,
             reason,
             pid,
@@ -165,12 +131,12 @@ impl Outcome {
     /// The one line the original printed, e.g.
     /// `success started (pid = 42 pid-file = /run/x.pid)`.
     pub fn line(&self) -> String {
-        let mut line = match self.verb {
-            Verb::Status => (if self.ok { "running" } else { "not-running" }).to_string(),
-            verb => format!(
+        let mut line = match self.command {
+            Command::Status => (if self.ok { "running" } else { "not-running" }).to_string(),
+            command => format!(
                 "{} {}",
                 if self.ok { "success" } else { "failed" },
-                verb.past()
+                command.past()
             ),
         };
         match self.reason {
@@ -200,15 +166,15 @@ impl Outcome {
     }
 
     fn result(&self) -> Option<&'static str> {
-        match self.verb {
-            Verb::Status => None,
+        match self.command {
+            Command::Status => None,
             _ => Some(if self.ok { "success" } else { "failed" }),
         }
     }
 
     fn status(&self) -> Option<&'static str> {
-        match self.verb {
-            Verb::Status => Some(if self.ok { "running" } else { "not-running" }),
+        match self.command {
+            Command::Status => Some(if self.ok { "running" } else { "not-running" }),
             _ => None,
         }
     }
@@ -227,7 +193,7 @@ impl Outcome {
         format!(
             "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {}{supervision})",
             text(self.result()),
-            lisp_string(self.verb.name()),
+            lisp_string(self.command.name()),
             text(self.status()),
             text(self.reason.map(Reason::name)),
             self.pid.map_or("nil".to_string(), |p| p.to_string()),
@@ -239,7 +205,7 @@ impl Outcome {
     pub fn json(&self) -> String {
         let mut json = serde_json::json!({
             "result": self.result(),
-            "command": self.verb.name(),
+            "command": self.command.name(),
             "status": self.status(),
             "reason": self.reason.map(Reason::name),
             "pid": self.pid,
@@ -254,19 +220,15 @@ impl Outcome {
     }
 }
 
-/// The LSB exit code of an outcome.
-fn exit_code(verb: Verb, ok: bool, reason: Option<Reason>) -> u8 {
-    match (verb, ok, reason) {
-        (Verb::Status, true, _) => exit::OK,
-        (Verb::Status, false, Some(Reason::NoPidFile)) => exit::NOT_RUNNING,
-        (Verb::Status, false, _) => exit::FAILED,
+/// The LSB exit code of an outcome, by the command's row (`Exits`).
+fn exit_code(command: Command, ok: bool, reason: Option<Reason>) -> u8 {
+    match (command.row().exits, ok, reason) {
+        (Exits::Status, true, _) => exit::OK,
+        (Exits::Status, false, Some(Reason::NoPidFile)) => exit::NOT_RUNNING,
+        (Exits::Status, false, _) => exit::FAILED,
         (_, true, _) => exit::OK,
         // Stopping, killing or zapping what is not running leaves the wanted state.
-        (
-            Verb::Stop | Verb::Kill | Verb::Zap,
-            false,
-            Some(Reason::NoPidFile | Reason::NotRunning),
-        ) => exit::OK,
+        (Exits::Ending, false, Some(Reason::NoPidFile | Reason::NotRunning)) => exit::OK,
         (_, false, Some(Reason::LispNotFound)) => exit::NOT_INSTALLED,
         (_, false, _) => exit::FAILED,
     }
@@ -306,14 +268,14 @@ pub fn print(outcome: &Outcome, style: PrintStyle) {
 mod tests {
     use super::*;
 
-    fn outcome(verb: Verb, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
-        Outcome::new(verb, ok, reason, pid, PathBuf::from("/run/x.pid"))
+    fn outcome(command: Command, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
+        Outcome::new(command, ok, reason, pid, PathBuf::from("/run/x.pid"))
     }
 
     #[test]
     fn lines_and_exit_codes_match_the_table() {
+        use Command::*;
         use Reason::*;
-        use Verb::*;
         let cases = [
             (
                 outcome(Start, true, None, Some(42)),
@@ -403,7 +365,7 @@ mod tests {
 
     #[test]
     fn plist_and_json_carry_the_same_fields() {
-        let o = outcome(Verb::Start, true, None, Some(42));
+        let o = outcome(Command::Start, true, None, Some(42));
         assert_eq!(
             o.plist(),
             "(:result \"success\" :command \"start\" :status nil :reason nil :pid 42 :pid-file \"/run/x.pid\")"
@@ -412,7 +374,7 @@ mod tests {
             o.json(),
             r#"{"command":"start","pid":42,"pid-file":"/run/x.pid","reason":null,"result":"success","status":null}"#
         );
-        let s = outcome(Verb::Status, false, Some(Reason::NoPidFile), None);
+        let s = outcome(Command::Status, false, Some(Reason::NoPidFile), None);
         assert_eq!(
             s.plist(),
             "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file \"/run/x.pid\")"

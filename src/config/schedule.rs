@@ -21,6 +21,13 @@ pub struct StopSchedule {
 }
 
 impl StopSchedule {
+    /// Whether a step sends `signal`.
+    pub fn uses(&self, signal: Signal) -> bool {
+        self.steps.iter().any(|step| step.signal == signal)
+    }
+}
+
+impl StopSchedule {
     /// The original's behaviour: SIGUSR1, `timeout`, then SIGKILL and 5 s.
     pub fn usr1_then_kill(timeout: Duration) -> StopSchedule {
         StopSchedule {

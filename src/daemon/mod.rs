@@ -27,10 +27,11 @@ use nix::unistd::{ForkResult, fork};
 pub use error::DaemonError;
 pub use pidfile::{PidFiles, PidState};
 
+use crate::command::Command;
 use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
 use crate::lisp::{self, Mode, Runner};
 use crate::logging::{Destination, Destinations, Logger};
-use crate::report::{Outcome, Reason, Supervision, Verb, exit};
+use crate::report::{Outcome, Reason, Supervision, exit};
 use crate::trust::{self, Trust};
 use spawn::{Launch, Started};
 use supervise::Policy;
@@ -68,17 +69,23 @@ impl Request<'_> {
         self.conf.pid_file.clone()
     }
 
-    fn outcome(&self, verb: Verb, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
-        Outcome::new(verb, ok, reason, pid, self.pid_file())
+    fn outcome(
+        &self,
+        command: Command,
+        ok: bool,
+        reason: Option<Reason>,
+        pid: Option<i32>,
+    ) -> Outcome {
+        Outcome::new(command, ok, reason, pid, self.pid_file())
     }
 
     /// A failure of the tool itself (a syscall, a refused pid file).
-    fn internal(&self, verb: Verb, error: DaemonError) -> Outcome {
+    fn internal(&self, command: Command, error: DaemonError) -> Outcome {
         let outcome = self
-            .outcome(verb, false, Some(Reason::InternalError), None)
+            .outcome(command, false, Some(Reason::InternalError), None)
             .with_error(error.to_string());
-        match verb {
-            Verb::Status => outcome.with_exit(exit::STATUS_UNKNOWN),
+        match command {
+            Command::Status => outcome.with_exit(exit::STATUS_UNKNOWN),
             _ => outcome,
         }
     }
@@ -152,15 +159,18 @@ impl Request<'_> {
 pub fn status(req: &Request) -> Outcome {
     match req.inspect() {
         Ok((files, PidState::Running { pid, locked })) => req
-            .outcome(Verb::Status, true, None, Some(pid))
+            .outcome(Command::Status, true, None, Some(pid))
             .with_supervision(files.filter(|_| locked).and_then(|f| supervision(&f, pid))),
-        Ok((_, PidState::Stale { pid })) => {
-            req.outcome(Verb::Status, false, Some(Reason::ServiceUnavailable), pid)
-        }
+        Ok((_, PidState::Stale { pid })) => req.outcome(
+            Command::Status,
+            false,
+            Some(Reason::ServiceUnavailable),
+            pid,
+        ),
         Ok((_, PidState::Missing)) => {
-            req.outcome(Verb::Status, false, Some(Reason::NoPidFile), None)
+            req.outcome(Command::Status, false, Some(Reason::NoPidFile), None)
         }
-        Err(e) => req.internal(Verb::Status, e),
+        Err(e) => req.internal(Command::Status, e),
     }
 }
 
@@ -175,23 +185,23 @@ fn supervision(files: &PidFiles, pid: i32) -> Option<Supervision> {
 
 /// `start`: reports only once `:main-function` has returned, or why not.
 pub fn start(req: &Request) -> Outcome {
-    start_as(req, Verb::Start)
+    start_as(req, Command::Start)
 }
 
-fn start_as(req: &Request, verb: Verb) -> Outcome {
+fn start_as(req: &Request, command: Command) -> Outcome {
     let files = match req.pid_files(true) {
         Ok(Some(files)) => files,
         Ok(None) => unreachable!("the directory is created"),
-        Err(e) => return req.internal(verb, e),
+        Err(e) => return req.internal(command, e),
     };
     match files.inspect(req.daemon_uid()) {
         Ok(PidState::Running { pid, .. }) => {
-            return req.outcome(verb, true, Some(Reason::AlreadyRunning), Some(pid));
+            return req.outcome(command, true, Some(Reason::AlreadyRunning), Some(pid));
         }
         Ok(_) => {}
-        Err(e) => return req.internal(verb, e),
+        Err(e) => return req.internal(command, e),
     }
-    let program = match program(req, verb) {
+    let program = match program(req, command) {
         Ok(program) => program,
         Err(outcome) => return *outcome,
     };
@@ -240,24 +250,24 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
         });
     let started = match started {
         Ok(started) => started,
-        Err(e) => return req.internal(verb, e),
+        Err(e) => return req.internal(command, e),
     };
     let outcome = match started {
-        Started::Ready { pid } => req.outcome(verb, true, None, Some(pid)),
+        Started::Ready { pid } => req.outcome(command, true, None, Some(pid)),
         Started::AlreadyRunning { pid } => {
-            req.outcome(verb, true, Some(Reason::AlreadyRunning), Some(pid))
+            req.outcome(command, true, Some(Reason::AlreadyRunning), Some(pid))
         }
         Started::StillInitializing { pid } => {
-            req.outcome(verb, true, Some(Reason::StillInitializing), Some(pid))
+            req.outcome(command, true, Some(Reason::StillInitializing), Some(pid))
         }
         Started::FunctionError { report } => req
-            .outcome(verb, false, Some(Reason::MainFunctionError), None)
+            .outcome(command, false, Some(Reason::MainFunctionError), None)
             .with_error(report),
         Started::Died { how } => req
-            .outcome(verb, false, Some(Reason::Died), None)
+            .outcome(command, false, Some(Reason::Died), None)
             .with_error(how),
         Started::SetupError { message } => req
-            .outcome(verb, false, Some(Reason::InternalError), None)
+            .outcome(command, false, Some(Reason::InternalError), None)
             .with_error(message),
     };
     if !outcome.ok {
@@ -275,12 +285,12 @@ fn start_as(req: &Request, verb: Verb) -> Outcome {
 
 /// The Lisp program to run, found and (as root) trusted; else the outcome
 /// that says why not.
-fn program(req: &Request, verb: Verb) -> Result<PathBuf, Box<Outcome>> {
+fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
     let Some(program) = find_program(&req.runner.program) else {
-        return Err(Box::new(lisp_not_found(req, verb)));
+        return Err(Box::new(lisp_not_found(req, command)));
     };
     trust::check_program(&program, &req.trust)
-        .map_err(|e| Box::new(req.internal(verb, e.into())))?;
+        .map_err(|e| Box::new(req.internal(command, e.into())))?;
     Ok(program)
 }
 
@@ -324,9 +334,9 @@ fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError>
     }
 }
 
-fn lisp_not_found(req: &Request, verb: Verb) -> Outcome {
+fn lisp_not_found(req: &Request, command: Command) -> Outcome {
     let program = req.runner.program.to_string_lossy();
-    req.outcome(verb, false, Some(Reason::LispNotFound), None)
+    req.outcome(command, false, Some(Reason::LispNotFound), None)
         .with_error(format!(
             "the Lisp program \"{program}\" was not found{}; install it (on Debian: {}) \
          or choose another with the LISP_RUNNER environment variable",
@@ -385,9 +395,9 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
 
 /// `stop` (the stop schedule: by default SIGUSR1, then SIGKILL after the
 /// stop timeout) and `kill` (SIGKILL).
-pub fn stop(req: &Request, verb: Verb) -> Outcome {
-    let schedule = match verb {
-        Verb::Kill => StopSchedule {
+pub fn stop(req: &Request, command: Command) -> Outcome {
+    let schedule = match command {
+        Command::Kill => StopSchedule {
             steps: vec![StopStep {
                 signal: Signal::SIGKILL,
                 timeout: KILL_WAIT,
@@ -400,16 +410,16 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
     };
     let (files, state) = match req.inspect() {
         Ok(found) => found,
-        Err(e) => return req.internal(verb, e),
+        Err(e) => return req.internal(command, e),
     };
     let Some(files) = files else {
-        return req.outcome(verb, false, Some(Reason::NoPidFile), None);
+        return req.outcome(command, false, Some(Reason::NoPidFile), None);
     };
     match state {
-        PidState::Missing => req.outcome(verb, false, Some(Reason::NoPidFile), None),
+        PidState::Missing => req.outcome(command, false, Some(Reason::NoPidFile), None),
         PidState::Stale { pid } => match files.remove() {
-            Ok(_) => req.outcome(verb, false, Some(Reason::NotRunning), pid),
-            Err(e) => req.internal(verb, e),
+            Ok(_) => req.outcome(command, false, Some(Reason::NotRunning), pid),
+            Err(e) => req.internal(command, e),
         },
         PidState::Running { pid, locked } => {
             // A supervisor's Lisp, taken hold of while it is provably the
@@ -417,15 +427,15 @@ pub fn stop(req: &Request, verb: Verb) -> Outcome {
             let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
             match end_process(pid, &schedule) {
                 Ok(true) => match end_lisp(lisp).and_then(|()| files.remove()) {
-                    Ok(_) => req.outcome(verb, true, None, Some(pid)),
-                    Err(e) => req.internal(verb, e),
+                    Ok(_) => req.outcome(command, true, None, Some(pid)),
+                    Err(e) => req.internal(command, e),
                 },
                 Ok(false) => req
-                    .outcome(verb, false, Some(Reason::Running), Some(pid))
+                    .outcome(command, false, Some(Reason::Running), Some(pid))
                     .with_error(format!(
                         "process {pid} is still running at the end of the stop schedule {schedule}"
                     )),
-                Err(e) => req.internal(verb, e),
+                Err(e) => req.internal(command, e),
             }
         }
     }
@@ -481,16 +491,16 @@ fn end_process(pid: i32, schedule: &StopSchedule) -> Result<bool, DaemonError> {
 /// as untrustworthy, if its directory is sound.
 pub fn zap(req: &Request) -> Outcome {
     let zapped = |r: Result<(), DaemonError>| match r {
-        Ok(()) => req.outcome(Verb::Zap, true, None, None),
-        Err(e) => req.internal(Verb::Zap, e),
+        Ok(()) => req.outcome(Command::Zap, true, None, None),
+        Err(e) => req.internal(Command::Zap, e),
     };
     let files = match req.pid_files(false) {
         Ok(Some(files)) => files,
-        Ok(None) => return req.outcome(Verb::Zap, false, Some(Reason::NoPidFile), None),
-        Err(e) => return req.internal(Verb::Zap, e),
+        Ok(None) => return req.outcome(Command::Zap, false, Some(Reason::NoPidFile), None),
+        Err(e) => return req.internal(Command::Zap, e),
     };
     match files.inspect(req.daemon_uid()) {
-        Ok(PidState::Missing) => req.outcome(Verb::Zap, false, Some(Reason::NoPidFile), None),
+        Ok(PidState::Missing) => req.outcome(Command::Zap, false, Some(Reason::NoPidFile), None),
         Ok(PidState::Running { pid, locked }) if req.force => {
             let warning = match locked {
                 true => format!(
@@ -503,27 +513,27 @@ pub fn zap(req: &Request) -> Outcome {
             zapped(files.remove_pid_file()).with_warning(warning)
         }
         Ok(PidState::Running { pid, .. }) => {
-            req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid))
+            req.outcome(Command::Zap, false, Some(Reason::Running), Some(pid))
         }
         Ok(PidState::Stale { .. }) => match files.remove() {
             Ok(None) => zapped(Ok(())),
-            Ok(Some(pid)) => req.outcome(Verb::Zap, false, Some(Reason::Running), Some(pid)),
-            Err(e) => req.internal(Verb::Zap, e),
+            Ok(Some(pid)) => req.outcome(Command::Zap, false, Some(Reason::Running), Some(pid)),
+            Err(e) => req.internal(Command::Zap, e),
         },
         Err(DaemonError::PidPath(_)) if req.force => zapped(files.remove_pid_file()),
-        Err(e) => req.internal(Verb::Zap, e),
+        Err(e) => req.internal(Command::Zap, e),
     }
 }
 
 /// `restart`: stop the daemon if it runs, then start it.
 pub fn restart(req: &Request) -> Outcome {
     if let Ok((_, PidState::Running { .. })) = req.inspect() {
-        let stopped = stop(req, Verb::Restart);
+        let stopped = stop(req, Command::Restart);
         if !stopped.ok {
             return stopped;
         }
     }
-    start_as(req, Verb::Restart)
+    start_as(req, Command::Restart)
 }
 
 /// `nodaemon`: the Lisp in the foreground, no pid file. Normally the tool
@@ -532,7 +542,7 @@ pub fn restart(req: &Request) -> Outcome {
 /// parent instead: it notifies, forwards signals, reaps zombies. Returns the
 /// outcome of a failure, or the exit code to leave with.
 pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
-    let program = program(req, Verb::Start)?;
+    let program = program(req, Command::Start)?;
     let notifier = notify::Notifier::from_env();
     // A Lisp of another user never shares the caller's terminal session
     // (TIOCSTI would type into root's shell): it runs as our child in a new
@@ -558,14 +568,14 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         req.switch.clone(),
         None,
     )
-    .map_err(|e| Box::new(req.internal(Verb::Start, e)))?;
+    .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
     if as_parent {
         return launch
             .run_as_parent(notifier.as_ref())
-            .map_err(|e| Box::new(req.internal(Verb::Start, e)));
+            .map_err(|e| Box::new(req.internal(Command::Start, e)));
     }
     Err(Box::new(
-        req.internal(Verb::Start, launch.exec_in_foreground()),
+        req.internal(Command::Start, launch.exec_in_foreground()),
     ))
 }
 

@@ -1,0 +1,177 @@
+//! The commands, as one table: the name `daemon.sh` gives each, its line in
+//! the usage, the past-tense word of its result line, whether it launches a
+//! Lisp, and how its outcome becomes an exit code. Parsing, the usage,
+//! `report` and the CLI all read it.
+//!
+//! Adding a command: a row here, its function in `cli`, its test, and its
+//! line in the README.
+
+/// A command of the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Start,
+    Stop,
+    Zap,
+    Kill,
+    Restart,
+    Nodaemon,
+    Status,
+    Help,
+    Check,
+    Migrate,
+    Unit,
+}
+
+/// How a daemon command's outcome becomes an exit code (LSB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exits {
+    /// `status`: 0 running, 3 no pid file, 1 a stale one, 4 unknown.
+    Status,
+    /// `stop`, `kill`, `zap`: what is not running is the wanted state (0).
+    Ending,
+    /// `start`, `restart`: 0 when the daemon runs, else why not.
+    Launching,
+    /// Not a daemon command: it prints its own output.
+    Own,
+}
+
+/// One row of the table.
+pub struct Row {
+    pub command: Command,
+    pub name: &'static str,
+    /// The word of its result line (`success started ...`).
+    pub past: &'static str,
+    pub doc: &'static str,
+    /// Whether it starts a Lisp (so a `:user` switch is decided).
+    pub launches: bool,
+    pub exits: Exits,
+}
+
+/// Every command, in the usage's order.
+pub const COMMANDS: &[Row] = &[
+    Row {
+        command: Command::Start,
+        name: "start",
+        past: "started",
+        doc: "start the daemon; reports once :main-function has returned",
+        launches: true,
+        exits: Exits::Launching,
+    },
+    Row {
+        command: Command::Stop,
+        name: "stop",
+        past: "stopped",
+        doc: "stop the daemon (SIGUSR1, then SIGKILL after the stop timeout)",
+        launches: false,
+        exits: Exits::Ending,
+    },
+    Row {
+        command: Command::Zap,
+        name: "zap",
+        past: "zapped",
+        doc: "remove the pid file left by a daemon that died",
+        launches: false,
+        exits: Exits::Ending,
+    },
+    Row {
+        command: Command::Kill,
+        name: "kill",
+        past: "killed",
+        doc: "kill the daemon with SIGKILL",
+        launches: false,
+        exits: Exits::Ending,
+    },
+    Row {
+        command: Command::Restart,
+        name: "restart",
+        past: "restarted",
+        doc: "stop the daemon if it runs, then start it",
+        launches: true,
+        exits: Exits::Launching,
+    },
+    Row {
+        command: Command::Nodaemon,
+        name: "nodaemon",
+        past: "ran",
+        doc: "run :main-function in the foreground, for debugging",
+        launches: true,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Status,
+        name: "status",
+        past: "status",
+        doc: "tell whether the daemon runs",
+        launches: false,
+        exits: Exits::Status,
+    },
+    Row {
+        command: Command::Help,
+        name: "help",
+        past: "helped",
+        doc: "print this usage",
+        launches: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Check,
+        name: "check",
+        past: "checked",
+        doc: "print the merged conf as one property list, or the first error in it",
+        launches: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Migrate,
+        name: "migrate",
+        past: "migrated",
+        doc: "print the plist conf equivalent to a restas-daemon conf",
+        launches: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Unit,
+        name: "unit",
+        past: "printed",
+        doc: "print a systemd service unit that runs the conf with nodaemon",
+        launches: false,
+        exits: Exits::Own,
+    },
+];
+
+impl Command {
+    pub fn row(self) -> &'static Row {
+        COMMANDS
+            .iter()
+            .find(|r| r.command == self)
+            .expect("every command has a row")
+    }
+
+    pub fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    pub fn past(self) -> &'static str {
+        self.row().past
+    }
+
+    pub fn parse(name: &str) -> Option<Command> {
+        COMMANDS.iter().find(|r| r.name == name).map(|r| r.command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_one_row_and_round_trips() {
+        for row in COMMANDS {
+            assert_eq!(Command::parse(row.name), Some(row.command));
+            assert_eq!(row.command.name(), row.name);
+            let rows = COMMANDS.iter().filter(|r| r.command == row.command).count();
+            assert_eq!(rows, 1, "{}", row.name);
+        }
+        assert_eq!(Command::parse("reload"), None);
+    }
+}
