@@ -63,6 +63,9 @@ impl ConfError {
     }
 }
 
+/// A value error and the span it is about.
+pub type Fail = (ConfErrorKind, Span);
+
 /// What is wrong, without where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfErrorKind {
@@ -91,6 +94,8 @@ pub enum ConfErrorKind {
     RepeatedKey {
         key: String,
         first: (usize, usize),
+        /// The keys allowed there, as the original listed them.
+        known: String,
     },
     WrongType {
         key: String,
@@ -179,12 +184,10 @@ impl fmt::Display for ConfErrorKind {
                 known,
                 nested_in: Some(outer),
             } => write!(f, "unknown key {key} in {outer}: expected one of {known}"),
-            RepeatedKey { key, first } => write!(
+            RepeatedKey { key, first, known } => write!(
                 f,
-                "repeated key {key} (first given at {}:{}). {ORIGINAL_KEYS_MESSAGE}{}",
-                first.0,
-                first.1,
-                super::keys::key_list()
+                "repeated key {key} (first given at {}:{}). {ORIGINAL_KEYS_MESSAGE}{known}",
+                first.0, first.1,
             ),
             WrongType {
                 key,

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::ConfErrorKind;
+use super::error::{ConfErrorKind, Fail};
 use super::schedule::StopSchedule;
 use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, RestartPolicy};
-use crate::reader::{Datum, Form, Macro, Number, Span};
+use crate::reader::{Datum, Form, Macro, Number};
 use crate::source::Source;
 
 /// One conf key.
@@ -265,9 +265,6 @@ pub struct ValueAt<'a> {
     /// The key path for messages: `:user`, `:os-params :linux-umask`.
     pub key: String,
 }
-
-/// A value error and the span it is about.
-pub type Fail = (ConfErrorKind, Span);
 
 impl ValueAt<'_> {
     fn wrong(&self, expected: &'static str) -> Fail {

@@ -3,7 +3,7 @@
 //! key and a repeated key.
 
 use super::error::ConfErrorKind;
-use super::keys::Fail;
+use super::error::Fail;
 use crate::reader::{Datum, Form};
 use crate::source::Source;
 
@@ -37,14 +37,17 @@ pub fn entries<'f>(
         let Datum::Keyword(name) = &key.datum else {
             return Err((ConfErrorKind::ExpectedKey { found: written }, key.span));
         };
-        let Some(&known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(name)) else {
+        let listed = || {
             let names: Vec<String> = allowed
                 .iter()
                 .map(|a| format!(":{}", a.to_uppercase()))
                 .collect();
+            format!("({})", names.join(" "))
+        };
+        let Some(&known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(name)) else {
             let kind = ConfErrorKind::UnknownKey {
                 key: written,
-                known: format!("({})", names.join(" ")),
+                known: listed(),
                 nested_in: nested_in.map(str::to_string),
             };
             return Err((kind, key.span));
@@ -54,6 +57,7 @@ pub fn entries<'f>(
             let kind = ConfErrorKind::RepeatedKey {
                 key: written,
                 first: (at.line, at.column),
+                known: listed(),
             };
             return Err((kind, key.span));
         }

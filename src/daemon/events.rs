@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
-use nix::sys::signalfd::SignalFd;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::error::DaemonError;
 use super::output::Output;
 use super::process::PidFd;
-use super::spawn::append_capped;
+use super::readiness::append_capped;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,4 +151,14 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Blocks `signals` and returns a signalfd that reads them.
+pub fn take_signals(signals: &[Signal]) -> Result<SignalFd, DaemonError> {
+    let mut mask = SigSet::empty();
+    for signal in signals {
+        mask.add(*signal);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(DaemonError::Signals)?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Signals)
 }

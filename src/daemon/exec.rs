@@ -16,10 +16,11 @@ use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{chdir, execve, setsid};
 
-use super::error::SetupError;
+use super::error::{DaemonError, SetupError};
 use super::identity::{self, Switch};
+use super::launch::Launch;
 use super::readiness::Word;
-use super::spawn::Launch;
+use crate::lisp::BOOTSTRAP_FD;
 
 /// How the process becomes the Lisp, beyond what its `Launch` says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +63,20 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
         program: launch.program_name.clone(),
         errno,
     }
+}
+
+/// Execs the Lisp of `launch` in this process, with the bootstrap on
+/// `BOOTSTRAP_FD` (the `nodaemon` path: no fork, no pid file). Returns only
+/// on failure.
+pub fn exec_in_foreground(launch: Launch) -> DaemonError {
+    let bootstrap = match fresh_bootstrap(launch.bootstrap.as_raw_fd()) {
+        Ok(fd) => fd,
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = arrange(&[(bootstrap, BOOTSTRAP_FD)]) {
+        return e.into();
+    }
+    exec_lisp(&launch, Become::default(), &mut |_| {}).into()
 }
 
 /// The user switch, if any, then `no_new_privs`.

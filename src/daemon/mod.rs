@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod exec;
 pub mod identity;
+mod launch;
 mod notify;
 mod output;
 mod pidfile;
@@ -33,8 +34,8 @@ use crate::lisp::{self, Mode, Runner};
 use crate::logging::{Destination, Destinations, Logger};
 use crate::report::{Outcome, Reason, Supervision, exit};
 use crate::trust::{self, Trust};
-use spawn::{Launch, Started};
-use supervise::Policy;
+use launch::{Launch, Policy};
+use spawn::Started;
 
 /// How long to wait for a process to vanish after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -380,7 +381,7 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
     // SAFETY: single-threaded; the child only execs or exits.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let e = launch.exec_in_foreground();
+            let e = exec::exec_in_foreground(launch);
             eprintln!("ERROR: :before-parent-exit-fn: {e}");
             std::process::exit(1);
         }
@@ -575,7 +576,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
             .map_err(|e| Box::new(req.internal(Command::Start, e)));
     }
     Err(Box::new(
-        req.internal(Command::Start, launch.exec_in_foreground()),
+        req.internal(Command::Start, exec::exec_in_foreground(launch)),
     ))
 }
 

@@ -14,7 +14,12 @@
 //! | `error` | the bootstrap | a function of the conf signalled; the Lisp's report follows, to the end of the pipe |
 
 use std::fmt;
+use std::fs::File;
+use std::io::Read as _;
+use std::os::fd::AsFd;
 use std::str::FromStr;
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 /// One line of the readiness pipe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +91,26 @@ impl Word {
             Word::Ready => ":main-function returned: ready".to_string(),
             _ => return None,
         })
+    }
+}
+
+/// The most of the Lisp's words on the readiness pipe that is kept.
+pub const MAX_REPORT: usize = 64 * 1024;
+
+/// Appends to `text` what `pipe` holds now, without waiting for more (a
+/// child of the exited Lisp may still hold the write end).
+pub fn read_what_is_there(pipe: &mut File, text: &mut String) {
+    let _ = fcntl(pipe.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut rest = Vec::new();
+    let _ = pipe.take(MAX_REPORT as u64).read_to_end(&mut rest);
+    append_capped(text, &rest);
+}
+
+/// Appends the Lisp's words to `text`, keeping at most `MAX_REPORT` bytes:
+/// the Lisp runs the daemon user's code, which may flood the pipe.
+pub fn append_capped(text: &mut String, bytes: &[u8]) {
+    if text.len() < MAX_REPORT {
+        text.push_str(&String::from_utf8_lossy(bytes));
     }
 }
 

@@ -8,34 +8,31 @@
 //! The readiness pipe carries the words of `readiness`: first from the
 //! daemon process before exec, then from the bootstrap.
 
-use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt as _;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
+use nix::fcntl::OFlag;
 
-use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2, setsid};
 
 use super::error::{DaemonError, SetupError};
-use super::events::{Event, EventLoop};
+use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::identity::Switch;
+use super::launch::Launch;
 use super::notify::Notifier;
-use super::pidfile::{Claim, PidFiles};
+use super::pidfile::Claim;
 use super::process::PidFd;
-use super::readiness::{self, Word};
-use super::supervise::{self, Policy};
-use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, LaunchPlan, READY_FD, READY_READER_FD};
+use super::readiness::{self, Word, read_what_is_there};
+use super::supervise;
+use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD, READY_READER_FD};
 use crate::logging::Logger;
 
 /// How a start ended.
@@ -53,109 +50,6 @@ pub enum Started {
     Died { how: String },
     /// The set-up before exec failed.
     SetupError { message: String },
-}
-
-/// What the daemon process needs, prepared before fork.
-pub struct Launch {
-    pub(super) program: CString,
-    pub(super) program_name: String,
-    pub(super) argv: Vec<CString>,
-    pub(super) envp: Vec<CString>,
-    pub(super) bootstrap: OwnedFd,
-    /// See `LaunchPlan::keep_ready_reader`.
-    pub(super) keep_ready_reader: bool,
-    /// The daemon's pid files (`start`); none in the foreground.
-    pub(super) pid_files: Option<PidFiles>,
-    pub(super) umask: u32,
-    pub(super) switch: Option<Switch>,
-    pub(super) output: Option<PathBuf>,
-    /// With a restart policy, the daemon process is a supervisor of the Lisp.
-    pub(super) supervise: Option<Policy>,
-}
-
-fn cstring(s: &OsStr) -> CString {
-    // Arguments and environment come from the OS or from our own text,
-    // neither of which can hold a NUL byte; replace defensively.
-    CString::new(
-        s.as_bytes()
-            .iter()
-            .map(|b| if *b == 0 { b'?' } else { *b })
-            .collect::<Vec<u8>>(),
-    )
-    .expect("NUL bytes were replaced")
-}
-
-/// A private, unlinked file holding the bootstrap (never on disk, never in
-/// argv), sealed: nobody, the daemon's user included, can change it for
-/// the Lisps started from it later (a supervisor's restarts).
-pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
-    let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
-    let fd = memfd_create(c"daemonization-bootstrap", flags).map_err(DaemonError::Memfd)?;
-    let mut file = File::from(fd);
-    file.write_all(text.as_bytes())
-        .map_err(DaemonError::WriteBootstrap)?;
-    let seals = SealFlag::F_SEAL_SEAL
-        | SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE;
-    fcntl(file.as_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(DaemonError::Memfd)?;
-    Ok(file.into())
-}
-
-impl Launch {
-    pub fn new(
-        plan: &LaunchPlan,
-        program: &Path,
-        pid_files: Option<PidFiles>,
-        umask: u32,
-        switch: Option<Switch>,
-        output: Option<&Path>,
-    ) -> Result<Launch, DaemonError> {
-        let envp = plan
-            .env
-            .iter()
-            .map(|(k, v)| {
-                let mut kv = k.clone();
-                kv.push("=");
-                kv.push(v);
-                cstring(&kv)
-            })
-            .collect();
-        let mut argv = vec![cstring(&plan.program)];
-        argv.extend(plan.args.iter().map(|a| cstring(a)));
-        Ok(Launch {
-            program: cstring(program.as_os_str()),
-            program_name: program.display().to_string(),
-            argv,
-            envp,
-            bootstrap: bootstrap_file(&plan.bootstrap)?,
-            keep_ready_reader: plan.keep_ready_reader,
-            pid_files,
-            umask,
-            switch,
-            output: output.map(Path::to_path_buf),
-            supervise: None,
-        })
-    }
-
-    /// Makes the daemon process a supervisor of the Lisp.
-    pub fn supervised(mut self, policy: Policy) -> Launch {
-        self.supervise = Some(policy);
-        self
-    }
-
-    /// Execs the Lisp in this process, with the bootstrap on `BOOTSTRAP_FD`
-    /// (the `nodaemon` path: no fork, no pid file). Returns only on failure.
-    pub fn exec_in_foreground(self) -> DaemonError {
-        let bootstrap = match exec::fresh_bootstrap(self.bootstrap.as_raw_fd()) {
-            Ok(fd) => fd,
-            Err(e) => return e.into(),
-        };
-        if let Err(e) = exec::arrange(&[(bootstrap, BOOTSTRAP_FD)]) {
-            return e.into();
-        }
-        exec::exec_lisp(&self, Become::default(), &mut |_| {}).into()
-    }
 }
 
 impl Launch {
@@ -232,16 +126,6 @@ impl Launch {
     }
 }
 
-/// Blocks `signals` and returns a signalfd that reads them.
-pub(super) fn take_signals(signals: &[Signal]) -> Result<SignalFd, DaemonError> {
-    let mut mask = SigSet::empty();
-    for signal in signals {
-        mask.add(*signal);
-    }
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(DaemonError::Signals)?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Signals)
-}
-
 /// Reaps every zombie (as PID 1 we inherit orphans); the exit code of
 /// `child` (128 + the signal if one ended it) once it is among them.
 fn reap_all(child: Pid) -> Option<i32> {
@@ -254,23 +138,6 @@ fn reap_all(child: Pid) -> Option<i32> {
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
             Ok(_) => {}
         }
-    }
-}
-
-/// Appends to `text` what `pipe` holds now, without waiting for more (a
-/// child of the exited Lisp may still hold the write end).
-pub(super) fn read_what_is_there(pipe: &mut File, text: &mut String) {
-    let _ = fcntl(pipe.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-    let mut rest = Vec::new();
-    let _ = pipe.take(MAX_REPORT as u64).read_to_end(&mut rest);
-    append_capped(text, &rest);
-}
-
-/// Appends the Lisp's words to `text`, keeping at most `MAX_REPORT` bytes:
-/// the Lisp runs the daemon user's code, which may flood the pipe.
-pub(super) fn append_capped(text: &mut String, bytes: &[u8]) {
-    if text.len() < MAX_REPORT {
-        text.push_str(&String::from_utf8_lossy(bytes));
     }
 }
 
@@ -517,9 +384,6 @@ fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Started> {
     }
     None
 }
-
-/// The most of the Lisp's words on the readiness pipe that start keeps.
-pub(super) const MAX_REPORT: usize = 64 * 1024;
 
 /// Logs the steps of a start as the readiness pipe tells them.
 fn trace(logger: &Logger, line: &str) {

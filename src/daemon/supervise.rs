@@ -21,27 +21,16 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use super::error::DaemonError;
-use super::events::{Event, EventLoop};
+use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
+use super::launch::{Launch, Policy};
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::process::PidFd;
-use super::readiness::{self, Word};
-use super::spawn::{Launch, read_what_is_there, take_signals};
+use super::readiness::{self, Word, read_what_is_there};
 use crate::config::RestartPolicy;
 use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 use crate::logging::Logger;
-
-/// When and how often to restart.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    pub restart: RestartPolicy,
-    pub delay: Duration,
-    pub max_delay: Duration,
-    pub start_limit: Option<(u32, Duration)>,
-    /// `:output-max-size` and `:output-keep`: the supervisor writes `:output`.
-    pub rotation: Option<(Option<u64>, u32)>,
-}
 
 /// What `status` shows of a supervised daemon.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,122 @@
+//! A Lisp to start, prepared before fork: the plan turned into what
+//! `execve` takes (C strings, the bootstrap in a sealed memfd), the pid
+//! files, the identity, `:output`, and supervision. `exec` turns it into a
+//! process; `spawn` and `supervise` decide when.
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+
+use super::error::DaemonError;
+use super::identity::Switch;
+use super::pidfile::PidFiles;
+use crate::config::RestartPolicy;
+use crate::lisp::LaunchPlan;
+
+/// When and how often a supervisor restarts the Lisp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub restart: RestartPolicy,
+    pub delay: Duration,
+    pub max_delay: Duration,
+    pub start_limit: Option<(u32, Duration)>,
+    /// `:output-max-size` and `:output-keep`: the supervisor writes `:output`.
+    pub rotation: Option<(Option<u64>, u32)>,
+}
+
+/// What the daemon process needs, prepared before fork.
+pub struct Launch {
+    pub(super) program: CString,
+    pub(super) program_name: String,
+    pub(super) argv: Vec<CString>,
+    pub(super) envp: Vec<CString>,
+    pub(super) bootstrap: OwnedFd,
+    /// See `LaunchPlan::keep_ready_reader`.
+    pub(super) keep_ready_reader: bool,
+    /// The daemon's pid files (`start`); none in the foreground.
+    pub(super) pid_files: Option<PidFiles>,
+    pub(super) umask: u32,
+    pub(super) switch: Option<Switch>,
+    pub(super) output: Option<PathBuf>,
+    /// With a restart policy, the daemon process is a supervisor of the Lisp.
+    pub(super) supervise: Option<Policy>,
+}
+
+fn cstring(s: &OsStr) -> CString {
+    // Arguments and environment come from the OS or from our own text,
+    // neither of which can hold a NUL byte; replace defensively.
+    CString::new(
+        s.as_bytes()
+            .iter()
+            .map(|b| if *b == 0 { b'?' } else { *b })
+            .collect::<Vec<u8>>(),
+    )
+    .expect("NUL bytes were replaced")
+}
+
+/// A private, unlinked file holding the bootstrap (never on disk, never in
+/// argv), sealed: nobody, the daemon's user included, can change it for
+/// the Lisps started from it later (a supervisor's restarts).
+pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
+    let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+    let fd = memfd_create(c"daemonization-bootstrap", flags).map_err(DaemonError::Memfd)?;
+    let mut file = File::from(fd);
+    file.write_all(text.as_bytes())
+        .map_err(DaemonError::WriteBootstrap)?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(file.as_fd(), FcntlArg::F_ADD_SEALS(seals)).map_err(DaemonError::Memfd)?;
+    Ok(file.into())
+}
+
+impl Launch {
+    pub fn new(
+        plan: &LaunchPlan,
+        program: &Path,
+        pid_files: Option<PidFiles>,
+        umask: u32,
+        switch: Option<Switch>,
+        output: Option<&Path>,
+    ) -> Result<Launch, DaemonError> {
+        let envp = plan
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push("=");
+                kv.push(v);
+                cstring(&kv)
+            })
+            .collect();
+        let mut argv = vec![cstring(&plan.program)];
+        argv.extend(plan.args.iter().map(|a| cstring(a)));
+        Ok(Launch {
+            program: cstring(program.as_os_str()),
+            program_name: program.display().to_string(),
+            argv,
+            envp,
+            bootstrap: bootstrap_file(&plan.bootstrap)?,
+            keep_ready_reader: plan.keep_ready_reader,
+            pid_files,
+            umask,
+            switch,
+            output: output.map(Path::to_path_buf),
+            supervise: None,
+        })
+    }
+
+    /// Makes the daemon process a supervisor of the Lisp.
+    pub fn supervised(mut self, policy: Policy) -> Launch {
+        self.supervise = Some(policy);
+        self
+    }
+}
