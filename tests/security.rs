@@ -930,16 +930,21 @@ fn zap_force_tells_that_the_daemon_still_runs() {
     assert_eq!(
         stderr(&out),
         format!(
-            "WARNING: the daemon (pid = {pid}) still runs; it still holds its lock, so `stop` or `kill` can end it\n"
+            "WARNING: the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`\n"
         )
     );
     assert!(!p.exists() && alive(pid));
     assert_line(
         &sb.run(&conf, &["stop"]),
         0,
-        &format!("success stopped (pid = {pid} pid-file = {})", p.display()),
+        &format!("failed stopped - no-pid-file (pid-file = {})", p.display()),
     );
-    assert!(!alive(pid));
+    assert!(alive(pid), "nothing names it: nothing is signalled");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
 }
 
 /// The kernel function the main thread of `pid` waits in.
@@ -1037,9 +1042,11 @@ fn locks_the_daemons_user_adds_are_ignored() {
     attacker();
     let sb = open_sandbox();
     let squatter_pid = attacker_dir(&sb, "home").join("squatter.pid");
-    // A read lock (the descriptor is read-only) from a child that keeps it.
+    // A read lock (the descriptor is read-only) and an flock from a child
+    // that keeps them.
     let perl = "open(my $f, '<&=', 5) or die $!; \
-                my $lk = pack('s s x4 q q i x4', 0, 0, 0, 0, 0); fcntl($f, 6, $lk) or die $!; sleep 600";
+                my $lk = pack('s s x4 q q i x4', 0, 0, 0, 0, 0); fcntl($f, 6, $lk) or die $!; \
+                flock($f, 1) or die $!; sleep 600";
     let conf = sb.conf(
         "q.conf",
         &format!(
@@ -1081,15 +1088,22 @@ fn locks_the_daemons_user_adds_are_ignored() {
         0,
         &format!("running (pid = {daemon} pid-file = {p})"),
     );
+    // The daemon dies (not by the tool): its child's locks keep nothing alive.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(10, || !alive(daemon)));
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        1,
+        &format!("not-running - service-unavailable (pid = {daemon} pid-file = {p})"),
+    );
     assert_line(
         &sb.run(&conf, &["kill"]),
         0,
-        &format!("success killed (pid = {daemon} pid-file = {p})"),
-    );
-    assert_line(
-        &sb.run(&conf, &["status"]),
-        3,
-        &format!("not-running - no-pid-file (pid-file = {p})"),
+        &format!("failed killed - not-running (pid = {daemon} pid-file = {p})"),
     );
     assert!(alive(squatter), "the child was never signalled");
     assert_eq!(

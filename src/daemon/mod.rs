@@ -423,10 +423,26 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
             Err(e) => req.internal(command, e),
         },
         PidState::Running { pid, locked } => {
+            // Pinned by a pidfd, then checked again: a pid reused meanwhile
+            // is never signalled.
+            let daemon = match process::PidFd::open(pid) {
+                Ok(fd) if files.still_the_daemon(pid, locked, req.daemon_uid()) => fd,
+                Ok(_)
+                | Err(DaemonError::PidFd {
+                    errno: nix::errno::Errno::ESRCH,
+                    ..
+                }) => {
+                    return match files.remove() {
+                        Ok(_) => req.outcome(command, false, Some(Reason::NotRunning), Some(pid)),
+                        Err(e) => req.internal(command, e),
+                    };
+                }
+                Err(e) => return req.internal(command, e),
+            };
             // A supervisor's Lisp, taken hold of while it is provably the
             // supervisor's child.
             let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
-            match end_process(pid, &schedule) {
+            match end_process(&daemon, &schedule) {
                 Ok(true) => match end_lisp(lisp).and_then(|()| files.remove()) {
                     Ok(_) => req.outcome(command, true, None, Some(pid)),
                     Err(e) => req.internal(command, e),
@@ -466,18 +482,9 @@ fn end_lisp(lisp: Option<process::PidFd>) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Goes through the stop schedule on `pid` through a pidfd; true when the
-/// process has ended.
-fn end_process(pid: i32, schedule: &StopSchedule) -> Result<bool, DaemonError> {
-    let fd = match process::PidFd::open(pid) {
-        Ok(fd) => fd,
-        // It ended between the check and now.
-        Err(DaemonError::PidFd {
-            errno: nix::errno::Errno::ESRCH,
-            ..
-        }) => return Ok(true),
-        Err(e) => return Err(e),
-    };
+/// Goes through the stop schedule on the process of `fd`; true when it
+/// has ended.
+fn end_process(fd: &process::PidFd, schedule: &StopSchedule) -> Result<bool, DaemonError> {
     for step in &schedule.steps {
         fd.signal(step.signal)?;
         if fd.wait_exit(step.timeout) {
@@ -502,15 +509,10 @@ pub fn zap(req: &Request) -> Outcome {
     };
     match files.inspect(req.daemon_uid()) {
         Ok(PidState::Missing) => req.outcome(Command::Zap, false, Some(Reason::NoPidFile), None),
-        Ok(PidState::Running { pid, locked }) if req.force => {
-            let warning = match locked {
-                true => format!(
-                    "the daemon (pid = {pid}) still runs; it still holds its lock, so `stop` or `kill` can end it"
-                ),
-                false => format!(
-                    "the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`"
-                ),
-            };
+        Ok(PidState::Running { pid, .. }) if req.force => {
+            let warning = format!(
+                "the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`"
+            );
             zapped(files.remove_pid_file()).with_warning(warning)
         }
         Ok(PidState::Running { pid, .. }) => {

@@ -4,15 +4,14 @@
 //! 0644, for monitoring tools), `NAME.lock` (0600: only the caller, root in
 //! production, can open it) and, under a supervisor, `NAME.state`.
 //!
-//! The daemon process takes a POSIX read lock on `NAME.lock`, through a
-//! read-only descriptor, and holds it across exec for its whole life; the
-//! kernel drops it when the process dies, and `fork` does not pass it on.
-//! A daemon runs when the process its pid file names holds that lock (the
-//! holders are read from `/proc/locks`, so `status` needs no descriptor of
-//! the root-only file). No other user can lock the file, since no other
-//! user can open it; the daemon's own user, who holds its descriptor, can
-//! only add locks of processes no pid file names, which are ignored (and
-//! the file is replaced at the next start).
+//! The daemon process takes a POSIX read lock on `NAME.lock`, a file made
+//! new for it, through a read-only descriptor on `LOCK_FD`, and holds it
+//! across exec for its whole life; the kernel drops it when the process
+//! dies, and `fork` does not pass it on. A daemon runs when the process its
+//! pid file names holds that lock, as `/proc/PID/fdinfo/LOCK_FD` shows (a
+//! process's own locks only: no other process can pass for it, and no lock
+//! of anyone else is ever counted). No other user can lock the file, since
+//! no other user can open it.
 //!
 //! Claims and removals are serialised by an `flock` on `NAME.claim`, a
 //! file only the caller can open, made for the claim or removal and
@@ -40,6 +39,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::error::DaemonError;
 use super::process;
+use crate::lisp::LOCK_FD;
 use crate::trust::{
     self, Create, Dir, DirKind, PathError, Policy, Refused, Trust, kind_name, owner_problem,
 };
@@ -342,26 +342,25 @@ impl PidFiles {
         }
     }
 
-    /// The processes holding a lock on `NAME.lock` (none if it is missing).
-    fn holders(&self) -> Result<Vec<i32>, DaemonError> {
+    /// The lock file, checked, if it is there.
+    fn lock_stat(&self) -> Result<Option<FileStat>, DaemonError> {
         let name = self.sibling(".lock");
         match fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 self.check_private(&name, &st, "the lock file")?;
-                Ok(lock_holders(&st))
+                Ok(Some(st))
             }
-            Err(Errno::ENOENT) => Ok(Vec::new()),
+            Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(PathError::io("the lock file", &self.sibling_path(&name), e).into()),
         }
     }
 
-    /// The daemon holding the lock, if any: the process the pid file names
-    /// if it holds it; with no pid file (`zap --force`), any holder.
-    fn daemon(&self, pid: Option<i32>, holders: &[i32]) -> Option<i32> {
-        match pid {
-            Some(pid) => holders.contains(&pid).then_some(pid),
-            None => holders.first().copied(),
-        }
+    /// Whether the process `pid` (the pid file's) holds the lock.
+    pub fn holds(&self, pid: i32) -> Result<bool, DaemonError> {
+        Ok(match self.lock_stat()? {
+            Some(st) => holds_lock(pid, &st),
+            None => false,
+        })
     }
 
     /// The pid in the pid file, and when the file was last written.
@@ -389,19 +388,10 @@ impl PidFiles {
     /// its process is a Lisp running as `uid` that started at most
     /// `STARTED_BEFORE` before the file was written.
     pub fn inspect(&self, uid: u32) -> Result<PidState, DaemonError> {
-        let pid = self.read_pid()?;
-        let holders = self.holders()?;
-        Ok(match pid {
-            // The pid file was removed (`zap --force`) under a live daemon:
-            // the lock still names it.
-            None => match holders.first() {
-                Some(&pid) => PidState::Running { pid, locked: true },
-                None => PidState::Missing,
-            },
+        Ok(match self.read_pid()? {
+            None => PidState::Missing,
             Some((None, _)) => PidState::Stale { pid: None },
-            Some((Some(pid), _)) if holders.contains(&pid) => {
-                PidState::Running { pid, locked: true }
-            }
+            Some((Some(pid), _)) if self.holds(pid)? => PidState::Running { pid, locked: true },
             Some((Some(pid), written)) => match lockless_daemon(pid, written, uid) {
                 true => PidState::Running { pid, locked: false },
                 false => PidState::Stale { pid: Some(pid) },
@@ -409,25 +399,38 @@ impl PidFiles {
         })
     }
 
-    /// In the daemon process, before exec: takes the lock on a read-only
-    /// descriptor placed on `target` (kept across exec for the daemon's
-    /// whole life) unless a daemon holds it, then writes `pid` to the pid
-    /// file.
+    /// Whether `pid` still is the daemon `inspect` found (after a pidfd
+    /// pinned it, so a reused pid is never taken for it).
+    pub fn still_the_daemon(&self, pid: i32, locked: bool, uid: u32) -> bool {
+        match locked {
+            true => self.holds(pid).unwrap_or(false),
+            false => self
+                .read_pid()
+                .ok()
+                .flatten()
+                .is_some_and(|(named, written)| {
+                    named == Some(pid) && lockless_daemon(pid, written, uid)
+                }),
+        }
+    }
+
+    /// In the daemon process, before exec: unless the daemon the pid file
+    /// names holds the lock, takes it on a new lock file, through a
+    /// read-only descriptor placed on `target` (kept across exec for the
+    /// daemon's whole life), then writes `pid` to the pid file.
     pub fn claim(&self, target: RawFd, pid: i32) -> Result<Claim, DaemonError> {
         const WHAT: &str = "the lock file";
         let name = self.sibling(".lock");
         let path = self.sibling_path(&name);
         let _claim = self.claim_lock()?;
-        let named = self.read_pid()?.and_then(|(pid, _)| pid);
-        let holders = self.holders()?;
-        if let Some(daemon) = self.daemon(named, &holders) {
-            return Ok(Claim::Held(daemon));
+        if let Some(named) = self.read_pid()?.and_then(|(pid, _)| pid)
+            && self.holds(named)?
+        {
+            return Ok(Claim::Held(named));
         }
-        if !holders.is_empty() {
-            // Locks of processes no pid file names: a new file, without them.
-            self.unlink(&name)?;
-        }
-        let flags = OFlag::O_RDONLY | OFlag::O_CREAT;
+        // A new file: no lock anyone took on an old one counts.
+        self.unlink(&name)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL;
         let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
             return Err(PathError::io(WHAT, &path, Errno::ENOENT).into());
         };
@@ -475,13 +478,15 @@ impl PidFiles {
         Ok(())
     }
 
-    /// Removes the pid file unless a daemon holds the lock (whose pid is
-    /// returned, nothing removed); the lock and state files go with it.
+    /// Removes the pid file unless the daemon it names holds the lock
+    /// (whose pid is returned, nothing removed); the lock and state files
+    /// go with it.
     pub fn remove(&self) -> Result<Option<i32>, DaemonError> {
         let _claim = self.claim_lock()?;
-        let named = self.read_pid()?.and_then(|(pid, _)| pid);
-        if let Some(daemon) = self.daemon(named, &self.holders()?) {
-            return Ok(Some(daemon));
+        if let Some(named) = self.read_pid()?.and_then(|(pid, _)| pid)
+            && self.holds(named)?
+        {
+            return Ok(Some(named));
         }
         self.unlink(&self.name)?;
         self.unlink(&self.sibling(".state"))?;
@@ -594,38 +599,29 @@ fn private_dir(path: &Path, trust: &Trust, create: bool) -> Result<(), PathError
     Ok(())
 }
 
-/// The processes holding a POSIX or `flock` lock on the file `st`, from
-/// `/proc/locks` (lines `ID: KIND ADVISORY MODE PID MAJ:MIN:INODE ...`;
-/// waiters, `ID: -> ...`, and OFD locks, pid -1, hold nothing of a process).
-fn lock_holders(st: &FileStat) -> Vec<i32> {
-    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
-        return Vec::new();
-    };
+/// Whether the process `pid` holds a POSIX lock on the file `st` through
+/// its descriptor `LOCK_FD`, as `/proc/PID/fdinfo/LOCK_FD` shows it (only
+/// that process's own locks on that descriptor's file: `lock: ID: POSIX
+/// ADVISORY MODE PID MAJ:MIN:INODE ...`). A caller that may not read it (a
+/// user asking about root's daemon) looks for the same line in
+/// `/proc/locks`, which only it then waits on.
+fn holds_lock(pid: i32, st: &FileStat) -> bool {
     let (major, minor) = (libc::major(st.st_dev), libc::minor(st.st_dev));
-    let mut holders = Vec::new();
-    for line in text.lines() {
+    let file = format!("{major:02x}:{minor:02x}:{}", st.st_ino);
+    let is_ours = |line: &str| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_, kind, _, _, pid, file, ..] = fields.as_slice() else {
-            continue;
-        };
-        if *kind == "->" || !matches!(*kind, "POSIX" | "FLOCK") {
-            continue;
+        matches!(fields.as_slice(), [_, "POSIX", _, _, p, f, ..] if *p == pid.to_string() && *f == file)
+    };
+    match std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{LOCK_FD}")) {
+        Ok(info) => info
+            .lines()
+            .filter_map(|l| l.strip_prefix("lock:"))
+            .any(is_ours),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::read_to_string("/proc/locks").is_ok_and(|locks| locks.lines().any(is_ours))
         }
-        let mut parts = file.split(':');
-        let (Some(maj), Some(min), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let same_file = u32::from_str_radix(maj, 16) == Ok(major)
-            && u32::from_str_radix(min, 16) == Ok(minor)
-            && ino.parse::<u64>() == Ok(st.st_ino);
-        if let (true, Ok(pid)) = (same_file, pid.parse::<i32>())
-            && pid > 0
-            && !holders.contains(&pid)
-        {
-            holders.push(pid);
-        }
+        Err(_) => false,
     }
-    holders
 }
 
 /// Moves `fd` to descriptor `target` (without close-on-exec).

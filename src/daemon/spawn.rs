@@ -69,6 +69,9 @@ impl Launch {
         let child = self.fork_foreground(write_end)?;
         let mut events = EventLoop::new(Some(signals), None);
         events.pipe = Some(File::from(read_end));
+        // The failure is told once, whether the pipe's end or the exit is
+        // seen first (both may come from one wait).
+        let mut told = false;
         loop {
             match events.next()? {
                 Event::Said if readiness::is_ready(&events.text) => {
@@ -78,15 +81,15 @@ impl Launch {
                     events.text.clear();
                     events.pipe = None;
                 }
-                Event::PipeClosed => notify_failure(notifier, &events.text),
+                Event::PipeClosed => notify_failure(notifier, &events.text, &mut told),
                 Event::Signal(Signal::SIGCHLD) => {
                     if let Some(code) = reap_all(child) {
                         // Its report may still be in the pipe (the exit can
                         // be seen first): read what is there, without waiting.
                         if let Some(mut pipe) = events.pipe.take() {
                             read_what_is_there(&mut pipe, &mut events.text);
-                            notify_failure(notifier, &events.text);
                         }
+                        notify_failure(notifier, &events.text, &mut told);
                         return Ok(code);
                     }
                 }
@@ -141,11 +144,13 @@ fn reap_all(child: Pid) -> Option<i32> {
     }
 }
 
-/// `STATUS=` with the first line of the Lisp's error report, if it made one.
-fn notify_failure(notifier: Option<&Notifier>, text: &str) {
-    if let (Some(n), Some(report)) = (notifier, readiness::error_report(text)) {
+/// `STATUS=` with the first line of the Lisp's error report, if it made
+/// one and it was not told yet.
+fn notify_failure(notifier: Option<&Notifier>, text: &str, told: &mut bool) {
+    if let (false, Some(n), Some(report)) = (*told, notifier, readiness::error_report(text)) {
         let first = report.lines().next().unwrap_or("the main function failed");
         n.send(&format!("STATUS={first}"));
+        *told = true;
     }
 }
 

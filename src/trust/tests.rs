@@ -232,3 +232,26 @@ fn the_lisp_program_is_roots_as_root() {
     );
     assert!(check_program(&program, &Trust::for_uid(OTHER)).is_ok());
 }
+
+#[test]
+fn parent_components_are_taken_from_the_path_as_written() {
+    let trust = root();
+    let top = tempfile::tempdir().unwrap();
+    let home = top.path().join("home");
+    fs::create_dir(&home).unwrap();
+    chown(&home, OTHER);
+    fs::create_dir(home.join("sub")).unwrap();
+    chown(&home.join("sub"), OTHER);
+    // home/sub/../x.log is home/x.log, whatever home/sub is by then.
+    let user = Some((OTHER, OTHER));
+    let path = home.join("sub/../x.log");
+    let made = open_append(&path, &trust, "the :output file", None, 0o640, user).unwrap();
+    assert!(made.created && home.join("x.log").exists());
+    let found = walk(
+        &top.path().join("home/../home/x.log"),
+        Policy::Confined { user },
+        &trust,
+        "x",
+    );
+    assert_eq!(found.unwrap().dir.path, home);
+}

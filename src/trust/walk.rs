@@ -191,6 +191,19 @@ impl<'a> Walk<'a> {
                 Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EINVAL)),
             )
         })?;
+        // `..` is taken from the path as written, never from a directory
+        // someone could have moved meanwhile.
+        let mut normal = PathBuf::from("/");
+        for component in path.components() {
+            match component {
+                Component::Normal(name) => normal.push(name),
+                Component::ParentDir => {
+                    normal.pop();
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        let path = normal;
         Ok(Walk {
             path,
             policy,
