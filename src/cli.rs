@@ -130,7 +130,7 @@ pub fn usage() -> String {
             out,
             "  :{}  {} (default {})\n      {}",
             key.name,
-            key.kind.describe(),
+            key.kind.expected(),
             key.default,
             key.doc
         );

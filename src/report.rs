@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::command::{Command, Exits};
-use crate::config::lisp_string;
+use crate::reader::lisp_string;
 
 /// Exit codes, following the LSB init-script conventions.
 pub mod exit {

@@ -306,7 +306,7 @@ impl Kind {
     }
 
     /// What a value of this kind looks like, for the usage text.
-    pub fn describe(&self) -> &'static str {
+    pub fn expected(&self) -> &'static str {
         match self {
             Kind::Text(_) => TEXT,
             Kind::Path { nil_ok: true, .. } => PATH_OR_NIL,

@@ -27,7 +27,7 @@ pub use spec::{
     LispCode, LispKind, OsParams, RestartPolicy,
 };
 
-use crate::reader::{self, Features, Form, Span};
+use crate::reader::{self, Features, Form, Span, lisp_string};
 use crate::source::Source;
 use crate::trust::{self, Trust};
 use keys::ValueAt;
@@ -292,20 +292,6 @@ impl Conf {
         out.push_str(")\n");
         out
     }
-}
-
-/// A Lisp string literal for `s`.
-pub fn lisp_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::error::{ConfError, ConfErrorKind};
-use super::lisp_string;
+use crate::reader::lisp_string;
 use crate::reader::{Datum, Form};
 use crate::source::Source;
 use std::sync::Arc;

@@ -46,7 +46,7 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
         return e;
     }
     if let Some(switch) = &launch.switch {
-        announce(Word::Switched(switch.describe()));
+        announce(Word::Switched(switch.summary()));
     }
     if how.die_with_parent {
         // After the user switch, which clears it.

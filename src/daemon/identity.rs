@@ -188,7 +188,7 @@ pub fn no_new_privs() -> Result<(), SetupError> {
 
 impl Switch {
     /// Who the daemon runs as, for the `switched` word of a start.
-    pub fn describe(&self) -> String {
+    pub fn summary(&self) -> String {
         let a = &self.account;
         let caps = match self.keep_bind {
             true => "CAP_NET_BIND_SERVICE",

@@ -437,7 +437,7 @@ impl PidFiles {
         self.check_private(&name, &st, WHAT)?;
         // On its slot before the lock is taken: closing any other descriptor
         // of the file would drop the process's lock.
-        let fd = place(fd, target).map_err(|e| PathError::io(WHAT, &path, e))?;
+        let fd = move_to_slot(fd, target).map_err(|e| PathError::io(WHAT, &path, e))?;
         fcntl(
             fd.as_fd(),
             FcntlArg::F_SETLK(&whole_file_lock(libc::F_RDLCK)),
@@ -625,7 +625,7 @@ fn holds_lock(pid: i32, st: &FileStat) -> bool {
 }
 
 /// Moves `fd` to descriptor `target` (without close-on-exec).
-fn place(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
+fn move_to_slot(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
     if fd.as_raw_fd() == target {
         fcntl(fd.as_fd(), FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
         return Ok(fd);

@@ -9,8 +9,9 @@
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
-use crate::config::{DaemonSpec, LispCode, lisp_string};
+use crate::config::{DaemonSpec, LispCode};
 use crate::logging::{Destination, Destinations};
+use crate::reader::lisp_string;
 
 /// Where the Lisp finds the bootstrap program.
 pub const BOOTSTRAP_FD: i32 = 3;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::plist;
-use crate::config::{ConfError, ConfErrorKind, lisp_string, read_single_form};
+use crate::config::{ConfError, ConfErrorKind, read_single_form};
+use crate::reader::lisp_string;
 use crate::reader::{Datum, Features, Form, Macro};
 use crate::source::Source;
 use crate::trust::{self, Create, Trust};
@@ -245,7 +246,7 @@ impl Logger {
         {
             eprintln!(
                 "WARNING: cannot write the log ({}): {e}; the command goes on",
-                describe(destination)
+                destination_name(destination)
             );
         }
     }
@@ -282,7 +283,7 @@ enum LogError {
     Write(std::io::Error),
 }
 
-fn describe(destination: &Destination) -> String {
+fn destination_name(destination: &Destination) -> String {
     match destination {
         Destination::Syslog => "syslog".into(),
         Destination::File(p) => p.display().to_string(),
