@@ -86,7 +86,119 @@ pub struct Supervision {
     pub last_exit: Option<String>,
 }
 
+/// What a daemon command found or did, in the daemon layer's words;
+/// `Outcome::of` alone makes it a result line, a plist, JSON and an exit
+/// code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fact {
+    /// The daemon runs (`status`).
+    Runs {
+        pid: i32,
+        supervision: Option<Supervision>,
+    },
+    /// A pid file remains, but no daemon runs.
+    Stale {
+        pid: Option<i32>,
+    },
+    NoPidFile,
+    /// `:main-function` returned.
+    Started {
+        pid: i32,
+    },
+    AlreadyRunning {
+        pid: i32,
+    },
+    /// Alive, but not ready within the start timeout.
+    StillInitializing {
+        pid: i32,
+    },
+    /// A function of the conf signalled: the Lisp's report.
+    FunctionError {
+        report: String,
+    },
+    /// The daemon died before it was ready: how.
+    Died {
+        how: String,
+    },
+    /// The set-up before exec failed.
+    SetupFailed {
+        message: String,
+    },
+    LispNotFound {
+        message: String,
+    },
+    /// The stop schedule ended the daemon.
+    Stopped {
+        pid: i32,
+    },
+    /// Nothing ran: a stale pid file was removed.
+    WasNotRunning {
+        pid: Option<i32>,
+    },
+    /// The stop schedule ran out with the daemon alive.
+    StillRunning {
+        pid: i32,
+        schedule: String,
+    },
+    /// The pid file is gone; `still_running`: the daemon it named lives.
+    Zapped {
+        still_running: Option<i32>,
+    },
+    /// `zap` refused: the daemon runs.
+    ZapRefused {
+        pid: i32,
+    },
+    /// The tool itself failed (a syscall, a refused file).
+    Failed {
+        message: String,
+    },
+}
+
 impl Outcome {
+    /// The outcome of `command` that found or did `fact`.
+    pub fn of(command: Command, fact: Fact, pid_file: PathBuf) -> Outcome {
+        use Fact::*;
+        let (ok, reason, pid) = match &fact {
+            Runs { pid, .. } | Started { pid } | Stopped { pid } => (true, None, Some(*pid)),
+            Stale { pid } => (false, Some(Reason::ServiceUnavailable), *pid),
+            NoPidFile => (false, Some(Reason::NoPidFile), None),
+            AlreadyRunning { pid } => (true, Some(Reason::AlreadyRunning), Some(*pid)),
+            StillInitializing { pid } => (true, Some(Reason::StillInitializing), Some(*pid)),
+            FunctionError { .. } => (false, Some(Reason::MainFunctionError), None),
+            Died { .. } => (false, Some(Reason::Died), None),
+            SetupFailed { .. } | Failed { .. } => (false, Some(Reason::InternalError), None),
+            LispNotFound { .. } => (false, Some(Reason::LispNotFound), None),
+            WasNotRunning { pid } => (false, Some(Reason::NotRunning), *pid),
+            StillRunning { pid, .. } | ZapRefused { pid } => {
+                (false, Some(Reason::Running), Some(*pid))
+            }
+            Zapped { .. } => (true, None, None),
+        };
+        let mut outcome = Outcome::new(command, ok, reason, pid, pid_file);
+        match fact {
+            Runs { supervision, .. } => outcome.supervision = supervision,
+            FunctionError { report: text }
+            | Died { how: text }
+            | SetupFailed { message: text }
+            | LispNotFound { message: text }
+            | Failed { message: text } => outcome.error = Some(text),
+            StillRunning { pid, schedule } => {
+                outcome.error = Some(format!(
+                    "process {pid} is still running at the end of the stop schedule {schedule}"
+                ));
+            }
+            Zapped {
+                still_running: Some(pid),
+            } => {
+                outcome.warning = Some(format!(
+                    "the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`"
+                ));
+            }
+            _ => {}
+        }
+        outcome
+    }
+
     pub fn new(
         command: Command,
         ok: bool,
@@ -106,26 +218,6 @@ impl Outcome {
             exit,
             supervision: None,
         }
-    }
-
-    pub fn with_supervision(mut self, supervision: Option<Supervision>) -> Outcome {
-        self.supervision = supervision;
-        self
-    }
-
-    pub fn with_error(mut self, error: impl Into<String>) -> Outcome {
-        self.error = Some(error.into());
-        self
-    }
-
-    pub fn with_warning(mut self, warning: impl Into<String>) -> Outcome {
-        self.warning = Some(warning.into());
-        self
-    }
-
-    pub fn with_exit(mut self, exit: u8) -> Outcome {
-        self.exit = exit;
-        self
     }
 
     /// The one line the original printed, e.g.
@@ -225,6 +317,7 @@ fn exit_code(command: Command, ok: bool, reason: Option<Reason>) -> u8 {
     match (command.row().exits, ok, reason) {
         (Exits::Status, true, _) => exit::OK,
         (Exits::Status, false, Some(Reason::NoPidFile)) => exit::NOT_RUNNING,
+        (Exits::Status, false, Some(Reason::InternalError)) => exit::STATUS_UNKNOWN,
         (Exits::Status, false, _) => exit::FAILED,
         (_, true, _) => exit::OK,
         // Stopping, killing or zapping what is not running leaves the wanted state.
@@ -270,6 +363,62 @@ mod tests {
 
     fn outcome(command: Command, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
         Outcome::new(command, ok, reason, pid, PathBuf::from("/run/x.pid"))
+    }
+
+    /// The daemon layer's facts become lines, errors, warnings and exit
+    /// codes here alone.
+    #[test]
+    fn facts_become_outcomes() {
+        let of = |command, fact| Outcome::of(command, fact, PathBuf::from("/run/x.pid"));
+        let failed = of(
+            Command::Status,
+            Fact::Failed {
+                message: "refusing it".into(),
+            },
+        );
+        assert_eq!(
+            (failed.line(), failed.exit, failed.error.as_deref()),
+            (
+                "not-running - internal-error (pid-file = /run/x.pid)".to_string(),
+                exit::STATUS_UNKNOWN,
+                Some("refusing it")
+            )
+        );
+        let zapped = of(
+            Command::Zap,
+            Fact::Zapped {
+                still_running: Some(7),
+            },
+        );
+        assert_eq!(zapped.line(), "success zapped (pid-file = /run/x.pid)");
+        assert_eq!(
+            zapped.warning.as_deref(),
+            Some(
+                "the daemon (pid = 7) still runs, and no pid file names it now: end it with `kill 7`"
+            )
+        );
+        let stuck = of(
+            Command::Stop,
+            Fact::StillRunning {
+                pid: 9,
+                schedule: "TERM/1".into(),
+            },
+        );
+        assert_eq!(
+            (stuck.line(), stuck.exit),
+            (
+                "failed stopped - running (pid = 9 pid-file = /run/x.pid)".to_string(),
+                1
+            )
+        );
+        let gone = of(Command::Kill, Fact::WasNotRunning { pid: Some(3) });
+        assert_eq!(
+            (gone.line(), gone.exit),
+            (
+                "failed killed - not-running (pid = 3 pid-file = /run/x.pid)".to_string(),
+                0
+            )
+        );
     }
 
     #[test]

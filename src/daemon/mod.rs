@@ -32,7 +32,7 @@ use crate::command::Command;
 use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
 use crate::lisp::{self, Mode, Runner};
 use crate::logging::{Destination, Destinations, Logger};
-use crate::report::{Outcome, Reason, Supervision, exit};
+use crate::report::{Fact, Outcome, Reason, Supervision};
 use crate::trust::{self, Trust};
 use launch::{Launch, Policy};
 use spawn::Started;
@@ -70,25 +70,19 @@ impl Request<'_> {
         self.conf.pid_file.clone()
     }
 
-    fn outcome(
-        &self,
-        command: Command,
-        ok: bool,
-        reason: Option<Reason>,
-        pid: Option<i32>,
-    ) -> Outcome {
-        Outcome::new(command, ok, reason, pid, self.pid_file())
+    /// The outcome of `command`, which found or did `fact`.
+    fn outcome(&self, command: Command, fact: Fact) -> Outcome {
+        Outcome::of(command, fact, self.pid_file())
     }
 
     /// A failure of the tool itself (a syscall, a refused pid file).
     fn internal(&self, command: Command, error: DaemonError) -> Outcome {
-        let outcome = self
-            .outcome(command, false, Some(Reason::InternalError), None)
-            .with_error(error.to_string());
-        match command {
-            Command::Status => outcome.with_exit(exit::STATUS_UNKNOWN),
-            _ => outcome,
-        }
+        self.outcome(
+            command,
+            Fact::Failed {
+                message: error.to_string(),
+            },
+        )
     }
 
     /// Where the Lisp writes its own log lines. A Lisp that runs as the
@@ -159,18 +153,15 @@ impl Request<'_> {
 /// `status`: running, stale, or no pid file.
 pub fn status(req: &Request) -> Outcome {
     match req.inspect() {
-        Ok((files, PidState::Running { pid, locked })) => req
-            .outcome(Command::Status, true, None, Some(pid))
-            .with_supervision(files.filter(|_| locked).and_then(|f| supervision(&f, pid))),
-        Ok((_, PidState::Stale { pid })) => req.outcome(
+        Ok((files, PidState::Running { pid, locked })) => req.outcome(
             Command::Status,
-            false,
-            Some(Reason::ServiceUnavailable),
-            pid,
+            Fact::Runs {
+                pid,
+                supervision: files.filter(|_| locked).and_then(|f| supervision(&f, pid)),
+            },
         ),
-        Ok((_, PidState::Missing)) => {
-            req.outcome(Command::Status, false, Some(Reason::NoPidFile), None)
-        }
+        Ok((_, PidState::Stale { pid })) => req.outcome(Command::Status, Fact::Stale { pid }),
+        Ok((_, PidState::Missing)) => req.outcome(Command::Status, Fact::NoPidFile),
         Err(e) => req.internal(Command::Status, e),
     }
 }
@@ -197,7 +188,7 @@ fn start_as(req: &Request, command: Command) -> Outcome {
     };
     match files.inspect(req.daemon_uid()) {
         Ok(PidState::Running { pid, .. }) => {
-            return req.outcome(command, true, Some(Reason::AlreadyRunning), Some(pid));
+            return req.outcome(command, Fact::AlreadyRunning { pid });
         }
         Ok(_) => {}
         Err(e) => return req.internal(command, e),
@@ -254,22 +245,12 @@ fn start_as(req: &Request, command: Command) -> Outcome {
         Err(e) => return req.internal(command, e),
     };
     let outcome = match started {
-        Started::Ready { pid } => req.outcome(command, true, None, Some(pid)),
-        Started::AlreadyRunning { pid } => {
-            req.outcome(command, true, Some(Reason::AlreadyRunning), Some(pid))
-        }
-        Started::StillInitializing { pid } => {
-            req.outcome(command, true, Some(Reason::StillInitializing), Some(pid))
-        }
-        Started::FunctionError { report } => req
-            .outcome(command, false, Some(Reason::MainFunctionError), None)
-            .with_error(report),
-        Started::Died { how } => req
-            .outcome(command, false, Some(Reason::Died), None)
-            .with_error(how),
-        Started::SetupError { message } => req
-            .outcome(command, false, Some(Reason::InternalError), None)
-            .with_error(message),
+        Started::Ready { pid } => req.outcome(command, Fact::Started { pid }),
+        Started::AlreadyRunning { pid } => req.outcome(command, Fact::AlreadyRunning { pid }),
+        Started::StillInitializing { pid } => req.outcome(command, Fact::StillInitializing { pid }),
+        Started::FunctionError { report } => req.outcome(command, Fact::FunctionError { report }),
+        Started::Died { how } => req.outcome(command, Fact::Died { how }),
+        Started::SetupError { message } => req.outcome(command, Fact::SetupFailed { message }),
     };
     if !outcome.ok {
         // A failed start leaves no pid file behind (the daemon is gone, so
@@ -337,17 +318,17 @@ fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError>
 
 fn lisp_not_found(req: &Request, command: Command) -> Outcome {
     let program = req.runner.program.to_string_lossy();
-    req.outcome(command, false, Some(Reason::LispNotFound), None)
-        .with_error(format!(
-            "the Lisp program \"{program}\" was not found{}; install it (on Debian: {}) \
+    let message = format!(
+        "the Lisp program \"{program}\" was not found{}; install it (on Debian: {}) \
          or choose another with the LISP_RUNNER environment variable",
-            if program.contains('/') {
-                ""
-            } else {
-                " on PATH"
-            },
-            req.runner.kind.package_hint()
-        ))
+        if program.contains('/') {
+            ""
+        } else {
+            " on PATH"
+        },
+        req.runner.kind.package_hint()
+    );
+    req.outcome(command, Fact::LispNotFound { message })
 }
 
 /// `:before-parent-exit-fn`: called as `(funcall FN PID STATUS)` in a
@@ -414,12 +395,12 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
         Err(e) => return req.internal(command, e),
     };
     let Some(files) = files else {
-        return req.outcome(command, false, Some(Reason::NoPidFile), None);
+        return req.outcome(command, Fact::NoPidFile);
     };
     match state {
-        PidState::Missing => req.outcome(command, false, Some(Reason::NoPidFile), None),
+        PidState::Missing => req.outcome(command, Fact::NoPidFile),
         PidState::Stale { pid } => match files.remove() {
-            Ok(_) => req.outcome(command, false, Some(Reason::NotRunning), pid),
+            Ok(_) => req.outcome(command, Fact::WasNotRunning { pid }),
             Err(e) => req.internal(command, e),
         },
         PidState::Running { pid, locked } => {
@@ -433,7 +414,7 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
                     ..
                 }) => {
                     return match files.remove() {
-                        Ok(_) => req.outcome(command, false, Some(Reason::NotRunning), Some(pid)),
+                        Ok(_) => req.outcome(command, Fact::WasNotRunning { pid: Some(pid) }),
                         Err(e) => req.internal(command, e),
                     };
                 }
@@ -444,14 +425,16 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
             let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
             match end_process(&daemon, &schedule) {
                 Ok(true) => match end_lisp(lisp).and_then(|()| files.remove()) {
-                    Ok(_) => req.outcome(command, true, None, Some(pid)),
+                    Ok(_) => req.outcome(command, Fact::Stopped { pid }),
                     Err(e) => req.internal(command, e),
                 },
-                Ok(false) => req
-                    .outcome(command, false, Some(Reason::Running), Some(pid))
-                    .with_error(format!(
-                        "process {pid} is still running at the end of the stop schedule {schedule}"
-                    )),
+                Ok(false) => req.outcome(
+                    command,
+                    Fact::StillRunning {
+                        pid,
+                        schedule: schedule.to_string(),
+                    },
+                ),
                 Err(e) => req.internal(command, e),
             }
         }
@@ -498,32 +481,27 @@ fn end_process(fd: &process::PidFd, schedule: &StopSchedule) -> Result<bool, Dae
 /// also the pid file of one that seems alive (it is told), or one refused
 /// as untrustworthy, if its directory is sound.
 pub fn zap(req: &Request) -> Outcome {
-    let zapped = |r: Result<(), DaemonError>| match r {
-        Ok(()) => req.outcome(Command::Zap, true, None, None),
+    let zapped = |r: Result<(), DaemonError>, still_running| match r {
+        Ok(()) => req.outcome(Command::Zap, Fact::Zapped { still_running }),
         Err(e) => req.internal(Command::Zap, e),
     };
     let files = match req.pid_files(false) {
         Ok(Some(files)) => files,
-        Ok(None) => return req.outcome(Command::Zap, false, Some(Reason::NoPidFile), None),
+        Ok(None) => return req.outcome(Command::Zap, Fact::NoPidFile),
         Err(e) => return req.internal(Command::Zap, e),
     };
     match files.inspect(req.daemon_uid()) {
-        Ok(PidState::Missing) => req.outcome(Command::Zap, false, Some(Reason::NoPidFile), None),
+        Ok(PidState::Missing) => req.outcome(Command::Zap, Fact::NoPidFile),
         Ok(PidState::Running { pid, .. }) if req.force => {
-            let warning = format!(
-                "the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`"
-            );
-            zapped(files.remove_pid_file()).with_warning(warning)
+            zapped(files.remove_pid_file(), Some(pid))
         }
-        Ok(PidState::Running { pid, .. }) => {
-            req.outcome(Command::Zap, false, Some(Reason::Running), Some(pid))
-        }
+        Ok(PidState::Running { pid, .. }) => req.outcome(Command::Zap, Fact::ZapRefused { pid }),
         Ok(PidState::Stale { .. }) => match files.remove() {
-            Ok(None) => zapped(Ok(())),
-            Ok(Some(pid)) => req.outcome(Command::Zap, false, Some(Reason::Running), Some(pid)),
+            Ok(None) => zapped(Ok(()), None),
+            Ok(Some(pid)) => req.outcome(Command::Zap, Fact::ZapRefused { pid }),
             Err(e) => req.internal(Command::Zap, e),
         },
-        Err(DaemonError::PidPath(_)) if req.force => zapped(files.remove_pid_file()),
+        Err(DaemonError::PidPath(_)) if req.force => zapped(files.remove_pid_file(), None),
         Err(e) => req.internal(Command::Zap, e),
     }
 }
