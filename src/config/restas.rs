@@ -75,6 +75,24 @@ fn setting<'f>(form: &'f Form, source: &Source) -> Result<Setting<'f>, ConfError
 }
 
 /// The plist conf equivalent to the restas-daemon conf `forms` of `source`.
+/// The comment that heads a migrated conf.
+fn header(source: &Source, unknown: &[&str]) -> String {
+    let mut text = format!(
+        ";;; A plist conf equivalent to the restas-daemon conf\n\
+         ;;; {path}\n\
+         ;;; (made by `daemonization {path} migrate`; check it with `daemonization FILE check`).\n",
+        path = source.path.display()
+    );
+    if !unknown.is_empty() {
+        let _ = writeln!(
+            text,
+            ";;; Variables restas-daemon did not know, bound for the others: {}",
+            unknown.join(" ")
+        );
+    }
+    text
+}
+
 pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<String, ConfError> {
     let fail = |kind, span| ConfError::at(kind, span, source);
     let mut settings = Vec::with_capacity(forms.len());
@@ -124,19 +142,7 @@ pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<String, ConfErr
         .filter(|v| !KNOWN.contains(v))
         .collect();
     let main = MAIN.trim_end().replace("\n         @BINDINGS@", &bindings);
-    let mut text = format!(
-        ";;; A plist conf equivalent to the restas-daemon conf\n\
-         ;;; {path}\n\
-         ;;; (made by `daemonization {path} migrate`; check it with `daemonization FILE check`).\n",
-        path = source.path.display()
-    );
-    if !unknown.is_empty() {
-        let _ = writeln!(
-            text,
-            ";;; Variables restas-daemon did not know, bound for the others: {}",
-            unknown.join(" ")
-        );
-    }
+    let mut text = header(source, &unknown);
     let _ = write!(
         text,
         "(:name {name}\n \

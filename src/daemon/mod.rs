@@ -197,48 +197,12 @@ fn start_as(req: &Request, command: Command) -> Outcome {
         Ok(program) => program,
         Err(outcome) => return *outcome,
     };
-    let spec = &req.conf.spec;
-    let plan = lisp::plan(
-        spec,
-        &req.runner,
-        &Mode::Daemon,
-        req.login(),
-        &req.lisp_log(req.switch.is_none()),
-        &caller_env(),
-    );
-    let started = create_fasl_dir(spec.fasl_dir.as_deref(), req)
+    let started = create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)
         .and_then(|()| files.try_clone())
-        .and_then(|daemon_files| {
-            let output = spec.output.as_deref();
-            let launch = Launch::new(
-                &plan,
-                &program,
-                Some(daemon_files),
-                spec.umask(),
-                req.switch.clone(),
-                output,
-            )?;
-            // A restart policy, or rotation of :output, needs a supervisor.
-            let rotation = spec
-                .output_max_size
-                .map(|max| (Some(max), spec.output_keep()));
-            Ok(match (spec.restart, rotation) {
-                (RestartPolicy::Never, None) => launch,
-                (restart, rotation) => launch.supervised(Policy {
-                    restart,
-                    delay: spec.restart_delay(),
-                    max_delay: spec.restart_max_delay(),
-                    start_limit: spec.start_limit,
-                    rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
-                }),
-            })
-        })
+        .and_then(|daemon_files| daemon_launch(req, &program, daemon_files))
         .and_then(|launch| {
-            spawn::start(
-                launch,
-                req.start_timeout.unwrap_or(spec.start_timeout()),
-                req.logger,
-            )
+            let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
+            spawn::start(launch, timeout, req.logger)
         });
     let started = match started {
         Ok(started) => started,
@@ -263,6 +227,41 @@ fn start_as(req: &Request, command: Command) -> Outcome {
         before_parent_exit(req, &program, &outcome);
     }
     outcome
+}
+
+/// The daemon of `start`: the plan for the conf, and a supervisor when a
+/// restart policy, or rotation of `:output`, needs one.
+fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launch, DaemonError> {
+    let spec = &req.conf.spec;
+    let plan = lisp::plan(
+        spec,
+        &req.runner,
+        &Mode::Daemon,
+        req.login(),
+        &req.lisp_log(req.switch.is_none()),
+        &caller_env(),
+    );
+    let launch = Launch::new(
+        &plan,
+        program,
+        Some(files),
+        spec.umask(),
+        req.switch.clone(),
+        spec.output.as_deref(),
+    )?;
+    let rotation = spec
+        .output_max_size
+        .map(|max| (Some(max), spec.output_keep()));
+    Ok(match (spec.restart, rotation) {
+        (RestartPolicy::Never, None) => launch,
+        (restart, rotation) => launch.supervised(Policy {
+            restart,
+            delay: spec.restart_delay(),
+            max_delay: spec.restart_max_delay(),
+            start_limit: spec.start_limit,
+            rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
+        }),
+    })
 }
 
 /// The Lisp program to run, found and (as root) trusted; else the outcome

@@ -143,18 +143,14 @@ pub fn environment(
     env
 }
 
-/// The bootstrap program: parameters, then the body from `bootstrap.lisp`.
-pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispKind) -> String {
-    let target = |d: &Destination| match d {
-        Destination::Syslog => ":syslog".to_string(),
-        Destination::File(path) => lisp_string(&path.display().to_string()),
-        Destination::Nowhere => "nil".to_string(),
-    };
-    let code = |c: &Option<LispCode>| {
-        c.as_ref()
-            .map_or("nil".to_string(), |c| lisp_string(&c.text))
-    };
-    let (mode_name, ready_fd, close_fds, main, args) = match mode {
+/// The bootstrap parameters of a mode: its name, the readiness descriptor,
+/// the descriptors to mark close-on-exec, the function to call and its
+/// arguments.
+fn mode_parameters<'s>(
+    spec: &'s DaemonSpec,
+    mode: &Mode,
+) -> (&'static str, String, String, &'s Option<LispCode>, String) {
+    match mode {
         Mode::Daemon => (
             ":daemon",
             READY_FD.to_string(),
@@ -180,7 +176,21 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispK
             &spec.before_parent_exit_fn,
             format!("({pid} {status})"),
         ),
+    }
+}
+
+/// The bootstrap program: parameters, then the body from `bootstrap.lisp`.
+pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispKind) -> String {
+    let target = |d: &Destination| match d {
+        Destination::Syslog => ":syslog".to_string(),
+        Destination::File(path) => lisp_string(&path.display().to_string()),
+        Destination::Nowhere => "nil".to_string(),
     };
+    let code = |c: &Option<LispCode>| {
+        c.as_ref()
+            .map_or("nil".to_string(), |c| lisp_string(&c.text))
+    };
+    let (mode_name, ready_fd, close_fds, main, args) = mode_parameters(spec, mode);
     let before_init = match mode {
         Mode::ParentExit { .. } => &None,
         _ => &spec.before_init_fn,
