@@ -253,7 +253,7 @@ impl Session {
             let message = format!(
                 "{} cannot catch SIGUSR1, so a stop schedule with USR1 would kill it without cleanup; \
                  use TERM (for example \"TERM/60/KILL/5\")",
-                kind.name()
+                kind.facts().name
             );
             return Err(fail(&self.logger, &message, exit::CONF_ERROR));
         }
@@ -262,13 +262,13 @@ impl Session {
             &self.logger.destinations().error,
         ];
         if command == Command::Start
-            && !kind.logs_to_syslog()
+            && !kind.facts().logs_to_syslog
             && syslog.contains(&&logging::Destination::Syslog)
         {
             eprintln!(
                 "WARNING: {} cannot write to syslog from the daemon: its own lines (its stop, its errors) \
                  are not logged; the tool's are",
-                kind.name()
+                kind.facts().name
             );
         }
         Ok(())
@@ -364,7 +364,7 @@ fn migrate(session: &Session) -> ExitCode {
 /// `unit`: a systemd unit that runs the conf with `nodaemon`.
 fn unit(session: &Session) -> anyhow::Result<ExitCode> {
     let tool = env::current_exe()?;
-    let stop = session.runner.kind.stop_signal();
+    let stop = session.runner.kind.facts().stop_signal;
     print!("{}", crate::unit::unit(&session.conf, &tool, stop));
     session.logger.info("unit: printed the systemd unit");
     Ok(ExitCode::from(exit::OK))

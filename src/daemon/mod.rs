@@ -325,7 +325,7 @@ fn lisp_not_found(req: &Request, command: Command) -> Outcome {
         } else {
             " on PATH"
         },
-        req.runner.kind.package_hint()
+        req.runner.kind.facts().package_hint
     );
     req.outcome(command, Fact::LispNotFound { message })
 }
@@ -384,10 +384,11 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
                 timeout: KILL_WAIT,
             }],
         },
-        _ => req
-            .stop_schedule
-            .clone()
-            .unwrap_or_else(|| req.conf.spec.stop_schedule(req.runner.kind.stop_signal())),
+        _ => req.stop_schedule.clone().unwrap_or_else(|| {
+            req.conf
+                .spec
+                .stop_schedule(req.runner.kind.facts().stop_signal)
+        }),
     };
     let (files, state) = match req.inspect() {
         Ok(found) => found,

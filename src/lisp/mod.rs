@@ -93,7 +93,7 @@ pub fn plan(
         args: runner.kind.args(&bootstrap_path),
         env: environment(caller, login, runner.kind, &spec.environment),
         bootstrap: bootstrap(spec, mode, log, runner.kind),
-        keep_ready_reader: runner.kind.keeps_ready_reader(),
+        keep_ready_reader: runner.kind.facts().keeps_ready_reader,
     }
 }
 
@@ -103,7 +103,7 @@ fn kept_across_users(name: &OsStr, kind: LispKind) -> bool {
     let name = name.to_string_lossy();
     matches!(name.as_ref(), "LANG" | "TZ" | "TERM")
         || name.starts_with("LC_")
-        || kind.env_vars().contains(&name.as_ref())
+        || kind.facts().env_vars.contains(&name.as_ref())
 }
 
 /// The daemon's environment. Without a user switch, the caller's. With
@@ -200,7 +200,7 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispK
         .flatten()
         .map(|c| c.text.as_str());
     let mut modules = modules_named(texts);
-    modules.retain(|m| *m == "ASDF" || kind.has_sbcl_contribs());
+    modules.retain(|m| *m == "ASDF" || kind.facts().sbcl_contribs);
     let fasl_dir = match (&spec.fasl_dir, mode) {
         (Some(dir), Mode::Daemon | Mode::Foreground { .. }) => {
             if !modules.contains(&"ASDF") {
@@ -228,7 +228,7 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispK
          (defparameter *fasl-dir* {fasl_dir})\n\
          {prelude}\
          {BOOTSTRAP}",
-        prelude = kind.prelude(),
+        prelude = kind.facts().prelude,
         modules = modules.join(" "),
         before = code(before_init),
         main = code(main),

@@ -1,7 +1,12 @@
-//! Runners: the Lisps the tool can run, as data. A runner is its program,
-//! its arguments (no banner, no debugger, the bootstrap read from a
-//! descriptor), its prelude (the Lisp-specific part of the bootstrap), its
-//! `*features*` for `#+`/`#-` in confs, and the signal it stops on.
+//! Runners: the Lisps the tool can run, as data (one row each in
+//! `RUNNERS`, as the conf keys are rows of `config::keys::KEYS`). A row is
+//! the Lisp's program, its arguments (no banner, no debugger, the bootstrap
+//! read from a descriptor), its prelude (the Lisp-specific part of the
+//! bootstrap), its `*features*` for `#+`/`#-` in confs, the signal it stops
+//! on, and what it can and cannot do.
+//!
+//! Adding a runner: a `LispKind`, a row here, its prelude file, and its
+//! line in the README's table of Lisps.
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -12,216 +17,231 @@ use super::BOOTSTRAP_FD;
 pub use crate::config::LispKind;
 use crate::reader::Features;
 
-impl LispKind {
-    /// The runner named by a program's basename (`sbcl`, `/usr/bin/ecl`, ...).
-    pub fn from_program(program: &OsStr) -> Option<LispKind> {
-        let name = Path::new(program).file_name()?.to_str()?;
-        match name {
-            "sbcl" => Some(LispKind::Sbcl),
-            "ecl" => Some(LispKind::Ecl),
-            "clisp" => Some(LispKind::Clisp),
-            "ccl" | "ccl64" | "lx86cl" | "lx86cl64" => Some(LispKind::Ccl),
-            _ => None,
-        }
-    }
-
-    /// The program run when nothing names another.
-    pub fn default_program(self) -> &'static str {
-        match self {
-            LispKind::Sbcl => "sbcl",
-            LispKind::Ecl => "ecl",
-            LispKind::Clisp => "clisp",
-            LispKind::Ccl => "ccl",
-        }
-    }
-
+/// What the tool knows of one Lisp.
+pub struct RunnerFacts {
+    pub kind: LispKind,
+    pub name: &'static str,
+    /// The basenames of its programs (`LISP_RUNNER=/opt/x/bin/sbcl`).
+    pub programs: &'static [&'static str],
     /// How to install it on Debian, for the lisp-not-found message.
-    pub fn package_hint(self) -> &'static str {
-        match self {
-            LispKind::Sbcl => "apt-get install sbcl",
-            LispKind::Ecl => "apt-get install ecl",
-            LispKind::Clisp => "apt-get install clisp",
-            LispKind::Ccl => "install Clozure CL from ccl.clozure.com",
-        }
-    }
+    pub package_hint: &'static str,
+    /// The arguments that load the bootstrap from a path.
+    pub args: fn(&str) -> Vec<String>,
+    /// The Lisp-specific part of the bootstrap.
+    pub prelude: &'static str,
+    /// The signal `stop` sends first: SIGUSR1 (the original's) where the
+    /// Lisp can catch it, else SIGTERM, on which it exits gracefully.
+    pub stop_signal: Signal,
+    /// Whether the daemon can write its own lines to syslog.
+    pub logs_to_syslog: bool,
+    /// Whether it can load SBCL's contrib modules (sb-posix, ...).
+    pub sbcl_contribs: bool,
+    /// Its own environment variables, kept when the daemon runs as another
+    /// user (where it finds its core, contribs, libraries).
+    pub env_vars: &'static [&'static str],
+    /// Whether the daemon must hold the read end of its own readiness pipe
+    /// (GNU CLISP's SIGPIPE handler kills it when it reports readiness to a
+    /// starter that gave up waiting; it ignores SIGPIPE only for its own
+    /// subprocesses).
+    pub keeps_ready_reader: bool,
+    /// Its `*features*` (Debian's builds, Linux x86-64).
+    pub features: fn() -> Features,
+}
 
-    /// The arguments that make the Lisp load the bootstrap from `path`,
-    /// keeping the user's init file, without a banner.
-    pub fn args(self, path: &str) -> Vec<OsString> {
-        // The others resolve a loaded file's truename, which for a memfd is
-        // a name that does not exist: they load from a stream instead.
-        let from_stream = format!("(load (open \"{path}\" :external-format :utf-8) :verbose nil)");
-        let args: Vec<String> = match self {
-            LispKind::Sbcl => vec![
-                "--noinform".into(),
-                "--disable-debugger".into(),
-                "--load".into(),
-                path.into(),
-            ],
-            LispKind::Ecl => vec!["--eval".into(), from_stream],
-            LispKind::Clisp => vec![
+/// Lisps that load a file by truename reopen `/dev/fd/3`, which for a memfd
+/// names nothing: they load from a stream instead.
+fn from_stream(path: &str) -> String {
+    format!("(load (open \"{path}\" :external-format :utf-8) :verbose nil)")
+}
+
+/// Every Lisp the tool runs.
+pub const RUNNERS: &[RunnerFacts] = &[
+    RunnerFacts {
+        kind: LispKind::Sbcl,
+        name: "SBCL",
+        programs: &["sbcl"],
+        package_hint: "apt-get install sbcl",
+        args: |path| {
+            ["--noinform", "--disable-debugger", "--load", path]
+                .map(String::from)
+                .to_vec()
+        },
+        prelude: include_str!("prelude-sbcl.lisp"),
+        stop_signal: Signal::SIGUSR1,
+        logs_to_syslog: true,
+        sbcl_contribs: true,
+        env_vars: &["SBCL_HOME"],
+        keeps_ready_reader: false,
+        features: Features::sbcl_linux_x86_64,
+    },
+    RunnerFacts {
+        kind: LispKind::Ecl,
+        name: "ECL",
+        programs: &["ecl"],
+        package_hint: "apt-get install ecl",
+        args: |path| vec!["--eval".into(), from_stream(path)],
+        prelude: include_str!("prelude-ecl.lisp"),
+        stop_signal: Signal::SIGUSR1,
+        logs_to_syslog: false,
+        sbcl_contribs: false,
+        env_vars: &["ECLDIR"],
+        keeps_ready_reader: false,
+        features: || Features::new(ECL_FEATURES),
+    },
+    RunnerFacts {
+        kind: LispKind::Clisp,
+        name: "GNU CLISP",
+        programs: &["clisp"],
+        package_hint: "apt-get install clisp",
+        args: |_| {
+            vec![
                 "-q".into(),
                 "-q".into(),
                 "-x".into(),
                 format!(
                     "(load (ext:make-stream {BOOTSTRAP_FD} :direction :input :external-format charset:utf-8) :verbose nil)"
                 ),
-            ],
-            LispKind::Ccl => vec!["--quiet".into(), "--eval".into(), from_stream],
-        };
-        args.into_iter().map(OsString::from).collect()
+            ]
+        },
+        prelude: include_str!("prelude-clisp.lisp"),
+        stop_signal: Signal::SIGTERM,
+        logs_to_syslog: false,
+        sbcl_contribs: false,
+        env_vars: &["CLISP_LIBDIR"],
+        keeps_ready_reader: true,
+        features: || Features::new(CLISP_FEATURES),
+    },
+    RunnerFacts {
+        kind: LispKind::Ccl,
+        name: "CCL",
+        programs: &["ccl", "ccl64", "lx86cl", "lx86cl64"],
+        package_hint: "install Clozure CL from ccl.clozure.com",
+        args: |path| vec!["--quiet".into(), "--eval".into(), from_stream(path)],
+        prelude: include_str!("prelude-ccl.lisp"),
+        stop_signal: Signal::SIGTERM,
+        logs_to_syslog: false,
+        sbcl_contribs: false,
+        env_vars: &["CCL_DEFAULT_DIRECTORY"],
+        keeps_ready_reader: false,
+        features: || Features::new(CCL_FEATURES),
+    },
+];
+
+const ECL_FEATURES: &[&str] = &[
+    "WALKER",
+    "CDR-1",
+    "CDR-5",
+    "LINUX",
+    "FORMATTER",
+    "CDR-7",
+    "ECL-WEAK-HASH",
+    "LITTLE-ENDIAN",
+    "ECL-READ-WRITE-LOCK",
+    "LONG-LONG",
+    "UINT64-T",
+    "UINT32-T",
+    "UINT16-T",
+    "COMPLEX-FLOAT",
+    "LONG-FLOAT",
+    "UNICODE",
+    "DFFI",
+    "CLOS-STREAMS",
+    "CMU-FORMAT",
+    "UNIX",
+    "ECL-PDE",
+    "DLOPEN",
+    "CLOS",
+    "THREADS",
+    "BOEHM-GC",
+    "ANSI-CL",
+    "COMMON-LISP",
+    "FLOATING-POINT-EXCEPTIONS",
+    "IEEE-FLOATING-POINT",
+    "PACKAGE-LOCAL-NICKNAMES",
+    "CDR-14",
+    "PREFIXED-API",
+    "FFI",
+    "X86_64",
+    "COMMON",
+    "ECL",
+];
+
+const CLISP_FEATURES: &[&str] = &[
+    "READLINE",
+    "REGEXP",
+    "WILDCARD",
+    "SYSCALLS",
+    "I18N",
+    "LOOP",
+    "COMPILER",
+    "CLOS",
+    "MOP",
+    "CLISP",
+    "ANSI-CL",
+    "COMMON-LISP",
+    "LISP=CL",
+    "INTERPRETER",
+    "LOGICAL-PATHNAMES",
+    "SOCKETS",
+    "GENERIC-STREAMS",
+    "SCREEN",
+    "FFI",
+    "GETTEXT",
+    "UNICODE",
+    "BASE-CHAR=CHARACTER",
+    "WORD-SIZE=64",
+    "PC386",
+    "UNIX",
+];
+
+const CCL_FEATURES: &[&str] = &[
+    "CCL",
+    "CLOZURE",
+    "CLOZURE-COMMON-LISP",
+    "OPENMCL",
+    "LINUX",
+    "LINUX-TARGET",
+    "X86-64",
+    "X86_64",
+    "X8664-TARGET",
+    "64-BIT-TARGET",
+    "64-BIT-HOST",
+    "LITTLE-ENDIAN-TARGET",
+    "UNIX",
+    "COMMON-LISP",
+    "ANSI-CL",
+];
+
+impl LispKind {
+    /// Its row of `RUNNERS`.
+    pub fn facts(self) -> &'static RunnerFacts {
+        RUNNERS
+            .iter()
+            .find(|r| r.kind == self)
+            .expect("every Lisp has a row")
     }
 
-    /// The Lisp-specific part of the bootstrap.
-    pub fn prelude(self) -> &'static str {
-        match self {
-            LispKind::Sbcl => include_str!("prelude-sbcl.lisp"),
-            LispKind::Ecl => include_str!("prelude-ecl.lisp"),
-            LispKind::Clisp => include_str!("prelude-clisp.lisp"),
-            LispKind::Ccl => include_str!("prelude-ccl.lisp"),
-        }
+    /// The runner named by a program's basename (`sbcl`, `/usr/bin/ecl`, ...).
+    pub fn from_program(program: &OsStr) -> Option<LispKind> {
+        let name = Path::new(program).file_name()?.to_str()?;
+        RUNNERS
+            .iter()
+            .find(|r| r.programs.contains(&name))
+            .map(|r| r.kind)
     }
 
-    /// The signal `stop` sends first: SIGUSR1 (the original's) where the
-    /// Lisp can catch it, else SIGTERM, on which it exits gracefully.
-    pub fn stop_signal(self) -> Signal {
-        match self {
-            LispKind::Sbcl | LispKind::Ecl => Signal::SIGUSR1,
-            LispKind::Clisp | LispKind::Ccl => Signal::SIGTERM,
-        }
+    /// The arguments that make the Lisp load the bootstrap from `path`,
+    /// keeping the user's init file, without a banner.
+    pub fn args(self, path: &str) -> Vec<OsString> {
+        (self.facts().args)(path)
+            .into_iter()
+            .map(OsString::from)
+            .collect()
     }
 
     /// Whether the Lisp can catch SIGUSR1 (and so stop gracefully on it).
     pub fn catches_usr1(self) -> bool {
-        self.stop_signal() == Signal::SIGUSR1
-    }
-
-    /// Whether the daemon can write its own lines (the stop, errors) to syslog.
-    pub fn logs_to_syslog(self) -> bool {
-        self == LispKind::Sbcl
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LispKind::Sbcl => "SBCL",
-            LispKind::Ecl => "ECL",
-            LispKind::Clisp => "GNU CLISP",
-            LispKind::Ccl => "CCL",
-        }
-    }
-
-    /// The Lisp's own environment variables, kept when the daemon runs as
-    /// another user (where it finds its core, contribs, libraries).
-    pub fn env_vars(self) -> &'static [&'static str] {
-        match self {
-            LispKind::Sbcl => &["SBCL_HOME"],
-            LispKind::Ecl => &["ECLDIR"],
-            LispKind::Clisp => &["CLISP_LIBDIR"],
-            LispKind::Ccl => &["CCL_DEFAULT_DIRECTORY"],
-        }
-    }
-
-    /// Whether the daemon must hold the read end of its own readiness pipe.
-    /// A daemon must survive its starter going away at any moment; GNU
-    /// CLISP's SIGPIPE handler kills it when it reports readiness to a
-    /// starter that gave up waiting (it ignores SIGPIPE only for its own
-    /// subprocesses), so for CLISP the pipe is never left without a reader.
-    pub fn keeps_ready_reader(self) -> bool {
-        self == LispKind::Clisp
-    }
-
-    /// Whether the Lisp can load SBCL's contrib modules (sb-posix, ...).
-    pub fn has_sbcl_contribs(self) -> bool {
-        self == LispKind::Sbcl
-    }
-
-    /// The `*features*` of this Lisp on Linux x86-64 (Debian's builds).
-    pub fn features(self) -> Features {
-        match self {
-            LispKind::Sbcl => Features::sbcl_linux_x86_64(),
-            LispKind::Ecl => Features::new([
-                "WALKER",
-                "CDR-1",
-                "CDR-5",
-                "LINUX",
-                "FORMATTER",
-                "CDR-7",
-                "ECL-WEAK-HASH",
-                "LITTLE-ENDIAN",
-                "ECL-READ-WRITE-LOCK",
-                "LONG-LONG",
-                "UINT64-T",
-                "UINT32-T",
-                "UINT16-T",
-                "COMPLEX-FLOAT",
-                "LONG-FLOAT",
-                "UNICODE",
-                "DFFI",
-                "CLOS-STREAMS",
-                "CMU-FORMAT",
-                "UNIX",
-                "ECL-PDE",
-                "DLOPEN",
-                "CLOS",
-                "THREADS",
-                "BOEHM-GC",
-                "ANSI-CL",
-                "COMMON-LISP",
-                "FLOATING-POINT-EXCEPTIONS",
-                "IEEE-FLOATING-POINT",
-                "PACKAGE-LOCAL-NICKNAMES",
-                "CDR-14",
-                "PREFIXED-API",
-                "FFI",
-                "X86_64",
-                "COMMON",
-                "ECL",
-            ]),
-            LispKind::Clisp => Features::new([
-                "READLINE",
-                "REGEXP",
-                "WILDCARD",
-                "SYSCALLS",
-                "I18N",
-                "LOOP",
-                "COMPILER",
-                "CLOS",
-                "MOP",
-                "CLISP",
-                "ANSI-CL",
-                "COMMON-LISP",
-                "LISP=CL",
-                "INTERPRETER",
-                "LOGICAL-PATHNAMES",
-                "SOCKETS",
-                "GENERIC-STREAMS",
-                "SCREEN",
-                "FFI",
-                "GETTEXT",
-                "UNICODE",
-                "BASE-CHAR=CHARACTER",
-                "WORD-SIZE=64",
-                "PC386",
-                "UNIX",
-            ]),
-            LispKind::Ccl => Features::new([
-                "CCL",
-                "CLOZURE",
-                "CLOZURE-COMMON-LISP",
-                "OPENMCL",
-                "LINUX",
-                "LINUX-TARGET",
-                "X86-64",
-                "X86_64",
-                "X8664-TARGET",
-                "64-BIT-TARGET",
-                "64-BIT-HOST",
-                "LITTLE-ENDIAN-TARGET",
-                "UNIX",
-                "COMMON-LISP",
-                "ANSI-CL",
-            ]),
-        }
+        self.facts().stop_signal == Signal::SIGUSR1
     }
 }
 
@@ -239,7 +259,7 @@ impl Runner {
         Runner {
             kind,
             program: program.into(),
-            features: kind.features(),
+            features: (kind.facts().features)(),
         }
     }
 
@@ -265,7 +285,7 @@ impl Runner {
     pub fn for_kind(kind: LispKind, env_value: Option<OsString>) -> Runner {
         match env_value.filter(|v| LispKind::from_program(v) == Some(kind)) {
             Some(program) => Runner::new(kind, program),
-            None => Runner::new(kind, kind.default_program()),
+            None => Runner::new(kind, kind.facts().programs[0]),
         }
     }
 }

@@ -66,7 +66,7 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *fasl-dir* nil)\n";
     assert_eq!(
         plan.bootstrap,
-        format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.prelude())
+        format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.facts().prelude)
     );
 }
 
@@ -215,8 +215,8 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
             "(load (open \"/dev/fd/3\" :external-format :utf-8) :verbose nil)"
         ]
     );
-    assert!(plan.bootstrap.contains(LispKind::Ecl.prelude()));
-    assert!(!plan.bootstrap.contains(LispKind::Sbcl.prelude()));
+    assert!(plan.bootstrap.contains(LispKind::Ecl.facts().prelude));
+    assert!(!plan.bootstrap.contains(LispKind::Sbcl.facts().prelude));
     assert_eq!(
         Runner::from_env_value(Some("/opt/my-lisp".into())).kind,
         LispKind::Sbcl
@@ -230,7 +230,7 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
         OsString::from("/opt/ecl")
     );
     assert_eq!(
-        LispKind::Clisp.stop_signal(),
+        LispKind::Clisp.facts().stop_signal,
         nix::sys::signal::Signal::SIGTERM
     );
     // SBCL's contribs are not offered to ECL; ASDF is.
