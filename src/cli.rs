@@ -16,8 +16,8 @@ use nix::sys::signal::Signal;
 use crate::command::{COMMANDS, Command};
 use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
 use crate::daemon::{self, Request, identity};
-use crate::lisp::Runner;
 use crate::logging::{self, Logger};
+use crate::plan::Runner;
 use crate::report::{self, PrintStyle, exit};
 use crate::trust::Trust;
 

@@ -20,7 +20,7 @@ use super::error::{DaemonError, SetupError};
 use super::identity::{self, Switch};
 use super::launch::Launch;
 use super::readiness::Word;
-use crate::lisp::BOOTSTRAP_FD;
+use crate::plan::BOOTSTRAP_FD;
 
 /// How the process becomes the Lisp, beyond what its `Launch` says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

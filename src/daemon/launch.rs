@@ -18,7 +18,7 @@ use super::error::DaemonError;
 use super::identity::Switch;
 use super::pidfile::PidFiles;
 use crate::config::RestartPolicy;
-use crate::lisp::LaunchPlan;
+use crate::plan::LaunchPlan;
 
 /// When and how often a supervisor restarts the Lisp.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -30,8 +30,8 @@ pub use pidfile::{PidFiles, PidState};
 
 use crate::command::Command;
 use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
-use crate::lisp::{self, Mode, Runner};
 use crate::logging::{Destination, Destinations, Logger};
+use crate::plan::{self, Mode, Runner};
 use crate::report::{Fact, Outcome, Reason, Supervision};
 use crate::trust::{self, Trust};
 use launch::{Launch, Policy};
@@ -58,8 +58,8 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn login(&self) -> Option<lisp::Login<'_>> {
-        self.switch.as_ref().map(|s| lisp::Login {
+    fn login(&self) -> Option<plan::Login<'_>> {
+        self.switch.as_ref().map(|s| plan::Login {
             name: &s.account.name,
             home: &s.account.home,
             shell: &s.account.shell,
@@ -233,7 +233,7 @@ fn start_as(req: &Request, command: Command) -> Outcome {
 /// restart policy, or rotation of `:output`, needs one.
 fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launch, DaemonError> {
     let spec = &req.conf.spec;
-    let plan = lisp::plan(
+    let plan = plan::plan(
         spec,
         &req.runner,
         &Mode::Daemon,
@@ -346,7 +346,7 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         pid: outcome.pid.unwrap_or(0),
         status,
     };
-    let plan = lisp::plan(
+    let plan = plan::plan(
         &req.conf.spec,
         &req.runner,
         &mode,
@@ -533,7 +533,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         report_ready: as_parent,
     };
     let spec = &req.conf.spec;
-    let plan = lisp::plan(
+    let plan = plan::plan(
         spec,
         &req.runner,
         &mode,
@@ -563,8 +563,8 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
 /// The caller's environment for a Lisp; as root, `HOME` is root's own
 /// (from the passwd entry): a `HOME` kept through sudo would have root's
 /// Lisp load the invoking user's `~/.sbclrc` and ASDF configuration.
-fn caller_env() -> lisp::Env {
-    let mut env = lisp::caller_env();
+fn caller_env() -> plan::Env {
+    let mut env = plan::caller_env();
     if nix::unistd::geteuid().is_root()
         && let Ok(Some(root)) = nix::unistd::User::from_uid(0.into())
     {

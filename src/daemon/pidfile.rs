@@ -39,7 +39,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::error::DaemonError;
 use super::process;
-use crate::lisp::LOCK_FD;
+use crate::plan::LOCK_FD;
 use crate::trust::{
     self, Create, Dir, DirKind, PathError, Policy, Refused, Trust, kind_name, owner_problem,
 };
@@ -656,7 +656,7 @@ fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> Result<(), Errno> {
 /// started at most `STARTED_BEFORE` before the file was written (a second
 /// of slack after, for clock granularity).
 fn lockless_daemon(pid: i32, written: SystemTime, uid: u32) -> bool {
-    let lisp = process::argv0(pid).is_some_and(|a| crate::lisp::is_lisp_program(Path::new(&a)));
+    let lisp = process::argv0(pid).is_some_and(|a| crate::plan::is_lisp_program(Path::new(&a)));
     let started = process::start_time(pid)
         .is_some_and(|t| t + STARTED_BEFORE >= written && t <= written + Duration::from_secs(1));
     process::alive(pid) && lisp && started && process::uid(pid) == Some(uid)

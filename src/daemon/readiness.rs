@@ -156,7 +156,7 @@ mod tests {
     /// The words the bootstrap writes are words of this protocol.
     #[test]
     fn the_bootstrap_speaks_the_protocol() {
-        let bootstrap = include_str!("../lisp/bootstrap.lisp");
+        let bootstrap = include_str!("../plan/bootstrap.lisp");
         let mut written = Vec::new();
         let mut rest = bootstrap;
         while let Some(at) = rest.find("(report \"") {

@@ -32,8 +32,8 @@ use super::pidfile::Claim;
 use super::process::PidFd;
 use super::readiness::{self, Word, read_what_is_there};
 use super::supervise;
-use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD, READY_READER_FD};
 use crate::logging::Logger;
+use crate::plan::{BOOTSTRAP_FD, LOCK_FD, READY_FD, READY_READER_FD};
 
 /// How a start ended.
 #[derive(Debug, PartialEq, Eq)]

@@ -29,8 +29,8 @@ use super::pidfile::PidFiles;
 use super::process::PidFd;
 use super::readiness::{self, Word, read_what_is_there};
 use crate::config::RestartPolicy;
-use crate::lisp::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 use crate::logging::Logger;
+use crate::plan::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 
 /// What `status` shows of a supervised daemon.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
