@@ -4,7 +4,6 @@
 //! switch and the exec when privileged ports are asked for.
 
 use std::ffi::CString;
-use std::path::PathBuf;
 
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::errno::Errno;
@@ -14,23 +13,7 @@ use thiserror::Error;
 use super::error::SetupError;
 use crate::report::exit;
 
-/// A user account the daemon runs as.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: PathBuf,
-    pub shell: PathBuf,
-}
-
-/// A user switch: decided before fork, applied in the daemon process.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Switch {
-    pub account: Account,
-    /// Keep exactly `CAP_NET_BIND_SERVICE` (`:listen-privileged-ports`).
-    pub keep_bind: bool,
-}
+pub use crate::plan::{Account, Switch};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdentityError {
@@ -184,19 +167,4 @@ pub fn apply(switch: &Switch) -> Result<(), SetupError> {
 /// No exec'd program may gain privileges (setuid bits, file capabilities).
 pub fn no_new_privs() -> Result<(), SetupError> {
     nix::sys::prctl::set_no_new_privs().map_err(SetupError::NoNewPrivs)
-}
-
-impl Switch {
-    /// Who the daemon runs as, for the `switched` word of a start.
-    pub fn summary(&self) -> String {
-        let a = &self.account;
-        let caps = match self.keep_bind {
-            true => "CAP_NET_BIND_SERVICE",
-            false => "none",
-        };
-        format!(
-            "user {} (uid {}, gid {}), capabilities: {caps}",
-            a.name, a.uid, a.gid
-        )
-    }
 }

@@ -9,7 +9,6 @@ use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -17,19 +16,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use super::error::DaemonError;
 use super::identity::Switch;
 use super::pidfile::PidFiles;
-use crate::config::RestartPolicy;
-use crate::plan::LaunchPlan;
-
-/// When and how often a supervisor restarts the Lisp.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    pub restart: RestartPolicy,
-    pub delay: Duration,
-    pub max_delay: Duration,
-    pub start_limit: Option<(u32, Duration)>,
-    /// `:output-max-size` and `:output-keep`: the supervisor writes `:output`.
-    pub rotation: Option<(Option<u64>, u32)>,
-}
+use crate::plan::{LaunchPlan, Policy};
 
 /// What the daemon process needs, prepared before fork.
 pub struct Launch {
@@ -79,13 +66,12 @@ pub fn bootstrap_file(text: &str) -> Result<OwnedFd, DaemonError> {
 }
 
 impl Launch {
+    /// Makes `plan` ready for exec, as the program found at `program`,
+    /// claiming `pid_files` if given.
     pub fn new(
         plan: &LaunchPlan,
         program: &Path,
         pid_files: Option<PidFiles>,
-        umask: u32,
-        switch: Option<Switch>,
-        output: Option<&Path>,
     ) -> Result<Launch, DaemonError> {
         let envp = plan
             .env
@@ -107,16 +93,10 @@ impl Launch {
             bootstrap: bootstrap_file(&plan.bootstrap)?,
             keep_ready_reader: plan.keep_ready_reader,
             pid_files,
-            umask,
-            switch,
-            output: output.map(Path::to_path_buf),
-            supervise: None,
+            umask: plan.umask,
+            switch: plan.identity.clone(),
+            output: plan.output.clone(),
+            supervise: plan.supervision.clone(),
         })
-    }
-
-    /// Makes the daemon process a supervisor of the Lisp.
-    pub fn supervised(mut self, policy: Policy) -> Launch {
-        self.supervise = Some(policy);
-        self
     }
 }

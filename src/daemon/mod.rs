@@ -29,12 +29,12 @@ pub use error::DaemonError;
 pub use pidfile::{PidFiles, PidState};
 
 use crate::command::Command;
-use crate::config::{Conf, RestartPolicy, StopSchedule, StopStep};
+use crate::config::{Conf, StopSchedule, StopStep};
 use crate::logging::{Destination, Destinations, Logger};
 use crate::plan::{self, Mode, Runner};
 use crate::report::{Fact, Outcome, Reason, Supervision};
 use crate::trust::{self, Trust};
-use launch::{Launch, Policy};
+use launch::Launch;
 use spawn::Started;
 
 /// How long to wait for a process to vanish after SIGKILL.
@@ -58,14 +58,6 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn login(&self) -> Option<plan::Login<'_>> {
-        self.switch.as_ref().map(|s| plan::Login {
-            name: &s.account.name,
-            home: &s.account.home,
-            shell: &s.account.shell,
-        })
-    }
-
     fn pid_file(&self) -> PathBuf {
         self.conf.pid_file.clone()
     }
@@ -229,39 +221,17 @@ fn start_as(req: &Request, command: Command) -> Outcome {
     outcome
 }
 
-/// The daemon of `start`: the plan for the conf, and a supervisor when a
-/// restart policy, or rotation of `:output`, needs one.
+/// The daemon of `start`: the plan for the conf, with its pid files.
 fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launch, DaemonError> {
-    let spec = &req.conf.spec;
     let plan = plan::plan(
-        spec,
+        &req.conf.spec,
         &req.runner,
         &Mode::Daemon,
-        req.login(),
+        req.switch.as_ref(),
         &req.lisp_log(req.switch.is_none()),
         &caller_env(),
     );
-    let launch = Launch::new(
-        &plan,
-        program,
-        Some(files),
-        spec.umask(),
-        req.switch.clone(),
-        spec.output.as_deref(),
-    )?;
-    let rotation = spec
-        .output_max_size
-        .map(|max| (Some(max), spec.output_keep()));
-    Ok(match (spec.restart, rotation) {
-        (RestartPolicy::Never, None) => launch,
-        (restart, rotation) => launch.supervised(Policy {
-            restart,
-            delay: spec.restart_delay(),
-            max_delay: spec.restart_max_delay(),
-            start_limit: spec.start_limit,
-            rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
-        }),
-    })
+    Launch::new(&plan, program, Some(files))
 }
 
 /// The Lisp program to run, found and (as root) trusted; else the outcome
@@ -354,7 +324,7 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         &req.lisp_log(true),
         &caller_env(),
     );
-    let launch = match Launch::new(&plan, program, None, req.conf.spec.umask(), None, None) {
+    let launch = match Launch::new(&plan, program, None) {
         Ok(launch) => launch,
         Err(e) => return eprintln!("ERROR: :before-parent-exit-fn: {e}"),
     };
@@ -537,19 +507,12 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         spec,
         &req.runner,
         &mode,
-        req.login(),
+        req.switch.as_ref(),
         &req.lisp_log(req.switch.is_none()),
         &caller_env(),
     );
-    let launch = Launch::new(
-        &plan,
-        &program,
-        None,
-        spec.umask(),
-        req.switch.clone(),
-        None,
-    )
-    .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
+    let launch = Launch::new(&plan, &program, None)
+        .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
     if as_parent {
         return launch
             .run_as_parent(notifier.as_ref())

@@ -23,13 +23,14 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2};
 use super::error::DaemonError;
 use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
-use super::launch::{Launch, Policy};
+use super::launch::Launch;
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::process::PidFd;
 use super::readiness::{self, Word, read_what_is_there};
 use crate::config::RestartPolicy;
 use crate::logging::Logger;
+use crate::plan::Policy;
 use crate::plan::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
 
 /// What `status` shows of a supervised daemon.

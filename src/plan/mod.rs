@@ -7,9 +7,9 @@
 //! any user can read.
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::{DaemonSpec, LispCode};
+use crate::config::{DaemonSpec, LispCode, RestartPolicy};
 use crate::logging::{Destination, Destinations};
 use crate::reader::lisp_string;
 
@@ -22,8 +22,10 @@ pub const LOCK_FD: i32 = 5;
 /// For a Lisp that `keeps_ready_reader`: the read end of its readiness pipe.
 pub const READY_READER_FD: i32 = 7;
 
+mod identity;
 mod runner;
 
+pub use identity::{Account, Policy, Switch};
 pub use runner::{LispKind, Runner};
 
 /// The bootstrap's body: a readable Lisp file in the source tree.
@@ -63,8 +65,16 @@ pub struct LaunchPlan {
     /// The Lisp program read from `BOOTSTRAP_FD`.
     pub bootstrap: String,
     /// The daemon also holds the read end of its readiness pipe, on
-    /// `READY_READER_FD` (see `LispKind::keeps_ready_reader`).
+    /// `READY_READER_FD` (see `RunnerFacts::keeps_ready_reader`).
     pub keep_ready_reader: bool,
+    /// The umask of the daemon (`:os-params :linux-umask`).
+    pub umask: u32,
+    /// Who it runs as, if not the caller.
+    pub identity: Option<Switch>,
+    /// Where its stdout and stderr go (`:output`), for a daemon.
+    pub output: Option<PathBuf>,
+    /// Its supervisor's policy, when it has one.
+    pub supervision: Option<Policy>,
 }
 
 /// `PATH` of a daemon that runs as another user than the caller.
@@ -76,16 +86,24 @@ pub fn caller_env() -> Env {
 }
 
 /// The plan for running `spec` in `mode` on `runner`, with the caller's
-/// environment `caller`, as `login` if given (see `environment`).
+/// environment `caller`, as `switch` says if given (but for
+/// `:before-parent-exit-fn`, which runs as the caller; see `environment`).
 pub fn plan(
     spec: &DaemonSpec,
     runner: &Runner,
     mode: &Mode,
-    login: Option<Login>,
+    switch: Option<&Switch>,
     log: &Destinations,
     caller: &[(OsString, OsString)],
 ) -> LaunchPlan {
     let bootstrap_path = format!("/dev/fd/{BOOTSTRAP_FD}");
+    let switch = switch.filter(|_| !matches!(mode, Mode::ParentExit { .. }));
+    let login = switch.map(|s| Login {
+        name: &s.account.name,
+        home: &s.account.home,
+        shell: &s.account.shell,
+    });
+    let daemon = matches!(mode, Mode::Daemon);
     LaunchPlan {
         program: runner.program.clone(),
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
@@ -94,6 +112,28 @@ pub fn plan(
         env: environment(caller, login, runner.kind, &spec.environment),
         bootstrap: bootstrap(spec, mode, log, runner.kind),
         keep_ready_reader: runner.kind.facts().keeps_ready_reader,
+        umask: spec.umask(),
+        identity: switch.cloned(),
+        output: spec.output.clone().filter(|_| daemon),
+        supervision: daemon.then(|| supervision(spec)).flatten(),
+    }
+}
+
+/// A daemon's supervisor, when a restart policy, or rotation of
+/// `:output`, needs one.
+fn supervision(spec: &DaemonSpec) -> Option<Policy> {
+    let rotation = spec
+        .output_max_size
+        .map(|max| (Some(max), spec.output_keep()));
+    match (spec.restart, rotation) {
+        (RestartPolicy::Never, None) => None,
+        (restart, rotation) => Some(Policy {
+            restart,
+            delay: spec.restart_delay(),
+            max_delay: spec.restart_max_delay(),
+            start_limit: spec.start_limit,
+            rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
+        }),
     }
 }
 

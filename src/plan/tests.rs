@@ -130,11 +130,16 @@ fn env(vars: &[(&str, &str)]) -> Env {
 }
 
 #[test]
-fn a_login_builds_the_users_environment() {
-    let login = Login {
-        name: "dztest",
-        home: std::path::Path::new("/home/dztest"),
-        shell: std::path::Path::new("/bin/sh"),
+fn a_switch_builds_the_users_environment() {
+    let switch = Switch {
+        account: Account {
+            name: "dztest".into(),
+            uid: 1001,
+            gid: 1001,
+            home: "/home/dztest".into(),
+            shell: "/bin/sh".into(),
+        },
+        keep_bind: true,
     };
     let caller = env(&[
         ("HOME", "/root"),
@@ -152,7 +157,7 @@ fn a_login_builds_the_users_environment() {
         &spec(),
         &Runner::sbcl("sbcl"),
         &Mode::Daemon,
-        Some(login),
+        Some(&switch),
         &log(),
         &caller,
     );
@@ -169,6 +174,58 @@ fn a_login_builds_the_users_environment() {
         ("SBCL_HOME", "/usr/lib/sbcl"),
     ]);
     assert_eq!(plan.env, expected);
+    assert_eq!(plan.identity, Some(switch.clone()));
+    assert_eq!(plan.umask, 0o037);
+    // :before-parent-exit-fn runs as the caller, with the caller's environment.
+    let parent_exit = super::plan(
+        &spec(),
+        &Runner::sbcl("sbcl"),
+        &Mode::ParentExit { pid: 1, status: 10 },
+        Some(&switch),
+        &log(),
+        &caller,
+    );
+    assert_eq!((parent_exit.identity, parent_exit.env), (None, caller));
+}
+
+#[test]
+fn a_daemon_is_supervised_when_its_conf_says_so() {
+    let mut spec = spec();
+    let daemon = |spec: &DaemonSpec| {
+        super::plan(
+            spec,
+            &Runner::sbcl("sbcl"),
+            &Mode::Daemon,
+            None,
+            &log(),
+            &[],
+        )
+    };
+    assert_eq!(daemon(&spec).supervision, None);
+    spec.output = Some("/var/log/x.log".into());
+    assert_eq!(daemon(&spec).output, spec.output);
+    assert_eq!(
+        daemon(&spec).supervision,
+        None,
+        ":output alone is opened by the daemon"
+    );
+    spec.restart = crate::config::RestartPolicy::OnFailure;
+    let policy = daemon(&spec).supervision.expect("a supervisor");
+    assert_eq!(
+        (policy.restart, policy.rotation),
+        (crate::config::RestartPolicy::OnFailure, Some((None, 5)))
+    );
+    let foreground = super::plan(
+        &spec,
+        &Runner::sbcl("sbcl"),
+        &Mode::Foreground {
+            report_ready: false,
+        },
+        None,
+        &log(),
+        &[],
+    );
+    assert_eq!((foreground.output, foreground.supervision), (None, None));
 }
 
 #[test]

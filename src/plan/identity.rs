@@ -1,0 +1,51 @@
+//! Who a Lisp runs as, and how it is supervised: data the plan carries,
+//! decided by `daemon::identity` and applied by `daemon::exec`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::RestartPolicy;
+
+/// A user account the daemon runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    pub shell: PathBuf,
+}
+
+/// A user switch: decided before fork, applied in the daemon process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Switch {
+    pub account: Account,
+    /// Keep exactly `CAP_NET_BIND_SERVICE` (`:listen-privileged-ports`).
+    pub keep_bind: bool,
+}
+
+impl Switch {
+    /// Who the daemon runs as, for the `switched` word of a start.
+    pub fn summary(&self) -> String {
+        let a = &self.account;
+        let caps = match self.keep_bind {
+            true => "CAP_NET_BIND_SERVICE",
+            false => "none",
+        };
+        format!(
+            "user {} (uid {}, gid {}), capabilities: {caps}",
+            a.name, a.uid, a.gid
+        )
+    }
+}
+
+/// When and how often a supervisor restarts the Lisp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub restart: RestartPolicy,
+    pub delay: Duration,
+    pub max_delay: Duration,
+    pub start_limit: Option<(u32, Duration)>,
+    /// `:output-max-size` and `:output-keep`: the supervisor writes `:output`.
+    pub rotation: Option<(Option<u64>, u32)>,
+}
