@@ -22,10 +22,7 @@ use std::sync::Arc;
 pub use error::{ConfError, ConfErrorKind};
 pub use paths::PidDirs;
 pub use schedule::{BadSchedule, StopSchedule, StopStep, parse_signal};
-pub use spec::{
-    DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, DEFAULT_UMASK, DaemonSpec, Dir, FunctionShape,
-    LispCode, LispKind, OsParams, RestartPolicy,
-};
+pub use spec::{DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, RestartPolicy};
 
 use crate::reader::{self, Features, Form, Span, lisp_string};
 use crate::source::Source;

@@ -5,14 +5,6 @@ use std::time::Duration;
 
 use super::schedule::StopSchedule;
 
-/// How long `start` waits for readiness when the conf does not say.
-pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long `stop` waits after SIGUSR1 before SIGKILL when the conf does not say.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The umask a daemon gets when `:os-params` does not say (`#o037`).
-pub const DEFAULT_UMASK: u32 = 0o037;
-
 /// Every key of a conf, typed. Filled key by key through the table in
 /// `keys.rs`; a key no layer gives keeps the value of `DaemonSpec::default()`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,30 +71,48 @@ pub enum RestartPolicy {
     Always,
 }
 
+/// A value the conf does not give: the key table's default.
+macro_rules! or_default {
+    ($value:expr, $field:ident) => {
+        $value.unwrap_or_else(|| {
+            super::keys::defaults().$field.expect(concat!(
+                "the key table gives ",
+                stringify!($field),
+                " a default"
+            ))
+        })
+    };
+}
+
 impl DaemonSpec {
     /// The daemon's umask.
     pub fn umask(&self) -> u32 {
-        self.os_params.linux_umask.unwrap_or(DEFAULT_UMASK)
+        self.os_params.linux_umask.unwrap_or_else(|| {
+            super::keys::defaults()
+                .os_params
+                .linux_umask
+                .expect("the key table gives :os-params a default")
+        })
     }
 
     pub fn start_timeout(&self) -> Duration {
-        self.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT)
+        or_default!(self.start_timeout, start_timeout)
     }
 
     pub fn stop_timeout(&self) -> Duration {
-        self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)
+        or_default!(self.stop_timeout, stop_timeout)
     }
 
     pub fn output_keep(&self) -> u32 {
-        self.output_keep.unwrap_or(5)
+        or_default!(self.output_keep, output_keep)
     }
 
     pub fn restart_delay(&self) -> Duration {
-        self.restart_delay.unwrap_or(Duration::from_secs(1))
+        or_default!(self.restart_delay, restart_delay)
     }
 
     pub fn restart_max_delay(&self) -> Duration {
-        self.restart_max_delay.unwrap_or(Duration::from_secs(60))
+        or_default!(self.restart_max_delay, restart_max_delay)
     }
 
     /// `:stop-schedule`, else `signal` (SIGUSR1 for Lisps that catch it),

@@ -121,7 +121,7 @@ fn replacement_default_conf() {
     env.default_conf = Some(default);
     let conf = load(&conf_path, &env).unwrap();
     assert_eq!(conf.pid_file, Path::new("/var/d/d.pid"));
-    assert_eq!(conf.spec.umask(), DEFAULT_UMASK);
+    assert_eq!(conf.spec.umask(), 0o037);
     assert!(
         !conf.spec.listen_privileged_ports,
         "not given by the replacement"
@@ -228,4 +228,40 @@ fn a_parent_cycle_prints_the_chain() {
             "{d}/b.conf:1:20: parent conf files form a cycle: {d}/a.conf -> {d}/b.conf -> {d}/a.conf\n  |\n1 | (:parent-conf-file \"a.conf\")\n  |                    ^^^^^^^^"
         )
     );
+}
+
+/// The built-in default conf (the original's `default.conf`) and the key
+/// table agree on every key the conf gives.
+#[test]
+fn the_default_conf_agrees_with_the_key_table() {
+    let source = Arc::new(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF));
+    let layer = read_layer((*source).clone(), &Features::sbcl_linux_x86_64()).unwrap();
+    let defaults = keys::defaults();
+    for (name, _) in &layer.entries {
+        let mut one = DaemonSpec::default();
+        let key = keys::lookup(name).unwrap();
+        let (_, form) = layer.entries.iter().find(|(n, _)| n == name).unwrap();
+        let at = ValueAt {
+            form,
+            source: &source,
+            key: format!(":{name}"),
+        };
+        key.kind.apply(&at, &mut one).unwrap();
+        let mut from_table = DaemonSpec::default();
+        let table_form = reader::read_all(key.default, &Features::sbcl_linux_x86_64()).unwrap();
+        let table_source = Source::new("<key table>", key.default);
+        let at = ValueAt {
+            form: &table_form[0],
+            source: &table_source,
+            key: format!(":{name}"),
+        };
+        key.kind.apply(&at, &mut from_table).unwrap();
+        assert_eq!(format!("{one:?}"), format!("{from_table:?}"), ":{name}");
+    }
+    assert_eq!(
+        defaults.start_timeout,
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_eq!(defaults.os_params.linux_umask, Some(0o037));
+    assert_eq!(defaults.output_keep, Some(5));
 }
