@@ -91,7 +91,7 @@ values, if any, come before :internal-result."
                  :command command :status status :reason reason :pid pid :pid-file pid-file
                  :exit-code exit-code :name name
                  :more (loop for (key value) on plist by #'cddr
-                             unless (member key '(:result :command :status :reason :pid :pid-file))
+                             unless (member key '(:result :command :status :reason :pid :pid-file :line))
                                collect key and collect value))))
 
 (defun failure-result (command exit-code name)
@@ -99,30 +99,10 @@ values, if any, come before :internal-result."
   (make-result :result "failed" :command command :reason "internal-error"
                :exit-code exit-code :name name))
 
-(defun past-tense (command)
-  (cdr (assoc command '(("start" . "started") ("stop" . "stopped") ("zap" . "zapped")
-                        ("kill" . "killed") ("restart" . "restarted"))
-              :test #'string=)))
-
-(defun result-line (plist)
-  "The one line the tool prints for PLIST (src/report.rs), or NIL for
-nodaemon."
-  (destructuring-bind (&key result command status reason pid pid-file
-                         (restarts nil supervised) lisp-pid last-exit &allow-other-keys)
-      plist
-    (let ((still-initializing (equal reason "still-initializing")))
-      (cond ((equal command "nodaemon") nil)
-            (t (format nil "~a~:[ - ~a~;~*~] (~@[pid = ~a ~]pid-file = ~a)~:[~; - still initializing~]~
-                            ~:[~*~*~*~; - supervising (lisp-pid = ~a restarts = ~a~@[ last-exit = ~a~])~]"
-                       (if (equal command "status")
-                           status
-                           (format nil "~a ~a" result (past-tense command)))
-                       (or (null reason) still-initializing) reason
-                       pid pid-file still-initializing
-                       supervised (or lisp-pid "none") restarts last-exit))))))
-
-(defun print-result (plist print-result-type print-internal-result)
-  (let ((line (result-line plist)))
+(defun print-result (plist line print-result-type print-internal-result)
+  "Prints a result: LINE, the one line the tool printed for it (its
+:line), or the PLIST."
+  (progn
     (ecase print-result-type
       (:none)
       (:plist (format t "~&~s~%" plist))
@@ -136,8 +116,9 @@ nodaemon."
 (defun run-command (conf command)
   "Runs COMMAND on CONF. Returns the result property list; when the command
 failed, the error message (else NIL); whether the tool printed a result;
-and the part of the message the result's line does not tell. A failure
-before the tool could answer is signalled."
+the part of the message the result's line does not tell; and that line,
+as the tool printed it. A failure before the tool could answer is
+signalled."
   (let ((command (command-name command)))
     (with-conf-file (file conf)
       ;; `check` first: the conf's :name, and its errors as such. Its
@@ -147,10 +128,10 @@ before the tool could answer is signalled."
             (let ((code (nth-value 2 (run-tool (list file "nodaemon") :interactive t))))
               (if (eql code 0)
                   (values (make-result :result "success" :command command :exit-code code :name name)
-                          nil t nil)
+                          nil t nil nil)
                   (let ((message (format nil "nodaemon: the Lisp exited with status ~a" code)))
                     (values (make-result :result "failed" :command command :exit-code code :name name)
-                            message nil message))))
+                            message nil message nil))))
             (multiple-value-bind (output error-output code)
                 (run-tool (list "--print" "plist" file command))
               (echo-warnings error-output)
@@ -159,14 +140,16 @@ before the tool could answer is signalled."
                 (cond ((null plist)
                        (let ((message
                                (or text (format nil "the daemonization tool exited with status ~a and printed no result" code))))
-                         (values (failure-result command code name) message nil message)))
+                         (values (failure-result command code name) message nil message nil)))
                       (t
-                       (let ((result (tool-result plist code name)))
+                       (let ((result (tool-result plist code name))
+                             (line (getf plist :line)))
                          (values result
                                  (and (equal (getf result :result) "failed")
-                                      (format nil "~a~@[~%~a~]" (result-line result) text))
+                                      (format nil "~a~@[~%~a~]" line text))
                                  t
-                                 text)))))))))))
+                                 text
+                                 line)))))))))))
 
 (defun daemonized (conf command &key (on-error :call-error) (recreate-pid-file-on-start t)
                                   (print-result-type :simple) print-internal-result)
@@ -187,14 +170,14 @@ safely."
   (declare (ignore recreate-pid-file-on-start))
   (check-type on-error (member :call-error :return-error :as-ignore-errors :exit-from-lisp))
   (check-type print-result-type (member :simple :plist :none))
-  (multiple-value-bind (result message printable detail)
+  (multiple-value-bind (result message printable detail line)
       (handler-case (run-command conf command)
         (daemonization-error (condition)
           (let ((message (daemonization-error-message condition)))
-            (values (failure-result (command-text command) nil nil) message nil message))))
+            (values (failure-result (command-text command) nil nil) message nil message nil))))
     (log-result result)
     (when printable
-      (print-result result print-result-type print-internal-result))
+      (print-result result line print-result-type print-internal-result))
     (if (null message)
         result
         (let ((condition (make-condition 'daemonization-error :message message :result result))

@@ -283,13 +283,14 @@ impl Outcome {
             )
         });
         format!(
-            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {}{supervision})",
+            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {}{supervision} :line {})",
             text(self.result()),
             lisp_string(self.command.name()),
             text(self.status()),
             text(self.reason.map(Reason::name)),
             self.pid.map_or("nil".to_string(), |p| p.to_string()),
             lisp_string(&self.pid_file.display().to_string()),
+            lisp_string(&self.line()),
         )
     }
 
@@ -302,6 +303,7 @@ impl Outcome {
             "reason": self.reason.map(Reason::name),
             "pid": self.pid,
             "pid-file": self.pid_file.display().to_string(),
+            "line": self.line(),
         });
         if let Some(s) = &self.supervision {
             json["lisp-pid"] = serde_json::json!(s.lisp_pid);
@@ -517,16 +519,16 @@ mod tests {
         let o = outcome(Command::Start, true, None, Some(42));
         assert_eq!(
             o.plist(),
-            "(:result \"success\" :command \"start\" :status nil :reason nil :pid 42 :pid-file \"/run/x.pid\")"
+            "(:result \"success\" :command \"start\" :status nil :reason nil :pid 42 :pid-file \"/run/x.pid\" :line \"success started (pid = 42 pid-file = /run/x.pid)\")"
         );
         assert_eq!(
             o.json(),
-            r#"{"command":"start","pid":42,"pid-file":"/run/x.pid","reason":null,"result":"success","status":null}"#
+            r#"{"command":"start","line":"success started (pid = 42 pid-file = /run/x.pid)","pid":42,"pid-file":"/run/x.pid","reason":null,"result":"success","status":null}"#
         );
         let s = outcome(Command::Status, false, Some(Reason::NoPidFile), None);
         assert_eq!(
             s.plist(),
-            "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file \"/run/x.pid\")"
+            "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file \"/run/x.pid\" :line \"not-running - no-pid-file (pid-file = /run/x.pid)\")"
         );
     }
 }

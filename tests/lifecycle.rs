@@ -557,15 +557,17 @@ fn print_styles() {
         &sb.run(&conf, &["status", "--print", "plist"]),
         3,
         &format!(
-            "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file {})",
-            lisp_string(&p)
+            "(:result nil :command \"status\" :status \"not-running\" :reason \"no-pid-file\" :pid nil :pid-file {} :line {})",
+            lisp_string(&p),
+            lisp_string(&format!("not-running - no-pid-file (pid-file = {p})"))
         ),
     );
     assert_line(
         &sb.run(&conf, &["stop", "--print", "json"]),
         0,
         &format!(
-            "{{\"command\":\"stop\",\"pid\":null,\"pid-file\":{p:?},\"reason\":\"no-pid-file\",\"result\":\"failed\",\"status\":null}}"
+            "{{\"command\":\"stop\",\"line\":{line:?},\"pid\":null,\"pid-file\":{p:?},\"reason\":\"no-pid-file\",\"result\":\"failed\",\"status\":null}}",
+            line = format!("failed stopped - no-pid-file (pid-file = {p})")
         ),
     );
     let out = sb.run(&conf, &["status", "--print", "none"]);
