@@ -9,14 +9,10 @@ re-read)."
   `(defconstant ,name (if (boundp ',name) (symbol-value ',name) ,value)
      ,@(when documentation (list documentation))))
 
-(define-constant +conf-parameters+
-    '(:pid-file :pid-file-dir :main-function :before-init-fn :before-parent-exit-fn
-      :name :user :group :exit :listen-privileged-ports :os-params
-      :parent-conf-file :parent-conf-file-dir :conf-params-file
-      :start-timeout :stop-timeout :output :fasl-dir :stop-schedule
-      :restart :restart-delay :restart-max-delay :start-limit
-      :output-max-size :output-keep :lisp :environment)
-  "The conf keys: the original's 14, then the tool's extensions.")
+(define-symbol-macro +conf-parameters+ (getf (tool-info) :keys))
+(setf (documentation '+conf-parameters+ 'variable)
+      "The conf keys, as the tool knows them (its table, in its order):
+the original's 14, then the tool's extensions.")
 
 (define-constant +function-keys+ '(:main-function :before-init-fn :before-parent-exit-fn))
 

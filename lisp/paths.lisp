@@ -59,16 +59,10 @@ gone (or a zombie) or /proc cannot tell."
     (and uid (user-name uid))))
 
 (defun get-pid-files-dir ()
-  "The directory of pid files of confs whose :pid-file-dir is nil, by the
-tool's rule: $DAEMONIZATION_PID_DIR, else /run/daemonization/ for root, else
-$XDG_RUNTIME_DIR/daemonization/, else /tmp/daemonization-UID/."
-  (let ((explicit (env "DAEMONIZATION_PID_DIR"))
-        (runtime (env "XDG_RUNTIME_DIR"))
-        (uid (proc-uid "self")))
-    (cond (explicit (native-directory explicit))
-          ((eql uid 0) #p"/run/daemonization/")
-          (runtime (uiop:subpathname (native-directory runtime) "daemonization/"))
-          (t (native-directory (format nil "/tmp/daemonization-~a/" (or uid "unknown")))))))
+  "The directory of pid files of confs whose :pid-file-dir is nil, as the
+tool says (its rule: $DAEMONIZATION_PID_DIR, else /run/daemonization/ for
+root, else $XDG_RUNTIME_DIR/daemonization/, else /tmp/daemonization-UID/)."
+  (native-directory (getf (tool-info) :pid-dir)))
 
 (defun get-conf-files-dir ()
   "The directory of the example conf files: conf-examples/ next to the

@@ -91,3 +91,16 @@ prefix of its first line, or NIL when nothing is left."
     (cond ((zerop (length text)) nil)
           ((uiop:string-prefix-p "ERROR: " text) (subseq text 7))
           (t text))))
+
+(defun tool-info ()
+  "What the tool knows that this API needs, as its `info` command tells it:
+a property list with :keys (the conf keys, in the tool's table order) and
+:pid-dir (the tool's pid directory for this process)."
+  (multiple-value-bind (output error-output code) (run-tool (list "info"))
+    (or (and (eql code 0)
+             (ignore-errors
+              (with-standard-io-syntax
+                (let ((*read-eval* nil))
+                  (read-from-string output)))))
+        (fail "the daemonization tool did not tell what it knows (status ~a): ~a"
+              code (or (error-text error-output) "no answer")))))

@@ -50,6 +50,8 @@ pub struct Args {
 #[derive(Debug)]
 pub enum Invocation {
     Usage,
+    /// `info`: what the tool knows, for the Lisp API.
+    Info,
     BadUsage(String),
     Run {
         conf: PathBuf,
@@ -95,11 +97,13 @@ impl Args {
         let conf = self.conf_file;
         match (conf, self.command) {
             (Some(c), None) if c.as_os_str() == "help" => Invocation::Usage,
+            (Some(c), None) if c.as_os_str() == "info" => Invocation::Info,
             (None, _) => Invocation::BadUsage("missing the conf file and the command".into()),
             (Some(_), None) => Invocation::BadUsage("missing the command".into()),
             (Some(conf), Some(name)) => match Command::parse(&name) {
                 None => Invocation::BadUsage(format!("unknown command \"{name}\"")),
                 Some(Command::Help) => Invocation::Usage,
+                Some(Command::Info) => Invocation::Info,
                 Some(command) => Invocation::Run {
                     conf,
                     command,
@@ -150,6 +154,20 @@ pub fn usage() -> String {
     out
 }
 
+/// `info`: what the tool knows that the Lisp API needs, as one property
+/// list its `read` takes: the conf keys (the key table's order) and the
+/// tool's pid directory for this caller.
+pub fn info() -> String {
+    let env = conf_env(&Runner::sbcl("sbcl"));
+    let keys: Vec<String> = KEYS.iter().map(|k| format!(":{}", k.name)).collect();
+    let dir = env.pid_dirs.tool_dir();
+    format!(
+        "(:keys ({}) :pid-dir {})\n",
+        keys.join(" "),
+        crate::reader::lisp_string(&format!("{}/", dir.display()))
+    )
+}
+
 /// The conf environment of this process, reading confs for `runner`.
 pub fn conf_env(runner: &Runner) -> ConfEnv {
     let var = |name: &str| {
@@ -190,6 +208,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Invocation::BadUsage(why) => {
             eprint!("ERROR: {why}\n{}", usage());
             Ok(ExitCode::from(exit::USAGE))
+        }
+        Invocation::Info => {
+            print!("{}", info());
+            Ok(ExitCode::from(exit::OK))
         }
         Invocation::Run {
             conf,
@@ -335,7 +357,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         Command::Migrate => migrate(&session),
         Command::Unit => unit(&session)?,
         Command::Nodaemon => nodaemon(&session, options),
-        Command::Help => unreachable!("help is the usage"),
+        Command::Help | Command::Info => unreachable!("answered without a conf"),
         _ => daemon_command(&session, command, options),
     })
 }

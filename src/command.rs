@@ -20,6 +20,7 @@ pub enum Command {
     Check,
     Migrate,
     Unit,
+    Info,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
@@ -134,6 +135,14 @@ pub const COMMANDS: &[Row] = &[
         name: "unit",
         past: "printed",
         doc: "print a systemd service unit that runs the conf with nodaemon",
+        launches: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Info,
+        name: "info",
+        past: "told",
+        doc: "print what the tool knows, as a property list: its conf keys, its pid directory (no conf needed)",
         launches: false,
         exits: Exits::Own,
     },

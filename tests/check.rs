@@ -142,7 +142,7 @@ fn help_lists_commands_and_keys() {
             text.starts_with("Usage: daemonization <config-file> <command>\n"),
             "{text}"
         );
-        assert!(text.contains("<command> - one of the commands: start | stop | zap | kill | restart | nodaemon | status | help | check | migrate | unit\n"));
+        assert!(text.contains("<command> - one of the commands: start | stop | zap | kill | restart | nodaemon | status | help | check | migrate | unit | info\n"));
         for key in daemonization::config::keys::KEYS {
             assert!(
                 text.contains(&format!("\n  :{}  ", key.name)),
@@ -190,4 +190,25 @@ fn every_original_file_reads() {
         }
     }
     assert_eq!(read, 9, "the fixture tree has 9 files");
+}
+
+/// `info` tells what the Lisp API asks the tool: the keys, the pid directory.
+#[test]
+fn info_tells_the_keys_and_the_pid_directory() {
+    let out = std::process::Command::new(bin())
+        .arg("info")
+        .env("DAEMONIZATION_PID_DIR", "/srv/pids")
+        .output()
+        .unwrap();
+    let keys: Vec<String> = daemonization::config::keys::KEYS
+        .iter()
+        .map(|k| format!(":{}", k.name))
+        .collect();
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (
+            Some(0),
+            format!("(:keys ({}) :pid-dir \"/srv/pids/\")\n", keys.join(" "))
+        )
+    );
 }
