@@ -1368,3 +1368,37 @@ fn a_third_users_directory_is_not_the_daemons() {
     assert_eq!(fs::read_to_string(&eves).unwrap(), "eve's\n");
     assert!(!shared.join("fasl").exists());
 }
+
+/// Every Lisp reports readiness when it runs as the `:user` (its readiness
+/// pipe is root's: it writes the descriptor it holds, never reopens it).
+#[test]
+fn every_lisp_runs_as_the_user() {
+    let user = attacker();
+    for lisp in ["sbcl", "ecl", "clisp"] {
+        let sb = open_sandbox();
+        let conf = sb.conf(
+            "u.conf",
+            &format!(
+                "(:pid-file \"u.pid\" :lisp :{lisp} :user \"dztest\" :stop-schedule \"TERM/10/KILL/5\" :main-function #.(lambda () t))"
+            ),
+        );
+        let out = sb.run(&conf, &["start"]);
+        let p = sb.pid_file("u.pid").display().to_string();
+        let pid = started_pid(&out);
+        assert_line(
+            &out,
+            0,
+            &format!("success started (pid = {pid} pid-file = {p})"),
+        );
+        assert_eq!(
+            proc_status(pid, "Uid").split_whitespace().next(),
+            Some(user.uid.to_string().as_str()),
+            "{lisp}"
+        );
+        assert_line(
+            &sb.run(&conf, &["stop"]),
+            0,
+            &format!("success stopped (pid = {pid} pid-file = {p})"),
+        );
+    }
+}

@@ -290,3 +290,36 @@ fn sighup_reopens_the_output() {
         "no line lost"
     );
 }
+
+/// A supervised first start whose Lisp dies without a report says how the
+/// Lisp ended (not how its supervisor did), and leaves nothing behind.
+#[test]
+fn first_start_death_says_how_the_lisp_ended() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "d.conf",
+        "(:pid-file \"d.pid\" :restart :always :main-function #.(lambda () (sb-ext:exit :code 9 :abort t)))",
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_line(
+        &out,
+        1,
+        &format!(
+            "failed started - died (pid-file = {})",
+            sb.pid_file("d.pid").display()
+        ),
+    );
+    let err = stderr(&out);
+    let rest = err
+        .strip_prefix("ERROR: the Lisp (pid ")
+        .unwrap_or_else(|| panic!("{err}"));
+    let (pid, how) = rest.split_once(") ").unwrap();
+    assert!(pid.parse::<i32>().is_ok(), "{err}");
+    assert_eq!(how, "exited with status 9 before it was ready\n");
+    let left: Vec<_> = fs::read_dir(sb.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("d.pid"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

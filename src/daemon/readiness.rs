@@ -10,6 +10,7 @@
 //! | `switched user NAME (uid U, gid G), capabilities: C` | the daemon process | it runs as the `:user` now |
 //! | `exec PROGRAM` | the daemon process | it execs the Lisp |
 //! | `setup-error MESSAGE` | the daemon process, a supervisor | the set-up failed (one line): it exits |
+//! | `died HOW` | a supervisor | its first Lisp ended before it was ready, as HOW says: it exits |
 //! | `ready` | the bootstrap (`bootstrap.lisp`) | `:main-function` returned |
 //! | `error` | the bootstrap | a function of the conf signalled; the Lisp's report follows, to the end of the pipe |
 
@@ -31,6 +32,8 @@ pub enum Word {
     Switched(String),
     Exec(String),
     SetupError(String),
+    /// How a supervisor's first Lisp ended before it was ready.
+    Died(String),
     Ready,
     Error,
 }
@@ -45,6 +48,7 @@ impl fmt::Display for Word {
             Word::Exec(program) => write!(f, "exec {program}"),
             // One line, whatever the message.
             Word::SetupError(message) => write!(f, "setup-error {}", message.replace('\n', " ")),
+            Word::Died(how) => write!(f, "died {}", how.replace('\n', " ")),
             Word::Ready => f.write_str("ready"),
             Word::Error => f.write_str("error"),
         }
@@ -68,6 +72,7 @@ impl FromStr for Word {
             ("switched", false) => Word::Switched(rest.to_string()),
             ("exec", false) => Word::Exec(rest.to_string()),
             ("setup-error", false) => Word::SetupError(rest.to_string()),
+            ("died", false) => Word::Died(rest.to_string()),
             ("ready", true) => Word::Ready,
             ("error", true) => Word::Error,
             _ => return Err(NotAWord),
@@ -137,6 +142,7 @@ mod tests {
             Word::Switched("user www (uid 33, gid 33), capabilities: none".into()),
             Word::Exec("/usr/bin/sbcl".into()),
             Word::SetupError("cannot open: Permission denied".into()),
+            Word::Died("the Lisp (pid 9) exited with status 3 before it was ready".into()),
             Word::Ready,
             Word::Error,
         ];

@@ -375,6 +375,10 @@ fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Started> {
                 reap(heard.daemon);
                 return Some(Started::SetupError { message });
             }
+            Ok(Word::Died(how)) => {
+                reap(heard.daemon);
+                return Some(Started::Died { how });
+            }
             Ok(Word::Ready) if heard.daemon.is_some() => {
                 return Some(Started::Ready {
                     pid: heard.daemon.expect("checked"),

@@ -286,7 +286,8 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
             supervisor.act(action);
         }
         let happened = supervisor.next_event(phase);
-        (phase, actions) = on(phase, happened, policy.restart, policy.rotation.is_some());
+        let captured = supervisor.events.output.is_some();
+        (phase, actions) = on(phase, happened, policy.restart, captured);
     }
 }
 
@@ -387,10 +388,18 @@ impl Supervisor<'_> {
                 }
             }
             Action::RelayReport => {
-                if readiness::error_report(&self.events.text).is_some()
-                    && let Some(mut s) = self.starter.take()
-                {
-                    let _ = s.write_all(self.events.text.as_bytes());
+                if let Some(mut s) = self.starter.take() {
+                    // The Lisp's report, or how it ended without one.
+                    let text = match readiness::error_report(&self.events.text) {
+                        Some(_) => self.events.text.clone(),
+                        None => Word::Died(format!(
+                            "the Lisp (pid {}) {} before it was ready",
+                            self.last_lisp,
+                            self.record.last_exit.as_deref().unwrap_or("ended")
+                        ))
+                        .line(),
+                    };
+                    let _ = s.write_all(text.as_bytes());
                 }
             }
             Action::Forward(signal) => {
@@ -424,6 +433,7 @@ impl Supervisor<'_> {
         self.events.deadline = Some(Instant::now() + self.delay);
         self.delay = (self.delay * 2).min(self.policy.max_delay);
         self.record.restarts += 1;
+        let _ = self.files.write_state(&state_text(&self.record));
     }
 
     fn start(&mut self) {

@@ -15,8 +15,9 @@ thread, ends the process at once (QUIT from another thread ends only it)."
       (ext:quit code)))
 
 (defun %open-ready-stream (fd)
-  (open (format nil "/dev/fd/~d" fd) :direction :output :if-exists :append
-                                     :external-format :utf-8))
+  ;; On the descriptor itself: reopening /dev/fd/N is refused once the
+  ;; daemon runs as its :user (the pipe is root's).
+  (ext:make-stream-from-fd fd :output :element-type 'character :external-format :utf-8))
 
 (defun %set-cloexec (fd)
   ;; ECL's interpreter cannot call fcntl without the C compiler: the
