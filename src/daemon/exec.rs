@@ -27,8 +27,8 @@ use crate::plan::BOOTSTRAP_FD;
 pub struct Become {
     /// A session of its own: no controlling terminal of the caller's.
     pub new_session: bool,
-    /// Killed when its parent (a supervisor) dies.
-    pub die_with_parent: bool,
+    /// Killed when its parent, this process (a supervisor), dies.
+    pub die_with_parent: Option<i32>,
     /// A daemon: `chdir("/")` and the conf's umask.
     pub daemon: bool,
 }
@@ -48,9 +48,13 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
     if let Some(switch) = &launch.switch {
         announce(Word::Switched(switch.summary()));
     }
-    if how.die_with_parent {
-        // After the user switch, which clears it.
+    if let Some(parent) = how.die_with_parent {
+        // After the user switch, which clears it; a parent that died before
+        // it was set is seen as a new parent: then go at once.
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        if nix::unistd::getppid().as_raw() != parent {
+            exit_now(1);
+        }
     }
     if how.daemon {
         let _ = chdir("/");

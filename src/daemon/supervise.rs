@@ -87,7 +87,7 @@ fn how_it_ended(status: WaitStatus) -> String {
 }
 
 /// The Lisp, as the supervisor's child. Never returns.
-fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
+fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>, supervisor: i32) -> ! {
     let placed = exec::fresh_bootstrap(BOOTSTRAP_FD).and_then(|bootstrap| {
         let mut layout = vec![(bootstrap, BOOTSTRAP_FD), (ready.as_raw_fd(), READY_FD)];
         if let Some(o) = output {
@@ -97,7 +97,7 @@ fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>) -> ! {
     });
     if placed.is_ok() {
         let how = Become {
-            die_with_parent: true,
+            die_with_parent: Some(supervisor),
             ..Become::default()
         };
         exec::exec_lisp(launch, how, &mut |_| {});
@@ -443,9 +443,12 @@ impl Supervisor<'_> {
         };
         // SAFETY: single-threaded; the child only sets itself up and execs.
         let child = match unsafe { fork() } {
-            Ok(ForkResult::Child) => {
-                lisp_child(self.launch, &ready_write, self.events.output.as_ref())
-            }
+            Ok(ForkResult::Child) => lisp_child(
+                self.launch,
+                &ready_write,
+                self.events.output.as_ref(),
+                self.record.supervisor,
+            ),
             Ok(ForkResult::Parent { child }) => child,
             Err(_) => self.exit(Exit::StartLimit),
         };
