@@ -239,42 +239,6 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
-/// The typed defaults of the table: each key's `default` read and applied
-/// as a conf value would be (read once). The key table is the one place a
-/// default is written; the built-in default conf agrees with it (a test
-/// says so).
-pub fn defaults() -> &'static DaemonSpec {
-    static DEFAULTS: std::sync::OnceLock<DaemonSpec> = std::sync::OnceLock::new();
-    DEFAULTS.get_or_init(|| {
-        let mut spec = DaemonSpec::default();
-        for key in KEYS.iter().filter(|k| k.typed_default()) {
-            let source = Source::new("<key table>", key.default);
-            let forms = crate::reader::read_all(
-                &source.text,
-                &crate::reader::Features::sbcl_linux_x86_64(),
-            )
-            .expect("a key table default reads");
-            let at = ValueAt {
-                form: &forms[0],
-                source: &source,
-                key: format!(":{}", key.name),
-            };
-            key.kind
-                .apply(&at, &mut spec)
-                .unwrap_or_else(|_| panic!("the default of :{} is a value of its kind", key.name));
-        }
-        spec
-    })
-}
-
-impl Key {
-    /// Whether `default` is a value (not a description, such as "the conf
-    /// file", or a schedule that depends on the Lisp).
-    fn typed_default(&self) -> bool {
-        !matches!(self.name, "conf-params-file" | "stop-schedule")
-    }
-}
-
 /// The key of a table name.
 pub fn lookup(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)

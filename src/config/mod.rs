@@ -5,6 +5,7 @@
 //! (farthest parent first, closer levels win key by key), and resolves paths.
 //! Pure but for reading the conf files themselves.
 
+mod defaults;
 mod error;
 pub mod keys;
 mod paths;

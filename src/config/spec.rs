@@ -71,61 +71,6 @@ pub enum RestartPolicy {
     Always,
 }
 
-/// A value the conf does not give: the key table's default.
-macro_rules! or_default {
-    ($value:expr, $field:ident) => {
-        $value.unwrap_or_else(|| {
-            super::keys::defaults().$field.expect(concat!(
-                "the key table gives ",
-                stringify!($field),
-                " a default"
-            ))
-        })
-    };
-}
-
-impl DaemonSpec {
-    /// The daemon's umask.
-    pub fn umask(&self) -> u32 {
-        self.os_params.linux_umask.unwrap_or_else(|| {
-            super::keys::defaults()
-                .os_params
-                .linux_umask
-                .expect("the key table gives :os-params a default")
-        })
-    }
-
-    pub fn start_timeout(&self) -> Duration {
-        or_default!(self.start_timeout, start_timeout)
-    }
-
-    pub fn stop_timeout(&self) -> Duration {
-        or_default!(self.stop_timeout, stop_timeout)
-    }
-
-    pub fn output_keep(&self) -> u32 {
-        or_default!(self.output_keep, output_keep)
-    }
-
-    pub fn restart_delay(&self) -> Duration {
-        or_default!(self.restart_delay, restart_delay)
-    }
-
-    pub fn restart_max_delay(&self) -> Duration {
-        or_default!(self.restart_max_delay, restart_max_delay)
-    }
-
-    /// `:stop-schedule`, else `signal` (SIGUSR1 for Lisps that catch it),
-    /// `:stop-timeout`, SIGKILL, 5 s.
-    pub fn stop_schedule(&self, signal: nix::sys::signal::Signal) -> StopSchedule {
-        self.stop_schedule.clone().unwrap_or_else(|| {
-            let mut schedule = StopSchedule::usr1_then_kill(self.stop_timeout());
-            schedule.steps[0].signal = signal;
-            schedule
-        })
-    }
-}
-
 /// A directory setting: a path, or `:this-dir`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dir {

@@ -236,7 +236,7 @@ fn a_parent_cycle_prints_the_chain() {
 fn the_default_conf_agrees_with_the_key_table() {
     let source = Arc::new(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF));
     let layer = read_layer((*source).clone(), &Features::sbcl_linux_x86_64()).unwrap();
-    let defaults = keys::defaults();
+    let defaults = defaults::defaults();
     for (name, _) in &layer.entries {
         let mut one = DaemonSpec::default();
         let key = keys::lookup(name).unwrap();
