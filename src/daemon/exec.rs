@@ -20,7 +20,7 @@ use super::error::{DaemonError, SetupError};
 use super::identity::{self, Switch};
 use super::launch::Launch;
 use super::readiness::Word;
-use crate::plan::BOOTSTRAP_FD;
+use crate::plan::Slot;
 
 /// How the process becomes the Lisp, beyond what its `Launch` says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct Become {
     pub new_session: bool,
     /// Killed when its parent, this process (a supervisor), dies.
     pub die_with_parent: Option<i32>,
-    /// A daemon: `chdir("/")` and the conf's umask.
+    /// A daemon: its working directory and the conf's umask.
     pub daemon: bool,
 }
 
@@ -57,7 +57,9 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
         }
     }
     if how.daemon {
-        let _ = chdir("/");
+        if let Some(dir) = &launch.cwd {
+            let _ = chdir(dir.as_path());
+        }
         umask(Mode::from_bits_truncate(launch.umask));
     }
     announce(Word::Exec(launch.program_name.clone()));
@@ -77,7 +79,8 @@ pub fn exec_in_foreground(launch: Launch) -> DaemonError {
         Ok(fd) => fd,
         Err(e) => return e.into(),
     };
-    if let Err(e) = arrange(&[(bootstrap, BOOTSTRAP_FD)]) {
+    let layout = launch.layout(|slot| (slot == Slot::Bootstrap).then_some(bootstrap));
+    if let Err(e) = arrange(&layout) {
         return e.into();
     }
     exec_lisp(&launch, Become::default(), &mut |_| {}).into()

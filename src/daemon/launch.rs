@@ -16,7 +16,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use super::error::DaemonError;
 use super::identity::Switch;
 use super::pidfile::PidFiles;
-use crate::plan::{LaunchPlan, Policy};
+use crate::plan::{LaunchPlan, Policy, Slot};
 
 /// What the daemon process needs, prepared before fork.
 pub struct Launch {
@@ -34,6 +34,8 @@ pub struct Launch {
     pub(super) output: Option<PathBuf>,
     /// With a restart policy, the daemon process is a supervisor of the Lisp.
     pub(super) supervise: Option<Policy>,
+    pub(super) cwd: Option<PathBuf>,
+    pub(super) fds: Vec<(Slot, i32)>,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -97,6 +99,22 @@ impl Launch {
             switch: plan.identity.clone(),
             output: plan.output.clone(),
             supervise: plan.supervision.clone(),
+            cwd: plan.cwd.clone(),
+            fds: plan.fds.clone(),
         })
+    }
+}
+
+impl Launch {
+    /// The plan's descriptor layout with the descriptors that fill its
+    /// slots here (`source` gives one per slot, or none to leave it out).
+    pub(super) fn layout(
+        &self,
+        mut source: impl FnMut(Slot) -> Option<std::os::fd::RawFd>,
+    ) -> Vec<(std::os::fd::RawFd, i32)> {
+        self.fds
+            .iter()
+            .filter_map(|&(slot, target)| source(slot).map(|fd| (fd, target)))
+            .collect()
     }
 }

@@ -33,7 +33,7 @@ use super::process::PidFd;
 use super::readiness::{self, Word, read_what_is_there};
 use super::supervise;
 use crate::logging::Logger;
-use crate::plan::{BOOTSTRAP_FD, LOCK_FD, READY_FD, READY_READER_FD};
+use crate::plan::{LOCK_FD, READY_FD, Slot};
 
 /// How a start ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,7 +112,11 @@ impl Launch {
             ForkResult::Child => {
                 let placed =
                     exec::fresh_bootstrap(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
-                        exec::arrange(&[(bootstrap, BOOTSTRAP_FD), (ready.as_raw_fd(), READY_FD)])
+                        exec::arrange(&self.layout(|slot| match slot {
+                            Slot::Bootstrap => Some(bootstrap),
+                            Slot::Ready => Some(ready.as_raw_fd()),
+                            _ => None,
+                        }))
                     });
                 if placed.is_ok() {
                     // Another user's Lisp gets no controlling terminal of ours.
@@ -218,8 +222,6 @@ fn daemon_process(
     }
     let _ = pipe.write_all(Word::Locked.line().as_bytes());
     if let Some(policy) = launch.supervise.clone() {
-        // The supervisor (which ignores SIGPIPE) relays readiness itself.
-        let _ = nix::unistd::close(READY_READER_FD);
         let _ = chdir("/");
         umask(Mode::from_bits_truncate(launch.umask));
         let starter = ManuallyDrop::into_inner(pipe);
@@ -268,24 +270,19 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(SetupError::DevNull)?
         .into_raw_fd();
-    let mut layout = vec![
-        (null, 0),
-        (null, 1),
-        (null, 2),
-        (
-            exec::fresh_bootstrap(launch.bootstrap.as_raw_fd())?,
-            BOOTSTRAP_FD,
-        ),
-        (pipe, READY_FD),
-        // Held for the lock the claim places there: nothing opened
-        // meanwhile may land on it.
-        (null, LOCK_FD),
-    ];
+    let bootstrap = exec::fresh_bootstrap(launch.bootstrap.as_raw_fd())?;
+    let reader_fd = reader.as_ref().map(|r| r.as_raw_fd());
+    // The daemon process's own part of the plan's layout: the lock's slot
+    // held by /dev/null until the claim places the lock there, stdout and
+    // stderr on /dev/null until :output is opened.
+    let mut layout = launch.layout(|slot| match slot {
+        Slot::Null | Slot::Lock | Slot::Output => Some(null),
+        Slot::Bootstrap => Some(bootstrap),
+        Slot::Ready => Some(pipe),
+        Slot::ReadyReader => reader_fd,
+    });
     if let Some(files) = &launch.pid_files {
         layout.push((files.dir_fd(), DIR_FD));
-    }
-    if let Some(reader) = &reader {
-        layout.push((reader.as_raw_fd(), READY_READER_FD));
     }
     exec::arrange(&layout)?;
     if let Some(files) = &mut launch.pid_files {

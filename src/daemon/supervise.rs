@@ -31,7 +31,7 @@ use super::readiness::{self, Word, read_what_is_there};
 use crate::config::RestartPolicy;
 use crate::logging::Logger;
 use crate::plan::Policy;
-use crate::plan::{BOOTSTRAP_FD, LOCK_FD, READY_FD};
+use crate::plan::{BOOTSTRAP_FD, LOCK_FD, Slot};
 
 /// What `status` shows of a supervised daemon.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,11 +89,14 @@ fn how_it_ended(status: WaitStatus) -> String {
 /// The Lisp, as the supervisor's child. Never returns.
 fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>, supervisor: i32) -> ! {
     let placed = exec::fresh_bootstrap(BOOTSTRAP_FD).and_then(|bootstrap| {
-        let mut layout = vec![(bootstrap, BOOTSTRAP_FD), (ready.as_raw_fd(), READY_FD)];
-        if let Some(o) = output {
-            layout.extend([(o.write.as_raw_fd(), 1), (o.write.as_raw_fd(), 2)]);
-        }
-        exec::arrange(&layout)
+        // The plan's layout, with the supervisor's pipes; its /dev/null on
+        // 0 (and 1, 2 without :output) stays.
+        exec::arrange(&launch.layout(|slot| match slot {
+            Slot::Bootstrap => Some(bootstrap),
+            Slot::Ready => Some(ready.as_raw_fd()),
+            Slot::Output => output.map(|o| o.write.as_raw_fd()),
+            _ => None,
+        }))
     });
     if placed.is_ok() {
         let how = Become {

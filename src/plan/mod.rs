@@ -44,6 +44,23 @@ pub enum Mode {
     ParentExit { pid: i32, status: i32 },
 }
 
+/// What a descriptor of the Lisp holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// `/dev/null`.
+    Null,
+    /// Its own read-only copy of the bootstrap.
+    Bootstrap,
+    /// The readiness pipe's write end.
+    Ready,
+    /// The lock of its pid file (taken by the claim, placed there).
+    Lock,
+    /// The readiness pipe's read end (`RunnerFacts::keeps_ready_reader`).
+    ReadyReader,
+    /// The captured output (`:output`; under a supervisor, its pipe).
+    Output,
+}
+
 /// The login of the user a daemon runs as, when it is not the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Login<'a> {
@@ -75,6 +92,11 @@ pub struct LaunchPlan {
     pub output: Option<PathBuf>,
     /// Its supervisor's policy, when it has one.
     pub supervision: Option<Policy>,
+    /// Its working directory (`/` for a daemon), if it changes.
+    pub cwd: Option<PathBuf>,
+    /// Its descriptors: what each holds, and its number; every other one
+    /// is closed (the standard ones not listed stay as they are).
+    pub fds: Vec<(Slot, i32)>,
 }
 
 /// `PATH` of a daemon that runs as another user than the caller.
@@ -116,7 +138,41 @@ pub fn plan(
         identity: switch.cloned(),
         output: spec.output.clone().filter(|_| daemon),
         supervision: daemon.then(|| supervision(spec)).flatten(),
+        cwd: daemon.then(|| PathBuf::from("/")),
+        fds: descriptors(spec, mode, runner.kind.facts().keeps_ready_reader),
     }
+}
+
+/// The Lisp's descriptor layout in `mode` (see `LaunchPlan::fds`).
+fn descriptors(spec: &DaemonSpec, mode: &Mode, keeps_reader: bool) -> Vec<(Slot, i32)> {
+    let supervised = supervision(spec).is_some();
+    let stdout = match spec.output.is_some() {
+        true => Slot::Output,
+        false => Slot::Null,
+    };
+    let mut fds = Vec::new();
+    match mode {
+        Mode::Daemon => {
+            fds.extend([(Slot::Null, 0), (stdout, 1), (stdout, 2)]);
+            fds.extend([(Slot::Bootstrap, BOOTSTRAP_FD), (Slot::Ready, READY_FD)]);
+            // Under a supervisor, the supervisor holds the lock and reads
+            // the pipe; a daemon that is the Lisp holds them itself.
+            if !supervised {
+                fds.push((Slot::Lock, LOCK_FD));
+                if keeps_reader {
+                    fds.push((Slot::ReadyReader, READY_READER_FD));
+                }
+            }
+        }
+        Mode::Foreground { report_ready } => {
+            fds.push((Slot::Bootstrap, BOOTSTRAP_FD));
+            if *report_ready {
+                fds.push((Slot::Ready, READY_FD));
+            }
+        }
+        Mode::ParentExit { .. } => fds.push((Slot::Bootstrap, BOOTSTRAP_FD)),
+    }
+    fds
 }
 
 /// A daemon's supervisor, when a restart policy, or rotation of

@@ -189,6 +189,55 @@ fn a_switch_builds_the_users_environment() {
 }
 
 #[test]
+fn the_plan_says_every_descriptor_and_the_directory() {
+    use Slot::*;
+    let daemon = |spec: &DaemonSpec, runner: &Runner| {
+        super::plan(spec, runner, &Mode::Daemon, None, &log(), &[])
+    };
+    let mut spec = spec();
+    let plan = daemon(&spec, &Runner::sbcl("sbcl"));
+    assert_eq!(plan.cwd, Some(std::path::PathBuf::from("/")));
+    assert_eq!(
+        plan.fds,
+        [
+            (Null, 0),
+            (Null, 1),
+            (Null, 2),
+            (Bootstrap, 3),
+            (Ready, 4),
+            (Lock, 5)
+        ]
+    );
+    let clisp = Runner::from_env_value(Some("clisp".into()));
+    assert_eq!(daemon(&spec, &clisp).fds.last(), Some(&(ReadyReader, 7)));
+    spec.output = Some("/var/log/x.log".into());
+    spec.restart = crate::config::RestartPolicy::Always;
+    // A supervised Lisp: the supervisor holds the lock and reads the pipe.
+    assert_eq!(
+        daemon(&spec, &clisp).fds,
+        [
+            (Null, 0),
+            (Output, 1),
+            (Output, 2),
+            (Bootstrap, 3),
+            (Ready, 4)
+        ]
+    );
+    let foreground = super::plan(
+        &spec,
+        &clisp,
+        &Mode::Foreground { report_ready: true },
+        None,
+        &log(),
+        &[],
+    );
+    assert_eq!(
+        (foreground.cwd, foreground.fds),
+        (None, vec![(Bootstrap, 3), (Ready, 4)])
+    );
+}
+
+#[test]
 fn a_daemon_is_supervised_when_its_conf_says_so() {
     let mut spec = spec();
     let daemon = |spec: &DaemonSpec| {
