@@ -23,8 +23,6 @@ pub enum DaemonError {
     ClaimBusy { path: PathBuf },
     #[error("cannot lock {}: {errno}", path.display())]
     Lock { path: PathBuf, errno: Errno },
-    #[error("cannot query the lock of the pid file {}: {errno}", path.display())]
-    QueryLock { path: PathBuf, errno: Errno },
     #[error("cannot create the bootstrap file: {0}")]
     Memfd(Errno),
     #[error("cannot write the bootstrap file: {0}")]
@@ -41,8 +39,6 @@ pub enum DaemonError {
     Signals(Errno),
     #[error("cannot wait for events: {0}")]
     Poll(Errno),
-    #[error("cannot read the readiness pipe: {0}")]
-    ReadReady(io::Error),
     #[error("cannot open a pidfd for process {pid}: {errno}")]
     PidFd { pid: i32, errno: Errno },
     #[error("cannot send {signal} to process {pid}: {errno}")]
@@ -53,10 +49,6 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Setup(#[from] SetupError),
-    #[error("cannot create the :fasl-dir {}: {source}", path.display())]
-    FaslDir { path: PathBuf, source: io::Error },
-    #[error("cannot run {program}: {errno}")]
-    Exec { program: String, errno: Errno },
 }
 
 /// Errors of the steps between fork and exec: one variant per step, with

@@ -35,7 +35,6 @@ use crate::plan::{self, Mode, Runner};
 use crate::report::{Fact, Outcome, Reason, Supervision};
 use crate::trust::{self, Trust};
 use launch::Launch;
-use spawn::Started;
 
 /// How long to wait for a process to vanish after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -200,14 +199,7 @@ fn start_as(req: &Request, command: Command) -> Outcome {
         Ok(started) => started,
         Err(e) => return req.internal(command, e),
     };
-    let outcome = match started {
-        Started::Ready { pid } => req.outcome(command, Fact::Started { pid }),
-        Started::AlreadyRunning { pid } => req.outcome(command, Fact::AlreadyRunning { pid }),
-        Started::StillInitializing { pid } => req.outcome(command, Fact::StillInitializing { pid }),
-        Started::FunctionError { report } => req.outcome(command, Fact::FunctionError { report }),
-        Started::Died { how } => req.outcome(command, Fact::Died { how }),
-        Started::SetupError { message } => req.outcome(command, Fact::SetupFailed { message }),
-    };
+    let outcome = req.outcome(command, started);
     if !outcome.ok {
         // A failed start leaves no pid file behind (the daemon is gone, so
         // its lock is too; a locked file is someone else's and stays).

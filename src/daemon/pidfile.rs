@@ -155,10 +155,6 @@ impl PidFiles {
         }))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The same files through a second descriptor of the directory.
     pub fn try_clone(&self) -> Result<PidFiles, DaemonError> {
         let fd = self.dir.fd.try_clone().map_err(|e| {
@@ -243,28 +239,19 @@ impl PidFiles {
             Err(e) => return Err(PathError::io(what, &self.sibling_path(name), e).into()),
         };
         let st = fstat(fd.as_fd()).map_err(|e| PathError::io(what, &self.sibling_path(name), e))?;
-        if !trust::is_kind(&st, SFlag::S_IFREG) {
-            return Err(self.refuse(name, what, format!("it is {}", kind_name(&st))));
-        }
-        if st.st_nlink > 1 {
-            let reason = format!(
-                "it has {} hard links, so it may be another file too",
-                st.st_nlink
-            );
-            return Err(self.refuse(name, what, reason));
-        }
-        if let Some(reason) = owner_problem(&st, &self.trust) {
-            return Err(self.refuse(name, what, reason));
-        }
+        self.check(name, &st, what, false)?;
         Ok(Some((fd, st)))
     }
 
-    /// Checks a file only the caller may open (the lock and claim files).
-    fn check_private(
+    /// Checks a file of the pid directory: a trusted owner's regular file
+    /// with one link, writable by nobody else; with `private` (the lock and
+    /// claim files), one nobody else may even open.
+    fn check(
         &self,
         name: &OsStr,
         st: &FileStat,
         what: &'static str,
+        private: bool,
     ) -> Result<(), DaemonError> {
         if !trust::is_kind(st, SFlag::S_IFREG) {
             return Err(self.refuse(name, what, format!("it is {}", kind_name(st))));
@@ -276,15 +263,10 @@ impl PidFiles {
             );
             return Err(self.refuse(name, what, reason));
         }
-        if !self.trust.owns(st.st_uid) {
-            let reason = format!(
-                "owned by {}, not {}",
-                trust::user_name(st.st_uid),
-                self.trust.owners()
-            );
+        if let Some(reason) = owner_problem(st, &self.trust) {
             return Err(self.refuse(name, what, reason));
         }
-        if st.st_mode & 0o077 != 0 {
+        if private && st.st_mode & 0o077 != 0 {
             let reason = format!("others may open it (mode {:04o})", st.st_mode & 0o7777);
             return Err(self.refuse(name, what, reason));
         }
@@ -317,7 +299,7 @@ impl PidFiles {
                 .map(|high| unsafe { OwnedFd::from_raw_fd(high) })
                 .map_err(|e| PathError::io(WHAT, &path, e))?;
             let st = fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, &path, e))?;
-            self.check_private(&name, &st, WHAT)?;
+            self.check(&name, &st, WHAT, true)?;
             // SAFETY: flock on a descriptor we own, with constant flags.
             if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
                 match Errno::last() {
@@ -347,7 +329,7 @@ impl PidFiles {
         let name = self.sibling(".lock");
         match fstatat(self.fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => {
-                self.check_private(&name, &st, "the lock file")?;
+                self.check(&name, &st, "the lock file", true)?;
                 Ok(Some(st))
             }
             Err(Errno::ENOENT) => Ok(None),
@@ -430,11 +412,11 @@ impl PidFiles {
         }
         // A new file: no lock anyone took on an old one counts.
         self.unlink(&name)?;
+        // Made here (O_EXCL, 0600): ours, and no one else may open it.
         let flags = OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL;
-        let Some((fd, st)) = self.open_checked(&name, WHAT, flags)? else {
+        let Some((fd, _)) = self.open_checked(&name, WHAT, flags)? else {
             return Err(PathError::io(WHAT, &path, Errno::ENOENT).into());
         };
-        self.check_private(&name, &st, WHAT)?;
         // On its slot before the lock is taken: closing any other descriptor
         // of the file would drop the process's lock.
         let fd = move_to_slot(fd, target).map_err(|e| PathError::io(WHAT, &path, e))?;

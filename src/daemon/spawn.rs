@@ -34,23 +34,7 @@ use super::readiness::{self, Word, read_what_is_there};
 use super::supervise;
 use crate::logging::Logger;
 use crate::plan::{LOCK_FD, READY_FD, Slot};
-
-/// How a start ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Started {
-    /// `:main-function` returned.
-    Ready { pid: i32 },
-    /// Another daemon holds the pid file.
-    AlreadyRunning { pid: i32 },
-    /// Alive, but not ready within the start timeout.
-    StillInitializing { pid: i32 },
-    /// A function of the conf signalled; the Lisp's report.
-    FunctionError { report: String },
-    /// The daemon died before it was ready: how.
-    Died { how: String },
-    /// The set-up before exec failed.
-    SetupError { message: String },
-}
+use crate::report::Fact;
 
 impl Launch {
     /// `nodaemon` under a service manager or as PID 1: the Lisp runs as our
@@ -159,7 +143,7 @@ fn notify_failure(notifier: Option<&Notifier>, text: &str, told: &mut bool) {
 }
 
 /// Starts the daemon and waits up to `timeout` for its readiness.
-pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Started, DaemonError> {
+pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     // SAFETY: this program is single-threaded, so the child may do anything
@@ -305,7 +289,7 @@ struct Heard {
 }
 
 /// Reads the readiness pipe until a verdict or the timeout.
-fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Started, DaemonError> {
+fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
     let mut events = EventLoop::new(None, None);
     events.pipe = Some(File::from(pipe));
     events.deadline = Some(Instant::now() + timeout);
@@ -318,7 +302,7 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
             if matches!(event, Event::PipeClosed | Event::Deadline) {
                 let _ = end(heard.daemon);
                 let report = events.text[report..].trim_end().to_string();
-                return Ok(Started::FunctionError { report });
+                return Ok(Fact::FunctionError { report });
             }
             continue;
         }
@@ -330,12 +314,12 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
             }
             Event::PipeClosed => {
                 let how = end(heard.daemon);
-                return Ok(Started::Died { how });
+                return Ok(Fact::Died { how });
             }
             Event::Deadline => {
                 return Ok(match (heard.daemon, heard.locked) {
-                    (Some(pid), true) => Started::StillInitializing { pid },
-                    _ => Started::SetupError {
+                    (Some(pid), true) => Fact::StillInitializing { pid },
+                    _ => Fact::SetupFailed {
                         message: format!(
                             "no word from the daemon process within {} s",
                             timeout.as_secs()
@@ -349,7 +333,7 @@ fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Start
 }
 
 /// Takes in the new complete lines of `text`; the verdict, if they give one.
-fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Started> {
+fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Fact> {
     let mut offset = 0;
     for (i, line) in text.split_inclusive('\n').enumerate() {
         offset += line.len();
@@ -366,18 +350,18 @@ fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Started> {
             Ok(Word::Locked) => heard.locked = true,
             Ok(Word::Running(holder)) => {
                 reap(heard.daemon);
-                return Some(Started::AlreadyRunning { pid: holder });
+                return Some(Fact::AlreadyRunning { pid: holder });
             }
             Ok(Word::SetupError(message)) => {
                 reap(heard.daemon);
-                return Some(Started::SetupError { message });
+                return Some(Fact::SetupFailed { message });
             }
             Ok(Word::Died(how)) => {
                 reap(heard.daemon);
-                return Some(Started::Died { how });
+                return Some(Fact::Died { how });
             }
             Ok(Word::Ready) if heard.daemon.is_some() => {
-                return Some(Started::Ready {
+                return Some(Fact::Started {
                     pid: heard.daemon.expect("checked"),
                 });
             }
