@@ -15,9 +15,10 @@ use nix::sys::signal::Signal;
 
 use crate::command::{COMMANDS, Command};
 use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
-use crate::daemon::{self, Request, identity};
+use crate::daemon::identity::{self, IdentityError};
+use crate::daemon::{self, Request};
 use crate::logging::{self, Logger};
-use crate::plan::Runner;
+use crate::plan::{Runner, RuntimeOptions};
 use crate::report::{self, PrintStyle, exit};
 use crate::trust::Trust;
 
@@ -184,6 +185,7 @@ pub fn conf_env(runner: &Runner) -> ConfEnv {
             xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
         },
         trust: Trust::of_caller(),
+        home: daemon::caller_home(),
     }
 }
 
@@ -279,6 +281,9 @@ impl Session {
             );
             return Err(fail(&self.logger, &message, exit::CONF_ERROR));
         }
+        if let Some(message) = kind.unsupported(&RuntimeOptions::of(&self.conf.spec)) {
+            return Err(fail(&self.logger, &message, exit::CONF_ERROR));
+        }
         let syslog = [
             &self.logger.destinations().info,
             &self.logger.destinations().error,
@@ -303,6 +308,23 @@ impl Session {
             .or_else(|| self.conf.spec.stop_schedule.clone())
     }
 
+    /// An identity error, saying where a derived name came from.
+    fn identity_message(&self, e: &IdentityError) -> String {
+        let derived = |key| {
+            self.conf
+                .derived
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, how)| how)
+        };
+        match (e, derived("user")) {
+            (IdentityError::UnknownUser(name), Some(how)) => {
+                format!("unknown user \"{name}\" ({how})")
+            }
+            _ => e.to_string(),
+        }
+    }
+
     /// The request of a daemon command, with the user switch decided for a
     /// command that launches a Lisp.
     fn request(&self, command: Command, options: &Options) -> Result<Request<'_>, ExitCode> {
@@ -313,7 +335,7 @@ impl Session {
                 spec.group.as_deref(),
                 spec.listen_privileged_ports,
             )
-            .map_err(|e| fail(&self.logger, &e.to_string(), e.exit_code()))?,
+            .map_err(|e| fail(&self.logger, &self.identity_message(&e), e.exit_code()))?,
             false => None,
         };
         Ok(Request {

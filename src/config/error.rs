@@ -123,11 +123,6 @@ pub enum ConfErrorKind {
     RestasForm {
         found: String,
     },
-    /// A restas-daemon value the tool needs that is not a literal string.
-    RestasLiteral {
-        var: String,
-        found: String,
-    },
     /// A restas-daemon conf without `*name*`.
     RestasNoName,
 }
@@ -216,12 +211,6 @@ impl fmt::Display for ConfErrorKind {
                 f,
                 "expected (defparameter *var* value) or (defvar *var* value) in a restas-daemon conf \
                  but found {}; the tool does not evaluate other Lisp forms",
-                excerpt(found)
-            ),
-            RestasLiteral { var, found } => write!(
-                f,
-                "expected a string or nil as the value of {var} (the tool needs it before any Lisp runs) \
-                 but found {}",
                 excerpt(found)
             ),
             RestasNoName => f.write_str("a restas-daemon conf must set *name* to a string"),

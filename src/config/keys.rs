@@ -55,6 +55,10 @@ pub enum Kind {
     Lisp(fn(&mut DaemonSpec, Option<LispKind>)),
     /// A list of `"NAME=value"` strings, or nil.
     Environment(fn(&mut DaemonSpec, Vec<(String, String)>)),
+    /// Megabytes: an integer, or a size string such as `"2G"`; or nil.
+    Megabytes(fn(&mut DaemonSpec, Option<u64>)),
+    /// A list of strings, or nil.
+    Strings(fn(&mut DaemonSpec, Vec<String>)),
 }
 
 /// Every key, in the original's order.
@@ -237,6 +241,24 @@ pub const KEYS: &[Key] = &[
         default: "nil",
         doc: "variables for the daemon, (\"NAME=value\" ...), set on top of the environment it gets",
     },
+    Key {
+        name: "dynamic-space-size",
+        kind: Kind::Megabytes(|s, v| s.dynamic_space_size = v),
+        default: "nil",
+        doc: "the Lisp's heap, in megabytes (SBCL --dynamic-space-size; ECL --heap-size; CCL --heap-reserve); nil: the Lisp's default",
+    },
+    Key {
+        name: "control-stack-size",
+        kind: Kind::Megabytes(|s, v| s.control_stack_size = v),
+        default: "nil",
+        doc: "the Lisp's control stack, in megabytes (SBCL --control-stack-size; ECL --c-stack; CCL --stack-size); nil: the Lisp's default",
+    },
+    Key {
+        name: "lisp-options",
+        kind: Kind::Strings(|s, v| s.lisp_options = v),
+        default: "nil",
+        doc: "more arguments for the Lisp, (\"--option\" ...), passed after the runtime options above and before the tool's own",
+    },
 ];
 
 /// The key of a table name.
@@ -301,6 +323,8 @@ impl Kind {
             Kind::Count(set) => set(spec, count(value)?),
             Kind::Lisp(set) => set(spec, lisp(value)?),
             Kind::Environment(set) => set(spec, environment(value)?),
+            Kind::Megabytes(set) => set(spec, megabytes(value)?),
+            Kind::Strings(set) => set(spec, strings(value)?),
         }
         Ok(())
     }
@@ -323,6 +347,8 @@ impl Kind {
             Kind::Count(_) => COUNT,
             Kind::Lisp(_) => LISP,
             Kind::Environment(_) => ENVIRONMENT,
+            Kind::Megabytes(_) => MEGABYTES,
+            Kind::Strings(_) => STRINGS,
         }
     }
 }
@@ -343,6 +369,8 @@ const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\
 const COUNT: &str = "an integer (0 or more) or nil";
 const LISP: &str = ":sbcl, :ecl, :clisp, :ccl or nil";
 const ENVIRONMENT: &str = "a list of \"NAME=value\" strings, or nil";
+const MEGABYTES: &str = "a number of megabytes (an integer, 1 or more), a size string such as \"512M\" or \"2G\", or nil";
+const STRINGS: &str = "a list of strings, or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn environment(v: &ValueAt) -> Result<Vec<(String, String)>, Fail> {
@@ -369,6 +397,41 @@ fn environment(v: &ValueAt) -> Result<Vec<(String, String)>, Fail> {
         }
     }
     Ok(vars)
+}
+
+fn megabytes(v: &ValueAt) -> Result<Option<u64>, Fail> {
+    const MB: u64 = 1 << 20;
+    let megabytes = match &v.form.datum {
+        Datum::Nil => return Ok(None),
+        Datum::Number(Number::Integer(n)) if *n > 0 => Some(*n as u64),
+        Datum::String(_) => size(v)
+            .ok()
+            .flatten()
+            .filter(|bytes| bytes % MB == 0)
+            .map(|bytes| bytes / MB),
+        _ => None,
+    };
+    megabytes.map(Some).ok_or_else(|| v.wrong(MEGABYTES))
+}
+
+fn strings(v: &ValueAt) -> Result<Vec<String>, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(Vec::new()),
+        Datum::List { items, tail: None } => items,
+        _ => return Err(v.wrong(STRINGS)),
+    };
+    items
+        .iter()
+        .map(|item| match &item.datum {
+            Datum::String(s) if !s.contains('\0') => Ok(s.clone()),
+            _ => Err(ValueAt {
+                form: item,
+                source: v.source,
+                key: v.key.clone(),
+            }
+            .wrong(STRINGS)),
+        })
+        .collect()
 }
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {

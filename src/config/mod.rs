@@ -45,6 +45,8 @@ pub struct ConfEnv {
     pub pid_dirs: PidDirs,
     /// Whose conf files are read (see `crate::trust::read_conf`).
     pub trust: Trust,
+    /// The caller's home: what `~/` starts a path with.
+    pub home: Option<PathBuf>,
 }
 
 /// A merged conf: its typed spec, its resolved pid file, and the value forms
@@ -60,6 +62,8 @@ pub struct Conf {
     pub private_pid_dir: Option<PathBuf>,
     /// For a restas-daemon conf: the plist conf it was read as.
     pub migrated: Option<String>,
+    /// Keys whose value a restas-daemon default derived, and how.
+    pub derived: Vec<(&'static str, String)>,
     /// Every file this conf was read from: the file given, its parents, and
     /// the default-conf replacement, if any.
     pub files: Vec<PathBuf>,
@@ -94,9 +98,12 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
     let given = Arc::new(Source::new(&path, text));
     let forms = reader::read_all(&given.text, &env.features)
         .map_err(|e| ConfError::at(ConfErrorKind::Read(e.kind), e.span, &given))?;
-    let migrated = match restas::is_restas(&forms) {
-        true => Some(restas::translate(&given, &forms)?),
-        false => None,
+    let (migrated, derived) = match restas::is_restas(&forms) {
+        true => {
+            let restas::Migrated { text, derived } = restas::translate(&given, &forms)?;
+            (Some(text), derived)
+        }
+        false => (None, Vec::new()),
     };
     let text = migrated.clone().unwrap_or_else(|| given.text.to_string());
     let chain = read_chain(Source::new(&path, text), env)?;
@@ -104,9 +111,9 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         Some(file) => {
             let text =
                 trust::read_conf(file, &env.trust).map_err(|e| ConfError::from_read(e, file))?;
-            read_layer(Source::new(file, text), &env.features)?
+            read_layer(Source::new(file, text), env)?
         }
-        None => read_layer(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF), &env.features)?,
+        None => read_layer(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF), env)?,
     };
 
     let mut values = BTreeMap::new();
@@ -120,6 +127,7 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         apply(name, form, source, &mut spec)?;
     }
     spec.conf_params_file = Some(path.clone());
+    paths::expand_homes(&mut spec, env.home.as_deref());
 
     let conf_dir = path.parent().unwrap_or(Path::new("/"));
     let Some(pid_file) = &spec.pid_file else {
@@ -147,6 +155,7 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         pid_file,
         private_pid_dir,
         migrated,
+        derived,
         files,
         values,
     })
@@ -154,8 +163,7 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
 
 /// The file given and its parents, child first.
 fn read_chain(given: Source, env: &ConfEnv) -> Result<Vec<Layer>, ConfError> {
-    let features = &env.features;
-    let mut layers = vec![read_layer(given, features)?];
+    let mut layers = vec![read_layer(given, env)?];
     let mut seen = vec![canonical(&layers[0].source.path)];
     loop {
         let layer = layers.last().expect("the chain starts with the given file");
@@ -187,7 +195,7 @@ fn read_chain(given: Source, env: &ConfEnv) -> Result<Vec<Layer>, ConfError> {
             return Err(fail(ConfErrorKind::Cycle { chain }));
         }
         seen.push(id);
-        let next = read_layer(Source::new(parent, text), features)?;
+        let next = read_layer(Source::new(parent, text), env)?;
         layers.push(next);
     }
 }
@@ -196,9 +204,9 @@ fn canonical(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn read_layer(source: Source, features: &Features) -> Result<Layer, ConfError> {
+fn read_layer(source: Source, env: &ConfEnv) -> Result<Layer, ConfError> {
     let source = Arc::new(source);
-    let plist = read_single_form(&source, features)?;
+    let plist = read_single_form(&source, &env.features)?;
     let pairs = plist::entries(&plist, &source, &keys::names(), None)
         .map_err(|(kind, span)| ConfError::at(kind, span, &source))?;
     let mut spec = DaemonSpec::default();
@@ -207,6 +215,7 @@ fn read_layer(source: Source, features: &Features) -> Result<Layer, ConfError> {
         apply(name, value, &source, &mut spec)?;
         entries.push((name, value.clone()));
     }
+    paths::expand_homes(&mut spec, env.home.as_deref());
     Ok(Layer {
         source,
         entries,

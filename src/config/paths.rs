@@ -6,11 +6,13 @@
 //!   file given on the command line, and a relative one is relative to that
 //!   same directory; nil is the tool's pid directory (see `PidDirs`);
 //! - a relative `:parent-conf-file` is joined to its `:parent-conf-file-dir`
-//!   if given, else to the directory of the file that names it.
+//!   if given, else to the directory of the file that names it;
+//! - a path that starts with `~/` starts in the caller's home, `~NAME/` in
+//!   the home of user NAME (as SBCL parsed them for the original).
 
 use std::path::{Path, PathBuf};
 
-use super::spec::Dir;
+use super::spec::{DaemonSpec, Dir};
 
 /// Where the tool keeps pid files when a conf does not say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +43,47 @@ impl PidDirs {
         match &self.xdg_runtime_dir {
             Some(dir) => dir.join("daemonization"),
             None => PathBuf::from(format!("/tmp/daemonization-{}", self.uid)),
+        }
+    }
+}
+
+/// `path` with a leading `~/` (or a lone `~`) in `home`, and `~NAME/` in
+/// the home of user NAME; as is when there is no such home.
+pub fn expand_home(path: &Path, home: Option<&Path>) -> PathBuf {
+    let mut parts = path.components();
+    let Some(std::path::Component::Normal(first)) = parts.next() else {
+        return path.to_path_buf();
+    };
+    let Some(user) = first.to_str().and_then(|f| f.strip_prefix('~')) else {
+        return path.to_path_buf();
+    };
+    let home = match user {
+        "" => home.map(Path::to_path_buf),
+        name => nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.dir),
+    };
+    match home {
+        Some(home) => home.join(parts.as_path()),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Every path of `spec` with `expand_home` applied.
+pub fn expand_homes(spec: &mut DaemonSpec, home: Option<&Path>) {
+    let files = [
+        &mut spec.pid_file,
+        &mut spec.parent_conf_file,
+        &mut spec.output,
+        &mut spec.fasl_dir,
+    ];
+    for path in files.into_iter().flatten() {
+        *path = expand_home(path, home);
+    }
+    for dir in [&mut spec.pid_file_dir, &mut spec.parent_conf_file_dir] {
+        if let Some(Dir::Path(path)) = dir {
+            *path = expand_home(path, home);
         }
     }
 }
@@ -121,6 +164,19 @@ mod tests {
             pid_file(Path::new("x.pid"), Some(&abs), conf, &d),
             Path::new("/var/run/app/x.pid")
         );
+    }
+
+    #[test]
+    fn a_tilde_starts_in_a_home() {
+        let home = Some(Path::new("/home/me"));
+        let expand = |p: &str| expand_home(Path::new(p), home);
+        assert_eq!(expand("~/run/x.pid"), Path::new("/home/me/run/x.pid"));
+        assert_eq!(expand("~"), Path::new("/home/me"));
+        assert_eq!(expand("~root/x"), Path::new("/root/x"));
+        assert_eq!(expand("a/~/x"), Path::new("a/~/x"));
+        assert_eq!(expand("/~/x"), Path::new("/~/x"));
+        assert_eq!(expand("~nosuchuser/x"), Path::new("~nosuchuser/x"));
+        assert_eq!(expand_home(Path::new("~/x"), None), Path::new("~/x"));
     }
 
     #[test]

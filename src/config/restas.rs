@@ -7,11 +7,15 @@
 
 use std::fmt::Write as _;
 
-use super::error::{ConfError, ConfErrorKind};
-use crate::reader::lisp_string;
-use crate::reader::{Datum, Form};
-use crate::source::Source;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use super::error::{ConfError, ConfErrorKind};
+use super::keys::{self, ValueAt};
+use super::spec::DaemonSpec;
+use crate::reader::lisp_string;
+use crate::reader::{Datum, Form, Macro, Span};
+use crate::source::Source;
 
 const MAIN: &str = include_str!("restas-main.lisp");
 
@@ -74,7 +78,6 @@ fn setting<'f>(form: &'f Form, source: &Source) -> Result<Setting<'f>, ConfError
     })
 }
 
-/// The plist conf equivalent to the restas-daemon conf `forms` of `source`.
 /// The comment that heads a migrated conf.
 fn header(source: &Source, unknown: &[&str]) -> String {
     let mut text = format!(
@@ -93,39 +96,90 @@ fn header(source: &Source, unknown: &[&str]) -> String {
     text
 }
 
-pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<String, ConfError> {
+/// The variables the tool itself needs, before any Lisp runs, and the plist
+/// key each one is read as (the same values, `#P"..."` included).
+const READ_BY_TOOL: &[(&str, &str)] = &[
+    ("*NAME*", "name"),
+    ("*USER*", "user"),
+    ("*GROUP*", "group"),
+    ("*PIDFILE*", "pid-file"),
+    ("*FASLDIR*", "fasl-dir"),
+    ("*DYNAMIC-SPACE-SIZE*", "dynamic-space-size"),
+    ("*CONTROL-STACK-SIZE*", "control-stack-size"),
+    ("*LISP-OPTIONS*", "lisp-options"),
+];
+
+/// A restas-daemon conf read as a plist conf: the text (what `migrate`
+/// prints), and what its values were derived from where restas-daemon's
+/// defaults gave them.
+pub struct Migrated {
+    pub text: String,
+    /// Plist keys whose value restas-daemon derived, and how (for messages).
+    pub derived: Vec<(&'static str, String)>,
+}
+
+/// The values the tool reads of `settings`, as a spec: each variable's last
+/// setting, read as its plist key reads a value. Of several wrong values,
+/// the first in the file is reported.
+fn read_by_tool(settings: &[Setting], source: &Arc<Source>) -> Result<DaemonSpec, ConfError> {
+    let mut spec = DaemonSpec::default();
+    let mut wrong: Option<(ConfErrorKind, Span)> = None;
+    for (var, key) in READ_BY_TOOL {
+        let Some(setting) = settings.iter().rev().find(|s| s.var == *var) else {
+            continue;
+        };
+        let Some(value) = setting.value else { continue };
+        // The value is evaluated by restas-daemon: a quoted list is data.
+        let form = match &value.datum {
+            Datum::Macro(Macro::Quote, inner) => inner,
+            _ => value,
+        };
+        let at = ValueAt {
+            form,
+            source,
+            key: var.to_lowercase(),
+        };
+        let table = keys::lookup(key).expect("a key of the table");
+        if let Err((kind, span)) = table.kind.apply(&at, &mut spec)
+            && wrong
+                .as_ref()
+                .is_none_or(|(_, w)| span.start.offset < w.start.offset)
+        {
+            wrong = Some((kind, span));
+        }
+    }
+    match wrong {
+        Some((kind, span)) => Err(ConfError::at(kind, span, source)),
+        None => Ok(spec),
+    }
+}
+
+pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<Migrated, ConfError> {
     let fail = |kind, span| ConfError::at(kind, span, source);
     let mut settings = Vec::with_capacity(forms.len());
     for form in forms {
         settings.push(setting(form, source).map_err(|kind| fail(kind, form.span))?);
     }
-    // What the tool itself needs: literal strings (or nil), read here.
-    let literal = |var: &str| -> Result<Option<(String, &Form)>, ConfError> {
-        let Some(s) = settings.iter().rev().find(|s| s.var == var) else {
-            return Ok(None);
-        };
-        match s.value.map(|v| &v.datum) {
-            None | Some(Datum::Nil) => Ok(None),
-            Some(Datum::String(text)) => Ok(Some((text.clone(), s.var_form))),
-            Some(_) => {
-                let value = s.value.expect("matched Some");
-                let kind = ConfErrorKind::RestasLiteral {
-                    var: var.to_lowercase(),
-                    found: source.slice(value.span).to_string(),
-                };
-                Err(fail(kind, value.span))
-            }
-        }
-    };
-    let Some((name, _)) = literal("*NAME*")? else {
+    let spec = read_by_tool(&settings, source)?;
+    let Some(name) = spec.name.clone() else {
         return Err(fail(ConfErrorKind::RestasNoName, forms[0].span));
     };
-    let user = literal("*USER*")?.map_or_else(|| name.clone(), |(u, _)| u);
-    let group = literal("*GROUP*")?.map(|(g, _)| g);
-    let pid_file =
-        literal("*PIDFILE*")?.map_or_else(|| format!("/var/run/{name}/{name}.pid"), |(p, _)| p);
-    let fasl_dir =
-        literal("*FASLDIR*")?.map_or_else(|| format!("/var/cache/{name}/fasl/"), |(f, _)| f);
+    let mut derived = Vec::new();
+    let user = spec.user.clone().unwrap_or_else(|| {
+        derived.push((
+            "user",
+            format!(
+                "*user* defaults to *name* {} in a restas-daemon conf",
+                lisp_string(&name)
+            ),
+        ));
+        name.clone()
+    });
+    let path = |p: &Option<PathBuf>, default: String| {
+        p.as_ref().map_or(default, |p| p.display().to_string())
+    };
+    let pid_file = path(&spec.pid_file, format!("/var/run/{name}/{name}.pid"));
+    let fasl_dir = path(&spec.fasl_dir, format!("/var/cache/{name}/fasl/"));
 
     let mut bindings = String::new();
     for s in &settings {
@@ -139,7 +193,7 @@ pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<String, ConfErr
     let unknown: Vec<&str> = settings
         .iter()
         .map(|s| s.var.as_str())
-        .filter(|v| !KNOWN.contains(v))
+        .filter(|v| !KNOWN.contains(v) && !READ_BY_TOOL.iter().any(|(r, _)| r == v))
         .collect();
     let main = MAIN.trim_end().replace("\n         @BINDINGS@", &bindings);
     let mut text = header(source, &unknown);
@@ -152,13 +206,26 @@ pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<String, ConfErr
          :group {group}\n \
          :pid-file {pid_file}\n \
          :fasl-dir {fasl_dir}\n \
-         :listen-privileged-ports t\n \
-         :main-function #.{main})\n",
+         :listen-privileged-ports t\n",
         name = lisp_string(&name),
         user = lisp_string(&user),
-        group = group.as_deref().map_or("nil".to_string(), lisp_string),
+        group = spec.group.as_deref().map_or("nil".to_string(), lisp_string),
         pid_file = lisp_string(&pid_file),
         fasl_dir = lisp_string(&fasl_dir),
     );
-    Ok(text)
+    let sizes = [
+        ("dynamic-space-size", spec.dynamic_space_size),
+        ("control-stack-size", spec.control_stack_size),
+    ];
+    for (key, megabytes) in sizes {
+        if let Some(megabytes) = megabytes {
+            let _ = writeln!(text, " :{key} {megabytes}");
+        }
+    }
+    if !spec.lisp_options.is_empty() {
+        let options: Vec<String> = spec.lisp_options.iter().map(|o| lisp_string(o)).collect();
+        let _ = writeln!(text, " :lisp-options ({})", options.join(" "));
+    }
+    let _ = writeln!(text, " :main-function #.{main})");
+    Ok(Migrated { text, derived })
 }

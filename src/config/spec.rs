@@ -51,6 +51,12 @@ pub struct DaemonSpec {
     pub lisp: Option<LispKind>,
     /// Extension: `NAME=value` variables added to the daemon's environment.
     pub environment: Vec<(String, String)>,
+    /// Extension: the Lisp's heap, in megabytes.
+    pub dynamic_space_size: Option<u64>,
+    /// Extension: the Lisp's control stack, in megabytes.
+    pub control_stack_size: Option<u64>,
+    /// Extension: more arguments for the Lisp.
+    pub lisp_options: Vec<String>,
 }
 
 /// The Lisps the tool can run (`:lisp`, or `LISP_RUNNER`'s basename).

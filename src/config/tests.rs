@@ -15,6 +15,7 @@ fn env(dir: &Path) -> ConfEnv {
             xdg_runtime_dir: None,
         },
         trust: crate::trust::Trust::of_caller(),
+        home: Some(PathBuf::from("/home/caller")),
     }
 }
 
@@ -146,7 +147,7 @@ fn check_text_is_sorted_and_verbatim() {
 
 #[test]
 fn errors_render_exactly() {
-    let keys = "(:PID-FILE :PID-FILE-DIR :MAIN-FUNCTION :BEFORE-INIT-FN :BEFORE-PARENT-EXIT-FN :NAME :USER :GROUP :EXIT :LISTEN-PRIVILEGED-PORTS :OS-PARAMS :PARENT-CONF-FILE :PARENT-CONF-FILE-DIR :CONF-PARAMS-FILE :START-TIMEOUT :STOP-TIMEOUT :OUTPUT :FASL-DIR :STOP-SCHEDULE :RESTART :RESTART-DELAY :RESTART-MAX-DELAY :START-LIMIT :OUTPUT-MAX-SIZE :OUTPUT-KEEP :LISP :ENVIRONMENT)";
+    let keys = "(:PID-FILE :PID-FILE-DIR :MAIN-FUNCTION :BEFORE-INIT-FN :BEFORE-PARENT-EXIT-FN :NAME :USER :GROUP :EXIT :LISTEN-PRIVILEGED-PORTS :OS-PARAMS :PARENT-CONF-FILE :PARENT-CONF-FILE-DIR :CONF-PARAMS-FILE :START-TIMEOUT :STOP-TIMEOUT :OUTPUT :FASL-DIR :STOP-SCHEDULE :RESTART :RESTART-DELAY :RESTART-MAX-DELAY :START-LIMIT :OUTPUT-MAX-SIZE :OUTPUT-KEEP :LISP :ENVIRONMENT :DYNAMIC-SPACE-SIZE :CONTROL-STACK-SIZE :LISP-OPTIONS)";
     let original = "Bad argument conf-params. Configure parameters must be path to file with property list (plist) or self be plist. Plist must be with any keys from ";
     let cases: Vec<(&str, String)> = vec![
         (
@@ -235,7 +236,8 @@ fn a_parent_cycle_prints_the_chain() {
 #[test]
 fn the_default_conf_agrees_with_the_key_table() {
     let source = Arc::new(Source::new(BUILT_IN_DEFAULT, DEFAULT_CONF));
-    let layer = read_layer((*source).clone(), &Features::sbcl_linux_x86_64()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layer = read_layer((*source).clone(), &env(dir.path())).unwrap();
     let defaults = defaults::defaults();
     for (name, _) in &layer.entries {
         let mut one = DaemonSpec::default();

@@ -521,12 +521,30 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
 fn caller_env() -> plan::Env {
     let mut env = plan::caller_env();
     if nix::unistd::geteuid().is_root()
-        && let Ok(Some(root)) = nix::unistd::User::from_uid(0.into())
+        && let Some(home) = caller_home()
     {
         env.retain(|(k, _)| k != "HOME");
-        env.push(("HOME".into(), root.dir.into_os_string()));
+        env.push(("HOME".into(), home.into_os_string()));
     }
     env
+}
+
+/// The caller's home directory: for root, its passwd entry's (not a `HOME`
+/// kept through sudo); for others `HOME`, else their passwd entry's.
+pub fn caller_home() -> Option<PathBuf> {
+    let from_passwd = || {
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
+    };
+    if nix::unistd::geteuid().is_root() {
+        return from_passwd();
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .or_else(from_passwd)
 }
 
 /// The program to run: a path as is (made absolute: the daemon runs from

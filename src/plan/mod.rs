@@ -26,7 +26,7 @@ mod identity;
 mod runner;
 
 pub use identity::{Account, Policy, Switch};
-pub use runner::{LispKind, Runner};
+pub use runner::{LispKind, Runner, RuntimeOptions};
 
 /// The bootstrap's body: a readable Lisp file in the source tree.
 const BOOTSTRAP: &str = include_str!("bootstrap.lisp");
@@ -130,7 +130,7 @@ pub fn plan(
         program: runner.program.clone(),
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
         // kept, as daemon.sh kept them; no banner; no interactive debugger.
-        args: runner.kind.args(&bootstrap_path),
+        args: runner.kind.args(&RuntimeOptions::of(spec), &bootstrap_path),
         env: environment(caller, login, runner.kind, &spec.environment),
         bootstrap: bootstrap(spec, mode, log, runner.kind),
         keep_ready_reader: runner.kind.facts().keeps_ready_reader,

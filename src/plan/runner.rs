@@ -25,8 +25,15 @@ pub struct RunnerFacts {
     pub programs: &'static [&'static str],
     /// How to install it on Debian, for the lisp-not-found message.
     pub package_hint: &'static str,
-    /// The arguments that load the bootstrap from a path.
+    /// The runtime options the tool always gives, first (before the
+    /// conf's runtime options and `:lisp-options`).
+    pub leading: &'static [&'static str],
+    /// The arguments that load the bootstrap from a path, last.
     pub args: fn(&str) -> Vec<String>,
+    /// Its option for the heap size (`:dynamic-space-size`), if it has one.
+    pub heap: Option<SizeOption>,
+    /// Its option for the control stack size (`:control-stack-size`).
+    pub stack: Option<SizeOption>,
     /// The Lisp-specific part of the bootstrap.
     pub prelude: &'static str,
     /// The signal `stop` sends first: SIGUSR1 (the original's) where the
@@ -48,6 +55,15 @@ pub struct RunnerFacts {
     pub features: fn() -> Features,
 }
 
+/// A runtime option that takes a size: the option, and how many bytes its
+/// unit is (1 << 20 for an option in megabytes).
+pub struct SizeOption {
+    pub flag: &'static str,
+    pub unit: u64,
+}
+
+const MB: u64 = 1 << 20;
+
 /// Lisps that load a file by truename reopen `/dev/fd/3`, which for a memfd
 /// names nothing: they load from a stream instead.
 fn from_stream(path: &str) -> String {
@@ -61,11 +77,20 @@ pub const RUNNERS: &[RunnerFacts] = &[
         name: "SBCL",
         programs: &["sbcl"],
         package_hint: "apt-get install sbcl",
+        leading: &["--noinform"],
         args: |path| {
-            ["--noinform", "--disable-debugger", "--load", path]
+            ["--disable-debugger", "--load", path]
                 .map(String::from)
                 .to_vec()
         },
+        heap: Some(SizeOption {
+            flag: "--dynamic-space-size",
+            unit: MB,
+        }),
+        stack: Some(SizeOption {
+            flag: "--control-stack-size",
+            unit: MB,
+        }),
         prelude: include_str!("prelude-sbcl.lisp"),
         stop_signal: Signal::SIGUSR1,
         logs_to_syslog: true,
@@ -79,7 +104,16 @@ pub const RUNNERS: &[RunnerFacts] = &[
         name: "ECL",
         programs: &["ecl"],
         package_hint: "apt-get install ecl",
+        leading: &[],
         args: |path| vec!["--eval".into(), from_stream(path)],
+        heap: Some(SizeOption {
+            flag: "--heap-size",
+            unit: 1,
+        }),
+        stack: Some(SizeOption {
+            flag: "--c-stack",
+            unit: 1,
+        }),
         prelude: include_str!("prelude-ecl.lisp"),
         stop_signal: Signal::SIGUSR1,
         logs_to_syslog: false,
@@ -93,6 +127,10 @@ pub const RUNNERS: &[RunnerFacts] = &[
         name: "GNU CLISP",
         programs: &["clisp"],
         package_hint: "apt-get install clisp",
+        leading: &[],
+        // GNU CLISP grows its heap as needed and has no option for either.
+        heap: None,
+        stack: None,
         args: |_| {
             vec![
                 "-q".into(),
@@ -116,7 +154,16 @@ pub const RUNNERS: &[RunnerFacts] = &[
         name: "CCL",
         programs: &["ccl", "ccl64", "lx86cl", "lx86cl64"],
         package_hint: "install Clozure CL from ccl.clozure.com",
+        leading: &[],
         args: |path| vec!["--quiet".into(), "--eval".into(), from_stream(path)],
+        heap: Some(SizeOption {
+            flag: "--heap-reserve",
+            unit: 1,
+        }),
+        stack: Some(SizeOption {
+            flag: "--stack-size",
+            unit: 1,
+        }),
         prelude: include_str!("prelude-ccl.lisp"),
         stop_signal: Signal::SIGTERM,
         logs_to_syslog: false,
@@ -231,17 +278,81 @@ impl LispKind {
     }
 
     /// The arguments that make the Lisp load the bootstrap from `path`,
-    /// keeping the user's init file, without a banner.
-    pub fn args(self, path: &str) -> Vec<OsString> {
-        (self.facts().args)(path)
+    /// keeping the user's init file, without a banner: the Lisp's leading
+    /// options, the conf's runtime options, its `:lisp-options`, then the
+    /// tool's own. A size the Lisp has no option for is left out (see
+    /// `unsupported`).
+    pub fn args(self, options: &RuntimeOptions, path: &str) -> Vec<OsString> {
+        let facts = self.facts();
+        let mut args: Vec<String> = facts.leading.iter().map(|a| a.to_string()).collect();
+        let sizes = [
+            (&facts.heap, options.dynamic_space_size),
+            (&facts.stack, options.control_stack_size),
+        ];
+        for (option, megabytes) in sizes {
+            if let (Some(option), Some(megabytes)) = (option, megabytes) {
+                args.push(option.flag.to_string());
+                args.push((megabytes * (MB / option.unit)).to_string());
+            }
+        }
+        args.extend(options.lisp_options.iter().cloned());
+        args.extend((facts.args)(path));
+        args.into_iter().map(OsString::from).collect()
+    }
+
+    /// What the Lisp cannot do of `options`: the conf key and why, to
+    /// refuse the conf with.
+    pub fn unsupported(self, options: &RuntimeOptions) -> Option<String> {
+        let facts = self.facts();
+        let missing = [
+            (
+                "dynamic-space-size",
+                &facts.heap,
+                options.dynamic_space_size,
+            ),
+            (
+                "control-stack-size",
+                &facts.stack,
+                options.control_stack_size,
+            ),
+        ];
+        missing
             .into_iter()
-            .map(OsString::from)
-            .collect()
+            .find(|(_, option, size)| option.is_none() && size.is_some())
+            .map(|(key, _, _)| {
+                format!(
+                    "{} has no runtime option for :{key} (it grows its memory as needed): \
+                     remove :{key} from the conf, or run the daemon on another Lisp (:lisp :sbcl)",
+                    facts.name
+                )
+            })
     }
 
     /// Whether the Lisp can catch SIGUSR1 (and so stop gracefully on it).
     pub fn catches_usr1(self) -> bool {
         self.facts().stop_signal == Signal::SIGUSR1
+    }
+}
+
+/// The conf's options for the Lisp's command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// `:dynamic-space-size`, in megabytes.
+    pub dynamic_space_size: Option<u64>,
+    /// `:control-stack-size`, in megabytes.
+    pub control_stack_size: Option<u64>,
+    /// `:lisp-options`.
+    pub lisp_options: Vec<String>,
+}
+
+impl RuntimeOptions {
+    /// A conf's.
+    pub fn of(spec: &crate::config::DaemonSpec) -> RuntimeOptions {
+        RuntimeOptions {
+            dynamic_space_size: spec.dynamic_space_size,
+            control_stack_size: spec.control_stack_size,
+            lisp_options: spec.lisp_options.clone(),
+        }
     }
 }
 

@@ -80,8 +80,13 @@ pub fn read_conf(path: &Path, trust: &Trust) -> Result<String, PathError> {
     if bytes.len() as u64 > CONF_MAX_BYTES {
         return Err(too_big().into());
     }
-    String::from_utf8(bytes)
-        .map_err(|_| refuse("it is not UTF-8 text".into(), "save it as UTF-8".into()).into())
+    let text = String::from_utf8(bytes)
+        .map_err(|_| refuse("it is not UTF-8 text".into(), "save it as UTF-8".into()))?;
+    // A byte-order mark (Windows editors write one) is not part of the text.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// Checks, as root, the Lisp program the tool will exec: root's, writable
