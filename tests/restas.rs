@@ -179,3 +179,139 @@ fn restas_conf_errors_are_located() {
         )
     );
 }
+
+/// A site conf as production servers have them (RESTAS's own lisper.ru
+/// conf among them): `#P` literals, paths relative to the directory the
+/// init script runs from, a site system that uses RESTAS without declaring
+/// it, the acceptor class in a string, a heap size. A stand-in RESTAS
+/// system records each `restas:start` call.
+#[test]
+fn a_production_site_conf_runs_as_restas_daemon_ran_it() {
+    let sb = open_sandbox();
+    let port = free_port();
+    let out_dir = sb.path("out");
+    fs::create_dir_all(&out_dir).unwrap();
+    let user = nix::unistd::User::from_name(&daemon_user())
+        .unwrap()
+        .unwrap();
+    std::os::unix::fs::chown(&out_dir, Some(user.uid.as_raw()), None).unwrap();
+    let started = out_dir.join("started");
+    let system = |name: &str, asd: &str, lisp: &str| {
+        let dir = sb.path(&format!("systems/{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("{name}.asd")), asd).unwrap();
+        fs::write(dir.join(format!("{name}.lisp")), lisp).unwrap();
+    };
+    system(
+        "restas",
+        "(asdf:defsystem \"restas\" :components ((:file \"restas\")))",
+        &format!(
+            "(defpackage #:restas (:use #:cl) (:export #:start #:*default-host-redirect*))\n\
+             (in-package #:restas)\n\
+             (defvar *default-host-redirect* nil)\n\
+             (defun start (module &rest args)\n\
+               (with-open-file (s {} :direction :output :if-exists :append :if-does-not-exist :create)\n\
+                 (let ((*package* (find-package :keyword)) (*print-pretty* nil))\n\
+                   (prin1 (list* module (sb-ext:dynamic-space-size) *default-pathname-defaults* args) s)\n\
+                   (terpri s))))\n",
+            lisp_string(started.to_str().unwrap())
+        ),
+    );
+    system(
+        "mysite",
+        "(asdf:defsystem \"mysite\" :components ((:file \"mysite\")))",
+        "(defpackage #:mysite (:use #:cl))\n\
+         (in-package #:mysite)\n\
+         (defclass site-acceptor () ())\n\
+         (defun redirect () restas:*default-host-redirect*)\n",
+    );
+    let conf = sb.conf(
+        "site.daemon",
+        &format!(
+            ";;; site.daemon\n\
+             (defparameter *name* \"site\")\n\
+             (defparameter *user* {user})\n\
+             (defparameter *pidfile* #P{pid})\n\
+             (defparameter *fasldir* #P{fasl})\n\
+             (defparameter *dynamic-space-size* 600)\n\
+             (defparameter *asdf-central-registry*\n  \
+               (list (merge-pathnames \"systems/restas/\") (merge-pathnames \"systems/mysite/\")))\n\
+             (defparameter *asdf-load-systems* '(#:mysite))\n\
+             (defparameter *acceptor-class* \"mysite::site-acceptor\")\n\
+             (defparameter *sites* '((#:mysite \"localhost\" {port})))\n",
+            user = lisp_string(&user.name),
+            pid = lisp_string(sb.path("run/site.pid").to_str().unwrap()),
+            fasl = lisp_string(sb.path("fasl/").to_str().unwrap()),
+        ),
+    );
+    let out = sb
+        .command(&conf, &["start"])
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    let pid = pid_in(&stdout(&out)).unwrap_or_else(|| panic!("{} {}", stdout(&out), stderr(&out)));
+    sb.track(pid);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success started (pid = {pid} pid-file = {})",
+            sb.path("run/site.pid").display()
+        ),
+    );
+    assert_eq!(
+        fs::read_to_string(&started).unwrap(),
+        format!(
+            "(#:MYSITE {} #P{} :HOSTNAME \"localhost\" :PORT {port} :ACCEPTOR-CLASS MYSITE::SITE-ACCEPTOR)\n",
+            600u64 << 20,
+            lisp_string(&format!("{}/", sb.dir.path().display())),
+        )
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(pid));
+}
+
+/// A *user* restas-daemon derived from *name* is named as such.
+#[test]
+fn a_derived_user_is_named_as_derived() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "site.daemon",
+        &format!(
+            "(defparameter *name* \"no-such-site-user\")\n(defparameter *pidfile* #P{})\n",
+            lisp_string(sb.path("s.pid").to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: unknown user \"no-such-site-user\" (*user* defaults to *name* \"no-such-site-user\" in a restas-daemon conf)\n"
+    );
+    assert!(!sb.path("s.pid").exists());
+}
+
+/// Of two wrong values the tool needs, the first in the file is reported.
+#[test]
+fn the_first_wrong_value_in_the_file_is_reported() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "site.daemon",
+        "(defparameter *name* \"s\")\n(defparameter *fasldir* 12)\n(defparameter *pidfile* (pid-file))\n",
+    );
+    let out = sb.run(&conf, &["check"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "ERROR: {}:2:25: expected a non-empty string, #P\"...\" or nil as the value of *fasldir* \
+             (the tool needs it before any Lisp runs) but found 12\n",
+            conf.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}

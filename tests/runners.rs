@@ -207,3 +207,89 @@ fn clisp_refuses_a_usr1_stop_schedule() {
     );
     assert!(!sb.pid_file("c.pid").exists());
 }
+
+/// The conf's runtime options reach the Lisp, before its own arguments:
+/// SBCL reports the heap and control stack it was given, and its command
+/// line holds `:lisp-options` where the README says.
+#[test]
+fn sbcl_gets_the_runtime_options_of_the_conf() {
+    let sb = Sandbox::new();
+    let report = sb.path("limits");
+    let conf = sb.conf(
+        "big.conf",
+        &format!(
+            "(:pid-file \"big.pid\" :dynamic-space-size \"1G\" :control-stack-size 3\n \
+             :lisp-options (\"--merge-core-pages\" \"--no-sysinit\")\n \
+             :main-function #.(lambda ()\n\
+               (with-open-file (s {report} :direction :output)\n\
+                 (format s \"~d ~d\" (sb-ext:dynamic-space-size)\n\
+                   (- (sb-sys:sap-int (sb-vm::current-thread-offset-sap sb-vm::thread-control-stack-end-slot))\n\
+                      (sb-sys:sap-int (sb-vm::current-thread-offset-sap sb-vm::thread-control-stack-start-slot)))))))",
+            report = lisp_string(report.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    let pid = started_pid(&out);
+    assert_eq!(
+        fs::read_to_string(&report).unwrap(),
+        format!("{} {}", 1u64 << 30, 3u64 << 20)
+    );
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<&str> = cmdline.trim_end_matches('\0').split('\0').skip(1).collect();
+    assert_eq!(
+        args,
+        [
+            "--noinform",
+            "--dynamic-space-size",
+            "1024",
+            "--control-stack-size",
+            "3",
+            "--merge-core-pages",
+            "--no-sysinit",
+            "--disable-debugger",
+            "--load",
+            "/dev/fd/3"
+        ]
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// ECL takes the heap size in bytes; GNU CLISP has no such option, and a
+/// conf that asks for one is refused before anything starts.
+#[test]
+fn other_lisps_get_the_heap_size_or_say_they_have_none() {
+    if !installed("ecl") || !installed("clisp") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let report = sb.path("heap");
+    let conf = sb.conf(
+        "ecl.conf",
+        &format!(
+            "(:pid-file \"ecl.pid\" :lisp :ecl :dynamic-space-size 700\n \
+             :main-function #.(lambda () (with-open-file (s {report} :direction :output)\n\
+               (format s \"~d\" (ext:get-limit 'ext:heap-size)))))",
+            report = lisp_string(report.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    started_pid(&out);
+    assert_eq!(
+        fs::read_to_string(&report).unwrap(),
+        (700u64 << 20).to_string()
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+
+    let conf = sb.conf(
+        "clisp.conf",
+        "(:pid-file \"clisp.pid\" :lisp :clisp :control-stack-size 16)",
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: GNU CLISP has no runtime option for :control-stack-size (it grows its memory as needed): \
+         remove :control-stack-size from the conf, or run the daemon on another Lisp (:lisp :sbcl)\n"
+    );
+    assert!(!sb.pid_file("clisp.pid").exists());
+}

@@ -137,7 +137,10 @@ fn read_by_tool(settings: &[Setting], source: &Arc<Source>) -> Result<DaemonSpec
         let at = ValueAt {
             form,
             source,
-            key: var.to_lowercase(),
+            key: format!(
+                "{} (the tool needs it before any Lisp runs)",
+                var.to_lowercase()
+            ),
         };
         let table = keys::lookup(key).expect("a key of the table");
         if let Err((kind, span)) = table.kind.apply(&at, &mut spec)

@@ -221,7 +221,7 @@ fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launc
         &Mode::Daemon,
         req.switch.as_ref(),
         &req.lisp_log(req.switch.is_none()),
-        &caller_env(),
+        &caller(),
     );
     Launch::new(&plan, program, Some(files))
 }
@@ -314,7 +314,7 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         &mode,
         None,
         &req.lisp_log(true),
-        &caller_env(),
+        &caller(),
     );
     let launch = match Launch::new(&plan, program, None) {
         Ok(launch) => launch,
@@ -501,7 +501,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         &mode,
         req.switch.as_ref(),
         &req.lisp_log(req.switch.is_none()),
-        &caller_env(),
+        &caller(),
     );
     let launch = Launch::new(&plan, &program, None)
         .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
@@ -513,6 +513,14 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
     Err(Box::new(
         req.internal(Command::Start, exec::exec_in_foreground(launch)),
     ))
+}
+
+/// The caller of a Lisp: its environment, and its directory.
+fn caller() -> plan::Caller {
+    plan::Caller {
+        env: caller_env(),
+        dir: std::env::current_dir().ok(),
+    }
 }
 
 /// The caller's environment for a Lisp; as root, `HOME` is root's own

@@ -26,6 +26,11 @@
 ;;;;   *LOG-INFO*        where info lines go: :SYSLOG, a file name, or NIL
 ;;;;   *LOG-ERROR*       where error lines go, likewise
 ;;;;   *FASL-DIR*        ASDF's output cache (:fasl-dir), or NIL
+;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
+;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
+;;;;                     (the original's daemon, a fork of the caller's
+;;;;                     Lisp, kept the caller's), though the daemon's
+;;;;                     working directory is /
 
 (defun ready-stream ()
   (and *ready-fd*
@@ -161,6 +166,8 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
   (loop (sleep 3600)))
 
 (defun run ()
+  (when *directory*
+    (setf *default-pathname-defaults* (pathname *directory*)))
   (dolist (fd (if *ready-fd* (cons *ready-fd* *close-fds*) *close-fds*))
     (%set-cloexec fd))
   (%install-stop-handlers

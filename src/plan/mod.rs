@@ -102,13 +102,24 @@ pub struct LaunchPlan {
 /// `PATH` of a daemon that runs as another user than the caller.
 pub const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// The caller's environment, the input of `plan`.
+/// The caller's environment.
 pub fn caller_env() -> Env {
     std::env::vars_os().collect()
 }
 
-/// The plan for running `spec` in `mode` on `runner`, with the caller's
-/// environment `caller`, as `switch` says if given (but for
+/// The process that asks for the Lisp, an input of `plan`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub env: Env,
+    /// The directory the command was run from: the daemon's
+    /// `*default-pathname-defaults*`, as it was the original's (whose
+    /// daemon was a fork of the caller's Lisp), though its working
+    /// directory is `/`.
+    pub dir: Option<PathBuf>,
+}
+
+/// The plan for running `spec` in `mode` on `runner` for `caller`, as
+/// `switch` says if given (but for
 /// `:before-parent-exit-fn`, which runs as the caller; see `environment`).
 pub fn plan(
     spec: &DaemonSpec,
@@ -116,7 +127,7 @@ pub fn plan(
     mode: &Mode,
     switch: Option<&Switch>,
     log: &Destinations,
-    caller: &[(OsString, OsString)],
+    caller: &Caller,
 ) -> LaunchPlan {
     let bootstrap_path = format!("/dev/fd/{BOOTSTRAP_FD}");
     let switch = switch.filter(|_| !matches!(mode, Mode::ParentExit { .. }));
@@ -131,8 +142,8 @@ pub fn plan(
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
         // kept, as daemon.sh kept them; no banner; no interactive debugger.
         args: runner.kind.args(&RuntimeOptions::of(spec), &bootstrap_path),
-        env: environment(caller, login, runner.kind, &spec.environment),
-        bootstrap: bootstrap(spec, mode, log, runner.kind),
+        env: environment(&caller.env, login, runner.kind, &spec.environment),
+        bootstrap: bootstrap(spec, mode, log, runner.kind, caller.dir.as_deref()),
         keep_ready_reader: runner.kind.facts().keeps_ready_reader,
         umask: spec.umask(),
         identity: switch.cloned(),
@@ -276,7 +287,13 @@ fn mode_parameters<'s>(
 }
 
 /// The bootstrap program: parameters, then the body from `bootstrap.lisp`.
-pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispKind) -> String {
+pub fn bootstrap(
+    spec: &DaemonSpec,
+    mode: &Mode,
+    log: &Destinations,
+    kind: LispKind,
+    dir: Option<&Path>,
+) -> String {
     let target = |d: &Destination| match d {
         Destination::Syslog => ":syslog".to_string(),
         Destination::File(path) => lisp_string(&path.display().to_string()),
@@ -308,6 +325,10 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispK
     };
     let modules: Vec<String> = modules.iter().map(|m| lisp_string(m)).collect();
     let name = spec.name.as_deref().map_or("nil".to_string(), lisp_string);
+    let dir = dir.map_or("nil".to_string(), |d| {
+        let d = d.display().to_string();
+        lisp_string(&format!("{}/", d.trim_end_matches('/')))
+    });
     format!(
         "(defpackage \"DAEMONIZATION-BOOTSTRAP\" (:use \"COMMON-LISP\"))\n\
          (in-package \"DAEMONIZATION-BOOTSTRAP\")\n\
@@ -322,6 +343,7 @@ pub fn bootstrap(spec: &DaemonSpec, mode: &Mode, log: &Destinations, kind: LispK
          (defparameter *log-info* {log_info})\n\
          (defparameter *log-error* {log_error})\n\
          (defparameter *fasl-dir* {fasl_dir})\n\
+         (defparameter *directory* {dir})\n\
          {prelude}\
          {BOOTSTRAP}",
         prelude = kind.facts().prelude,

@@ -40,7 +40,10 @@ fn daemon_plan_keeps_code_out_of_argv() {
         &Mode::Daemon,
         None,
         &log(),
-        &[],
+        &Caller {
+            env: Vec::new(),
+            dir: Some(PathBuf::from("/home/me/site")),
+        },
     );
     assert_eq!(plan.program, OsString::from("sbcl"));
     assert_eq!(
@@ -63,7 +66,8 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *args* 'nil)\n\
                   (defparameter *log-info* :syslog)\n\
                   (defparameter *log-error* \"/var/log/d.log\")\n\
-                  (defparameter *fasl-dir* nil)\n";
+                  (defparameter *fasl-dir* nil)\n\
+                  (defparameter *directory* \"/home/me/site/\")\n";
     assert_eq!(
         plan.bootstrap,
         format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.facts().prelude)
@@ -80,7 +84,7 @@ fn runner_comes_from_lisp_runner() {
         },
         None,
         &log(),
-        &[],
+        &Caller::default(),
     );
     assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
     assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* '(3))\n"));
@@ -99,7 +103,7 @@ fn parent_exit_plan_calls_only_that_function() {
         },
         None,
         &log(),
-        &[],
+        &Caller::default(),
     );
     assert!(plan.bootstrap.contains(
         "(defparameter *mode* :call)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n\
@@ -159,7 +163,10 @@ fn a_switch_builds_the_users_environment() {
         &Mode::Daemon,
         Some(&switch),
         &log(),
-        &caller,
+        &Caller {
+            env: caller.clone(),
+            dir: None,
+        },
     );
     let expected = env(&[
         ("HOME", "/home/dztest"),
@@ -183,7 +190,10 @@ fn a_switch_builds_the_users_environment() {
         &Mode::ParentExit { pid: 1, status: 10 },
         Some(&switch),
         &log(),
-        &caller,
+        &Caller {
+            env: caller.clone(),
+            dir: None,
+        },
     );
     assert_eq!((parent_exit.identity, parent_exit.env), (None, caller));
 }
@@ -192,7 +202,14 @@ fn a_switch_builds_the_users_environment() {
 fn the_plan_says_every_descriptor_and_the_directory() {
     use Slot::*;
     let daemon = |spec: &DaemonSpec, runner: &Runner| {
-        super::plan(spec, runner, &Mode::Daemon, None, &log(), &[])
+        super::plan(
+            spec,
+            runner,
+            &Mode::Daemon,
+            None,
+            &log(),
+            &Caller::default(),
+        )
     };
     let mut spec = spec();
     let plan = daemon(&spec, &Runner::sbcl("sbcl"));
@@ -229,7 +246,7 @@ fn the_plan_says_every_descriptor_and_the_directory() {
         &Mode::Foreground { report_ready: true },
         None,
         &log(),
-        &[],
+        &Caller::default(),
     );
     assert_eq!(
         (foreground.cwd, foreground.fds),
@@ -247,7 +264,7 @@ fn a_daemon_is_supervised_when_its_conf_says_so() {
             &Mode::Daemon,
             None,
             &log(),
-            &[],
+            &Caller::default(),
         )
     };
     assert_eq!(daemon(&spec).supervision, None);
@@ -272,7 +289,7 @@ fn a_daemon_is_supervised_when_its_conf_says_so() {
         },
         None,
         &log(),
-        &[],
+        &Caller::default(),
     );
     assert_eq!((foreground.output, foreground.supervision), (None, None));
 }
@@ -313,7 +330,14 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
     let ecl = Runner::from_env_value(Some("/usr/bin/ecl".into()));
     assert_eq!(ecl.kind, LispKind::Ecl);
     assert!(ecl.features.contains("ECL") && !ecl.features.contains("SBCL"));
-    let plan = plan(&spec(), &ecl, &Mode::Daemon, None, &log(), &[]);
+    let plan = plan(
+        &spec(),
+        &ecl,
+        &Mode::Daemon,
+        None,
+        &log(),
+        &Caller::default(),
+    );
     assert_eq!(
         plan.args,
         [
@@ -342,7 +366,7 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
     // SBCL's contribs are not offered to ECL; ASDF is.
     let mut spec = spec();
     spec.main_function = code("#.(lambda () (sb-posix:getpid) (asdf:load-system :x))");
-    let plan = super::plan(&spec, &ecl, &Mode::Daemon, None, &log(), &[]);
+    let plan = super::plan(&spec, &ecl, &Mode::Daemon, None, &log(), &Caller::default());
     assert!(
         plan.bootstrap
             .contains("(defparameter *required-modules* '(\"ASDF\"))")
