@@ -45,10 +45,15 @@ the caller's directory."
 
 (defun absolute-paths (plist)
   "PLIST with relative paths and :this-dir made absolute against its
-CONF-DIRECTORY, pathnames as native namestrings, and no :conf-params-file
-(the tool sets it)."
+CONF-DIRECTORY (a relative :parent-conf-file without :parent-conf-file-dir:
+against GET-CONF-FILES-DIR, as in the original), pathnames as native
+namestrings, and no :conf-params-file (the tool sets it). A string that
+starts with ~ is left to the tool (the caller's home)."
   (let ((base (conf-directory plist)))
-    (flet ((path-p (value) (or (stringp value) (pathnamep value))))
+    (flet ((path-p (value)
+             (or (pathnamep value)
+                 (and (stringp value)
+                      (not (and (plusp (length value)) (char= (char value 0) #\~)))))))
       (loop for (key value) on plist by #'cddr
             unless (eq key :conf-params-file)
               collect key
@@ -64,7 +69,7 @@ CONF-DIRECTORY, pathnames as native namestrings, and no :conf-params-file
                      (cond ((not (path-p value)) value)
                            ((getf plist :parent-conf-file-dir)
                             (if (pathnamep value) (uiop:native-namestring value) value))
-                           (t (absolute-native value base))))
+                           (t (absolute-native value (get-conf-files-dir)))))
                     (t (if (pathnamep value) (uiop:native-namestring value) value)))))))
 
 (defun character-strings (value)
@@ -199,7 +204,7 @@ function values, where #. may be, are skipped under *READ-SUPPRESS*."
 (defun probe-conf-params (conf)
   "The merged conf of CONF (a path or a property list), as the tool's
 `check` prints it: every key, parents and the default conf merged, sorted
-by key. It is read in CL-USER with *READ-EVAL* true, as the daemon reads
+by key; for a property list, its own values as given. It is read in CL-USER with *READ-EVAL* true, as the daemon reads
 function values: a #.(...) form is evaluated here, in this Lisp, and its
 value (say a function) is in the result; #'(lambda ...) reads as (FUNCTION
 (LAMBDA ...)). :conf-params-file is the absolute conf file; for a property
@@ -208,11 +213,15 @@ list it is the list's own :conf-params-file, or absent."
                   (read-merged-conf (check-conf file)))))
     (if (not (listp conf))
         merged
-        (let ((own (getf (conf-plist conf) :conf-params-file)))
+        ;; The list's own values, as given (the original merged the list
+        ;; itself): a relative :parent-conf-file stays relative, a function
+        ;; object stays that object.
+        (let ((own (conf-plist conf)))
           (loop for (key value) on merged by #'cddr
-                unless (and (eq key :conf-params-file) (null own))
+                for given = (getf own key '%absent)
+                unless (and (eq key :conf-params-file) (eq given '%absent))
                   collect key
-                  and collect (if (eq key :conf-params-file) own value))))))
+                  and collect (if (eq given '%absent) value given))))))
 
 (defun equal-conf-params (conf-params1 conf-params2)
   "Whether two conf property lists have the same keys with EQUAL values,

@@ -9,6 +9,7 @@
   :depends-on ("uiop")
   :serial t
   :components ((:file "package")
+               (:file "share")
                (:file "paths")
                (:file "tool")
                (:file "conf")

@@ -7,13 +7,6 @@
     '("start" "stop" "zap" "kill" "restart" "nodaemon" "status")
   "The commands DAEMONIZED takes.")
 
-;;; The original's internal status codes (:internal-result :status).
-(defconstant +status-running+ 0 "status: the daemon runs")
-(defconstant +status-unavailable+ 69 "status: stale pid file (service-unavailable)")
-(defconstant +status-internal-error+ 70 "internal error, or the tool failed without a result")
-(defconstant +status-success+ 256 "any other success")
-(defconstant +status-failure+ 258 "any other failure")
-
 (defstruct extra-status
   "The detail of a result: the daemon's pid, the tool's exit code, the
 conf's :name, the pid file, and the user the daemon runs as."
@@ -62,12 +55,19 @@ NIL when OUTPUT holds none."
          (stringp (getf plist :pid-file))
          plist)))
 
-(defun internal-status (result status reason)
-  (cond ((equal reason "internal-error") +status-internal-error+)
-        ((equal status "running") +status-running+)
-        ((equal reason "service-unavailable") +status-unavailable+)
-        ((equal result "success") +status-success+)
-        (t +status-failure+)))
+(defun internal-status (command result status reason)
+  "The original's :internal-result :status of an outcome (the constants of
+DAEMON-SHARE)."
+  (cond ((equal reason "internal-error") +ex-software+)
+        ((equal command "status")
+         (cond ((equal status "running") +ex-ok+)
+               ((equal reason "service-unavailable") +ex-unavailable+)
+               ((equal reason "no-pid-file") +pid-file-not-found+)
+               (t +ex-software+)))
+        ((equal result "success") +ex-ok+)
+        ((equal reason "no-pid-file") +pid-file-not-found+)
+        ((equal reason "not-running") +process-not-exists+)
+        (t +ex-software+)))
 
 (defun make-result (&key result command status reason pid pid-file exit-code name more)
   "The original's result property list; MORE, the tool's other keys and
@@ -76,7 +76,7 @@ values, if any, come before :internal-result."
                 :pid pid :pid-file pid-file)
           more
           (list :internal-result
-                (list :status (internal-status result status reason)
+                (list :status (internal-status command result status reason)
                       :extra-status (make-extra-status :pid pid :exit-code exit-code :name name
                                                        :pid-file pid-file
                                                        :user (process-user pid))))))

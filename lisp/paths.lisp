@@ -64,13 +64,40 @@ tool says (its rule: $DAEMONIZATION_PID_DIR, else /run/daemonization/ for
 root, else $XDG_RUNTIME_DIR/daemonization/, else /tmp/daemonization-UID/)."
   (native-directory (getf (tool-info) :pid-dir)))
 
+(defvar *conf-files-dirname*
+  (asdf:system-relative-pathname "daemonization" "../conf-examples/")
+  "The directory of conf files, as in the original: a relative
+:parent-conf-file of a property-list conf (without :parent-conf-file-dir)
+is found there, and so is *DEFAULT-CONF-FILE-NAME*. A relative one (a
+string or a pathname, say \"tests\") is relative to
+*DEFAULT-PATHNAME-DEFAULTS*, the caller's directory. Default: the
+conf-examples/ directory next to this system's.")
+
+(defvar *default-conf-file-name* "default.conf"
+  "The default conf that confs are merged over, as in the original: a
+file name in GET-CONF-FILES-DIR, or a path. When the file does not exist,
+or is the shipped conf-examples/default.conf, the tool's built-in default
+conf (which that file equals) is used.")
+
 (defun get-conf-files-dir ()
-  "The directory of the example conf files: conf-examples/ next to the
-directory of this system."
-  (let ((dir (asdf:system-relative-pathname "daemonization" "../conf-examples/")))
-    (or (probe-file dir) dir)))
+  "*CONF-FILES-DIRNAME* as an absolute directory pathname."
+  (native-directory (absolute-native *conf-files-dirname* (base-directory) :directory t)))
 
 (defun get-default-conf-file ()
-  "NIL: the default conf is built into the tool (the environment variable
-DAEMONIZATION_DEFAULT_CONF names a file that replaces it)."
-  nil)
+  "The default conf file *DEFAULT-CONF-FILE-NAME* names (relative: in
+GET-CONF-FILES-DIR), or NIL when it does not exist: the tool's built-in
+default conf is used."
+  (let ((file (absolute-native *default-conf-file-name* (get-conf-files-dir))))
+    (probe-file (uiop:parse-native-namestring file))))
+
+(defun shipped-default-conf ()
+  (probe-file (asdf:system-relative-pathname "daemonization" "../conf-examples/default.conf")))
+
+(defun default-conf-for-tool ()
+  "The default conf file to give the tool (DAEMONIZATION_DEFAULT_CONF), as
+a native namestring, or NIL for its built-in one (or the caller's own
+DAEMONIZATION_DEFAULT_CONF)."
+  (let ((file (get-default-conf-file)))
+    (and file
+         (not (equal file (shipped-default-conf)))
+         (uiop:native-namestring file))))

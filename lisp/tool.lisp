@@ -54,22 +54,31 @@ checkout built with cargo build --release); else daemonization on PATH."
 
 (defun run-tool (arguments &key interactive)
   "Runs the tool with ARGUMENTS (strings) in this process's environment and
-current directory. Returns its standard output and error output (strings;
+current directory (and the default conf of GET-DEFAULT-CONF-FILE). Returns its standard output and error output (strings;
 NIL when INTERACTIVE, where they are this Lisp's own) and exit code."
-  (let ((program (uiop:native-namestring (find-program))))
+  (let* ((tool (uiop:native-namestring (find-program)))
+         (default-conf (default-conf-for-tool))
+         ;; A default conf other than the built-in one travels in the
+         ;; environment, set through env(1) (UIOP's run-program has no
+         ;; environment argument).
+         (command (if default-conf
+                      (list* "/usr/bin/env"
+                             (format nil "DAEMONIZATION_DEFAULT_CONF=~a" default-conf)
+                             tool arguments)
+                      (cons tool arguments))))
     (handler-case
         (if interactive
             (values nil nil
-                    (nth-value 2 (uiop:run-program (cons program arguments)
+                    (nth-value 2 (uiop:run-program command
                                                    :input :interactive
                                                    :output :interactive
                                                    :error-output :interactive
                                                    :ignore-error-status t)))
-            (uiop:run-program (cons program arguments)
+            (uiop:run-program command
                               :input nil :output :string :error-output :string
                               :ignore-error-status t))
       (error (condition)
-        (fail "could not run the daemonization tool ~a: ~a" program condition)))))
+        (fail "could not run the daemonization tool ~a: ~a" tool condition)))))
 
 (defun warning-line-p (line)
   (uiop:string-prefix-p "WARNING: " line))

@@ -228,7 +228,7 @@ fn original_sequence_through_daemonized() {
         status: "nil",
         reason: "nil",
         pid,
-        internal: 256,
+        internal: 0,
         exit: 0,
         alive,
     };
@@ -240,6 +240,7 @@ fn original_sequence_through_daemonized() {
     let not_running = Expected {
         status: "\"not-running\"",
         reason: "\"no-pid-file\"",
+        internal: 256,
         exit: 3,
         ..success("status", None, false)
     };
@@ -361,6 +362,10 @@ fn probe_conf_params_merges_like_the_original() {
                (record \"this-dir\" (getf plist :pid-file-dir) (getf plist :conf-params-file)))\n\
              (let ((fn (getf (probe-conf-params \"hash-dot.conf\") :main-function)))\n \
                (record \"hash-dot\" (functionp fn) (funcall fn)))\n\
+             (with-open-file (out \"my-default.conf\" :direction :output)\n \
+               (write-string \"(:pid-file \\\"d.pid\\\" :name \\\"from-my-default\\\")\" out))\n\
+             (let ((*conf-files-dirname* \".\") (*default-conf-file-name* \"my-default.conf\"))\n \
+               (record \"own-default\" (getf (probe-conf-params '(:pid-file \"x.pid\")) :name)))\n\
              (record \"commands\" +all-daemon-commands+)\n\
              (record \"keys\" +conf-parameters+)\n\
              (record \"dirs\" (namestring (get-pid-files-dir)) (namestring (get-conf-files-dir)) (get-default-conf-file))\n",
@@ -385,16 +390,16 @@ fn probe_conf_params_merges_like_the_original() {
         "(function (lambda nil (print (quote hello)))) (function (lambda nil (quote sd)))"
     );
     assert_eq!(run.record("order-ignored"), "t nil nil");
-    let dir = sb.dir.path().to_str().unwrap();
+    // A property list's own values are returned as given, as the
+    // original merged the list itself.
     assert_eq!(
         run.record("plist"),
-        format!("\"plist\" \"{dir}/pids/\" (lambda nil 1) :absent")
+        "\"plist\" \"pids\" (lambda nil 1) :absent"
     );
-    assert_eq!(
-        run.record("this-dir"),
-        "\"/srv/app/\" \"/srv/app/app.conf\""
-    );
+    assert_eq!(run.record("this-dir"), ":this-dir \"/srv/app/app.conf\"");
     assert_eq!(run.record("hash-dot"), "t from-hash-dot");
+    // *default-conf-file-name*, in a relative *conf-files-dirname*.
+    assert_eq!(run.record("own-default"), "\"from-my-default\"");
     assert_eq!(
         run.record("commands"),
         "(\"start\" \"stop\" \"zap\" \"kill\" \"restart\" \"nodaemon\" \"status\")"
@@ -409,9 +414,13 @@ fn probe_conf_params_merges_like_the_original() {
         .join("conf-examples")
         .canonicalize()
         .unwrap();
+    let dir = sb.dir.path().to_str().unwrap();
     assert_eq!(
         run.record("dirs"),
-        format!("\"{dir}/\" \"{}/\" nil", examples.display())
+        format!(
+            "\"{dir}/\" \"{e}/\" #P\"{e}/default.conf\"",
+            e = examples.display()
+        )
     );
     // The system compiles without warnings.
     assert!(
@@ -489,7 +498,7 @@ fn on_error_modes() {
         run.record("failed-result"),
         format!(
             "(daemonization-error \"failed stopped - no-pid-file (pid-file = {dir}/none.pid)\" \
-             \"no-pid-file\" 258)"
+             \"no-pid-file\" 256)"
         )
     );
     assert_eq!(

@@ -7,6 +7,7 @@ mod util;
 mod check;
 mod lifecycle;
 mod lisp_api;
+mod original;
 mod privileges;
 mod restas;
 mod runners;

@@ -267,3 +267,14 @@ fn the_default_conf_agrees_with_the_key_table() {
     assert_eq!(defaults.os_params.linux_umask, Some(0o037));
     assert_eq!(defaults.output_keep, Some(5));
 }
+
+/// The Lisp API's `*default-conf-file-name*` names
+/// `conf-examples/default.conf`, shipped for the original's tests: it is
+/// the built-in default conf.
+#[test]
+fn the_shipped_default_conf_is_the_built_in_one() {
+    assert_eq!(
+        include_str!("../../conf-examples/default.conf"),
+        DEFAULT_CONF
+    );
+}
