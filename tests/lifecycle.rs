@@ -850,3 +850,84 @@ fn stop_schedule_running_out_fails() {
         &format!("success stopped (pid = {pid} pid-file = {})", p.display()),
     );
 }
+
+/// A busy Hunchentoot site (Debian's cl-hunchentoot) stops promptly, over
+/// many stops with requests in flight: the orderly exit does not wait
+/// seconds for threads that defer interrupts (here a background job in
+/// WITHOUT-INTERRUPTS, which held every stop for the exit's old 5 s).
+#[test]
+fn a_busy_site_stops_promptly() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    let sb = Sandbox::new();
+    let port = free_port();
+    // Compiled Hunchentoot is kept between runs (a cache, not test state).
+    let fasl = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fasl-hunchentoot/");
+    let conf = sb.conf(
+        "site.conf",
+        &format!(
+            "(:pid-file \"site.pid\" :name \"busy-site\" :fasl-dir {fasl}\n \
+             :main-function #.(lambda ()\n\
+               (asdf:load-system :hunchentoot)\n\
+               (eval (read-from-string \"(hunchentoot:define-easy-handler (work :uri \\\"/work\\\") ()\n\
+                                          (sleep 0.02) (format nil \\\"done ~a\\\" (random 1000)))\"))\n\
+               (sb-thread:make-thread (lambda () (sb-sys:without-interrupts (loop (sleep 0.05))))\n\
+                                      :name \"background job\")\n\
+               (funcall (intern \"START\" \"HUNCHENTOOT\")\n\
+                        (make-instance (intern \"EASY-ACCEPTOR\" \"HUNCHENTOOT\")\n\
+                                       :port {port} :address \"127.0.0.1\"\n\
+                                       :access-log-destination nil))))",
+            fasl = lisp_string(fasl.to_str().unwrap()),
+        ),
+    );
+    let request = move || -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream
+            .write_all(b"GET /work HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).ok()?;
+        Some(reply)
+    };
+    for round in 0..10 {
+        let out = sb.run(&conf, &["start"]);
+        let pid = started_pid(&out);
+        let reply = request().expect("the site answers once started");
+        assert!(reply.contains("done "), "{reply}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                let (stop, answered) = (Arc::clone(&stop), Arc::clone(&answered));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if request().is_some_and(|r| r.contains("done ")) {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        assert!(
+            wait_until(10, || answered.load(Ordering::Relaxed) >= 20),
+            "the site serves the clients"
+        );
+        let asked = Instant::now();
+        let out = sb.run(&conf, &["stop"]);
+        let took = asked.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        for client in clients {
+            client.join().unwrap();
+        }
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!alive(pid));
+        assert!(
+            took < Duration::from_secs(1),
+            "round {round}: stop took {took:?}"
+        );
+    }
+}

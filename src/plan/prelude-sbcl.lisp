@@ -15,11 +15,18 @@
 
 (defun %getpid () (sb-unix:unix-getpid))
 
+(defparameter *other-threads-timeout* 0.5
+  "Seconds an orderly exit waits for the other threads to end once told to
+(SB-EXT:EXIT's :TIMEOUT): a thread that defers interrupts (a busy server's
+worker inside WITHOUT-INTERRUPTS, say) must not hold a stop for seconds;
+the stop schedule bounds the rest (the main thread's unwinding and the exit
+hooks).")
+
 (defun %exit (code abort)
   "Exits with CODE: unwinding and running exit hooks unless ABORT."
   (if abort
       (sb-ext:exit :code code :abort t)
-      (sb-ext:exit :code code :abort nil :timeout 5)))
+      (sb-ext:exit :code code :abort nil :timeout *other-threads-timeout*)))
 
 (defun %open-ready-stream (fd)
   (sb-sys:make-fd-stream fd :output t :buffering :full :external-format :utf-8))
