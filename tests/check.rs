@@ -212,3 +212,37 @@ fn info_tells_the_keys_and_the_pid_directory() {
         )
     );
 }
+
+/// A conf as a Windows editor saves it (a UTF-8 byte-order mark, CRLF
+/// lines) with `#P` literals and strings alike for every path key and `~/`
+/// paths: `check` reads it and prints the paths the tool will use, `~/` in
+/// the caller's home (root's own as root, else `HOME`).
+#[test]
+fn check_prints_the_paths_the_tool_will_use() {
+    let sb = Sandbox::new();
+    sb.conf("base.conf", "(:name \"base\")");
+    let conf = sb.conf(
+        "site.conf",
+        "\u{feff};; site\r\n(:pid-file #P\"~/run/site.pid\"\r\n :output #P\"logs/site.log\"\r\n \
+         :fasl-dir \"~/cache/fasl/\"\r\n :parent-conf-file #P\"base.conf\")\r\n",
+    );
+    let out = sb.run_with(&conf, &["check"], &[("HOME", sb.path("home").to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let home = if root() {
+        nix::unistd::User::from_uid(0.into()).unwrap().unwrap().dir
+    } else {
+        sb.path("home")
+    };
+    let head: Vec<String> = stdout(&out).lines().take(5).map(str::to_string).collect();
+    assert_eq!(
+        head,
+        [
+            format!(";; conf: {}", conf.display()),
+            format!(";; pid file: {}", home.join("run/site.pid").display()),
+            format!(";; read from: {}", sb.path("base.conf").display()),
+            format!(";; output: {}", sb.path("logs/site.log").display()),
+            format!(";; fasl dir: {}", home.join("cache/fasl").display()),
+        ]
+    );
+    assert!(stdout(&out).contains(" :name \"base\"\n"), "{}", stdout(&out));
+}

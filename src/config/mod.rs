@@ -281,10 +281,22 @@ impl Conf {
     /// absolute path.
     pub fn to_plist_text(&self) -> String {
         let mut out = format!(
-            ";; conf: {}\n;; pid file: {}\n(",
+            ";; conf: {}\n;; pid file: {}\n",
             self.path.display(),
             self.pid_file.display()
         );
+        // The other paths as the tool will use them (~ expanded, relative
+        // ones made absolute), when the conf gives them.
+        for parent in self.files.iter().skip(1) {
+            let _ = writeln!(out, ";; read from: {}", parent.display());
+        }
+        let used = [("output", &self.spec.output), ("fasl dir", &self.spec.fasl_dir)];
+        for (what, path) in used {
+            if let Some(path) = path {
+                let _ = writeln!(out, ";; {what}: {}", path.display());
+            }
+        }
+        out.push('(');
         let conf_path = lisp_string(&self.path.display().to_string());
         let mut values: BTreeMap<&str, &str> = self
             .values
