@@ -226,7 +226,11 @@ fn check_prints_the_paths_the_tool_will_use() {
         "\u{feff};; site\r\n(:pid-file #P\"~/run/site.pid\"\r\n :output #P\"logs/site.log\"\r\n \
          :fasl-dir \"~/cache/fasl/\"\r\n :parent-conf-file #P\"base.conf\")\r\n",
     );
-    let out = sb.run_with(&conf, &["check"], &[("HOME", sb.path("home").to_str().unwrap())]);
+    let out = sb.run_with(
+        &conf,
+        &["check"],
+        &[("HOME", sb.path("home").to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let home = if root() {
         nix::unistd::User::from_uid(0.into()).unwrap().unwrap().dir
@@ -244,5 +248,9 @@ fn check_prints_the_paths_the_tool_will_use() {
             format!(";; fasl dir: {}", home.join("cache/fasl").display()),
         ]
     );
-    assert!(stdout(&out).contains(" :name \"base\"\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(" :name \"base\"\n"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -931,3 +931,52 @@ fn a_busy_site_stops_promptly() {
         );
     }
 }
+
+/// Paths relative to the home of the user who runs the command (`~/`, as
+/// SBCL parsed them for the original): the pid file and `:output` land
+/// there. Run as the test user (as root) with its own HOME.
+#[test]
+fn tilde_paths_start_in_the_callers_home() {
+    use std::os::unix::process::CommandExt as _;
+    let sb = open_sandbox();
+    let user = root().then(test_user);
+    let home = sb.path("home");
+    fs::create_dir_all(home.join("logs")).unwrap();
+    if let Some(user) = &user {
+        for dir in [sb.dir.path(), home.as_path(), &home.join("logs")] {
+            std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .unwrap();
+        }
+    }
+    let conf = sb.conf(
+        "app.conf",
+        "(:pid-file \"~/run/app.pid\" :output #P\"~/logs/app.log\"\n \
+         :main-function #.(lambda () (format t \"up~%\") (finish-output)))",
+    );
+    let run = |command: &str| {
+        let mut c = sb.command(&conf, &[command]);
+        c.env("HOME", &home).env_remove("DAEMONIZATION_PID_DIR");
+        if let Some(user) = &user {
+            c.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        c.output().unwrap()
+    };
+    let out = run("start");
+    let pid = started_pid(&out);
+    sb.track(pid);
+    let pid_file = home.join("run/app.pid");
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success started (pid = {pid} pid-file = {})",
+            pid_file.display()
+        ),
+    );
+    assert!(wait_until(10, || fs::read_to_string(
+        home.join("logs/app.log")
+    )
+    .is_ok_and(|t| t == "up\n")));
+    assert_eq!(run("stop").status.code(), Some(0));
+    assert!(!alive(pid));
+}

@@ -290,7 +290,10 @@ impl Conf {
         for parent in self.files.iter().skip(1) {
             let _ = writeln!(out, ";; read from: {}", parent.display());
         }
-        let used = [("output", &self.spec.output), ("fasl dir", &self.spec.fasl_dir)];
+        let used = [
+            ("output", &self.spec.output),
+            ("fasl dir", &self.spec.fasl_dir),
+        ];
         for (what, path) in used {
             if let Some(path) = path {
                 let _ = writeln!(out, ";; {what}: {}", path.display());
