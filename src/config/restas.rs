@@ -132,6 +132,12 @@ fn read_by_tool(settings: &[Setting], source: &Arc<Source>) -> Result<DaemonSpec
         // The value is evaluated by restas-daemon: a quoted list is data.
         let form = match &value.datum {
             Datum::Macro(Macro::Quote, inner) => inner,
+            Datum::List { items, tail: None }
+                if items.len() == 2
+                    && matches!(&items[0].datum, Datum::Symbol(s) if s == "QUOTE") =>
+            {
+                &items[1]
+            }
             _ => value,
         };
         let at = ValueAt {

@@ -278,3 +278,37 @@ fn the_shipped_default_conf_is_the_built_in_one() {
         DEFAULT_CONF
     );
 }
+
+/// A restas-daemon conf's values the tool reads, written as people write
+/// them: `#P` literals, quoted lists either way, a home-relative path.
+#[test]
+fn restas_values_are_read_as_written() {
+    for options in [
+        "'(\"--merge-core-pages\")",
+        "(quote (\"--merge-core-pages\"))",
+    ] {
+        let (_dir, conf) = load_text(&format!(
+            "(defparameter *name* \"site\")\n\
+             (defparameter *pidfile* #P\"/var/run/site/site.pid\")\n\
+             (defparameter *fasldir* #P\"~/fasl/\")\n\
+             (defparameter *dynamic-space-size* 400)\n\
+             (defparameter *lisp-options* {options})\n"
+        ));
+        let conf = conf.unwrap();
+        assert_eq!(conf.pid_file, Path::new("/var/run/site/site.pid"));
+        assert_eq!(
+            conf.spec.fasl_dir.as_deref(),
+            Some(Path::new("/home/caller/fasl"))
+        );
+        assert_eq!(conf.spec.user.as_deref(), Some("site"));
+        assert_eq!(conf.spec.dynamic_space_size, Some(400));
+        assert_eq!(conf.spec.lisp_options, ["--merge-core-pages"]);
+        assert_eq!(
+            conf.derived,
+            [(
+                "user",
+                "*user* defaults to *name* \"site\" in a restas-daemon conf".to_string()
+            )]
+        );
+    }
+}
