@@ -41,6 +41,9 @@ pub struct Args {
     /// stop: signals and seconds to wait after each, e.g. TERM/10/KILL/5 (overrides :stop-schedule).
     #[arg(long, value_name = "SCHEDULE")]
     retry: Option<String>,
+    /// Say more: a log that cannot be written (syslog included), and why.
+    #[arg(short, long)]
+    verbose: bool,
     /// The conf file: one property list, as for daemon.sh.
     conf_file: Option<PathBuf>,
     /// What to do; see the list of commands.
@@ -68,6 +71,7 @@ pub struct Options {
     pub start_timeout: Option<Duration>,
     pub force: bool,
     pub stop_schedule: Option<StopSchedule>,
+    pub verbose: bool,
 }
 
 impl Args {
@@ -94,6 +98,7 @@ impl Args {
             start_timeout,
             force: self.force,
             stop_schedule,
+            verbose: self.verbose,
         };
         let conf = self.conf_file;
         match (conf, self.command) {
@@ -241,15 +246,22 @@ impl Session {
         let logging_conf = env::var_os("LOGGING_CONF")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        let destinations = logging::load(logging_conf.as_deref(), &env.trust, &env.features)
-            .map_err(|e| {
-                eprintln!("ERROR: {e}");
-                ExitCode::from(exit::CONF_ERROR)
-            })?;
+        // DAEMONIZATION_LOG=none: the tool's own logging (and the daemon's
+        // lines) off, whatever the logging conf says.
+        let destinations = match env::var_os("DAEMONIZATION_LOG").is_some_and(|v| v == "none") {
+            true => logging::Destinations::nowhere(),
+            false => {
+                logging::load(logging_conf.as_deref(), &env.trust, &env.features).map_err(|e| {
+                    eprintln!("ERROR: {e}");
+                    ExitCode::from(exit::CONF_ERROR)
+                })?
+            }
+        };
         let mut context = logging::Context {
             name: None,
             command: command.name().to_string(),
             user: None,
+            verbose: options.verbose,
         };
         let (conf, runner) = match load_conf(conf_path, runner, env) {
             Ok(loaded) => loaded,

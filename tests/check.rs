@@ -254,3 +254,32 @@ fn check_prints_the_paths_the_tool_will_use() {
         stdout(&out)
     );
 }
+
+/// A machine without a syslog daemon is not an error of the command: no
+/// warning by default (CI runs no syslog daemon but during the syslog
+/// tests); `-v` says why syslog failed, naming `/dev/log`;
+/// `DAEMONIZATION_LOG=none` turns logging off, `-v` or not.
+#[test]
+fn a_missing_syslog_is_quiet_unless_asked() {
+    let sb = Sandbox::new();
+    let conf = sb.conf("q.conf", "(:pid-file \"q.pid\")");
+    let status = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = sb.command(&conf, args);
+        command.env_remove("LOGGING_CONF").envs(env.iter().copied());
+        command.output().unwrap()
+    };
+    let out = status(&["status"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stderr(&out), "");
+    let out = status(&["status", "-v"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.is_empty()
+            || (err.starts_with("WARNING: cannot write the log (syslog): /dev/log")
+                && err.lines().count() == 1),
+        "{err}"
+    );
+    let out = status(&["-v", "status"], &[("DAEMONIZATION_LOG", "none")]);
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(3), ""));
+}

@@ -49,6 +49,17 @@ pub struct Destinations {
     pub trace: Destination,
 }
 
+impl Destinations {
+    /// No logging at all (`DAEMONIZATION_LOG=none`).
+    pub fn nowhere() -> Destinations {
+        Destinations {
+            info: Destination::Nowhere,
+            error: Destination::Nowhere,
+            trace: Destination::Nowhere,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
     Info,
@@ -162,6 +173,8 @@ pub struct Context {
     /// The caller's user name; `None`: looked up when a line is written
     /// (a passwd lookup is not free, and most commands may log nothing).
     pub user: Option<String>,
+    /// `-v`: say when syslog cannot be written, and why.
+    pub verbose: bool,
 }
 
 /// Writes log lines; warns once on stderr if a destination fails.
@@ -241,11 +254,17 @@ impl Logger {
             Destination::File(path) => append(path, &line),
             Destination::Syslog => self.syslog(level, &line),
         };
-        if let Err(e) = result
-            && !self.warned.replace(true)
-        {
+        let Err(e) = result else { return };
+        // Like libc's syslog(), a machine without a syslog daemon is not
+        // an error of the command: said only with -v, with its cause.
+        let quiet = matches!(destination, Destination::Syslog) && !self.context.verbose;
+        if !quiet && !self.warned.replace(true) {
+            let cause = match destination {
+                Destination::Syslog => syslog_cause(&e),
+                _ => e.to_string(),
+            };
             eprintln!(
-                "WARNING: cannot write the log ({}): {e}; the command goes on",
+                "WARNING: cannot write the log ({}): {cause}; the command goes on",
                 destination_name(destination)
             );
         }
@@ -269,6 +288,22 @@ impl Logger {
             Level::Trace => logger.debug(line),
         }
         .map_err(LogError::Syslog)
+    }
+}
+
+/// Why syslog could not be written, told from `/dev/log` itself.
+fn syslog_cause(error: &LogError) -> String {
+    const DEV_LOG: &str = "/dev/log";
+    if std::fs::symlink_metadata(DEV_LOG).is_err() {
+        return format!("{DEV_LOG} does not exist: no syslog daemon runs here");
+    }
+    let probe = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(DEV_LOG));
+    match probe.map_err(|e| e.raw_os_error()) {
+        Err(Some(nix::libc::ECONNREFUSED)) => {
+            format!("{DEV_LOG} refuses connections: its syslog daemon is not running")
+        }
+        Err(Some(nix::libc::EACCES)) => format!("{DEV_LOG}: permission denied"),
+        _ => error.to_string(),
     }
 }
 

@@ -87,6 +87,7 @@ fn lines_have_the_original_plist_shape() {
             name: Some("web".into()),
             command: "start".into(),
             user: Some("root".into()),
+            verbose: false,
         },
     );
     let line = logger.line(
