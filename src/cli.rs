@@ -150,12 +150,14 @@ pub fn usage() -> String {
          DAEMONIZATION_DEFAULT_CONF  a conf file replacing the built-in default conf\n  \
          DAEMONIZATION_PID_DIR       the directory of pid files when :pid-file-dir is nil\n  \
          LISP_RUNNER                 the Lisp program to run (default sbcl)\n  \
-         LOGGING_CONF                a logging conf replacing the built-in one (all to syslog)\n\n\
+         LOGGING_CONF                a logging conf replacing the built-in one (all to syslog)\n  \
+         DAEMONIZATION_LOG=none      no logging at all\n\n\
          Options:\n  \
          --print simple|plist|json|none  how to print the result (default simple)\n  \
          --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
          --force                         zap: remove the pid file even if its daemon seems alive\n  \
-         --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n",
+         --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n  \
+         -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n",
     );
     out
 }
