@@ -980,3 +980,53 @@ fn tilde_paths_start_in_the_callers_home() {
     assert_eq!(run("stop").status.code(), Some(0));
     assert!(!alive(pid));
 }
+
+/// `nodaemon` at a terminal (a pty made by script(1)): Ctrl-C stops the
+/// Lisp as SIGTERM does, with the stop line and exit 0, not as an
+/// unhandled interactive interrupt.
+#[test]
+fn ctrl_c_stops_nodaemon_at_a_terminal() {
+    use std::io::{Read as _, Write as _};
+    let sb = Sandbox::new();
+    let ready = sb.path("ready");
+    let conf = sb.conf(
+        "fg.conf",
+        &format!(
+            "(:pid-file \"fg.pid\" :name \"fg\"\n \
+             :main-function #.(lambda () (with-open-file (s {} :direction :output) (print :up s))))",
+            lisp_string(ready.to_str().unwrap())
+        ),
+    );
+    let inner = format!("{} {} nodaemon", bin(), conf.display());
+    let mut script = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) runs (apt-get install bsdutils)");
+    sb.track(script.id() as i32);
+    assert!(
+        wait_until(30, || ready.exists()),
+        "the Lisp ran its main function"
+    );
+    let mut stdin = script.stdin.take().unwrap();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    assert!(
+        wait_until(30, || script.try_wait().unwrap().is_some()),
+        "Ctrl-C ended it"
+    );
+    let mut out = String::new();
+    script
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(script.wait().unwrap().code(), Some(0), "{out}");
+    assert!(out.contains("Stop fg daemon (signal 2)"), "{out}");
+    assert!(!out.contains("Unhandled"), "{out}");
+}

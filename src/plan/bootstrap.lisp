@@ -170,9 +170,9 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
     (setf *default-pathname-defaults* (pathname *directory*)))
   (dolist (fd (if *ready-fd* (cons *ready-fd* *close-fds*) *close-fds*))
     (%set-cloexec fd))
-  (%install-stop-handlers
-   #'stop-now
-   (not (and (eq *mode* :foreground) (interactive-stream-p *standard-input*))))
+  ;; SIGINT too, at a terminal as well: Ctrl-C stops a nodaemon Lisp as
+  ;; SIGTERM does (the stop line, exit 0).
+  (%install-stop-handlers #'stop-now t)
   (%install-debugger-hook #'die-on-unhandled-error)
   (%user-evaluation)
   (dolist (module *required-modules*) (%require module))
