@@ -107,7 +107,18 @@ impl Args {
             (None, _) => Invocation::BadUsage("missing the conf file and the command".into()),
             (Some(_), None) => Invocation::BadUsage("missing the command".into()),
             (Some(conf), Some(name)) => match Command::parse(&name) {
-                None => Invocation::BadUsage(format!("unknown command \"{name}\"")),
+                // `daemonization start site.conf`: said, not guessed.
+                None if conf.to_str().and_then(Command::parse).is_some() => {
+                    Invocation::BadUsage(format!(
+                        "the conf file comes first, then the command: daemonization {} {}",
+                        name,
+                        conf.display()
+                    ))
+                }
+                None => Invocation::BadUsage(match Command::nearest(&name) {
+                    Some(near) => format!("unknown command \"{name}\"; did you mean {near}?"),
+                    None => format!("unknown command \"{name}\""),
+                }),
                 Some(Command::Help) => Invocation::Usage,
                 Some(Command::Info) => Invocation::Info,
                 Some(command) => Invocation::Run {
@@ -215,7 +226,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             Ok(ExitCode::from(exit::OK))
         }
         Invocation::BadUsage(why) => {
-            eprint!("ERROR: {why}\n{}", usage());
+            eprintln!("ERROR: {why}\nsee 'daemonization --help'");
             Ok(ExitCode::from(exit::USAGE))
         }
         Invocation::Info => {

@@ -167,6 +167,11 @@ impl Command {
     pub fn parse(name: &str) -> Option<Command> {
         COMMANDS.iter().find(|r| r.name == name).map(|r| r.command)
     }
+
+    /// The command a mistyped name most likely meant.
+    pub fn nearest(name: &str) -> Option<&'static str> {
+        crate::suggest::nearest(name, COMMANDS.iter().map(|r| r.name))
+    }
 }
 
 #[cfg(test)]

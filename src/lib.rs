@@ -13,5 +13,6 @@ pub mod plan;
 pub mod reader;
 pub mod report;
 pub mod source;
+pub mod suggest;
 pub mod trust;
 pub mod unit;

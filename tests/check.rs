@@ -153,15 +153,44 @@ fn help_lists_commands_and_keys() {
     }
 }
 
-/// An unknown command prints the usage on stderr and exits 2.
+/// A usage error is one line and where to look, exit 2: an unknown
+/// command (with the command it most likely meant), swapped arguments, a
+/// missing command. Nothing runs.
 #[test]
-fn unknown_command_exits_2() {
+fn usage_errors_are_one_line_and_help() {
     let dir = tempfile::tempdir().unwrap();
     let conf = fixture("original-confs/examples/example1.conf");
-    let out = run(dir.path(), &[conf.to_str().unwrap(), "launch"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).starts_with("ERROR: unknown command \"launch\"\nUsage: daemonization"));
-    assert_eq!(stdout(&out), "");
+    let conf = conf.to_str().unwrap();
+    let cases: [(&[&str], String); 4] = [
+        (&[conf, "launch"], "unknown command \"launch\"".into()),
+        (
+            &[conf, "stauts"],
+            "unknown command \"stauts\"; did you mean status?".into(),
+        ),
+        (
+            &["start", conf],
+            format!("the conf file comes first, then the command: daemonization {conf} start"),
+        ),
+        (&[conf], "missing the command".into()),
+    ];
+    for (args, message) in cases {
+        let out = run(dir.path(), args);
+        assert_eq!(
+            (out.status.code(), stdout(&out), stderr(&out)),
+            (
+                Some(2),
+                String::new(),
+                format!("ERROR: {message}\nsee 'daemonization --help'\n")
+            ),
+            "{args:?}"
+        );
+    }
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "logging.conf")
+        .collect();
+    assert!(made.is_empty(), "nothing ran: {made:?}");
 }
 
 /// Every file of the original's conf tree reads as Lisp (the logging conf

@@ -90,6 +90,8 @@ pub enum ConfErrorKind {
         key: String,
         known: String,
         nested_in: Option<String>,
+        /// The known key it most likely meant.
+        nearest: Option<String>,
     },
     RepeatedKey {
         key: String,
@@ -172,13 +174,21 @@ impl fmt::Display for ConfErrorKind {
             UnknownKey {
                 key,
                 known,
-                nested_in: None,
-            } => write!(f, "unknown key {key}. {ORIGINAL_KEYS_MESSAGE}{known}"),
-            UnknownKey {
-                key,
-                known,
-                nested_in: Some(outer),
-            } => write!(f, "unknown key {key} in {outer}: expected one of {known}"),
+                nested_in,
+                nearest,
+            } => {
+                write!(f, "unknown key {key}")?;
+                if let Some(outer) = nested_in {
+                    write!(f, " in {outer}")?;
+                }
+                if let Some(near) = nearest {
+                    write!(f, " (did you mean :{near}?)")?;
+                }
+                match nested_in {
+                    None => write!(f, ". {ORIGINAL_KEYS_MESSAGE}{known}"),
+                    Some(_) => write!(f, ": expected one of {known}"),
+                }
+            }
             RepeatedKey { key, first, known } => write!(
                 f,
                 "repeated key {key} (first given at {}:{}). {ORIGINAL_KEYS_MESSAGE}{known}",

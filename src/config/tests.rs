@@ -164,7 +164,7 @@ fn errors_render_exactly() {
         ),
         (
             "(:pid-fil \"x\")",
-            format!("DIR/c.conf:1:2: unknown key :pid-fil. {original}{keys}\n  |\n1 | (:pid-fil \"x\")\n  |  ^^^^^^^^"),
+            format!("DIR/c.conf:1:2: unknown key :pid-fil (did you mean :pid-file?). {original}{keys}\n  |\n1 | (:pid-fil \"x\")\n  |  ^^^^^^^^"),
         ),
         (
             "(:user \"a\"\n :user \"b\")",
