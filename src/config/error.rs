@@ -90,8 +90,8 @@ pub enum ConfErrorKind {
         key: String,
         known: String,
         nested_in: Option<String>,
-        /// The known key it most likely meant.
-        nearest: Option<String>,
+        /// The known key it most likely meant (lower case, no colon).
+        nearest: Option<&'static str>,
     },
     RepeatedKey {
         key: String,

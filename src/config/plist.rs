@@ -46,8 +46,7 @@ pub fn entries<'f>(
         };
         let Some(&known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(name)) else {
             let kind = ConfErrorKind::UnknownKey {
-                nearest: crate::suggest::nearest(name, allowed.iter().copied())
-                    .map(str::to_lowercase),
+                nearest: crate::suggest::nearest(name, allowed.iter().copied()),
                 key: written,
                 known: listed(),
                 nested_in: nested_in.map(str::to_string),
