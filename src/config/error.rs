@@ -88,10 +88,9 @@ pub enum ConfErrorKind {
     },
     UnknownKey {
         key: String,
-        known: String,
+        /// The keys allowed there (table names).
+        known: &'static [&'static str],
         nested_in: Option<String>,
-        /// The known key it most likely meant (lower case, no colon).
-        nearest: Option<&'static str>,
     },
     RepeatedKey {
         key: String,
@@ -127,6 +126,15 @@ pub enum ConfErrorKind {
     },
     /// A restas-daemon conf without `*name*`.
     RestasNoName,
+}
+
+/// `(:PID-FILE :NAME ...)`: keys as the original listed them.
+pub fn key_list_text(names: &[&str]) -> String {
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| format!(":{}", n.to_uppercase()))
+        .collect();
+    format!("({})", names.join(" "))
 }
 
 /// The first line of a value's source text, shortened, for messages.
@@ -175,15 +183,16 @@ impl fmt::Display for ConfErrorKind {
                 key,
                 known,
                 nested_in,
-                nearest,
             } => {
                 write!(f, "unknown key {key}")?;
                 if let Some(outer) = nested_in {
                     write!(f, " in {outer}")?;
                 }
-                if let Some(near) = nearest {
+                let name = key.trim_start_matches(':');
+                if let Some(near) = crate::suggest::nearest(name, known.iter().copied()) {
                     write!(f, " (did you mean :{near}?)")?;
                 }
+                let known = key_list_text(known);
                 match nested_in {
                     None => write!(f, ". {ORIGINAL_KEYS_MESSAGE}{known}"),
                     Some(_) => write!(f, ": expected one of {known}"),

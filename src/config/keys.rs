@@ -276,8 +276,9 @@ pub fn key_list() -> String {
 }
 
 /// The names of all keys, in table order.
-pub fn names() -> Vec<&'static str> {
-    KEYS.iter().map(|k| k.name).collect()
+pub fn names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| KEYS.iter().map(|k| k.name).collect())
 }
 
 /// Where a value came from, for its typed form and its error messages.

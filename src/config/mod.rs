@@ -207,7 +207,7 @@ fn canonical(path: &Path) -> PathBuf {
 fn read_layer(source: Source, env: &ConfEnv) -> Result<Layer, ConfError> {
     let source = Arc::new(source);
     let plist = read_single_form(&source, &env.features)?;
-    let pairs = plist::entries(&plist, &source, &keys::names(), None)
+    let pairs = plist::entries(&plist, &source, keys::names(), None)
         .map_err(|(kind, span)| ConfError::at(kind, span, &source))?;
     let mut spec = DaemonSpec::default();
     let mut entries = Vec::with_capacity(pairs.len());

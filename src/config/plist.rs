@@ -15,7 +15,7 @@ pub type Entry<'f> = (&'static str, &'f Form, &'f Form);
 pub fn entries<'f>(
     form: &'f Form,
     source: &Source,
-    allowed: &[&'static str],
+    allowed: &'static [&'static str],
     nested_in: Option<&str>,
 ) -> Result<Vec<Entry<'f>>, Fail> {
     let items: &[Form] = match &form.datum {
@@ -37,18 +37,11 @@ pub fn entries<'f>(
         let Datum::Keyword(name) = &key.datum else {
             return Err((ConfErrorKind::ExpectedKey { found: written }, key.span));
         };
-        let listed = || {
-            let names: Vec<String> = allowed
-                .iter()
-                .map(|a| format!(":{}", a.to_uppercase()))
-                .collect();
-            format!("({})", names.join(" "))
-        };
+        let listed = || super::error::key_list_text(allowed);
         let Some(&known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(name)) else {
             let kind = ConfErrorKind::UnknownKey {
-                nearest: crate::suggest::nearest(name, allowed.iter().copied()),
                 key: written,
-                known: listed(),
+                known: allowed,
                 nested_in: nested_in.map(str::to_string),
             };
             return Err((kind, key.span));
