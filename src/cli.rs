@@ -54,6 +54,8 @@ pub struct Args {
 #[derive(Debug)]
 pub enum Invocation {
     Usage,
+    /// `help keys`: the conf keys.
+    Keys,
     /// `info`: what the tool knows, for the Lisp API.
     Info,
     BadUsage(String),
@@ -103,6 +105,9 @@ impl Args {
         let conf = self.conf_file;
         match (conf, self.command) {
             (Some(c), None) if c.as_os_str() == "help" => Invocation::Usage,
+            (Some(c), Some(topic)) if c.as_os_str() == "help" && topic == "keys" => {
+                Invocation::Keys
+            }
             (Some(c), None) if c.as_os_str() == "info" => Invocation::Info,
             (None, _) => Invocation::BadUsage("missing the conf file and the command".into()),
             (Some(_), None) => Invocation::BadUsage("missing the command".into()),
@@ -131,30 +136,17 @@ impl Args {
     }
 }
 
-/// The usage: the original's three lines, then the commands and conf keys.
+/// The usage: how to call the tool, the commands, then (below) the
+/// environment and the options; the conf keys are `help keys`.
 pub fn usage() -> String {
-    let names: Vec<&str> = COMMANDS.iter().map(|r| r.name).collect();
-    let mut out = format!(
-        "Usage: daemonization <config-file> <command>\n\
-         Options:\n\
-         <config-file> - file with a property list that can contain these keys: {}\n\
-         <command> - one of the commands: {}\n\nCommands:\n",
-        config::keys::key_list(),
-        names.join(" | ")
+    let mut out = String::from(
+        "Usage: daemonization [OPTIONS] <CONF-FILE> <COMMAND>\n       \
+         daemonization help [keys]\n\n\
+         CONF-FILE is a property list conf (as for daemon.sh) or a restas-daemon conf.\n\n\
+         Commands:\n",
     );
     for row in COMMANDS {
         let _ = writeln!(out, "  {:<9} {}", row.name, row.doc);
-    }
-    out.push_str("\nConf keys:\n");
-    for key in KEYS {
-        let _ = writeln!(
-            out,
-            "  :{}  {} (default {})\n      {}",
-            key.name,
-            key.kind.expected(),
-            key.default,
-            key.doc
-        );
     }
     out.push_str(
         "\nEnvironment:\n  \
@@ -168,8 +160,29 @@ pub fn usage() -> String {
          --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
          --force                         zap: remove the pid file even if its daemon seems alive\n  \
          --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n  \
-         -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n",
+         -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n\n\
+         The conf keys: daemonization help keys\n",
     );
+    out
+}
+
+/// `help keys`: every conf key, its values, default and meaning (the
+/// original's key list first).
+pub fn keys_usage() -> String {
+    let mut out = format!(
+        "A conf file is a property list with any of these keys:\n{}\n\n",
+        config::keys::key_list()
+    );
+    for key in KEYS {
+        let _ = writeln!(
+            out,
+            "  :{}  {} (default {})\n      {}",
+            key.name,
+            key.kind.expected(),
+            key.default,
+            key.doc
+        );
+    }
     out
 }
 
@@ -223,6 +236,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     match args.validate() {
         Invocation::Usage => {
             print!("{}", usage());
+            Ok(ExitCode::from(exit::OK))
+        }
+        Invocation::Keys => {
+            print!("{}", keys_usage());
             Ok(ExitCode::from(exit::OK))
         }
         Invocation::BadUsage(why) => {

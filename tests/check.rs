@@ -130,7 +130,8 @@ fn missing_conf_file_is_a_conf_error() {
     );
 }
 
-/// `help` and `--help` list every command and every conf key; exit 0.
+/// `help` and `--help` show how to call the tool and every command; `help
+/// keys` every conf key; exit 0.
 #[test]
 fn help_lists_commands_and_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,17 +140,30 @@ fn help_lists_commands_and_keys() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         let text = stdout(&out);
         assert!(
-            text.starts_with("Usage: daemonization <config-file> <command>\n"),
+            text.starts_with("Usage: daemonization [OPTIONS] <CONF-FILE> <COMMAND>\n"),
             "{text}"
         );
-        assert!(text.contains("<command> - one of the commands: start | stop | zap | kill | restart | nodaemon | status | help | check | migrate | unit | info\n"));
-        for key in daemonization::config::keys::KEYS {
+        for row in daemonization::command::COMMANDS {
             assert!(
-                text.contains(&format!("\n  :{}  ", key.name)),
-                "{} missing",
-                key.name
+                text.contains(&format!("\n  {:<9} {}\n", row.name, row.doc)),
+                "{}",
+                row.name
             );
         }
+        assert!(
+            text.ends_with("The conf keys: daemonization help keys\n"),
+            "{text}"
+        );
+    }
+    let out = run(dir.path(), &["help", "keys"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for key in daemonization::config::keys::KEYS {
+        assert!(
+            text.contains(&format!("\n  :{}  ", key.name)),
+            "{} missing",
+            key.name
+        );
     }
 }
 
