@@ -452,6 +452,15 @@ fn unit(session: &Session) -> anyhow::Result<ExitCode> {
     let tool = env::current_exe()?;
     let stop = session.runner.kind.facts().stop_signal;
     print!("{}", crate::unit::unit(&session.conf, &tool, stop));
+    eprint!("{}", crate::unit::next_steps(&session.conf));
+    if let Some(place) = crate::unit::misplaced_tool(&tool, daemon::caller_home().as_deref()) {
+        eprintln!(
+            "WARNING: ExecStart runs the tool at {}, in {place}: install it \
+             (apt install ./daemonization_*.deb, or cargo install --path . --root /usr/local) \
+             and make the unit with the installed one",
+            tool.display()
+        );
+    }
     session.logger.info("unit: printed the systemd unit");
     Ok(ExitCode::from(exit::OK))
 }

@@ -9,17 +9,56 @@ use nix::sys::signal::Signal;
 
 use crate::config::{Conf, RestartPolicy};
 
+/// The unit's name: the conf's `:name`, else its file's stem, with what a
+/// unit name cannot hold made `-`.
+pub fn unit_name(conf: &Conf) -> String {
+    let name = conf.spec.name.clone().unwrap_or_else(|| {
+        conf.path
+            .file_stem()
+            .map_or("daemon".into(), |s| s.to_string_lossy().into_owned())
+    });
+    name.chars()
+        .map(|c| match c.is_ascii_alphanumeric() || ":_.-".contains(c) {
+            true => c,
+            false => '-',
+        })
+        .collect()
+}
+
+/// What to do with the unit, for stderr: where to save it and the
+/// systemctl commands.
+pub fn next_steps(conf: &Conf) -> String {
+    let name = unit_name(conf);
+    format!(
+        "Save it as /etc/systemd/system/{name}.service, then:\n  \
+         systemctl daemon-reload\n  \
+         systemctl enable --now {name}\n"
+    )
+}
+
+/// Why a unit should not run the tool at `tool`, if it lies in a
+/// temporary or a home directory (gone, or someone else's, at boot).
+pub fn misplaced_tool(tool: &Path, home: Option<&Path>) -> Option<&'static str> {
+    let temporary = ["/tmp/", "/var/tmp/", "/dev/shm/"];
+    let homes = ["/home/", "/root/"];
+    let text = tool.to_string_lossy();
+    if temporary.iter().any(|t| text.starts_with(t)) {
+        Some("a temporary directory")
+    } else if homes.iter().any(|h| text.starts_with(h)) || home.is_some_and(|h| tool.starts_with(h))
+    {
+        Some("a home directory")
+    } else {
+        None
+    }
+}
+
 /// The unit text for `conf`, run by the tool at `tool` (absolute).
 /// `stop_signal` is the runner's first stop signal when the conf gives no
 /// stop schedule.
 pub fn unit(conf: &Conf, tool: &Path, stop_signal: Signal) -> String {
     let spec = &conf.spec;
     let conf_path = conf.path.display();
-    let name = spec.name.clone().unwrap_or_else(|| {
-        conf.path
-            .file_stem()
-            .map_or("daemon".into(), |s| s.to_string_lossy().into_owned())
-    });
+    let name = spec.name.clone().unwrap_or_else(|| unit_name(conf));
     let mut out = format!(
         "# systemd unit for the daemonization conf {conf_path}\n\
          # (made by `daemonization {conf_path} unit`)\n\
@@ -102,5 +141,26 @@ fn quote(word: &str) -> String {
         format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         word.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::misplaced_tool;
+    use std::path::Path;
+
+    #[test]
+    fn a_tool_in_a_temporary_or_home_directory_is_misplaced() {
+        let home = Some(Path::new("/srv/me"));
+        let place = |p: &str| misplaced_tool(Path::new(p), home);
+        assert_eq!(place("/tmp/x/daemonization"), Some("a temporary directory"));
+        assert_eq!(
+            place("/home/ann/src/target/release/daemonization"),
+            Some("a home directory")
+        );
+        assert_eq!(place("/srv/me/bin/daemonization"), Some("a home directory"));
+        assert_eq!(place("/usr/bin/daemonization"), None);
+        assert_eq!(place("/usr/local/bin/daemonization"), None);
+        assert_eq!(place("/tmpfoo/daemonization"), None);
     }
 }

@@ -56,8 +56,77 @@ fn unit_is_a_valid_systemd_service() {
         bin = bin()
     );
     assert_eq!(stdout(&out), expected);
+    assert!(
+        stderr(&out).starts_with(
+            "Save it as /etc/systemd/system/web.service, then:\n  \
+             systemctl daemon-reload\n  \
+             systemctl enable --now web\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let unit = sb.path("web-daemon.service");
     std::fs::write(&unit, stdout(&out)).unwrap();
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+    {
+        Ok(verify) => {
+            assert!(verify.status.success(), "{}", stderr(&verify));
+            assert_eq!(stderr(&verify), "", "no warnings");
+        }
+        Err(_) if std::env::var_os("CI").is_none() => eprintln!("skipped: no systemd-analyze"),
+        Err(e) => panic!("systemd-analyze: {e}"),
+    }
+}
+
+/// A unit made by a tool in a temporary directory warns: systemd would
+/// start it from there at boot.
+#[test]
+fn unit_warns_about_a_tool_in_a_temporary_directory() {
+    let sb = Sandbox::new();
+    let tool = sb.path("daemonization");
+    std::fs::copy(bin(), &tool).unwrap();
+    let conf = sb.conf("site.conf", "(:pid-file \"site.pid\")");
+    let out = Command::new(&tool)
+        .arg(&conf)
+        .arg("unit")
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains(&format!("ExecStart={} ", tool.display())));
+    assert!(
+        stderr(&out).ends_with(&format!(
+            "systemctl enable --now site\n\
+             WARNING: ExecStart runs the tool at {}, in a temporary directory: install it \
+             (apt install ./daemonization_*.deb, or cargo install --path . --root /usr/local) \
+             and make the unit with the installed one\n",
+            tool.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The template unit `contrib/systemd/daemonization@.service` (one daemon
+/// per conf in /etc/daemonization) is a valid service for an instance.
+#[test]
+fn the_template_unit_is_valid() {
+    let sb = Sandbox::new();
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contrib/systemd/daemonization@.service"),
+    )
+    .unwrap();
+    assert!(
+        template.contains("ExecStart=/usr/bin/daemonization /etc/daemonization/%i.conf nodaemon\n")
+    );
+    assert!(template.contains("Type=notify\n"));
+    // verify wants the program to exist: the binary under test stands in.
+    let unit = sb.path("daemonization@site.service");
+    std::fs::write(&unit, template.replace("/usr/bin/daemonization", bin())).unwrap();
     match Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)
