@@ -429,6 +429,8 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
 /// `check`: the merged conf, as one property list.
 fn check(session: &Session) -> ExitCode {
     print!("{}", session.conf.to_plist_text());
+    let stop = session.runner.kind.facts().stop_signal;
+    print!("{}", session.conf.defaults_text(stop));
     session.logger.info("check: the conf is valid");
     ExitCode::from(exit::OK)
 }

@@ -296,6 +296,26 @@ fn check_prints_the_paths_the_tool_will_use() {
         "{}",
         stdout(&out)
     );
+    // Every key the tool uses is shown: those no level gives with their
+    // defaults, as comments after the list (which reads the same).
+    let text = stdout(&out);
+    let defaults = text
+        .split_once(")\n;; not in the conf, so the defaults:\n")
+        .expect("defaults after the list")
+        .1;
+    assert!(defaults.contains(";;  :start-timeout 60\n"), "{defaults}");
+    assert!(
+        defaults.contains(";;  :stop-schedule \"USR1/60/KILL/5\"\n"),
+        "{defaults}"
+    );
+    assert!(!defaults.contains(":fasl-dir"), "given, so not a default");
+    // All keys but the 13 of the default conf, :output and :fasl-dir (given)
+    // and :conf-params-file (in the list).
+    assert_eq!(
+        defaults.lines().count(),
+        daemonization::config::keys::KEYS.len() - 16,
+        "{defaults}"
+    );
 }
 
 /// A machine without a syslog daemon is not an error of the command: no

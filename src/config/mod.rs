@@ -276,6 +276,28 @@ fn end_position(text: &str) -> reader::Position {
 }
 
 impl Conf {
+    /// The keys the conf does not give, with the values the tool uses for
+    /// them, as comment lines (so the property list above them reads the
+    /// same): `stop_signal` is the runner's first stop signal.
+    pub fn defaults_text(&self, stop_signal: nix::sys::signal::Signal) -> String {
+        let mut out = String::new();
+        for key in keys::KEYS {
+            if self.values.contains_key(key.name) || key.name == "conf-params-file" {
+                continue;
+            }
+            if out.is_empty() {
+                out.push_str(";; not in the conf, so the defaults:\n");
+            }
+            let value = match key.name {
+                "stop-schedule" => lisp_string(&self.spec.stop_schedule(stop_signal).to_string()),
+                "stop-timeout" => self.spec.stop_timeout().as_secs_f64().to_string(),
+                _ => key.default.to_string(),
+            };
+            let _ = writeln!(out, ";;  :{} {value}", key.name);
+        }
+        out
+    }
+
     /// The merged conf as one property list that the Lisp's `read` accepts:
     /// sorted by key, each value as written, `:conf-params-file` the conf's
     /// absolute path.
