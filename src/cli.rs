@@ -44,6 +44,12 @@ pub struct Args {
     /// Say more: a log that cannot be written (syslog included), and why.
     #[arg(short, long)]
     verbose: bool,
+    /// log: how many of the last lines to print.
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+    lines: usize,
+    /// log: then print what the daemon writes, as it writes it.
+    #[arg(short, long)]
+    follow: bool,
     /// The conf file: one property list, as for daemon.sh.
     conf_file: Option<PathBuf>,
     /// What to do; see the list of commands.
@@ -74,6 +80,10 @@ pub struct Options {
     pub force: bool,
     pub stop_schedule: Option<StopSchedule>,
     pub verbose: bool,
+    /// `log -n N`.
+    pub lines: usize,
+    /// `log -f`.
+    pub follow: bool,
 }
 
 impl Args {
@@ -101,6 +111,8 @@ impl Args {
             force: self.force,
             stop_schedule,
             verbose: self.verbose,
+            lines: self.lines,
+            follow: self.follow,
         };
         let conf = self.conf_file;
         match (conf, self.command) {
@@ -160,7 +172,9 @@ pub fn usage() -> String {
          --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
          --force                         zap: remove the pid file even if its daemon seems alive\n  \
          --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n  \
-         -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n\n\
+         -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n  \
+         -n, --lines N                   log: how many of the last lines (default 10)\n  \
+         -f, --follow                    log: then follow the output as it grows (across rotation)\n\n\
          The conf keys: daemonization help keys\n",
     );
     out
@@ -420,6 +434,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         Command::Check => check(&session),
         Command::Migrate => migrate(&session),
         Command::Unit => unit(&session)?,
+        Command::Log => log(&session, options),
         Command::Nodaemon => nodaemon(&session, options),
         Command::Help | Command::Info => unreachable!("answered without a conf"),
         _ => daemon_command(&session, command, options),
@@ -433,6 +448,33 @@ fn check(session: &Session) -> ExitCode {
     print!("{}", session.conf.defaults_text(stop));
     session.logger.info("check: the conf is valid");
     ExitCode::from(exit::OK)
+}
+
+/// `log`: the last lines of `:output`, and with `-f` what follows; without
+/// `:output`, where the output goes and how to capture it.
+fn log(session: &Session, options: &Options) -> ExitCode {
+    let Some(output) = &session.conf.spec.output else {
+        println!(
+            "the daemon's output is not captured (it goes to /dev/null): set :output in {} \
+             to capture it; under systemd (daemonization CONF unit), journalctl -u {} shows it",
+            session.conf.path.display(),
+            crate::unit::unit_name(&session.conf)
+        );
+        return ExitCode::from(exit::OK);
+    };
+    let mut out = std::io::stdout().lock();
+    match daemon::tail::tail(output, options.lines, options.follow, &mut out) {
+        Ok(()) => ExitCode::from(exit::OK),
+        // The reader went away (`log -f | head`): done.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!(
+                "ERROR: cannot read the :output file {}: {e}",
+                output.display()
+            );
+            ExitCode::from(exit::FAILED)
+        }
+    }
 }
 
 /// `migrate`: the plist conf of a restas-daemon conf.

@@ -21,6 +21,7 @@ pub enum Command {
     Migrate,
     Unit,
     Info,
+    Log,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
@@ -135,6 +136,14 @@ pub const COMMANDS: &[Row] = &[
         name: "unit",
         past: "printed",
         doc: "print a systemd service unit that runs the conf with nodaemon",
+        launches: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Log,
+        name: "log",
+        past: "printed",
+        doc: "print the last lines of the daemon's captured :output (-n N, default 10); -f follows it",
         launches: false,
         exits: Exits::Own,
     },

@@ -14,6 +14,7 @@ mod process;
 mod readiness;
 mod spawn;
 mod supervise;
+pub mod tail;
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd as _;
