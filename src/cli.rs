@@ -544,6 +544,10 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
         Command::Restart => daemon::restart(&req),
         _ => daemon::status(&req),
     };
+    let mut outcome = outcome;
+    if command == Command::Status && options.verbose {
+        outcome.details = Some(daemon::details(&req, &outcome));
+    }
     session.logger.info(&outcome.line());
     if let Some(error) = &outcome.error {
         session.logger.error(error);

@@ -76,6 +76,121 @@ pub struct Outcome {
     pub exit: u8,
     /// For a supervised daemon: its Lisp.
     pub supervision: Option<Supervision>,
+    /// `status -v`: what a person wants to know of a daemon.
+    pub details: Option<Details>,
+}
+
+/// `status -v`, like `systemctl status`: the daemon's process, its Lisp,
+/// its files and its last output lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    pub name: Option<String>,
+    /// The Lisp and its version (`SBCL 2.2.9.debian`).
+    pub lisp: Option<String>,
+    pub conf: PathBuf,
+    /// When the Lisp process started (seconds since the epoch) and how long
+    /// it has run.
+    pub since: Option<u64>,
+    pub uptime: Option<std::time::Duration>,
+    /// Its resident memory, in KiB.
+    pub rss_kib: Option<u64>,
+    pub output: Option<PathBuf>,
+    /// The last lines of `:output`.
+    pub last_lines: Vec<String>,
+}
+
+impl Details {
+    /// The block printed after the status line.
+    pub fn block(&self, outcome: &Outcome) -> String {
+        let mut out = String::new();
+        let mut field = |name: &str, value: String| {
+            let _ = writeln!(out, "  {:<11}{value}", format!("{name}:"));
+        };
+        field("name", self.name.clone().unwrap_or_else(|| "(none)".into()));
+        let state = match (outcome.ok, self.since, self.uptime) {
+            (true, Some(since), Some(up)) => format!("running since {} ({})", utc(since), span(up)),
+            (true, _, _) => "running".into(),
+            (false, _, _) => outcome.line().split(" (").next().unwrap_or("").to_string(),
+        };
+        field("state", state);
+        if let Some(pid) = outcome.pid {
+            match &outcome.supervision {
+                Some(s) => {
+                    let lisp = s.lisp_pid.map_or("none now".into(), |p| p.to_string());
+                    let last = s
+                        .last_exit
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(", last exit: {e}"));
+                    field("main pid", format!("{lisp} (the Lisp)"));
+                    field(
+                        "supervisor",
+                        format!("{pid}: {} restarts{last}", s.restarts),
+                    );
+                }
+                None => field("main pid", pid.to_string()),
+            }
+        }
+        if let Some(kib) = self.rss_kib {
+            field("memory", format!("{:.1} MiB resident", kib as f64 / 1024.0));
+        }
+        if let Some(lisp) = &self.lisp {
+            field("lisp", lisp.clone());
+        }
+        field("conf", self.conf.display().to_string());
+        field("pid file", outcome.pid_file.display().to_string());
+        match &self.output {
+            Some(output) => field("output", output.display().to_string()),
+            None => field("output", "not captured (set :output)".into()),
+        }
+        for line in &self.last_lines {
+            let _ = writeln!(out, "    {line}");
+        }
+        out
+    }
+
+    fn plist(&self) -> String {
+        let text = |s: Option<&str>| s.map_or("nil".to_string(), lisp_string);
+        let number = |n: Option<u64>| n.map_or("nil".to_string(), |n| n.to_string());
+        let lines: Vec<String> = self.last_lines.iter().map(|l| lisp_string(l)).collect();
+        format!(
+            " :name {} :lisp {} :conf {} :since {} :uptime {} :rss-kib {} :output {} :last-lines ({})",
+            text(self.name.as_deref()),
+            text(self.lisp.as_deref()),
+            lisp_string(&self.conf.display().to_string()),
+            number(self.since),
+            number(self.uptime.map(|u| u.as_secs())),
+            number(self.rss_kib),
+            text(
+                self.output
+                    .as_ref()
+                    .map(|o| o.display().to_string())
+                    .as_deref()
+            ),
+            lines.join(" ")
+        )
+    }
+
+    fn add_to(&self, json: &mut serde_json::Value) {
+        json["name"] = serde_json::json!(self.name);
+        json["lisp"] = serde_json::json!(self.lisp);
+        json["conf"] = serde_json::json!(self.conf.display().to_string());
+        json["since"] = serde_json::json!(self.since);
+        json["uptime"] = serde_json::json!(self.uptime.map(|u| u.as_secs()));
+        json["rss-kib"] = serde_json::json!(self.rss_kib);
+        json["output"] = serde_json::json!(self.output.as_ref().map(|o| o.display().to_string()));
+        json["last-lines"] = serde_json::json!(self.last_lines);
+    }
+}
+
+/// `2026-11-29T21:30:01Z`.
+fn utc(epoch: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// `5m 3s`, `3days 2h 1m` (whole seconds).
+fn span(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
 }
 
 /// What a supervisor says of the Lisp it runs.
@@ -217,6 +332,7 @@ impl Outcome {
             warning: None,
             exit,
             supervision: None,
+            details: None,
         }
     }
 
@@ -282,8 +398,9 @@ impl Outcome {
                 text(s.last_exit.as_deref())
             )
         });
+        let details = self.details.as_ref().map_or(String::new(), Details::plist);
         format!(
-            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {}{supervision} :line {})",
+            "(:result {} :command {} :status {} :reason {} :pid {} :pid-file {}{supervision}{details} :line {})",
             text(self.result()),
             lisp_string(self.command.name()),
             text(self.status()),
@@ -309,6 +426,9 @@ impl Outcome {
             json["lisp-pid"] = serde_json::json!(s.lisp_pid);
             json["restarts"] = serde_json::json!(s.restarts);
             json["last-exit"] = serde_json::json!(s.last_exit);
+        }
+        if let Some(details) = &self.details {
+            details.add_to(&mut json);
         }
         json.to_string()
     }
@@ -346,7 +466,12 @@ pub enum PrintStyle {
 /// Prints an outcome: the result on stdout, any error on stderr.
 pub fn print(outcome: &Outcome, style: PrintStyle) {
     match style {
-        PrintStyle::Simple => println!("{}", outcome.line()),
+        PrintStyle::Simple => {
+            println!("{}", outcome.line());
+            if let Some(details) = &outcome.details {
+                print!("{}", details.block(outcome));
+            }
+        }
         PrintStyle::Plist => println!("{}", outcome.plist()),
         PrintStyle::Json => println!("{}", outcome.json()),
         PrintStyle::None => {}
@@ -421,6 +546,12 @@ mod tests {
                 0
             )
         );
+    }
+
+    #[test]
+    fn dates_and_spans_read_as_people_write_them() {
+        assert_eq!(utc(1_796_074_201), "2026-11-30T21:30:01Z");
+        assert_eq!(span(std::time::Duration::from_millis(303_400)), "5m 3s");
     }
 
     #[test]

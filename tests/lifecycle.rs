@@ -1118,3 +1118,70 @@ fn log_prints_and_follows_the_captured_output() {
         )
     );
 }
+
+/// `status -v`: the status line, then a block like `systemctl status`
+/// (here of a supervised daemon: its Lisp and its supervisor); plain
+/// `status` stays the original's one line; `--print plist` and `json`
+/// carry the same fields.
+#[test]
+fn status_verbose_tells_what_a_person_wants_to_know() {
+    let sb = Sandbox::new();
+    let output = sb.path("web.log");
+    let conf = sb.conf(
+        "web.conf",
+        &format!(
+            "(:pid-file \"web.pid\" :name \"web\" :output {} :restart :on-failure\n \
+             :main-function #.(lambda () (format t \"serving~%\") (finish-output)))",
+            lisp_string(output.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    let supervisor = started_pid(&out);
+    assert!(wait_until(10, || line_count(&output) == 1));
+    let line = stdout(&sb.run(&conf, &["status"]));
+    assert_eq!(line.lines().count(), 1, "{line}");
+    let out = sb.run(&conf, &["status", "-v"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], line.trim_end());
+    let lisp: i32 = line
+        .split("lisp-pid = ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("  {name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("name"), "web");
+    assert!(field("state").starts_with("running since 20"), "{text}");
+    assert_eq!(field("main pid"), format!("{lisp} (the Lisp)"));
+    assert_eq!(field("supervisor"), format!("{supervisor}: 0 restarts"));
+    assert!(field("memory").ends_with(" MiB resident"), "{text}");
+    assert!(field("lisp").starts_with("SBCL "), "{text}");
+    assert_eq!(field("conf"), conf.display().to_string());
+    assert_eq!(
+        field("pid file"),
+        sb.pid_file("web.pid").display().to_string()
+    );
+    assert_eq!(field("output"), output.display().to_string());
+    assert_eq!(lines.last(), Some(&"    serving"));
+
+    let plist = stdout(&sb.run(&conf, &["status", "-v", "--print", "plist"]));
+    assert!(plist.contains(" :name \"web\" :lisp \"SBCL "), "{plist}");
+    assert!(plist.contains(" :last-lines (\"serving\")"), "{plist}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &sb.run(&conf, &["status", "-v", "--print", "json"]),
+    ))
+    .unwrap();
+    assert_eq!(json["lisp-pid"], lisp);
+    assert!(json["rss-kib"].as_u64().unwrap() > 1000, "{json}");
+    assert_eq!(json["last-lines"][0], "serving");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

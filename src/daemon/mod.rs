@@ -2,6 +2,7 @@
 //! start-stop-daemon, systemd and s6 do it. The only place with fork,
 //! setsid, exec, signals and pid-file locks.
 
+mod details;
 mod error;
 mod events;
 mod exec;
@@ -26,6 +27,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 
+pub use details::details;
 pub use error::DaemonError;
 pub use pidfile::{PidFiles, PidState};
 

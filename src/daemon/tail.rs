@@ -64,6 +64,16 @@ fn last_lines(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
     Ok(tail[cut..].to_vec())
 }
 
+/// The last `n` lines of the file at `path`, without their newlines.
+pub fn last_lines_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    let mut file = open(path)?;
+    let text = last_lines(&mut file, n)?;
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
 /// Copies what `file` has beyond its position to `out`.
 fn drain(file: &mut File, out: &mut impl Write) -> io::Result<()> {
     let mut buffer = [0u8; 64 * 1024];

@@ -1,0 +1,93 @@
+//! `status -v`: what `/proc` and the conf tell of a running daemon, as
+//! `report::Details`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Request;
+use crate::report::{Details, Outcome};
+
+/// The details of `outcome`'s daemon (its Lisp, when supervised).
+pub fn details(req: &Request, outcome: &Outcome) -> Details {
+    let spec = &req.conf.spec;
+    let lisp_pid = outcome
+        .supervision
+        .as_ref()
+        .map_or(outcome.pid, |s| s.lisp_pid)
+        .filter(|_| outcome.ok);
+    let since = lisp_pid.and_then(start_time);
+    let uptime = since.and_then(|since| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|now| Duration::from_secs(now.as_secs().saturating_sub(since)))
+    });
+    let last_lines = spec
+        .output
+        .as_deref()
+        .and_then(|o| super::tail::last_lines_of(o, 5).ok())
+        .unwrap_or_default();
+    Details {
+        name: spec.name.clone(),
+        lisp: lisp_version(req),
+        conf: req.conf.path.clone(),
+        since,
+        uptime,
+        rss_kib: lisp_pid.and_then(resident_kib),
+        output: spec.output.clone(),
+        last_lines,
+    }
+}
+
+/// When process `pid` started, in seconds since the epoch.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the command name (which may hold spaces).
+    let ticks: u64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(boot + ticks / u64::try_from(hz).ok()?.max(1))
+}
+
+/// Its resident memory (`VmRSS`), in KiB.
+fn resident_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The Lisp and its version: the first line of `PROGRAM --version`, run
+/// only when the program passes the trust rule `start` applies to it.
+fn lisp_version(req: &Request) -> Option<String> {
+    let name = req.runner.kind.facts().name;
+    let program = super::find_program(&req.runner.program)?;
+    if crate::trust::check_program(&program, &req.trust).is_err() {
+        return Some(name.to_string());
+    }
+    let out = std::process::Command::new(Path::new(&program))
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .env_remove("SBCL_HOME")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().map(str::trim).filter(|l| !l.is_empty());
+    Some(first.map_or(name.to_string(), str::to_string))
+}
