@@ -542,6 +542,7 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
         Command::Stop | Command::Kill => daemon::stop(&req, command),
         Command::Zap => daemon::zap(&req),
         Command::Restart => daemon::restart(&req),
+        Command::TryRestart => daemon::try_restart(&req),
         _ => daemon::status(&req),
     };
     let mut outcome = outcome;

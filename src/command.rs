@@ -22,6 +22,7 @@ pub enum Command {
     Unit,
     Info,
     Log,
+    TryRestart,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
@@ -88,6 +89,14 @@ pub const COMMANDS: &[Row] = &[
         name: "restart",
         past: "restarted",
         doc: "stop the daemon if it runs, then start it",
+        launches: true,
+        exits: Exits::Launching,
+    },
+    Row {
+        command: Command::TryRestart,
+        name: "try-restart",
+        past: "restarted",
+        doc: "restart the daemon if it runs; if it does not, do nothing (exit 0, as LSB says)",
         launches: true,
         exits: Exits::Launching,
     },

@@ -267,6 +267,8 @@ pub enum Fact {
     Failed {
         message: String,
     },
+    /// `try-restart` of a daemon that does not run: nothing to do.
+    NothingToRestart,
 }
 
 impl Outcome {
@@ -288,6 +290,7 @@ impl Outcome {
                 (false, Some(Reason::Running), Some(*pid))
             }
             Zapped { .. } => (true, None, None),
+            NothingToRestart => (true, Some(Reason::NotRunning), None),
         };
         let mut outcome = Outcome::new(command, ok, reason, pid, pid_file);
         match fact {

@@ -1185,3 +1185,36 @@ fn status_verbose_tells_what_a_person_wants_to_know() {
     assert_eq!(json["last-lines"][0], "serving");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// `try-restart` (LSB): restarts a running daemon; of one that does not
+/// run it starts nothing and exits 0.
+#[test]
+fn try_restart_restarts_only_a_running_daemon() {
+    let sb = Sandbox::new();
+    let (conf, _) = heartbeat(&sb);
+    let pid_file = sb.pid_file("heartbeat.pid");
+    let out = sb.run(&conf, &["try-restart"]);
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success restarted - not-running (pid-file = {})",
+            pid_file.display()
+        ),
+    );
+    assert!(!pid_file.exists());
+    let first = started_pid(&sb.run(&conf, &["start"]));
+    let out = sb.run(&conf, &["try-restart"]);
+    let second = started_pid(&out);
+    assert_ne!(first, second);
+    assert!(!alive(first));
+    assert_line(
+        &out,
+        0,
+        &format!(
+            "success restarted (pid = {second} pid-file = {})",
+            pid_file.display()
+        ),
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

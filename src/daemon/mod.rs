@@ -472,6 +472,21 @@ pub fn zap(req: &Request) -> Outcome {
 }
 
 /// `restart`: stop the daemon if it runs, then start it.
+/// `try-restart`: `restart` if the daemon runs, else nothing (LSB).
+pub fn try_restart(req: &Request) -> Outcome {
+    match req.inspect() {
+        Ok((_, PidState::Running { .. })) => {
+            let stopped = stop(req, Command::TryRestart);
+            if !stopped.ok {
+                return stopped;
+            }
+            start_as(req, Command::TryRestart)
+        }
+        Ok(_) => req.outcome(Command::TryRestart, Fact::NothingToRestart),
+        Err(e) => req.internal(Command::TryRestart, e),
+    }
+}
+
 pub fn restart(req: &Request) -> Outcome {
     if let Ok((_, PidState::Running { .. })) = req.inspect() {
         let stopped = stop(req, Command::Restart);
