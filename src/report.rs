@@ -226,6 +226,8 @@ pub enum Fact {
     /// Alive, but not ready within the start timeout.
     StillInitializing {
         pid: i32,
+        /// How long start waited.
+        waited: std::time::Duration,
     },
     /// A function of the conf signalled: the Lisp's report.
     FunctionError {
@@ -280,7 +282,7 @@ impl Outcome {
             Stale { pid } => (false, Some(Reason::ServiceUnavailable), *pid),
             NoPidFile => (false, Some(Reason::NoPidFile), None),
             AlreadyRunning { pid } => (true, Some(Reason::AlreadyRunning), Some(*pid)),
-            StillInitializing { pid } => (true, Some(Reason::StillInitializing), Some(*pid)),
+            StillInitializing { pid, .. } => (true, Some(Reason::StillInitializing), Some(*pid)),
             FunctionError { .. } => (false, Some(Reason::MainFunctionError), None),
             Died { .. } => (false, Some(Reason::Died), None),
             SetupFailed { .. } | Failed { .. } => (false, Some(Reason::InternalError), None),
@@ -303,6 +305,14 @@ impl Outcome {
             StillRunning { pid, schedule } => {
                 outcome.error = Some(format!(
                     "process {pid} is still running at the end of the stop schedule {schedule}"
+                ));
+            }
+            StillInitializing { waited, .. } => {
+                outcome.warning = Some(format!(
+                    "the daemon is still initializing: :main-function has not returned within {} s. \
+                     It must return once the service is up (start the server, then return); \
+                     if it only needs longer, give start more time with --timeout or :start-timeout",
+                    waited.as_secs_f64()
                 ));
             }
             Zapped {

@@ -492,6 +492,12 @@ fn slow_start_is_still_initializing() {
             sb.pid_file("slow.pid").display()
         ),
     );
+    assert_eq!(
+        stderr(&out),
+        "WARNING: the daemon is still initializing: :main-function has not returned within 0.5 s. \
+         It must return once the service is up (start the server, then return); \
+         if it only needs longer, give start more time with --timeout or :start-timeout\n"
+    );
     fs::write(&go, "").unwrap();
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
@@ -1216,5 +1222,49 @@ fn try_restart_restarts_only_a_running_daemon() {
             pid_file.display()
         ),
     );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// `start` at a terminal (a pty made by script(1)) shows how long it has
+/// waited for `:main-function`, in place, and erases it when ready; not at
+/// a terminal it prints only the result line.
+#[test]
+fn start_shows_progress_on_a_terminal() {
+    use std::io::Read as _;
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "slow.conf",
+        "(:pid-file \"slow.pid\" :name \"slow\" :main-function #.(lambda () (sleep 2.5)))",
+    );
+    let inner = format!("{} {} start", bin(), conf.display());
+    let mut script = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) runs (apt-get install bsdutils)");
+    assert!(wait_until(30, || script.try_wait().unwrap().is_some()));
+    let mut out = String::new();
+    script
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let pid = pid_in(&out).unwrap_or_else(|| panic!("{out:?}"));
+    sb.track(pid);
+    assert!(
+        out.contains("\r\x1b[Kwaiting for :main-function (1 s, timeout 60 s)")
+            && out.contains(
+                "\r\x1b[Kwaiting for :main-function (2 s, timeout 60 s)\r\x1b[Ksuccess started"
+            ),
+        "{out:?}"
+    );
+    let out = sb.run(&conf, &["restart"]);
+    assert_eq!(stderr(&out), "", "no progress when not at a terminal");
+    assert!(stdout(&out).starts_with("success restarted (pid = "));
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }

@@ -96,7 +96,8 @@ impl EventLoop {
             None => PollTimeout::NONE,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                // Rounded up: a deadline is never reported early.
+                PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
                     .unwrap_or(PollTimeout::MAX)
             }
         };

@@ -292,42 +292,110 @@ struct Heard {
 fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
     let mut events = EventLoop::new(None, None);
     events.pipe = Some(File::from(pipe));
-    events.deadline = Some(Instant::now() + timeout);
+    let deadline = Instant::now() + timeout;
+    let mut progress = Progress::on_terminal(timeout);
+    events.deadline = Some(progress.next.min(deadline));
     let mut heard = Heard::default();
-    loop {
+    let verdict = loop {
         let event = events.next()?;
+        // A tick of the progress line, not the timeout.
+        if matches!(event, Event::Deadline) && Instant::now() < deadline {
+            progress.tick();
+            events.deadline = Some(progress.next.min(deadline));
+            continue;
+        }
+        if let Some(fact) = verdict_of(event, &mut events, &mut heard, timeout, logger) {
+            break fact;
+        }
+    };
+    progress.clear();
+    Ok(verdict)
+}
+
+/// A line on a terminal's stderr while start waits: after a second,
+/// `waiting for :main-function (3 s, timeout 60 s)`, updated in place and
+/// gone when the wait ends. Nothing when stderr is not a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    timeout: Duration,
+    /// When the line next changes (far away when it is off).
+    next: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn on_terminal(timeout: Duration) -> Progress {
+        let enabled = nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+        let started = Instant::now();
+        let first = if enabled { 1 } else { u64::from(u32::MAX) };
+        Progress {
+            enabled,
+            started,
+            timeout,
+            next: started + Duration::from_secs(first),
+            shown: false,
+        }
+    }
+
+    /// Shows the line once its time has come, and sets the next.
+    fn tick(&mut self) {
+        if !self.enabled || Instant::now() < self.next {
+            return;
+        }
+        let waited = self.next.duration_since(self.started).as_secs();
+        eprint!(
+            "\r\x1b[Kwaiting for :main-function ({waited} s, timeout {} s)",
+            self.timeout.as_secs()
+        );
+        self.shown = true;
+        self.next += Duration::from_secs(1);
+    }
+
+    fn clear(&self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// The verdict an event gives, if any.
+fn verdict_of(
+    event: Event,
+    events: &mut EventLoop,
+    heard: &mut Heard,
+    timeout: Duration,
+    logger: &Logger,
+) -> Option<Fact> {
+    {
         if let Some(report) = heard.report {
             // The rest of the report, until the pipe closes: bounded in time
             // (a child of the Lisp may keep the pipe open) and size.
             if matches!(event, Event::PipeClosed | Event::Deadline) {
                 let _ = end(heard.daemon);
                 let report = events.text[report..].trim_end().to_string();
-                return Ok(Fact::FunctionError { report });
+                return Some(Fact::FunctionError { report });
             }
-            continue;
+            return None;
         }
         match event {
-            Event::Said => {
-                if let Some(verdict) = hear(&events.text, &mut heard, logger) {
-                    return Ok(verdict);
-                }
-            }
-            Event::PipeClosed => {
-                let how = end(heard.daemon);
-                return Ok(Fact::Died { how });
-            }
-            Event::Deadline => {
-                return Ok(match (heard.daemon, heard.locked) {
-                    (Some(pid), true) => Fact::StillInitializing { pid },
-                    _ => Fact::SetupFailed {
-                        message: format!(
-                            "no word from the daemon process within {} s",
-                            timeout.as_secs()
-                        ),
-                    },
-                });
-            }
-            Event::Signal(_) | Event::ChildExited => {}
+            Event::Said => hear(&events.text, heard, logger),
+            Event::PipeClosed => Some(Fact::Died {
+                how: end(heard.daemon),
+            }),
+            Event::Deadline => Some(match (heard.daemon, heard.locked) {
+                (Some(pid), true) => Fact::StillInitializing {
+                    pid,
+                    waited: timeout,
+                },
+                _ => Fact::SetupFailed {
+                    message: format!(
+                        "no word from the daemon process within {} s",
+                        timeout.as_secs()
+                    ),
+                },
+            }),
+            Event::Signal(_) | Event::ChildExited => None,
         }
     }
 }
