@@ -43,10 +43,19 @@ the caller's directory."
         (uiop:pathname-directory-pathname (absolute-native file (base-directory)))
         (base-directory))))
 
+(defun parent-file (file base)
+  "A relative :parent-conf-file FILE without :parent-conf-file-dir: in BASE
+(the list's directory) when it is there, else in GET-CONF-FILES-DIR (the
+original's place)."
+  (let ((here (absolute-native file base)))
+    (if (probe-file (uiop:parse-native-namestring here))
+        here
+        (absolute-native file (get-conf-files-dir)))))
+
 (defun absolute-paths (plist)
   "PLIST with relative paths and :this-dir made absolute against its
 CONF-DIRECTORY (a relative :parent-conf-file without :parent-conf-file-dir:
-against GET-CONF-FILES-DIR, as in the original), pathnames as native
+see PARENT-FILE), pathnames as native
 namestrings, and no :conf-params-file (the tool sets it). A string that
 starts with ~ is left to the tool (the caller's home)."
   (let ((base (conf-directory plist)))
@@ -69,7 +78,7 @@ starts with ~ is left to the tool (the caller's home)."
                      (cond ((not (path-p value)) value)
                            ((getf plist :parent-conf-file-dir)
                             (if (pathnamep value) (uiop:native-namestring value) value))
-                           (t (absolute-native value (get-conf-files-dir)))))
+                           (t (parent-file value base))))
                     (t (if (pathnamep value) (uiop:native-namestring value) value)))))))
 
 (defun character-strings (value)

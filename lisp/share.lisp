@@ -31,11 +31,15 @@
 
 (defun recreate-file-allow-write-other (file)
   "Creates FILE, when missing, writable by everyone (mode 0666, whatever
-the umask), as the original did; an existing file is left as it is.
-Returns 0."
-  (let ((file (uiop:ensure-pathname file :want-non-wild t)))
-    (unless (probe-file file)
-      (with-open-file (out file :direction :output :if-does-not-exist :create
-                                :if-exists :append))
-      (uiop:run-program (list "chmod" "0666" (uiop:native-namestring file))))
+the umask), as the original did; an existing file (or any other name:
+a symbolic link is never followed) is left as it is. Returns 0.
+The file is created new (O_CREAT|O_EXCL, by sh's noclobber) with that
+mode, never changed by name afterwards: in a directory another user can
+write, nothing they put there gets the mode."
+  (let ((native (uiop:native-namestring
+                 (merge-pathnames (uiop:ensure-pathname file :want-non-wild t)))))
+    (uiop:run-program (list "/bin/sh" "-c"
+                            "[ -e \"$1\" ] || [ -h \"$1\" ] || { umask 0; set -C; : > \"$1\"; }"
+                            "sh" native)
+                      :input nil :output nil :error-output nil :ignore-error-status t)
     0))

@@ -364,6 +364,9 @@ fn probe_conf_params_merges_like_the_original() {
                (record \"hash-dot\" (functionp fn) (funcall fn)))\n\
              (with-open-file (out \"my-default.conf\" :direction :output)\n \
                (write-string \"(:pid-file \\\"d.pid\\\" :name \\\"from-my-default\\\")\" out))\n\
+             (with-open-file (out \"mine.conf\" :direction :output)\n \
+               (write-string \"(:name \\\"from-mine\\\")\" out))\n\
+             (record \"parent-here\" (getf (probe-conf-params '(:parent-conf-file \"mine.conf\" :pid-file \"x\")) :name))\n\
              (let ((*conf-files-dirname* \".\") (*default-conf-file-name* \"my-default.conf\"))\n \
                (record \"own-default\" (getf (probe-conf-params '(:pid-file \"x.pid\")) :name)))\n\
              (record \"commands\" +all-daemon-commands+)\n\
@@ -398,6 +401,8 @@ fn probe_conf_params_merges_like_the_original() {
     );
     assert_eq!(run.record("this-dir"), ":this-dir \"/srv/app/app.conf\"");
     assert_eq!(run.record("hash-dot"), "t from-hash-dot");
+    // A relative parent in the caller's directory is found there.
+    assert_eq!(run.record("parent-here"), "\"from-mine\"");
     // *default-conf-file-name*, in a relative *conf-files-dirname*.
     assert_eq!(run.record("own-default"), "\"from-my-default\"");
     assert_eq!(
@@ -543,4 +548,49 @@ fn exit_from_lisp_exits_with_status_1() {
         "{}",
         run.describe()
     );
+}
+
+/// DAEMONIZATION-UTILS and DAEMON-SHARE, as the original's users read
+/// them: this Lisp's pid and command line, a file made writable by all
+/// (never a link's target), the status constants.
+#[test]
+fn the_originals_utility_packages() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sb = Sandbox::new();
+    let target = sb.path("target");
+    fs::write(&target, "root's").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&target, sb.path("link")).unwrap();
+    let run = run_lisp(
+        &sb,
+        "(record \"pid\" (= (daemonization-utils:get-proc-id)\n \
+                          (parse-integer (car (last (pathname-directory (truename \"/proc/self/\")))))))\n\
+         (record \"args\" (stringp (first (daemonization-utils:get-args))))\n\
+         (record \"new\" (daemonization-utils:recreate-file-allow-write-other \"made.log\"))\n\
+         (record \"link\" (daemonization-utils:recreate-file-allow-write-other \"link\"))\n\
+         (record \"constants\" daemon-share:+ex-ok+ daemon-share:+ex-general+ daemon-share:+ex-software+\n \
+                 daemon-share:+ex-unavailable+ daemon-share:+ex-cantcreate+\n \
+                 daemon-share:+pid-file-not-found+ daemon-share:+pid-file-exists+\n \
+                 daemon-share:+process-not-exists+)\n\
+         (record \"same-symbols\" (eq 'daemonization:extra-status-user 'daemon-share:extra-status-user))\n",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(run.record("pid"), "t");
+    assert_eq!(run.record("args"), "t");
+    assert_eq!(run.record("new"), "0");
+    assert_eq!(
+        fs::metadata(sb.path("made.log"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o666
+    );
+    assert_eq!(run.record("link"), "0");
+    assert_eq!(
+        fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(run.record("constants"), "0 1 70 69 73 256 257 258");
+    assert_eq!(run.record("same-symbols"), "t");
 }

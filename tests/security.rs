@@ -1402,3 +1402,52 @@ fn every_lisp_runs_as_the_user() {
         );
     }
 }
+
+/// Root runs `start` from a directory the attacker owns: the root daemon's
+/// relative paths do not resolve there (the attacker's `init.lisp` would
+/// run as root); from root's own directory they do.
+#[test]
+fn a_root_daemon_never_resolves_paths_in_a_users_directory() {
+    let sb = open_sandbox();
+    let hostile = attacker_dir(&sb, "hostile");
+    let ran = sb.path("ran-as");
+    fs::write(
+        hostile.join("init.lisp"),
+        format!(
+            "(with-open-file (s {} :direction :output :if-exists :supersede) (print :attacker s))",
+            lisp_string(ran.to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    chown(&hostile.join("init.lisp"), &attacker());
+    let conf = sb.conf(
+        "site.conf",
+        "(:pid-file \"site.pid\" :name \"site\"\n \
+         :main-function #.(lambda () (load \"init.lisp\" :if-does-not-exist nil)))",
+    );
+    let out = sb
+        .command(&conf, &["start"])
+        .current_dir(&hostile)
+        .output()
+        .unwrap();
+    let pid = started_pid(&out);
+    sb.track(pid);
+    assert!(!ran.exists(), "the attacker's init.lisp ran as root");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    // From root's own directory, the same conf loads root's init.lisp (a
+    // name with [ and * is a name, not a wildcard).
+    let own = sb.path("own [1]*");
+    fs::create_dir(&own).unwrap();
+    fs::copy(hostile.join("init.lisp"), own.join("init.lisp")).unwrap();
+    let out = sb
+        .command(&conf, &["start"])
+        .current_dir(&own)
+        .output()
+        .unwrap();
+    sb.track(started_pid(&out));
+    assert!(
+        ran.exists(),
+        "root's own init.lisp, relative to where start ran"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

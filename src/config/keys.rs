@@ -370,7 +370,8 @@ const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\
 const COUNT: &str = "an integer (0 or more) or nil";
 const LISP: &str = ":sbcl, :ecl, :clisp, :ccl or nil";
 const ENVIRONMENT: &str = "a list of \"NAME=value\" strings, or nil";
-const MEGABYTES: &str = "a number of megabytes (an integer, 1 or more), a size string such as \"512M\" or \"2G\", or nil";
+const MEGABYTES: &str = "a number of megabytes (an integer from 1 to 16777216, 16 TiB), \
+     a size string such as \"512M\" or \"2G\", or nil";
 const STRINGS: &str = "a list of strings, or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
@@ -412,7 +413,10 @@ fn megabytes(v: &ValueAt) -> Result<Option<u64>, Fail> {
             .map(|bytes| bytes / MB),
         _ => None,
     };
-    megabytes.map(Some).ok_or_else(|| v.wrong(MEGABYTES))
+    megabytes
+        .filter(|mb| *mb <= 1 << 24)
+        .map(Some)
+        .ok_or_else(|| v.wrong(MEGABYTES))
 }
 
 fn strings(v: &ValueAt) -> Result<Vec<String>, Fail> {

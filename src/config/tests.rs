@@ -312,3 +312,31 @@ fn restas_values_are_read_as_written() {
         );
     }
 }
+
+/// Runtime sizes: megabytes or a size string, bounded (16 TiB).
+#[test]
+fn runtime_sizes_are_megabytes_within_bounds() {
+    let (_dir, conf) = load_text(
+        "(:pid-file \"x\" :dynamic-space-size \"2G\" :control-stack-size 8 :lisp-options (\"--a\"))",
+    );
+    let spec = conf.unwrap().spec;
+    assert_eq!(
+        (
+            spec.dynamic_space_size,
+            spec.control_stack_size,
+            spec.lisp_options
+        ),
+        (Some(2048), Some(8), vec!["--a".to_string()])
+    );
+    for bad in ["100000000000000", "0", "\"1500K\"", "-5", "(1 2)"] {
+        let error = error_of(&format!("(:pid-file \"x\" :dynamic-space-size {bad})"));
+        assert!(
+            error.contains("expected a number of megabytes (an integer from 1 to 16777216"),
+            "{bad}: {error}"
+        );
+    }
+    assert!(
+        error_of("(:pid-file \"x\" :lisp-options (\"a\" 1))")
+            .contains("expected a list of strings")
+    );
+}

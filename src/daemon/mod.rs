@@ -224,7 +224,7 @@ fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launc
         &Mode::Daemon,
         req.switch.as_ref(),
         &req.lisp_log(req.switch.is_none()),
-        &caller(),
+        &caller(req),
     );
     Launch::new(&plan, program, Some(files))
 }
@@ -317,7 +317,7 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         &mode,
         None,
         &req.lisp_log(true),
-        &caller(),
+        &caller(req),
     );
     let launch = match Launch::new(&plan, program, None) {
         Ok(launch) => launch,
@@ -519,7 +519,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         &mode,
         req.switch.as_ref(),
         &req.lisp_log(req.switch.is_none()),
-        &caller(),
+        &caller(req),
     );
     let launch = Launch::new(&plan, &program, None)
         .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
@@ -534,11 +534,33 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
 }
 
 /// The caller of a Lisp: its environment, and its directory.
-fn caller() -> plan::Caller {
+fn caller(req: &Request) -> plan::Caller {
     plan::Caller {
         env: caller_env(),
-        dir: std::env::current_dir().ok(),
+        dir: caller_dir(req),
     }
+}
+
+/// The directory the command was run from, for the daemon's
+/// `*default-pathname-defaults*`. As root, only one that root (or the
+/// daemon's `:user`) alone can change: else a relative path in the conf's
+/// code (`(load "init.lisp")`) would run another user's file with the
+/// daemon's power. Otherwise none, and the daemon's is `/` (the README
+/// says so).
+fn caller_dir(req: &Request) -> Option<PathBuf> {
+    let dir = std::env::current_dir().ok()?;
+    if !req.trust.root {
+        return Some(dir);
+    }
+    let policy = match &req.switch {
+        None => trust::Policy::Strict,
+        Some(s) => trust::Policy::Confined {
+            user: Some((s.account.uid, s.account.gid)),
+        },
+    };
+    let found = trust::walk_dir(&dir, policy, &req.trust, "the current directory", None).ok()?;
+    // The directory itself writable by its owner alone (not /tmp).
+    (found.stat.st_mode & 0o022 == 0).then_some(dir)
 }
 
 /// The caller's environment for a Lisp; as root, `HOME` is root's own

@@ -167,7 +167,7 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
 
 (defun run ()
   (when *directory*
-    (setf *default-pathname-defaults* (pathname *directory*)))
+    (setf *default-pathname-defaults* (%directory-pathname *directory*)))
   (dolist (fd (if *ready-fd* (cons *ready-fd* *close-fds*) *close-fds*))
     (%set-cloexec fd))
   ;; SIGINT too, at a terminal as well: Ctrl-C stops a nodaemon Lisp as

@@ -8,6 +8,9 @@
 
 (defun %user-evaluation ())
 
+(defun %directory-pathname (namestring)
+  (ccl::native-to-directory-pathname namestring))
+
 (defun %getpid () (ccl::getpid))
 
 (defun %exit (code abort)

@@ -7,6 +7,9 @@
 
 (defun %user-evaluation ())
 
+(defun %directory-pathname (namestring)
+  (pathname namestring))
+
 (defun %getpid () (os:process-id))
 
 (defun %exit (code abort)

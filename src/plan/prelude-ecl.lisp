@@ -5,6 +5,9 @@
 
 (defun %user-evaluation ())
 
+(defun %directory-pathname (namestring)
+  (pathname namestring))
+
 (defun %getpid () (ext:getpid))
 
 (defun %exit (code abort)

@@ -13,6 +13,11 @@
 (defun %user-evaluation ()
   (setq sb-ext:*evaluator-mode* *user-evaluator-mode*))
 
+(defun %directory-pathname (namestring)
+  "NAMESTRING, a native directory name, as a pathname: [, * and \\ are
+characters of the name, not wildcards or escapes."
+  (sb-ext:parse-native-namestring namestring nil *default-pathname-defaults* :as-directory t))
+
 (defun %getpid () (sb-unix:unix-getpid))
 
 (defparameter *other-threads-timeout* 0.5

@@ -292,7 +292,7 @@ impl LispKind {
         for (option, megabytes) in sizes {
             if let (Some(option), Some(megabytes)) = (option, megabytes) {
                 args.push(option.flag.to_string());
-                args.push((megabytes * (MB / option.unit)).to_string());
+                args.push(megabytes.saturating_mul(MB / option.unit).to_string());
             }
         }
         args.extend(options.lisp_options.iter().cloned());
