@@ -196,6 +196,26 @@ def main():
         par_bare = statistics.median(fifty_bare() for _ in range(r))
         rows.append(("50 daemons started in parallel, ready, stopped", f"{par_ours*1000:.0f} ms",
                      f"{par_bare*1000:.0f} ms (50 bare sbcl started and killed)", par_ours / par_bare, "≤ 1.3×"))
+        # 6. status of 100 running daemons through a directory of confs, vs
+        # 100 start-stop-daemon --status run in parallel.
+        fleet = os.path.join(work, "fleet")
+        os.mkdir(fleet)
+        for i in range(100):
+            with open(os.path.join(fleet, f"d{i:03}.conf"), "w") as f:
+                f.write(f'(:pid-file "d{i:03}.pid" :main-function #.(lambda () t))')
+        subprocess.run([BIN, fleet, "start"], env=env, capture_output=True, check=True)
+        try:
+            dir_status = timed(lambda: subprocess.run([BIN, fleet, "status"], env=env, capture_output=True, check=True), runs)
+            pidfiles = [os.path.join(work, f"d{i:03}.pid") for i in range(100)]
+            def ssd_all():
+                procs = [subprocess.Popen([ssd, "--status", "--pidfile", pf], stdout=subprocess.DEVNULL) for pf in pidfiles]
+                assert all(p.wait() == 0 for p in procs)
+            ssd_status = timed(ssd_all, runs)
+        finally:
+            subprocess.run([BIN, fleet, "stop"], env=env, capture_output=True)
+        rows.append(("`status` of 100 daemons (a directory of confs)", f"{dir_status*1000:.0f} ms",
+                     f"{ssd_status*1000:.0f} ms (100 start-stop-daemon --status in parallel)",
+                     dir_status / ssd_status, "< 100 ms"))
         # Start-to-ready per runner, against the bare Lisp running one form.
         bare_cmd = {
             "sbcl": ["sbcl", "--noinform", "--non-interactive", "--eval", "(sb-ext:exit)"],

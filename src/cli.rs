@@ -86,6 +86,28 @@ pub struct Options {
     pub follow: bool,
 }
 
+impl Options {
+    /// These options as arguments again, for a run of the tool per conf.
+    pub fn arguments(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["--print".into(), self.print.name().into()];
+        if let Some(timeout) = self.start_timeout {
+            args.push("--timeout".into());
+            args.push(timeout.as_secs_f64().to_string().into());
+        }
+        if self.force {
+            args.push("--force".into());
+        }
+        if let Some(schedule) = &self.stop_schedule {
+            args.push("--retry".into());
+            args.push(schedule.to_string().into());
+        }
+        if self.verbose {
+            args.push("--verbose".into());
+        }
+        args
+    }
+}
+
 impl Args {
     pub fn validate(self) -> Invocation {
         if self.help {
@@ -152,9 +174,10 @@ impl Args {
 /// environment and the options; the conf keys are `help keys`.
 pub fn usage() -> String {
     let mut out = String::from(
-        "Usage: daemonization [OPTIONS] <CONF-FILE> <COMMAND>\n       \
+        "Usage: daemonization [OPTIONS] <CONF-FILE|DIR> <COMMAND>\n       \
          daemonization help [keys]\n\n\
-         CONF-FILE is a property list conf (as for daemon.sh) or a restas-daemon conf.\n\n\
+         CONF-FILE is a property list conf (as for daemon.sh) or a restas-daemon conf;\n\
+         DIR runs the command for each of its *.conf files.\n\n\
          Commands:\n",
     );
     for row in COMMANDS {
@@ -263,6 +286,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Invocation::Info => {
             print!("{}", info());
             Ok(ExitCode::from(exit::OK))
+        }
+        Invocation::Run {
+            conf,
+            command,
+            options,
+        } if conf.is_dir() => {
+            if !crate::many::takes_directory(command) {
+                eprintln!(
+                    "ERROR: {} is a directory: a directory of confs takes start, stop, restart, \
+                     try-restart, status, zap, kill or check\nsee 'daemonization --help'",
+                    conf.display()
+                );
+                return Ok(ExitCode::from(exit::USAGE));
+            }
+            crate::many::run(&conf, command, &options.arguments())
         }
         Invocation::Run {
             conf,

@@ -9,6 +9,7 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod many;
 pub mod plan;
 pub mod reader;
 pub mod report;

@@ -476,6 +476,18 @@ pub enum PrintStyle {
     None,
 }
 
+impl PrintStyle {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrintStyle::Simple => "simple",
+            PrintStyle::Plist => "plist",
+            PrintStyle::Json => "json",
+            PrintStyle::None => "none",
+        }
+    }
+}
+
 /// Prints an outcome: the result on stdout, any error on stderr.
 pub fn print(outcome: &Outcome, style: PrintStyle) {
     match style {

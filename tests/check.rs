@@ -140,7 +140,7 @@ fn help_lists_commands_and_keys() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         let text = stdout(&out);
         assert!(
-            text.starts_with("Usage: daemonization [OPTIONS] <CONF-FILE> <COMMAND>\n"),
+            text.starts_with("Usage: daemonization [OPTIONS] <CONF-FILE|DIR> <COMMAND>\n"),
             "{text}"
         );
         for row in daemonization::command::COMMANDS {

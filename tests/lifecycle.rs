@@ -1268,3 +1268,58 @@ fn start_shows_progress_on_a_terminal() {
     assert!(stdout(&out).starts_with("success restarted (pid = "));
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// A directory as the conf argument: the command for every `*.conf` in
+/// it, in parallel, one line each prefixed with its name, in name order;
+/// the exit code is the highest (0 when all succeeded).
+#[test]
+fn a_directory_of_confs_runs_each() {
+    let sb = Sandbox::new();
+    let fleet = sb.path("fleet");
+    fs::create_dir(&fleet).unwrap();
+    for name in ["web", "api", "jobs"] {
+        fs::write(
+            fleet.join(format!("{name}.conf")),
+            format!("(:pid-file \"{name}.pid\" :name \"{name}\" :main-function #.(lambda () t))"),
+        )
+        .unwrap();
+    }
+    fs::write(fleet.join("notes.txt"), "not a conf").unwrap();
+    let fleet_arg = fleet.to_str().unwrap();
+    let run = |command: &str| sb.command(&fleet, &[command]).output().unwrap();
+    let out = run("start");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(out.status.code(), Some(0), "{text} {}", stderr(&out));
+    assert_eq!(lines.len(), 3, "{text}");
+    for (line, name) in lines.iter().zip(["api", "jobs", "web"]) {
+        let prefix = format!("{name}: success started (pid = ");
+        assert!(line.starts_with(&prefix), "{text}");
+        sb.track(pid_in(line).unwrap());
+    }
+    let out = run("status");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out)
+            .lines()
+            .all(|l| l.contains(": running (pid = ")),
+        "{}",
+        stdout(&out)
+    );
+
+    fs::write(fleet.join("broken.conf"), "(:pid-fil \"x\")").unwrap();
+    let out = run("status");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "the highest exit code: the conf error"
+    );
+    assert!(stderr(&out).starts_with(&format!(
+        "broken: ERROR: {fleet_arg}/broken.conf:1:2: unknown key"
+    )));
+    let out = run("stop");
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(stdout(&out).matches(": success stopped (pid = ").count(), 3);
+    let out = run("nodaemon");
+    assert_eq!(out.status.code(), Some(2));
+}
