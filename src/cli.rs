@@ -60,6 +60,8 @@ pub struct Args {
 #[derive(Debug)]
 pub enum Invocation {
     Usage,
+    /// `list`: the daemons the tool started.
+    List(PrintStyle),
     /// `help keys`: the conf keys.
     Keys,
     /// `info`: what the tool knows, for the Lisp API.
@@ -143,6 +145,7 @@ impl Args {
                 Invocation::Keys
             }
             (Some(c), None) if c.as_os_str() == "info" => Invocation::Info,
+            (Some(c), None) if c.as_os_str() == "list" => Invocation::List(options.print),
             (None, _) => Invocation::BadUsage("missing the conf file and the command".into()),
             (Some(_), None) => Invocation::BadUsage("missing the command".into()),
             (Some(conf), Some(name)) => match Command::parse(&name) {
@@ -175,6 +178,7 @@ impl Args {
 pub fn usage() -> String {
     let mut out = String::from(
         "Usage: daemonization [OPTIONS] <CONF-FILE|DIR> <COMMAND>\n       \
+         daemonization [OPTIONS] list\n       \
          daemonization help [keys]\n\n\
          CONF-FILE is a property list conf (as for daemon.sh) or a restas-daemon conf;\n\
          DIR runs the command for each of its *.conf files.\n\n\
@@ -275,6 +279,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             print!("{}", usage());
             Ok(ExitCode::from(exit::OK))
         }
+        Invocation::List(style) => {
+            let runner = Runner::from_env_value(env::var_os("LISP_RUNNER"));
+            let env = conf_env(&runner);
+            let dirs = &env.pid_dirs;
+            let records =
+                daemon::records::all(&dirs.tool_dir(), dirs.private_dir().as_deref(), &env.trust);
+            let confs = records.into_iter().map(|r| r.conf).collect();
+            crate::many::list(confs, style == PrintStyle::Json)
+        }
         Invocation::Keys => {
             print!("{}", keys_usage());
             Ok(ExitCode::from(exit::OK))
@@ -318,6 +331,7 @@ struct Session {
     runner: Runner,
     logger: Logger,
     trust: Trust,
+    pid_dirs: PidDirs,
 }
 
 impl Session {
@@ -345,6 +359,7 @@ impl Session {
             user: None,
             verbose: options.verbose,
         };
+        let pid_dirs = env.pid_dirs.clone();
         let (conf, runner) = match load_conf(conf_path, runner, env) {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -358,6 +373,7 @@ impl Session {
             runner,
             logger: Logger::new(destinations, context),
             trust: Trust::of_caller(),
+            pid_dirs,
         };
         session.check_runner(command, options)?;
         Ok(session)
@@ -441,6 +457,7 @@ impl Session {
             switch,
             logger: &self.logger,
             trust: self.trust.clone(),
+            pid_dirs: self.pid_dirs.clone(),
         })
     }
 }
@@ -583,6 +600,7 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
         Command::TryRestart => daemon::try_restart(&req),
         _ => daemon::status(&req),
     };
+    daemon::records::after(&req, &outcome);
     let mut outcome = outcome;
     if command == Command::Status && options.verbose {
         outcome.details = Some(daemon::details(&req, &outcome));

@@ -82,3 +82,122 @@ pub fn run(dir: &Path, command: Command, options: &[OsString]) -> anyhow::Result
     }
     Ok(ExitCode::from(worst))
 }
+
+/// One daemon of `list`: what its `status -v --print json` said.
+struct Listed {
+    conf: PathBuf,
+    status: Option<serde_json::Value>,
+    error: Option<String>,
+}
+
+/// `list`: every daemon the tool started (by its records), with name, pid,
+/// state, uptime, memory and conf, like `systemctl list-units`; with
+/// `--print json`, their status objects.
+pub fn list(confs: Vec<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let tool = std::env::current_exe()?;
+    let children: Vec<_> = confs
+        .iter()
+        .map(|conf| {
+            Process::new(&tool)
+                .args(["--print", "json", "--verbose"])
+                .arg(conf)
+                .arg("status")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .collect();
+    let listed: Vec<Listed> = confs
+        .into_iter()
+        .zip(children)
+        .map(
+            |(conf, child)| match child.and_then(|c| c.wait_with_output()) {
+                Ok(output) => Listed {
+                    conf,
+                    status: serde_json::from_slice(&output.stdout).ok(),
+                    error: String::from_utf8_lossy(&output.stderr)
+                        .lines()
+                        .find(|l| l.starts_with("ERROR: "))
+                        .map(|l| l["ERROR: ".len()..].to_string()),
+                },
+                Err(e) => Listed {
+                    conf,
+                    status: None,
+                    error: Some(e.to_string()),
+                },
+            },
+        )
+        .collect();
+    if json {
+        let all: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|l| {
+                l.status.clone().unwrap_or_else(
+                    || serde_json::json!({"conf": l.conf.display().to_string(), "error": l.error}),
+                )
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(all));
+        return Ok(ExitCode::from(exit::OK));
+    }
+    print!("{}", table(&listed));
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// The `list` table.
+fn table(listed: &[Listed]) -> String {
+    let mut rows = vec![["NAME", "PID", "STATE", "UPTIME", "MEMORY", "CONF"].map(String::from)];
+    for l in listed {
+        let s = l.status.as_ref();
+        let text = |key: &str| s.and_then(|s| s[key].as_str()).map(str::to_string);
+        let number = |key: &str| s.and_then(|s| s[key].as_u64());
+        let name = text("name").unwrap_or_else(|| {
+            l.conf
+                .file_stem()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        });
+        let state = match (text("status"), text("reason")) {
+            (Some(status), Some(reason)) => format!("{status} ({reason})"),
+            (Some(status), None) => status,
+            (None, _) if !l.conf.exists() => "conf gone".to_string(),
+            (None, _) => "unknown (a conf error)".to_string(),
+        };
+        let running = text("status").as_deref() == Some("running");
+        let uptime = number("uptime")
+            .filter(|_| running)
+            .map(|u| humantime::format_duration(std::time::Duration::from_secs(u)).to_string());
+        let memory = number("rss-kib")
+            .filter(|_| running)
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0));
+        let pid = s
+            .and_then(|s| s["lisp-pid"].as_i64().or(s["pid"].as_i64()))
+            .filter(|_| running);
+        let dash = || "-".to_string();
+        rows.push([
+            name,
+            pid.map_or_else(dash, |p| p.to_string()),
+            state,
+            uptime.unwrap_or_else(dash),
+            memory.unwrap_or_else(dash),
+            l.conf.display().to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match i {
+                5 => c.clone(),
+                _ => format!("{c:<width$}", width = widths[i]),
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

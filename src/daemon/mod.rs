@@ -13,6 +13,7 @@ mod output;
 mod pidfile;
 mod process;
 mod readiness;
+pub mod records;
 mod spawn;
 mod supervise;
 pub mod tail;
@@ -57,6 +58,8 @@ pub struct Request<'a> {
     pub logger: &'a Logger,
     /// Whose files and processes this command trusts.
     pub trust: Trust,
+    /// The tool's pid directory, where `start` leaves its record for `list`.
+    pub pid_dirs: crate::config::PidDirs,
 }
 
 impl Request<'_> {

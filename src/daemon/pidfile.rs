@@ -516,6 +516,27 @@ impl PidFiles {
         }
     }
 
+    /// The file itself, when it is a trusted one (a record of `list`), at
+    /// most `MAX_STATE_BYTES`.
+    pub fn read_own(&self) -> Option<String> {
+        let (fd, _) = self
+            .open_checked(&self.name, "the record", OFlag::O_RDONLY)
+            .ok()??;
+        let mut buf = vec![0u8; MAX_STATE_BYTES];
+        let n = nix::unistd::read(fd.as_fd(), &mut buf).ok()?;
+        String::from_utf8(buf[..n].to_vec()).ok()
+    }
+
+    /// Removes the file itself (a record), if it is there.
+    pub fn remove_own_file(&self) -> Result<(), DaemonError> {
+        self.unlink(&self.name)
+    }
+
+    /// Writes the file itself (a record): a new file renamed into place.
+    pub fn write_own(&self, text: &str) -> Result<(), DaemonError> {
+        self.write_new(&self.name, text, 0o644)
+    }
+
     /// The supervisor's state file, if there is a trusted one.
     pub fn read_state(&self) -> Option<String> {
         let (fd, _) = self

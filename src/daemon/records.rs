@@ -1,0 +1,170 @@
+//! Records of started daemons, for `list`: `start` leaves one per conf in
+//! the tool's pid directory (`record-HASH`: the conf and its pid file, as
+//! a property list), whatever directory the pid file itself is in; `stop`,
+//! `kill` and `zap` remove it. A record is trusted as a pid file is (see
+//! `PidFiles`): a trusted owner's regular file, never a link.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+
+use super::{DaemonError, PidFiles, Request};
+use crate::command::Command;
+use crate::reader::{self, Datum, Features, lisp_string};
+use crate::report::Outcome;
+use crate::trust::Trust;
+
+/// A record: which conf, and its pid file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub conf: PathBuf,
+    pub pid_file: PathBuf,
+}
+
+/// The record file of `conf` in `dir`: named by a hash of the conf's path
+/// (64-bit FNV-1a: the same in every version of the tool).
+fn record_path(dir: &Path, conf: &Path) -> PathBuf {
+    let hash = conf
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    dir.join(format!("record-{hash:016x}"))
+}
+
+/// The record files of `dir`, opened as pid files are.
+fn files(
+    dir: &Path,
+    private: Option<&Path>,
+    trust: &Trust,
+    conf: &Path,
+) -> Result<Option<PidFiles>, DaemonError> {
+    PidFiles::open(&record_path(dir, conf), private, trust, true)
+}
+
+/// Keeps the records up to date after a command's `outcome`: a daemon
+/// started has one, one stopped (or found not running) has none. A record
+/// that cannot be written is a warning: the command itself is done.
+pub fn after(req: &Request, outcome: &Outcome) {
+    let dir = req.pid_dirs.tool_dir();
+    let private = req.pid_dirs.private_dir();
+    let done = match outcome.command {
+        Command::Start | Command::Restart | Command::TryRestart
+            if outcome.ok && outcome.pid.is_some() =>
+        {
+            leave(req, &dir, private.as_deref())
+        }
+        Command::Stop | Command::Kill | Command::Zap if outcome.exit == 0 => {
+            remove(req, &dir, private.as_deref())
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = done {
+        eprintln!("WARNING: the record of this daemon for `daemonization list`: {e}");
+    }
+}
+
+/// Leaves the record of `req`'s conf (after a start).
+fn leave(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), DaemonError> {
+    let Some(files) = files(dir, private, &req.trust, &req.conf.path)? else {
+        return Ok(());
+    };
+    let text = format!(
+        "(:conf {} :pid-file {})\n",
+        lisp_string(&req.conf.path.display().to_string()),
+        lisp_string(&req.conf.pid_file.display().to_string())
+    );
+    files.write_own(&text)
+}
+
+/// Removes the record of `req`'s conf (after a stop).
+fn remove(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), DaemonError> {
+    match PidFiles::open(
+        &record_path(dir, &req.conf.path),
+        private,
+        &req.trust,
+        false,
+    )? {
+        Some(files) => files.remove_own_file(),
+        None => Ok(()),
+    }
+}
+
+/// Every trusted record of `dir`, in conf order.
+pub fn all(dir: &Path, private: Option<&Path>, trust: &Trust) -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut records: Vec<Record> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n.to_str().is_some_and(|n| n.starts_with("record-")))
+        .filter_map(|name| {
+            let files = PidFiles::open(&dir.join(&name), private, trust, false).ok()??;
+            parse(&files.read_own()?)
+        })
+        .collect();
+    records.sort_by(|a, b| a.conf.cmp(&b.conf));
+    records
+}
+
+/// A record's text, `(:conf "..." :pid-file "...")`.
+fn parse(text: &str) -> Option<Record> {
+    let forms = reader::read_all(text, &Features::sbcl_linux_x86_64()).ok()?;
+    let Datum::List { items, tail: None } = &forms.first()?.datum else {
+        return None;
+    };
+    let value = |key: &str| {
+        items
+            .chunks(2)
+            .find_map(|pair| match (&pair[0].datum, &pair.get(1)?.datum) {
+                (Datum::Keyword(k), Datum::String(v)) if k == key => Some(PathBuf::from(v)),
+                _ => None,
+            })
+    };
+    Some(Record {
+        conf: value("CONF")?,
+        pid_file: value("PID-FILE")?,
+    })
+}
+
+/// Whether `name` is a record's file name.
+pub fn is_record(name: &OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with("record-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_and_are_named_by_their_conf() {
+        let text = format!(
+            "(:conf {} :pid-file {})\n",
+            lisp_string("/etc/d/web \"1\".conf"),
+            lisp_string("/run/web.pid")
+        );
+        assert_eq!(
+            parse(&text),
+            Some(Record {
+                conf: "/etc/d/web \"1\".conf".into(),
+                pid_file: "/run/web.pid".into()
+            })
+        );
+        assert_eq!(parse("(:conf 1)"), None);
+        let dir = Path::new("/run/daemonization");
+        assert_eq!(
+            record_path(dir, Path::new("/a.conf")),
+            record_path(dir, Path::new("/a.conf"))
+        );
+        assert_ne!(
+            record_path(dir, Path::new("/a.conf")),
+            record_path(dir, Path::new("/b.conf"))
+        );
+        assert!(is_record(
+            record_path(dir, Path::new("/a.conf")).file_name().unwrap()
+        ));
+    }
+}
