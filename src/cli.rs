@@ -391,6 +391,14 @@ impl Session {
             );
             return Err(fail(&self.logger, &message, exit::CONF_ERROR));
         }
+        if self.conf.spec.reload_function.is_some() && !kind.facts().catches_hup {
+            let message = format!(
+                "{} cannot catch SIGHUP, so :reload-function could never be called: \
+                 remove it from the conf, or run the daemon on SBCL or ECL (:lisp :sbcl)",
+                kind.facts().name
+            );
+            return Err(fail(&self.logger, &message, exit::CONF_ERROR));
+        }
         if let Some(message) = kind.unsupported(&RuntimeOptions::of(&self.conf.spec)) {
             return Err(fail(&self.logger, &message, exit::CONF_ERROR));
         }
@@ -598,6 +606,11 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
         Command::Zap => daemon::zap(&req),
         Command::Restart => daemon::restart(&req),
         Command::TryRestart => daemon::try_restart(&req),
+        Command::Reload => daemon::reload::reload(&req, command),
+        Command::ForceReload if req.conf.spec.reload_function.is_some() => {
+            daemon::reload::reload(&req, command)
+        }
+        Command::ForceReload => daemon::restart(&req),
         _ => daemon::status(&req),
     };
     daemon::records::after(&req, &outcome);

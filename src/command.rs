@@ -23,11 +23,15 @@ pub enum Command {
     Info,
     Log,
     TryRestart,
+    Reload,
+    ForceReload,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exits {
+    /// `reload`: 0 reloaded, 7 not running, 3 no `:reload-function`.
+    Reloading,
     /// `status`: 0 running, 3 no pid file, 1 a stale one, 4 unknown.
     Status,
     /// `stop`, `kill`, `zap`: what is not running is the wanted state (0).
@@ -99,6 +103,22 @@ pub const COMMANDS: &[Row] = &[
         doc: "restart the daemon if it runs; if it does not, do nothing (exit 0, as LSB says)",
         launches: true,
         exits: Exits::Launching,
+    },
+    Row {
+        command: Command::Reload,
+        name: "reload",
+        past: "reloaded",
+        doc: "call :reload-function in the running daemon; report once it returned, or its error",
+        launches: false,
+        exits: Exits::Reloading,
+    },
+    Row {
+        command: Command::ForceReload,
+        name: "force-reload",
+        past: "reloaded",
+        doc: "reload if the conf has :reload-function, else restart (LSB)",
+        launches: true,
+        exits: Exits::Reloading,
     },
     Row {
         command: Command::Nodaemon,
@@ -204,6 +224,6 @@ mod tests {
             let rows = COMMANDS.iter().filter(|r| r.command == row.command).count();
             assert_eq!(rows, 1, "{}", row.name);
         }
-        assert_eq!(Command::parse("reload"), None);
+        assert_eq!(Command::parse("reboot"), None);
     }
 }

@@ -24,6 +24,10 @@ pub mod exit {
     pub const NOT_INSTALLED: u8 = 5;
     /// The program is not configured: a conf error (LSB 6).
     pub const CONF_ERROR: u8 = 6;
+    /// `reload`: the daemon is not running (LSB 7).
+    pub const PROGRAM_NOT_RUNNING: u8 = 7;
+    /// `reload`: unimplemented, no `:reload-function` (LSB 3).
+    pub const UNIMPLEMENTED: u8 = 3;
 }
 
 /// Why a command ended as it did, in the original's words.
@@ -40,6 +44,10 @@ pub enum Reason {
     ServiceUnavailable,
     /// Ready was not reported within the start timeout; the daemon is alive.
     StillInitializing,
+    /// `reload` of a conf without `:reload-function`.
+    Unimplemented,
+    /// `:reload-function` signalled.
+    ReloadFunctionError,
 }
 
 impl Reason {
@@ -55,6 +63,8 @@ impl Reason {
             Reason::Running => "running",
             Reason::ServiceUnavailable => "service-unavailable",
             Reason::StillInitializing => "still-initializing",
+            Reason::Unimplemented => "unimplemented",
+            Reason::ReloadFunctionError => "reload-function-error",
         }
     }
 }
@@ -271,6 +281,17 @@ pub enum Fact {
     },
     /// `try-restart` of a daemon that does not run: nothing to do.
     NothingToRestart,
+    /// `:reload-function` returned in the daemon.
+    Reloaded {
+        pid: i32,
+    },
+    /// It signalled: the Lisp's report.
+    ReloadError {
+        pid: i32,
+        report: String,
+    },
+    /// The conf has no `:reload-function`.
+    NoReloadFunction,
 }
 
 impl Outcome {
@@ -293,6 +314,9 @@ impl Outcome {
             }
             Zapped { .. } => (true, None, None),
             NothingToRestart => (true, Some(Reason::NotRunning), None),
+            Reloaded { pid } => (true, None, Some(*pid)),
+            ReloadError { pid, .. } => (false, Some(Reason::ReloadFunctionError), Some(*pid)),
+            NoReloadFunction => (false, Some(Reason::Unimplemented), None),
         };
         let mut outcome = Outcome::new(command, ok, reason, pid, pid_file);
         match fact {
@@ -301,7 +325,15 @@ impl Outcome {
             | Died { how: text }
             | SetupFailed { message: text }
             | LispNotFound { message: text }
-            | Failed { message: text } => outcome.error = Some(text),
+            | Failed { message: text }
+            | ReloadError { report: text, .. } => outcome.error = Some(text),
+            NoReloadFunction => {
+                outcome.error = Some(
+                    "the conf has no :reload-function, so there is nothing to call: add one \
+                     (for example #.(lambda () (asdf:load-system :my-site))), or use restart"
+                        .to_string(),
+                )
+            }
             StillRunning { pid, schedule } => {
                 outcome.error = Some(format!(
                     "process {pid} is still running at the end of the stop schedule {schedule}"
@@ -454,6 +486,13 @@ fn exit_code(command: Command, ok: bool, reason: Option<Reason>) -> u8 {
         (Exits::Status, false, Some(Reason::NoPidFile)) => exit::NOT_RUNNING,
         (Exits::Status, false, Some(Reason::InternalError)) => exit::STATUS_UNKNOWN,
         (Exits::Status, false, _) => exit::FAILED,
+        (Exits::Reloading, true, _) => exit::OK,
+        (
+            Exits::Reloading,
+            false,
+            Some(Reason::NoPidFile | Reason::ServiceUnavailable | Reason::NotRunning),
+        ) => exit::PROGRAM_NOT_RUNNING,
+        (Exits::Reloading, false, Some(Reason::Unimplemented)) => exit::UNIMPLEMENTED,
         (_, true, _) => exit::OK,
         // Stopping, killing or zapping what is not running leaves the wanted state.
         (Exits::Ending, false, Some(Reason::NoPidFile | Reason::NotRunning)) => exit::OK,

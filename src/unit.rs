@@ -105,6 +105,11 @@ pub fn unit(conf: &Conf, tool: &Path, stop_signal: Signal) -> String {
         .take_while(|s| s.signal != Signal::SIGKILL)
         .map(|s| s.timeout.as_secs_f64())
         .sum();
+    if spec.reload_function.is_some() {
+        // The Lisp (MAINPID, as nodaemon tells systemd) calls
+        // :reload-function on SIGHUP.
+        out.push_str("ExecReload=/bin/kill -HUP $MAINPID\n");
+    }
     let _ = writeln!(out, "KillSignal={}", first.signal.as_str());
     let _ = writeln!(out, "TimeoutStopSec={}", seconds(before_kill.max(1.0)));
     let restart = match spec.restart {

@@ -293,3 +293,45 @@ fn other_lisps_get_the_heap_size_or_say_they_have_none() {
     );
     assert!(!sb.pid_file("clisp.pid").exists());
 }
+
+/// `reload` on ECL, which catches SIGHUP too; GNU CLISP cannot, so a conf
+/// with `:reload-function` is refused for it before anything starts.
+#[test]
+fn ecl_reloads_and_clisp_says_it_cannot() {
+    if !installed("ecl") || !installed("clisp") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mark = sb.path("reloaded");
+    let conf = sb.conf(
+        "ecl.conf",
+        &format!(
+            "(:pid-file \"ecl.pid\" :lisp :ecl :main-function #.(lambda () t)\n \
+             :reload-function #.(lambda () (with-open-file (s {} :direction :output) (print :reloaded s))))",
+            lisp_string(mark.to_str().unwrap())
+        ),
+    );
+    started_pid(&sb.run(&conf, &["start"]));
+    let out = sb.run(&conf, &["reload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(mark.exists());
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+
+    let conf = sb.conf(
+        "clisp.conf",
+        "(:pid-file \"clisp.pid\" :lisp :clisp :reload-function #.(lambda () t))",
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: GNU CLISP cannot catch SIGHUP, so :reload-function could never be called: \
+         remove it from the conf, or run the daemon on SBCL or ECL (:lisp :sbcl)\n"
+    );
+}

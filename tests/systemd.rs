@@ -301,3 +301,23 @@ fn nodaemon_as_pid_1_reaps_orphans() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "the Lisp's status");
 }
+
+/// A conf with `:reload-function` gets `ExecReload=`: systemd's reload
+/// sends SIGHUP to the Lisp, which calls it.
+#[test]
+fn unit_reloads_a_conf_with_a_reload_function() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "site.conf",
+        "(:pid-file \"site.pid\" :name \"site\" :reload-function #.(lambda () t))",
+    );
+    let out = sb.run(&conf, &["unit"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("\nExecReload=/bin/kill -HUP $MAINPID\n"),
+        "{}",
+        stdout(&out)
+    );
+    let plain = sb.conf("plain.conf", "(:pid-file \"plain.pid\")");
+    assert!(!stdout(&sb.run(&plain, &["unit"])).contains("ExecReload"));
+}

@@ -242,6 +242,12 @@ pub const KEYS: &[Key] = &[
         doc: "variables for the daemon, (\"NAME=value\" ...), set on top of the environment it gets",
     },
     Key {
+        name: "reload-function",
+        kind: Kind::Function(|s, v| s.reload_function = v),
+        default: "nil",
+        doc: "function called in the running daemon by `reload` (SIGHUP), e.g. to load changed code; reload reports once it returned, or its error",
+    },
+    Key {
         name: "dynamic-space-size",
         kind: Kind::Megabytes(|s, v| s.dynamic_space_size = v),
         default: "nil",

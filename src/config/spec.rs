@@ -51,6 +51,8 @@ pub struct DaemonSpec {
     pub lisp: Option<LispKind>,
     /// Extension: `NAME=value` variables added to the daemon's environment.
     pub environment: Vec<(String, String)>,
+    /// Extension: called in the running daemon by `reload`.
+    pub reload_function: Option<LispCode>,
     /// Extension: the Lisp's heap, in megabytes.
     pub dynamic_space_size: Option<u64>,
     /// Extension: the Lisp's control stack, in megabytes.

@@ -49,6 +49,18 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Setup(#[from] SetupError),
+    #[error(
+        "the daemon (pid = {pid}) has no reload pipe: it was started before its conf had \
+         :reload-function (or by an older version of the tool); restart it once"
+    )]
+    NoReloadPipe { pid: i32 },
+    #[error("the daemon (pid = {pid}) ended while reloading")]
+    DiedReloading { pid: i32 },
+    #[error(
+        "no word from :reload-function of the daemon (pid = {pid}) within {secs} s: it may \
+         still be running (see the daemon's log)"
+    )]
+    ReloadTimeout { pid: i32, secs: u64 },
 }
 
 /// Errors of the steps between fork and exec: one variant per step, with

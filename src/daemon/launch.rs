@@ -108,13 +108,31 @@ impl Launch {
 impl Launch {
     /// The plan's descriptor layout with the descriptors that fill its
     /// slots here (`source` gives one per slot, or none to leave it out).
+    /// The reload pipe's slots are filled here, with a new pipe for this
+    /// Lisp (left out if none can be made: `reload` then says so).
     pub(super) fn layout(
         &self,
         mut source: impl FnMut(Slot) -> Option<std::os::fd::RawFd>,
     ) -> Vec<(std::os::fd::RawFd, i32)> {
+        use std::os::fd::IntoRawFd as _;
+        let reload = self
+            .fds
+            .iter()
+            .any(|(slot, _)| *slot == Slot::Reload)
+            .then(|| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok())
+            .flatten()
+            // Raw from here on: `arrange` places or closes them.
+            .map(|(read, write)| (read.into_raw_fd(), write.into_raw_fd()));
         self.fds
             .iter()
-            .filter_map(|&(slot, target)| source(slot).map(|fd| (fd, target)))
+            .filter_map(|&(slot, target)| {
+                let fd = match slot {
+                    Slot::Reload => reload.map(|(_, write)| write),
+                    Slot::ReloadReader => reload.map(|(read, _)| read),
+                    _ => source(slot),
+                };
+                fd.map(|fd| (fd, target))
+            })
             .collect()
     }
 }

@@ -14,6 +14,7 @@ mod pidfile;
 mod process;
 mod readiness;
 pub mod records;
+pub mod reload;
 mod spawn;
 mod supervise;
 pub mod tail;
@@ -412,7 +413,7 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
 /// A pidfd on the Lisp of the supervisor `supervisor`, if its state file
 /// names one whose parent is that supervisor (checked again once the pidfd
 /// pins the process, so a reused pid is never taken).
-fn supervised_lisp(files: &PidFiles, supervisor: i32) -> Option<process::PidFd> {
+pub(crate) fn supervised_lisp(files: &PidFiles, supervisor: i32) -> Option<process::PidFd> {
     let lisp = supervise::read_state(files, supervisor)?.lisp?;
     if process::parent(lisp) != Some(supervisor) {
         return None;

@@ -26,6 +26,12 @@
 ;;;;   *LOG-INFO*        where info lines go: :SYSLOG, a file name, or NIL
 ;;;;   *LOG-ERROR*       where error lines go, likewise
 ;;;;   *FASL-DIR*        ASDF's output cache (:fasl-dir), or NIL
+;;;;   *RELOAD-FUNCTION* source text of :reload-function, or NIL: called on
+;;;;                     SIGHUP (`reload`)
+;;;;   *RELOAD-FD*       fd of the reload pipe, or NIL: each reload's verdict
+;;;;                     is written there, "reloaded", or "error", the
+;;;;                     report and a line "end-of-report"; the read end is
+;;;;                     fd *RELOAD-FD* + 1 (src/daemon/reload.rs reads it)
 ;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
 ;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
 ;;;;                     (the original's daemon, a fork of the caller's
@@ -162,6 +168,37 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
     (let ((fn (user-function text)))
       (when fn (apply fn args)))))
 
+(defun tell-reload (word &optional text)
+  "Writes a reload's verdict to the reload pipe, if there is one, after
+dropping any verdict nobody read."
+  (when *reload-fd*
+    (ignore-errors
+     (%drain (1+ *reload-fd*))
+     (let ((stream (or (get '*reload-fd* 'stream)
+                       (setf (get '*reload-fd* 'stream) (%open-ready-stream *reload-fd*)))))
+       (write-line word stream)
+       (when text
+         (write-string text stream)
+         (fresh-line stream)
+         (write-line "end-of-report" stream))
+       (finish-output stream)))))
+
+(defun reload (signal)
+  "SIGHUP: calls :reload-function; its error is reported, not fatal."
+  (declare (ignore signal))
+  (block reload
+    (handler-bind ((serious-condition
+                     (lambda (c)
+                       (let ((text (failure-text c ":reload-function")))
+                         (message "ERROR: ~a" text)
+                         (log-line :error text)
+                         (tell-reload "error" text)
+                         (return-from reload)))))
+      (let ((fn (user-function *reload-function*)))
+        (when fn (funcall fn))))
+    (log-line :info (format nil "Reloaded ~@[~a ~]daemon" *name*))
+    (tell-reload "reloaded")))
+
 (defun wait-until-stopped ()
   (loop (sleep 3600)))
 
@@ -174,6 +211,8 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
   ;; SIGTERM does (the stop line, exit 0).
   (%install-stop-handlers #'stop-now t)
   (%install-debugger-hook #'die-on-unhandled-error)
+  (when *reload-function*
+    (%install-reload-handler #'reload))
   (%user-evaluation)
   (dolist (module *required-modules*) (%require module))
   (when *fasl-dir*

@@ -21,6 +21,11 @@ pub const READY_FD: i32 = 4;
 pub const LOCK_FD: i32 = 5;
 /// For a Lisp that `keeps_ready_reader`: the read end of its readiness pipe.
 pub const READY_READER_FD: i32 = 7;
+/// With `:reload-function`: where the daemon writes each reload's verdict
+/// (a pipe of its own, which `reload` reads through `/proc/PID/fd`).
+pub const RELOAD_FD: i32 = 8;
+/// The read end of that pipe, held by the daemon so the pipe lives on.
+pub const RELOAD_READER_FD: i32 = 9;
 
 mod identity;
 mod runner;
@@ -59,6 +64,9 @@ pub enum Slot {
     ReadyReader,
     /// The captured output (`:output`; under a supervisor, its pipe).
     Output,
+    /// The reload pipe's write end and read end (a new pipe per Lisp).
+    Reload,
+    ReloadReader,
 }
 
 /// The login of the user a daemon runs as, when it is not the caller.
@@ -174,6 +182,12 @@ fn descriptors(spec: &DaemonSpec, mode: &Mode, keeps_reader: bool) -> Vec<(Slot,
                     fds.push((Slot::ReadyReader, READY_READER_FD));
                 }
             }
+            if spec.reload_function.is_some() {
+                fds.extend([
+                    (Slot::Reload, RELOAD_FD),
+                    (Slot::ReloadReader, RELOAD_READER_FD),
+                ]);
+            }
         }
         Mode::Foreground { report_ready } => {
             fds.push((Slot::Bootstrap, BOOTSTRAP_FD));
@@ -261,7 +275,10 @@ fn mode_parameters<'s>(
         Mode::Daemon => (
             ":daemon",
             READY_FD.to_string(),
-            format!("({BOOTSTRAP_FD} {LOCK_FD})"),
+            match spec.reload_function.is_some() {
+                true => format!("({BOOTSTRAP_FD} {LOCK_FD} {RELOAD_FD} {RELOAD_READER_FD})"),
+                false => format!("({BOOTSTRAP_FD} {LOCK_FD})"),
+            },
             &spec.main_function,
             "nil".to_string(),
         ),
@@ -325,6 +342,15 @@ pub fn bootstrap(
     };
     let modules: Vec<String> = modules.iter().map(|m| lisp_string(m)).collect();
     let name = spec.name.as_deref().map_or("nil".to_string(), lisp_string);
+    // Reloads in a daemon (and a nodaemon Lisp, where nobody reads the
+    // verdict); never in :before-parent-exit-fn's Lisp.
+    let (reload, reload_fd) = match mode {
+        Mode::ParentExit { .. } => ("nil".to_string(), "nil".to_string()),
+        Mode::Daemon if spec.reload_function.is_some() => {
+            (code(&spec.reload_function), RELOAD_FD.to_string())
+        }
+        _ => (code(&spec.reload_function), "nil".to_string()),
+    };
     let dir = dir.map_or("nil".to_string(), |d| {
         let d = d.display().to_string();
         lisp_string(&format!("{}/", d.trim_end_matches('/')))
@@ -344,6 +370,8 @@ pub fn bootstrap(
          (defparameter *log-error* {log_error})\n\
          (defparameter *fasl-dir* {fasl_dir})\n\
          (defparameter *directory* {dir})\n\
+         (defparameter *reload-function* {reload})\n\
+         (defparameter *reload-fd* {reload_fd})\n\
          {prelude}\
          {BOOTSTRAP}",
         prelude = kind.facts().prelude,

@@ -24,6 +24,13 @@
 (defun %set-cloexec (fd)
   (declare (ignore fd)))
 
+(defun %install-reload-handler (reload)
+  ;; This Lisp cannot catch SIGHUP: the tool refuses :reload-function for it.
+  (declare (ignore reload)))
+
+(defun %drain (fd)
+  (declare (ignore fd)))
+
 (defun %install-stop-handlers (stop with-sigint)
   (declare (ignore stop with-sigint))
   (push (lambda ()

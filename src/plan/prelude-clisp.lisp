@@ -25,6 +25,13 @@
   ;; the Lisp's own children (see README).
   (declare (ignore fd)))
 
+(defun %install-reload-handler (reload)
+  ;; This Lisp cannot catch SIGHUP: the tool refuses :reload-function for it.
+  (declare (ignore reload)))
+
+(defun %drain (fd)
+  (declare (ignore fd)))
+
 (defun %install-stop-handlers (stop with-sigint)
   ;; SIGTERM ends CLISP gracefully by itself (exit hooks run); the stop is
   ;; announced from its exit hook, unless the bootstrap itself is exiting.

@@ -33,6 +33,13 @@ thread, ends the process at once (QUIT from another thread ends only it)."
   (when with-sigint
     (ext:set-signal-handler ext:+sigint+ (lambda () (funcall stop 2)))))
 
+(defun %install-reload-handler (reload)
+  (ext:set-signal-handler ext:+sighup+ (lambda () (funcall reload 1))))
+
+(defun %drain (fd)
+  ;; Without fcntl here: a verdict nobody reads stays in the pipe.
+  (declare (ignore fd)))
+
 (defun %install-debugger-hook (hook)
   ;; EXT:*INVOKE-DEBUGGER-HOOK* is global: it covers every thread.
   (setf ext:*invoke-debugger-hook* hook

@@ -59,6 +59,28 @@ runs the exit hooks."
     (when with-sigint
       (sb-sys:enable-interrupt sb-unix:sigint #'handler))))
 
+(defun %install-reload-handler (reload)
+  "SIGHUP calls RELOAD with the signal number in the main thread, with
+interrupts enabled (a stop during a long reload is not deferred)."
+  (flet ((handler (signal info context)
+           (declare (ignore info context))
+           (flet ((run () (sb-sys:with-interrupts (funcall reload signal))))
+             (if (sb-thread:main-thread-p)
+                 (run)
+                 (sb-thread:interrupt-thread (sb-thread:main-thread) #'run)))))
+    (sb-sys:enable-interrupt sb-unix:sighup #'handler)))
+
+(defun %drain (fd)
+  "Reads and drops what the pipe FD holds, never blocking (verdicts of
+reloads nobody asked through the tool, a kill -HUP, must not fill it)."
+  (let ((fcntl (sb-alien:extern-alien "fcntl" (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int))))
+    ;; F_SETFL (4), F_GETFL (3) | O_NONBLOCK (#o4000).
+    (sb-alien:alien-funcall fcntl fd 4 (logior #o4000 (sb-alien:alien-funcall fcntl fd 3 0))))
+  (let ((buffer (make-array 4096 :element-type '(unsigned-byte 8))))
+    (sb-sys:with-pinned-objects (buffer)
+      (loop for n = (sb-unix:unix-read fd (sb-sys:vector-sap buffer) 4096)
+            while (and n (plusp n))))))
+
 (defun %install-debugger-hook (hook)
   (setf sb-ext:*invoke-debugger-hook* hook
         *debugger-hook* hook))

@@ -41,6 +41,8 @@ pub struct RunnerFacts {
     pub stop_signal: Signal,
     /// Whether the daemon can write its own lines to syslog.
     pub logs_to_syslog: bool,
+    /// Whether it can catch SIGHUP (for `reload` and `:reload-function`).
+    pub catches_hup: bool,
     /// Whether it can load SBCL's contrib modules (sb-posix, ...).
     pub sbcl_contribs: bool,
     /// Its own environment variables, kept when the daemon runs as another
@@ -94,6 +96,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         prelude: include_str!("prelude-sbcl.lisp"),
         stop_signal: Signal::SIGUSR1,
         logs_to_syslog: true,
+        catches_hup: true,
         sbcl_contribs: true,
         env_vars: &["SBCL_HOME"],
         keeps_ready_reader: false,
@@ -117,6 +120,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         prelude: include_str!("prelude-ecl.lisp"),
         stop_signal: Signal::SIGUSR1,
         logs_to_syslog: false,
+        catches_hup: true,
         sbcl_contribs: false,
         env_vars: &["ECLDIR"],
         keeps_ready_reader: false,
@@ -144,6 +148,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         prelude: include_str!("prelude-clisp.lisp"),
         stop_signal: Signal::SIGTERM,
         logs_to_syslog: false,
+        catches_hup: false,
         sbcl_contribs: false,
         env_vars: &["CLISP_LIBDIR"],
         keeps_ready_reader: true,
@@ -167,6 +172,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         prelude: include_str!("prelude-ccl.lisp"),
         stop_signal: Signal::SIGTERM,
         logs_to_syslog: false,
+        catches_hup: false,
         sbcl_contribs: false,
         env_vars: &["CCL_DEFAULT_DIRECTORY"],
         keeps_ready_reader: false,

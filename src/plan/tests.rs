@@ -67,7 +67,9 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *log-info* :syslog)\n\
                   (defparameter *log-error* \"/var/log/d.log\")\n\
                   (defparameter *fasl-dir* nil)\n\
-                  (defparameter *directory* \"/home/me/site/\")\n";
+                  (defparameter *directory* \"/home/me/site/\")\n\
+                  (defparameter *reload-function* nil)\n\
+                  (defparameter *reload-fd* nil)\n";
     assert_eq!(
         plan.bootstrap,
         format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.facts().prelude)
@@ -251,6 +253,40 @@ fn the_plan_says_every_descriptor_and_the_directory() {
     assert_eq!(
         (foreground.cwd, foreground.fds),
         (None, vec![(Bootstrap, 3), (Ready, 4)])
+    );
+    // :reload-function: the daemon's reload pipe, both ends, close-on-exec
+    // for its own children; a nodaemon Lisp reloads without one.
+    spec.reload_function = code("(lambda () t)");
+    let reloading = daemon(&spec, &Runner::sbcl("sbcl"));
+    assert_eq!(
+        reloading.fds[reloading.fds.len() - 2..],
+        [(Reload, RELOAD_FD), (ReloadReader, RELOAD_READER_FD)]
+    );
+    assert!(
+        reloading
+            .bootstrap
+            .contains("(defparameter *close-fds* '(3 5 8 9))")
+    );
+    assert!(reloading.bootstrap.contains("(defparameter *reload-fd* 8)"));
+    let foreground = super::plan(
+        &spec,
+        &Runner::sbcl("sbcl"),
+        &Mode::Foreground {
+            report_ready: false,
+        },
+        None,
+        &log(),
+        &Caller::default(),
+    );
+    assert!(
+        foreground
+            .bootstrap
+            .contains("(defparameter *reload-fd* nil)")
+    );
+    assert!(
+        foreground
+            .bootstrap
+            .contains("(defparameter *reload-function* \"(lambda () t)\")")
     );
 }
 
