@@ -13,6 +13,38 @@ use nix::unistd::Pid;
 
 use super::error::DaemonError;
 
+/// Sets this process's title, as `ps -f` shows it: its command line (the
+/// memory of its arguments, overwritten, at most as long as they were).
+/// Its name (`comm`) stays the program's, for `pgrep daemonization`.
+pub fn set_title(title: &str) {
+    // Fields 48 and 49 of /proc/self/stat (after the command name, which
+    // may hold spaces): where the arguments lie.
+    let Ok(stat) = fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let (Some(Ok(start)), Some(Ok(end))) = (
+        fields.get(45).map(|f| f.parse::<usize>()),
+        fields.get(46).map(|f| f.parse::<usize>()),
+    ) else {
+        return;
+    };
+    let Some(len) = end.checked_sub(start).filter(|l| *l > 1) else {
+        return;
+    };
+    let bytes = title.as_bytes();
+    let n = bytes.len().min(len - 1);
+    // SAFETY: [start, end) is this process's own argument strings, mapped
+    // writable on its stack since exec, as the kernel reports them; exactly
+    // that range is written (the title, then NUL bytes to its end). Nothing
+    // in this process reads its arguments after this.
+    unsafe {
+        let area = start as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), area, n);
+        std::ptr::write_bytes(area.add(n), 0, len - n);
+    }
+}
+
 /// A pidfd: a handle on one process that survives its pid being reused.
 pub struct PidFd {
     fd: OwnedFd,

@@ -250,6 +250,7 @@ struct Supervisor<'a> {
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
 /// set up, `starter` the readiness pipe of `start`). Never returns.
 pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logger: &Logger) -> ! {
+    super::process::set_title(&format!("daemonization: supervisor of {}", policy.name));
     // The Lisp must not inherit the lock's descriptor.
     let _ = nix::fcntl::fcntl(
         // SAFETY: LOCK_FD is open (the claim placed the lock file there).

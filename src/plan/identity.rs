@@ -48,4 +48,7 @@ pub struct Policy {
     pub start_limit: Option<(u32, Duration)>,
     /// `:output-max-size` and `:output-keep`: the supervisor writes `:output`.
     pub rotation: Option<(Option<u64>, u32)>,
+    /// The daemon's name (`:name`, else the conf file's stem): the
+    /// supervisor's process title is `daemonization: supervisor of NAME`.
+    pub name: String,
 }

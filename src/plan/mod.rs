@@ -214,6 +214,12 @@ fn supervision(spec: &DaemonSpec) -> Option<Policy> {
             max_delay: spec.restart_max_delay(),
             start_limit: spec.start_limit,
             rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
+            name: spec.name.clone().unwrap_or_else(|| {
+                spec.conf_params_file
+                    .as_deref()
+                    .and_then(Path::file_stem)
+                    .map_or("daemon".into(), |s| s.to_string_lossy().into_owned())
+            }),
         }),
     }
 }
