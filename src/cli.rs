@@ -13,6 +13,7 @@ use clap::Parser;
 
 use nix::sys::signal::Signal;
 
+use crate::args::Args;
 use crate::command::{COMMANDS, Command};
 use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
 use crate::daemon::identity::{self, IdentityError};
@@ -22,44 +23,12 @@ use crate::plan::{Runner, RuntimeOptions};
 use crate::report::{self, PrintStyle, exit};
 use crate::trust::Trust;
 
-/// Run Common Lisp programs as Unix daemons, driven by daemonization's plist conf files.
-#[derive(Debug, Parser)]
-#[command(name = "daemonization", version, disable_help_flag = true)]
-pub struct Args {
-    /// Print the usage, the commands and every conf key.
-    #[arg(short, long)]
-    help: bool,
-    /// How to print the result: the original's line, its result plist, JSON, or nothing.
-    #[arg(long, value_enum, default_value_t = PrintStyle::Simple)]
-    print: PrintStyle,
-    /// Seconds start waits for :main-function to return (overrides :start-timeout).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
-    /// zap: remove the pid file even if its daemon seems alive.
-    #[arg(long)]
-    force: bool,
-    /// stop: signals and seconds to wait after each, e.g. TERM/10/KILL/5 (overrides :stop-schedule).
-    #[arg(long, value_name = "SCHEDULE")]
-    retry: Option<String>,
-    /// Say more: a log that cannot be written (syslog included), and why.
-    #[arg(short, long)]
-    verbose: bool,
-    /// log: how many of the last lines to print.
-    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
-    lines: usize,
-    /// log: then print what the daemon writes, as it writes it.
-    #[arg(short, long)]
-    follow: bool,
-    /// The conf file: one property list, as for daemon.sh.
-    conf_file: Option<PathBuf>,
-    /// What to do; see the list of commands.
-    command: Option<String>,
-}
-
 /// What the arguments ask for, once validated.
 #[derive(Debug)]
 pub enum Invocation {
     Usage,
+    /// `completions SHELL`: the shell's completion script.
+    Completions(String),
     /// `list`: the daemons the tool started.
     List(PrintStyle),
     /// `help keys`: the conf keys.
@@ -146,6 +115,9 @@ impl Args {
             }
             (Some(c), None) if c.as_os_str() == "info" => Invocation::Info,
             (Some(c), None) if c.as_os_str() == "list" => Invocation::List(options.print),
+            (Some(c), Some(shell)) if c.as_os_str() == "completions" => {
+                Invocation::Completions(shell)
+            }
             (None, _) => Invocation::BadUsage("missing the conf file and the command".into()),
             (Some(_), None) => Invocation::BadUsage("missing the command".into()),
             (Some(conf), Some(name)) => match Command::parse(&name) {
@@ -179,6 +151,7 @@ pub fn usage() -> String {
     let mut out = String::from(
         "Usage: daemonization [OPTIONS] <CONF-FILE|DIR> <COMMAND>\n       \
          daemonization [OPTIONS] list\n       \
+         daemonization completions SHELL\n       \
          daemonization help [keys]\n\n\
          CONF-FILE is a property list conf (as for daemon.sh) or a restas-daemon conf;\n\
          DIR runs the command for each of its *.conf files.\n\n\
@@ -287,6 +260,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
                 daemon::records::all(&dirs.tool_dir(), dirs.private_dir().as_deref(), &env.trust);
             let confs = records.into_iter().map(|r| r.conf).collect();
             crate::many::list(confs, style == PrintStyle::Json)
+        }
+        Invocation::Completions(shell) => {
+            use clap::CommandFactory as _;
+            let Ok(shell) = shell.parse::<clap_complete::Shell>() else {
+                eprintln!(
+                    "ERROR: no completions for the shell \"{shell}\": bash, zsh, fish, elvish or powershell\n\
+                     see 'daemonization --help'"
+                );
+                return Ok(ExitCode::from(exit::USAGE));
+            };
+            let mut command = Args::command();
+            clap_complete::generate(shell, &mut command, "daemonization", &mut std::io::stdout());
+            Ok(ExitCode::from(exit::OK))
         }
         Invocation::Keys => {
             print!("{}", keys_usage());

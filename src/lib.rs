@@ -4,6 +4,7 @@
 //! The pipeline: text ──reader──▶ forms ──config──▶ `DaemonSpec` ──lisp──▶
 //! launch plan ──daemon──▶ process ──report──▶ one line and an exit code.
 
+pub mod args;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+pub use crate::args::PrintStyle;
 use crate::command::{Command, Exits};
 use crate::reader::lisp_string;
 
@@ -498,32 +499,6 @@ fn exit_code(command: Command, ok: bool, reason: Option<Reason>) -> u8 {
         (Exits::Ending, false, Some(Reason::NoPidFile | Reason::NotRunning)) => exit::OK,
         (_, false, Some(Reason::LispNotFound)) => exit::NOT_INSTALLED,
         (_, false, _) => exit::FAILED,
-    }
-}
-
-/// How `--print` shows an outcome.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum PrintStyle {
-    /// The original's one line.
-    #[default]
-    Simple,
-    /// The original's result property list.
-    Plist,
-    /// The same fields as JSON.
-    Json,
-    /// Nothing (errors still go to stderr).
-    None,
-}
-
-impl PrintStyle {
-    /// Its name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            PrintStyle::Simple => "simple",
-            PrintStyle::Plist => "plist",
-            PrintStyle::Json => "json",
-            PrintStyle::None => "none",
-        }
     }
 }
 

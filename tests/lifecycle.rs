@@ -1471,7 +1471,10 @@ fn reload_calls_the_reload_function_in_the_daemon() {
     assert_ne!(lisp, supervisor);
     // The supervisor says what it is, as ps -f shows it.
     let cmdline = fs::read_to_string(format!("/proc/{supervisor}/cmdline")).unwrap();
-    assert_eq!(cmdline.trim_end_matches('\0'), "daemonization: supervisor of site");
+    assert_eq!(
+        cmdline.trim_end_matches('\0'),
+        "daemonization: supervisor of site"
+    );
     let out = sb.run(&conf, &["reload"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fs::read_to_string(&version).unwrap(), format!("2 {lisp}"));

@@ -5,6 +5,7 @@
 mod util;
 
 mod check;
+mod deb;
 mod lifecycle;
 mod lisp_api;
 mod original;

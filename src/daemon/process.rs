@@ -22,7 +22,12 @@ pub fn set_title(title: &str) {
     let Ok(stat) = fs::read_to_string("/proc/self/stat") else {
         return;
     };
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let (Some(Ok(start)), Some(Ok(end))) = (
         fields.get(45).map(|f| f.parse::<usize>()),
         fields.get(46).map(|f| f.parse::<usize>()),

@@ -1,0 +1,45 @@
+//! Generates the man page and the bash, zsh and fish completions from the
+//! clap definitions in `src/args.rs`, into `target/<profile>/assets/`
+//! (where the Debian package takes them from; see `[package.metadata.deb]`).
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory as _;
+use clap_complete::Shell;
+
+#[path = "src/args.rs"]
+#[allow(dead_code)]
+mod args;
+
+fn main() -> std::io::Result<()> {
+    println!("cargo:rerun-if-changed=src/args.rs");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // OUT_DIR is target/<profile>/build/daemonization-HASH/out.
+    let assets = out
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| out.join("assets"), |profile| profile.join("assets"));
+    std::fs::create_dir_all(&assets)?;
+    let mut command = args::Args::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    write_if_changed(&assets.join("daemonization.1"), &page)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "daemonization", &mut script);
+        let name = match shell {
+            Shell::Bash => "daemonization.bash",
+            Shell::Zsh => "_daemonization",
+            _ => "daemonization.fish",
+        };
+        write_if_changed(&assets.join(name), &script)?;
+    }
+    Ok(())
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::read(path).ok().as_deref() != Some(bytes) {
+        std::fs::write(path, bytes)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The Debian package, as installed (`.ci/run` builds it with `cargo deb`
+//! and installs it with `dpkg -i` before the tests): the installed binary
+//! starts a daemon, the installed Lisp API loads for any user, and the man
+//! page and completions are where `man` and bash-completion find them.
+
+use std::fs;
+use std::process::Command;
+
+use crate::util::*;
+
+/// Whether the package is installed; outside CI a missing package skips.
+fn installed() -> bool {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status} ${Version}", "daemonization"])
+        .output();
+    let found = out.is_ok_and(|o| stdout(&o).starts_with("install ok installed "));
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "CI installs the package (.ci/run: cargo deb, dpkg -i)"
+    );
+    if !found {
+        eprintln!("skipped: the daemonization package is not installed");
+    }
+    found
+}
+
+/// The installed binary, on PATH, runs a daemon of a conf.
+#[test]
+fn the_installed_tool_starts_a_daemon() {
+    if !installed() {
+        return;
+    }
+    let version = Command::new("daemonization")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&version),
+        format!("daemonization {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "pkg.conf",
+        "(:pid-file \"pkg.pid\" :main-function #.(lambda () t))",
+    );
+    let run = |command: &str| {
+        Command::new("/usr/bin/daemonization")
+            .arg(&conf)
+            .arg(command)
+            .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+            .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+            .output()
+            .unwrap()
+    };
+    let out = run("start");
+    let pid = pid_in(&stdout(&out)).unwrap_or_else(|| panic!("{} {}", stdout(&out), stderr(&out)));
+    sb.track(pid);
+    assert_eq!(run("status").status.code(), Some(0));
+    assert_eq!(run("stop").status.code(), Some(0));
+    assert!(!alive(pid));
+}
+
+/// `(asdf:load-system :daemonization)` works with Debian's ASDF, from the
+/// package's systems directory, and drives the installed tool.
+#[test]
+fn the_installed_lisp_api_loads() {
+    if !installed() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let conf = sb.conf("api.conf", "(:pid-file \"api.pid\")");
+    let out = Command::new("sbcl")
+        .args(["--noinform", "--non-interactive", "--no-sysinit", "--no-userinit"])
+        .args(["--eval", "(require :asdf)"])
+        .args(["--eval", "(asdf:load-system :daemonization)"])
+        .args([
+            "--eval",
+            &format!(
+                "(let ((*print-pretty* nil)) (print (list (namestring (asdf:system-source-directory :daemonization))\n \
+                                     (namestring (daemonization::find-program))\n \
+                                     (getf (daemonization:daemonized {} \"status\" :print-result-type :none\n \
+                                                                     :on-error :return-error)\n \
+                                           :status)))\n \
+                        (terpri))",
+                lisp_string(conf.to_str().unwrap())
+            ),
+        ])
+        .env("XDG_CACHE_HOME", sb.path("cache"))
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .env_remove("DAEMONIZATION_PROGRAM")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "(\"/usr/share/common-lisp/source/daemonization/lisp/\" \"/usr/bin/daemonization\" \"not-running\")"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// The man page and the completions are where their tools look, and are
+/// those of this tool; `completions SHELL` prints the same scripts.
+#[test]
+fn the_man_page_and_completions_are_found() {
+    if !installed() {
+        return;
+    }
+    let man = Command::new("man")
+        .args(["-w", "daemonization"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&man).trim(), "/usr/share/man/man1/daemonization.1");
+    let page = fs::read_to_string("/usr/share/man/man1/daemonization.1").unwrap();
+    assert!(
+        page.contains("daemonization") && page.contains("\\-\\-print"),
+        "{page}"
+    );
+    // bash-completion loads it on demand, by the command's name.
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            "source /usr/share/bash-completion/bash_completion && \
+             _completion_loader daemonization; complete -p daemonization",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("_daemonization") && stdout(&out).ends_with("daemonization\n"),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    for (shell, path) in [
+        (
+            "bash",
+            "/usr/share/bash-completion/completions/daemonization",
+        ),
+        ("zsh", "/usr/share/zsh/vendor-completions/_daemonization"),
+        (
+            "fish",
+            "/usr/share/fish/vendor_completions.d/daemonization.fish",
+        ),
+    ] {
+        let printed = Command::new(bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout(&printed),
+            fs::read_to_string(path).unwrap(),
+            "{shell}"
+        );
+    }
+}
