@@ -423,7 +423,9 @@ impl Session {
         };
         match (e, derived("user")) {
             (IdentityError::UnknownUser(name), Some(how)) => {
-                format!("unknown user \"{name}\" ({how})")
+                format!(
+                    "unknown user \"{name}\" ({how}): create it (useradd --system {name}) or set *user*"
+                )
             }
             _ => e.to_string(),
         }

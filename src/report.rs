@@ -337,7 +337,14 @@ impl Outcome {
             }
             StillRunning { pid, schedule } => {
                 outcome.error = Some(format!(
-                    "process {pid} is still running at the end of the stop schedule {schedule}"
+                    "process {pid} is still running at the end of the stop schedule {schedule}; \
+                     end it with the kill command (SIGKILL), or give it longer with --retry"
+                ));
+            }
+            ZapRefused { pid } => {
+                outcome.error = Some(format!(
+                    "the daemon (pid = {pid}) runs: stop it first (the stop command, or kill); \
+                     zap is for the pid file of a daemon that died (zap --force removes it anyway)"
                 ));
             }
             StillInitializing { waited, .. } => {

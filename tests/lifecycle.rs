@@ -535,13 +535,21 @@ fn zap_refuses_a_running_daemon() {
     let (conf, _) = heartbeat(&sb);
     let pid = started_pid(&sb.run(&conf, &["start"]));
     let p = sb.pid_file("heartbeat.pid");
+    let out = sb.run(&conf, &["zap"]);
     assert_line(
-        &sb.run(&conf, &["zap"]),
+        &out,
         1,
         &format!(
             "failed zapped - running (pid = {pid} pid-file = {})",
             p.display()
         ),
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: the daemon (pid = {pid}) runs: stop it first (the stop command, or kill); \
+             zap is for the pid file of a daemon that died (zap --force removes it anyway)\n"
+        )
     );
     assert!(p.exists());
     assert_line(
@@ -843,7 +851,8 @@ fn stop_schedule_running_out_fails() {
     assert_eq!(
         stderr(&out),
         format!(
-            "ERROR: process {pid} is still running at the end of the stop schedule USR1/0.2/TERM/0.2\n"
+            "ERROR: process {pid} is still running at the end of the stop schedule USR1/0.2/TERM/0.2; \
+             end it with the kill command (SIGKILL), or give it longer with --retry\n"
         )
     );
     assert!(alive(pid) && p.exists());

@@ -207,7 +207,8 @@ fn user_switch_errors() {
     assert_eq!(out.status.code(), Some(6));
     assert_eq!(
         stderr(&out),
-        "ERROR: unknown user \"no-such-user-dz\" (the :user of the conf)\n"
+        "ERROR: unknown user \"no-such-user-dz\" (the :user of the conf): \
+         create it (useradd --system no-such-user-dz) or correct :user\n"
     );
     assert!(!sb.pid_file("x.pid").exists());
 }

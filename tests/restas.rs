@@ -290,7 +290,8 @@ fn a_derived_user_is_named_as_derived() {
     assert_eq!(out.status.code(), Some(6));
     assert_eq!(
         stderr(&out),
-        "ERROR: unknown user \"no-such-site-user\" (*user* defaults to *name* \"no-such-site-user\" in a restas-daemon conf)\n"
+        "ERROR: unknown user \"no-such-site-user\" (*user* defaults to *name* \"no-such-site-user\" \
+         in a restas-daemon conf): create it (useradd --system no-such-site-user) or set *user*\n"
     );
     assert!(!sb.path("s.pid").exists());
 }

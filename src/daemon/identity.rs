@@ -17,9 +17,13 @@ pub use crate::plan::{Account, Switch};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdentityError {
-    #[error("unknown user \"{0}\" (the :user of the conf)")]
+    #[error(
+        "unknown user \"{0}\" (the :user of the conf): create it (useradd --system {0}) or correct :user"
+    )]
     UnknownUser(String),
-    #[error("unknown group \"{0}\" (the :group of the conf)")]
+    #[error(
+        "unknown group \"{0}\" (the :group of the conf): create it (groupadd --system {0}) or correct :group"
+    )]
     UnknownGroup(String),
     #[error(
         "Can't change the group, but not modify user. Current group: {current}. New group: {new}"
