@@ -20,7 +20,7 @@ use crate::daemon::identity::{self, IdentityError};
 use crate::daemon::{self, Request};
 use crate::logging::{self, Logger};
 use crate::plan::{Runner, RuntimeOptions};
-use crate::report::{self, PrintStyle, exit};
+use crate::report::{self, Outcome, PrintStyle, exit};
 use crate::trust::Trust;
 
 /// What the arguments ask for, once validated.
@@ -377,6 +377,12 @@ impl Session {
             );
             return Err(fail(&self.logger, &message, exit::CONF_ERROR));
         }
+        if self.conf.spec.core.is_some() && kind.facts().core.is_none() {
+            let e = daemon::DaemonError::NoCores {
+                lisp: kind.facts().name,
+            };
+            return Err(fail(&self.logger, &e.to_string(), exit::CONF_ERROR));
+        }
         if self.conf.spec.reload_function.is_some() && !kind.facts().catches_hup {
             let message = format!(
                 "{} cannot catch SIGHUP, so :reload-function could never be called: \
@@ -486,6 +492,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         Command::Migrate => migrate(&session),
         Command::Unit => unit(&session)?,
         Command::Log => log(&session, options),
+        Command::BuildCore => build_core(&session, options),
         Command::Nodaemon => nodaemon(&session, options),
         Command::Help | Command::Info => unreachable!("answered without a conf"),
         _ => daemon_command(&session, command, options),
@@ -562,10 +569,17 @@ fn unit(session: &Session) -> anyhow::Result<ExitCode> {
 
 /// `nodaemon`: prints nothing on success; the exit code is the Lisp's.
 fn nodaemon(session: &Session, options: &Options) -> ExitCode {
-    let req = match session.request(Command::Nodaemon, options) {
+    let mut req = match session.request(Command::Nodaemon, options) {
         Ok(req) => req,
         Err(code) => return code,
     };
+    if let Err(outcome) = daemon::core::prepare(&mut req, Command::Nodaemon) {
+        let error = outcome
+            .error
+            .as_deref()
+            .unwrap_or("the core could not be used");
+        return fail(&session.logger, error, outcome.exit);
+    }
     session
         .logger
         .info("nodaemon: running :main-function in the foreground");
@@ -581,28 +595,27 @@ fn nodaemon(session: &Session, options: &Options) -> ExitCode {
     }
 }
 
-/// `start`, `stop`, `kill`, `zap`, `restart`, `status`: one outcome, logged
-/// and printed as `--print` says.
+/// `start`, `stop`, `kill`, `zap`, `restart`, `status`, ...: one outcome,
+/// logged and printed as `--print` says.
 fn daemon_command(session: &Session, command: Command, options: &Options) -> ExitCode {
-    let req = match session.request(command, options) {
+    let mut req = match session.request(command, options) {
         Ok(req) => req,
         Err(code) => return code,
     };
-    let outcome = match command {
-        Command::Start => daemon::start(&req),
-        Command::Stop | Command::Kill => daemon::stop(&req, command),
-        Command::Zap => daemon::zap(&req),
-        Command::Restart => daemon::restart(&req),
-        Command::TryRestart => daemon::try_restart(&req),
-        Command::Reload => daemon::reload::reload(&req, command),
-        Command::ForceReload if req.conf.spec.reload_function.is_some() => {
-            daemon::reload::reload(&req, command)
-        }
-        Command::ForceReload => daemon::restart(&req),
-        _ => daemon::status(&req),
+    // A conf with :core: the core checked (or built) before anything stops.
+    let starts = matches!(
+        command,
+        Command::Start | Command::Restart | Command::TryRestart
+    ) || (command == Command::ForceReload && req.conf.spec.reload_function.is_none());
+    let prepared = match starts {
+        true => daemon::core::prepare(&mut req, command),
+        false => Ok(()),
+    };
+    let mut outcome = match prepared {
+        Err(outcome) => *outcome,
+        Ok(()) => run_daemon_command(&req, command),
     };
     daemon::records::after(&req, &outcome);
-    let mut outcome = outcome;
     if command == Command::Status && options.verbose {
         outcome.details = Some(daemon::details(&req, &outcome));
     }
@@ -612,6 +625,50 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
     }
     report::print(&outcome, options.print);
     ExitCode::from(outcome.exit)
+}
+
+fn run_daemon_command(req: &Request, command: Command) -> Outcome {
+    match command {
+        Command::Start => daemon::start(req),
+        Command::Stop | Command::Kill => daemon::stop(req, command),
+        Command::Zap => daemon::zap(req),
+        Command::Restart => daemon::restart(req),
+        Command::TryRestart => daemon::try_restart(req),
+        Command::Reload => daemon::reload::reload(req, command),
+        Command::ForceReload if req.conf.spec.reload_function.is_some() => {
+            daemon::reload::reload(req, command)
+        }
+        Command::ForceReload => daemon::restart(req),
+        _ => daemon::status(req),
+    }
+}
+
+/// `build-core`: where the core is, and its size.
+fn build_core(session: &Session, options: &Options) -> ExitCode {
+    let req = match session.request(Command::BuildCore, options) {
+        Ok(req) => req,
+        Err(code) => return code,
+    };
+    match daemon::core::build_core(&req) {
+        Ok(built) => {
+            let line = format!(
+                "core built: {} ({:.1} MiB, {:.1} s)",
+                built.path.display(),
+                built.bytes as f64 / (1 << 20) as f64,
+                built.took.as_secs_f64()
+            );
+            session.logger.info(&line);
+            println!("{line}");
+            if session.conf.spec.core.is_none() {
+                eprintln!("The conf has no :core: add :core :auto for start to run on this core.");
+            }
+            ExitCode::from(exit::OK)
+        }
+        Err(outcome) => {
+            let error = outcome.error.as_deref().unwrap_or("the core was not built");
+            fail(&session.logger, error, exit::FAILED)
+        }
+    }
 }
 
 /// Reports an error that ends the command: logged, and on stderr.

@@ -25,6 +25,7 @@ pub enum Command {
     TryRestart,
     Reload,
     ForceReload,
+    BuildCore,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
@@ -174,6 +175,14 @@ pub const COMMANDS: &[Row] = &[
         past: "printed",
         doc: "print the last lines of the daemon's captured :output (-n N, default 10); -f follows it",
         launches: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::BuildCore,
+        name: "build-core",
+        past: "built",
+        doc: "load :preload into a fresh Lisp and save its image as the conf's core (:core, or :auto's)",
+        launches: true,
         exits: Exits::Own,
     },
     Row {

@@ -5,6 +5,7 @@
 mod util;
 
 mod check;
+mod cores;
 mod deb;
 mod lifecycle;
 mod lisp_api;

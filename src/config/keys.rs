@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::error::{ConfErrorKind, Fail};
 use super::schedule::StopSchedule;
-use super::spec::{DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, RestartPolicy};
+use super::spec::{
+    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, Preload, RestartPolicy,
+};
 use crate::reader::{Datum, Form, Macro, Number};
 use crate::source::Source;
 
@@ -57,6 +59,10 @@ pub enum Kind {
     Environment(fn(&mut DaemonSpec, Vec<(String, String)>)),
     /// Megabytes: an integer, or a size string such as `"2G"`; or nil.
     Megabytes(fn(&mut DaemonSpec, Option<u64>)),
+    /// A list of ASDF systems (keywords, symbols) and files (strings).
+    Preload(fn(&mut DaemonSpec, Vec<Preload>)),
+    /// A path, `:auto`, or nil.
+    Core(fn(&mut DaemonSpec, Option<CoreFile>)),
     /// A list of strings, or nil.
     Strings(fn(&mut DaemonSpec, Vec<String>)),
 }
@@ -248,6 +254,18 @@ pub const KEYS: &[Key] = &[
         doc: "function called in the running daemon by `reload` (SIGHUP), e.g. to load changed code; reload reports once it returned, or its error",
     },
     Key {
+        name: "preload",
+        kind: Kind::Preload(|s, v| s.preload = v),
+        default: "nil",
+        doc: "ASDF systems (:hunchentoot) and files (\"site.lisp\", relative to the conf) loaded before :main-function, and saved in the core (see build-core)",
+    },
+    Key {
+        name: "core",
+        kind: Kind::Core(|s, v| s.core = v),
+        default: "nil",
+        doc: "a saved core to run the Lisp on (made by build-core; relative to the conf), or :auto: kept, built and rebuilt when stale in the tool's cache",
+    },
+    Key {
         name: "dynamic-space-size",
         kind: Kind::Megabytes(|s, v| s.dynamic_space_size = v),
         default: "nil",
@@ -332,6 +350,8 @@ impl Kind {
             Kind::Environment(set) => set(spec, environment(value)?),
             Kind::Megabytes(set) => set(spec, megabytes(value)?),
             Kind::Strings(set) => set(spec, strings(value)?),
+            Kind::Preload(set) => set(spec, preload(value)?),
+            Kind::Core(set) => set(spec, core(value)?),
         }
         Ok(())
     }
@@ -356,6 +376,8 @@ impl Kind {
             Kind::Environment(_) => ENVIRONMENT,
             Kind::Megabytes(_) => MEGABYTES,
             Kind::Strings(_) => STRINGS,
+            Kind::Preload(_) => PRELOAD,
+            Kind::Core(_) => CORE,
         }
     }
 }
@@ -379,6 +401,9 @@ const ENVIRONMENT: &str = "a list of \"NAME=value\" strings, or nil";
 const MEGABYTES: &str = "a number of megabytes (an integer from 1 to 16777216, 16 TiB), \
      a size string such as \"512M\" or \"2G\", or nil";
 const STRINGS: &str = "a list of strings, or nil";
+const PRELOAD: &str =
+    "a list of ASDF systems (:hunchentoot, swank) and files (\"site.lisp\"), or nil";
+const CORE: &str = "a core file (a non-empty string or #P\"...\"), :auto or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
 fn environment(v: &ValueAt) -> Result<Vec<(String, String)>, Fail> {
@@ -443,6 +468,39 @@ fn strings(v: &ValueAt) -> Result<Vec<String>, Fail> {
             .wrong(STRINGS)),
         })
         .collect()
+}
+
+fn preload(v: &ValueAt) -> Result<Vec<Preload>, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(Vec::new()),
+        Datum::List { items, tail: None } => items,
+        _ => return Err(v.wrong(PRELOAD)),
+    };
+    items
+        .iter()
+        .map(|item| match &item.datum {
+            Datum::Keyword(name) | Datum::Symbol(name) if !name.contains(':') => Ok(
+                Preload::System(name.trim_start_matches("#:").to_lowercase()),
+            ),
+            Datum::String(path) if !path.is_empty() => Ok(Preload::File(PathBuf::from(path))),
+            _ => Err(ValueAt {
+                form: item,
+                source: v.source,
+                key: v.key.clone(),
+            }
+            .wrong(PRELOAD)),
+        })
+        .collect()
+}
+
+fn core(v: &ValueAt) -> Result<Option<CoreFile>, Fail> {
+    if matches!(&v.form.datum, Datum::Keyword(k) if k == "AUTO") {
+        return Ok(Some(CoreFile::Auto));
+    }
+    match path_string(v) {
+        Some(p) => Ok(p.map(CoreFile::Path)),
+        None => Err(v.wrong(CORE)),
+    }
 }
 
 fn text(v: &ValueAt) -> Result<Option<String>, Fail> {

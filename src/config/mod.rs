@@ -23,7 +23,9 @@ use std::sync::Arc;
 pub use error::{ConfError, ConfErrorKind};
 pub use paths::PidDirs;
 pub use schedule::{BadSchedule, StopSchedule, StopStep, parse_signal};
-pub use spec::{DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, RestartPolicy};
+pub use spec::{
+    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, Preload, RestartPolicy,
+};
 
 use crate::reader::{self, Features, Form, Span, lisp_string};
 use crate::source::Source;
@@ -146,6 +148,14 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
     // Relative extension paths are relative to the conf file's directory.
     for path in [&mut spec.output, &mut spec.fasl_dir].into_iter().flatten() {
         *path = conf_dir.join(&*path);
+    }
+    if let Some(CoreFile::Path(core)) = &mut spec.core {
+        *core = conf_dir.join(&*core);
+    }
+    for item in &mut spec.preload {
+        if let Preload::File(file) = item {
+            *file = conf_dir.join(paths::expand_home(file, env.home.as_deref()));
+        }
     }
     let mut files: Vec<PathBuf> = chain.iter().map(|l| l.source.path.clone()).collect();
     files.extend(env.default_conf.iter().cloned());

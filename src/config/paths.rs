@@ -81,6 +81,9 @@ pub fn expand_homes(spec: &mut DaemonSpec, home: Option<&Path>) {
     for path in files.into_iter().flatten() {
         *path = expand_home(path, home);
     }
+    if let Some(super::spec::CoreFile::Path(core)) = &mut spec.core {
+        *core = expand_home(core, home);
+    }
     for dir in [&mut spec.pid_file_dir, &mut spec.parent_conf_file_dir] {
         if let Some(Dir::Path(path)) = dir {
             *path = expand_home(path, home);

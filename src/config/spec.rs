@@ -53,6 +53,11 @@ pub struct DaemonSpec {
     pub environment: Vec<(String, String)>,
     /// Extension: called in the running daemon by `reload`.
     pub reload_function: Option<LispCode>,
+    /// Extension: what is loaded into the image before `:main-function`
+    /// (and saved in its core).
+    pub preload: Vec<Preload>,
+    /// Extension: the saved core the Lisp runs on.
+    pub core: Option<CoreFile>,
     /// Extension: the Lisp's heap, in megabytes.
     pub dynamic_space_size: Option<u64>,
     /// Extension: the Lisp's control stack, in megabytes.
@@ -84,6 +89,24 @@ pub enum RestartPolicy {
 pub enum Dir {
     /// `:this-dir`: the directory of the conf file given on the command line.
     ThisDir,
+    Path(PathBuf),
+}
+
+/// One thing of `:preload`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Preload {
+    /// An ASDF system, by its name (lower case, as ASDF names them).
+    System(String),
+    /// A Lisp file to load (relative: to the conf file's directory).
+    File(PathBuf),
+}
+
+/// `:core`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreFile {
+    /// Kept and rebuilt by the tool in its cache directory.
+    Auto,
+    /// This file (relative: to the conf file's directory).
     Path(PathBuf),
 }
 

@@ -54,6 +54,24 @@ pub enum DaemonError {
          :reload-function (or by an older version of the tool); restart it once"
     )]
     NoReloadPipe { pid: i32 },
+    #[error(
+        "{lisp} cannot save its image: it has no saved cores; remove :core from the conf \
+         (or run the daemon on SBCL or GNU CLISP)"
+    )]
+    NoCores { lisp: &'static str },
+    #[error(
+        "the core file {} does not exist: make it with `daemonization CONF build-core` \
+         (or write :core :auto, and the tool keeps it)",
+        path.display()
+    )]
+    CoreMissing { path: PathBuf },
+    #[error(
+        "the :preload did not load, so no core was saved (a previous one is kept): {}",
+        report.lines().next().unwrap_or("the Lisp gave no reason")
+    )]
+    CoreBuild { report: String },
+    #[error("the core file {}: {error}", path.display())]
+    CoreFile { path: PathBuf, error: String },
     #[error("the daemon (pid = {pid}) ended while reloading")]
     DiedReloading { pid: i32 },
     #[error(

@@ -2,6 +2,7 @@
 //! start-stop-daemon, systemd and s6 do it. The only place with fork,
 //! setsid, exec, signals and pid-file locks.
 
+pub mod core;
 mod details;
 mod error;
 mod events;
@@ -89,7 +90,7 @@ impl Request<'_> {
     /// change the directories on its path; elsewhere its lines go nowhere
     /// (the tool's own lines still go there, through `trust::open_append`).
     /// A Lisp of another user writes with that user's power.
-    fn lisp_log(&self, as_caller: bool) -> Destinations {
+    pub(crate) fn lisp_log(&self, as_caller: bool) -> Destinations {
         let safe = |d: &Destination| match d {
             Destination::File(path) if as_caller => {
                 let dir = path.parent().unwrap_or(Path::new("/"));
@@ -235,7 +236,7 @@ fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launc
 
 /// The Lisp program to run, found and (as root) trusted; else the outcome
 /// that says why not.
-fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
+pub(crate) fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
     let Some(program) = find_program(&req.runner.program) else {
         return Err(Box::new(lisp_not_found(req, command)));
     };
@@ -248,7 +249,7 @@ fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
 /// as restas-daemon did with its fasl directory. Reached without following
 /// a symbolic link the user could have made, and changed through its
 /// descriptor; a directory of a third user is refused.
-fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
+pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
     const WHAT: &str = "the :fasl-dir";
     let Some(dir) = dir else { return Ok(()) };
     let owner = req.switch.as_ref().map(|s| (s.account.uid, s.account.gid));
@@ -538,7 +539,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
 }
 
 /// The caller of a Lisp: its environment, and its directory.
-fn caller(req: &Request) -> plan::Caller {
+pub(crate) fn caller(req: &Request) -> plan::Caller {
     plan::Caller {
         env: caller_env(),
         dir: caller_dir(req),

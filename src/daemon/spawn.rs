@@ -90,15 +90,19 @@ impl Launch {
 
     /// Forks the Lisp of `nodaemon` as our child, the readiness pipe's
     /// write end `ready` on `READY_FD`.
-    fn fork_foreground(&self, ready: OwnedFd) -> Result<Pid, DaemonError> {
+    pub(super) fn fork_foreground(&self, ready: OwnedFd) -> Result<Pid, DaemonError> {
         // SAFETY: single-threaded; the child only sets itself up and execs.
         match unsafe { fork() }.map_err(DaemonError::Fork)? {
             ForkResult::Child => {
+                let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty())
+                    .map(IntoRawFd::into_raw_fd)
+                    .ok();
                 let placed =
                     exec::fresh_bootstrap(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
                         exec::arrange(&self.layout(|slot| match slot {
                             Slot::Bootstrap => Some(bootstrap),
                             Slot::Ready => Some(ready.as_raw_fd()),
+                            Slot::Null => null,
                             _ => None,
                         }))
                     });

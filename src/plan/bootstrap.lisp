@@ -32,6 +32,11 @@
 ;;;;                     is written there, "reloaded", or "error", the
 ;;;;                     report and a line "end-of-report"; the read end is
 ;;;;                     fd *RELOAD-FD* + 1 (src/daemon/reload.rs reads it)
+;;;;   *PRELOAD*         what to load before the conf's functions: a list of
+;;;;                     (:system "name") and (:file "path")
+;;;;   *FROM-CORE*       true when the image is a core saved with *PRELOAD*
+;;;;                     loaded: then it is not loaded again
+;;;;   *CORE-FILE*       :BUILD-CORE mode: where to save the image
 ;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
 ;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
 ;;;;                     (the original's daemon, a fork of the caller's
@@ -156,7 +161,9 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
             ((consp form) (eval form))
             (t (error "~s is not a function" form))))))
 
-(defun call-user (key text &rest args)
+(defun call-thunk (key thunk)
+  "Calls THUNK for the conf's KEY; an error is reported (the Lisp's own
+report and backtrace) and ends the Lisp with status 1."
   (handler-bind ((serious-condition
                    (lambda (c)
                      (let ((text (failure-text c (format nil "~(~s~)" key))))
@@ -165,8 +172,61 @@ loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
                        (report "error" text)
                        (setf *exit-reason* :error)
                        (%exit 1 t)))))
-    (let ((fn (user-function text)))
-      (when fn (apply fn args)))))
+    (funcall thunk)))
+
+(defun call-user (key text &rest args)
+  (call-thunk key (lambda ()
+                    (let ((fn (user-function text)))
+                      (when fn (apply fn args))))))
+
+(defun say (line)
+  "Writes LINE to the starting process (progress of build-core)."
+  (let ((stream (ready-stream)))
+    (when stream
+      (ignore-errors (write-line line stream) (finish-output stream)))))
+
+(defun asdf (name &rest args)
+  "Calls the ASDF function NAME (ASDF is loaded at run time, after this
+file is read)."
+  (apply (intern name "ASDF") args))
+
+(defun preload (&key progress)
+  "Loads *PRELOAD*: each system with ASDF, each file with LOAD; with
+PROGRESS, says which as it goes."
+  (dolist (item *preload*)
+    (destructuring-bind (kind name) item
+      (when progress (say (format nil "loading ~a" name)))
+      (ecase kind
+        (:system (%require "ASDF") (asdf "LOAD-SYSTEM" name))
+        (:file (load name))))))
+
+(defun loaded-sources ()
+  "Every source file of the systems ASDF has loaded (and their .asd
+files), and the preloaded files: what a saved core is made of."
+  (let ((files '()))
+    (labels ((add (path) (when (and path (probe-file path)) (push (namestring (truename path)) files)))
+             (walk (component)
+               (if (typep component (intern "PARENT-COMPONENT" "ASDF"))
+                   (mapc #'walk (asdf "COMPONENT-CHILDREN" component))
+                   (add (asdf "COMPONENT-PATHNAME" component)))))
+      (when (find-package "ASDF")
+        (dolist (name (asdf "ALREADY-LOADED-SYSTEMS"))
+          (let ((system (asdf "FIND-SYSTEM" name nil)))
+            (when system
+              (add (asdf "SYSTEM-SOURCE-FILE" system))
+              (walk system)))))
+      (dolist (item *preload*)
+        (when (eq (first item) :file) (add (second item)))))
+    (remove-duplicates files :test #'string=)))
+
+(defun build-core ()
+  "Loads *PRELOAD* and saves the image to *CORE-FILE*, telling the tool
+the source files it is made of."
+  (call-thunk :preload (lambda () (preload :progress t)))
+  (dolist (file (loaded-sources))
+    (say (format nil "source ~a" file)))
+  (say "saving")
+  (call-thunk :preload (lambda () (%save-core *core-file*))))
 
 (defun tell-reload (word &optional text)
   "Writes a reload's verdict to the reload pipe, if there is one, after
@@ -225,13 +285,17 @@ dropping any verdict nobody read."
      (apply #'call-user :before-parent-exit-fn *main-function* *args*)
      (setf *exit-reason* :done)
      (%exit 0 nil))
+    (:build-core
+     (build-core))
     (:daemon
      (call-user :before-init-fn *before-init-fn*)
+     (unless *from-core* (call-thunk :preload #'preload))
      (call-user :main-function *main-function*)
      (report "ready")
      (wait-until-stopped))
     (:foreground
      (call-user :before-init-fn *before-init-fn*)
+     (unless *from-core* (call-thunk :preload #'preload))
      (call-user :main-function *main-function*)
      (report "ready")
      (if (interactive-stream-p *standard-input*)

@@ -9,7 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::config::{DaemonSpec, LispCode, RestartPolicy};
+use crate::config::{DaemonSpec, LispCode, Preload, RestartPolicy};
 use crate::logging::{Destination, Destinations};
 use crate::reader::lisp_string;
 
@@ -47,6 +47,9 @@ pub enum Mode {
     Foreground { report_ready: bool },
     /// `:before-parent-exit-fn`: call it with `(pid status)` and exit.
     ParentExit { pid: i32, status: i32 },
+    /// `build-core`: load `:preload` and save the image to `file`,
+    /// telling progress and sources on `READY_FD`.
+    BuildCore { file: PathBuf },
 }
 
 /// What a descriptor of the Lisp holds.
@@ -149,9 +152,13 @@ pub fn plan(
         program: runner.program.clone(),
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
         // kept, as daemon.sh kept them; no banner; no interactive debugger.
-        args: runner.kind.args(&RuntimeOptions::of(spec), &bootstrap_path),
+        args: runner.kind.args(
+            &RuntimeOptions::of(spec),
+            runner.core.as_deref(),
+            &bootstrap_path,
+        ),
         env: environment(&caller.env, login, runner.kind, &spec.environment),
-        bootstrap: bootstrap(spec, mode, log, runner.kind, caller.dir.as_deref()),
+        bootstrap: bootstrap(spec, mode, log, runner, caller.dir.as_deref()),
         keep_ready_reader: runner.kind.facts().keeps_ready_reader,
         umask: spec.umask(),
         identity: switch.cloned(),
@@ -196,6 +203,14 @@ fn descriptors(spec: &DaemonSpec, mode: &Mode, keeps_reader: bool) -> Vec<(Slot,
             }
         }
         Mode::ParentExit { .. } => fds.push((Slot::Bootstrap, BOOTSTRAP_FD)),
+        // The compiler's chatter on stdout is dropped; errors stay on stderr.
+        Mode::BuildCore { .. } => {
+            fds.extend([
+                (Slot::Null, 1),
+                (Slot::Bootstrap, BOOTSTRAP_FD),
+                (Slot::Ready, READY_FD),
+            ]);
+        }
     }
     fds
 }
@@ -306,6 +321,13 @@ fn mode_parameters<'s>(
             &spec.before_parent_exit_fn,
             format!("({pid} {status})"),
         ),
+        Mode::BuildCore { .. } => (
+            ":build-core",
+            READY_FD.to_string(),
+            format!("({BOOTSTRAP_FD})"),
+            &None,
+            "nil".to_string(),
+        ),
     }
 }
 
@@ -314,9 +336,24 @@ pub fn bootstrap(
     spec: &DaemonSpec,
     mode: &Mode,
     log: &Destinations,
-    kind: LispKind,
+    runner: &Runner,
     dir: Option<&Path>,
 ) -> String {
+    let kind = runner.kind;
+    let preload: Vec<String> = spec
+        .preload
+        .iter()
+        .map(|item| match item {
+            Preload::System(name) => format!("(:system {})", lisp_string(name)),
+            Preload::File(file) => format!("(:file {})", lisp_string(&file.display().to_string())),
+        })
+        .collect();
+    let preload = preload.join(" ");
+    let from_core = if runner.core.is_some() { "t" } else { "nil" };
+    let core_file = match mode {
+        Mode::BuildCore { file } => lisp_string(&file.display().to_string()),
+        _ => "nil".to_string(),
+    };
     let target = |d: &Destination| match d {
         Destination::Syslog => ":syslog".to_string(),
         Destination::File(path) => lisp_string(&path.display().to_string()),
@@ -328,7 +365,7 @@ pub fn bootstrap(
     };
     let (mode_name, ready_fd, close_fds, main, args) = mode_parameters(spec, mode);
     let before_init = match mode {
-        Mode::ParentExit { .. } => &None,
+        Mode::ParentExit { .. } | Mode::BuildCore { .. } => &None,
         _ => &spec.before_init_fn,
     };
     let texts = [before_init, main]
@@ -338,7 +375,7 @@ pub fn bootstrap(
     let mut modules = modules_named(texts);
     modules.retain(|m| *m == "ASDF" || kind.facts().sbcl_contribs);
     let fasl_dir = match (&spec.fasl_dir, mode) {
-        (Some(dir), Mode::Daemon | Mode::Foreground { .. }) => {
+        (Some(dir), Mode::Daemon | Mode::Foreground { .. } | Mode::BuildCore { .. }) => {
             if !modules.contains(&"ASDF") {
                 modules.push("ASDF");
             }
@@ -351,7 +388,7 @@ pub fn bootstrap(
     // Reloads in a daemon (and a nodaemon Lisp, where nobody reads the
     // verdict); never in :before-parent-exit-fn's Lisp.
     let (reload, reload_fd) = match mode {
-        Mode::ParentExit { .. } => ("nil".to_string(), "nil".to_string()),
+        Mode::ParentExit { .. } | Mode::BuildCore { .. } => ("nil".to_string(), "nil".to_string()),
         Mode::Daemon if spec.reload_function.is_some() => {
             (code(&spec.reload_function), RELOAD_FD.to_string())
         }
@@ -378,6 +415,9 @@ pub fn bootstrap(
          (defparameter *directory* {dir})\n\
          (defparameter *reload-function* {reload})\n\
          (defparameter *reload-fd* {reload_fd})\n\
+         (defparameter *preload* '({preload}))\n\
+         (defparameter *from-core* {from_core})\n\
+         (defparameter *core-file* {core_file})\n\
          {prelude}\
          {BOOTSTRAP}",
         prelude = kind.facts().prelude,

@@ -8,6 +8,10 @@
 
 (defun %user-evaluation ())
 
+(defun %save-core (path)
+  (rename-package (find-package "DAEMONIZATION-BOOTSTRAP") "DAEMONIZATION-BOOTSTRAP-OF-A-BUILD")
+  (ccl:save-application path))
+
 (defun %directory-pathname (namestring)
   (ccl::native-to-directory-pathname namestring))
 

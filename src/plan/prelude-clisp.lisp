@@ -7,6 +7,11 @@
 
 (defun %user-evaluation ())
 
+(defun %save-core (path)
+  (rename-package (find-package "DAEMONIZATION-BOOTSTRAP") "DAEMONIZATION-BOOTSTRAP-OF-A-BUILD")
+  (ext:saveinitmem path :quiet t :verbose nil)
+  (ext:exit 0))
+
 (defun %directory-pathname (namestring)
   (pathname namestring))
 

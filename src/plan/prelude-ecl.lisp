@@ -5,6 +5,10 @@
 
 (defun %user-evaluation ())
 
+(defun %save-core (path)
+  (declare (ignore path))
+  (error "ECL cannot save its image: it has no saved cores"))
+
 (defun %directory-pathname (namestring)
   (pathname namestring))
 

@@ -13,6 +13,12 @@
 (defun %user-evaluation ()
   (setq sb-ext:*evaluator-mode* *user-evaluator-mode*))
 
+(defun %save-core (path)
+  "Saves this image to PATH and exits. The bootstrap's package is renamed
+first, so a Lisp started from the core defines its own afresh."
+  (rename-package (find-package "DAEMONIZATION-BOOTSTRAP") "DAEMONIZATION-BOOTSTRAP-OF-A-BUILD")
+  (sb-ext:save-lisp-and-die path :executable nil))
+
 (defun %directory-pathname (namestring)
   "NAMESTRING, a native directory name, as a pathname: [, * and \\ are
 characters of the name, not wildcards or escapes."

@@ -30,6 +30,8 @@ pub struct RunnerFacts {
     pub leading: &'static [&'static str],
     /// The arguments that load the bootstrap from a path, last.
     pub args: fn(&str) -> Vec<String>,
+    /// Its option naming the core (image) to run on, if it can save one.
+    pub core: Option<&'static str>,
     /// Its option for the heap size (`:dynamic-space-size`), if it has one.
     pub heap: Option<SizeOption>,
     /// Its option for the control stack size (`:control-stack-size`).
@@ -85,6 +87,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
                 .map(String::from)
                 .to_vec()
         },
+        core: Some("--core"),
         heap: Some(SizeOption {
             flag: "--dynamic-space-size",
             unit: MB,
@@ -109,6 +112,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         package_hint: "apt-get install ecl",
         leading: &[],
         args: |path| vec!["--eval".into(), from_stream(path)],
+        core: None,
         heap: Some(SizeOption {
             flag: "--heap-size",
             unit: 1,
@@ -133,6 +137,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         package_hint: "apt-get install clisp",
         leading: &[],
         // GNU CLISP grows its heap as needed and has no option for either.
+        core: Some("-M"),
         heap: None,
         stack: None,
         args: |_| {
@@ -161,6 +166,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         package_hint: "install Clozure CL from ccl.clozure.com",
         leading: &[],
         args: |path| vec!["--quiet".into(), "--eval".into(), from_stream(path)],
+        core: Some("--image-name"),
         heap: Some(SizeOption {
             flag: "--heap-reserve",
             unit: 1,
@@ -288,22 +294,28 @@ impl LispKind {
     /// options, the conf's runtime options, its `:lisp-options`, then the
     /// tool's own. A size the Lisp has no option for is left out (see
     /// `unsupported`).
-    pub fn args(self, options: &RuntimeOptions, path: &str) -> Vec<OsString> {
+    pub fn args(self, options: &RuntimeOptions, core: Option<&Path>, path: &str) -> Vec<OsString> {
         let facts = self.facts();
-        let mut args: Vec<String> = facts.leading.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<OsString> = Vec::new();
+        if let (Some(flag), Some(core)) = (facts.core, core) {
+            args.push(flag.into());
+            args.push(core.as_os_str().to_owned());
+        }
+        let mut rest: Vec<String> = facts.leading.iter().map(|a| a.to_string()).collect();
         let sizes = [
             (&facts.heap, options.dynamic_space_size),
             (&facts.stack, options.control_stack_size),
         ];
         for (option, megabytes) in sizes {
             if let (Some(option), Some(megabytes)) = (option, megabytes) {
-                args.push(option.flag.to_string());
-                args.push(megabytes.saturating_mul(MB / option.unit).to_string());
+                rest.push(option.flag.to_string());
+                rest.push(megabytes.saturating_mul(MB / option.unit).to_string());
             }
         }
-        args.extend(options.lisp_options.iter().cloned());
-        args.extend((facts.args)(path));
-        args.into_iter().map(OsString::from).collect()
+        rest.extend(options.lisp_options.iter().cloned());
+        rest.extend((facts.args)(path));
+        args.extend(rest.into_iter().map(OsString::from));
+        args
     }
 
     /// What the Lisp cannot do of `options`: the conf key and why, to
@@ -369,6 +381,8 @@ pub struct Runner {
     /// A name looked up on PATH, or a path.
     pub program: OsString,
     pub features: Features,
+    /// The saved core it runs on (`:core`), once checked.
+    pub core: Option<std::path::PathBuf>,
 }
 
 impl Runner {
@@ -377,6 +391,7 @@ impl Runner {
             kind,
             program: program.into(),
             features: (kind.facts().features)(),
+            core: None,
         }
     }
 

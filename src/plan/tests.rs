@@ -69,7 +69,10 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *fasl-dir* nil)\n\
                   (defparameter *directory* \"/home/me/site/\")\n\
                   (defparameter *reload-function* nil)\n\
-                  (defparameter *reload-fd* nil)\n";
+                  (defparameter *reload-fd* nil)\n\
+                  (defparameter *preload* '())\n\
+                  (defparameter *from-core* nil)\n\
+                  (defparameter *core-file* nil)\n";
     assert_eq!(
         plan.bootstrap,
         format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.facts().prelude)

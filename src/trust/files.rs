@@ -124,6 +124,36 @@ pub fn check_program(path: &Path, trust: &Trust) -> Result<(), PathError> {
     }
 }
 
+/// Checks, as root, a saved core the Lisp will run on: the rule of conf
+/// files (a core is code), a regular file, root's, writable by nobody else,
+/// in directories that pass. Other callers run what they choose.
+pub fn check_core(path: &Path, trust: &Trust) -> Result<(), PathError> {
+    const WHAT: &str = "the core file";
+    if !trust.root {
+        return Ok(());
+    }
+    let fd =
+        walk(path, Policy::Strict, trust, WHAT)?.open(OFlag::O_PATH | OFlag::O_CLOEXEC, WHAT)?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
+    let shown = path.display();
+    let problem = match is_kind(&st, SFlag::S_IFREG) {
+        false => Some(format!("it is {}", kind_name(&st))),
+        true => owner_problem(&st, trust).map(|reason| format!("{reason}, and its code would run")),
+    };
+    match problem {
+        None => Ok(()),
+        Some(reason) => Err(Refused {
+            what: WHAT,
+            path: path.to_path_buf(),
+            reason,
+            fix: format!(
+                "chown root:root {shown}; chmod 644 {shown} (or build it as root: daemonization CONF build-core)"
+            ),
+        }
+        .into()),
+    }
+}
+
 /// A file opened for appending by `open_append`.
 #[derive(Debug)]
 pub struct AppendFile {

@@ -21,7 +21,9 @@ use nix::errno::Errno;
 use nix::sys::stat::{FileStat, SFlag};
 use thiserror::Error;
 
-pub use files::{AppendFile, CONF_MAX_BYTES, append_in, check_program, open_append, read_conf};
+pub use files::{
+    AppendFile, CONF_MAX_BYTES, append_in, check_core, check_program, open_append, read_conf,
+};
 pub use walk::{Create, Dir, DirKind, Found, Policy, walk, walk_dir};
 
 /// The owners whose files and processes the tool trusts.

@@ -1,0 +1,247 @@
+//! Saved cores: `build-core` loads `:preload` into a fresh Lisp and saves
+//! its image; `start` runs the daemon on it, without loading anything
+//! again; an `:auto` core is rebuilt when a source changed, an explicit
+//! one is used with a warning; a failed build keeps the previous core; as
+//! root the core is root's and the daemon, as its `:user`, only reads it.
+//! A small ASDF system of the sandbox counts how often it is loaded.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// A system `greet` in `sb/sys/greet/` whose every load appends a line to
+/// `sb/loads`, and a conf preloading it whose `:main-function` writes
+/// `(greet:hello)` to `sb/said`; `extra` is spliced into the conf.
+fn site(sb: &Sandbox, extra: &str) -> PathBuf {
+    let dir = sb.path("sys/greet");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("greet.asd"),
+        "(asdf:defsystem \"greet\" :components ((:file \"greet\")))",
+    )
+    .unwrap();
+    write_greet(sb, "v1");
+    let out = sb.path("out");
+    fs::create_dir_all(&out).unwrap();
+    if root() && extra.contains(":user") {
+        let user = test_user();
+        for path in [out.as_path(), &sb.path("sys"), &dir] {
+            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), None).unwrap();
+        }
+    }
+    sb.conf(
+        "site.conf",
+        &format!(
+            "(:name \"site\" :pid-file \"site.pid\" {extra}\n \
+             :environment (\"CL_SOURCE_REGISTRY={sys}//\")\n \
+             :fasl-dir {fasl}\n \
+             :preload (:greet)\n \
+             :main-function #.(lambda ()\n\
+               (with-open-file (s {said} :direction :output :if-exists :supersede)\n\
+                 (write-string (funcall (find-symbol \"HELLO\" \"GREET\")) s))))",
+            sys = sb.path("sys").display(),
+            fasl = lisp_string(sb.path("out/fasl/").to_str().unwrap()),
+            said = lisp_string(out.join("said").to_str().unwrap()),
+        ),
+    )
+}
+
+fn write_greet(sb: &Sandbox, version: &str) {
+    fs::write(
+        sb.path("sys/greet/greet.lisp"),
+        format!(
+            "(defpackage #:greet (:use #:cl) (:export #:hello))\n\
+             (in-package #:greet)\n\
+             (with-open-file (s {} :direction :output :if-exists :append :if-does-not-exist :create)\n\
+               (write-line \"loaded\" s))\n\
+             (defun hello () \"hello {version}\")\n",
+            lisp_string(sb.path("out/loads").to_str().unwrap())
+        ),
+    )
+    .unwrap();
+}
+
+fn loads(sb: &Sandbox) -> usize {
+    line_count(&sb.path("out/loads"))
+}
+
+/// Starts the conf, returns what its main function said, and stops it.
+fn run_once(sb: &Sandbox, conf: &Path) -> (String, String, String) {
+    let _ = fs::remove_file(sb.path("out/said"));
+    let out = sb.run(conf, &["start"]);
+    let pid = pid_in(&stdout(&out)).unwrap_or_else(|| panic!("{} {}", stdout(&out), stderr(&out)));
+    let said = fs::read_to_string(sb.path("out/said")).unwrap();
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    let uid = proc_status(pid, "Uid");
+    assert_eq!(sb.run(conf, &["stop"]).status.code(), Some(0));
+    (said, cmdline.replace('\0', " "), uid)
+}
+
+/// Removes an `:auto` core (in the tool's cache, outside the sandbox)
+/// however the test ends.
+struct AutoCore(Option<PathBuf>);
+
+impl Drop for AutoCore {
+    fn drop(&mut self) {
+        if let Some(core) = &self.0 {
+            let _ = fs::remove_file(core);
+            let _ = fs::remove_file(format!("{}.manifest", core.display()));
+        }
+    }
+}
+
+fn built_path(out: &std::process::Output) -> PathBuf {
+    let line = stdout(out);
+    let rest = line
+        .strip_prefix("core built: ")
+        .unwrap_or_else(|| panic!("{line} {}", stderr(out)));
+    PathBuf::from(rest.split(" (").next().unwrap())
+}
+
+/// An explicit core: built once, the daemon starts on it and has the
+/// system without loading it; a changed source makes start warn and run
+/// the old code; a failing preload keeps the core and says why.
+#[test]
+fn a_daemon_runs_on_its_saved_core() {
+    let sb = open_sandbox();
+    let core = sb.path("site.core");
+    let conf = site(
+        &sb,
+        &format!(":core {}", lisp_string(core.to_str().unwrap())),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "the core file {} does not exist: make it with",
+            core.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.run(&conf, &["build-core"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(built_path(&out), core);
+    assert_eq!(loads(&sb), 1, "built: loaded once");
+    let (said, cmdline, _) = run_once(&sb, &conf);
+    assert_eq!(said, "hello v1");
+    assert!(
+        cmdline.starts_with(&format!("sbcl --core {} ", core.display())),
+        "{cmdline}"
+    );
+    assert_eq!(loads(&sb), 1, "the daemon did not load it again");
+
+    write_greet(&sb, "v2");
+    let out = sb.run(&conf, &["start"]);
+    sb.track(started_pid(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "WARNING: the core {} is stale ({} was changed): the daemon runs what it was built \
+             with; rebuild it with build-core\n",
+            core.display(),
+            sb.path("sys/greet/greet.lisp").display()
+        )
+    );
+    assert_eq!(fs::read_to_string(sb.path("out/said")).unwrap(), "hello v1");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+
+    let before = fs::metadata(&core).unwrap();
+    fs::write(sb.path("sys/greet/greet.lisp"), "(defun broken (").unwrap();
+    let out = sb.run(&conf, &["build-core"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "ERROR: the :preload did not load, so no core was saved (a previous one is kept): "
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let after = fs::metadata(&core).unwrap();
+    assert_eq!(
+        (after.ino(), after.len()),
+        (before.ino(), before.len()),
+        "the old core stays"
+    );
+}
+
+/// `:core :auto`: built at the first start, used as it is while fresh,
+/// rebuilt (with the new code) when a source changed. As root, the core
+/// is root's (0644) in /var/cache/daemonization, and the daemon of the
+/// `:user` runs on it.
+#[test]
+fn an_auto_core_is_built_and_rebuilt_when_stale() {
+    let sb = open_sandbox();
+    let user = if root() { ":user \"dztest\"" } else { "" };
+    let conf = site(&sb, &format!(":core :auto {user}"));
+    let out = sb.run(&conf, &["build-core"]);
+    let auto = AutoCore(Some(built_path(&out)));
+    let core = auto.0.clone().unwrap();
+    if root() {
+        assert!(
+            core.starts_with("/var/cache/daemonization/"),
+            "{}",
+            core.display()
+        );
+        let meta = fs::metadata(&core).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o644));
+    }
+    let (said, cmdline, uid) = run_once(&sb, &conf);
+    assert_eq!(said, "hello v1");
+    assert!(
+        cmdline.contains(&format!("--core {}", core.display())),
+        "{cmdline}"
+    );
+    if root() {
+        let dztest = test_user().uid.to_string();
+        assert_eq!(
+            uid,
+            [dztest.as_str(); 4].join("\t"),
+            "the :user runs on root's core"
+        );
+    }
+    assert_eq!(loads(&sb), 1);
+    write_greet(&sb, "v2");
+    let (said, _, _) = run_once(&sb, &conf);
+    assert_eq!(said, "hello v2", "rebuilt before the start");
+    assert_eq!(loads(&sb), 2, "loaded once more, by the rebuild");
+    let (said, _, _) = run_once(&sb, &conf);
+    assert_eq!((said.as_str(), loads(&sb)), ("hello v2", 2), "fresh again");
+}
+
+/// GNU CLISP saves its memory image (`ext:saveinitmem`) and runs on it
+/// (`-M`); ECL says it has none.
+#[test]
+fn clisp_saves_a_core_and_ecl_says_it_cannot() {
+    let sb = Sandbox::new();
+    let lib = sb.conf("lib.lisp", "(defun cl-user::from-lib () \"from the core\")");
+    let said = sb.path("said");
+    let conf = sb.conf(
+        "c.conf",
+        &format!(
+            "(:pid-file \"c.pid\" :lisp :clisp :preload ({lib}) :core \"c.mem\"\n \
+             :main-function #.(lambda () (with-open-file (s {said} :direction :output)\n\
+               (write-string (cl-user::from-lib) s))))",
+            lib = lisp_string(lib.to_str().unwrap()),
+            said = lisp_string(said.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["build-core"]);
+    assert_eq!(built_path(&out), sb.path("c.mem"));
+    fs::remove_file(&lib).unwrap();
+    let out = sb.run(&conf, &["start"]);
+    started_pid(&out);
+    assert_eq!(fs::read_to_string(&said).unwrap(), "from the core");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+
+    let ecl = sb.conf("e.conf", "(:pid-file \"e.pid\" :lisp :ecl :core :auto)");
+    let out = sb.run(&ecl, &["start"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: ECL cannot save its image: it has no saved cores; remove :core from the conf \
+         (or run the daemon on SBCL or GNU CLISP)\n"
+    );
+}
