@@ -488,7 +488,7 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         Err(code) => return Ok(code),
     };
     Ok(match command {
-        Command::Check => check(&session),
+        Command::Check => check(&session, options),
         Command::Migrate => migrate(&session),
         Command::Unit => unit(&session)?,
         Command::Log => log(&session, options),
@@ -500,10 +500,15 @@ fn run_command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
 }
 
 /// `check`: the merged conf, as one property list.
-fn check(session: &Session) -> ExitCode {
+fn check(session: &Session, options: &Options) -> ExitCode {
     print!("{}", session.conf.to_plist_text());
     let stop = session.runner.kind.facts().stop_signal;
     print!("{}", session.conf.defaults_text(stop));
+    if session.conf.spec.core.is_some()
+        && let Ok(req) = session.request(Command::BuildCore, options)
+    {
+        println!(";; core: {}", daemon::core::describe(&req));
+    }
     session.logger.info("check: the conf is valid");
     ExitCode::from(exit::OK)
 }

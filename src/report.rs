@@ -108,6 +108,8 @@ pub struct Details {
     pub output: Option<PathBuf>,
     /// The last lines of `:output`.
     pub last_lines: Vec<String>,
+    /// The saved core and whether it is fresh (`:core`).
+    pub core: Option<String>,
 }
 
 impl Details {
@@ -147,6 +149,9 @@ impl Details {
         if let Some(lisp) = &self.lisp {
             field("lisp", lisp.clone());
         }
+        if let Some(core) = &self.core {
+            field("core", core.clone());
+        }
         field("conf", self.conf.display().to_string());
         field("pid file", outcome.pid_file.display().to_string());
         match &self.output {
@@ -164,7 +169,7 @@ impl Details {
         let number = |n: Option<u64>| n.map_or("nil".to_string(), |n| n.to_string());
         let lines: Vec<String> = self.last_lines.iter().map(|l| lisp_string(l)).collect();
         format!(
-            " :name {} :lisp {} :conf {} :since {} :uptime {} :rss-kib {} :output {} :last-lines ({})",
+            " :name {} :lisp {} :conf {} :since {} :uptime {} :rss-kib {} :output {} :last-lines ({}) :core {}",
             text(self.name.as_deref()),
             text(self.lisp.as_deref()),
             lisp_string(&self.conf.display().to_string()),
@@ -177,7 +182,8 @@ impl Details {
                     .map(|o| o.display().to_string())
                     .as_deref()
             ),
-            lines.join(" ")
+            lines.join(" "),
+            text(self.core.as_deref())
         )
     }
 
@@ -190,6 +196,7 @@ impl Details {
         json["rss-kib"] = serde_json::json!(self.rss_kib);
         json["output"] = serde_json::json!(self.output.as_ref().map(|o| o.display().to_string()));
         json["last-lines"] = serde_json::json!(self.last_lines);
+        json["core"] = serde_json::json!(self.core);
     }
 }
 

@@ -132,6 +132,11 @@ fn a_daemon_runs_on_its_saved_core() {
         "{cmdline}"
     );
     assert_eq!(loads(&sb), 1, "the daemon did not load it again");
+    let check = stdout(&sb.run(&conf, &["check"]));
+    assert!(
+        check.ends_with(&format!(";; core: {} (fresh)\n", core.display())),
+        "{check}"
+    );
 
     write_greet(&sb, "v2");
     let out = sb.run(&conf, &["start"]);
@@ -146,6 +151,15 @@ fn a_daemon_runs_on_its_saved_core() {
         )
     );
     assert_eq!(fs::read_to_string(sb.path("out/said")).unwrap(), "hello v1");
+    let status = stdout(&sb.run(&conf, &["status", "-v"]));
+    assert!(
+        status.contains(&format!(
+            "\n  core:      {} (stale: {} was changed)\n",
+            core.display(),
+            sb.path("sys/greet/greet.lisp").display()
+        )),
+        "{status}"
+    );
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 
     let before = fs::metadata(&core).unwrap();

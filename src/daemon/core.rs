@@ -163,6 +163,21 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
     }
 }
 
+/// The conf's core and whether it is fresh, for `check` and `status -v`:
+/// `/var/cache/daemonization/web-....core (fresh)`.
+pub fn describe(req: &Request) -> String {
+    let path = core_path(req);
+    let state = match super::find_program(&req.runner.program) {
+        None => "the Lisp program is not found".to_string(),
+        Some(program) => match freshness(req, &path, &program) {
+            Freshness::Fresh => "fresh".into(),
+            Freshness::Missing => "not built yet".into(),
+            Freshness::Stale(why) => format!("stale: {why}"),
+        },
+    };
+    format!("{} ({state})", path.display())
+}
+
 /// Before `start`, `restart` or `nodaemon` of a conf with `:core`: the core
 /// checked (an `:auto` one built when missing or stale; an explicit stale
 /// one used, with a warning) and set as the runner's.

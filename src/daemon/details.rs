@@ -36,6 +36,7 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         rss_kib: lisp_pid.and_then(resident_kib),
         output: spec.output.clone(),
         last_lines,
+        core: spec.core.as_ref().map(|_| super::core::describe(req)),
     }
 }
 

@@ -602,7 +602,7 @@ pub fn caller_home() -> Option<PathBuf> {
 
 /// The program to run: a path as is (made absolute: the daemon runs from
 /// `/`), a name looked up on PATH.
-fn find_program(program: &OsStr) -> Option<PathBuf> {
+pub(crate) fn find_program(program: &OsStr) -> Option<PathBuf> {
     let executable = |p: &Path| {
         p.metadata()
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
