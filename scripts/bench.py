@@ -66,10 +66,139 @@ def timed(fn, runs):
     return statistics.median(times)
 
 
+SITE = """(:name "site" :pid-file "site-{i}.pid" :fasl-dir "{fasl}" {core}
+ :preload (:hunchentoot :swank)
+ :main-function #.(lambda ()
+   (funcall (intern "START" "HUNCHENTOOT")
+            (make-instance (intern "EASY-ACCEPTOR" "HUNCHENTOOT")
+                           :port {port} :address "127.0.0.1" :access-log-destination nil))
+   (funcall (intern "CREATE-SERVER" "SWANK") :port {swank} :dont-close t)))"""
+
+
+def http_answers(port):
+    """Sends one request; the time it was sent if it was answered, else None."""
+    sent = time.perf_counter()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            return sent if s.recv(64).startswith(b"HTTP/") else None
+    except OSError:
+        return None
+
+
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise RuntimeError("no Pss")
+
+
+def cores(env, work, runs):
+    """Saved cores vs the same site without one (warm fasl cache)."""
+    rows = []
+    fasl = os.path.join(work, "fasl") + "/"
+
+    def conf(i, core):
+        port, swank = free_port(), free_port()
+        path = os.path.join(work, f"site-{i}-{'core' if core else 'plain'}.conf")
+        with open(path, "w") as f:
+            f.write(SITE.format(i=i, fasl=fasl, port=port, swank=swank,
+                                core=(':core "%s"' % os.path.join(work, "site.core")) if core else ""))
+        return path, port
+
+    def ready_time(path, port):
+        t = time.perf_counter()
+        tool(env, path, "start")
+        while True:
+            sent = http_answers(port)
+            if sent is not None:
+                return sent - t
+
+    plain, plain_port = conf(0, False)
+    cored, cored_port = conf(0, True)
+    ready_time(plain, plain_port)  # warm the fasl cache
+    tool(env, plain, "stop")
+    tool(env, cored, "build-core")
+    def once(path, port):
+        d = ready_time(path, port)
+        tool(env, path, "stop")
+        return d
+    plain_t = statistics.median(once(plain, plain_port) for _ in range(runs))
+    core_t = statistics.median(once(cored, cored_port) for _ in range(runs))
+    rows.append(("start-to-ready of a Hunchentoot + swank site, from its core", f"{core_t*1000:.0f} ms",
+                 f"{plain_t*1000:.0f} ms (the same without :core, warm fasl cache)", core_t / plain_t, "≤ 0.1×"))
+
+    def downtime(path, port):
+        tool(env, path, "start")
+        while http_answers(port) is None:
+            pass
+        gaps, stop = [], [False]
+        def watch():
+            down = None
+            while not stop[0]:
+                up = http_answers(port) is not None
+                now = time.perf_counter()
+                if not up and down is None:
+                    down = now
+                elif up and down is not None:
+                    gaps.append(now - down)
+                    down = None
+        import threading
+        w = threading.Thread(target=watch)
+        w.start()
+        tool(env, path, "restart")
+        while http_answers(port) is None:
+            pass
+        time.sleep(0.05)
+        stop[0] = True
+        w.join()
+        tool(env, path, "stop")
+        return max(gaps, default=0.0)
+    plain_d = statistics.median(downtime(plain, plain_port) for _ in range(runs))
+    core_d = statistics.median(downtime(cored, cored_port) for _ in range(runs))
+    rows.append(("restart downtime (connections refused)", f"{core_d*1000:.0f} ms",
+                 f"{plain_d*1000:.0f} ms (without :core)", core_d / plain_d if plain_d else None, "≤ 0.1×, ≤ 50 ms"))
+
+    def memory(core):
+        confs = [conf(i, core) for i in range(1, 6)]
+        pids = [pid_of(tool(env, c, "start")) for c, _ in confs]
+        rss = rss_kib(pids[0])
+        pss = sum(pss_kib(p) for p in pids)
+        for c, _ in confs:
+            tool(env, c, "stop")
+        return rss, pss
+    plain_rss, plain_pss = memory(False)
+    core_rss, core_pss = memory(True)
+    rows.append(("resident memory of the daemon, from its core", f"{core_rss/1024:.1f} MiB",
+                 f"{plain_rss/1024:.1f} MiB (without :core)", core_rss / plain_rss, "lower"))
+    rows.append(("proportional memory (PSS) of 5 daemons of one core", f"{core_pss/1024:.1f} MiB",
+                 f"{plain_pss/1024:.1f} MiB (5 without :core)", core_pss / plain_pss, "≤ 0.6×"))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
-    runs = ap.parse_args().runs
+    ap.add_argument("--only", choices=["cores"], help="run only this part")
+    parsed = ap.parse_args()
+    runs = parsed.runs
+    if parsed.only == "cores":
+        work = tempfile.mkdtemp(prefix="daemonization-bench-")
+        quiet = os.path.join(work, "logging.conf")
+        with open(quiet, "w") as f:
+            f.write("(:info-destination nil :error-destination nil :trace-destination nil"
+                    " :admin-info-destination nil :admin-error-destination nil :admin-trace-destination nil)")
+        env = dict(os.environ, DAEMONIZATION_PID_DIR=work, LOGGING_CONF=quiet)
+        try:
+            rows = cores(env, work, runs)
+        finally:
+            for name in os.listdir(work):
+                if name.endswith(".conf") and name != "logging.conf":
+                    tool(env, os.path.join(work, name), "stop", check=False)
+            shutil.rmtree(work, ignore_errors=True)
+        print_rows(rows)
+        return
     if not os.access(BIN, os.X_OK):
         sys.exit("build first: cargo build --release")
     work = tempfile.mkdtemp(prefix="daemonization-bench-")
@@ -216,6 +345,8 @@ def main():
         rows.append(("`status` of 100 daemons (a directory of confs)", f"{dir_status*1000:.0f} ms",
                      f"{ssd_status*1000:.0f} ms (100 start-stop-daemon --status in parallel)",
                      dir_status / ssd_status, "< 100 ms"))
+        # 7. saved cores.
+        rows.extend(cores(env, work, max(3, runs // 3)))
         # Start-to-ready per runner, against the bare Lisp running one form.
         bare_cmd = {
             "sbcl": ["sbcl", "--noinform", "--non-interactive", "--eval", "(sb-ext:exit)"],
@@ -243,6 +374,10 @@ def main():
                 tool(env, os.path.join(work, name), "stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
 
+    print_rows(rows)
+
+
+def print_rows(rows):
     print("| what | daemonization | baseline (same run) | ratio | target |")
     print("|---|---|---|---|---|")
     for row in rows:

@@ -525,8 +525,13 @@ fn log(session: &Session, options: &Options) -> ExitCode {
         );
         return ExitCode::from(exit::OK);
     };
+    let req = match session.request(Command::Log, options) {
+        Ok(req) => req,
+        Err(code) => return code,
+    };
+    let read = daemon::tail::reader(&req);
     let mut out = std::io::stdout().lock();
-    match daemon::tail::tail(output, options.lines, options.follow, &mut out) {
+    match daemon::tail::tail(output, &read, options.lines, options.follow, &mut out) {
         Ok(()) => ExitCode::from(exit::OK),
         // The reader went away (`log -f | head`): done.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),

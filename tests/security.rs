@@ -1451,3 +1451,46 @@ fn a_root_daemon_never_resolves_paths_in_a_users_directory() {
     );
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// The daemon's user points its `:output` at a root-only file: root's
+/// `log` and `status -v` never read through the link.
+#[test]
+fn log_never_reads_through_a_users_link() {
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "out");
+    let secret = sb.path("secret");
+    fs::write(&secret, "root's secret\n").unwrap();
+    chmod(&secret, 0o600);
+    let output = dir.join("site.log");
+    let conf = sb.conf(
+        "site.conf",
+        &format!(
+            "(:pid-file \"site.pid\" :user \"dztest\" :output {} :main-function #.(lambda () t))",
+            lisp_string(output.to_str().unwrap())
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    sb.track(pid);
+    // The attacker swaps the log for a link to root's file.
+    let swap = as_attacker("sh")
+        .arg("-c")
+        .arg(format!(
+            "rm -f {o} && ln -s {s} {o}",
+            o = output.display(),
+            s = secret.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(swap.success());
+    let out = sb.run(&conf, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stdout(&out).contains("secret"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("it is a symbolic link, which is never followed here"),
+        "{}",
+        stderr(&out)
+    );
+    let status = stdout(&sb.run(&conf, &["status", "-v"]));
+    assert!(!status.contains("secret"), "{status}");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

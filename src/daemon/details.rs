@@ -22,10 +22,11 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
             .ok()
             .map(|now| Duration::from_secs(now.as_secs().saturating_sub(since)))
     });
+    let read = super::tail::reader(req);
     let last_lines = spec
         .output
         .as_deref()
-        .and_then(|o| super::tail::last_lines_of(o, 5).ok())
+        .and_then(|o| super::tail::last_lines_of(o, 5, &read).ok())
         .unwrap_or_default();
     Details {
         name: spec.name.clone(),

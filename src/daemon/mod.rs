@@ -236,6 +236,17 @@ fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launc
 
 /// The Lisp program to run, found and (as root) trusted; else the outcome
 /// that says why not.
+/// The daemon's user (uid, gid) when it is not the caller: the switch, or
+/// the conf's `:user` looked up (for commands that switch no user).
+pub(crate) fn daemon_user(req: &Request) -> Option<(u32, u32)> {
+    if let Some(switch) = &req.switch {
+        return Some((switch.account.uid, switch.account.gid));
+    }
+    let name = req.conf.spec.user.as_deref()?;
+    let user = nix::unistd::User::from_name(name).ok().flatten()?;
+    Some((user.uid.as_raw(), user.gid.as_raw()))
+}
+
 pub(crate) fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
     let Some(program) = find_program(&req.runner.program) else {
         return Err(Box::new(lisp_not_found(req, command)));

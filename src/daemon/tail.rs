@@ -5,51 +5,50 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-/// Opens the output file to read: never blocking (a FIFO), only a regular
-/// file.
-fn open(path: &Path) -> io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+/// How a file is opened to read: `reader(req)` as the daemon's user's
+/// file, through `trust::open_read`.
+pub type Opener<'a> = &'a dyn Fn(&Path) -> io::Result<File>;
+
+/// The opener of `:output` files for `req`: never through a link, only a
+/// regular file of root or the daemon's user.
+pub fn reader<'a>(req: &'a super::Request<'a>) -> impl Fn(&Path) -> io::Result<File> + 'a {
+    move |path: &Path| {
+        crate::trust::open_read(
+            path,
+            &req.trust,
+            "the :output file",
+            super::daemon_user(req),
+        )
+        .map_err(|e| io::Error::other(e.to_string()))
     }
-    Ok(file)
 }
 
-/// The last `n` lines of `file` (all of it when shorter), read backwards
-/// in blocks from its end; leaves the file positioned at its end.
+/// The most of a file's end read to find its last lines.
+const MAX_SCAN: u64 = 1 << 20;
+
+/// The last `n` lines of `file` (all of it when shorter), from at most its
+/// last `MAX_SCAN` bytes; leaves the file positioned at its end.
 fn last_lines(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
-    const BLOCK: u64 = 64 * 1024;
     let end = file.seek(SeekFrom::End(0))?;
-    let mut start = end;
-    let mut tail: Vec<u8> = Vec::new();
-    loop {
-        // A last line without its newline counts as a line.
-        let newlines =
-            tail.iter().filter(|&&b| b == b'\n').count() - usize::from(tail.last() == Some(&b'\n'));
-        if newlines >= n || start == 0 {
-            break;
-        }
-        let from = start.saturating_sub(BLOCK);
-        let mut block = vec![0; (start - from) as usize];
-        file.seek(SeekFrom::Start(from))?;
-        file.read_exact(&mut block)?;
-        block.extend_from_slice(&tail);
-        tail = block;
-        start = from;
-    }
+    let from = end.saturating_sub(MAX_SCAN);
+    file.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::new();
+    Read::by_ref(file).take(end - from).read_to_end(&mut tail)?;
     file.seek(SeekFrom::Start(end))?;
+    if from > 0 {
+        // The first line read may be only the end of one.
+        let cut = tail
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(tail.len(), |i| i + 1);
+        tail.drain(..cut);
+    }
     let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
     let cut = match n {
         0 => tail.len(),
@@ -65,7 +64,7 @@ fn last_lines(file: &mut File, n: usize) -> io::Result<Vec<u8>> {
 }
 
 /// The last `n` lines of the file at `path`, without their newlines.
-pub fn last_lines_of(path: &Path, n: usize) -> io::Result<Vec<String>> {
+pub fn last_lines_of(path: &Path, n: usize, open: Opener) -> io::Result<Vec<String>> {
     let mut file = open(path)?;
     let text = last_lines(&mut file, n)?;
     Ok(String::from_utf8_lossy(&text)
@@ -90,7 +89,13 @@ fn drain(file: &mut File, out: &mut impl Write) -> io::Result<()> {
 /// Prints the last `lines` lines of `path`; with `follow`, then what is
 /// written to it, until the process is interrupted (a new file at `path`,
 /// after rotation, is followed from its start).
-pub fn tail(path: &Path, lines: usize, follow: bool, out: &mut impl Write) -> io::Result<()> {
+pub fn tail(
+    path: &Path,
+    open: Opener,
+    lines: usize,
+    follow: bool,
+    out: &mut impl Write,
+) -> io::Result<()> {
     let mut file = open(path)?;
     out.write_all(&last_lines(&mut file, lines)?)?;
     out.flush()?;
@@ -150,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         std::fs::write(&path, text).unwrap();
-        let mut file = open(&path).unwrap();
+        let mut file = File::open(&path).unwrap();
         String::from_utf8(last_lines(&mut file, n).unwrap()).unwrap()
     }
 
@@ -163,5 +168,13 @@ mod tests {
         assert_eq!(last("", 3), "");
         let long: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(last(&long, 2), "line 99998\nline 99999\n");
+        // At most the last MiB is read, from a line's start.
+        let all = last(&long, 1_000_000);
+        assert!(
+            all.len() as u64 <= MAX_SCAN && all.starts_with("line "),
+            "{}",
+            all.len()
+        );
+        assert!(all.ends_with("line 99999\n"));
     }
 }

@@ -154,6 +154,75 @@ pub fn check_core(path: &Path, trust: &Trust) -> Result<(), PathError> {
     }
 }
 
+/// Opens a file of the daemon's user to read it (`:output`, for `log` and
+/// `status -v`) as `open_append` opens it to write: through its
+/// directory's descriptor (the walk of `Policy::Confined`), never through a
+/// link, never blocking; only a regular file with one link, of a trusted
+/// owner or the daemon's user. As root, nothing a user points elsewhere
+/// (`/etc/shadow`) is read.
+pub fn open_read(
+    path: &Path,
+    trust: &Trust,
+    what: &'static str,
+    user: Option<(u32, u32)>,
+) -> Result<File, PathError> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let Some(name) = path.file_name() else {
+        return Err(PathError::io(what, path, Errno::EISDIR));
+    };
+    let dir = walk_dir(parent, Policy::Confined { user }, trust, what, None)?;
+    let fd = openat(
+        dir.fd.as_fd(),
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP => PathError::from(Refused {
+            what,
+            path: path.to_path_buf(),
+            reason: "it is a symbolic link, which is never followed here".into(),
+            fix: format!("remove the link (rm {})", path.display()),
+        }),
+        e => PathError::io(what, path, e),
+    })?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
+    let refuse = |reason: String| Refused {
+        what,
+        path: path.to_path_buf(),
+        reason,
+        fix: format!(
+            "remove it (rm {}); the daemon makes it anew",
+            path.display()
+        ),
+    };
+    let users = user.is_some_and(|(uid, _)| uid == st.st_uid);
+    let problem = if !is_kind(&st, SFlag::S_IFREG) {
+        Some(format!("it is {}", kind_name(&st)))
+    } else if st.st_nlink != 1 {
+        Some(format!(
+            "it has {} hard links, so it may be another file too",
+            st.st_nlink
+        ))
+    } else if !trust.owns(st.st_uid) && !users {
+        Some(format!(
+            "it is owned by {}, neither {} nor the daemon's user",
+            super::user_name(st.st_uid),
+            trust.owners()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => Err(refuse(reason).into()),
+        None => Ok(File::from(fd)),
+    }
+}
+
 /// A file opened for appending by `open_append`.
 #[derive(Debug)]
 pub struct AppendFile {

@@ -22,7 +22,8 @@ use nix::sys::stat::{FileStat, SFlag};
 use thiserror::Error;
 
 pub use files::{
-    AppendFile, CONF_MAX_BYTES, append_in, check_core, check_program, open_append, read_conf,
+    AppendFile, CONF_MAX_BYTES, append_in, check_core, check_program, open_append, open_read,
+    read_conf,
 };
 pub use walk::{Create, Dir, DirKind, Found, Policy, walk, walk_dir};
 
