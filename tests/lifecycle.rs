@@ -1504,3 +1504,28 @@ fn reload_calls_the_reload_function_in_the_daemon() {
     assert_ne!(first, second);
     assert_eq!(sb.run(&plain, &["stop"]).status.code(), Some(0));
 }
+
+/// A daemon started before its conf had `:reload-function` has no reload
+/// pipe: `reload` says so and sends nothing (SIGHUP would end it).
+#[test]
+fn reload_never_ends_a_daemon_started_without_a_reload_pipe() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "old.conf",
+        "(:pid-file \"old.pid\" :main-function #.(lambda () t))",
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    sb.conf(
+        "old.conf",
+        "(:pid-file \"old.pid\" :main-function #.(lambda () t) :reload-function #.(lambda () t))",
+    );
+    let out = sb.run(&conf, &["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("the daemon (pid = {pid}) has no reload pipe")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(alive(pid), "not sent SIGHUP");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

@@ -51,7 +51,8 @@ pub enum DaemonError {
     Setup(#[from] SetupError),
     #[error(
         "the daemon (pid = {pid}) has no reload pipe: it was started before its conf had \
-         :reload-function (or by an older version of the tool); restart it once"
+         :reload-function (or by an older version of the tool); restart it once (it is not \
+         sent SIGHUP, which would end it)"
     )]
     NoReloadPipe { pid: i32 },
     #[error(
@@ -78,7 +79,9 @@ pub enum DaemonError {
         "no word from :reload-function of the daemon (pid = {pid}) within {secs} s: it may \
          still be running (see the daemon's log)"
     )]
-    ReloadTimeout { pid: i32, secs: u64 },
+    ReloadTimeout { pid: i32, secs: f64 },
+    #[error("the daemon (pid = {pid}) said more than a reload's verdict on its reload pipe")]
+    ReloadGarbled { pid: i32 },
 }
 
 /// Errors of the steps between fork and exec: one variant per step, with

@@ -7,8 +7,10 @@
 
 use std::fs::File;
 use std::io::Read as _;
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
+
+use nix::fcntl::OFlag;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -17,7 +19,7 @@ use nix::sys::signal::Signal;
 use super::process::PidFd;
 use super::{DaemonError, PidState, Request, supervised_lisp};
 use crate::command::Command;
-use crate::plan::{RELOAD_FD, RELOAD_READER_FD};
+use crate::plan::{RELOAD_FD, RELOAD_MARK, RELOAD_READER_FD};
 use crate::report::{Fact, Outcome};
 
 /// The most of a verdict read (an error report with its backtrace).
@@ -55,32 +57,95 @@ pub fn reload(req: &Request, command: Command) -> Outcome {
     }
 }
 
-/// Opens the read end of the Lisp's reload pipe: a pipe, the same one as
-/// its write end.
-fn reload_pipe(pid: i32) -> Result<File, DaemonError> {
-    let missing = || DaemonError::NoReloadPipe { pid };
-    let fd_path = |fd: i32| format!("/proc/{pid}/fd/{fd}");
-    let reader = std::fs::OpenOptions::new()
+/// A descriptor of the process of `target`: a duplicate of its open file
+/// (`pidfd_getfd`, tied to the pidfd: never another process's, and an
+/// `O_PATH` handle stays one); for a caller without the power to, the same
+/// user's own process through `/proc/PID/fd`, which gives it no more than
+/// its own power.
+fn their_fd(target: &PidFd, fd: i32) -> Option<File> {
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags, and
+    // returns a new descriptor of this process or -1; no memory is passed.
+    let got = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_getfd,
+            target.as_fd().as_raw_fd(),
+            fd,
+            0,
+        )
+    };
+    if got >= 0 {
+        // SAFETY: a fresh descriptor that nothing else owns.
+        return Some(unsafe { File::from_raw_fd(got as i32) });
+    }
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
-        .open(fd_path(RELOAD_READER_FD))
-        .map_err(|_| missing())?;
-    let (read, write) = (reader.metadata(), std::fs::metadata(fd_path(RELOAD_FD)));
-    match (read, write) {
-        (Ok(r), Ok(w)) if r.file_type().is_fifo() && r.ino() == w.ino() && r.dev() == w.dev() => {
-            Ok(reader)
-        }
-        _ => Err(missing()),
+        .open(format!("/proc/{}/fd/{fd}", target.pid))
+        .ok()
+}
+
+/// Whether the daemon was started with a reload pipe: its environment
+/// says so (`RELOAD_MARK`).
+fn started_with_reload(pid: i32) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let mark = format!("{RELOAD_MARK}={RELOAD_FD}");
+    environ.split(|b| *b == 0).any(|v| v == mark.as_bytes())
+}
+
+/// The read end of the Lisp's reload pipe: a pipe's read end, whose write
+/// end is its `RELOAD_FD`.
+fn reload_pipe(target: &PidFd) -> Result<File, DaemonError> {
+    let missing = || DaemonError::NoReloadPipe { pid: target.pid };
+    if !started_with_reload(target.pid) {
+        return Err(missing());
     }
+    let (Some(reader), Some(writer)) = (
+        their_fd(target, RELOAD_READER_FD),
+        their_fd(target, RELOAD_FD),
+    ) else {
+        return Err(missing());
+    };
+    let access = |f: &File| {
+        nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
+            .map(|flags| flags & nix::libc::O_ACCMODE)
+            .ok()
+    };
+    let same_pipe = match (reader.metadata(), writer.metadata()) {
+        (Ok(r), Ok(w)) => r.file_type().is_fifo() && r.ino() == w.ino() && r.dev() == w.dev(),
+        _ => false,
+    };
+    if !same_pipe
+        || access(&reader) != Some(nix::libc::O_RDONLY)
+        || access(&writer) != Some(nix::libc::O_WRONLY)
+    {
+        return Err(missing());
+    }
+    nix::fcntl::fcntl(
+        reader.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )
+    .map_err(|_| missing())?;
+    Ok(reader)
 }
 
 /// SIGHUP to the Lisp of `target`, then its verdict: `None` when
 /// `:reload-function` returned, its report when it signalled.
 fn call(target: &PidFd, timeout: Duration) -> Result<Option<String>, DaemonError> {
-    let mut pipe = reload_pipe(target.pid)?;
-    // What an earlier reload left unread is not this reload's verdict.
+    let mut pipe = reload_pipe(target)?;
+    // What an earlier reload left unread is not this reload's verdict (at
+    // most the pipe's capacity is there).
     let mut stale = [0u8; 4096];
-    while matches!(pipe.read(&mut stale), Ok(n) if n > 0) {}
+    for _ in 0..256 {
+        match pipe.read(&mut stale) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
     target.signal(Signal::SIGHUP)?;
     let deadline = Instant::now() + timeout;
     let mut text = Vec::new();
@@ -88,11 +153,14 @@ fn call(target: &PidFd, timeout: Duration) -> Result<Option<String>, DaemonError
         if let Some(verdict) = verdict(&text) {
             return Ok(verdict);
         }
+        if text.len() > MAX_VERDICT {
+            return Err(DaemonError::ReloadGarbled { pid: target.pid });
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || text.len() > MAX_VERDICT {
+        if left.is_zero() {
             return Err(DaemonError::ReloadTimeout {
                 pid: target.pid,
-                secs: timeout.as_secs(),
+                secs: timeout.as_secs_f64(),
             });
         }
         let mut fds = [
@@ -109,11 +177,16 @@ fn call(target: &PidFd, timeout: Duration) -> Result<Option<String>, DaemonError
         let ended = fds[1]
             .revents()
             .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let hung_up = fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
         let mut chunk = [0u8; 8192];
-        if let Ok(n) = pipe.read(&mut chunk) {
+        let read = pipe.read(&mut chunk);
+        if let Ok(n) = read {
             text.extend_from_slice(&chunk[..n]);
         }
-        if ended && verdict(&text).is_none() {
+        let nothing = !matches!(read, Ok(n) if n > 0);
+        if (ended || (hung_up && nothing)) && verdict(&text).is_none() {
             return Err(DaemonError::DiedReloading { pid: target.pid });
         }
     }

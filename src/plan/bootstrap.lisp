@@ -243,9 +243,26 @@ dropping any verdict nobody read."
          (write-line "end-of-report" stream))
        (finish-output stream)))))
 
+(defvar *ready* nil "Whether :main-function has returned.")
+(defvar *reload-pending* nil "A SIGHUP came before that.")
+
 (defun reload (signal)
-  "SIGHUP: calls :reload-function; its error is reported, not fatal."
+  "SIGHUP: calls :reload-function once the daemon is ready (a SIGHUP
+before waits for it); its error is reported, not fatal."
   (declare (ignore signal))
+  (if *ready*
+      (call-reload-function)
+      (setf *reload-pending* t)))
+
+(defun now-ready ()
+  "Tells the starting process, then runs a reload asked for meanwhile."
+  (report "ready")
+  (setf *ready* t)
+  (when *reload-pending*
+    (setf *reload-pending* nil)
+    (call-reload-function)))
+
+(defun call-reload-function ()
   (block reload
     (handler-bind ((serious-condition
                      (lambda (c)
@@ -291,13 +308,13 @@ dropping any verdict nobody read."
      (call-user :before-init-fn *before-init-fn*)
      (unless *from-core* (call-thunk :preload #'preload))
      (call-user :main-function *main-function*)
-     (report "ready")
+     (now-ready)
      (wait-until-stopped))
     (:foreground
      (call-user :before-init-fn *before-init-fn*)
      (unless *from-core* (call-thunk :preload #'preload))
      (call-user :main-function *main-function*)
-     (report "ready")
+     (now-ready)
      (if (interactive-stream-p *standard-input*)
          (%repl)
          (wait-until-stopped)))))

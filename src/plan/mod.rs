@@ -157,7 +157,10 @@ pub fn plan(
             runner.core.as_deref(),
             &bootstrap_path,
         ),
-        env: environment(&caller.env, login, runner.kind, &spec.environment),
+        env: with_reload_mark(
+            environment(&caller.env, login, runner.kind, &spec.environment),
+            daemon && spec.reload_function.is_some(),
+        ),
         bootstrap: bootstrap(spec, mode, log, runner, caller.dir.as_deref()),
         keep_ready_reader: runner.kind.facts().keeps_ready_reader,
         umask: spec.umask(),
@@ -281,6 +284,18 @@ pub fn environment(
     for (name, value) in extra {
         env.retain(|(k, _)| k != name.as_str());
         env.push((name.into(), value.into()));
+    }
+    env
+}
+
+/// The variable that marks a daemon started with a reload pipe, which
+/// `reload` reads in `/proc/PID/environ` before it sends SIGHUP.
+pub const RELOAD_MARK: &str = "DAEMONIZATION_RELOAD_FD";
+
+fn with_reload_mark(mut env: Env, reloads: bool) -> Env {
+    env.retain(|(k, _)| k != RELOAD_MARK);
+    if reloads {
+        env.push((RELOAD_MARK.into(), RELOAD_FD.to_string().into()));
     }
     env
 }
