@@ -114,7 +114,18 @@ impl Args {
                 Invocation::Keys
             }
             (Some(c), None) if c.as_os_str() == "info" => Invocation::Info,
-            (Some(c), None) if c.as_os_str() == "list" => Invocation::List(options.print),
+            (Some(c), None) if c.as_os_str() == "list" => match options.print {
+                PrintStyle::Plist => {
+                    Invocation::BadUsage("list prints a table, or JSON with --print json".into())
+                }
+                style => Invocation::List(style),
+            },
+            (Some(c), Some(_)) if c.as_os_str() == "list" => {
+                Invocation::BadUsage("list takes no conf and no command".into())
+            }
+            (Some(c), None) if c.as_os_str() == "completions" => Invocation::BadUsage(
+                "completions needs a shell: bash, zsh, fish, elvish or powershell".into(),
+            ),
             (Some(c), Some(shell)) if c.as_os_str() == "completions" => {
                 Invocation::Completions(shell)
             }

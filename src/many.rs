@@ -4,7 +4,7 @@
 //! output prefixed with its name, in name order.
 
 use std::ffi::OsString;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode, Stdio};
 
@@ -20,15 +20,42 @@ pub fn takes_directory(command: Command) -> bool {
     )
 }
 
-/// The `*.conf` files of `dir`, in name order.
-fn confs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// How many confs run at once.
+const AT_ONCE: usize = 16;
+
+/// The `*.conf` files of `dir` (regular files, or links to them), in name
+/// order. As root the directory must be one only root can change (as a
+/// conf's): another user's would choose which confs root runs.
+fn confs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let trust = crate::trust::Trust::of_caller();
+    if trust.root {
+        crate::trust::walk_dir(
+            dir,
+            crate::trust::Policy::Strict,
+            &trust,
+            "the directory of confs",
+            None,
+        )?;
+    }
     let mut confs: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+        .filter(|p| p.extension().is_some_and(|e| e == "conf") && p.is_file())
         .collect();
     confs.sort();
     Ok(confs)
+}
+
+/// A conf's name as a line prefix: its stem, control characters escaped.
+fn prefix(conf: &Path) -> String {
+    conf.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        .chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<char>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 /// Runs `command` (with the option arguments `options`) for every conf of
@@ -40,47 +67,56 @@ pub fn run(dir: &Path, command: Command, options: &[OsString]) -> anyhow::Result
         return Ok(ExitCode::from(exit::CONF_ERROR));
     }
     let tool = std::env::current_exe()?;
-    let children: Vec<_> = confs
-        .iter()
-        .map(|conf| {
-            Process::new(&tool)
-                .args(options)
-                .arg(conf)
-                .arg(command.name())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-        })
-        .collect();
     let mut worst = 0u8;
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    for (conf, child) in confs.iter().zip(children) {
-        let name = conf
-            .file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        let output = match child.and_then(|c| c.wait_with_output()) {
-            Ok(output) => output,
-            Err(e) => {
-                let _ = writeln!(err, "{name}: ERROR: cannot run the tool: {e}");
-                worst = worst.max(exit::FAILED);
-                continue;
-            }
-        };
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let _ = writeln!(out, "{name}: {line}");
+    for batch in confs.chunks(AT_ONCE) {
+        let children: Vec<_> = batch
+            .iter()
+            .map(|conf| {
+                Process::new(&tool)
+                    .args(options)
+                    .arg(conf)
+                    .arg(command.name())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+            })
+            .collect();
+        for (conf, child) in batch.iter().zip(children) {
+            worst = worst.max(report(conf, child, &mut out, &mut err));
         }
-        let _ = out.flush();
-        for line in String::from_utf8_lossy(&output.stderr).lines() {
-            let _ = writeln!(err, "{name}: {line}");
-        }
-        let code = output
-            .status
-            .code()
-            .map_or(exit::FAILED, |c| c.clamp(0, 255) as u8);
-        worst = worst.max(code);
     }
     Ok(ExitCode::from(worst))
+}
+
+/// Prints one conf's lines, prefixed; its exit code (255 when the tool
+/// could not run for it: above every code of a command).
+fn report(
+    conf: &Path,
+    child: std::io::Result<std::process::Child>,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> u8 {
+    let name = prefix(conf);
+    let output = match child.and_then(|c| c.wait_with_output()) {
+        Ok(output) => output,
+        Err(e) => {
+            let _ = writeln!(err, "{name}: ERROR: cannot run the tool: {e}");
+            return u8::MAX;
+        }
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let _ = writeln!(out, "{name}: {line}");
+    }
+    let _ = out.flush();
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        let _ = writeln!(err, "{name}: {line}");
+    }
+    output
+        .status
+        .code()
+        .map_or(exit::FAILED, |c| c.clamp(0, 255) as u8)
 }
 
 /// One daemon of `list`: what its `status -v --print json` said.

@@ -117,7 +117,7 @@ impl Details {
     pub fn block(&self, outcome: &Outcome) -> String {
         let mut out = String::new();
         let mut field = |name: &str, value: String| {
-            let _ = writeln!(out, "  {:<11}{value}", format!("{name}:"));
+            let _ = writeln!(out, "  {:<12}{value}", format!("{name}:"));
         };
         field("name", self.name.clone().unwrap_or_else(|| "(none)".into()));
         let state = match (outcome.ok, self.since, self.uptime) {

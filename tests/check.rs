@@ -346,3 +346,30 @@ fn a_missing_syslog_is_quiet_unless_asked() {
     let out = status(&["-v", "status"], &[("DAEMONIZATION_LOG", "none")]);
     assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(3), ""));
 }
+
+/// `list` and `completions` take what they take, and say so otherwise.
+#[test]
+fn list_and_completions_say_what_they_take() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, message) in [
+        (&["list", "extra"][..], "list takes no conf and no command"),
+        (
+            &["--print", "plist", "list"],
+            "list prints a table, or JSON with --print json",
+        ),
+        (
+            &["completions"],
+            "completions needs a shell: bash, zsh, fish, elvish or powershell",
+        ),
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(
+            (out.status.code(), stderr(&out)),
+            (
+                Some(2),
+                format!("ERROR: {message}\nsee 'daemonization --help'\n")
+            ),
+            "{args:?}"
+        );
+    }
+}

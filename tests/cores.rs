@@ -154,7 +154,7 @@ fn a_daemon_runs_on_its_saved_core() {
     let status = stdout(&sb.run(&conf, &["status", "-v"]));
     assert!(
         status.contains(&format!(
-            "\n  core:      {} (stale: {} was changed)\n",
+            "\n  core:       {} (stale: {} was changed)\n",
             core.display(),
             sb.path("sys/greet/greet.lisp").display()
         )),

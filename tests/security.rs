@@ -1494,3 +1494,24 @@ fn log_never_reads_through_a_users_link() {
     assert!(!status.contains("secret"), "{status}");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// Root runs a command over a directory of confs another user can write:
+/// refused before anything in it is read (the user would choose the confs
+/// and how many processes root starts).
+#[test]
+fn a_directory_of_confs_of_a_user_is_refused() {
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "confs");
+    fs::write(dir.join("a.conf"), "(:pid-file \"a.pid\")").unwrap();
+    let out = sb.run(&dir, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "refusing the directory of confs {}: it is owned by dztest, not root",
+            dir.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+}

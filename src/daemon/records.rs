@@ -24,6 +24,8 @@ pub struct Record {
 /// The record file of `conf` in `dir`: named by a hash of the conf's path
 /// (64-bit FNV-1a: the same in every version of the tool).
 fn record_path(dir: &Path, conf: &Path) -> PathBuf {
+    // One record whichever way the conf's path is written.
+    let conf = std::fs::canonicalize(conf).unwrap_or_else(|_| conf.to_path_buf());
     let hash = conf
         .as_os_str()
         .as_bytes()
@@ -71,9 +73,10 @@ fn leave(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), Daemon
     let Some(files) = files(dir, private, &req.trust, &req.conf.path)? else {
         return Ok(());
     };
+    let conf = std::fs::canonicalize(&req.conf.path).unwrap_or_else(|_| req.conf.path.clone());
     let text = format!(
         "(:conf {} :pid-file {})\n",
-        lisp_string(&req.conf.path.display().to_string()),
+        lisp_string(&conf.display().to_string()),
         lisp_string(&req.conf.pid_file.display().to_string())
     );
     files.write_own(&text)
