@@ -43,7 +43,58 @@ pub struct Args {
     /// What to do: start, stop, restart, try-restart, reload, force-reload,
     /// status, zap, kill, nodaemon, log, check, migrate, unit (see
     /// `daemonization help`); after `completions`, a shell: bash, zsh, fish.
+    #[arg(value_parser = CommandWord)]
     pub command: Option<String>,
+}
+
+/// The command words, for shell completion (the command table,
+/// `command::COMMANDS`, is the one that decides; a test keeps them equal).
+pub const COMMAND_WORDS: &[&str] = &[
+    "start",
+    "stop",
+    "zap",
+    "kill",
+    "restart",
+    "try-restart",
+    "reload",
+    "force-reload",
+    "nodaemon",
+    "status",
+    "help",
+    "check",
+    "migrate",
+    "unit",
+    "log",
+    "build-core",
+    "info",
+];
+
+/// The command word: any string (the CLI says what is unknown, and what
+/// was meant), offered from `COMMAND_WORDS` by the completions.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandWord;
+
+impl clap::builder::TypedValueParser for CommandWord {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        Ok(value.to_string_lossy().into_owned())
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            COMMAND_WORDS
+                .iter()
+                .map(|w| clap::builder::PossibleValue::new(*w)),
+        ))
+    }
 }
 
 /// How `--print` shows an outcome.

@@ -235,4 +235,14 @@ mod tests {
         }
         assert_eq!(Command::parse("reboot"), None);
     }
+
+    /// The completions offer exactly the commands of the table.
+    #[test]
+    fn the_completion_words_are_the_commands() {
+        let mut table: Vec<&str> = COMMANDS.iter().map(|r| r.name).collect();
+        let mut words = crate::args::COMMAND_WORDS.to_vec();
+        table.sort_unstable();
+        words.sort_unstable();
+        assert_eq!(table, words);
+    }
 }

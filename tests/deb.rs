@@ -133,6 +133,18 @@ fn the_man_page_and_completions_are_found() {
         stdout(&out),
         stderr(&out)
     );
+    // It completes the command words.
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            "source /usr/share/bash-completion/bash_completion && \
+             _completion_loader daemonization; COMP_WORDS=(daemonization site.conf st); \
+             COMP_CWORD=2; COMP_LINE='daemonization site.conf st'; COMP_POINT=${#COMP_LINE}; \
+             _daemonization daemonization st site.conf; echo \"${COMPREPLY[@]}\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "start stop status\n", "{}", stderr(&out));
     for (shell, path) in [
         (
             "bash",
