@@ -259,3 +259,40 @@ fn clisp_saves_a_core_and_ecl_says_it_cannot() {
          (or run the daemon on SBCL or GNU CLISP)\n"
     );
 }
+
+/// `restart` of a conf with a stale `:auto` core rebuilds the core while
+/// the old daemon still serves, then restarts on the new one: the new
+/// code's load (in the build) sees the old daemon alive.
+#[test]
+fn restart_rebuilds_the_core_before_it_stops_the_daemon() {
+    let sb = open_sandbox();
+    let conf = site(&sb, ":core :auto");
+    let out = sb.run(&conf, &["build-core"]);
+    let _auto = AutoCore(Some(built_path(&out)));
+    let old = started_pid(&sb.run(&conf, &["start"]));
+    // The new code notes, as it is loaded, whether the old daemon lives.
+    fs::write(
+        sb.path("sys/greet/greet.lisp"),
+        format!(
+            "(defpackage #:greet (:use #:cl) (:export #:hello))\n\
+             (in-package #:greet)\n\
+             (with-open-file (s {loads} :direction :output :if-exists :append :if-does-not-exist :create)\n\
+               (write-line (if (probe-file \"/proc/{old}/status\") \"loaded while the old daemon served\" \"loaded\") s))\n\
+             (defun hello () \"hello v2\")\n",
+            loads = lisp_string(sb.path("out/loads").to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    let out = sb.run(&conf, &["restart"]);
+    let new = started_pid(&out);
+    assert_ne!(new, old);
+    assert!(!alive(old));
+    let loads = fs::read_to_string(sb.path("out/loads")).unwrap();
+    assert_eq!(
+        loads.lines().last(),
+        Some("loaded while the old daemon served"),
+        "{loads}"
+    );
+    assert_eq!(fs::read_to_string(sb.path("out/said")).unwrap(), "hello v2");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
