@@ -296,3 +296,55 @@ fn restart_rebuilds_the_core_before_it_stops_the_daemon() {
     assert_eq!(fs::read_to_string(sb.path("out/said")).unwrap(), "hello v2");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// A restas-daemon conf with `*core*`: its loading part (registry,
+/// Quicklisp, swank, RESTAS, `*asdf-load-systems*`) is the implied
+/// preload, saved in the core; the daemon starts on it without loading.
+#[test]
+fn a_restas_conf_runs_on_a_core_of_its_systems() {
+    let sb = open_sandbox();
+    site(&sb, "");
+    let core = sb.path("site.core");
+    let conf = sb.conf(
+        "site.daemon",
+        &format!(
+            "(defparameter *name* \"site\")\n\
+             (defparameter *user* {user})\n\
+             (defparameter *pidfile* #P{pid})\n\
+             (defparameter *fasldir* #P{fasl})\n\
+             (defparameter *core* {core})\n\
+             (defparameter *asdf-central-registry* (list (merge-pathnames \"sys/greet/\")))\n\
+             (defparameter *asdf-load-systems* '(#:greet))\n",
+            user = lisp_string(
+                &nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .unwrap()
+                    .unwrap()
+                    .name
+            ),
+            pid = lisp_string(sb.path("site.pid").to_str().unwrap()),
+            fasl = lisp_string(sb.path("out/fasl/").to_str().unwrap()),
+            core = lisp_string(core.to_str().unwrap()),
+        ),
+    );
+    let out = sb
+        .command(&conf, &["build-core"])
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(built_path(&out), core);
+    assert_eq!(loads(&sb), 1);
+    let out = sb
+        .command(&conf, &["start"])
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    let pid = started_pid(&out);
+    sb.track(pid);
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        cmdline.contains(&format!("--core\0{}\0", core.display())),
+        "{cmdline}"
+    );
+    assert_eq!(loads(&sb), 1, "the systems come from the core");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

@@ -401,8 +401,8 @@ const ENVIRONMENT: &str = "a list of \"NAME=value\" strings, or nil";
 const MEGABYTES: &str = "a number of megabytes (an integer from 1 to 16777216, 16 TiB), \
      a size string such as \"512M\" or \"2G\", or nil";
 const STRINGS: &str = "a list of strings, or nil";
-const PRELOAD: &str =
-    "a list of ASDF systems (:hunchentoot, swank) and files (\"site.lisp\"), or nil";
+const PRELOAD: &str = "a list of ASDF systems (:hunchentoot, swank), files (\"site.lisp\") \
+     and functions (#.(lambda () ...)), or nil";
 const CORE: &str = "a core file (a non-empty string or #P\"...\"), :auto or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
@@ -483,12 +483,17 @@ fn preload(v: &ValueAt) -> Result<Vec<Preload>, Fail> {
                 Preload::System(name.trim_start_matches("#:").to_lowercase()),
             ),
             Datum::String(path) if !path.is_empty() => Ok(Preload::File(PathBuf::from(path))),
-            _ => Err(ValueAt {
-                form: item,
-                source: v.source,
-                key: v.key.clone(),
+            _ => {
+                let at = ValueAt {
+                    form: item,
+                    source: v.source,
+                    key: v.key.clone(),
+                };
+                match (&item.datum, function(&at)) {
+                    (Datum::Macro(Macro::ReadEval, _), Ok(Some(code))) => Ok(Preload::Code(code)),
+                    _ => Err(at.wrong(PRELOAD)),
+                }
             }
-            .wrong(PRELOAD)),
         })
         .collect()
 }

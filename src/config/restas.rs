@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use super::error::{ConfError, ConfErrorKind};
 use super::keys::{self, ValueAt};
-use super::spec::DaemonSpec;
+use super::spec::{CoreFile, DaemonSpec};
 use crate::reader::lisp_string;
 use crate::reader::{Datum, Form, Macro, Span};
 use crate::source::Source;
 
 const MAIN: &str = include_str!("restas-main.lisp");
+const PRELOAD: &str = include_str!("restas-preload.lisp");
 
 /// The variables restas-daemon knew; others may be set and used by them.
 const KNOWN: &[&str] = &[
@@ -107,6 +108,7 @@ const READ_BY_TOOL: &[(&str, &str)] = &[
     ("*DYNAMIC-SPACE-SIZE*", "dynamic-space-size"),
     ("*CONTROL-STACK-SIZE*", "control-stack-size"),
     ("*LISP-OPTIONS*", "lisp-options"),
+    ("*CORE*", "core"),
 ];
 
 /// A restas-daemon conf read as a plist conf: the text (what `migrate`
@@ -205,6 +207,9 @@ pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<Migrated, ConfE
         .filter(|v| !KNOWN.contains(v) && !READ_BY_TOOL.iter().any(|(r, _)| r == v))
         .collect();
     let main = MAIN.trim_end().replace("\n         @BINDINGS@", &bindings);
+    let preload = PRELOAD
+        .trim_end()
+        .replace("\n         @BINDINGS@", &bindings);
     let mut text = header(source, &unknown);
     let _ = write!(
         text,
@@ -235,6 +240,14 @@ pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<Migrated, ConfE
         let options: Vec<String> = spec.lisp_options.iter().map(|o| lisp_string(o)).collect();
         let _ = writeln!(text, " :lisp-options ({})", options.join(" "));
     }
+    match &spec.core {
+        Some(CoreFile::Auto) => text.push_str(" :core :auto\n"),
+        Some(CoreFile::Path(path)) => {
+            let _ = writeln!(text, " :core {}", lisp_string(&path.display().to_string()));
+        }
+        None => {}
+    }
+    let _ = writeln!(text, " :preload (#.{preload})");
     let _ = writeln!(text, " :main-function #.{main})");
     Ok(Migrated { text, derived })
 }

@@ -99,6 +99,9 @@ pub enum Preload {
     System(String),
     /// A Lisp file to load (relative: to the conf file's directory).
     File(PathBuf),
+    /// A function to call (`#.(lambda () ...)`): what a file would do,
+    /// written in the conf (a restas-daemon conf's loading part).
+    Code(LispCode),
 }
 
 /// `:core`.

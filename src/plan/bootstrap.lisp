@@ -33,7 +33,7 @@
 ;;;;                     report and a line "end-of-report"; the read end is
 ;;;;                     fd *RELOAD-FD* + 1 (src/daemon/reload.rs reads it)
 ;;;;   *PRELOAD*         what to load before the conf's functions: a list of
-;;;;                     (:system "name") and (:file "path")
+;;;;                     (:system "name"), (:file "path") and (:code "text")
 ;;;;   *FROM-CORE*       true when the image is a core saved with *PRELOAD*
 ;;;;                     loaded: then it is not loaded again
 ;;;;   *CORE-FILE*       :BUILD-CORE mode: where to save the image
@@ -195,10 +195,12 @@ file is read)."
 PROGRESS, says which as it goes."
   (dolist (item *preload*)
     (destructuring-bind (kind name) item
-      (when progress (say (format nil "loading ~a" name)))
+      (when progress
+        (say (format nil "loading ~a" (if (eq kind :code) "the conf's preload function" name))))
       (ecase kind
         (:system (%require "ASDF") (asdf "LOAD-SYSTEM" name))
-        (:file (load name))))))
+        (:file (load name))
+        (:code (funcall (user-function name)))))))
 
 (defun loaded-sources ()
   "Every source file of the systems ASDF has loaded (and their .asd

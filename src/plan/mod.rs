@@ -361,6 +361,7 @@ pub fn bootstrap(
         .map(|item| match item {
             Preload::System(name) => format!("(:system {})", lisp_string(name)),
             Preload::File(file) => format!("(:file {})", lisp_string(&file.display().to_string())),
+            Preload::Code(code) => format!("(:code {})", lisp_string(&code.text)),
         })
         .collect();
     let preload = preload.join(" ");
