@@ -13,7 +13,7 @@
 //! it; and it is used only if it passes `trust::check_core`.
 
 use std::fs::File;
-use std::io::{Read as _, Write as _};
+use std::io::Read;
 use std::os::fd::AsFd as _;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -116,6 +116,22 @@ fn manifest_text(req: &Request, program: &Path, sources: &[PathBuf]) -> String {
     text
 }
 
+/// A manifest's text: a regular file (never a link, never blocking), at
+/// most 1 MiB.
+fn read_manifest(path: &Path) -> Option<String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// Whether a core can be used as it is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Freshness {
@@ -130,7 +146,7 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
     if !path.exists() {
         return Freshness::Missing;
     }
-    let Ok(text) = std::fs::read_to_string(manifest_path(path)) else {
+    let Some(text) = read_manifest(&manifest_path(path)) else {
         return Freshness::Stale("it has no manifest".into());
     };
     let mut changed: Option<(i128, String)> = None;
@@ -192,6 +208,11 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
     }
     let program = program(req, command)?;
     let path = core_path(req);
+    // A core there is judged before anything of it is read.
+    if path.exists() {
+        trust::check_core(&path, &req.trust)
+            .map_err(|e| Box::new(req.internal(command, e.into())))?;
+    }
     match (freshness(req, &path, &program), core) {
         (Freshness::Fresh, _) => {}
         (_, CoreFile::Auto) => {
@@ -287,7 +308,7 @@ fn build(req: &Request, program: &Path) -> Result<Built, DaemonError> {
         .filter_map(|l| l.strip_prefix("source "))
         .map(PathBuf::from)
         .collect();
-    let bytes = install(&staged, &target, req.switch.is_some())?;
+    let bytes = install(&staged, &target, req.switch.as_ref().map(|s| s.account.uid))?;
     write_new(
         &manifest_path(&target),
         manifest_text(req, program, &sources).as_bytes(),
@@ -300,36 +321,48 @@ fn build(req: &Request, program: &Path) -> Result<Built, DaemonError> {
     })
 }
 
-/// Puts the saved image at `target`: renamed, or (saved by another user)
-/// copied into a new file of the caller's, 0644. Returns its size.
-fn install(staged: &Path, target: &Path, copy: bool) -> Result<u64, DaemonError> {
+/// The largest image copied (a core is some hundred MiB).
+const MAX_IMAGE: u64 = 16 << 30;
+
+/// Puts the saved image at `target`: renamed, or (saved by another user,
+/// `copy_from` its uid) copied into a new file of the caller's, 0644: only
+/// a regular file of that user with one link (never a hard link to a file
+/// the user could not read), streamed, at most `MAX_IMAGE`. Returns its
+/// size.
+fn install(staged: &Path, target: &Path, copy_from: Option<u32>) -> Result<u64, DaemonError> {
     let mut image = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(staged)
         .map_err(|e| io_error(staged, e))?;
     let meta = image.metadata().map_err(|e| io_error(staged, e))?;
-    if !meta.is_file() {
+    let foreign = copy_from.is_some_and(|uid| meta.uid() != uid || meta.nlink() != 1);
+    if !meta.is_file() || foreign || meta.len() > MAX_IMAGE {
         return Err(DaemonError::CoreBuild {
-            report: format!("{} is not a regular file", staged.display()),
+            report: format!(
+                "{} is not the image the Lisp saved (a regular file of its user, one link, \
+                 at most 16 GiB)",
+                staged.display()
+            ),
         });
     }
-    if !copy {
+    if copy_from.is_none() {
         std::fs::set_permissions(staged, std::fs::Permissions::from_mode(0o644))
             .map_err(|e| io_error(staged, e))?;
         std::fs::rename(staged, target).map_err(|e| io_error(target, e))?;
         return Ok(meta.len());
     }
-    let mut bytes = Vec::new();
-    image
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(staged, e))?;
-    write_new(target, &bytes)?;
-    Ok(bytes.len() as u64)
+    write_new_from(target, &mut Read::by_ref(&mut image).take(MAX_IMAGE))
 }
 
 /// Writes `bytes` to a new file (0644, `O_EXCL`) renamed to `path`.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
+    write_new_from(path, &mut &bytes[..]).map(drop)
+}
+
+/// Copies `source` into a new file (0644, `O_EXCL`) renamed to `path`;
+/// returns the bytes copied.
+fn write_new_from(path: &Path, source: &mut impl Read) -> Result<u64, DaemonError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".new-{}", std::process::id()));
     let temporary = PathBuf::from(temporary);
@@ -341,16 +374,16 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), DaemonError> {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&temporary)
         .map_err(|e| io_error(&temporary, e))?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(e) = written {
+    let written = std::io::copy(source, &mut file).and_then(|n| {
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(n)
+    });
+    written.map_err(|e| {
         let _ = std::fs::remove_file(&temporary);
-        return Err(io_error(path, e));
-    }
-    Ok(())
+        io_error(path, e)
+    })
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> DaemonError {
