@@ -47,10 +47,10 @@ pub fn reload(req: &Request, command: Command) -> Outcome {
     // the supervisor's child.
     let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
     let target = lisp.as_ref().unwrap_or(&daemon);
-    match call(
-        target,
-        req.start_timeout.unwrap_or(req.conf.spec.start_timeout()),
-    ) {
+    // ECL's handler gets no siginfo: its verdicts carry 0, not the tag.
+    let untagged = req.runner.kind != crate::config::LispKind::Sbcl;
+    let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
+    match call(target, timeout, untagged) {
         Ok(None) => req.outcome(command, Fact::Reloaded { pid }),
         Ok(Some(report)) => req.outcome(command, Fact::ReloadError { pid, report }),
         Err(e) => req.internal(command, e),
@@ -135,7 +135,7 @@ fn reload_pipe(target: &PidFd) -> Result<File, DaemonError> {
 
 /// SIGHUP to the Lisp of `target`, then its verdict: `None` when
 /// `:reload-function` returned, its report when it signalled.
-fn call(target: &PidFd, timeout: Duration) -> Result<Option<String>, DaemonError> {
+fn call(target: &PidFd, timeout: Duration, untagged: bool) -> Result<Option<String>, DaemonError> {
     let mut pipe = reload_pipe(target)?;
     // What an earlier reload left unread is not this reload's verdict (at
     // most the pipe's capacity is there).
@@ -146,11 +146,20 @@ fn call(target: &PidFd, timeout: Duration) -> Result<Option<String>, DaemonError
             _ => break,
         }
     }
-    target.signal(Signal::SIGHUP)?;
+    // A number of this reload's own: the verdict that carries it is this
+    // reload's, whatever else is in the pipe.
+    let tag = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id())
+        & 0x3fff_ffff
+        | 1;
+    target.signal_with_value(Signal::SIGHUP, tag as i32)?;
+    let tag = tag as i32;
     let deadline = Instant::now() + timeout;
     let mut text = Vec::new();
     loop {
-        if let Some(verdict) = verdict(&text) {
+        if let Some(verdict) = verdict(&text, tag, untagged) {
             return Ok(verdict);
         }
         if text.len() > MAX_VERDICT {
@@ -186,21 +195,38 @@ fn call(target: &PidFd, timeout: Duration) -> Result<Option<String>, DaemonError
             text.extend_from_slice(&chunk[..n]);
         }
         let nothing = !matches!(read, Ok(n) if n > 0);
-        if (ended || (hung_up && nothing)) && verdict(&text).is_none() {
+        if (ended || (hung_up && nothing)) && verdict(&text, tag, untagged).is_none() {
             return Err(DaemonError::DiedReloading { pid: target.pid });
         }
     }
 }
 
-/// The verdict in what the pipe said so far, if complete.
-fn verdict(text: &[u8]) -> Option<Option<String>> {
+/// This reload's verdict in what the pipe said so far, if complete: the
+/// first `reloaded TAG` or `error TAG` (with its report, up to a line
+/// `end-of-report`) that carries `tag` (or 0, when `untagged`); others are
+/// earlier reloads' (a `kill -HUP`).
+fn verdict(text: &[u8], tag: i32, untagged: bool) -> Option<Option<String>> {
+    const END: &str = "end-of-report\n";
     let text = String::from_utf8_lossy(text);
-    if text.starts_with("reloaded\n") {
-        return Some(None);
+    let mut rest: &str = &text;
+    loop {
+        let (head, after) = rest.split_once('\n')?;
+        let (word, number) = head.split_once(' ').unwrap_or((head, ""));
+        let ours = number
+            .parse::<i32>()
+            .is_ok_and(|n| n == tag || (untagged && n == 0));
+        match word {
+            "reloaded" if ours => return Some(None),
+            "error" => {
+                let end = after.find(END)?;
+                if ours {
+                    return Some(Some(after[..end].trim_end().to_string()));
+                }
+                rest = &after[end + END.len()..];
+            }
+            _ => rest = after,
+        }
     }
-    let report = text.strip_prefix("error\n")?;
-    let end = report.find("end-of-report\n")?;
-    Some(Some(report[..end].trim_end().to_string()))
 }
 
 #[cfg(test)]
@@ -208,13 +234,25 @@ mod tests {
     use super::verdict;
 
     #[test]
-    fn verdicts_are_complete_or_not_yet() {
-        assert_eq!(verdict(b"reloaded\n"), Some(None));
-        assert_eq!(verdict(b"reload"), None);
-        assert_eq!(verdict(b"error\nboom\n(a condition"), None);
+    fn verdicts_are_this_reloads_and_complete_or_not_yet() {
+        assert_eq!(verdict(b"reloaded 7\n", 7, false), Some(None));
+        assert_eq!(verdict(b"reloaded 7", 7, false), None);
+        assert_eq!(verdict(b"error 7\nboom\n(a condition", 7, false), None);
         assert_eq!(
-            verdict(b"error\nboom\nBacktrace:\n  x\nend-of-report\n"),
+            verdict(b"error 7\nboom\nBacktrace:\n  x\nend-of-report\n", 7, false),
             Some(Some("boom\nBacktrace:\n  x".to_string()))
         );
+        // An earlier reload's verdict (a kill -HUP's: 0) is not this one's.
+        assert_eq!(verdict(b"reloaded 0\n", 7, false), None);
+        assert_eq!(
+            verdict(b"reloaded 3\nerror 7\nbad\nend-of-report\n", 7, false),
+            Some(Some("bad".into()))
+        );
+        assert_eq!(
+            verdict(b"error 3\nold\nend-of-report\nreloaded 7\n", 7, false),
+            Some(None)
+        );
+        // A Lisp that cannot carry the number says 0.
+        assert_eq!(verdict(b"reloaded 0\n", 7, true), Some(None));
     }
 }

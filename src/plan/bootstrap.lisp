@@ -29,8 +29,9 @@
 ;;;;   *RELOAD-FUNCTION* source text of :reload-function, or NIL: called on
 ;;;;                     SIGHUP (`reload`)
 ;;;;   *RELOAD-FD*       fd of the reload pipe, or NIL: each reload's verdict
-;;;;                     is written there, "reloaded", or "error", the
-;;;;                     report and a line "end-of-report"; the read end is
+;;;;                     is written there, "reloaded TAG", or "error TAG",
+;;;;                     the report and a line "end-of-report" (TAG: the
+;;;;                     number the SIGHUP carried, 0 if none); the read end is
 ;;;;                     fd *RELOAD-FD* + 1 (src/daemon/reload.rs reads it)
 ;;;;   *PRELOAD*         what to load before the conf's functions: a list of
 ;;;;                     (:system "name"), (:file "path") and (:code "text")
@@ -230,15 +231,16 @@ the source files it is made of."
   (say "saving")
   (call-thunk :preload (lambda () (%save-core *core-file*))))
 
-(defun tell-reload (word &optional text)
-  "Writes a reload's verdict to the reload pipe, if there is one, after
-dropping any verdict nobody read."
+(defun tell-reload (word tag &optional text)
+  "Writes a reload's verdict, WORD and the number TAG the reload was asked
+with, to the reload pipe, if there is one, after dropping any verdict
+nobody read."
   (when *reload-fd*
     (ignore-errors
      (%drain (1+ *reload-fd*))
      (let ((stream (or (get '*reload-fd* 'stream)
                        (setf (get '*reload-fd* 'stream) (%open-ready-stream *reload-fd*)))))
-       (write-line word stream)
+       (format stream "~a ~d~%" word tag)
        (when text
          (write-string text stream)
          (fresh-line stream)
@@ -246,37 +248,37 @@ dropping any verdict nobody read."
        (finish-output stream)))))
 
 (defvar *ready* nil "Whether :main-function has returned.")
-(defvar *reload-pending* nil "A SIGHUP came before that.")
+(defvar *reload-pending* nil "The number of a SIGHUP that came before that.")
 
-(defun reload (signal)
-  "SIGHUP: calls :reload-function once the daemon is ready (a SIGHUP
-before waits for it); its error is reported, not fatal."
-  (declare (ignore signal))
+(defun reload (tag)
+  "SIGHUP (with the number TAG): calls :reload-function once the daemon is
+ready (a SIGHUP before waits for it); its error is reported, not fatal."
   (if *ready*
-      (call-reload-function)
-      (setf *reload-pending* t)))
+      (call-reload-function tag)
+      (setf *reload-pending* tag)))
 
 (defun now-ready ()
   "Tells the starting process, then runs a reload asked for meanwhile."
   (report "ready")
   (setf *ready* t)
   (when *reload-pending*
-    (setf *reload-pending* nil)
-    (call-reload-function)))
+    (let ((tag *reload-pending*))
+      (setf *reload-pending* nil)
+      (call-reload-function tag))))
 
-(defun call-reload-function ()
+(defun call-reload-function (tag)
   (block reload
     (handler-bind ((serious-condition
                      (lambda (c)
                        (let ((text (failure-text c ":reload-function")))
                          (message "ERROR: ~a" text)
                          (log-line :error text)
-                         (tell-reload "error" text)
+                         (tell-reload "error" tag text)
                          (return-from reload)))))
       (let ((fn (user-function *reload-function*)))
         (when fn (funcall fn))))
     (log-line :info (format nil "Reloaded ~@[~a ~]daemon" *name*))
-    (tell-reload "reloaded")))
+    (tell-reload "reloaded" tag)))
 
 (defun wait-until-stopped ()
   (loop (sleep 3600)))

@@ -38,7 +38,8 @@ thread, ends the process at once (QUIT from another thread ends only it)."
     (ext:set-signal-handler ext:+sigint+ (lambda () (funcall stop 2)))))
 
 (defun %install-reload-handler (reload)
-  (ext:set-signal-handler ext:+sighup+ (lambda () (funcall reload 1))))
+  ;; No siginfo here: the verdict carries 0, not the number reload sent.
+  (ext:set-signal-handler ext:+sighup+ (lambda () (funcall reload 0))))
 
 (defun %drain (fd)
   ;; Without fcntl here: a verdict nobody reads stays in the pipe.

@@ -66,14 +66,18 @@ runs the exit hooks."
       (sb-sys:enable-interrupt sb-unix:sigint #'handler))))
 
 (defun %install-reload-handler (reload)
-  "SIGHUP calls RELOAD with the signal number in the main thread, with
-interrupts enabled (a stop during a long reload is not deferred)."
+  "SIGHUP calls RELOAD with the signal's value (the number `reload` sent
+with it, SI_QUEUE; else 0) in the main thread, with interrupts enabled (a
+stop during a long reload is not deferred)."
   (flet ((handler (signal info context)
-           (declare (ignore info context))
-           (flet ((run () (sb-sys:with-interrupts (funcall reload signal))))
-             (if (sb-thread:main-thread-p)
-                 (run)
-                 (sb-thread:interrupt-thread (sb-thread:main-thread) #'run)))))
+           (declare (ignore signal context))
+           ;; siginfo_t on Linux x86-64: si_code at 8, si_value at 24.
+           (let* ((queued (and info (= -1 (sb-sys:signed-sap-ref-32 info 8))))
+                  (value (if queued (sb-sys:signed-sap-ref-32 info 24) 0)))
+             (flet ((run () (sb-sys:with-interrupts (funcall reload value))))
+               (if (sb-thread:main-thread-p)
+                   (run)
+                   (sb-thread:interrupt-thread (sb-thread:main-thread) #'run))))))
     (sb-sys:enable-interrupt sb-unix:sighup #'handler)))
 
 (defun %drain (fd)
