@@ -623,11 +623,15 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
         Ok(req) => req,
         Err(code) => return code,
     };
-    // A conf with :core: the core checked (or built) before anything stops.
-    let starts = matches!(
-        command,
-        Command::Start | Command::Restart | Command::TryRestart
-    ) || (command == Command::ForceReload && req.conf.spec.reload_function.is_none());
+    // A conf with :core: the core checked (or built) before anything stops,
+    // when a Lisp will start.
+    let starts = match command {
+        Command::Start => !daemon::is_running(&req),
+        Command::TryRestart => daemon::is_running(&req),
+        Command::Restart => true,
+        Command::ForceReload => req.conf.spec.reload_function.is_none(),
+        _ => false,
+    };
     let prepared = match starts {
         true => daemon::core::prepare(&mut req, command),
         false => Ok(()),

@@ -56,20 +56,22 @@ pub enum DaemonError {
     )]
     NoReloadPipe { pid: i32 },
     #[error(
-        "{lisp} cannot save its image: it has no saved cores; remove :core from the conf \
-         (or run the daemon on SBCL or GNU CLISP)"
+        "{lisp} cannot save its image: it has no saved cores; run it without :core \
+         (or on SBCL or GNU CLISP)"
     )]
     NoCores { lisp: &'static str },
+    #[error(
+        "the core file {} cannot be used: {why}; rebuild it with `daemonization CONF build-core`",
+        path.display()
+    )]
+    CoreForeign { path: PathBuf, why: String },
     #[error(
         "the core file {} does not exist: make it with `daemonization CONF build-core` \
          (or write :core :auto, and the tool keeps it)",
         path.display()
     )]
     CoreMissing { path: PathBuf },
-    #[error(
-        "the :preload did not load, so no core was saved (a previous one is kept): {}",
-        report.lines().next().unwrap_or("the Lisp gave no reason")
-    )]
+    #[error("no core was saved (a previous one is kept): {report}")]
     CoreBuild { report: String },
     #[error("the core file {}: {error}", path.display())]
     CoreFile { path: PathBuf, error: String },

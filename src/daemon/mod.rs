@@ -165,6 +165,12 @@ pub fn status(req: &Request) -> Outcome {
     }
 }
 
+/// Whether the conf's daemon runs now (a check before work that matters
+/// only when it does, or does not: building a core).
+pub fn is_running(req: &Request) -> bool {
+    matches!(req.inspect(), Ok((_, PidState::Running { .. })))
+}
+
 /// What the supervisor `pid` of this conf's daemon says, if it is one.
 fn supervision(files: &PidFiles, pid: i32) -> Option<Supervision> {
     supervise::read_state(files, pid).map(|s| Supervision {

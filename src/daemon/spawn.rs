@@ -91,6 +91,15 @@ impl Launch {
     /// Forks the Lisp of `nodaemon` as our child, the readiness pipe's
     /// write end `ready` on `READY_FD`.
     pub(super) fn fork_foreground(&self, ready: OwnedFd) -> Result<Pid, DaemonError> {
+        self.fork_child(ready, false)
+    }
+
+    /// The Lisp as our child, the readiness pipe's write end `ready` on
+    /// `READY_FD`, the plan's other slots filled (`/dev/null`); in a session
+    /// of its own (`own_session`, or when it runs as another user), killed
+    /// if we die (`own_session`: a builder of cores).
+    pub(super) fn fork_child(&self, ready: OwnedFd, own_session: bool) -> Result<Pid, DaemonError> {
+        let parent = std::process::id() as i32;
         // SAFETY: single-threaded; the child only sets itself up and execs.
         match unsafe { fork() }.map_err(DaemonError::Fork)? {
             ForkResult::Child => {
@@ -109,7 +118,8 @@ impl Launch {
                 if placed.is_ok() {
                     // Another user's Lisp gets no controlling terminal of ours.
                     let how = Become {
-                        new_session: self.switch.is_some(),
+                        new_session: own_session || self.switch.is_some(),
+                        die_with_parent: own_session.then_some(parent),
                         ..Become::default()
                     };
                     exec::exec_lisp(self, how, &mut |_| {});

@@ -222,10 +222,31 @@ files), and the preloaded files: what a saved core is made of."
         (when (eq (first item) :file) (add (second item)))))
     (remove-duplicates files :test #'string=)))
 
+(defun last-lines (text count)
+  (let ((lines (text-lines text)))
+    (format nil "~{~a~%~}" (last lines count))))
+
 (defun build-core ()
   "Loads *PRELOAD* and saves the image to *CORE-FILE*, telling the tool
-the source files it is made of."
-  (call-thunk :preload (lambda () (preload :progress t)))
+the source files it is made of. The compiler's notes (the builder has no
+terminal) are kept, and their last lines told before an error's report."
+  (let ((notes (make-string-output-stream)))
+    (flet ((tell-notes (condition)
+             (declare (ignore condition))
+             (let ((text (get-output-stream-string notes)))
+               (when (plusp (length text))
+                 (say "notes")
+                 (say (string-right-trim '(#\Newline) (last-lines text 30)))
+                 (say "end-of-notes")))))
+      (call-thunk :preload
+                  (lambda ()
+                    (handler-bind ((serious-condition #'tell-notes))
+                      (let ((*error-output* notes)
+                            (*standard-output* notes))
+                        (preload :progress t)))))))
+  (build-core-save))
+
+(defun build-core-save ()
   (dolist (file (loaded-sources))
     (say (format nil "source ~a" file)))
   (say "saving")

@@ -206,10 +206,14 @@ fn descriptors(spec: &DaemonSpec, mode: &Mode, keeps_reader: bool) -> Vec<(Slot,
             }
         }
         Mode::ParentExit { .. } => fds.push((Slot::Bootstrap, BOOTSTRAP_FD)),
-        // The compiler's chatter on stdout is dropped; errors stay on stderr.
+        // Nothing of the caller's terminal (the builder runs the user's
+        // code): its compiler's notes come in its report (see build-core
+        // in bootstrap.lisp).
         Mode::BuildCore { .. } => {
             fds.extend([
+                (Slot::Null, 0),
                 (Slot::Null, 1),
+                (Slot::Null, 2),
                 (Slot::Bootstrap, BOOTSTRAP_FD),
                 (Slot::Ready, READY_FD),
             ]);

@@ -411,3 +411,31 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
             .contains("(defparameter *required-modules* '(\"ASDF\"))")
     );
 }
+
+/// The builder of a core runs the user's code: nothing of the caller's
+/// terminal reaches it, and it says what it does on its pipe.
+#[test]
+fn a_core_builder_gets_no_terminal() {
+    use Slot::*;
+    let plan = super::plan(
+        &spec(),
+        &Runner::sbcl("sbcl"),
+        &Mode::BuildCore {
+            file: PathBuf::from("/var/cache/daemonization/.build-1/image.core"),
+        },
+        None,
+        &log(),
+        &Caller::default(),
+    );
+    assert_eq!(
+        plan.fds,
+        [(Null, 0), (Null, 1), (Null, 2), (Bootstrap, 3), (Ready, 4)]
+    );
+    assert!(plan.bootstrap.contains("(defparameter *mode* :build-core)"));
+    assert!(
+        plan.bootstrap.contains(
+            "(defparameter *core-file* \"/var/cache/daemonization/.build-1/image.core\")"
+        )
+    );
+    assert_eq!(plan.cwd, None);
+}

@@ -1,0 +1,370 @@
+//! Building a core: a fresh Lisp of the conf's runner, as its `:user`, in
+//! a session of its own with nothing of the caller's terminal, loads the
+//! preload and saves its image into a directory of its own; the tool reads
+//! its word (progress, sources, or its error and the compiler's notes) on
+//! a pipe, bounded in size and time, and installs a complete image only.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::pipe2;
+
+use super::super::events::take_signals;
+use super::super::launch::Launch;
+use super::super::process::PidFd;
+use super::super::{DaemonError, Request, caller};
+use super::{core_path, manifest_path, manifest_text};
+use crate::plan::{self, Mode};
+use crate::trust;
+
+/// A core made by `build`.
+pub struct Built {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+/// The longest a build may take (a first build compiles for minutes).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The most the builder may say (progress, sources, a report).
+const MAX_SAID: usize = 4 << 20;
+/// The largest image installed (a core is some hundred MiB).
+const MAX_IMAGE: u64 = 16 << 30;
+
+/// Builds the core of `req` with the Lisp `program`.
+pub fn build(req: &Request, program: &Path) -> Result<Built, DaemonError> {
+    let started = Instant::now();
+    let target = core_path(req);
+    let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let create = trust::Create {
+        mode: 0o755,
+        owner: None,
+    };
+    trust::walk_dir(
+        &dir,
+        trust::Policy::Strict,
+        &req.trust,
+        "the core directory",
+        Some(create),
+    )?;
+    let staging = Staging::new(&dir, req)?;
+    super::super::create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
+    let staged = staging.0.join("image.core");
+    let said = run_builder(req, program, &staged, started)?;
+    let saved = said.exited_ok && said.lines.iter().any(|l| l == "saving");
+    if !saved {
+        return Err(DaemonError::CoreBuild {
+            report: said.report(),
+        });
+    }
+    let sources: Vec<PathBuf> = said
+        .lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("source "))
+        .map(PathBuf::from)
+        .collect();
+    let mode = core_mode(req);
+    let bytes = install(&staged, &target, req, mode)?;
+    let manifest = manifest_text(req, program, &target, &sources);
+    write_new_from(
+        &manifest_path(&target),
+        &mut manifest.as_bytes(),
+        0o600,
+        None,
+    )?;
+    drop(staging);
+    Ok(Built {
+        path: target,
+        bytes,
+        took: started.elapsed(),
+    })
+}
+
+/// A core's mode and group: as root, 0640 and the `:user`'s group (the
+/// daemon reads it, nobody else: an image holds what its preload read), or
+/// 0600; a user's own, 0600.
+fn core_mode(req: &Request) -> (u32, Option<u32>) {
+    match (&req.switch, req.trust.root) {
+        (Some(switch), true) => (0o640, Some(switch.account.gid)),
+        _ => (0o600, None),
+    }
+}
+
+/// The directory the Lisp saves into: the builder's user's, 0700, in the
+/// core's directory (which only the caller can change); gone with it.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new(dir: &Path, req: &Request) -> Result<Staging, DaemonError> {
+        let path = dir.join(format!(".build-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).map_err(|e| io_error(&path, e))?;
+        let staging = Staging(path);
+        std::fs::set_permissions(&staging.0, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error(&staging.0, e))?;
+        if let Some(switch) = &req.switch {
+            std::os::unix::fs::chown(
+                &staging.0,
+                Some(switch.account.uid),
+                Some(switch.account.gid),
+            )
+            .map_err(|e| io_error(&staging.0, e))?;
+        }
+        Ok(staging)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the builder said, and how it ended.
+struct Said {
+    lines: Vec<String>,
+    exited_ok: bool,
+    ended: String,
+}
+
+impl Said {
+    /// Its error report, with the compiler's notes before it, control
+    /// characters (but newlines and tabs) taken out.
+    fn report(&self) -> String {
+        let block = |start: &str, end: &str| -> Option<String> {
+            let from = self.lines.iter().position(|l| l == start)? + 1;
+            let to = self.lines[from..]
+                .iter()
+                .position(|l| l == end)
+                .map_or(self.lines.len(), |i| from + i);
+            Some(self.lines[from..to].join("\n"))
+        };
+        let notes = block("notes", "end-of-notes");
+        let error = block("error", "\u{0}");
+        let text = match (error, notes) {
+            (Some(error), Some(notes)) => format!("{error}\nThe compiler's last notes:\n{notes}"),
+            (Some(error), None) => error,
+            (None, _) => format!("the Lisp ended ({}) without saving", self.ended),
+        };
+        text.chars()
+            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+            .collect()
+    }
+}
+
+/// Runs the builder: its lines until it ends (or the timeout, or SIGINT or
+/// SIGTERM of the tool, which end it); on a terminal, what is loading and
+/// for how long, in place.
+fn run_builder(
+    req: &Request,
+    program: &Path,
+    staged: &Path,
+    started: Instant,
+) -> Result<Said, DaemonError> {
+    let mut runner = req.runner.clone();
+    runner.core = None;
+    let plan = plan::plan(
+        &req.conf.spec,
+        &runner,
+        &Mode::BuildCore {
+            file: staged.to_path_buf(),
+        },
+        req.switch.as_ref(),
+        &req.lisp_log(req.switch.is_none()),
+        &caller(req),
+    );
+    let launch = Launch::new(&plan, program, None)?;
+    let signals = take_signals(&[Signal::SIGINT, Signal::SIGTERM])?;
+    let (read_end, write_end) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
+    let child = launch.fork_child(write_end, true)?;
+    let pidfd = PidFd::open(child.as_raw())?;
+    let mut pipe = File::from(read_end);
+    let terminal = nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+    let mut reader = Lines::default();
+    let mut loading = String::from("starting the Lisp");
+    let mut interrupted = None;
+    let deadline = started + BUILD_TIMEOUT;
+    loop {
+        let mut fds = [
+            PollFd::new(pipe.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        let _ = poll(&mut fds, PollTimeout::from(1000u16));
+        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        let (said, exited, signalled) = (ready(0), ready(1), ready(2));
+        if said || exited {
+            reader.read_from(&mut pipe);
+            if let Some(name) = reader.last_loading() {
+                loading = format!("loading {name}");
+            }
+        }
+        if terminal {
+            eprint!("\r\x1b[K{loading} ({} s)", started.elapsed().as_secs());
+        }
+        if signalled {
+            interrupted = signals.read_signal().ok().flatten().map(|s| s.ssi_signo);
+        }
+        if exited {
+            break;
+        }
+        if interrupted.is_some() || Instant::now() > deadline || reader.too_much {
+            // Its whole session: what its preload started too.
+            let _ = nix::sys::signal::killpg(child, Signal::SIGKILL);
+            let _ = pidfd.signal(Signal::SIGKILL);
+        }
+    }
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    let status = waitpid(child, None).map_err(|errno| DaemonError::Wait {
+        pid: child.as_raw(),
+        errno,
+    })?;
+    drop(signals);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&[Signal::SIGINT, Signal::SIGTERM].into_iter().collect()),
+        None,
+    );
+    if let Some(signo) = interrupted {
+        return Err(DaemonError::CoreBuild {
+            report: format!(
+                "the build was interrupted (signal {signo}); the previous core is kept"
+            ),
+        });
+    }
+    Ok(Said {
+        lines: reader.lines,
+        exited_ok: matches!(status, WaitStatus::Exited(_, 0)),
+        ended: format!("{status:?}"),
+    })
+}
+
+/// The builder's lines, read as they come, at most `MAX_SAID` bytes.
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    partial: Vec<u8>,
+    total: usize,
+    too_much: bool,
+}
+
+impl Lines {
+    fn read_from(&mut self, pipe: &mut File) {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 || self.too_much {
+                break;
+            }
+            self.total += n;
+            self.too_much = self.total > MAX_SAID;
+            self.partial.extend_from_slice(&chunk[..n]);
+            while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=end).collect();
+                self.lines
+                    .push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+            }
+        }
+    }
+
+    fn last_loading(&self) -> Option<&str> {
+        self.lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("loading "))
+    }
+}
+
+/// Puts the saved image at `target` with `mode` (and group): renamed, or
+/// (saved by another user) copied into a new file of the caller's: only a
+/// regular file of that user with one link (never a hard link to a file
+/// the user could not read), not sparse, streamed, at most `MAX_IMAGE`.
+/// Returns its size.
+fn install(
+    staged: &Path,
+    target: &Path,
+    req: &Request,
+    mode: (u32, Option<u32>),
+) -> Result<u64, DaemonError> {
+    let copy_from = req.switch.as_ref().map(|s| s.account.uid);
+    let mut image = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(staged)
+        .map_err(|e| io_error(staged, e))?;
+    let meta = image.metadata().map_err(|e| io_error(staged, e))?;
+    let foreign = copy_from.is_some_and(|uid| meta.uid() != uid || meta.nlink() != 1);
+    let sparse = meta.blocks() * 512 < meta.len() / 2;
+    if !meta.is_file() || foreign || sparse || meta.len() > MAX_IMAGE {
+        return Err(DaemonError::CoreBuild {
+            report: format!(
+                "{} is not the image the Lisp saved (a regular file of its user, one link, \
+                 not sparse, at most 16 GiB)",
+                staged.display()
+            ),
+        });
+    }
+    if copy_from.is_none() {
+        std::fs::set_permissions(staged, std::fs::Permissions::from_mode(mode.0))
+            .map_err(|e| io_error(staged, e))?;
+        std::fs::rename(staged, target).map_err(|e| io_error(target, e))?;
+        return Ok(meta.len());
+    }
+    write_new_from(
+        target,
+        &mut Read::by_ref(&mut image).take(MAX_IMAGE),
+        mode.0,
+        mode.1,
+    )
+}
+
+/// Copies `source` into a new file (`O_EXCL`, `mode`, root's and `group`'s
+/// when given) renamed to `path`; returns the bytes copied.
+pub(super) fn write_new_from(
+    path: &Path,
+    source: &mut impl Read,
+    mode: u32,
+    group: Option<u32>,
+) -> Result<u64, DaemonError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".new-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&temporary)
+        .map_err(|e| io_error(&temporary, e))?;
+    let written = std::io::copy(source, &mut file).and_then(|n| {
+        if let Some(gid) = group {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        Ok(n)
+    });
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        io_error(path, e)
+    })
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> DaemonError {
+    DaemonError::CoreFile {
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    }
+}

@@ -1,0 +1,295 @@
+//! Saved cores: `build-core` loads a conf's `:preload` into a fresh Lisp of
+//! its runner (as its `:user`, with its environment, `:fasl-dir` and
+//! runtime options) and saves the image (see `build`); `start`, `restart`
+//! and `nodaemon` then run the Lisp on it (`:core`), building an `:auto`
+//! core that is missing or stale first.
+//!
+//! Beside each core, `CORE.manifest` (only the caller may read it) says
+//! what it is made of: the core itself (inode, size, time), the Lisp
+//! program (path, size, time), the preload list, the user, the settings a
+//! build depends on, and every source file with its modification time; a
+//! few `stat`s tell whether it is fresh. As root a core is code like a
+//! conf: built as the `:user` in a directory of its own, copied into a new
+//! root-owned file (0640, the user's group: the daemon reads it and cannot
+//! write it), and used only if it passes `trust::check_core`; a core built
+//! for another user is never used.
+
+mod build;
+
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+pub use build::Built;
+
+use super::{DaemonError, Request, program};
+use crate::command::Command;
+use crate::config::CoreFile;
+use crate::report::Outcome;
+use crate::trust;
+
+/// The core of the conf: its `:core` file, else (`:auto`, or `build-core`
+/// of a conf without `:core`) one per conf and Lisp in the tool's cache:
+/// `/var/cache/daemonization/` for root, `$XDG_CACHE_HOME/daemonization/`
+/// (or `~/.cache/daemonization/`) for others.
+pub fn core_path(req: &Request) -> PathBuf {
+    if let Some(CoreFile::Path(path)) = &req.conf.spec.core {
+        return path.clone();
+    }
+    let dir = match req.trust.root {
+        true => PathBuf::from("/var/cache/daemonization"),
+        false => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|d| d.is_absolute())
+            .or_else(|| super::caller_home().map(|h| h.join(".cache")))
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join("daemonization"),
+    };
+    let key = format!(
+        "{}\0{}",
+        req.conf.path.display(),
+        req.runner.kind.facts().name
+    );
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    dir.join(format!(
+        "{}-{hash:016x}.core",
+        crate::unit::unit_name(req.conf)
+    ))
+}
+
+fn manifest_path(core: &Path) -> PathBuf {
+    let mut name = core.as_os_str().to_owned();
+    name.push(".manifest");
+    PathBuf::from(name)
+}
+
+/// The Lisp program as a manifest names it: a new version is a new file.
+fn lisp_identity(program: &Path) -> String {
+    match std::fs::metadata(program) {
+        Ok(m) => format!("{} {} {}", program.display(), m.len(), m.mtime()),
+        Err(_) => program.display().to_string(),
+    }
+}
+
+fn preload_text(req: &Request) -> String {
+    format!("{:?}", req.conf.spec.preload)
+}
+
+fn daemon_uid(req: &Request) -> u32 {
+    req.switch
+        .as_ref()
+        .map_or_else(|| nix::unistd::getuid().as_raw(), |s| s.account.uid)
+}
+
+fn mtime_ns(path: &Path) -> Option<i128> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()))
+}
+
+/// What a build depends on besides sources: the environment the conf
+/// sets, ASDF's, the fasl directory, the runtime options.
+fn settings_text(req: &Request) -> String {
+    let spec = &req.conf.spec;
+    let asdf: Vec<String> = [
+        "CL_SOURCE_REGISTRY",
+        "ASDF_OUTPUT_TRANSLATIONS",
+        "XDG_CONFIG_DIRS",
+        "XDG_DATA_DIRS",
+    ]
+    .iter()
+    .filter_map(|name| std::env::var(name).ok().map(|v| format!("{name}={v}")))
+    .collect();
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?}",
+        spec.environment,
+        if req.switch.is_none() {
+            asdf
+        } else {
+            Vec::new()
+        },
+        spec.fasl_dir,
+        spec.lisp_options,
+        spec.dynamic_space_size,
+        spec.control_stack_size
+    )
+}
+
+/// A file as a manifest names a version of it: inode, size, time.
+fn file_identity(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => format!("{} {} {}", m.ino(), m.len(), mtime_of(&m)),
+        Err(_) => "missing".into(),
+    }
+}
+
+fn mtime_of(m: &std::fs::Metadata) -> i128 {
+    i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+}
+
+/// The manifest of the core at `core`, built by `program` from `sources`.
+fn manifest_text(req: &Request, program: &Path, core: &Path, sources: &[PathBuf]) -> String {
+    let mut text = format!(
+        "core {}\nlisp {}\npreload {}\nuser {}\nsettings {}\n",
+        file_identity(core),
+        lisp_identity(program),
+        preload_text(req),
+        daemon_uid(req),
+        settings_text(req)
+    );
+    for source in sources {
+        let shown = source.display().to_string();
+        if let (Some(mtime), false) = (mtime_ns(source), shown.contains('\n')) {
+            text.push_str(&format!("source {mtime} {shown}\n"));
+        }
+    }
+    text
+}
+
+/// A manifest's text: a regular file (never a link, never blocking), at
+/// most 16 MiB.
+fn read_manifest(path: &Path) -> Option<String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(16 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Whether a core can be used as it is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Missing,
+    /// Why not: the newest changed source, or what else changed.
+    Stale(String),
+    /// Not this conf's to run: built for another user, or its manifest is
+    /// gone or does not name this core.
+    Foreign(String),
+}
+
+/// Checks the core at `path` against its manifest, with a few `stat`s.
+pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
+    if !path.exists() {
+        return Freshness::Missing;
+    }
+    let Some(text) = read_manifest(&manifest_path(path)) else {
+        return Freshness::Foreign("it has no manifest".into());
+    };
+    let mut changed: Option<(i128, String)> = None;
+    for line in text.lines() {
+        let (field, value) = line.split_once(' ').unwrap_or((line, ""));
+        let foreign = match field {
+            "core" if value != file_identity(path) => Some("its manifest is another core's"),
+            "user" if value != daemon_uid(req).to_string() => Some("it was built for another user"),
+            _ => None,
+        };
+        if let Some(why) = foreign {
+            return Freshness::Foreign(why.into());
+        }
+        let stale = match field {
+            "lisp" if value != lisp_identity(program) => Some("the Lisp was changed"),
+            "preload" if value != preload_text(req) => Some(":preload was changed"),
+            "settings" if value != settings_text(req) => {
+                Some("the conf's environment, :fasl-dir or runtime options were changed")
+            }
+            _ => None,
+        };
+        if let Some(why) = stale {
+            return Freshness::Stale(why.into());
+        }
+        if field == "source"
+            && let Some((recorded, file)) = value.split_once(' ')
+        {
+            let now = mtime_ns(Path::new(file));
+            if now.map(|n| n.to_string()).as_deref() != Some(recorded) {
+                let when = now.unwrap_or(i128::MAX);
+                if changed.as_ref().is_none_or(|(t, _)| when > *t) {
+                    changed = Some((when, file.to_string()));
+                }
+            }
+        }
+    }
+    match changed {
+        Some((_, file)) => Freshness::Stale(format!("{file} was changed")),
+        None => Freshness::Fresh,
+    }
+}
+
+/// The conf's core and whether it is fresh, for `check` and `status -v`:
+/// `/var/cache/daemonization/web-....core (fresh)`.
+pub fn describe(req: &Request) -> String {
+    let path = core_path(req);
+    let state = match super::find_program(&req.runner.program) {
+        None => "the Lisp program is not found".to_string(),
+        Some(program) => match freshness(req, &path, &program) {
+            Freshness::Fresh => "fresh".into(),
+            Freshness::Missing => "not built yet".into(),
+            Freshness::Stale(why) => format!("stale: {why}"),
+            Freshness::Foreign(why) => format!("not usable: {why}"),
+        },
+    };
+    format!("{} ({state})", path.display())
+}
+
+/// Before `start`, `restart` or `nodaemon` of a conf with `:core`: the core
+/// checked (an `:auto` one built when missing or stale; an explicit stale
+/// one used, with a warning) and set as the runner's.
+pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> {
+    let Some(core) = req.conf.spec.core.clone() else {
+        return Ok(());
+    };
+    let facts = req.runner.kind.facts();
+    if facts.core.is_none() {
+        let e = DaemonError::NoCores { lisp: facts.name };
+        return Err(Box::new(req.internal(command, e)));
+    }
+    let program = program(req, command)?;
+    let path = core_path(req);
+    // A core there is judged before anything of it is read.
+    if path.exists() {
+        trust::check_core(&path, &req.trust)
+            .map_err(|e| Box::new(req.internal(command, e.into())))?;
+    }
+    match (freshness(req, &path, &program), core) {
+        (Freshness::Fresh, _) => {}
+        (_, CoreFile::Auto) => {
+            build::build(req, &program).map_err(|e| Box::new(req.internal(command, e)))?;
+        }
+        (Freshness::Foreign(why), CoreFile::Path(_)) => {
+            let e = DaemonError::CoreForeign { path, why };
+            return Err(Box::new(req.internal(command, e)));
+        }
+        (Freshness::Missing, CoreFile::Path(_)) => {
+            let e = DaemonError::CoreMissing { path };
+            return Err(Box::new(req.internal(command, e)));
+        }
+        (Freshness::Stale(why), CoreFile::Path(_)) => eprintln!(
+            "WARNING: the core {} is stale ({why}): the daemon runs what it was built with; \
+             rebuild it with build-core",
+            path.display()
+        ),
+    }
+    trust::check_core(&path, &req.trust).map_err(|e| Box::new(req.internal(command, e.into())))?;
+    req.runner.core = Some(path);
+    Ok(())
+}
+
+/// `build-core`: builds the conf's core and replaces the old one only when
+/// the new one is complete.
+pub fn build_core(req: &Request) -> Result<Built, Box<Outcome>> {
+    let facts = req.runner.kind.facts();
+    if facts.core.is_none() {
+        let e = DaemonError::NoCores { lisp: facts.name };
+        return Err(Box::new(req.internal(Command::BuildCore, e)));
+    }
+    let program = program(req, Command::BuildCore)?;
+    build::build(req, &program).map_err(|e| Box::new(req.internal(Command::BuildCore, e)))
+}
