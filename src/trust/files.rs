@@ -147,7 +147,7 @@ pub fn check_core(path: &Path, trust: &Trust) -> Result<(), PathError> {
             path: path.to_path_buf(),
             reason,
             fix: format!(
-                "chown root:root {shown}; chmod 644 {shown} (or build it as root: daemonization CONF build-core)"
+                "chown root {shown}; chmod go-w {shown} (or build it as root: daemonization CONF build-core)"
             ),
         }
         .into()),
