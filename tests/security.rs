@@ -1515,3 +1515,29 @@ fn a_directory_of_confs_of_a_user_is_refused() {
     );
     assert_eq!(stdout(&out), "");
 }
+
+/// A core is code: root never runs its daemon on a core another user can
+/// write (here the user's own file), whatever its manifest says.
+#[test]
+fn a_core_of_a_user_is_refused() {
+    let sb = open_sandbox();
+    let dir = attacker_dir(&sb, "cores");
+    let core = dir.join("site.core");
+    fs::write(&core, "not an image").unwrap();
+    chown(&core, &attacker());
+    let conf = sb.conf(
+        "site.conf",
+        &format!(
+            "(:pid-file \"site.pid\" :core {})",
+            lisp_string(core.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("refusing the core file {}", core.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.pid_file("site.pid").exists());
+}
