@@ -165,6 +165,33 @@ fn read_by_tool(settings: &[Setting], source: &Arc<Source>) -> Result<DaemonSpec
     }
 }
 
+/// The extension keys a restas-daemon conf set (its runtime options and
+/// core), one per line.
+fn extension_keys(spec: &DaemonSpec) -> String {
+    let mut text = String::new();
+    let sizes = [
+        ("dynamic-space-size", spec.dynamic_space_size),
+        ("control-stack-size", spec.control_stack_size),
+    ];
+    for (key, megabytes) in sizes {
+        if let Some(megabytes) = megabytes {
+            let _ = writeln!(text, " :{key} {megabytes}");
+        }
+    }
+    if !spec.lisp_options.is_empty() {
+        let options: Vec<String> = spec.lisp_options.iter().map(|o| lisp_string(o)).collect();
+        let _ = writeln!(text, " :lisp-options ({})", options.join(" "));
+    }
+    match &spec.core {
+        Some(CoreFile::Auto) => text.push_str(" :core :auto\n"),
+        Some(CoreFile::Path(path)) => {
+            let _ = writeln!(text, " :core {}", lisp_string(&path.display().to_string()));
+        }
+        None => {}
+    }
+    text
+}
+
 pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<Migrated, ConfError> {
     let fail = |kind, span| ConfError::at(kind, span, source);
     let mut settings = Vec::with_capacity(forms.len());
@@ -227,26 +254,7 @@ pub fn translate(source: &Arc<Source>, forms: &[Form]) -> Result<Migrated, ConfE
         pid_file = lisp_string(&pid_file),
         fasl_dir = lisp_string(&fasl_dir),
     );
-    let sizes = [
-        ("dynamic-space-size", spec.dynamic_space_size),
-        ("control-stack-size", spec.control_stack_size),
-    ];
-    for (key, megabytes) in sizes {
-        if let Some(megabytes) = megabytes {
-            let _ = writeln!(text, " :{key} {megabytes}");
-        }
-    }
-    if !spec.lisp_options.is_empty() {
-        let options: Vec<String> = spec.lisp_options.iter().map(|o| lisp_string(o)).collect();
-        let _ = writeln!(text, " :lisp-options ({})", options.join(" "));
-    }
-    match &spec.core {
-        Some(CoreFile::Auto) => text.push_str(" :core :auto\n"),
-        Some(CoreFile::Path(path)) => {
-            let _ = writeln!(text, " :core {}", lisp_string(&path.display().to_string()));
-        }
-        None => {}
-    }
+    text.push_str(&extension_keys(&spec));
     let _ = writeln!(text, " :preload (#.{preload})");
     let _ = writeln!(text, " :main-function #.{main})");
     Ok(Migrated { text, derived })

@@ -359,29 +359,10 @@ pub fn bootstrap(
     dir: Option<&Path>,
 ) -> String {
     let kind = runner.kind;
-    let preload: Vec<String> = spec
-        .preload
-        .iter()
-        .map(|item| match item {
-            Preload::System(name) => format!("(:system {})", lisp_string(name)),
-            Preload::File(file) => format!("(:file {})", lisp_string(&file.display().to_string())),
-            Preload::Code(code) => format!("(:code {})", lisp_string(&code.text)),
-        })
-        .collect();
-    let preload = preload.join(" ");
-    let from_core = if runner.core.is_some() { "t" } else { "nil" };
-    let core_file = match mode {
-        Mode::BuildCore { file } => lisp_string(&file.display().to_string()),
-        _ => "nil".to_string(),
-    };
     let target = |d: &Destination| match d {
         Destination::Syslog => ":syslog".to_string(),
         Destination::File(path) => lisp_string(&path.display().to_string()),
         Destination::Nowhere => "nil".to_string(),
-    };
-    let code = |c: &Option<LispCode>| {
-        c.as_ref()
-            .map_or("nil".to_string(), |c| lisp_string(&c.text))
     };
     let (mode_name, ready_fd, close_fds, main, args) = mode_parameters(spec, mode);
     let before_init = match mode {
@@ -405,15 +386,6 @@ pub fn bootstrap(
     };
     let modules: Vec<String> = modules.iter().map(|m| lisp_string(m)).collect();
     let name = spec.name.as_deref().map_or("nil".to_string(), lisp_string);
-    // Reloads in a daemon (and a nodaemon Lisp, where nobody reads the
-    // verdict); never in :before-parent-exit-fn's Lisp.
-    let (reload, reload_fd) = match mode {
-        Mode::ParentExit { .. } | Mode::BuildCore { .. } => ("nil".to_string(), "nil".to_string()),
-        Mode::Daemon if spec.reload_function.is_some() => {
-            (code(&spec.reload_function), RELOAD_FD.to_string())
-        }
-        _ => (code(&spec.reload_function), "nil".to_string()),
-    };
     let dir = dir.map_or("nil".to_string(), |d| {
         let d = d.display().to_string();
         lisp_string(&format!("{}/", d.trim_end_matches('/')))
@@ -433,19 +405,57 @@ pub fn bootstrap(
          (defparameter *log-error* {log_error})\n\
          (defparameter *fasl-dir* {fasl_dir})\n\
          (defparameter *directory* {dir})\n\
-         (defparameter *reload-function* {reload})\n\
-         (defparameter *reload-fd* {reload_fd})\n\
-         (defparameter *preload* '({preload}))\n\
-         (defparameter *from-core* {from_core})\n\
-         (defparameter *core-file* {core_file})\n\
+         {extensions}\
          {prelude}\
          {BOOTSTRAP}",
+        extensions = extension_parameters(spec, mode, runner),
         prelude = kind.facts().prelude,
         modules = modules.join(" "),
-        before = code(before_init),
-        main = code(main),
+        before = code_text(before_init),
+        main = code_text(main),
         log_info = target(&log.info),
         log_error = target(&log.error),
+    )
+}
+
+/// A function key's source text as a Lisp string, or `nil`.
+fn code_text(code: &Option<LispCode>) -> String {
+    code.as_ref()
+        .map_or("nil".to_string(), |c| lisp_string(&c.text))
+}
+
+/// The bootstrap parameters of reloads and saved cores.
+fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> String {
+    // Reloads in a daemon (and a nodaemon Lisp, where nobody reads the
+    // verdict); never in :before-parent-exit-fn's Lisp or a builder.
+    let (reload, reload_fd) = match mode {
+        Mode::ParentExit { .. } | Mode::BuildCore { .. } => ("nil".to_string(), "nil".to_string()),
+        Mode::Daemon if spec.reload_function.is_some() => {
+            (code_text(&spec.reload_function), RELOAD_FD.to_string())
+        }
+        _ => (code_text(&spec.reload_function), "nil".to_string()),
+    };
+    let preload: Vec<String> = spec
+        .preload
+        .iter()
+        .map(|item| match item {
+            Preload::System(name) => format!("(:system {})", lisp_string(name)),
+            Preload::File(file) => format!("(:file {})", lisp_string(&file.display().to_string())),
+            Preload::Code(code) => format!("(:code {})", lisp_string(&code.text)),
+        })
+        .collect();
+    let from_core = if runner.core.is_some() { "t" } else { "nil" };
+    let core_file = match mode {
+        Mode::BuildCore { file } => lisp_string(&file.display().to_string()),
+        _ => "nil".to_string(),
+    };
+    format!(
+        "(defparameter *reload-function* {reload})\n\
+         (defparameter *reload-fd* {reload_fd})\n\
+         (defparameter *preload* '({}))\n\
+         (defparameter *from-core* {from_core})\n\
+         (defparameter *core-file* {core_file})\n",
+        preload.join(" ")
     )
 }
 

@@ -187,7 +187,41 @@ fn run_builder(
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
     let child = launch.fork_child(write_end, true)?;
     let pidfd = PidFd::open(child.as_raw())?;
-    let mut pipe = File::from(read_end);
+    let (lines, interrupted) = hear(File::from(read_end), child, &pidfd, &signals, started);
+    let status = waitpid(child, None).map_err(|errno| DaemonError::Wait {
+        pid: child.as_raw(),
+        errno,
+    })?;
+    drop(signals);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&[Signal::SIGINT, Signal::SIGTERM].into_iter().collect()),
+        None,
+    );
+    if let Some(signo) = interrupted {
+        return Err(DaemonError::CoreBuild {
+            report: format!(
+                "the build was interrupted (signal {signo}); the previous core is kept"
+            ),
+        });
+    }
+    Ok(Said {
+        lines: lines.lines,
+        exited_ok: matches!(status, WaitStatus::Exited(_, 0)),
+        ended: format!("{status:?}"),
+    })
+}
+
+/// Reads the builder's lines until it exits; ends it (and its session) on
+/// SIGINT or SIGTERM of the tool, after `BUILD_TIMEOUT`, or when it says
+/// too much. Returns its lines and the signal that interrupted, if any.
+fn hear(
+    mut pipe: File,
+    child: nix::unistd::Pid,
+    pidfd: &PidFd,
+    signals: &nix::sys::signalfd::SignalFd,
+    started: Instant,
+) -> (Lines, Option<u32>) {
     let terminal = nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
     let mut reader = Lines::default();
     let mut loading = String::from("starting the Lisp");
@@ -226,28 +260,7 @@ fn run_builder(
     if terminal {
         eprint!("\r\x1b[K");
     }
-    let status = waitpid(child, None).map_err(|errno| DaemonError::Wait {
-        pid: child.as_raw(),
-        errno,
-    })?;
-    drop(signals);
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
-        Some(&[Signal::SIGINT, Signal::SIGTERM].into_iter().collect()),
-        None,
-    );
-    if let Some(signo) = interrupted {
-        return Err(DaemonError::CoreBuild {
-            report: format!(
-                "the build was interrupted (signal {signo}); the previous core is kept"
-            ),
-        });
-    }
-    Ok(Said {
-        lines: reader.lines,
-        exited_ok: matches!(status, WaitStatus::Exited(_, 0)),
-        ended: format!("{status:?}"),
-    })
+    (reader, interrupted)
 }
 
 /// The builder's lines, read as they come, at most `MAX_SAID` bytes.
