@@ -49,12 +49,17 @@ def pid_of(line):
     return int(line.split("(pid = ")[1].split()[0])
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
+def proc_kib(pid, file, field):
+    """A field in kB of /proc/PID/FILE (VmRSS of status, Pss of smaps_rollup)."""
+    with open(f"/proc/{pid}/{file}") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
+
+
+def rss_kib(pid):
+    return proc_kib(pid, "status", "VmRSS")
 
 
 def timed(fn, runs):
@@ -87,11 +92,7 @@ def http_answers(port):
 
 
 def pss_kib(pid):
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    raise RuntimeError("no Pss")
+    return proc_kib(pid, "smaps_rollup", "Pss")
 
 
 def cores(env, work, runs):

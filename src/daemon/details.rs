@@ -15,7 +15,10 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         .as_ref()
         .map_or(outcome.pid, |s| s.lisp_pid)
         .filter(|_| outcome.ok);
-    let since = lisp_pid.and_then(start_time);
+    let since = lisp_pid
+        .and_then(super::process::start_time)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs());
     let uptime = since.and_then(|since| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -39,28 +42,6 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         last_lines,
         core: spec.core.as_ref().map(|_| super::core::describe(req)),
     }
-}
-
-/// When process `pid` started, in seconds since the epoch.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22, counted after the command name (which may hold spaces).
-    let ticks: u64 = stat
-        .rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()?;
-    let boot: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
-    Some(boot + ticks / u64::try_from(hz).ok()?.max(1))
 }
 
 /// Its resident memory (`VmRSS`), in KiB.

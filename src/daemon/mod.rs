@@ -165,6 +165,14 @@ pub fn status(req: &Request) -> Outcome {
     }
 }
 
+/// A hash of `bytes` that is the same in every version of the tool (64-bit
+/// FNV-1a), for names of files the tool finds again: records, cores.
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Whether the conf's daemon runs now (a check before work that matters
 /// only when it does, or does not: building a core).
 pub fn is_running(req: &Request) -> bool {

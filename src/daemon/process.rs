@@ -80,14 +80,21 @@ impl PidFd {
 
     /// Sends `signal`; a process that already exited is not an error.
     pub fn signal(&self, signal: Signal) -> Result<(), DaemonError> {
-        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, a
-        // null siginfo (allowed: the kernel fills in a default) and no flags.
+        // A null siginfo is allowed: the kernel fills in a default.
+        self.send(signal, std::ptr::null())
+    }
+
+    /// pidfd_send_signal with `info`, a siginfo_t's 128 bytes or null.
+    fn send(&self, signal: Signal, info: *const u8) -> Result<(), DaemonError> {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number,
+        // `info` null or pointing to 128 initialised bytes laid out as a
+        // siginfo_t (which the kernel copies in), and no flags.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.fd.as_raw_fd(),
                 signal as i32,
-                std::ptr::null::<libc::siginfo_t>(),
+                info,
                 0,
             )
         };
@@ -114,27 +121,7 @@ impl PidFd {
         put(16, std::process::id() as i32);
         put(20, nix::unistd::getuid().as_raw() as i32);
         put(24, value);
-        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, a
-        // pointer to 128 initialised bytes laid out as a siginfo_t (which
-        // the kernel copies in), and no flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                signal as i32,
-                info.as_ptr(),
-                0,
-            )
-        };
-        match rc {
-            0 => Ok(()),
-            _ if Errno::last() == Errno::ESRCH => Ok(()),
-            _ => Err(DaemonError::Signal {
-                pid: self.pid,
-                signal: signal.as_str(),
-                errno: Errno::last(),
-            }),
-        }
+        self.send(signal, info.as_ptr())
     }
 
     /// Waits until the process exits or `timeout` passes; true if it exited.

@@ -26,13 +26,7 @@ pub struct Record {
 fn record_path(dir: &Path, conf: &Path) -> PathBuf {
     // One record whichever way the conf's path is written.
     let conf = std::fs::canonicalize(conf).unwrap_or_else(|_| conf.to_path_buf());
-    let hash = conf
-        .as_os_str()
-        .as_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = super::stable_hash(conf.as_os_str().as_bytes());
     dir.join(format!("record-{hash:016x}"))
 }
 

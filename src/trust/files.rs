@@ -93,65 +93,69 @@ pub fn read_conf(path: &Path, trust: &Trust) -> Result<String, PathError> {
 /// by nobody else, in directories that pass. Other callers run what they
 /// choose.
 pub fn check_program(path: &Path, trust: &Trust) -> Result<(), PathError> {
-    const WHAT: &str = "the Lisp program";
-    if !trust.root {
-        return Ok(());
-    }
-    let fd =
-        walk(path, Policy::Strict, trust, WHAT)?.open(OFlag::O_PATH | OFlag::O_CLOEXEC, WHAT)?;
-    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
     let shown = path.display();
-    if !is_kind(&st, SFlag::S_IFREG) {
-        return Err(Refused {
-            what: WHAT,
-            path: path.to_path_buf(),
-            reason: format!("it is {}", kind_name(&st)),
-            fix: "name the Lisp's executable with LISP_RUNNER".into(),
-        }
-        .into());
-    }
-    match owner_problem(&st, trust) {
-        None => Ok(()),
-        Some(reason) => Err(Refused {
-            what: WHAT,
-            path: path.to_path_buf(),
-            reason: format!("{reason}, and root would run it"),
-            fix: format!(
-                "chown root:root {shown}; chmod go-w {shown}; or install the Lisp system-wide and name it with LISP_RUNNER"
-            ),
-        }
-        .into()),
-    }
+    judge_code(
+        path,
+        trust,
+        "the Lisp program",
+        "root would run it",
+        "name the Lisp's executable with LISP_RUNNER".into(),
+        format!(
+            "chown root:root {shown}; chmod go-w {shown}; or install the Lisp system-wide and name it with LISP_RUNNER"
+        ),
+    )
 }
 
 /// Checks, as root, a saved core the Lisp will run on: the rule of conf
 /// files (a core is code), a regular file, root's, writable by nobody else,
 /// in directories that pass. Other callers run what they choose.
 pub fn check_core(path: &Path, trust: &Trust) -> Result<(), PathError> {
-    const WHAT: &str = "the core file";
+    let shown = path.display();
+    let fix = format!(
+        "chown root {shown}; chmod go-w {shown} (or build it as root: daemonization CONF build-core)"
+    );
+    judge_code(
+        path,
+        trust,
+        "the core file",
+        "its code would run",
+        fix.clone(),
+        fix,
+    )
+}
+
+/// A file of code root will run (`what`), judged as root on the descriptor
+/// of a strict walk: a regular file (else refused with `kind_fix`), of a
+/// trusted owner and writable by nobody else (else `owner_fix`; `runs`
+/// says what is at stake). Other callers run what they choose.
+fn judge_code(
+    path: &Path,
+    trust: &Trust,
+    what: &'static str,
+    runs: &str,
+    kind_fix: String,
+    owner_fix: String,
+) -> Result<(), PathError> {
     if !trust.root {
         return Ok(());
     }
     let fd =
-        walk(path, Policy::Strict, trust, WHAT)?.open(OFlag::O_PATH | OFlag::O_CLOEXEC, WHAT)?;
-    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(WHAT, path, e))?;
-    let shown = path.display();
-    let problem = match is_kind(&st, SFlag::S_IFREG) {
-        false => Some(format!("it is {}", kind_name(&st))),
-        true => owner_problem(&st, trust).map(|reason| format!("{reason}, and its code would run")),
+        walk(path, Policy::Strict, trust, what)?.open(OFlag::O_PATH | OFlag::O_CLOEXEC, what)?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
+    let (reason, fix) = if !is_kind(&st, SFlag::S_IFREG) {
+        (format!("it is {}", kind_name(&st)), kind_fix)
+    } else if let Some(reason) = owner_problem(&st, trust) {
+        (format!("{reason}, and {runs}"), owner_fix)
+    } else {
+        return Ok(());
     };
-    match problem {
-        None => Ok(()),
-        Some(reason) => Err(Refused {
-            what: WHAT,
-            path: path.to_path_buf(),
-            reason,
-            fix: format!(
-                "chown root {shown}; chmod go-w {shown} (or build it as root: daemonization CONF build-core)"
-            ),
-        }
-        .into()),
+    Err(Refused {
+        what,
+        path: path.to_path_buf(),
+        reason,
+        fix,
     }
+    .into())
 }
 
 /// Opens a file of the daemon's user to read it (`:output`, for `log` and

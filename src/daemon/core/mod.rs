@@ -50,9 +50,7 @@ pub fn core_path(req: &Request) -> PathBuf {
         req.conf.path.display(),
         req.runner.kind.facts().name
     );
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = super::stable_hash(key.as_bytes());
     dir.join(format!(
         "{}-{hash:016x}.core",
         crate::unit::unit_name(req.conf)
@@ -262,6 +260,9 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
         (Freshness::Fresh, _) => {}
         (_, CoreFile::Auto) => {
             build::build(req, &program).map_err(|e| Box::new(req.internal(command, e)))?;
+            // The new core, judged as the old one was.
+            trust::check_core(&path, &req.trust)
+                .map_err(|e| Box::new(req.internal(command, e.into())))?;
         }
         (Freshness::Foreign(why), CoreFile::Path(_)) => {
             let e = DaemonError::CoreForeign { path, why };
@@ -277,7 +278,6 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
             path.display()
         ),
     }
-    trust::check_core(&path, &req.trust).map_err(|e| Box::new(req.internal(command, e.into())))?;
     req.runner.core = Some(path);
     Ok(())
 }
