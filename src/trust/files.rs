@@ -11,7 +11,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::libc;
-use nix::sys::stat::{Mode, SFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use super::walk::{Create, Dir, Policy, walk, walk_dir};
 use super::{PathError, Refused, Trust, is_kind, kind_name, owner_problem};
@@ -185,34 +185,62 @@ pub fn open_read(
             | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| match e {
+    .map_err(|e| {
+        no_follow(
+            e,
+            what,
+            path,
+            format!("remove the link (rm {})", path.display()),
+        )
+    })?;
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
+    match users_file_problem(&st, trust, user, true) {
+        Some(reason) => Err(Refused {
+            what,
+            path: path.to_path_buf(),
+            reason,
+            fix: format!(
+                "remove it (rm {}); the daemon makes it anew",
+                path.display()
+            ),
+        }
+        .into()),
+        None => Ok(File::from(fd)),
+    }
+}
+
+/// `e` of an open with `O_NOFOLLOW`: a symbolic link (`ELOOP`) is refused
+/// with `fix`.
+fn no_follow(e: Errno, what: &'static str, path: &Path, fix: String) -> PathError {
+    match e {
         Errno::ELOOP => PathError::from(Refused {
             what,
             path: path.to_path_buf(),
             reason: "it is a symbolic link, which is never followed here".into(),
-            fix: format!("remove the link (rm {})", path.display()),
+            fix,
         }),
         e => PathError::io(what, path, e),
-    })?;
-    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
-    let refuse = |reason: String| Refused {
-        what,
-        path: path.to_path_buf(),
-        reason,
-        fix: format!(
-            "remove it (rm {}); the daemon makes it anew",
-            path.display()
-        ),
-    };
+    }
+}
+
+/// What is wrong with a file of the daemon's `user` opened for the tool,
+/// if anything: it must be a regular file with one link and, when
+/// `owner_matters`, of a trusted owner or `user`.
+fn users_file_problem(
+    st: &FileStat,
+    trust: &Trust,
+    user: Option<(u32, u32)>,
+    owner_matters: bool,
+) -> Option<String> {
     let users = user.is_some_and(|(uid, _)| uid == st.st_uid);
-    let problem = if !is_kind(&st, SFlag::S_IFREG) {
-        Some(format!("it is {}", kind_name(&st)))
+    if !is_kind(st, SFlag::S_IFREG) {
+        Some(format!("it is {}", kind_name(st)))
     } else if st.st_nlink != 1 {
         Some(format!(
             "it has {} hard links, so it may be another file too",
             st.st_nlink
         ))
-    } else if !trust.owns(st.st_uid) && !users {
+    } else if owner_matters && !trust.owns(st.st_uid) && !users {
         Some(format!(
             "it is owned by {}, neither {} nor the daemon's user",
             super::user_name(st.st_uid),
@@ -220,10 +248,6 @@ pub fn open_read(
         ))
     } else {
         None
-    };
-    match problem {
-        Some(reason) => Err(refuse(reason).into()),
-        None => Ok(File::from(fd)),
     }
 }
 
@@ -277,17 +301,12 @@ pub fn append_in(
             flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(mode),
         )
-        .map_err(|e| match e {
-            Errno::ELOOP => PathError::from(Refused {
-                what,
-                path: path.to_path_buf(),
-                reason: "it is a symbolic link, which is never followed here".into(),
-                fix: format!(
-                    "name the file itself, or remove the link (rm {})",
-                    path.display()
-                ),
-            }),
-            e => PathError::io(what, path, e),
+        .map_err(|e| {
+            let fix = format!(
+                "name the file itself, or remove the link (rm {})",
+                path.display()
+            );
+            no_follow(e, what, path, fix)
         })
     };
     let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
@@ -300,29 +319,13 @@ pub fn append_in(
         Err(e) => return Err(e),
     };
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| PathError::io(what, path, e))?;
-    let refuse = |reason: String| Refused {
-        what,
-        path: path.to_path_buf(),
-        reason,
-        fix: format!("remove it, or name another file for {what}"),
-    };
-    if !is_kind(&st, SFlag::S_IFREG) {
-        return Err(refuse(format!("it is {}", kind_name(&st))).into());
-    }
-    if st.st_nlink != 1 {
-        return Err(refuse(format!(
-            "it has {} hard links, so it may be another file too",
-            st.st_nlink
-        ))
-        .into());
-    }
-    let users = user.is_some_and(|(uid, _)| uid == st.st_uid);
-    if !created && !trust.owns(st.st_uid) && !users {
-        return Err(refuse(format!(
-            "it is owned by {}, neither {} nor the daemon's user",
-            super::user_name(st.st_uid),
-            trust.owners()
-        ))
+    if let Some(reason) = users_file_problem(&st, trust, user, !created) {
+        return Err(Refused {
+            what,
+            path: path.to_path_buf(),
+            reason,
+            fix: format!("remove it, or name another file for {what}"),
+        }
         .into());
     }
     if created && let Some((uid, gid)) = user {
