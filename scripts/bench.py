@@ -178,28 +178,174 @@ def cores(env, work, runs):
     return rows
 
 
+def everything(env, work, runs):
+    """Every row but --only's: the tool against its baselines."""
+    rows = []
+    # 1. status of a running daemon vs start-stop-daemon --status.
+    idle = os.path.join(work, "idle.conf")
+    with open(idle, "w") as f:
+        f.write('(:pid-file "idle.pid" :main-function #.(lambda () t))')
+    tool(env, idle, "start")
+    pidfile = os.path.join(work, "idle.pid")
+    # Both spawned the same way (output captured), many times.
+    ours = timed(lambda: subprocess.run([BIN, idle, "status"], env=env, capture_output=True, check=True), runs * 20)
+    ssd = shutil.which("start-stop-daemon") or "/sbin/start-stop-daemon"
+    base = timed(lambda: subprocess.run([ssd, "--status", "--pidfile", pidfile], env=env, capture_output=True, check=True), runs * 20)
+    rows.append(("`status`", f"{ours*1000:.2f} ms", f"{base*1000:.2f} ms (start-stop-daemon --status)", ours / base, "≤ 2×"))
+
+    # 4. resident memory of a daemon that uses no ASDF vs bare sbcl sleeping.
+    daemon_rss = rss_kib(pid_of(tool(env, idle, "status")))
+    bare = subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval",
+                             "(progn (with-open-file (s \"%s\" :direction :output) (print 1 s)) (sleep 600))" % os.path.join(work, "bare-ready")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not os.path.exists(os.path.join(work, "bare-ready")):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    bare_rss = rss_kib(bare.pid)
+    bare.kill()
+    bare.wait()
+    rss_row = ("resident memory, conf without ASDF", f"{daemon_rss/1024:.1f} MiB",
+               f"{bare_rss/1024:.1f} MiB (bare sbcl sleeping)", None, "≤ +8 MB",
+               f"+{(daemon_rss-bare_rss)/1024:.1f} MiB")
+
+    # The supervisor of supervise mode: its own resident memory.
+    sup = os.path.join(work, "sup.conf")
+    with open(sup, "w") as f:
+        f.write('(:pid-file "sup.pid" :restart :on-failure :main-function #.(lambda () t))')
+    supervisor = pid_of(tool(env, sup, "start"))
+    sup_rss = rss_kib(supervisor)
+    tool(env, sup, "stop")
+    sup_row = ("resident memory of the supervisor (supervise mode)", f"{sup_rss/1024:.1f} MiB", "–", None, "< 2 MiB")
+
+    # 3. stop of a cooperative daemon.
+    def stop_once():
+        tool(env, idle, "start")
+        t = time.perf_counter()
+        tool(env, idle, "stop")
+        return time.perf_counter() - t
+    stop_time = statistics.median(stop_once() for _ in range(runs))
+
+    # 2. start-to-ready of swank.conf vs bare sbcl creating the server.
+    with open(os.path.join(ROOT, "conf-examples", "swank.conf")) as f:
+        swank_text = f.read()
+    def ours_swank():
+        port = free_port()
+        conf = os.path.join(work, "swank.conf")
+        with open(conf, "w") as f:
+            f.write(swank_text.replace(":port 4005", f":port {port}"))
+        t = time.perf_counter()
+        tool(env, conf, "start")
+        wait_port(port)
+        d = time.perf_counter() - t
+        tool(env, conf, "stop")
+        return d
+    def bare_swank():
+        port = free_port()
+        t = time.perf_counter()
+        p = subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval", "(require :asdf)",
+                              "--eval", "(asdf:load-system :swank)", "--eval",
+                              f"(funcall (find-symbol \"CREATE-SERVER\" :swank) :port {port} :dont-close t)",
+                              "--eval", "(sleep 600)"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        d = time.perf_counter() - t
+        p.kill()
+        p.wait()
+        return d
+    ours_swank()  # warm the fasl cache
+    swank_ours = statistics.median(ours_swank() for _ in range(runs))
+    swank_bare = statistics.median(bare_swank() for _ in range(runs))
+    rows.append(("start-to-ready of swank.conf (port answers)", f"{swank_ours*1000:.0f} ms",
+                 f"{swank_bare*1000:.0f} ms (bare sbcl loading swank)", swank_ours / swank_bare, "≤ 1.1×"))
+    rows.append(("stop of a cooperative daemon", f"{stop_time*1000:.1f} ms", "–", None, "≤ 50 ms"))
+    rows.append(rss_row)
+    rows.append(sup_row)
+
+    # 5. 50 daemons started in parallel, all ready, then stopped.
+    confs = []
+    for i in range(50):
+        c = os.path.join(work, f"p{i}.conf")
+        with open(c, "w") as f:
+            f.write(f'(:pid-file "p{i}.pid" :main-function #.(lambda () t))')
+        confs.append(c)
+    def fifty_ours():
+        t = time.perf_counter()
+        starts = [subprocess.Popen([BIN, c, "start"], env=env, stdout=subprocess.DEVNULL) for c in confs]
+        assert all(p.wait() == 0 for p in starts)
+        stops = [subprocess.Popen([BIN, c, "stop"], env=env, stdout=subprocess.DEVNULL) for c in confs]
+        assert all(p.wait() == 0 for p in stops)
+        return time.perf_counter() - t
+    def fifty_bare():
+        t = time.perf_counter()
+        marks = [os.path.join(work, f"b{i}") for i in range(50)]
+        procs = [subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval",
+                                   f"(progn (with-open-file (s \"{m}\" :direction :output :if-exists :supersede) (print 1 s)) (sleep 600))"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for m in marks]
+        while not all(os.path.exists(m) for m in marks):
+            time.sleep(0.005)
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        for m in marks:
+            os.unlink(m)
+        return time.perf_counter() - t
+    r = max(3, runs // 3)
+    par_ours = statistics.median(fifty_ours() for _ in range(r))
+    par_bare = statistics.median(fifty_bare() for _ in range(r))
+    rows.append(("50 daemons started in parallel, ready, stopped", f"{par_ours*1000:.0f} ms",
+                 f"{par_bare*1000:.0f} ms (50 bare sbcl started and killed)", par_ours / par_bare, "≤ 1.3×"))
+    # 6. status of 100 running daemons through a directory of confs, vs
+    # 100 start-stop-daemon --status run in parallel.
+    fleet = os.path.join(work, "fleet")
+    os.mkdir(fleet)
+    for i in range(100):
+        with open(os.path.join(fleet, f"d{i:03}.conf"), "w") as f:
+            f.write(f'(:pid-file "d{i:03}.pid" :main-function #.(lambda () t))')
+    subprocess.run([BIN, fleet, "start"], env=env, capture_output=True, check=True)
+    try:
+        dir_status = timed(lambda: subprocess.run([BIN, fleet, "status"], env=env, capture_output=True, check=True), runs)
+        pidfiles = [os.path.join(work, f"d{i:03}.pid") for i in range(100)]
+        def ssd_all():
+            procs = [subprocess.Popen([ssd, "--status", "--pidfile", pf], stdout=subprocess.DEVNULL) for pf in pidfiles]
+            assert all(p.wait() == 0 for p in procs)
+        ssd_status = timed(ssd_all, runs)
+    finally:
+        subprocess.run([BIN, fleet, "stop"], env=env, capture_output=True)
+    rows.append(("`status` of 100 daemons (a directory of confs)", f"{dir_status*1000:.0f} ms",
+                 f"{ssd_status*1000:.0f} ms (100 start-stop-daemon --status in parallel)",
+                 dir_status / ssd_status, "< 100 ms"))
+    # 7. saved cores.
+    rows.extend(cores(env, work, max(3, runs // 3)))
+    # Start-to-ready per runner, against the bare Lisp running one form.
+    bare_cmd = {
+        "sbcl": ["sbcl", "--noinform", "--non-interactive", "--eval", "(sb-ext:exit)"],
+        "ecl": ["ecl", "--norc", "--eval", "(ext:quit 0)"],
+        "clisp": ["clisp", "-q", "-q", "-norc", "-x", "(ext:exit 0)"],
+    }
+    for lisp, bare_args in bare_cmd.items():
+        if not shutil.which(lisp):
+            continue
+        c = os.path.join(work, f"{lisp}-ready.conf")
+        with open(c, "w") as f:
+            f.write(f'(:pid-file "{lisp}-ready.pid" :lisp :{lisp} :main-function #.(lambda () t))')
+        def once():
+            t = time.perf_counter()
+            tool(env, c, "start")
+            d = time.perf_counter() - t
+            tool(env, c, "stop")
+            return d
+        ours = statistics.median(once() for _ in range(runs))
+        base = timed(lambda: subprocess.run(bare_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), runs)
+        rows.append((f"start-to-ready on {lisp}", f"{ours*1000:.1f} ms", f"{base*1000:.1f} ms (bare {lisp} running one form)", ours / base, "–"))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--only", choices=["cores"], help="run only this part")
     parsed = ap.parse_args()
-    runs = parsed.runs
-    if parsed.only == "cores":
-        work = tempfile.mkdtemp(prefix="daemonization-bench-")
-        quiet = os.path.join(work, "logging.conf")
-        with open(quiet, "w") as f:
-            f.write("(:info-destination nil :error-destination nil :trace-destination nil"
-                    " :admin-info-destination nil :admin-error-destination nil :admin-trace-destination nil)")
-        env = dict(os.environ, DAEMONIZATION_PID_DIR=work, LOGGING_CONF=quiet)
-        try:
-            rows = cores(env, work, runs)
-        finally:
-            for name in os.listdir(work):
-                if name.endswith(".conf") and name != "logging.conf":
-                    tool(env, os.path.join(work, name), "stop", check=False)
-            shutil.rmtree(work, ignore_errors=True)
-        print_rows(rows)
-        return
     if not os.access(BIN, os.X_OK):
         sys.exit("build first: cargo build --release")
     work = tempfile.mkdtemp(prefix="daemonization-bench-")
@@ -210,171 +356,16 @@ def main():
         f.write("(:info-destination nil :error-destination nil :trace-destination nil"
                 " :admin-info-destination nil :admin-error-destination nil :admin-trace-destination nil)")
     env = dict(os.environ, DAEMONIZATION_PID_DIR=work, LOGGING_CONF=quiet)
-    rows = []
     try:
-        # 1. status of a running daemon vs start-stop-daemon --status.
-        idle = os.path.join(work, "idle.conf")
-        with open(idle, "w") as f:
-            f.write('(:pid-file "idle.pid" :main-function #.(lambda () t))')
-        tool(env, idle, "start")
-        pidfile = os.path.join(work, "idle.pid")
-        # Both spawned the same way (output captured), many times.
-        ours = timed(lambda: subprocess.run([BIN, idle, "status"], env=env, capture_output=True, check=True), runs * 20)
-        ssd = shutil.which("start-stop-daemon") or "/sbin/start-stop-daemon"
-        base = timed(lambda: subprocess.run([ssd, "--status", "--pidfile", pidfile], env=env, capture_output=True, check=True), runs * 20)
-        rows.append(("`status`", f"{ours*1000:.2f} ms", f"{base*1000:.2f} ms (start-stop-daemon --status)", ours / base, "≤ 2×"))
-
-        # 4. resident memory of a daemon that uses no ASDF vs bare sbcl sleeping.
-        daemon_rss = rss_kib(pid_of(tool(env, idle, "status")))
-        bare = subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval",
-                                 "(progn (with-open-file (s \"%s\" :direction :output) (print 1 s)) (sleep 600))" % os.path.join(work, "bare-ready")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not os.path.exists(os.path.join(work, "bare-ready")):
-            time.sleep(0.01)
-        time.sleep(0.2)
-        bare_rss = rss_kib(bare.pid)
-        bare.kill()
-        bare.wait()
-        rss_row = ("resident memory, conf without ASDF", f"{daemon_rss/1024:.1f} MiB",
-                   f"{bare_rss/1024:.1f} MiB (bare sbcl sleeping)", None, "≤ +8 MB",
-                   f"+{(daemon_rss-bare_rss)/1024:.1f} MiB")
-
-        # The supervisor of supervise mode: its own resident memory.
-        sup = os.path.join(work, "sup.conf")
-        with open(sup, "w") as f:
-            f.write('(:pid-file "sup.pid" :restart :on-failure :main-function #.(lambda () t))')
-        supervisor = pid_of(tool(env, sup, "start"))
-        sup_rss = rss_kib(supervisor)
-        tool(env, sup, "stop")
-        sup_row = ("resident memory of the supervisor (supervise mode)", f"{sup_rss/1024:.1f} MiB", "–", None, "< 2 MiB")
-
-        # 3. stop of a cooperative daemon.
-        def stop_once():
-            tool(env, idle, "start")
-            t = time.perf_counter()
-            tool(env, idle, "stop")
-            return time.perf_counter() - t
-        stop_time = statistics.median(stop_once() for _ in range(runs))
-
-        # 2. start-to-ready of swank.conf vs bare sbcl creating the server.
-        with open(os.path.join(ROOT, "conf-examples", "swank.conf")) as f:
-            swank_text = f.read()
-        def ours_swank():
-            port = free_port()
-            conf = os.path.join(work, "swank.conf")
-            with open(conf, "w") as f:
-                f.write(swank_text.replace(":port 4005", f":port {port}"))
-            t = time.perf_counter()
-            tool(env, conf, "start")
-            wait_port(port)
-            d = time.perf_counter() - t
-            tool(env, conf, "stop")
-            return d
-        def bare_swank():
-            port = free_port()
-            t = time.perf_counter()
-            p = subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval", "(require :asdf)",
-                                  "--eval", "(asdf:load-system :swank)", "--eval",
-                                  f"(funcall (find-symbol \"CREATE-SERVER\" :swank) :port {port} :dont-close t)",
-                                  "--eval", "(sleep 600)"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_port(port)
-            d = time.perf_counter() - t
-            p.kill()
-            p.wait()
-            return d
-        ours_swank()  # warm the fasl cache
-        swank_ours = statistics.median(ours_swank() for _ in range(runs))
-        swank_bare = statistics.median(bare_swank() for _ in range(runs))
-        rows.append(("start-to-ready of swank.conf (port answers)", f"{swank_ours*1000:.0f} ms",
-                     f"{swank_bare*1000:.0f} ms (bare sbcl loading swank)", swank_ours / swank_bare, "≤ 1.1×"))
-        rows.append(("stop of a cooperative daemon", f"{stop_time*1000:.1f} ms", "–", None, "≤ 50 ms"))
-        rows.append(rss_row)
-        rows.append(sup_row)
-
-        # 5. 50 daemons started in parallel, all ready, then stopped.
-        confs = []
-        for i in range(50):
-            c = os.path.join(work, f"p{i}.conf")
-            with open(c, "w") as f:
-                f.write(f'(:pid-file "p{i}.pid" :main-function #.(lambda () t))')
-            confs.append(c)
-        def fifty_ours():
-            t = time.perf_counter()
-            starts = [subprocess.Popen([BIN, c, "start"], env=env, stdout=subprocess.DEVNULL) for c in confs]
-            assert all(p.wait() == 0 for p in starts)
-            stops = [subprocess.Popen([BIN, c, "stop"], env=env, stdout=subprocess.DEVNULL) for c in confs]
-            assert all(p.wait() == 0 for p in stops)
-            return time.perf_counter() - t
-        def fifty_bare():
-            t = time.perf_counter()
-            marks = [os.path.join(work, f"b{i}") for i in range(50)]
-            procs = [subprocess.Popen(["sbcl", "--noinform", "--non-interactive", "--eval",
-                                       f"(progn (with-open-file (s \"{m}\" :direction :output :if-exists :supersede) (print 1 s)) (sleep 600))"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for m in marks]
-            while not all(os.path.exists(m) for m in marks):
-                time.sleep(0.005)
-            for p in procs:
-                p.kill()
-            for p in procs:
-                p.wait()
-            for m in marks:
-                os.unlink(m)
-            return time.perf_counter() - t
-        r = max(3, runs // 3)
-        par_ours = statistics.median(fifty_ours() for _ in range(r))
-        par_bare = statistics.median(fifty_bare() for _ in range(r))
-        rows.append(("50 daemons started in parallel, ready, stopped", f"{par_ours*1000:.0f} ms",
-                     f"{par_bare*1000:.0f} ms (50 bare sbcl started and killed)", par_ours / par_bare, "≤ 1.3×"))
-        # 6. status of 100 running daemons through a directory of confs, vs
-        # 100 start-stop-daemon --status run in parallel.
-        fleet = os.path.join(work, "fleet")
-        os.mkdir(fleet)
-        for i in range(100):
-            with open(os.path.join(fleet, f"d{i:03}.conf"), "w") as f:
-                f.write(f'(:pid-file "d{i:03}.pid" :main-function #.(lambda () t))')
-        subprocess.run([BIN, fleet, "start"], env=env, capture_output=True, check=True)
-        try:
-            dir_status = timed(lambda: subprocess.run([BIN, fleet, "status"], env=env, capture_output=True, check=True), runs)
-            pidfiles = [os.path.join(work, f"d{i:03}.pid") for i in range(100)]
-            def ssd_all():
-                procs = [subprocess.Popen([ssd, "--status", "--pidfile", pf], stdout=subprocess.DEVNULL) for pf in pidfiles]
-                assert all(p.wait() == 0 for p in procs)
-            ssd_status = timed(ssd_all, runs)
-        finally:
-            subprocess.run([BIN, fleet, "stop"], env=env, capture_output=True)
-        rows.append(("`status` of 100 daemons (a directory of confs)", f"{dir_status*1000:.0f} ms",
-                     f"{ssd_status*1000:.0f} ms (100 start-stop-daemon --status in parallel)",
-                     dir_status / ssd_status, "< 100 ms"))
-        # 7. saved cores.
-        rows.extend(cores(env, work, max(3, runs // 3)))
-        # Start-to-ready per runner, against the bare Lisp running one form.
-        bare_cmd = {
-            "sbcl": ["sbcl", "--noinform", "--non-interactive", "--eval", "(sb-ext:exit)"],
-            "ecl": ["ecl", "--norc", "--eval", "(ext:quit 0)"],
-            "clisp": ["clisp", "-q", "-q", "-norc", "-x", "(ext:exit 0)"],
-        }
-        for lisp, bare_args in bare_cmd.items():
-            if not shutil.which(lisp):
-                continue
-            c = os.path.join(work, f"{lisp}-ready.conf")
-            with open(c, "w") as f:
-                f.write(f'(:pid-file "{lisp}-ready.pid" :lisp :{lisp} :main-function #.(lambda () t))')
-            def once():
-                t = time.perf_counter()
-                tool(env, c, "start")
-                d = time.perf_counter() - t
-                tool(env, c, "stop")
-                return d
-            ours = statistics.median(once() for _ in range(runs))
-            base = timed(lambda: subprocess.run(bare_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), runs)
-            rows.append((f"start-to-ready on {lisp}", f"{ours*1000:.1f} ms", f"{base*1000:.1f} ms (bare {lisp} running one form)", ours / base, "–"))
+        if parsed.only == "cores":
+            rows = cores(env, work, parsed.runs)
+        else:
+            rows = everything(env, work, parsed.runs)
     finally:
         for name in os.listdir(work):
-            if name.endswith(".conf"):
+            if name.endswith(".conf") and name != "logging.conf":
                 tool(env, os.path.join(work, name), "stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
-
     print_rows(rows)
 
 

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, ExitCode, Stdio};
+use std::process::{Command as Process, ExitCode, Output, Stdio};
 
 use crate::command::Command;
 use crate::report::exit;
@@ -66,9 +66,24 @@ pub fn run(dir: &Path, command: Command, options: &[OsString]) -> anyhow::Result
         eprintln!("ERROR: {} holds no *.conf file", dir.display());
         return Ok(ExitCode::from(exit::CONF_ERROR));
     }
-    let tool = std::env::current_exe()?;
     let mut worst = 0u8;
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    each_run(&confs, options, command.name(), |conf, output| {
+        worst = worst.max(report(conf, output, &mut out, &mut err));
+    })?;
+    Ok(ExitCode::from(worst))
+}
+
+/// Runs this tool as `TOOL OPTIONS CONF COMMAND` for every conf,
+/// `AT_ONCE` at a time, and gives `each` every conf's output (or why the
+/// tool could not run), in the order of `confs`.
+fn each_run(
+    confs: &[PathBuf],
+    options: &[OsString],
+    command: &str,
+    mut each: impl FnMut(&Path, std::io::Result<Output>),
+) -> std::io::Result<()> {
+    let tool = std::env::current_exe()?;
     for batch in confs.chunks(AT_ONCE) {
         let children: Vec<_> = batch
             .iter()
@@ -76,7 +91,7 @@ pub fn run(dir: &Path, command: Command, options: &[OsString]) -> anyhow::Result
                 Process::new(&tool)
                     .args(options)
                     .arg(conf)
-                    .arg(command.name())
+                    .arg(command)
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -84,22 +99,22 @@ pub fn run(dir: &Path, command: Command, options: &[OsString]) -> anyhow::Result
             })
             .collect();
         for (conf, child) in batch.iter().zip(children) {
-            worst = worst.max(report(conf, child, &mut out, &mut err));
+            each(conf, child.and_then(|c| c.wait_with_output()));
         }
     }
-    Ok(ExitCode::from(worst))
+    Ok(())
 }
 
 /// Prints one conf's lines, prefixed; its exit code (255 when the tool
 /// could not run for it: above every code of a command).
 fn report(
     conf: &Path,
-    child: std::io::Result<std::process::Child>,
+    output: std::io::Result<Output>,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> u8 {
     let name = prefix(conf);
-    let output = match child.and_then(|c| c.wait_with_output()) {
+    let output = match output {
         Ok(output) => output,
         Err(e) => {
             let _ = writeln!(err, "{name}: ERROR: cannot run the tool: {e}");
@@ -130,41 +145,25 @@ struct Listed {
 /// state, uptime, memory and conf, like `systemctl list-units`; with
 /// `--print json`, their status objects.
 pub fn list(confs: Vec<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
-    let tool = std::env::current_exe()?;
-    let children: Vec<_> = confs
-        .iter()
-        .map(|conf| {
-            Process::new(&tool)
-                .args(["--print", "json", "--verbose"])
-                .arg(conf)
-                .arg("status")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-        })
-        .collect();
-    let listed: Vec<Listed> = confs
-        .into_iter()
-        .zip(children)
-        .map(
-            |(conf, child)| match child.and_then(|c| c.wait_with_output()) {
-                Ok(output) => Listed {
-                    conf,
-                    status: serde_json::from_slice(&output.stdout).ok(),
-                    error: String::from_utf8_lossy(&output.stderr)
-                        .lines()
-                        .find(|l| l.starts_with("ERROR: "))
-                        .map(|l| l["ERROR: ".len()..].to_string()),
-                },
-                Err(e) => Listed {
-                    conf,
-                    status: None,
-                    error: Some(e.to_string()),
-                },
+    let options = ["--print", "json", "--verbose"].map(OsString::from);
+    let mut listed = Vec::with_capacity(confs.len());
+    each_run(&confs, &options, "status", |conf, output| {
+        listed.push(match output {
+            Ok(output) => Listed {
+                conf: conf.to_path_buf(),
+                status: serde_json::from_slice(&output.stdout).ok(),
+                error: String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .find(|l| l.starts_with("ERROR: "))
+                    .map(|l| l["ERROR: ".len()..].to_string()),
             },
-        )
-        .collect();
+            Err(e) => Listed {
+                conf: conf.to_path_buf(),
+                status: None,
+                error: Some(e.to_string()),
+            },
+        })
+    })?;
     if json {
         let all: Vec<serde_json::Value> = listed
             .iter()

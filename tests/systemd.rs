@@ -67,18 +67,7 @@ fn unit_is_a_valid_systemd_service() {
     );
     let unit = sb.path("web-daemon.service");
     std::fs::write(&unit, stdout(&out)).unwrap();
-    match Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&unit)
-        .output()
-    {
-        Ok(verify) => {
-            assert!(verify.status.success(), "{}", stderr(&verify));
-            assert_eq!(stderr(&verify), "", "no warnings");
-        }
-        Err(_) if std::env::var_os("CI").is_none() => eprintln!("skipped: no systemd-analyze"),
-        Err(e) => panic!("systemd-analyze: {e}"),
-    }
+    verify_unit(&unit);
 }
 
 /// A unit made by a tool in a temporary directory warns: systemd would
@@ -127,9 +116,15 @@ fn the_template_unit_is_valid() {
     // verify wants the program to exist: the binary under test stands in.
     let unit = sb.path("daemonization@site.service");
     std::fs::write(&unit, template.replace("/usr/bin/daemonization", bin())).unwrap();
+    verify_unit(&unit);
+}
+
+/// `systemd-analyze verify` passes `unit` without a warning (outside CI,
+/// a machine without systemd skips it, saying so).
+fn verify_unit(unit: &std::path::Path) {
     match Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&unit)
+        .arg(unit)
         .output()
     {
         Ok(verify) => {

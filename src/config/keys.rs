@@ -406,30 +406,38 @@ const PRELOAD: &str = "a list of ASDF systems (:hunchentoot, swank), files (\"si
 const CORE: &str = "a core file (a non-empty string or #P\"...\"), :auto or nil";
 const UMASK: &str = "an integer from 0 to #o777";
 
-fn environment(v: &ValueAt) -> Result<Vec<(String, String)>, Fail> {
+/// A proper list (nil: empty) each of whose items `item` reads; anything
+/// else is not `expected`.
+fn list_of<T>(
+    v: &ValueAt,
+    expected: &'static str,
+    item: impl Fn(&ValueAt) -> Result<T, Fail>,
+) -> Result<Vec<T>, Fail> {
     let items = match &v.form.datum {
         Datum::Nil => return Ok(Vec::new()),
         Datum::List { items, tail: None } => items,
-        _ => return Err(v.wrong(ENVIRONMENT)),
+        _ => return Err(v.wrong(expected)),
     };
-    let mut vars = Vec::with_capacity(items.len());
-    for item in items {
-        let at = ValueAt {
-            form: item,
-            source: v.source,
-            key: v.key.clone(),
-        };
-        let Datum::String(s) = &item.datum else {
-            return Err(at.wrong(ENVIRONMENT));
-        };
-        match s.split_once('=') {
-            Some((name, value)) if !name.is_empty() && !s.contains('\0') => {
-                vars.push((name.to_string(), value.to_string()));
-            }
-            _ => return Err(at.wrong(ENVIRONMENT)),
-        }
-    }
-    Ok(vars)
+    items
+        .iter()
+        .map(|form| {
+            item(&ValueAt {
+                form,
+                source: v.source,
+                key: v.key.clone(),
+            })
+        })
+        .collect()
+}
+
+fn environment(v: &ValueAt) -> Result<Vec<(String, String)>, Fail> {
+    list_of(v, ENVIRONMENT, |at| match &at.form.datum {
+        Datum::String(s) if !s.contains('\0') => match s.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+            _ => Err(at.wrong(ENVIRONMENT)),
+        },
+        _ => Err(at.wrong(ENVIRONMENT)),
+    })
 }
 
 fn megabytes(v: &ValueAt) -> Result<Option<u64>, Fail> {
@@ -451,51 +459,24 @@ fn megabytes(v: &ValueAt) -> Result<Option<u64>, Fail> {
 }
 
 fn strings(v: &ValueAt) -> Result<Vec<String>, Fail> {
-    let items = match &v.form.datum {
-        Datum::Nil => return Ok(Vec::new()),
-        Datum::List { items, tail: None } => items,
-        _ => return Err(v.wrong(STRINGS)),
-    };
-    items
-        .iter()
-        .map(|item| match &item.datum {
-            Datum::String(s) if !s.contains('\0') => Ok(s.clone()),
-            _ => Err(ValueAt {
-                form: item,
-                source: v.source,
-                key: v.key.clone(),
-            }
-            .wrong(STRINGS)),
-        })
-        .collect()
+    list_of(v, STRINGS, |at| match &at.form.datum {
+        Datum::String(s) if !s.contains('\0') => Ok(s.clone()),
+        _ => Err(at.wrong(STRINGS)),
+    })
 }
 
 fn preload(v: &ValueAt) -> Result<Vec<Preload>, Fail> {
-    let items = match &v.form.datum {
-        Datum::Nil => return Ok(Vec::new()),
-        Datum::List { items, tail: None } => items,
-        _ => return Err(v.wrong(PRELOAD)),
-    };
-    items
-        .iter()
-        .map(|item| match &item.datum {
-            Datum::Keyword(name) | Datum::Symbol(name) if !name.contains(':') => Ok(
-                Preload::System(name.trim_start_matches("#:").to_lowercase()),
-            ),
-            Datum::String(path) if !path.is_empty() => Ok(Preload::File(PathBuf::from(path))),
-            _ => {
-                let at = ValueAt {
-                    form: item,
-                    source: v.source,
-                    key: v.key.clone(),
-                };
-                match (&item.datum, function(&at)) {
-                    (Datum::Macro(Macro::ReadEval, _), Ok(Some(code))) => Ok(Preload::Code(code)),
-                    _ => Err(at.wrong(PRELOAD)),
-                }
-            }
-        })
-        .collect()
+    list_of(v, PRELOAD, |at| match &at.form.datum {
+        Datum::Keyword(name) | Datum::Symbol(name) if !name.contains(':') => Ok(Preload::System(
+            name.trim_start_matches("#:").to_lowercase(),
+        )),
+        Datum::String(path) if !path.is_empty() => Ok(Preload::File(PathBuf::from(path))),
+        Datum::Macro(Macro::ReadEval, _) => match function(at) {
+            Ok(Some(code)) => Ok(Preload::Code(code)),
+            _ => Err(at.wrong(PRELOAD)),
+        },
+        _ => Err(at.wrong(PRELOAD)),
+    })
 }
 
 fn core(v: &ValueAt) -> Result<Option<CoreFile>, Fail> {

@@ -14,6 +14,12 @@ fn log() -> Destinations {
     }
 }
 
+/// The plan of a daemon with no switch of user, for a caller with no
+/// environment and no directory.
+fn simple_plan(spec: &DaemonSpec, runner: &Runner, mode: &Mode) -> LaunchPlan {
+    plan(spec, runner, mode, None, &log(), &Caller::default())
+}
+
 fn code(text: &str) -> Option<LispCode> {
     Some(LispCode {
         text: text.to_string(),
@@ -81,15 +87,12 @@ fn daemon_plan_keeps_code_out_of_argv() {
 
 #[test]
 fn runner_comes_from_lisp_runner() {
-    let plan = plan(
+    let plan = simple_plan(
         &spec(),
         &Runner::from_env_value(Some("/opt/sbcl/bin/sbcl".into())),
         &Mode::Foreground {
             report_ready: false,
         },
-        None,
-        &log(),
-        &Caller::default(),
     );
     assert_eq!(plan.program, OsString::from("/opt/sbcl/bin/sbcl"));
     assert!(plan.bootstrap.contains("(defparameter *mode* :foreground)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* '(3))\n"));
@@ -99,16 +102,13 @@ fn runner_comes_from_lisp_runner() {
 
 #[test]
 fn parent_exit_plan_calls_only_that_function() {
-    let plan = plan(
+    let plan = simple_plan(
         &spec(),
         &Runner::sbcl("sbcl"),
         &Mode::ParentExit {
             pid: 42,
             status: 10,
         },
-        None,
-        &log(),
-        &Caller::default(),
     );
     assert!(plan.bootstrap.contains(
         "(defparameter *mode* :call)\n(defparameter *ready-fd* nil)\n(defparameter *close-fds* 'nil)\n\
@@ -206,16 +206,7 @@ fn a_switch_builds_the_users_environment() {
 #[test]
 fn the_plan_says_every_descriptor_and_the_directory() {
     use Slot::*;
-    let daemon = |spec: &DaemonSpec, runner: &Runner| {
-        super::plan(
-            spec,
-            runner,
-            &Mode::Daemon,
-            None,
-            &log(),
-            &Caller::default(),
-        )
-    };
+    let daemon = |spec: &DaemonSpec, runner: &Runner| simple_plan(spec, runner, &Mode::Daemon);
     let mut spec = spec();
     let plan = daemon(&spec, &Runner::sbcl("sbcl"));
     assert_eq!(plan.cwd, Some(std::path::PathBuf::from("/")));
@@ -245,14 +236,7 @@ fn the_plan_says_every_descriptor_and_the_directory() {
             (Ready, 4)
         ]
     );
-    let foreground = super::plan(
-        &spec,
-        &clisp,
-        &Mode::Foreground { report_ready: true },
-        None,
-        &log(),
-        &Caller::default(),
-    );
+    let foreground = simple_plan(&spec, &clisp, &Mode::Foreground { report_ready: true });
     assert_eq!(
         (foreground.cwd, foreground.fds),
         (None, vec![(Bootstrap, 3), (Ready, 4)])
@@ -271,15 +255,12 @@ fn the_plan_says_every_descriptor_and_the_directory() {
             .contains("(defparameter *close-fds* '(3 5 8 9))")
     );
     assert!(reloading.bootstrap.contains("(defparameter *reload-fd* 8)"));
-    let foreground = super::plan(
+    let foreground = simple_plan(
         &spec,
         &Runner::sbcl("sbcl"),
         &Mode::Foreground {
             report_ready: false,
         },
-        None,
-        &log(),
-        &Caller::default(),
     );
     assert!(
         foreground
@@ -296,16 +277,7 @@ fn the_plan_says_every_descriptor_and_the_directory() {
 #[test]
 fn a_daemon_is_supervised_when_its_conf_says_so() {
     let mut spec = spec();
-    let daemon = |spec: &DaemonSpec| {
-        super::plan(
-            spec,
-            &Runner::sbcl("sbcl"),
-            &Mode::Daemon,
-            None,
-            &log(),
-            &Caller::default(),
-        )
-    };
+    let daemon = |spec: &DaemonSpec| simple_plan(spec, &Runner::sbcl("sbcl"), &Mode::Daemon);
     assert_eq!(daemon(&spec).supervision, None);
     spec.output = Some("/var/log/x.log".into());
     assert_eq!(daemon(&spec).output, spec.output);
@@ -320,15 +292,12 @@ fn a_daemon_is_supervised_when_its_conf_says_so() {
         (policy.restart, policy.rotation),
         (crate::config::RestartPolicy::OnFailure, Some((None, 5)))
     );
-    let foreground = super::plan(
+    let foreground = simple_plan(
         &spec,
         &Runner::sbcl("sbcl"),
         &Mode::Foreground {
             report_ready: false,
         },
-        None,
-        &log(),
-        &Caller::default(),
     );
     assert_eq!((foreground.output, foreground.supervision), (None, None));
 }
@@ -369,14 +338,7 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
     let ecl = Runner::from_env_value(Some("/usr/bin/ecl".into()));
     assert_eq!(ecl.kind, LispKind::Ecl);
     assert!(ecl.features.contains("ECL") && !ecl.features.contains("SBCL"));
-    let plan = plan(
-        &spec(),
-        &ecl,
-        &Mode::Daemon,
-        None,
-        &log(),
-        &Caller::default(),
-    );
+    let plan = simple_plan(&spec(), &ecl, &Mode::Daemon);
     assert_eq!(
         plan.args,
         [
@@ -405,7 +367,7 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
     // SBCL's contribs are not offered to ECL; ASDF is.
     let mut spec = spec();
     spec.main_function = code("#.(lambda () (sb-posix:getpid) (asdf:load-system :x))");
-    let plan = super::plan(&spec, &ecl, &Mode::Daemon, None, &log(), &Caller::default());
+    let plan = simple_plan(&spec, &ecl, &Mode::Daemon);
     assert!(
         plan.bootstrap
             .contains("(defparameter *required-modules* '(\"ASDF\"))")
@@ -417,15 +379,12 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
 #[test]
 fn a_core_builder_gets_no_terminal() {
     use Slot::*;
-    let plan = super::plan(
+    let plan = simple_plan(
         &spec(),
         &Runner::sbcl("sbcl"),
         &Mode::BuildCore {
             file: PathBuf::from("/var/cache/daemonization/.build-1/image.core"),
         },
-        None,
-        &log(),
-        &Caller::default(),
     );
     assert_eq!(
         plan.fds,
