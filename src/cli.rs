@@ -356,7 +356,7 @@ impl Session {
             user: None,
             verbose: options.verbose,
         };
-        let pid_dirs = env.pid_dirs.clone();
+        let (pid_dirs, trust) = (env.pid_dirs.clone(), env.trust.clone());
         let (conf, runner) = match load_conf(conf_path, runner, env) {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -369,7 +369,7 @@ impl Session {
             conf,
             runner,
             logger: Logger::new(destinations, context),
-            trust: Trust::of_caller(),
+            trust,
             pid_dirs,
         };
         session.check_runner(command, options)?;
@@ -595,11 +595,8 @@ fn nodaemon(session: &Session, options: &Options) -> ExitCode {
         Err(code) => return code,
     };
     if let Err(outcome) = daemon::core::prepare(&mut req, Command::Nodaemon) {
-        let error = outcome
-            .error
-            .as_deref()
-            .unwrap_or("the core could not be used");
-        return fail(&session.logger, error, outcome.exit);
+        let otherwise = "the core could not be used";
+        return fail_outcome(&session.logger, &outcome, otherwise, outcome.exit);
     }
     session
         .logger
@@ -607,11 +604,8 @@ fn nodaemon(session: &Session, options: &Options) -> ExitCode {
     match daemon::nodaemon(&req) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(exit::FAILED)),
         Err(outcome) => {
-            let error = outcome
-                .error
-                .as_deref()
-                .unwrap_or("the Lisp could not be started");
-            fail(&session.logger, error, outcome.exit)
+            let otherwise = "the Lisp could not be started";
+            fail_outcome(&session.logger, &outcome, otherwise, outcome.exit)
         }
     }
 }
@@ -690,10 +684,16 @@ fn build_core(session: &Session, options: &Options) -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(outcome) => {
-            let error = outcome.error.as_deref().unwrap_or("the core was not built");
-            fail(&session.logger, error, exit::FAILED)
+            let otherwise = "the core was not built";
+            fail_outcome(&session.logger, &outcome, otherwise, exit::FAILED)
         }
     }
+}
+
+/// Reports the error of an outcome that ends the command (`otherwise`
+/// when it says none).
+fn fail_outcome(logger: &Logger, outcome: &Outcome, otherwise: &str, code: u8) -> ExitCode {
+    fail(logger, outcome.error.as_deref().unwrap_or(otherwise), code)
 }
 
 /// Reports an error that ends the command: logged, and on stderr.

@@ -127,12 +127,10 @@ impl Request<'_> {
 
     /// The uid the daemon runs as: the conf's `:user`, else the caller.
     fn daemon_uid(&self) -> u32 {
-        match (&self.switch, &self.conf.spec.user) {
-            (Some(switch), _) => switch.account.uid,
-            (None, Some(name)) => nix::unistd::User::from_name(name)
-                .ok()
-                .flatten()
-                .map_or(u32::MAX, |u| u.uid.as_raw()),
+        match (daemon_user(self), &self.conf.spec.user) {
+            (Some((uid, _)), _) => uid,
+            // An unknown `:user`: no process is its daemon.
+            (None, Some(_)) => u32::MAX,
             (None, None) => nix::unistd::getuid().as_raw(),
         }
     }
@@ -248,19 +246,19 @@ fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launc
     Launch::new(&plan, program, Some(files))
 }
 
-/// The Lisp program to run, found and (as root) trusted; else the outcome
-/// that says why not.
 /// The daemon's user (uid, gid) when it is not the caller: the switch, or
 /// the conf's `:user` looked up (for commands that switch no user).
 pub(crate) fn daemon_user(req: &Request) -> Option<(u32, u32)> {
     if let Some(switch) = &req.switch {
-        return Some((switch.account.uid, switch.account.gid));
+        return Some(switch.ids());
     }
     let name = req.conf.spec.user.as_deref()?;
     let user = nix::unistd::User::from_name(name).ok().flatten()?;
     Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
+/// The Lisp program to run, found and (as root) trusted; else the outcome
+/// that says why not.
 pub(crate) fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
     let Some(program) = find_program(&req.runner.program) else {
         return Err(Box::new(lisp_not_found(req, command)));
@@ -277,7 +275,7 @@ pub(crate) fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Ou
 pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
     const WHAT: &str = "the :fasl-dir";
     let Some(dir) = dir else { return Ok(()) };
-    let owner = req.switch.as_ref().map(|s| (s.account.uid, s.account.gid));
+    let owner = req.switch.as_ref().map(identity::Switch::ids);
     let create = trust::Create { mode: 0o755, owner };
     let policy = trust::Policy::Confined { user: owner };
     let found = trust::walk_dir(dir, policy, &req.trust, WHAT, Some(create))?;
@@ -501,7 +499,6 @@ pub fn zap(req: &Request) -> Outcome {
     }
 }
 
-/// `restart`: stop the daemon if it runs, then start it.
 /// `try-restart`: `restart` if the daemon runs, else nothing (LSB).
 pub fn try_restart(req: &Request) -> Outcome {
     match req.inspect() {
@@ -517,6 +514,7 @@ pub fn try_restart(req: &Request) -> Outcome {
     }
 }
 
+/// `restart`: stop the daemon if it runs, then start it.
 pub fn restart(req: &Request) -> Outcome {
     if let Ok((_, PidState::Running { .. })) = req.inspect() {
         let stopped = stop(req, Command::Restart);
@@ -585,7 +583,7 @@ fn caller_dir(req: &Request) -> Option<PathBuf> {
     let policy = match &req.switch {
         None => trust::Policy::Strict,
         Some(s) => trust::Policy::Confined {
-            user: Some((s.account.uid, s.account.gid)),
+            user: Some(s.ids()),
         },
     };
     let found = trust::walk_dir(&dir, policy, &req.trust, "the current directory", None).ok()?;

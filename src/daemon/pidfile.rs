@@ -519,12 +519,7 @@ impl PidFiles {
     /// The file itself, when it is a trusted one (a record of `list`), at
     /// most `MAX_STATE_BYTES`.
     pub fn read_own(&self) -> Option<String> {
-        let (fd, _) = self
-            .open_checked(&self.name, "the record", OFlag::O_RDONLY)
-            .ok()??;
-        let mut buf = vec![0u8; MAX_STATE_BYTES];
-        let n = nix::unistd::read(fd.as_fd(), &mut buf).ok()?;
-        String::from_utf8(buf[..n].to_vec()).ok()
+        self.read_small(&self.name, "the record")
     }
 
     /// Removes the file itself (a record), if it is there.
@@ -539,9 +534,13 @@ impl PidFiles {
 
     /// The supervisor's state file, if there is a trusted one.
     pub fn read_state(&self) -> Option<String> {
-        let (fd, _) = self
-            .open_checked(&self.sibling(".state"), "the state file", OFlag::O_RDONLY)
-            .ok()??;
+        self.read_small(&self.sibling(".state"), "the state file")
+    }
+
+    /// The text of the file `name` of the pid directory, if it is a
+    /// trusted one, at most `MAX_STATE_BYTES`.
+    fn read_small(&self, name: &OsStr, what: &'static str) -> Option<String> {
+        let (fd, _) = self.open_checked(name, what, OFlag::O_RDONLY).ok()??;
         let mut buf = vec![0u8; MAX_STATE_BYTES];
         let n = nix::unistd::read(fd.as_fd(), &mut buf).ok()?;
         String::from_utf8(buf[..n].to_vec()).ok()

@@ -246,8 +246,7 @@ fn daemon_process(
 /// owned by the daemon's user; opened as `crate::trust::open_append` does
 /// (no symbolic link the user could have made, no FIFO, no hard link).
 fn capture_output(path: &Path, switch: Option<&Switch>) -> Result<(), SetupError> {
-    let file = super::output::open(path, switch.map(|s| (s.account.uid, s.account.gid)))
-        .map_err(SetupError::Output)?;
+    let file = super::output::open(path, switch.map(Switch::ids)).map_err(SetupError::Output)?;
     for target in [1, 2] {
         exec::place(file.as_raw_fd(), target)?;
     }

@@ -304,10 +304,7 @@ fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, DaemonError> {
         Signal::SIGUSR1,
         Signal::SIGHUP,
     ])?;
-    let owner = launch
-        .switch
-        .as_ref()
-        .map(|s| (s.account.uid, s.account.gid));
+    let owner = launch.switch.as_ref().map(crate::plan::Switch::ids);
     let output = match (&launch.output, policy.rotation) {
         (Some(path), Some((max_size, keep))) => {
             Some(Output::open(path, max_size, keep, owner).map_err(DaemonError::Setup)?)

@@ -25,6 +25,11 @@ pub struct Switch {
 }
 
 impl Switch {
+    /// The daemon's user and group ids, as its files are given to it.
+    pub fn ids(&self) -> (u32, u32) {
+        (self.account.uid, self.account.gid)
+    }
+
     /// Who the daemon runs as, for the `switched` word of a start.
     pub fn summary(&self) -> String {
         let a = &self.account;
