@@ -37,23 +37,11 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         conf: req.conf.path.clone(),
         since,
         uptime,
-        rss_kib: lisp_pid.and_then(resident_kib),
+        rss_kib: lisp_pid.and_then(super::process::resident_kib),
         output: spec.output.clone(),
         last_lines,
         core: spec.core.as_ref().map(|_| super::core::describe(req)),
     }
-}
-
-/// Its resident memory (`VmRSS`), in KiB.
-fn resident_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// The Lisp and its version: the first line of `PROGRAM --version`, run

@@ -157,9 +157,7 @@ pub fn argv0(pid: i32) -> Option<String> {
 /// When a process started, from /proc/PID/stat (field 22, in clock ticks
 /// since boot) and the boot time in /proc/stat.
 pub fn start_time(pid: i32) -> Option<SystemTime> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let ticks: u64 = stat_field(pid, 22)?;
     let boot: u64 = fs::read_to_string("/proc/stat")
         .ok()?
         .lines()
@@ -174,10 +172,7 @@ pub fn start_time(pid: i32) -> Option<SystemTime> {
 
 /// The real uid of a process, if its effective uid is the same.
 pub fn uid(pid: i32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let ids: Vec<u32> = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
+    let ids: Vec<u32> = status_line(pid, "Uid:")?
         .split_whitespace()
         .filter_map(|v| v.parse().ok())
         .collect();
@@ -189,10 +184,34 @@ pub fn uid(pid: i32) -> Option<u32> {
 
 /// The parent of a process, from /proc.
 pub fn parent(pid: i32) -> Option<i32> {
+    stat_field(pid, 4)
+}
+
+/// A process's resident memory (`VmRSS`), in KiB.
+pub fn resident_kib(pid: i32) -> Option<u64> {
+    status_line(pid, "VmRSS:")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Field `number` (from 1, as proc(5) counts them) of /proc/PID/stat,
+/// counted after the command name (which may hold spaces and parentheses).
+fn stat_field<T: std::str::FromStr>(pid: i32, number: usize) -> Option<T> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..]
         .split_whitespace()
-        .nth(1)?
+        .nth(number - 3)?
         .parse()
         .ok()
+}
+
+/// The rest of the line of /proc/PID/status that starts with `key`.
+fn status_line(pid: i32, key: &str) -> Option<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::to_string)
 }

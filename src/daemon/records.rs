@@ -21,23 +21,29 @@ pub struct Record {
     pub pid_file: PathBuf,
 }
 
-/// The record file of `conf` in `dir`: named by a hash of the conf's path
-/// (64-bit FNV-1a: the same in every version of the tool).
+/// The conf's path as a record names it: one record whichever way the
+/// path is written.
+fn canonical(conf: &Path) -> PathBuf {
+    std::fs::canonicalize(conf).unwrap_or_else(|_| conf.to_path_buf())
+}
+
+/// The record file of the (canonical) `conf` in `dir`: named by a hash of
+/// the conf's path (64-bit FNV-1a: the same in every version of the tool).
 fn record_path(dir: &Path, conf: &Path) -> PathBuf {
-    // One record whichever way the conf's path is written.
-    let conf = std::fs::canonicalize(conf).unwrap_or_else(|_| conf.to_path_buf());
     let hash = super::stable_hash(conf.as_os_str().as_bytes());
     dir.join(format!("record-{hash:016x}"))
 }
 
-/// The record files of `dir`, opened as pid files are.
+/// The record of `conf` in `dir`, opened as a pid file is (its directory
+/// made, with `create`).
 fn files(
+    req: &Request,
     dir: &Path,
     private: Option<&Path>,
-    trust: &Trust,
     conf: &Path,
+    create: bool,
 ) -> Result<Option<PidFiles>, DaemonError> {
-    PidFiles::open(&record_path(dir, conf), private, trust, true)
+    PidFiles::open(&record_path(dir, conf), private, &req.trust, create)
 }
 
 /// Keeps the records up to date after a command's `outcome`: a daemon
@@ -64,10 +70,10 @@ pub fn after(req: &Request, outcome: &Outcome) {
 
 /// Leaves the record of `req`'s conf (after a start).
 fn leave(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), DaemonError> {
-    let Some(files) = files(dir, private, &req.trust, &req.conf.path)? else {
+    let conf = canonical(&req.conf.path);
+    let Some(files) = files(req, dir, private, &conf, true)? else {
         return Ok(());
     };
-    let conf = std::fs::canonicalize(&req.conf.path).unwrap_or_else(|_| req.conf.path.clone());
     let text = format!(
         "(:conf {} :pid-file {})\n",
         lisp_string(&conf.display().to_string()),
@@ -78,12 +84,7 @@ fn leave(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), Daemon
 
 /// Removes the record of `req`'s conf (after a stop).
 fn remove(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), DaemonError> {
-    match PidFiles::open(
-        &record_path(dir, &req.conf.path),
-        private,
-        &req.trust,
-        false,
-    )? {
+    match files(req, dir, private, &canonical(&req.conf.path), false)? {
         Some(files) => files.remove_own_file(),
         None => Ok(()),
     }
@@ -97,7 +98,7 @@ pub fn all(dir: &Path, private: Option<&Path>, trust: &Trust) -> Vec<Record> {
     let mut records: Vec<Record> = entries
         .filter_map(Result::ok)
         .map(|e| e.file_name())
-        .filter(|n| n.to_str().is_some_and(|n| n.starts_with("record-")))
+        .filter(|n| is_record(n))
         .filter_map(|name| {
             let files = PidFiles::open(&dir.join(&name), private, trust, false).ok()??;
             parse(&files.read_own()?)

@@ -110,13 +110,9 @@ impl Staging {
         let staging = Staging(path);
         std::fs::set_permissions(&staging.0, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| io_error(&staging.0, e))?;
-        if let Some(switch) = &req.switch {
-            std::os::unix::fs::chown(
-                &staging.0,
-                Some(switch.account.uid),
-                Some(switch.account.gid),
-            )
-            .map_err(|e| io_error(&staging.0, e))?;
+        if let Some((uid, gid)) = req.switch.as_ref().map(crate::plan::Switch::ids) {
+            std::os::unix::fs::chown(&staging.0, Some(uid), Some(gid))
+                .map_err(|e| io_error(&staging.0, e))?;
         }
         Ok(staging)
     }

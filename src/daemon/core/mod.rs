@@ -75,15 +75,8 @@ fn preload_text(req: &Request) -> String {
     format!("{:?}", req.conf.spec.preload)
 }
 
-fn daemon_uid(req: &Request) -> u32 {
-    req.switch
-        .as_ref()
-        .map_or_else(|| nix::unistd::getuid().as_raw(), |s| s.account.uid)
-}
-
 fn mtime_ns(path: &Path) -> Option<i128> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()))
+    std::fs::metadata(path).ok().map(|m| mtime_of(&m))
 }
 
 /// What a build depends on besides sources: the environment the conf
@@ -133,7 +126,7 @@ fn manifest_text(req: &Request, program: &Path, core: &Path, sources: &[PathBuf]
         file_identity(core),
         lisp_identity(program),
         preload_text(req),
-        daemon_uid(req),
+        req.daemon_uid(),
         settings_text(req)
     );
     for source in sources {
@@ -186,7 +179,9 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         let (field, value) = line.split_once(' ').unwrap_or((line, ""));
         let foreign = match field {
             "core" if value != file_identity(path) => Some("its manifest is another core's"),
-            "user" if value != daemon_uid(req).to_string() => Some("it was built for another user"),
+            "user" if value != req.daemon_uid().to_string() => {
+                Some("it was built for another user")
+            }
             _ => None,
         };
         if let Some(why) = foreign {
@@ -244,25 +239,21 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
     let Some(core) = req.conf.spec.core.clone() else {
         return Ok(());
     };
-    let facts = req.runner.kind.facts();
-    if facts.core.is_none() {
-        let e = DaemonError::NoCores { lisp: facts.name };
-        return Err(Box::new(req.internal(command, e)));
-    }
-    let program = program(req, command)?;
+    let program = core_program(req, command)?;
     let path = core_path(req);
+    let judge = || {
+        trust::check_core(&path, &req.trust).map_err(|e| Box::new(req.internal(command, e.into())))
+    };
     // A core there is judged before anything of it is read.
     if path.exists() {
-        trust::check_core(&path, &req.trust)
-            .map_err(|e| Box::new(req.internal(command, e.into())))?;
+        judge()?;
     }
     match (freshness(req, &path, &program), core) {
         (Freshness::Fresh, _) => {}
         (_, CoreFile::Auto) => {
             build::build(req, &program).map_err(|e| Box::new(req.internal(command, e)))?;
             // The new core, judged as the old one was.
-            trust::check_core(&path, &req.trust)
-                .map_err(|e| Box::new(req.internal(command, e.into())))?;
+            judge()?;
         }
         (Freshness::Foreign(why), CoreFile::Path(_)) => {
             let e = DaemonError::CoreForeign { path, why };
@@ -285,11 +276,17 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
 /// `build-core`: builds the conf's core and replaces the old one only when
 /// the new one is complete.
 pub fn build_core(req: &Request) -> Result<Built, Box<Outcome>> {
+    let program = core_program(req, Command::BuildCore)?;
+    build::build(req, &program).map_err(|e| Box::new(req.internal(Command::BuildCore, e)))
+}
+
+/// The Lisp program that builds and runs the conf's core, if its Lisp
+/// saves cores at all.
+fn core_program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
     let facts = req.runner.kind.facts();
     if facts.core.is_none() {
         let e = DaemonError::NoCores { lisp: facts.name };
-        return Err(Box::new(req.internal(Command::BuildCore, e)));
+        return Err(Box::new(req.internal(command, e)));
     }
-    let program = program(req, Command::BuildCore)?;
-    build::build(req, &program).map_err(|e| Box::new(req.internal(Command::BuildCore, e)))
+    program(req, command)
 }
