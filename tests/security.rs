@@ -128,6 +128,13 @@ fn assert_refused(out: &Output, code: i32, stderr_text: &str) {
     );
 }
 
+/// Asserts the exit code of a refusal, and that its stderr says `part`.
+#[track_caller]
+fn assert_refusal_says(out: &Output, code: i32, part: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
+    assert!(stderr(out).contains(part), "{}", stderr(out));
+}
+
 // 1. Conf files.
 
 /// A conf owned by the daemon's own `:user` would give that user root at
@@ -195,14 +202,13 @@ fn a_conf_in_a_users_directory_is_refused_even_while_swapped() {
     sb.track(swapper.id() as i32);
     for _ in 0..20 {
         let out = sb.run(&conf, &["start"]);
-        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains(&format!(
+        assert_refusal_says(
+            &out,
+            6,
+            &format!(
                 "the directory {} on its path is owned by dztest, not root",
                 dir.display()
-            )),
-            "{}",
-            stderr(&out)
+            ),
         );
     }
     let group = nix::unistd::Pid::from_raw(swapper.id() as i32);
@@ -324,11 +330,14 @@ fn logging_and_default_confs_of_a_user_are_refused() {
         &["status"],
         &[("DAEMONIZATION_DEFAULT_CONF", default.to_str().unwrap())],
     );
-    assert_eq!(out.status.code(), Some(6));
-    assert!(stderr(&out).contains(&format!(
-        "refusing the conf file {}: owned by dztest, not root",
-        default.display()
-    )));
+    assert_refusal_says(
+        &out,
+        6,
+        &format!(
+            "refusing the conf file {}: owned by dztest, not root",
+            default.display()
+        ),
+    );
 }
 
 /// As root, the Lisp program (LISP_RUNNER or on PATH) must be root's.
@@ -419,8 +428,7 @@ fn a_pid_directory_others_can_write_is_refused() {
         ),
     );
     let out = sb.run(&conf, &["status"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("is writable by others (mode 0777)"));
+    assert_refusal_says(&out, 4, "is writable by others (mode 0777)");
 }
 
 /// Hard links, FIFOs and other owners' pid files are refused: never opened
@@ -453,8 +461,7 @@ fn pid_files_that_are_not_roots_own_are_refused() {
     )
     .unwrap();
     let out = bounded(sb.command(&fifo_conf, &["status"]), 10);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("f.pid: it is a FIFO;"));
+    assert_refusal_says(&out, 4, "f.pid: it is a FIFO;");
 
     // A shared sticky directory, as /tmp: the attacker's pid file there is
     // refused, and root's own work.
@@ -475,12 +482,7 @@ fn pid_files_that_are_not_roots_own_are_refused() {
         ),
     );
     let out = sb.run(&conf, &["start"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("x.pid: owned by dztest, not root;"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refusal_says(&out, 1, "x.pid: owned by dztest, not root;");
     assert_eq!(fs::read_to_string(&planted).unwrap(), "1\n");
     assert_eq!(fs::metadata(&planted).unwrap().uid(), user.uid.as_raw());
     fs::remove_file(&planted).unwrap();
@@ -772,12 +774,7 @@ fn fasl_dir_is_never_chowned_through_a_link() {
         ),
     );
     let out = sb.run(&conf, &["start"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("is a symbolic link that dztest, who can change"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refusal_says(&out, 1, "is a symbolic link that dztest, who can change");
     assert_eq!(fs::metadata(&roots).unwrap().uid(), 0);
     // restas-daemon's default, /var/cache/NAME/fasl/: made by root, given to the user.
     let fasl = sb.path("var/cache/site/fasl");
@@ -1504,14 +1501,13 @@ fn a_directory_of_confs_of_a_user_is_refused() {
     let dir = attacker_dir(&sb, "confs");
     fs::write(dir.join("a.conf"), "(:pid-file \"a.pid\")").unwrap();
     let out = sb.run(&dir, &["status"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(&format!(
+    assert_refusal_says(
+        &out,
+        1,
+        &format!(
             "refusing the directory of confs {}: it is owned by dztest, not root",
             dir.display()
-        )),
-        "{}",
-        stderr(&out)
+        ),
     );
     assert_eq!(stdout(&out), "");
 }
@@ -1533,11 +1529,10 @@ fn a_core_of_a_user_is_refused() {
         ),
     );
     let out = sb.run(&conf, &["start"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(&format!("refusing the core file {}", core.display())),
-        "{}",
-        stderr(&out)
+    assert_refusal_says(
+        &out,
+        1,
+        &format!("refusing the core file {}", core.display()),
     );
     assert!(!sb.pid_file("site.pid").exists());
 }
