@@ -450,12 +450,7 @@ pub(crate) fn supervised_lisp(files: &PidFiles, supervisor: i32) -> Option<proce
 /// if the supervisor was killed; wait until that Lisp is gone too, so
 /// nothing is left behind.
 fn end_lisp(lisp: Option<process::PidFd>) -> Result<(), DaemonError> {
-    let Some(fd) = lisp else { return Ok(()) };
-    if !fd.wait_exit(KILL_WAIT) {
-        fd.signal(Signal::SIGKILL)?;
-        fd.wait_exit(KILL_WAIT);
-    }
-    Ok(())
+    lisp.map_or(Ok(()), |fd| fd.end_within(KILL_WAIT))
 }
 
 /// Goes through the stop schedule on the process of `fd`; true when it

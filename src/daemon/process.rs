@@ -140,6 +140,16 @@ impl PidFd {
             }
         }
     }
+
+    /// Gives the process `wait` to exit, then kills it and waits as long
+    /// again.
+    pub fn end_within(&self, wait: Duration) -> Result<(), DaemonError> {
+        if !self.wait_exit(wait) {
+            self.signal(Signal::SIGKILL)?;
+            self.wait_exit(wait);
+        }
+        Ok(())
+    }
 }
 
 /// Whether a process with this pid exists (zombies included).

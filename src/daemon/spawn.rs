@@ -477,11 +477,8 @@ fn end(daemon: Option<i32>) -> String {
     let Some(pid) = daemon else {
         return "the daemon process ended before it started the Lisp".to_string();
     };
-    if let Ok(fd) = PidFd::open(pid)
-        && !fd.wait_exit(Duration::from_secs(10))
-    {
-        let _ = fd.signal(Signal::SIGKILL);
-        fd.wait_exit(Duration::from_secs(10));
+    if let Ok(fd) = PidFd::open(pid) {
+        let _ = fd.end_within(super::KILL_WAIT);
     }
     match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
         Ok(WaitStatus::Exited(_, code)) => {
