@@ -50,7 +50,7 @@ impl Launch {
             Signal::SIGCHLD,
         ])?;
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
-        let child = self.fork_foreground(write_end)?;
+        let child = self.fork_child(write_end, false)?;
         let mut events = EventLoop::new(Some(signals), None);
         events.pipe = Some(File::from(read_end));
         // The failure is told once, whether the pipe's end or the exit is
@@ -86,12 +86,6 @@ impl Launch {
                 Event::Said | Event::ChildExited | Event::Deadline => {}
             }
         }
-    }
-
-    /// Forks the Lisp of `nodaemon` as our child, the readiness pipe's
-    /// write end `ready` on `READY_FD`.
-    pub(super) fn fork_foreground(&self, ready: OwnedFd) -> Result<Pid, DaemonError> {
-        self.fork_child(ready, false)
     }
 
     /// The Lisp as our child, the readiness pipe's write end `ready` on
@@ -381,36 +375,34 @@ fn verdict_of(
     timeout: Duration,
     logger: &Logger,
 ) -> Option<Fact> {
-    {
-        if let Some(report) = heard.report {
-            // The rest of the report, until the pipe closes: bounded in time
-            // (a child of the Lisp may keep the pipe open) and size.
-            if matches!(event, Event::PipeClosed | Event::Deadline) {
-                let _ = end(heard.daemon);
-                let report = events.text[report..].trim_end().to_string();
-                return Some(Fact::FunctionError { report });
-            }
-            return None;
+    if let Some(report) = heard.report {
+        // The rest of the report, until the pipe closes: bounded in time
+        // (a child of the Lisp may keep the pipe open) and size.
+        if matches!(event, Event::PipeClosed | Event::Deadline) {
+            let _ = end(heard.daemon);
+            let report = events.text[report..].trim_end().to_string();
+            return Some(Fact::FunctionError { report });
         }
-        match event {
-            Event::Said => hear(&events.text, heard, logger),
-            Event::PipeClosed => Some(Fact::Died {
-                how: end(heard.daemon),
-            }),
-            Event::Deadline => Some(match (heard.daemon, heard.locked) {
-                (Some(pid), true) => Fact::StillInitializing {
-                    pid,
-                    waited: timeout,
-                },
-                _ => Fact::SetupFailed {
-                    message: format!(
-                        "no word from the daemon process within {} s",
-                        timeout.as_secs()
-                    ),
-                },
-            }),
-            Event::Signal(_) | Event::ChildExited => None,
-        }
+        return None;
+    }
+    match event {
+        Event::Said => hear(&events.text, heard, logger),
+        Event::PipeClosed => Some(Fact::Died {
+            how: end(heard.daemon),
+        }),
+        Event::Deadline => Some(match (heard.daemon, heard.locked) {
+            (Some(pid), true) => Fact::StillInitializing {
+                pid,
+                waited: timeout,
+            },
+            _ => Fact::SetupFailed {
+                message: format!(
+                    "no word from the daemon process within {} s",
+                    timeout.as_secs()
+                ),
+            },
+        }),
+        Event::Signal(_) | Event::ChildExited => None,
     }
 }
 
@@ -426,8 +418,11 @@ fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Fact> {
             continue;
         }
         heard.seen = i + 1;
-        trace(logger, line);
-        match line.parse::<Word>() {
+        let word = line.parse::<Word>();
+        if let Some(step) = word.as_ref().ok().and_then(Word::trace) {
+            logger.trace(&step);
+        }
+        match word {
             Ok(Word::Pid(pid)) => heard.daemon = Some(pid),
             Ok(Word::Locked) => heard.locked = true,
             Ok(Word::Running(holder)) => {
@@ -442,10 +437,10 @@ fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Fact> {
                 reap(heard.daemon);
                 return Some(Fact::Died { how });
             }
-            Ok(Word::Ready) if heard.daemon.is_some() => {
-                return Some(Fact::Started {
-                    pid: heard.daemon.expect("checked"),
-                });
+            Ok(Word::Ready) => {
+                if let Some(pid) = heard.daemon {
+                    return Some(Fact::Started { pid });
+                }
             }
             Ok(Word::Error) => {
                 heard.report = Some(offset);
@@ -455,13 +450,6 @@ fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Fact> {
         }
     }
     None
-}
-
-/// Logs the steps of a start as the readiness pipe tells them.
-fn trace(logger: &Logger, line: &str) {
-    if let Some(step) = line.parse::<Word>().ok().as_ref().and_then(Word::trace) {
-        logger.trace(&step);
-    }
 }
 
 /// Reaps a daemon process that has exited or is about to.
