@@ -148,6 +148,8 @@ pub fn plan(
         shell: &s.account.shell,
     });
     let daemon = matches!(mode, Mode::Daemon);
+    let supervision = daemon.then(|| supervision(spec)).flatten();
+    let keeps_reader = runner.kind.facts().keeps_ready_reader;
     LaunchPlan {
         program: runner.program.clone(),
         // Init files (~/.sbclrc, which loads Quicklisp for most users) are
@@ -162,19 +164,24 @@ pub fn plan(
             daemon && spec.reload_function.is_some(),
         ),
         bootstrap: bootstrap(spec, mode, log, runner, caller.dir.as_deref()),
-        keep_ready_reader: runner.kind.facts().keeps_ready_reader,
+        keep_ready_reader: keeps_reader,
         umask: spec.umask(),
         identity: switch.cloned(),
         output: spec.output.clone().filter(|_| daemon),
-        supervision: daemon.then(|| supervision(spec)).flatten(),
+        fds: descriptors(spec, mode, keeps_reader, supervision.is_some()),
+        supervision,
         cwd: daemon.then(|| PathBuf::from("/")),
-        fds: descriptors(spec, mode, runner.kind.facts().keeps_ready_reader),
     }
 }
 
-/// The Lisp's descriptor layout in `mode` (see `LaunchPlan::fds`).
-fn descriptors(spec: &DaemonSpec, mode: &Mode, keeps_reader: bool) -> Vec<(Slot, i32)> {
-    let supervised = supervision(spec).is_some();
+/// The Lisp's descriptor layout in `mode` (see `LaunchPlan::fds`), for a
+/// daemon `supervised` or not.
+fn descriptors(
+    spec: &DaemonSpec,
+    mode: &Mode,
+    keeps_reader: bool,
+    supervised: bool,
+) -> Vec<(Slot, i32)> {
     let stdout = match spec.output.is_some() {
         true => Slot::Output,
         false => Slot::Null,
