@@ -1012,7 +1012,10 @@ fn ctrl_c_stops_nodaemon_at_a_terminal() {
             lisp_string(ready.to_str().unwrap())
         ),
     );
-    let inner = format!("{} {} nodaemon", bin(), conf.display());
+    // `exec`: script(1) runs `$SHELL -c`, and a non-interactive dash stays
+    // as the parent and dies of the Ctrl-C itself; an interactive shell
+    // leaves the tool alone in the terminal's foreground, as here.
+    let inner = format!("exec {} {} nodaemon", bin(), conf.display());
     let mut script = Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
         .env("DAEMONIZATION_PID_DIR", sb.dir.path())
