@@ -91,6 +91,12 @@ def http_answers(port):
         return None
 
 
+def settled():
+    """A daemon collects its start's garbage just after it said it was
+    ready (some 30 ms at most here): memory is measured once that is done."""
+    time.sleep(1)
+
+
 def pss_kib(pid):
     return proc_kib(pid, "smaps_rollup", "Pss")
 
@@ -136,14 +142,17 @@ def cores(env, work, runs):
             pass
         gaps, stop = [], [False]
         def watch():
+            # Refused from the first request that failed until the first
+            # one that was answered was sent (its connection was taken
+            # then; a fresh image's first answer then takes ~60 ms more).
             down = None
             while not stop[0]:
-                up = http_answers(port) is not None
-                now = time.perf_counter()
-                if not up and down is None:
-                    down = now
-                elif up and down is not None:
-                    gaps.append(now - down)
+                tried = time.perf_counter()
+                sent = http_answers(port)
+                if sent is None and down is None:
+                    down = tried
+                elif sent is not None and down is not None:
+                    gaps.append(sent - down)
                     down = None
         import threading
         w = threading.Thread(target=watch)
@@ -164,6 +173,7 @@ def cores(env, work, runs):
     def memory(core):
         confs = [conf(i, core) for i in range(1, 6)]
         pids = [pid_of(tool(env, c, "start")) for c, _ in confs]
+        settled()
         rss = rss_kib(pids[0])
         pss = sum(pss_kib(p) for p in pids)
         for c, _ in confs:

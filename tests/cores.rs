@@ -230,6 +230,67 @@ fn an_auto_core_is_built_and_rebuilt_when_stale() {
     assert_eq!((said.as_str(), loads(&sb)), ("hello v2", 2), "fresh again");
 }
 
+/// A copy of a preloaded system added where ASDF looks first (earlier in
+/// the source registry) makes an `:auto` core stale, though no file the
+/// core holds changed: the rebuilt core has the new copy.
+#[test]
+fn a_shadowing_system_makes_an_auto_core_stale() {
+    let sb = Sandbox::new();
+    let system = |registry: &str, copy: &str| {
+        let dir = sb.path(registry).join("shadowy");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("shadowy.asd"),
+            "(asdf:defsystem \"shadowy\" :components ((:file \"shadowy\")))",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("shadowy.lisp"),
+            format!("(defun cl-user::which-copy () \"{copy}\")"),
+        )
+        .unwrap();
+    };
+    fs::create_dir_all(sb.path("first")).unwrap();
+    system("second", "the second");
+    let said = sb.path("said");
+    let conf = sb.conf(
+        "shadow.conf",
+        &format!(
+            "(:pid-file \"shadow.pid\" :name \"shadow\" :core :auto :preload (:shadowy)\n \
+             :environment (\"CL_SOURCE_REGISTRY=(:source-registry (:tree \\\"{first}/\\\") \
+                           (:tree \\\"{second}/\\\") :ignore-inherited-configuration)\")\n \
+             :fasl-dir {fasl}\n \
+             :main-function #.(lambda ()\n\
+               (with-open-file (s {said} :direction :output :if-exists :supersede)\n\
+                 (write-string (cl-user::which-copy) s))))",
+            first = sb.path("first").display(),
+            second = sb.path("second").display(),
+            fasl = lisp_string(sb.path("fasl/").to_str().unwrap()),
+            said = lisp_string(said.to_str().unwrap()),
+        ),
+    );
+    let _core = AutoCore(Some(built_path(&sb.run(&conf, &["build-core"]))));
+    let start_and_stop = || {
+        let out = sb.run(&conf, &["start"]);
+        started_pid(&out);
+        assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+        fs::read_to_string(&said).unwrap()
+    };
+    assert_eq!(start_and_stop(), "the second");
+    let check = stdout(&sb.run(&conf, &["check"]));
+    assert!(check.contains(" (fresh)\n"), "{check}");
+    system("first", "the first");
+    let check = stdout(&sb.run(&conf, &["check"]));
+    assert!(
+        check.contains(&format!(
+            "(stale: {}/ was changed)\n",
+            sb.path("first").display()
+        )),
+        "{check}"
+    );
+    assert_eq!(start_and_stop(), "the first", "rebuilt before the start");
+}
+
 /// GNU CLISP saves its memory image (`ext:saveinitmem`) and runs on it
 /// (`-M`); ECL says it has none.
 #[test]

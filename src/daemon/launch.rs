@@ -16,6 +16,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use super::error::DaemonError;
 use super::identity::Switch;
 use super::pidfile::PidFiles;
+use super::process::Aim;
 use crate::plan::{LaunchPlan, Policy, Slot};
 
 /// What the daemon process needs, prepared before fork.
@@ -27,6 +28,8 @@ pub struct Launch {
     pub(super) bootstrap: OwnedFd,
     /// See `LaunchPlan::keep_ready_reader`.
     pub(super) keep_ready_reader: bool,
+    /// Where in the Lisp the signals it is sent go.
+    pub(super) aim: Aim,
     /// The daemon's pid files (`start`); none in the foreground.
     pub(super) pid_files: Option<PidFiles>,
     pub(super) umask: u32,
@@ -94,6 +97,7 @@ impl Launch {
             envp,
             bootstrap: bootstrap_file(&plan.bootstrap)?,
             keep_ready_reader: plan.keep_ready_reader,
+            aim: Aim::of(plan.signal_main_thread),
             pid_files,
             umask: plan.umask,
             switch: plan.identity.clone(),

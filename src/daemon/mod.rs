@@ -125,6 +125,11 @@ impl Request<'_> {
         )
     }
 
+    /// Where in the daemon the signals of stop and reload go.
+    fn aim(&self) -> process::Aim {
+        process::Aim::of(self.runner.kind.facts().signals_main_thread)
+    }
+
     /// The uid the daemon runs as: the conf's `:user`, else the caller.
     fn daemon_uid(&self) -> u32 {
         match (daemon_user(self), &self.conf.spec.user) {
@@ -416,7 +421,7 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
             // A supervisor's Lisp, taken hold of while it is provably the
             // supervisor's child.
             let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
-            match end_process(&daemon, &schedule) {
+            match end_process(&daemon, &schedule, req.aim()) {
                 Ok(true) => match end_lisp(lisp).and_then(|()| files.remove()) {
                     Ok(_) => req.outcome(command, Fact::Stopped { pid }),
                     Err(e) => req.internal(command, e),
@@ -455,9 +460,13 @@ fn end_lisp(lisp: Option<process::PidFd>) -> Result<(), DaemonError> {
 
 /// Goes through the stop schedule on the process of `fd`; true when it
 /// has ended.
-fn end_process(fd: &process::PidFd, schedule: &StopSchedule) -> Result<bool, DaemonError> {
+fn end_process(
+    fd: &process::PidFd,
+    schedule: &StopSchedule,
+    aim: process::Aim,
+) -> Result<bool, DaemonError> {
     for step in &schedule.steps {
-        fd.signal(step.signal)?;
+        fd.signal(step.signal, aim)?;
         if fd.wait_exit(step.timeout) {
             return Ok(true);
         }

@@ -50,6 +50,49 @@ pub fn set_title(title: &str) {
     }
 }
 
+/// Which of a process's threads a signal may land on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aim {
+    /// Any thread that does not block it, as kill(2) sends.
+    Process,
+    /// The main thread (see `RunnerFacts::signals_main_thread`), where the
+    /// kernel can (Linux 6.9); else as `Process`.
+    MainThread,
+}
+
+impl Aim {
+    pub fn of(main_thread: bool) -> Aim {
+        if main_thread {
+            Aim::MainThread
+        } else {
+            Aim::Process
+        }
+    }
+
+    /// Sends `signal` to `child`, a child of ours not yet reaped (so its
+    /// pid cannot be reused meanwhile).
+    pub fn signal_child(self, child: Pid, signal: Signal) {
+        match self {
+            // SAFETY: tgkill takes two pids and a signal number; no memory.
+            Aim::MainThread => unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    child.as_raw(),
+                    child.as_raw(),
+                    signal as i32,
+                );
+            },
+            Aim::Process => {
+                let _ = kill(child, signal);
+            }
+        }
+    }
+}
+
+/// pidfd_send_signal's flag (Linux 6.9): to the thread of the pidfd's pid,
+/// the main thread for a process's pidfd.
+const PIDFD_SIGNAL_THREAD: u32 = 1;
+
 /// A pidfd: a handle on one process that survives its pid being reused.
 pub struct PidFd {
     fd: OwnedFd,
@@ -78,40 +121,56 @@ impl PidFd {
         Ok(PidFd { fd, pid })
     }
 
-    /// Sends `signal`; a process that already exited is not an error.
-    pub fn signal(&self, signal: Signal) -> Result<(), DaemonError> {
+    /// Sends `signal` to the process's threads as `aim` says; a process
+    /// that already exited is not an error.
+    pub fn signal(&self, signal: Signal, aim: Aim) -> Result<(), DaemonError> {
         // A null siginfo is allowed: the kernel fills in a default.
-        self.send(signal, std::ptr::null())
+        self.send(signal, std::ptr::null(), aim)
     }
 
     /// pidfd_send_signal with `info`, a siginfo_t's 128 bytes or null.
-    fn send(&self, signal: Signal, info: *const u8) -> Result<(), DaemonError> {
-        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number,
-        // `info` null or pointing to 128 initialised bytes laid out as a
-        // siginfo_t (which the kernel copies in), and no flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                signal as i32,
-                info,
-                0,
-            )
+    fn send(&self, signal: Signal, info: *const u8, aim: Aim) -> Result<(), DaemonError> {
+        let send = |flags: u32| {
+            // SAFETY: pidfd_send_signal with a valid pidfd, a signal number,
+            // `info` null or pointing to 128 initialised bytes laid out as
+            // a siginfo_t (which the kernel copies in), and flags.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.fd.as_raw_fd(),
+                    signal as i32,
+                    info,
+                    flags,
+                )
+            };
+            if rc == 0 { Ok(()) } else { Err(Errno::last()) }
         };
-        match rc {
-            0 => Ok(()),
-            _ if Errno::last() == Errno::ESRCH => Ok(()),
-            _ => Err(DaemonError::Signal {
+        let sent = match aim {
+            // Before Linux 6.9 the flag is unknown (EINVAL): any thread.
+            Aim::MainThread => match send(PIDFD_SIGNAL_THREAD) {
+                Err(Errno::EINVAL) => send(0),
+                sent => sent,
+            },
+            Aim::Process => send(0),
+        };
+        match sent {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(errno) => Err(DaemonError::Signal {
                 pid: self.pid,
                 signal: signal.as_str(),
-                errno: Errno::last(),
+                errno,
             }),
         }
     }
 
     /// Sends `signal` carrying the number `value` (`SI_QUEUE`, as
     /// `sigqueue` would), which the process's handler can read.
-    pub fn signal_with_value(&self, signal: Signal, value: i32) -> Result<(), DaemonError> {
+    pub fn signal_with_value(
+        &self,
+        signal: Signal,
+        value: i32,
+        aim: Aim,
+    ) -> Result<(), DaemonError> {
         // siginfo_t on Linux: si_signo, si_errno, si_code at 0, 4, 8; for
         // SI_QUEUE, si_pid, si_uid, si_value at 16, 20, 24; 128 bytes.
         let mut info = [0u8; 128];
@@ -121,7 +180,7 @@ impl PidFd {
         put(16, std::process::id() as i32);
         put(20, nix::unistd::getuid().as_raw() as i32);
         put(24, value);
-        self.send(signal, info.as_ptr())
+        self.send(signal, info.as_ptr(), aim)
     }
 
     /// Waits until the process exits or `timeout` passes; true if it exited.
@@ -145,7 +204,7 @@ impl PidFd {
     /// again.
     pub fn end_within(&self, wait: Duration) -> Result<(), DaemonError> {
         if !self.wait_exit(wait) {
-            self.signal(Signal::SIGKILL)?;
+            self.signal(Signal::SIGKILL, Aim::Process)?;
             self.wait_exit(wait);
         }
         Ok(())

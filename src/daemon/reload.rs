@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
-use super::process::PidFd;
+use super::process::{Aim, PidFd};
 use super::{DaemonError, PidState, Request, supervised_lisp};
 use crate::command::Command;
 use crate::plan::{RELOAD_FD, RELOAD_MARK, RELOAD_READER_FD};
@@ -50,7 +50,7 @@ pub fn reload(req: &Request, command: Command) -> Outcome {
     // ECL's handler gets no siginfo: its verdicts carry 0, not the tag.
     let untagged = req.runner.kind != crate::config::LispKind::Sbcl;
     let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
-    match call(target, timeout, untagged) {
+    match call(target, timeout, untagged, req.aim()) {
         Ok(None) => req.outcome(command, Fact::Reloaded { pid }),
         Ok(Some(report)) => req.outcome(command, Fact::ReloadError { pid, report }),
         Err(e) => req.internal(command, e),
@@ -135,7 +135,12 @@ fn reload_pipe(target: &PidFd) -> Result<File, DaemonError> {
 
 /// SIGHUP to the Lisp of `target`, then its verdict: `None` when
 /// `:reload-function` returned, its report when it signalled.
-fn call(target: &PidFd, timeout: Duration, untagged: bool) -> Result<Option<String>, DaemonError> {
+fn call(
+    target: &PidFd,
+    timeout: Duration,
+    untagged: bool,
+    aim: Aim,
+) -> Result<Option<String>, DaemonError> {
     let mut pipe = reload_pipe(target)?;
     // What an earlier reload left unread is not this reload's verdict (at
     // most the pipe's capacity is there).
@@ -154,7 +159,7 @@ fn call(target: &PidFd, timeout: Duration, untagged: bool) -> Result<Option<Stri
         ^ std::process::id())
         & 0x3fff_ffff
         | 1;
-    target.signal_with_value(Signal::SIGHUP, tag as i32)?;
+    target.signal_with_value(Signal::SIGHUP, tag as i32, aim)?;
     let tag = tag as i32;
     let deadline = Instant::now() + timeout;
     let mut text = Vec::new();

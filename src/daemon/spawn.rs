@@ -81,7 +81,7 @@ impl Launch {
                     if let (Some(n), Signal::SIGTERM | Signal::SIGINT) = (notifier, signal) {
                         n.send("STOPPING=1");
                     }
-                    let _ = nix::sys::signal::kill(child, signal);
+                    self.aim.signal_child(child, signal);
                 }
                 Event::Said | Event::ChildExited | Event::Deadline => {}
             }

@@ -405,7 +405,7 @@ impl Supervisor<'_> {
             }
             Action::Forward(signal) => {
                 if let Some(lisp) = self.lisp {
-                    let _ = nix::sys::signal::kill(lisp, signal);
+                    self.launch.aim.signal_child(lisp, signal);
                 }
             }
             Action::ReopenOutput => {

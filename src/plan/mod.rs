@@ -95,6 +95,9 @@ pub struct LaunchPlan {
     /// The daemon also holds the read end of its readiness pipe, on
     /// `READY_READER_FD` (see `RunnerFacts::keeps_ready_reader`).
     pub keep_ready_reader: bool,
+    /// Signals go to the Lisp's main thread
+    /// (`RunnerFacts::signals_main_thread`).
+    pub signal_main_thread: bool,
     /// The umask of the daemon (`:os-params :linux-umask`).
     pub umask: u32,
     /// Who it runs as, if not the caller.
@@ -165,6 +168,7 @@ pub fn plan(
         ),
         bootstrap: bootstrap(spec, mode, log, runner, caller.dir.as_deref()),
         keep_ready_reader: keeps_reader,
+        signal_main_thread: runner.kind.facts().signals_main_thread,
         umask: spec.umask(),
         identity: switch.cloned(),
         output: spec.output.clone().filter(|_| daemon),

@@ -17,6 +17,8 @@
 
 (defun %getpid () (ccl::getpid))
 
+(defun %collect-garbage () (ccl:gc))
+
 (defun %exit (code abort)
   (declare (ignore abort))
   (ccl:quit code))

@@ -17,6 +17,8 @@
 
 (defun %getpid () (os:process-id))
 
+(defun %collect-garbage () (ext:gc))
+
 (defun %exit (code abort)
   (if abort
       (ext:exit code)

@@ -14,6 +14,8 @@
 
 (defun %getpid () (ext:getpid))
 
+(defun %collect-garbage () (si:gc t))
+
 (defun %exit (code abort)
   "Exits with CODE: QUIT unwinds (from the main thread); an abort, from any
 thread, ends the process at once (QUIT from another thread ends only it)."

@@ -26,6 +26,12 @@ characters of the name, not wildcards or escapes."
 
 (defun %getpid () (sb-unix:unix-getpid))
 
+(defun %collect-garbage ()
+  ;; Interrupts (a stop) wait until the collection and its aftermath
+  ;; (finalizers, the finalizer thread) are done: SBCL 2.2.9 stopped in
+  ;; there deadlocks.
+  (sb-sys:without-interrupts (sb-ext:gc :full t)))
+
 (defparameter *other-threads-timeout* 0.5
   "Seconds an orderly exit waits for the other threads to end once told to
 (SB-EXT:EXIT's :TIMEOUT): a thread that defers interrupts (a busy server's
@@ -33,11 +39,47 @@ worker inside WITHOUT-INTERRUPTS, say) must not hold a stop for seconds;
 the stop schedule bounds the rest (the main thread's unwinding and the exit
 hooks).")
 
+(defun %end-other-threads ()
+  "Tells the other threads to end and waits for them as SB-EXT:EXIT would,
+within *OTHER-THREADS-TIMEOUT*, but without holding SBCL's thread-creation
+lock meanwhile: a thread told to end while it makes a thread (Hunchentoot's
+listener, for each connection) waits for that lock with interrupts off, so
+the exit waited out its whole timeout, the port still open. What remains
+of the timeout is left to SB-EXT:EXIT for threads made meanwhile."
+  (let ((deadline (+ (get-internal-real-time)
+                     (round (* *other-threads-timeout* internal-time-units-per-second)))))
+    (flet ((left () (max 0 (/ (- deadline (get-internal-real-time))
+                              internal-time-units-per-second))))
+      (flet ((others ()
+               (remove-if (lambda (thread)
+                            (or (eq thread sb-thread:*current-thread*)
+                                (sb-thread:main-thread-p thread)
+                                (sb-thread:thread-ephemeral-p thread)))
+                          (sb-thread:list-all-threads))))
+        ;; Again for the threads a thread made before it ended.
+        (loop repeat 3
+              for others = (others)
+              while (and others (plusp (left)))
+              do (dolist (thread others)
+                   (ignore-errors (sb-thread:terminate-thread thread)))
+                 (dolist (thread others)
+                   (sb-thread:join-thread thread :default nil :timeout (left))))
+        (let ((left-behind (others)))
+          (when left-behind
+            (ignore-errors
+             (format *error-output* "~&Threads that did not end within ~a s of the stop: ~{~s~^, ~}~%"
+                     *other-threads-timeout* (mapcar #'sb-thread:thread-name left-behind))
+             (finish-output *error-output*)))))
+      (setf sb-ext:*exit-timeout* (left)))))
+
 (defun %exit (code abort)
-  "Exits with CODE: unwinding and running exit hooks unless ABORT."
+  "Exits with CODE: unwinding and running exit hooks unless ABORT; the
+other threads are ended after the conf's exit hooks, as SBCL would."
   (if abort
       (sb-ext:exit :code code :abort t)
-      (sb-ext:exit :code code :abort nil :timeout *other-threads-timeout*)))
+      (progn
+        (setf sb-ext:*exit-hooks* (append sb-ext:*exit-hooks* (list #'%end-other-threads)))
+        (sb-ext:exit :code code :abort nil :timeout *other-threads-timeout*))))
 
 (defun %open-ready-stream (fd)
   (sb-sys:make-fd-stream fd :output t :buffering :full :external-format :utf-8))

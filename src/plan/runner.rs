@@ -41,6 +41,12 @@ pub struct RunnerFacts {
     /// The signal `stop` sends first: SIGUSR1 (the original's) where the
     /// Lisp can catch it, else SIGTERM, on which it exits gracefully.
     pub stop_signal: Signal,
+    /// Whether signals must go to its main thread (see `Aim`): SBCL's
+    /// runtime mishandles a signal that lands in a thread being born or
+    /// dying ("CORRUPTION WARNING ... in non-lisp tid", then at times a
+    /// fatal "gc signals blocked"), and a busy Hunchentoot site has many.
+    /// Its handlers run in the main thread anyway.
+    pub signals_main_thread: bool,
     /// Whether the daemon can write its own lines to syslog.
     pub logs_to_syslog: bool,
     /// Whether it can catch SIGHUP (for `reload` and `:reload-function`).
@@ -98,6 +104,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         }),
         prelude: include_str!("prelude-sbcl.lisp"),
         stop_signal: Signal::SIGUSR1,
+        signals_main_thread: true,
         logs_to_syslog: true,
         catches_hup: true,
         sbcl_contribs: true,
@@ -123,6 +130,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         }),
         prelude: include_str!("prelude-ecl.lisp"),
         stop_signal: Signal::SIGUSR1,
+        signals_main_thread: false,
         logs_to_syslog: false,
         catches_hup: true,
         sbcl_contribs: false,
@@ -152,6 +160,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         },
         prelude: include_str!("prelude-clisp.lisp"),
         stop_signal: Signal::SIGTERM,
+        signals_main_thread: false,
         logs_to_syslog: false,
         catches_hup: false,
         sbcl_contribs: false,
@@ -177,6 +186,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         }),
         prelude: include_str!("prelude-ccl.lisp"),
         stop_signal: Signal::SIGTERM,
+        signals_main_thread: false,
         logs_to_syslog: false,
         catches_hup: false,
         sbcl_contribs: false,

@@ -367,3 +367,26 @@ pub fn holds_lock(pid: i32, path: &Path) -> bool {
                 .is_some_and(|f| f.ends_with(&format!(":{}", meta.ino())))
     })
 }
+
+/// Whether the kernel sends a signal to one thread of a pidfd's process
+/// (`PIDFD_SIGNAL_THREAD`, Linux 6.9): the tool's stop reaches SBCL's main
+/// thread only there.
+pub fn kernel_signals_threads() -> bool {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    // SAFETY: pidfd_open of our own pid; no memory passed.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, std::process::id(), 0) };
+    assert!(fd >= 0, "pidfd_open");
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // Signal 0 (none): only the flag is checked.
+    // SAFETY: a valid pidfd, no siginfo, a flag.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            0,
+            0usize,
+            1u32,
+        ) == 0
+    }
+}

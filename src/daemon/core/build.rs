@@ -19,7 +19,7 @@ use nix::unistd::pipe2;
 
 use super::super::events::take_signals;
 use super::super::launch::Launch;
-use super::super::process::PidFd;
+use super::super::process::{Aim, PidFd};
 use super::super::{DaemonError, Request, caller};
 use super::{core_path, manifest_path, manifest_text};
 use crate::plan::{self, Mode};
@@ -250,7 +250,7 @@ fn hear(
         if interrupted.is_some() || Instant::now() > deadline || reader.too_much {
             // Its whole session: what its preload started too.
             let _ = nix::sys::signal::killpg(child, Signal::SIGKILL);
-            let _ = pidfd.signal(Signal::SIGKILL);
+            let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
         }
     }
     if terminal {

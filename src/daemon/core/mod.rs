@@ -7,8 +7,10 @@
 //! Beside each core, `CORE.manifest` (only the caller may read it) says
 //! what it is made of: the core itself (inode, size, time), the Lisp
 //! program (path, size, time), the preload list, the user, the settings a
-//! build depends on, and every source file with its modification time; a
-//! few `stat`s tell whether it is fresh. As root a core is code like a
+//! build depends on, and every source file with its modification time
+//! (and every directory where ASDF or Quicklisp look for systems: a copy
+//! added there may shadow one the core holds); a few `stat`s tell whether
+//! it is fresh. As root a core is code like a
 //! conf: built as the `:user` in a directory of its own, copied into a new
 //! root-owned file (0640, the user's group: the daemon reads it and cannot
 //! write it), and used only if it passes `trust::check_core`; a core built
