@@ -1007,8 +1007,10 @@ fn a_busy_site_stops_promptly() {
         }
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert!(!alive(pid));
+        // The job holds each stop for the 0.5 s the exit waits for
+        // threads; the old wait was 5 s.
         assert!(
-            took < Duration::from_secs(1),
+            took < Duration::from_secs(2),
             "round {round}: stop took {took:?}"
         );
     }
