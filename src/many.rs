@@ -48,14 +48,11 @@ fn confs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// A conf's name as a line prefix: its stem, control characters escaped.
 fn prefix(conf: &Path) -> String {
-    conf.file_stem()
-        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-        .chars()
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<char>>(),
-            false => vec![c],
-        })
-        .collect()
+    crate::report::escape_controls(
+        &conf
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+    )
 }
 
 /// Runs `command` (with the option arguments `options`) for every conf of

@@ -517,6 +517,17 @@ fn exit_code(command: Command, ok: bool, reason: Option<Reason>) -> u8 {
 }
 
 /// Prints an outcome: the result on stdout, any error on stderr.
+/// `text` fit for a terminal: its control characters escaped (`\u{1b}`),
+/// for names that come from others (a file a user named).
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<char>>(),
+            false => vec![c],
+        })
+        .collect()
+}
+
 pub fn print(outcome: &Outcome, style: PrintStyle) {
     match style {
         PrintStyle::Simple => {

@@ -232,7 +232,8 @@ fn an_auto_core_is_built_and_rebuilt_when_stale() {
 
 /// A copy of a preloaded system added where ASDF looks first (earlier in
 /// the source registry) makes an `:auto` core stale, though no file the
-/// core holds changed: the rebuilt core has the new copy.
+/// core holds changed: the rebuilt core has the new copy. Files that are
+/// no systems, added where ASDF looks, leave it fresh.
 #[test]
 fn a_shadowing_system_makes_an_auto_core_stale() {
     let sb = Sandbox::new();
@@ -252,6 +253,7 @@ fn a_shadowing_system_makes_an_auto_core_stale() {
     };
     fs::create_dir_all(sb.path("first")).unwrap();
     system("second", "the second");
+    fs::create_dir_all(sb.path("second/shadowy/log")).unwrap();
     let said = sb.path("said");
     let conf = sb.conf(
         "shadow.conf",
@@ -277,6 +279,9 @@ fn a_shadowing_system_makes_an_auto_core_stale() {
         fs::read_to_string(&said).unwrap()
     };
     assert_eq!(start_and_stop(), "the second");
+    // A file that is no system (a log, notes) changes nothing.
+    fs::write(sb.path("first/notes.txt"), "not a system").unwrap();
+    fs::write(sb.path("second/shadowy/log/today.log"), "a line").unwrap();
     let check = stdout(&sb.run(&conf, &["check"]));
     assert!(check.contains(" (fresh)\n"), "{check}");
     system("first", "the first");

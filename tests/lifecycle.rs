@@ -921,6 +921,54 @@ fn a_stop_right_after_the_start_ends_the_daemon() {
     }
 }
 
+/// An orderly stop ends the other threads: one whose cleanup signals ends
+/// quietly (not as the daemon's unhandled error); those that never end
+/// (inside WITHOUT-INTERRUPTS) are named once the 0.5 s they get are over,
+/// all of them.
+#[test]
+fn a_stop_ends_the_other_threads_or_names_them() {
+    let sb = Sandbox::new();
+    let output = sb.path("threads.log");
+    let conf = sb.conf(
+        "threads.conf",
+        &format!(
+            "(:pid-file \"threads.pid\" :name \"threads\" :output {}\n \
+             :main-function #.(lambda ()\n\
+               (sb-thread:make-thread (lambda () (unwind-protect (loop (sleep 1)) (error \"cleanup failed\")))\n\
+                                      :name \"careless\")\n\
+               (dotimes (i 2)\n\
+                 (sb-thread:make-thread (lambda () (sb-sys:without-interrupts (loop (sleep 0.05))))\n\
+                                        :name (format nil \"stuck ~d\" i)))))",
+            lisp_string(output.to_str().unwrap())
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!(
+            "success stopped (pid = {pid} pid-file = {})",
+            sb.path("threads.pid").display()
+        ),
+    );
+    let log = fs::read_to_string(&output).unwrap();
+    assert!(
+        log.starts_with("Stop threads daemon (signal 10)\n"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Unhandled") && !log.contains("Problem running"),
+        "{log}"
+    );
+    let named = log
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads that did not end within 0.5 s of the stop: "))
+        .unwrap_or_else(|| panic!("{log}"));
+    let mut named: Vec<&str> = named.split(", ").collect();
+    named.sort();
+    assert_eq!(named, ["\"stuck 0\"", "\"stuck 1\""], "{log}");
+}
+
 /// A busy Hunchentoot site (Debian's cl-hunchentoot) stops promptly, over
 /// many stops with requests in flight: the orderly exit does not wait
 /// seconds for threads that defer interrupts (here a background job in

@@ -56,7 +56,7 @@ pub enum Aim {
     /// Any thread that does not block it, as kill(2) sends.
     Process,
     /// The main thread (see `RunnerFacts::signals_main_thread`), where the
-    /// kernel can (Linux 6.9); else as `Process`.
+    /// kernel can (Linux 6.9); else, and for SIGKILL, as `Process`.
     MainThread,
 }
 
@@ -73,6 +73,9 @@ impl Aim {
     /// pid cannot be reused meanwhile).
     pub fn signal_child(self, child: Pid, signal: Signal) {
         match self {
+            _ if signal == Signal::SIGKILL => {
+                let _ = kill(child, signal);
+            }
             // SAFETY: tgkill takes two pids and a signal number; no memory.
             Aim::MainThread => unsafe {
                 libc::syscall(
@@ -146,6 +149,11 @@ impl PidFd {
             if rc == 0 { Ok(()) } else { Err(Errno::last()) }
         };
         let sent = match aim {
+            // SIGKILL ends every thread wherever it lands, and only a
+            // process-wide one reaches a process whose main thread ended.
+            _ if signal == Signal::SIGKILL => send(0),
+            // A main thread that ended (the others live on) takes none.
+            Aim::MainThread if stat_field::<char>(self.pid, 3) == Some('Z') => send(0),
             // Before Linux 6.9 the flag is unknown (EINVAL): any thread.
             Aim::MainThread => match send(PIDFD_SIGNAL_THREAD) {
                 Err(Errno::EINVAL) => send(0),

@@ -224,21 +224,27 @@ files), and the preloaded files: what a saved core is made of."
 
 (defun searched-directories ()
   "The directories whose entries decide which copy of a system ASDF (or
-Quicklisp) finds: ASDF's central registry and source registry (a tree
-with its subdirectories), Quicklisp's installed systems and local
-projects. A system added to one of them may shadow one the core holds."
-  (let ((dirs '()))
+Quicklisp) finds, as native names: ASDF's central registry and source
+registry (a tree with its subdirectories), Quicklisp's installed systems
+and local projects. A system added to one of them may shadow one the
+core holds."
+  (let ((dirs '()) (count 0) (walked (make-hash-table :test #'equal)))
     (labels ((add (dir)
-               "True when DIR is a directory not added before."
-               (let ((true (ignore-errors (probe-file dir))))
-                 (when (and true (null (pathname-name true)) (< (length dirs) 10000)
-                            (not (member (namestring true) dirs :test #'string=)))
-                   (push (namestring true) dirs))))
+               "DIR's truename, added once; NIL when it is no directory."
+               (let ((true (%directory-truename dir)))
+                 (when (and true (< count 10000))
+                   (let ((name (%native-namestring true)))
+                     (unless (member name dirs :test #'string=)
+                       (incf count)
+                       (push name dirs)))
+                   true)))
              (tree (dir exclude)
-               (when (add dir)
-                 (dolist (sub (ignore-errors (directory (merge-pathnames "*/" dir))))
-                   (unless (member (car (last (pathname-directory sub))) exclude :test #'equal)
-                     (tree sub exclude)))))
+               (let ((true (add dir)))
+                 (when (and true (not (gethash (%native-namestring true) walked)))
+                   (setf (gethash (%native-namestring true) walked) t)
+                   (dolist (sub (ignore-errors (directory (merge-pathnames "*/" true))))
+                     (unless (member (car (last (pathname-directory sub))) exclude :test #'equal)
+                       (tree sub exclude))))))
              (symbol (name package)
                (let ((symbol (and (find-package package) (find-symbol name package))))
                  (and symbol (boundp symbol) (symbol-value symbol)))))
@@ -258,7 +264,7 @@ projects. A system added to one of them may shadow one the core holds."
                                 (funcall (find-symbol "BASE-DIRECTORY" "QL-DIST") dist)))))
       (dolist (dir (symbol "*LOCAL-PROJECT-DIRECTORIES*" "QUICKLISP-CLIENT"))
         (tree dir '(".git" ".hg" "_darcs"))))
-    dirs))
+    (reverse dirs)))
 
 (defun symbol-value* (entry)
   "ENTRY itself, or its value when it is a bound symbol (an entry of
@@ -290,8 +296,10 @@ terminal) are kept, and their last lines told before an error's report."
   (build-core-save))
 
 (defun build-core-save ()
-  (dolist (file (append (loaded-sources) (searched-directories)))
+  (dolist (file (loaded-sources))
     (say (format nil "source ~a" file)))
+  (dolist (dir (searched-directories))
+    (say (format nil "searched ~a" dir)))
   (say "saving")
   (call-thunk :preload (lambda () (%save-core *core-file*))))
 
@@ -346,10 +354,11 @@ ready (a SIGHUP before waits for it); its error is reported, not fatal."
 
 (defun settle ()
   "Collects the garbage of the start (loading, compiling, the bootstrap
-itself) once the daemon has said it is ready (a full GC: some 30 ms after
-loading swank, 4 ms on a saved core): what it keeps is what stays
+itself) before the daemon says it is ready (SBCL: a full GC, some 30 ms
+after loading swank, 4 ms on a saved core): what it keeps is what stays
 resident, and what came from a saved core stays shared with the other
-daemons of that core."
+daemons of that core. Before, not after: SBCL 2.2.9 stopped just after
+such a collection hung or corrupted its heap."
   (%collect-garbage))
 
 (defun wait-until-stopped ()
@@ -384,15 +393,15 @@ daemons of that core."
      (call-user :before-init-fn *before-init-fn*)
      (unless *from-core* (call-thunk :preload #'preload))
      (call-user :main-function *main-function*)
-     (now-ready)
      (settle)
+     (now-ready)
      (wait-until-stopped))
     (:foreground
      (call-user :before-init-fn *before-init-fn*)
      (unless *from-core* (call-thunk :preload #'preload))
      (call-user :main-function *main-function*)
-     (now-ready)
      (settle)
+     (now-ready)
      (if (interactive-stream-p *standard-input*)
          (%repl)
          (wait-until-stopped)))))

@@ -17,7 +17,15 @@
 
 (defun %getpid () (ccl::getpid))
 
-(defun %collect-garbage () (ccl:gc))
+(defun %directory-truename (dir)
+  (let ((true (ignore-errors (probe-file dir))))
+    (and true (null (pathname-name true)) true)))
+
+(defun %native-namestring (path) (ccl:native-translated-namestring path))
+
+(defun %collect-garbage ()
+  ;; Only SBCL settles before it is ready (untested on CCL).
+  nil)
 
 (defun %exit (code abort)
   (declare (ignore abort))

@@ -17,7 +17,15 @@
 
 (defun %getpid () (os:process-id))
 
-(defun %collect-garbage () (ext:gc))
+(defun %directory-truename (dir)
+  ;; PROBE-FILE refuses a directory here.
+  (ignore-errors (and (ext:probe-directory dir) (truename dir))))
+
+(defun %native-namestring (path) (namestring path))
+
+(defun %collect-garbage ()
+  ;; Only SBCL settles before it is ready: CLISP's heap stays small.
+  nil)
 
 (defun %exit (code abort)
   (if abort

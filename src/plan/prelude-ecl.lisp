@@ -14,7 +14,16 @@
 
 (defun %getpid () (ext:getpid))
 
-(defun %collect-garbage () (si:gc t))
+(defun %directory-truename (dir)
+  (let ((true (ignore-errors (probe-file dir))))
+    (and true (null (pathname-name true)) true)))
+
+(defun %native-namestring (path) (namestring path))
+
+(defun %collect-garbage ()
+  ;; Only SBCL settles before it is ready: ECL's collector neither moves
+  ;; objects nor gives memory back.
+  nil)
 
 (defun %exit (code abort)
   "Exits with CODE: QUIT unwinds (from the main thread); an abort, from any

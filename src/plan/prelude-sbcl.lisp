@@ -26,10 +26,14 @@ characters of the name, not wildcards or escapes."
 
 (defun %getpid () (sb-unix:unix-getpid))
 
+(defun %directory-truename (dir)
+  (let ((true (ignore-errors (probe-file dir))))
+    (and true (null (pathname-name true)) true)))
+
+(defun %native-namestring (path) (sb-ext:native-namestring path))
+
 (defun %collect-garbage ()
-  ;; Interrupts (a stop) wait until the collection and its aftermath
-  ;; (finalizers, the finalizer thread) are done: SBCL 2.2.9 stopped in
-  ;; there deadlocks.
+  ;; A stop waits until the collection (and the after-GC hooks) are done.
   (sb-sys:without-interrupts (sb-ext:gc :full t)))
 
 (defparameter *other-threads-timeout* 0.5
@@ -39,46 +43,61 @@ worker inside WITHOUT-INTERRUPTS, say) must not hold a stop for seconds;
 the stop schedule bounds the rest (the main thread's unwinding and the exit
 hooks).")
 
-(defun %end-other-threads ()
-  "Tells the other threads to end and waits for them as SB-EXT:EXIT would,
-within *OTHER-THREADS-TIMEOUT*, but without holding SBCL's thread-creation
-lock meanwhile: a thread told to end while it makes a thread (Hunchentoot's
-listener, for each connection) waits for that lock with interrupts off, so
-the exit waited out its whole timeout, the port still open. What remains
-of the timeout is left to SB-EXT:EXIT for threads made meanwhile."
+(defun %finish-exit (code)
+  "The end of an orderly exit, after the conf's exit hooks: tells the other
+threads to end and waits for them within *OTHER-THREADS-TIMEOUT*, names
+those left behind, flushes the standard streams and exits with CODE.
+SB-EXT:EXIT's own end is not used: it waits for the threads holding SBCL's
+thread-creation lock, which a thread told to end while it makes a thread
+(Hunchentoot's listener, for each connection) waits for with interrupts
+off (the exit waited out its whole timeout, the port still open); and it
+joins the finalizer thread, which SBCL 2.2.9 can leave stopped for a
+collection that is over (a stop just after one hung for good)."
   (let ((deadline (+ (get-internal-real-time)
                      (round (* *other-threads-timeout* internal-time-units-per-second)))))
     (flet ((left () (max 0 (/ (- deadline (get-internal-real-time))
-                              internal-time-units-per-second))))
-      (flet ((others ()
-               (remove-if (lambda (thread)
-                            (or (eq thread sb-thread:*current-thread*)
-                                (sb-thread:main-thread-p thread)
-                                (sb-thread:thread-ephemeral-p thread)))
-                          (sb-thread:list-all-threads))))
-        ;; Again for the threads a thread made before it ended.
-        (loop repeat 3
-              for others = (others)
-              while (and others (plusp (left)))
-              do (dolist (thread others)
-                   (ignore-errors (sb-thread:terminate-thread thread)))
-                 (dolist (thread others)
-                   (sb-thread:join-thread thread :default nil :timeout (left))))
-        (let ((left-behind (others)))
-          (when left-behind
-            (ignore-errors
-             (format *error-output* "~&Threads that did not end within ~a s of the stop: ~{~s~^, ~}~%"
-                     *other-threads-timeout* (mapcar #'sb-thread:thread-name left-behind))
-             (finish-output *error-output*)))))
-      (setf sb-ext:*exit-timeout* (left)))))
+                              internal-time-units-per-second)))
+           (others ()
+             (remove-if (lambda (thread)
+                          (or (eq thread sb-thread:*current-thread*)
+                              (sb-thread:main-thread-p thread)
+                              (sb-thread:thread-ephemeral-p thread)))
+                        (sb-thread:list-all-threads))))
+      ;; A thread whose cleanup signals ends quietly, as in SB-EXT:EXIT
+      ;; (not through the daemon's debugger hook, which exits with 70).
+      (setf sb-ext:*invoke-debugger-hook* (lambda (condition hook)
+                                            (declare (ignore condition hook))
+                                            (unless (sb-thread:main-thread-p)
+                                              (sb-thread:abort-thread)))
+            *debugger-hook* nil)
+      ;; Again for the threads a thread made before it ended.
+      (loop repeat 3
+            for others = (others)
+            while (and others (plusp (left)))
+            do (dolist (thread others)
+                 (ignore-errors (sb-thread:terminate-thread thread)))
+               (dolist (thread others)
+                 ;; SBCL 2.2.9 refuses a timeout of 0.
+                 (when (plusp (left))
+                   (ignore-errors
+                    (sb-thread:join-thread thread :default nil :timeout (left))))))
+      (let ((left-behind (others)))
+        (when left-behind
+          (ignore-errors
+           (format *error-output* "~&Threads that did not end within ~a s of the stop: ~{~s~^, ~}~%"
+                   *other-threads-timeout* (mapcar #'sb-thread:thread-name left-behind)))))))
+  (dolist (stream (list *standard-output* *error-output* *trace-output*))
+    (ignore-errors (finish-output stream)))
+  (sb-ext:exit :code code :abort t))
 
 (defun %exit (code abort)
-  "Exits with CODE: unwinding and running exit hooks unless ABORT; the
-other threads are ended after the conf's exit hooks, as SBCL would."
+  "Exits with CODE: unwinding and running the exit hooks unless ABORT, the
+other threads ended after them (see %FINISH-EXIT)."
   (if abort
       (sb-ext:exit :code code :abort t)
       (progn
-        (setf sb-ext:*exit-hooks* (append sb-ext:*exit-hooks* (list #'%end-other-threads)))
+        (setf sb-ext:*exit-hooks*
+              (append sb-ext:*exit-hooks* (list (lambda () (%finish-exit code)))))
         (sb-ext:exit :code code :abort nil :timeout *other-threads-timeout*))))
 
 (defun %open-ready-stream (fd)

@@ -65,15 +65,17 @@ pub fn build(req: &Request, program: &Path) -> Result<Built, DaemonError> {
             report: said.report(),
         });
     }
-    let sources: Vec<PathBuf> = said
-        .lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("source "))
-        .map(PathBuf::from)
-        .collect();
+    let told = |word: &str| -> Vec<PathBuf> {
+        said.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(word))
+            .map(PathBuf::from)
+            .collect()
+    };
+    let (sources, searched) = (told("source "), told("searched "));
     let mode = core_mode(req);
     let bytes = install(&staged, &target, req, mode)?;
-    let manifest = manifest_text(req, program, &target, &sources);
+    let manifest = manifest_text(req, program, &target, &sources, &searched);
     write_new_from(
         &manifest_path(&target),
         &mut manifest.as_bytes(),

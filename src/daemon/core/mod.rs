@@ -19,6 +19,7 @@
 mod build;
 
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -121,8 +122,38 @@ fn mtime_of(m: &std::fs::Metadata) -> i128 {
     i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
 }
 
-/// The manifest of the core at `core`, built by `program` from `sources`.
-fn manifest_text(req: &Request, program: &Path, core: &Path, sources: &[PathBuf]) -> String {
+/// What in a directory where ASDF or Quicklisp look for systems decides
+/// which copy of a system they find: the names of its subdirectories,
+/// links and `.asd` files (not its other files: a log written there
+/// changes nothing), as a hash. Read as the tool (names only, never
+/// following a link inside).
+fn systems_in(dir: &Path) -> Option<u64> {
+    let mut names: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .ok()?
+        .take(100_000)
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            name.as_bytes().ends_with(b".asd")
+                || entry
+                    .file_type()
+                    .is_ok_and(|t| t.is_dir() || t.is_symlink())
+        })
+        .map(|entry| entry.file_name().as_bytes().to_vec())
+        .collect();
+    names.sort();
+    Some(super::stable_hash(&names.join(&0u8)))
+}
+
+/// The manifest of the core at `core`, built by `program` from `sources`,
+/// ASDF and Quicklisp having looked for systems in `searched`.
+fn manifest_text(
+    req: &Request,
+    program: &Path,
+    core: &Path,
+    sources: &[PathBuf],
+    searched: &[PathBuf],
+) -> String {
     let mut text = format!(
         "core {}\nlisp {}\npreload {}\nuser {}\nsettings {}\n",
         file_identity(core),
@@ -135,6 +166,12 @@ fn manifest_text(req: &Request, program: &Path, core: &Path, sources: &[PathBuf]
         let shown = source.display().to_string();
         if let (Some(mtime), false) = (mtime_ns(source), shown.contains('\n')) {
             text.push_str(&format!("source {mtime} {shown}\n"));
+        }
+    }
+    for dir in searched {
+        let shown = dir.display().to_string();
+        if let (Some(systems), false) = (systems_in(dir), shown.contains('\n')) {
+            text.push_str(&format!("searched {systems:016x} {shown}\n"));
         }
     }
     text
@@ -200,20 +237,27 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         if let Some(why) = stale {
             return Freshness::Stale(why.into());
         }
-        if field == "source"
-            && let Some((recorded, file)) = value.split_once(' ')
-        {
-            let now = mtime_ns(Path::new(file));
-            if now.map(|n| n.to_string()).as_deref() != Some(recorded) {
-                let when = now.unwrap_or(i128::MAX);
-                if changed.as_ref().is_none_or(|(t, _)| when > *t) {
-                    changed = Some((when, file.to_string()));
-                }
+        let Some((recorded, file)) = value.split_once(' ') else {
+            continue;
+        };
+        let now = match field {
+            "source" => mtime_ns(Path::new(file)).map(|n| n.to_string()),
+            "searched" => systems_in(Path::new(file)).map(|h| format!("{h:016x}")),
+            _ => continue,
+        };
+        if now.as_deref() != Some(recorded) {
+            // The newest change is told.
+            let when = mtime_ns(Path::new(file)).unwrap_or(i128::MAX);
+            if changed.as_ref().is_none_or(|(t, _)| when > *t) {
+                changed = Some((when, file.to_string()));
             }
         }
     }
     match changed {
-        Some((_, file)) => Freshness::Stale(format!("{file} was changed")),
+        Some((_, file)) => Freshness::Stale(format!(
+            "{} was changed",
+            crate::report::escape_controls(&file)
+        )),
         None => Freshness::Fresh,
     }
 }
