@@ -296,6 +296,76 @@ fn a_shadowing_system_makes_an_auto_core_stale() {
     assert_eq!(start_and_stop(), "the first", "rebuilt before the start");
 }
 
+/// A daemon started on a core has collected the garbage of its start
+/// before it said it was ready: objects `:main-function` made and dropped
+/// are gone (their finalizers ran) though nothing allocates after it.
+#[test]
+fn a_daemon_on_a_core_has_collected_its_start() {
+    let sb = Sandbox::new();
+    let collected = sb.path("collected");
+    let conf = sb.conf(
+        "gc.conf",
+        &format!(
+            "(:pid-file \"gc.pid\" :name \"gc\" :core \"gc.core\"\n \
+             :main-function #.(lambda ()\n\
+               (dotimes (i 50)\n\
+                 (sb-ext:finalize (make-array 1000)\n\
+                                  (lambda () (with-open-file (s {} :direction :output\n\
+                                                                 :if-exists :append :if-does-not-exist :create)\n\
+                                               (print :gone s)))\n\
+                                  :dont-save t))))",
+            lisp_string(collected.to_str().unwrap())
+        ),
+    );
+    assert_eq!(
+        built_path(&sb.run(&conf, &["build-core"])),
+        sb.path("gc.core")
+    );
+    started_pid(&sb.run(&conf, &["start"]));
+    assert!(
+        wait_until(30, || collected.exists()),
+        "no finalizer ran: the start's garbage was not collected"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// A stop right after a start on a core (which collects garbage just
+/// before it is ready) ends the daemon on the first signal: SBCL 2.2.9
+/// stopped just after a collection of its main thread hung (or corrupted
+/// its heap) when the collection came after the readiness.
+#[test]
+fn a_stop_right_after_a_start_on_a_core_ends_the_daemon() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "quick.conf",
+        "(:pid-file \"quick.pid\" :name \"quick\" :core \"quick.core\" :output \"quick.log\"\n \
+         :main-function #.(lambda () t))",
+    );
+    assert_eq!(
+        built_path(&sb.run(&conf, &["build-core"])),
+        sb.path("quick.core")
+    );
+    for round in 0..20 {
+        let pid = started_pid(&sb.run(&conf, &["start"]));
+        let out = sb.run(&conf, &["stop", "--retry", "USR1/10"]);
+        assert_eq!(
+            stdout(&out),
+            format!(
+                "success stopped (pid = {pid} pid-file = {})\n",
+                sb.path("quick.pid").display()
+            ),
+            "round {round}: {}",
+            stderr(&out)
+        );
+    }
+    let log = fs::read_to_string(sb.path("quick.log")).unwrap();
+    assert_eq!(
+        log,
+        "Stop quick daemon (signal 10)\n".repeat(20),
+        "no fault, no debugger"
+    );
+}
+
 /// GNU CLISP saves its memory image (`ext:saveinitmem`) and runs on it
 /// (`-M`); ECL says it has none.
 #[test]

@@ -866,61 +866,6 @@ fn stop_schedule_running_out_fails() {
     );
 }
 
-/// A started daemon has collected the garbage of its start: objects
-/// `:main-function` made and dropped are gone (their finalizers ran) though
-/// nothing allocates after it.
-#[test]
-fn a_started_daemon_has_collected_its_start() {
-    let sb = Sandbox::new();
-    let collected = sb.path("collected");
-    let conf = sb.conf(
-        "gc.conf",
-        &format!(
-            "(:pid-file \"gc.pid\" :name \"gc\"\n \
-             :main-function #.(lambda ()\n\
-               (dotimes (i 50)\n\
-                 (sb-ext:finalize (make-array 1000)\n\
-                                  (lambda () (with-open-file (s {} :direction :output\n\
-                                                                 :if-exists :append :if-does-not-exist :create)\n\
-                                               (print :gone s)))\n\
-                                  :dont-save t))))",
-            lisp_string(collected.to_str().unwrap())
-        ),
-    );
-    let out = sb.run(&conf, &["start"]);
-    started_pid(&out);
-    assert!(
-        wait_until(30, || collected.exists()),
-        "no finalizer ran: the start's garbage was not collected"
-    );
-    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
-}
-
-/// A stop right after the start, while the daemon collects its start's
-/// garbage, ends it on the first signal (SBCL 2.2.9 deadlocked when the
-/// stop ran in the aftermath of a collection the main thread made).
-#[test]
-fn a_stop_right_after_the_start_ends_the_daemon() {
-    let sb = Sandbox::new();
-    let conf = sb.conf(
-        "quick.conf",
-        "(:pid-file \"quick.pid\" :name \"quick\" :main-function #.(lambda () t))",
-    );
-    for round in 0..20 {
-        let pid = started_pid(&sb.run(&conf, &["start"]));
-        let out = sb.run(&conf, &["stop", "--retry", "USR1/10"]);
-        assert_eq!(
-            stdout(&out),
-            format!(
-                "success stopped (pid = {pid} pid-file = {})\n",
-                sb.path("quick.pid").display()
-            ),
-            "round {round}: {}",
-            stderr(&out)
-        );
-    }
-}
-
 /// An orderly stop ends the other threads: one whose cleanup signals ends
 /// quietly (not as the daemon's unhandled error); those that never end
 /// (inside WITHOUT-INTERRUPTS) are named once the 0.5 s they get are over,

@@ -353,13 +353,15 @@ ready (a SIGHUP before waits for it); its error is reported, not fatal."
     (tell-reload "reloaded" tag)))
 
 (defun settle ()
-  "Collects the garbage of the start (loading, compiling, the bootstrap
-itself) before the daemon says it is ready (SBCL: a full GC, some 30 ms
-after loading swank, 4 ms on a saved core): what it keeps is what stays
-resident, and what came from a saved core stays shared with the other
-daemons of that core. Before, not after: SBCL 2.2.9 stopped just after
+  "On a saved core, collects the garbage of the start (the bootstrap,
+:main-function's) before the daemon says it is ready (SBCL: a full GC,
+about 4 ms there): what came from the core stays in the pages shared with
+the other daemons of that core, and what the daemon keeps is what stays
+resident. Not without a core: collecting what the start loaded costs it
+some 30 ms (swank). Before ready, not after: SBCL 2.2.9 stopped just after
 such a collection hung or corrupted its heap."
-  (%collect-garbage))
+  (when *from-core*
+    (%collect-garbage)))
 
 (defun wait-until-stopped ()
   (loop (sleep 3600)))
