@@ -366,6 +366,53 @@ fn a_stop_right_after_a_start_on_a_core_ends_the_daemon() {
     );
 }
 
+/// As root, the directories a `:user`'s builder says it searched are read
+/// with that user's power: a builder that names one only root can list
+/// gets nothing of it into the manifest (whose changes would otherwise
+/// tell the user, by rebuilds, when root's directory changed).
+#[test]
+fn a_users_builder_cannot_have_root_list_a_directory() {
+    assert!(
+        root(),
+        "the core's builder runs as a :user only for root: run as root (CI does)"
+    );
+    let sb = open_sandbox();
+    let secret = sb.path("secret");
+    let open = sb.path("open");
+    fs::create_dir(&secret).unwrap();
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let say = |dir: &Path| {
+        format!(
+            "#.(lambda () (funcall (intern \"SAY\" \"DAEMONIZATION-BOOTSTRAP\") {}))",
+            lisp_string(&format!("searched {}/", dir.display()))
+        )
+    };
+    let conf = sb.conf(
+        "lister.conf",
+        &format!(
+            "(:pid-file \"lister.pid\" :name \"lister\" :user \"dztest\" :core :auto\n \
+             :preload ({} {}))",
+            say(&secret),
+            say(&open)
+        ),
+    );
+    let out = sb.run(&conf, &["build-core"]);
+    let core = AutoCore(Some(built_path(&out)));
+    let manifest =
+        fs::read_to_string(format!("{}.manifest", core.0.as_ref().unwrap().display())).unwrap();
+    assert!(
+        manifest.contains(&format!(" {}/\n", open.display())),
+        "{manifest}"
+    );
+    assert!(
+        !manifest
+            .lines()
+            .any(|l| l.starts_with("searched ") && l.contains(&secret.display().to_string())),
+        "{manifest}"
+    );
+}
+
 /// GNU CLISP saves its memory image (`ext:saveinitmem`) and runs on it
 /// (`-M`); ECL says it has none.
 #[test]

@@ -364,7 +364,7 @@ such a collection hung or corrupted its heap."
     (%collect-garbage)))
 
 (defun wait-until-stopped ()
-  (loop (sleep 3600)))
+  (%wait-for-stop #'stop-now))
 
 (defun run ()
   (when *directory*

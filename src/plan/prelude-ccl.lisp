@@ -38,6 +38,11 @@
 (defun %set-cloexec (fd)
   (declare (ignore fd)))
 
+(defun %wait-for-stop (stop)
+  "Sleeps until a stop signal's handler ends the Lisp."
+  (declare (ignore stop))
+  (loop (sleep 3600)))
+
 (defun %install-reload-handler (reload)
   ;; This Lisp cannot catch SIGHUP: the tool refuses :reload-function for it.
   (declare (ignore reload)))

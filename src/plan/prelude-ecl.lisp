@@ -48,6 +48,11 @@ thread, ends the process at once (QUIT from another thread ends only it)."
   (when with-sigint
     (ext:set-signal-handler ext:+sigint+ (lambda () (funcall stop 2)))))
 
+(defun %wait-for-stop (stop)
+  "Sleeps until a stop signal's handler ends the Lisp."
+  (declare (ignore stop))
+  (loop (sleep 3600)))
+
 (defun %install-reload-handler (reload)
   ;; No siginfo here: the verdict carries 0, not the number reload sent.
   (ext:set-signal-handler ext:+sighup+ (lambda () (funcall reload 0))))

@@ -46,7 +46,8 @@ hooks).")
 (defun %finish-exit (code)
   "The end of an orderly exit, after the conf's exit hooks: tells the other
 threads to end and waits for them within *OTHER-THREADS-TIMEOUT*, names
-those left behind, flushes the standard streams and exits with CODE.
+those left behind, flushes the standard streams and exits with CODE (C's
+exit).
 SB-EXT:EXIT's own end is not used: it waits for the threads holding SBCL's
 thread-creation lock, which a thread told to end while it makes a thread
 (Hunchentoot's listener, for each connection) waits for with interrupts
@@ -88,7 +89,10 @@ collection that is over (a stop just after one hung for good)."
                    *other-threads-timeout* (mapcar #'sb-thread:thread-name left-behind)))))))
   (dolist (stream (list *standard-output* *error-output* *trace-output*))
     (ignore-errors (finish-output stream)))
-  (sb-ext:exit :code code :abort t))
+  ;; C's exit: C's own buffered output flushed and atexit handlers run, as
+  ;; SB-EXT:EXIT would.
+  (sb-alien:alien-funcall (sb-alien:extern-alien "exit" (function sb-alien:void sb-alien:int))
+                          code))
 
 (defun %exit (code abort)
   "Exits with CODE: unwinding and running the exit hooks unless ABORT, the
@@ -110,21 +114,43 @@ other threads ended after them (see %FINISH-EXIT)."
    (sb-alien:extern-alien "fcntl" (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int))
    fd 2 1))
 
+(defvar *stop-request* (sb-thread:make-semaphore :name "stop request")
+  "Signalled by a stop signal once the main thread waits for one.")
+
+(defvar *stop-signal* nil
+  "The number of the stop signal that came.")
+
+(defvar *waiting-for-stop* nil
+  "True once the main thread only waits for a stop (%WAIT-FOR-STOP).")
+
 (defun %install-stop-handlers (stop with-sigint)
-  "SIGUSR1 and SIGTERM (and SIGINT when WITH-SIGINT) call STOP with the
-signal number. The kernel may deliver the signal to any thread (a swank
-listener, say); STOP always runs in the main thread, which unwinds and
-runs the exit hooks."
+  "SIGUSR1 and SIGTERM (and SIGINT when WITH-SIGINT) stop the daemon with
+the signal's number. Once the main thread only waits (%WAIT-FOR-STOP), the
+handler just wakes it and the stop runs outside any handler: exiting from
+inside one, while other threads allocated, crashed SBCL 2.2.9 at times
+(memory faults, lost GC invariants). Before that (the main thread still
+busy in :main-function, or at the REPL), the handler runs STOP in the main
+thread, where the kernel may have delivered the signal to another."
   (flet ((handler (signal info context)
            (declare (ignore info context))
-           (if (sb-thread:main-thread-p)
-               (funcall stop signal)
-               (sb-thread:interrupt-thread (sb-thread:main-thread)
-                                           (lambda () (funcall stop signal))))))
+           (setf *stop-signal* signal)
+           (cond (*waiting-for-stop*
+                  (sb-thread:signal-semaphore *stop-request*))
+                 ((sb-thread:main-thread-p)
+                  (funcall stop signal))
+                 (t
+                  (sb-thread:interrupt-thread (sb-thread:main-thread)
+                                              (lambda () (funcall stop signal)))))))
     (sb-sys:enable-interrupt sb-unix:sigusr1 #'handler)
     (sb-sys:enable-interrupt sb-unix:sigterm #'handler)
     (when with-sigint
       (sb-sys:enable-interrupt sb-unix:sigint #'handler))))
+
+(defun %wait-for-stop (stop)
+  "Waits in the main thread for a stop signal, then calls STOP with it."
+  (setf *waiting-for-stop* t)
+  (sb-thread:wait-on-semaphore *stop-request*)
+  (funcall stop *stop-signal*))
 
 (defun %install-reload-handler (reload)
   "SIGHUP calls RELOAD with the signal's value (the number `reload` sent

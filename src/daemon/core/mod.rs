@@ -125,12 +125,11 @@ fn mtime_of(m: &std::fs::Metadata) -> i128 {
 /// What in a directory where ASDF or Quicklisp look for systems decides
 /// which copy of a system they find: the names of its subdirectories,
 /// links and `.asd` files (not its other files: a log written there
-/// changes nothing), as a hash. Read as the tool (names only, never
-/// following a link inside).
+/// changes nothing), as a hash; at most the first `MAX_ENTRIES` entries.
 fn systems_in(dir: &Path) -> Option<u64> {
     let mut names: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .ok()?
-        .take(100_000)
+        .take(MAX_ENTRIES)
         .filter_map(Result::ok)
         .filter(|entry| {
             let name = entry.file_name();
@@ -143,6 +142,93 @@ fn systems_in(dir: &Path) -> Option<u64> {
         .collect();
     names.sort();
     Some(super::stable_hash(&names.join(&0u8)))
+}
+
+/// The most entries of one searched directory read, and the most searched
+/// directories a manifest keeps.
+const MAX_ENTRIES: usize = 10_000;
+const MAX_SEARCHED: usize = 2_000;
+
+/// How long the directories of a `:user`'s core may take to read.
+const LISTING_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `systems_in` of each of `dirs`, in order. The builder named them, so as
+/// root for a `:user`'s daemon they are read with that user's power (in a
+/// child of ours that became the user: root lists nothing for the user
+/// that the user could not) and within `LISTING_TIME`; `None` when that
+/// failed or took longer.
+fn systems_of(req: &Request, dirs: &[&Path]) -> Option<Vec<Option<u64>>> {
+    let Some(switch) = &req.switch else {
+        return Some(dirs.iter().map(|d| systems_in(d)).collect());
+    };
+    let as_user = crate::plan::Switch {
+        keep_bind: false,
+        ..switch.clone()
+    };
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+    // SAFETY: single-threaded; the child only changes its ids, reads
+    // directories, writes to the pipe and exits.
+    match unsafe { nix::unistd::fork() }.ok()? {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            if super::identity::apply(&as_user).is_err() {
+                super::exec::exit_now(1);
+            }
+            let mut pipe = std::fs::File::from(write_end);
+            for dir in dirs {
+                let line = systems_in(dir).map_or("-\n".into(), |h| format!("{h:016x}\n"));
+                if std::io::Write::write_all(&mut pipe, line.as_bytes()).is_err() {
+                    super::exec::exit_now(1);
+                }
+            }
+            super::exec::exit_now(0)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            let text = read_within(std::fs::File::from(read_end), LISTING_TIME);
+            // Ours, not yet reaped: its pid is still its own.
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let text = text?;
+            let lines: Vec<&str> = text.lines().collect();
+            (lines.len() == dirs.len()).then(|| {
+                lines
+                    .iter()
+                    .map(|l| u64::from_str_radix(l, 16).ok())
+                    .collect()
+            })
+        }
+    }
+}
+
+/// All that `pipe` gives until its writer closes it, if that is within
+/// `time`.
+fn read_within(mut pipe: std::fs::File, time: std::time::Duration) -> Option<String> {
+    use std::os::fd::AsFd as _;
+    let deadline = std::time::Instant::now() + time;
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let mut fds = [nix::poll::PollFd::new(
+            pipe.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = nix::poll::PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+            Ok(_) => match pipe.read(&mut buffer) {
+                Ok(0) => return String::from_utf8(text).ok(),
+                Ok(n) => text.extend_from_slice(&buffer[..n]),
+                Err(_) => return None,
+            },
+        }
+    }
 }
 
 /// The manifest of the core at `core`, built by `program` from `sources`,
@@ -168,10 +254,18 @@ fn manifest_text(
             text.push_str(&format!("source {mtime} {shown}\n"));
         }
     }
-    for dir in searched {
-        let shown = dir.display().to_string();
-        if let (Some(systems), false) = (systems_in(dir), shown.contains('\n')) {
-            text.push_str(&format!("searched {systems:016x} {shown}\n"));
+    let searched: Vec<&Path> = searched
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|d| !d.as_os_str().as_bytes().contains(&b'\n'))
+        .take(MAX_SEARCHED)
+        .collect();
+    for (dir, systems) in searched
+        .iter()
+        .zip(systems_of(req, &searched).unwrap_or_default())
+    {
+        if let Some(systems) = systems {
+            text.push_str(&format!("searched {systems:016x} {}\n", dir.display()));
         }
     }
     text
@@ -214,7 +308,23 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         return Freshness::Foreign("it has no manifest".into());
     };
     let mut changed: Option<(i128, String)> = None;
-    for line in text.lines() {
+    let mut searched: Vec<(&str, &Path)> = Vec::new();
+    let mut change = |file: &str| {
+        // The newest change is told.
+        let when = mtime_ns(Path::new(file)).unwrap_or(i128::MAX);
+        if changed.as_ref().is_none_or(|(t, _)| when > *t) {
+            changed = Some((when, file.to_string()));
+        }
+    };
+    // A manifest names its core first, and its user (this daemon's).
+    let mut lines = text.lines();
+    if lines.next() != Some(&format!("core {}", file_identity(path))) {
+        return Freshness::Foreign("its manifest is another core's".into());
+    }
+    if !text.contains(&format!("\nuser {}\n", req.daemon_uid())) {
+        return Freshness::Foreign("it was built for another user".into());
+    }
+    for line in lines {
         let (field, value) = line.split_once(' ').unwrap_or((line, ""));
         let foreign = match field {
             "core" if value != file_identity(path) => Some("its manifest is another core's"),
@@ -240,17 +350,33 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         let Some((recorded, file)) = value.split_once(' ') else {
             continue;
         };
-        let now = match field {
-            "source" => mtime_ns(Path::new(file)).map(|n| n.to_string()),
-            "searched" => systems_in(Path::new(file)).map(|h| format!("{h:016x}")),
-            _ => continue,
-        };
-        if now.as_deref() != Some(recorded) {
-            // The newest change is told.
-            let when = mtime_ns(Path::new(file)).unwrap_or(i128::MAX);
-            if changed.as_ref().is_none_or(|(t, _)| when > *t) {
-                changed = Some((when, file.to_string()));
+        match field {
+            "source"
+                if mtime_ns(Path::new(file)).map(|n| n.to_string()).as_deref()
+                    != Some(recorded) =>
+            {
+                change(file)
             }
+            "searched" if searched.len() < MAX_SEARCHED => {
+                searched.push((recorded, Path::new(file)))
+            }
+            _ => {}
+        }
+    }
+    let dirs: Vec<&Path> = searched.iter().map(|(_, dir)| *dir).collect();
+    match systems_of(req, &dirs) {
+        Some(now) => {
+            for ((recorded, dir), now) in searched.iter().zip(now) {
+                if now.map(|h| format!("{h:016x}")).as_deref() != Some(*recorded) {
+                    change(&dir.to_string_lossy());
+                }
+            }
+        }
+        None => {
+            return Freshness::Stale(format!(
+                "the directories where systems are searched could not be read within {} s",
+                LISTING_TIME.as_secs()
+            ));
         }
     }
     match changed {
@@ -266,9 +392,15 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
 /// `/var/cache/daemonization/web-....core (fresh)`.
 pub fn describe(req: &Request) -> String {
     let path = core_path(req);
-    let state = match super::find_program(&req.runner.program) {
-        None => "the Lisp program is not found".to_string(),
-        Some(program) => match freshness(req, &path, &program) {
+    // Judged before anything of it is read, as for a start.
+    let judged = match path.exists() {
+        true => trust::check_core(&path, &req.trust),
+        false => Ok(()),
+    };
+    let state = match (super::find_program(&req.runner.program), judged) {
+        (None, _) => "the Lisp program is not found".to_string(),
+        (Some(_), Err(e)) => format!("not usable: {e}"),
+        (Some(program), Ok(())) => match freshness(req, &path, &program) {
             Freshness::Fresh => "fresh".into(),
             Freshness::Missing => "not built yet".into(),
             Freshness::Stale(why) => format!("stale: {why}"),
