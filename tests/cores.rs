@@ -366,10 +366,10 @@ fn a_stop_right_after_a_start_on_a_core_ends_the_daemon() {
     );
 }
 
-/// As root, the directories a `:user`'s builder says it searched are read
-/// with that user's power: a builder that names one only root can list
-/// gets nothing of it into the manifest (whose changes would otherwise
-/// tell the user, by rebuilds, when root's directory changed).
+/// As root, the files and directories a `:user`'s builder names are looked
+/// at with that user's power: a builder that names ones only root can see
+/// gets nothing of them into the manifest (whose changes would otherwise
+/// tell the user, by rebuilds, when root's files changed).
 #[test]
 fn a_users_builder_cannot_have_root_list_a_directory() {
     assert!(
@@ -382,19 +382,21 @@ fn a_users_builder_cannot_have_root_list_a_directory() {
     fs::create_dir(&secret).unwrap();
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let say = |dir: &Path| {
+    fs::write(secret.join("file"), "root's").unwrap();
+    let say = |line: String| {
         format!(
             "#.(lambda () (funcall (intern \"SAY\" \"DAEMONIZATION-BOOTSTRAP\") {}))",
-            lisp_string(&format!("searched {}/", dir.display()))
+            lisp_string(&line)
         )
     };
     let conf = sb.conf(
         "lister.conf",
         &format!(
             "(:pid-file \"lister.pid\" :name \"lister\" :user \"dztest\" :core :auto\n \
-             :preload ({} {}))",
-            say(&secret),
-            say(&open)
+             :preload ({} {} {}))",
+            say(format!("searched {}/", secret.display())),
+            say(format!("source {}/file", secret.display())),
+            say(format!("searched {}/", open.display()))
         ),
     );
     let out = sb.run(&conf, &["build-core"]);
@@ -406,9 +408,10 @@ fn a_users_builder_cannot_have_root_list_a_directory() {
         "{manifest}"
     );
     assert!(
-        !manifest
-            .lines()
-            .any(|l| l.starts_with("searched ") && l.contains(&secret.display().to_string())),
+        !manifest.lines().any(|l| {
+            (l.starts_with("searched ") || l.starts_with("source "))
+                && l.contains(&secret.display().to_string())
+        }),
         "{manifest}"
     );
 }

@@ -266,6 +266,22 @@ core holds."
         (tree dir '(".git" ".hg" "_darcs"))))
     (reverse dirs)))
 
+(defun asdf-configuration ()
+  "ASDF's source-registry configuration where it exists (the user's and
+the system's files and .conf.d directories, and the directories that hold
+them): a change there may make ASDF find a system elsewhere."
+  (let ((paths '()))
+    (dolist (function '("XDG-CONFIG-PATHNAMES" "SYSTEM-CONFIG-PATHNAMES"))
+      (let ((function (and (find-package "UIOP") (find-symbol function "UIOP"))))
+        (when (and function (fboundp function))
+          (dolist (name '("common-lisp/" "common-lisp/source-registry.conf"
+                          "common-lisp/source-registry.conf.d/"))
+            (dolist (path (ignore-errors (funcall function name)))
+              (let ((true (ignore-errors (probe-file path))))
+                (when true
+                  (pushnew (%native-namestring true) paths :test #'string=))))))))
+    (nreverse paths)))
+
 (defun symbol-value* (entry)
   "ENTRY itself, or its value when it is a bound symbol (an entry of
 ASDF:*CENTRAL-REGISTRY* may be either)."
@@ -296,7 +312,7 @@ terminal) are kept, and their last lines told before an error's report."
   (build-core-save))
 
 (defun build-core-save ()
-  (dolist (file (loaded-sources))
+  (dolist (file (append (loaded-sources) (asdf-configuration)))
     (say (format nil "source ~a" file)))
   (dolist (dir (searched-directories))
     (say (format nil "searched ~a" dir)))

@@ -152,36 +152,71 @@ const MAX_SEARCHED: usize = 2_000;
 /// How long the directories of a `:user`'s core may take to read.
 const LISTING_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// `systems_in` of each of `dirs`, in order. The builder named them, so as
-/// root for a `:user`'s daemon they are read with that user's power (in a
-/// child of ours that became the user: root lists nothing for the user
-/// that the user could not) and within `LISTING_TIME`; `None` when that
-/// failed or took longer.
-fn systems_of(req: &Request, dirs: &[&Path]) -> Option<Vec<Option<u64>>> {
+/// How a manifest follows a path its builder named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Named {
+    /// A file that went into the core: its modification time.
+    Source,
+    /// A directory where systems are searched: `systems_in`.
+    Searched,
+}
+
+impl Named {
+    fn word(self) -> &'static str {
+        match self {
+            Named::Source => "source",
+            Named::Searched => "searched",
+        }
+    }
+
+    fn of(word: &str) -> Option<Named> {
+        [Named::Source, Named::Searched]
+            .into_iter()
+            .find(|n| n.word() == word)
+    }
+
+    /// What the manifest records of `path`.
+    fn look(self, path: &Path) -> Option<String> {
+        match self {
+            Named::Source => mtime_ns(path).map(|n| n.to_string()),
+            Named::Searched => systems_in(path).map(|h| format!("{h:016x}")),
+        }
+    }
+}
+
+/// `Named::look` of each of `named`, in order. The builder named them, so
+/// as root for a `:user`'s daemon they are looked at with that user's
+/// power (in a child of ours that became the user: root tells the user
+/// nothing of a file or directory the user could not see) and within
+/// `LISTING_TIME`; `None` when that failed or took longer.
+fn look_all(req: &Request, named: &[(Named, &Path)]) -> Option<Vec<Option<String>>> {
     let Some(switch) = &req.switch else {
-        return Some(dirs.iter().map(|d| systems_in(d)).collect());
+        return Some(named.iter().map(|(n, p)| n.look(p)).collect());
     };
     let as_user = crate::plan::Switch {
         keep_bind: false,
         ..switch.clone()
     };
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-    // SAFETY: single-threaded; the child only changes its ids, reads
-    // directories, writes to the pipe and exits.
+    // SAFETY: single-threaded; the child only changes its ids, looks at
+    // the paths, writes to the pipe and exits.
     match unsafe { nix::unistd::fork() }.ok()? {
         nix::unistd::ForkResult::Child => {
             drop(read_end);
             if super::identity::apply(&as_user).is_err() {
                 super::exec::exit_now(1);
             }
-            let mut pipe = std::fs::File::from(write_end);
-            for dir in dirs {
-                let line = systems_in(dir).map_or("-\n".into(), |h| format!("{h:016x}\n"));
+            let mut pipe = std::io::BufWriter::new(std::fs::File::from(write_end));
+            for (n, path) in named {
+                let line = n.look(path).unwrap_or_else(|| "-".into()) + "\n";
                 if std::io::Write::write_all(&mut pipe, line.as_bytes()).is_err() {
                     super::exec::exit_now(1);
                 }
             }
-            super::exec::exit_now(0)
+            match std::io::Write::flush(&mut pipe) {
+                Ok(()) => super::exec::exit_now(0),
+                Err(_) => super::exec::exit_now(1),
+            }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(write_end);
@@ -191,10 +226,10 @@ fn systems_of(req: &Request, dirs: &[&Path]) -> Option<Vec<Option<u64>>> {
             let _ = nix::sys::wait::waitpid(child, None);
             let text = text?;
             let lines: Vec<&str> = text.lines().collect();
-            (lines.len() == dirs.len()).then(|| {
+            (lines.len() == named.len()).then(|| {
                 lines
                     .iter()
-                    .map(|l| u64::from_str_radix(l, 16).ok())
+                    .map(|l| (*l != "-").then(|| l.to_string()))
                     .collect()
             })
         }
@@ -248,24 +283,20 @@ fn manifest_text(
         req.daemon_uid(),
         settings_text(req)
     );
-    for source in sources {
-        let shown = source.display().to_string();
-        if let (Some(mtime), false) = (mtime_ns(source), shown.contains('\n')) {
-            text.push_str(&format!("source {mtime} {shown}\n"));
-        }
-    }
-    let searched: Vec<&Path> = searched
+    let named: Vec<(Named, &Path)> = sources
         .iter()
-        .map(PathBuf::as_path)
-        .filter(|d| !d.as_os_str().as_bytes().contains(&b'\n'))
-        .take(MAX_SEARCHED)
+        .map(|p| (Named::Source, p.as_path()))
+        .chain(
+            searched
+                .iter()
+                .take(MAX_SEARCHED)
+                .map(|p| (Named::Searched, p.as_path())),
+        )
+        .filter(|(_, p)| !p.as_os_str().as_bytes().contains(&b'\n'))
         .collect();
-    for (dir, systems) in searched
-        .iter()
-        .zip(systems_of(req, &searched).unwrap_or_default())
-    {
-        if let Some(systems) = systems {
-            text.push_str(&format!("searched {systems:016x} {}\n", dir.display()));
+    for ((n, path), seen) in named.iter().zip(look_all(req, &named).unwrap_or_default()) {
+        if let Some(seen) = seen {
+            text.push_str(&format!("{} {seen} {}\n", n.word(), path.display()));
         }
     }
     text
@@ -308,7 +339,10 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         return Freshness::Foreign("it has no manifest".into());
     };
     let mut changed: Option<(i128, String)> = None;
-    let mut searched: Vec<(&str, &Path)> = Vec::new();
+    // What the builder named, what was seen of it then; at most
+    // MAX_SEARCHED directories.
+    let mut recorded: Vec<(Named, &str, &Path)> = Vec::new();
+    let mut searched = 0;
     let mut change = |file: &str| {
         // The newest change is told.
         let when = mtime_ns(Path::new(file)).unwrap_or(i128::MAX);
@@ -347,36 +381,27 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         if let Some(why) = stale {
             return Freshness::Stale(why.into());
         }
-        let Some((recorded, file)) = value.split_once(' ') else {
+        let Some((seen, file)) = value.split_once(' ') else {
             continue;
         };
-        match field {
-            "source"
-                if mtime_ns(Path::new(file)).map(|n| n.to_string()).as_deref()
-                    != Some(recorded) =>
-            {
-                change(file)
-            }
-            "searched" if searched.len() < MAX_SEARCHED => {
-                searched.push((recorded, Path::new(file)))
-            }
-            _ => {}
+        if let Some(n) = Named::of(field)
+            && (n == Named::Source || searched < MAX_SEARCHED)
+        {
+            searched += usize::from(n == Named::Searched);
+            recorded.push((n, seen, Path::new(file)));
         }
     }
-    let dirs: Vec<&Path> = searched.iter().map(|(_, dir)| *dir).collect();
-    match systems_of(req, &dirs) {
-        Some(now) => {
-            for ((recorded, dir), now) in searched.iter().zip(now) {
-                if now.map(|h| format!("{h:016x}")).as_deref() != Some(*recorded) {
-                    change(&dir.to_string_lossy());
-                }
-            }
-        }
-        None => {
-            return Freshness::Stale(format!(
-                "the directories where systems are searched could not be read within {} s",
-                LISTING_TIME.as_secs()
-            ));
+    let named: Vec<(Named, &Path)> = recorded.iter().map(|(n, _, p)| (*n, *p)).collect();
+    let Some(now) = look_all(req, &named) else {
+        return Freshness::Stale(format!(
+            "its sources and the directories where systems are searched could not be \
+             looked at within {} s",
+            LISTING_TIME.as_secs()
+        ));
+    };
+    for ((_, seen, path), now) in recorded.iter().zip(now) {
+        if now.as_deref() != Some(*seen) {
+            change(&path.to_string_lossy());
         }
     }
     match changed {
