@@ -123,6 +123,9 @@ other threads ended after them (see %FINISH-EXIT)."
 (defvar *waiting-for-stop* nil
   "True once the main thread only waits for a stop (%WAIT-FOR-STOP).")
 
+(defvar *stop-function* nil
+  "What a stop calls in the main thread, with the signal's number.")
+
 (defun %install-stop-handlers (stop with-sigint)
   "SIGUSR1 and SIGTERM (and SIGINT when WITH-SIGINT) stop the daemon with
 the signal's number. Once the main thread only waits (%WAIT-FOR-STOP), the
@@ -130,21 +133,27 @@ handler just wakes it and the stop runs outside any handler: exiting from
 inside one, while other threads allocated, crashed SBCL 2.2.9 at times
 (memory faults, lost GC invariants). Before that (the main thread still
 busy in :main-function, or at the REPL), the handler runs STOP in the main
-thread, where the kernel may have delivered the signal to another."
-  (flet ((handler (signal info context)
-           (declare (ignore info context))
-           (setf *stop-signal* signal)
-           (cond (*waiting-for-stop*
-                  (sb-thread:signal-semaphore *stop-request*))
-                 ((sb-thread:main-thread-p)
-                  (funcall stop signal))
-                 (t
-                  (sb-thread:interrupt-thread (sb-thread:main-thread)
-                                              (lambda () (funcall stop signal)))))))
-    (sb-sys:enable-interrupt sb-unix:sigusr1 #'handler)
-    (sb-sys:enable-interrupt sb-unix:sigterm #'handler)
+thread, where the kernel may have delivered the signal to another. The
+handler is compiled (a few ms): an interpreted one conses in the signal's
+context, which lost a GC invariant too."
+  (setf *stop-function* stop)
+  (let ((handler
+          (compile nil '(lambda (signal info context)
+                          (declare (ignore info context))
+                          (setf *stop-signal* signal)
+                          (cond (*waiting-for-stop*
+                                 (sb-thread:signal-semaphore *stop-request*))
+                                ((sb-thread:main-thread-p)
+                                 (funcall *stop-function* signal))
+                                (t
+                                 (let ((stop *stop-function*))
+                                   (sb-thread:interrupt-thread
+                                    (sb-thread:main-thread)
+                                    (lambda () (funcall stop signal))))))))))
+    (sb-sys:enable-interrupt sb-unix:sigusr1 handler)
+    (sb-sys:enable-interrupt sb-unix:sigterm handler)
     (when with-sigint
-      (sb-sys:enable-interrupt sb-unix:sigint #'handler))))
+      (sb-sys:enable-interrupt sb-unix:sigint handler))))
 
 (defun %wait-for-stop (stop)
   "Waits in the main thread for a stop signal, then calls STOP with it."

@@ -343,9 +343,10 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
     // MAX_SEARCHED directories.
     let mut recorded: Vec<(Named, &str, &Path)> = Vec::new();
     let mut searched = 0;
-    let mut change = |file: &str| {
-        // The newest change is told.
-        let when = mtime_ns(Path::new(file)).unwrap_or(i128::MAX);
+    // The newest change is told (a source by its new time, as seen for
+    // the daemon's user; a searched directory, or a file gone, first).
+    let mut change = |file: &str, when: Option<i128>| {
+        let when = when.unwrap_or(i128::MAX);
         if changed.as_ref().is_none_or(|(t, _)| when > *t) {
             changed = Some((when, file.to_string()));
         }
@@ -399,9 +400,12 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
             LISTING_TIME.as_secs()
         ));
     };
-    for ((_, seen, path), now) in recorded.iter().zip(now) {
+    for ((n, seen, path), now) in recorded.iter().zip(now) {
         if now.as_deref() != Some(*seen) {
-            change(&path.to_string_lossy());
+            let when = now
+                .filter(|_| *n == Named::Source)
+                .and_then(|t| t.parse().ok());
+            change(&path.to_string_lossy(), when);
         }
     }
     match changed {
