@@ -879,11 +879,18 @@ fn a_stop_ends_the_other_threads_or_names_them() {
         &format!(
             "(:pid-file \"threads.pid\" :name \"threads\" :output {}\n \
              :main-function #.(lambda ()\n\
-               (sb-thread:make-thread (lambda () (unwind-protect (loop (sleep 1)) (error \"cleanup failed\")))\n\
-                                      :name \"careless\")\n\
-               (dotimes (i 2)\n\
-                 (sb-thread:make-thread (lambda () (sb-sys:without-interrupts (loop (sleep 0.05))))\n\
-                                        :name (format nil \"stuck ~d\" i)))))",
+               (let ((in (sb-thread:make-semaphore)))\n\
+                 (sb-thread:make-thread (lambda () (unwind-protect (progn (sb-thread:signal-semaphore in)\n\
+                                                                          (loop (sleep 1)))\n\
+                                                     (error \"cleanup failed\")))\n\
+                                        :name \"careless\")\n\
+                 (dotimes (i 2)\n\
+                   (sb-thread:make-thread (lambda () (sb-sys:without-interrupts\n\
+                                                       (sb-thread:signal-semaphore in)\n\
+                                                       (loop (sleep 0.05))))\n\
+                                          :name (format nil \"stuck ~d\" i)))\n\
+                 ;; Ready once every thread is where the test wants it.\n\
+                 (sb-thread:wait-on-semaphore in :n 3))))",
             lisp_string(output.to_str().unwrap())
         ),
     );
