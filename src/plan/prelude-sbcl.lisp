@@ -156,25 +156,57 @@ context, which lost a GC invariant too."
       (sb-sys:enable-interrupt sb-unix:sigint handler))))
 
 (defun %wait-for-stop (stop)
-  "Waits in the main thread for a stop signal, then calls STOP with it."
-  (setf *waiting-for-stop* t)
-  (sb-thread:wait-on-semaphore *stop-request*)
-  (funcall stop *stop-signal*))
+  "Waits in the main thread for a stop signal, then calls STOP with it;
+meanwhile runs the reloads SIGHUPs ask for (while one runs, a stop
+interrupts it, as before the wait)."
+  (loop
+    (setf *waiting-for-stop* t)
+    (sb-thread:wait-on-semaphore *stop-request*)
+    (when *stop-signal*
+      (funcall stop *stop-signal*))
+    (let ((values (loop for old = *reload-requests*
+                        when (eq old (sb-ext:compare-and-swap
+                                      (symbol-value '*reload-requests*) old '()))
+                          return (reverse old))))
+      (when values
+        (setf *waiting-for-stop* nil)
+        ;; A stop that came as the flag changed is run here.
+        (when *stop-signal*
+          (funcall stop *stop-signal*))
+        (dolist (value values)
+          (funcall *reload-handler* value))))))
+
+(defvar *reload-requests* '()
+  "The values of the SIGHUPs the waiting main thread has yet to handle.")
+
+(defvar *reload-handler* nil
+  "What a SIGHUP calls in the main thread, with the signal's value.")
 
 (defun %install-reload-handler (reload)
   "SIGHUP calls RELOAD with the signal's value (the number `reload` sent
 with it, SI_QUEUE; else 0) in the main thread, with interrupts enabled (a
-stop during a long reload is not deferred)."
-  (flet ((handler (signal info context)
-           (declare (ignore signal context))
-           ;; siginfo_t on Linux x86-64: si_code at 8, si_value at 24.
-           (let* ((queued (and info (= -1 (sb-sys:signed-sap-ref-32 info 8))))
-                  (value (if queued (sb-sys:signed-sap-ref-32 info 24) 0)))
-             (flet ((run () (sb-sys:with-interrupts (funcall reload value))))
-               (if (sb-thread:main-thread-p)
-                   (run)
-                   (sb-thread:interrupt-thread (sb-thread:main-thread) #'run))))))
-    (sb-sys:enable-interrupt sb-unix:sighup #'handler)))
+stop during a long reload is not deferred). Once the main thread only
+waits (%WAIT-FOR-STOP), the handler queues the value and wakes it, and the
+reload runs outside any handler, as the stop does; the handler is
+compiled, as the stop's is."
+  (setf *reload-handler* reload)
+  (sb-sys:enable-interrupt
+   sb-unix:sighup
+   (compile nil '(lambda (signal info context)
+                   (declare (ignore signal context))
+                   ;; siginfo_t on Linux x86-64: si_code at 8, si_value at 24.
+                   (let* ((queued (and info (= -1 (sb-sys:signed-sap-ref-32 info 8))))
+                          (value (if queued (sb-sys:signed-sap-ref-32 info 24) 0)))
+                     (if *waiting-for-stop*
+                         (progn
+                           (sb-ext:atomic-push value (symbol-value '*reload-requests*))
+                           (sb-thread:signal-semaphore *stop-request*))
+                         (let ((reload *reload-handler*))
+                           (flet ((run () (sb-sys:with-interrupts (funcall reload value))))
+                             (if (sb-thread:main-thread-p)
+                                 (run)
+                                 (sb-thread:interrupt-thread (sb-thread:main-thread)
+                                                             #'run))))))))))
 
 (defun %drain (fd)
   "Reads and drops what the pipe FD holds, never blocking (verdicts of
