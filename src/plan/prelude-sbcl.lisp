@@ -155,6 +155,12 @@ context, which lost a GC invariant too."
     (when with-sigint
       (sb-sys:enable-interrupt sb-unix:sigint handler))))
 
+(defvar *reload-requests* '()
+  "The values of the SIGHUPs the waiting main thread has yet to handle.")
+
+(defvar *reload-handler* nil
+  "What a SIGHUP calls in the main thread, with the signal's value.")
+
 (defun %wait-for-stop (stop)
   "Waits in the main thread for a stop signal, then calls STOP with it;
 meanwhile runs the reloads SIGHUPs ask for (while one runs, a stop
@@ -164,23 +170,17 @@ interrupts it, as before the wait)."
     (sb-thread:wait-on-semaphore *stop-request*)
     (when *stop-signal*
       (funcall stop *stop-signal*))
-    (let ((values (loop for old = *reload-requests*
-                        when (eq old (sb-ext:compare-and-swap
-                                      (symbol-value '*reload-requests*) old '()))
-                          return (reverse old))))
-      (when values
+    (let ((pending (loop for old = *reload-requests*
+                         when (eq old (sb-ext:compare-and-swap
+                                       (symbol-value '*reload-requests*) old '()))
+                           return (reverse old))))
+      (when pending
         (setf *waiting-for-stop* nil)
         ;; A stop that came as the flag changed is run here.
         (when *stop-signal*
           (funcall stop *stop-signal*))
-        (dolist (value values)
+        (dolist (value pending)
           (funcall *reload-handler* value))))))
-
-(defvar *reload-requests* '()
-  "The values of the SIGHUPs the waiting main thread has yet to handle.")
-
-(defvar *reload-handler* nil
-  "What a SIGHUP calls in the main thread, with the signal's value.")
 
 (defun %install-reload-handler (reload)
   "SIGHUP calls RELOAD with the signal's value (the number `reload` sent
