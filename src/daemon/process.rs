@@ -56,7 +56,8 @@ pub enum Aim {
     /// Any thread that does not block it, as kill(2) sends.
     Process,
     /// The main thread (see `RunnerFacts::signals_main_thread`), where the
-    /// kernel can (Linux 6.9); else, and for SIGKILL, as `Process`.
+    /// kernel can (Linux 6.9); else, and for SIGKILL or a main thread that
+    /// ended, as `Process` (see `Aim::toward`).
     MainThread,
 }
 
@@ -69,13 +70,24 @@ impl Aim {
         }
     }
 
+    /// Where `signal` to process `pid` really goes: SIGKILL ends every
+    /// thread wherever it lands, and only a process-wide signal reaches a
+    /// process whose main thread ended (the others live on).
+    fn toward(self, pid: i32, signal: Signal) -> Aim {
+        match self {
+            Aim::MainThread
+                if signal != Signal::SIGKILL && stat_field::<char>(pid, 3) != Some('Z') =>
+            {
+                Aim::MainThread
+            }
+            _ => Aim::Process,
+        }
+    }
+
     /// Sends `signal` to `child`, a child of ours not yet reaped (so its
     /// pid cannot be reused meanwhile).
     pub fn signal_child(self, child: Pid, signal: Signal) {
-        match self {
-            _ if signal == Signal::SIGKILL => {
-                let _ = kill(child, signal);
-            }
+        match self.toward(child.as_raw(), signal) {
             // SAFETY: tgkill takes two pids and a signal number; no memory.
             Aim::MainThread => unsafe {
                 libc::syscall(
@@ -148,12 +160,7 @@ impl PidFd {
             };
             if rc == 0 { Ok(()) } else { Err(Errno::last()) }
         };
-        let sent = match aim {
-            // SIGKILL ends every thread wherever it lands, and only a
-            // process-wide one reaches a process whose main thread ended.
-            _ if signal == Signal::SIGKILL => send(0),
-            // A main thread that ended (the others live on) takes none.
-            Aim::MainThread if stat_field::<char>(self.pid, 3) == Some('Z') => send(0),
+        let sent = match aim.toward(self.pid, signal) {
             // Before Linux 6.9 the flag is unknown (EINVAL): any thread.
             Aim::MainThread => match send(PIDFD_SIGNAL_THREAD) {
                 Err(Errno::EINVAL) => send(0),

@@ -379,6 +379,16 @@ such a collection hung or corrupted its heap."
   (when *from-core*
     (%collect-garbage)))
 
+(defun serve ()
+  "Starts the service, in the daemon or in the foreground: :before-init-fn,
+the preload (unless the core holds it), :main-function; then, settled, it
+is ready."
+  (call-user :before-init-fn *before-init-fn*)
+  (unless *from-core* (call-thunk :preload #'preload))
+  (call-user :main-function *main-function*)
+  (settle)
+  (now-ready))
+
 (defun wait-until-stopped ()
   (%wait-for-stop #'stop-now))
 
@@ -408,18 +418,10 @@ such a collection hung or corrupted its heap."
     (:build-core
      (build-core))
     (:daemon
-     (call-user :before-init-fn *before-init-fn*)
-     (unless *from-core* (call-thunk :preload #'preload))
-     (call-user :main-function *main-function*)
-     (settle)
-     (now-ready)
+     (serve)
      (wait-until-stopped))
     (:foreground
-     (call-user :before-init-fn *before-init-fn*)
-     (unless *from-core* (call-thunk :preload #'preload))
-     (call-user :main-function *main-function*)
-     (settle)
-     (now-ready)
+     (serve)
      (if (interactive-stream-p *standard-input*)
          (%repl)
          (wait-until-stopped)))))
