@@ -35,6 +35,10 @@ pub struct Args {
     /// log: then print what the daemon writes, as it writes it.
     #[arg(short, long)]
     pub follow: bool,
+    /// log: print the output's bytes as they are, control characters too
+    /// (by default they are shown escaped, \x1b).
+    #[arg(long)]
+    pub raw: bool,
     /// The conf file (a property list, as for daemon.sh, or a
     /// restas-daemon conf), or a directory of them; or `list`, `help`,
     /// `completions`.

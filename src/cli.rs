@@ -55,6 +55,8 @@ pub struct Options {
     pub lines: usize,
     /// `log -f`.
     pub follow: bool,
+    /// `log --raw`.
+    pub raw: bool,
 }
 
 impl Options {
@@ -106,6 +108,7 @@ impl Args {
             verbose: self.verbose,
             lines: self.lines,
             follow: self.follow,
+            raw: self.raw,
         };
         let conf = self.conf_file;
         match (conf, self.command) {
@@ -185,7 +188,8 @@ pub fn usage() -> String {
          --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n  \
          -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n  \
          -n, --lines N                   log: how many of the last lines (default 10)\n  \
-         -f, --follow                    log: then follow the output as it grows (across rotation)\n\n\
+         -f, --follow                    log: then follow the output as it grows (across rotation)\n  \
+         --raw                           log: the output's bytes as they are (control characters are shown escaped otherwise)\n\n\
          The conf keys: daemonization help keys\n",
     );
     out
@@ -541,7 +545,11 @@ fn log(session: &Session, options: &Options) -> ExitCode {
         Err(code) => return code,
     };
     let read = daemon::tail::reader(&req);
-    let mut out = std::io::stdout().lock();
+    let stdout = std::io::stdout().lock();
+    let mut out: Box<dyn std::io::Write> = match options.raw {
+        true => Box::new(stdout),
+        false => Box::new(crate::visible::Shown::new(stdout)),
+    };
     match daemon::tail::tail(output, &read, options.lines, options.follow, &mut out) {
         Ok(()) => ExitCode::from(exit::OK),
         // The reader went away (`log -f | head`): done.

@@ -18,3 +18,4 @@ pub mod source;
 pub mod suggest;
 pub mod trust;
 pub mod unit;
+pub mod visible;

@@ -48,7 +48,7 @@ fn confs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// A conf's name as a line prefix: its stem, control characters escaped.
 fn prefix(conf: &Path) -> String {
-    crate::report::escape_controls(
+    crate::visible::line(
         &conf
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
@@ -118,12 +118,13 @@ fn report(
             return u8::MAX;
         }
     };
+    // The tool's own lines, shown as every text from elsewhere is.
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let _ = writeln!(out, "{name}: {line}");
+        let _ = writeln!(out, "{name}: {}", crate::visible::line(line));
     }
     let _ = out.flush();
     for line in String::from_utf8_lossy(&output.stderr).lines() {
-        let _ = writeln!(err, "{name}: {line}");
+        let _ = writeln!(err, "{name}: {}", crate::visible::line(line));
     }
     output
         .status

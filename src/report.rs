@@ -7,6 +7,7 @@ use std::path::PathBuf;
 pub use crate::args::PrintStyle;
 use crate::command::{Command, Exits};
 use crate::reader::lisp_string;
+use crate::visible;
 
 /// Exit codes, following the LSB init-script conventions.
 pub mod exit {
@@ -259,6 +260,11 @@ pub enum Fact {
     SetupFailed {
         message: String,
     },
+    /// The daemon broke the readiness protocol (its Lisp runs the
+    /// daemon's code, so it may say anything): it was ended, with its tree.
+    ProtocolBroken {
+        message: String,
+    },
     LispNotFound {
         message: String,
     },
@@ -314,7 +320,9 @@ impl Outcome {
             StillInitializing { pid, .. } => (true, Some(Reason::StillInitializing), Some(*pid)),
             FunctionError { .. } => (false, Some(Reason::MainFunctionError), None),
             Died { .. } => (false, Some(Reason::Died), None),
-            SetupFailed { .. } | Failed { .. } => (false, Some(Reason::InternalError), None),
+            SetupFailed { .. } | ProtocolBroken { .. } | Failed { .. } => {
+                (false, Some(Reason::InternalError), None)
+            }
             LispNotFound { .. } => (false, Some(Reason::LispNotFound), None),
             WasNotRunning { pid } => (false, Some(Reason::NotRunning), *pid),
             StillRunning { pid, .. } | ZapRefused { pid } => {
@@ -329,12 +337,20 @@ impl Outcome {
         let mut outcome = Outcome::new(command, ok, reason, pid, pid_file);
         match fact {
             Runs { supervision, .. } => outcome.supervision = supervision,
+            // What a Lisp said, or a message naming what a user made:
+            // shown, never raw (see `visible`).
             FunctionError { report: text }
             | Died { how: text }
             | SetupFailed { message: text }
             | LispNotFound { message: text }
             | Failed { message: text }
-            | ReloadError { report: text, .. } => outcome.error = Some(text),
+            | ReloadError { report: text, .. } => outcome.error = Some(visible::block(&text)),
+            ProtocolBroken { message } => {
+                outcome.error = Some(format!(
+                    "the daemon's Lisp {}; it was ended, with every process it started",
+                    visible::block(&message)
+                ))
+            }
             NoReloadFunction => {
                 outcome.error = Some(
                     "the conf has no :reload-function, so there is nothing to call: add one \
@@ -517,17 +533,6 @@ fn exit_code(command: Command, ok: bool, reason: Option<Reason>) -> u8 {
 }
 
 /// Prints an outcome: the result on stdout, any error on stderr.
-/// `text` fit for a terminal: its control characters escaped (`\u{1b}`),
-/// for names that come from others (a file a user named).
-pub fn escape_controls(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<char>>(),
-            false => vec![c],
-        })
-        .collect()
-}
-
 pub fn print(outcome: &Outcome, style: PrintStyle) {
     match style {
         PrintStyle::Simple => {

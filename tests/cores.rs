@@ -376,6 +376,9 @@ fn a_users_builder_cannot_have_root_list_a_directory() {
         root(),
         "the core's builder runs as a :user only for root: run as root (CI does)"
     );
+    // The conf names dztest: made first (on a fresh machine no other test
+    // may have made it yet).
+    test_user();
     let sb = open_sandbox();
     let secret = sb.path("secret");
     let open = sb.path("open");

@@ -1543,7 +1543,8 @@ fn reload_calls_the_reload_function_in_the_daemon() {
         )
     );
     assert!(
-        stderr(&out).starts_with("ERROR: the new code does not load\n(a condition of type SIMPLE-ERROR, signalled by :reload-function)"),
+        // The Lisp's report is a block: its lines after the first indented.
+        stderr(&out).starts_with("ERROR: the new code does not load\n  (a condition of type SIMPLE-ERROR, signalled by :reload-function)"),
         "{}",
         stderr(&out)
     );

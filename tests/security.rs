@@ -1105,7 +1105,12 @@ fn locks_the_daemons_user_adds_are_ignored() {
         0,
         &format!("failed killed - not-running (pid = {daemon} pid-file = {p})"),
     );
-    assert!(alive(squatter), "the child was never signalled");
+    // The child is the dead daemon's: it was left in the daemon's cgroup,
+    // and `kill` ends what is left of a daemon too.
+    assert!(
+        wait_until(10, || !alive(squatter)),
+        "the daemon's leftover child ends with it"
+    );
     assert_eq!(
         fs::metadata(sb.path("q.pid.lock")).map(|m| m.len()).ok(),
         None
@@ -1134,22 +1139,59 @@ fn locks_the_daemons_user_adds_are_ignored() {
     }
 }
 
-/// `nodaemon` with a `:user` runs the Lisp in a session of its own: it has
-/// no controlling terminal (no TIOCSTI into root's shell) and none of the
-/// caller's descriptors beyond the standard ones.
+/// The stat fields of `pid` after its command name (`fields[4]` is the
+/// controlling terminal's number).
+fn stat_fields(pid: i32) -> Vec<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A number a process of the test user wrote to `path`, once it is there.
+fn pid_written(path: &Path) -> i32 {
+    assert!(
+        wait_until(30, || fs::read_to_string(path)
+            .is_ok_and(|t| t.trim().parse::<i32>().is_ok())),
+        "{} was never written",
+        path.display()
+    );
+    fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
+
+/// `nodaemon` with a `:user` at root's terminal: the Lisp gets a pty of its
+/// own (relayed by the tool, as `su --pty` does), none of the caller's
+/// descriptors beyond the standard ones, and its whole tree ends with it:
+/// a thief that `setsid`s and keeps the Lisp's terminal to read root's
+/// next keystrokes never had root's terminal, and is gone once the Lisp is.
 #[test]
-fn nodaemon_gives_another_user_neither_roots_terminal_nor_descriptors() {
+fn nodaemon_gives_another_user_a_terminal_of_its_own_and_ends_its_tree() {
+    use std::io::Write as _;
     attacker();
     let sb = open_sandbox();
     let home = attacker_dir(&sb, "home");
-    let pid_file = home.join("lisp.pid");
+    let lisp_file = home.join("lisp.pid");
+    let thief_file = home.join("thief.pid");
+    let thief = format!(
+        // (An asynchronous command's stdin is /dev/null: the terminal is
+        // kept on 3 first.)
+        "exec 3<&0; setsid sh -c 'echo $$ > {}; exec cat <&3 > {}' &",
+        thief_file.display(),
+        home.join("stolen").display()
+    );
     let conf = sb.conf(
         "n.conf",
         &format!(
             "(:pid-file \"n.pid\" :user \"dztest\"\n\
-             :main-function #.(lambda () (with-open-file (f {} :direction :output :if-exists :supersede)\n\
-                                          (print (sb-posix:getpid) f))))",
-            lisp_string(pid_file.to_str().unwrap())
+             :main-function #.(lambda ()\n\
+               (sb-ext:run-program \"/bin/sh\" (list \"-c\" {}) :input t :output nil :wait t)\n\
+               (with-open-file (f {} :direction :output :if-exists :supersede)\n\
+                 (print (sb-posix:getpid) f))))",
+            lisp_string(&thief),
+            lisp_string(lisp_file.to_str().unwrap())
         ),
     );
     let secret = sb.path("secret");
@@ -1173,28 +1215,19 @@ fn nodaemon_gives_another_user_neither_roots_terminal_nor_descriptors() {
         .process_group(0);
     let mut script = tool.spawn().unwrap();
     sb.track(script.id() as i32);
-    assert!(wait_until(30, || fs::read_to_string(&pid_file)
-        .is_ok_and(|t| t.trim().parse::<i32>().is_ok())));
-    let lisp: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let lisp = pid_written(&lisp_file);
     sb.track(lisp);
-    let stat = fs::read_to_string(format!("/proc/{lisp}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    assert_eq!(fields[4], "0", "the Lisp has no controlling terminal");
-    assert!(
-        fs::read_link(format!("/proc/{lisp}/fd/0"))
-            .unwrap()
-            .starts_with("/dev/pts"),
-        "it still reads the terminal"
-    );
+    let thief = pid_written(&thief_file);
+    sb.track(thief);
+    let tool_pid: i32 = stat_fields(lisp)[1].parse().unwrap();
+    let terminal = |pid: i32| fs::read_link(format!("/proc/{pid}/fd/0")).unwrap();
+    let roots = terminal(tool_pid);
+    assert!(roots.starts_with("/dev/pts"), "{roots:?}");
+    assert!(terminal(lisp).starts_with("/dev/pts"), "the Lisp has a terminal");
+    assert_ne!(terminal(lisp), roots, "but not root's");
+    assert_ne!(terminal(thief), roots, "nor has the thief");
+    assert_ne!(stat_fields(lisp)[4], stat_fields(tool_pid)[4]);
+    assert_ne!(stat_fields(lisp)[4], "0", "its own pty is its controlling terminal");
     let fds: Vec<String> = fs::read_dir(format!("/proc/{lisp}/fd"))
         .unwrap()
         .map(|e| {
@@ -1208,10 +1241,19 @@ fn nodaemon_gives_another_user_neither_roots_terminal_nor_descriptors() {
         !fds.iter().any(|f| f == &secret.display().to_string()),
         "{fds:?}"
     );
-    let group = nix::unistd::Pid::from_raw(script.id() as i32);
-    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
-    let _ = script.wait();
+    // Root's Ctrl-C reaches the Lisp through its pty and stops it.
+    let mut keys = script.stdin.take().unwrap();
+    keys.write_all(b"\x03").unwrap();
+    keys.flush().unwrap();
+    assert!(
+        wait_until(30, || script.try_wait().unwrap().is_some()),
+        "Ctrl-C ended nodaemon"
+    );
     assert!(wait_until(10, || !alive(lisp)));
+    assert!(
+        wait_until(10, || !alive(thief)),
+        "the thief ended with the Lisp's tree"
+    );
 }
 
 /// A Lisp that runs as root opens its log files by name: it gets none in a

@@ -30,7 +30,10 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         .output
         .as_deref()
         .and_then(|o| super::tail::last_lines_of(o, 5, &read).ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .iter()
+        .map(|l| crate::visible::line(l))
+        .collect();
     Details {
         name: spec.name.clone(),
         lisp: lisp_version(req),

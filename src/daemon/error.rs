@@ -84,6 +84,16 @@ pub enum DaemonError {
     ReloadTimeout { pid: i32, secs: f64 },
     #[error("the daemon (pid = {pid}) said more than a reload's verdict on its reload pipe")]
     ReloadGarbled { pid: i32 },
+    #[error("cannot make a pseudo-terminal for the Lisp: {0}")]
+    Pty(Errno),
+    #[error(
+        "{count} processes of the daemon are still in its cgroup {} after SIGKILL; \
+         see them with `cat {}/cgroup.procs`",
+        cgroup.display(), cgroup.display()
+    )]
+    Leftovers { cgroup: PathBuf, count: usize },
+    #[error("cannot remove {}: {error}; remove it by hand", path.display())]
+    Staging { path: PathBuf, error: String },
 }
 
 /// Errors of the steps between fork and exec: one variant per step, with
@@ -122,4 +132,10 @@ pub enum SetupError {
     NoNewPrivs(Errno),
     #[error("cannot run {program}: {errno}")]
     Exec { program: String, errno: Errno },
+    #[error("cannot take the pseudo-terminal as the controlling terminal: {0}")]
+    Terminal(Errno),
+    #[error("cannot change to the directory {}: {errno}", dir.display())]
+    Chdir { dir: PathBuf, errno: Errno },
+    #[error("cannot enter the daemon's cgroup: {0}")]
+    Cgroup(String),
 }

@@ -7,7 +7,8 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read as _;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd as _, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -142,6 +143,9 @@ impl EventLoop {
         let Some(pipe) = &mut self.pipe else { return };
         let mut buf = [0u8; 4096];
         match pipe.read(&mut buf) {
+            // Nothing after all (another reader took it).
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Ok(0) | Err(_) => {
                 self.pipe = None;
                 self.pending.push_back(Event::PipeClosed);
@@ -162,4 +166,20 @@ pub fn take_signals(signals: &[Signal]) -> Result<SignalFd, DaemonError> {
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(DaemonError::Signals)?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Signals)
+}
+
+/// A read end of the pipe of `fd` through an open file description of our
+/// own, non-blocking: the other holders of `fd`'s description (a Lisp that
+/// keeps its pipe's read end) cannot change its flags under our reads.
+pub fn own_reader(fd: OwnedFd) -> Result<File, DaemonError> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            DaemonError::Pipe(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+        })?;
+    drop(fd);
+    Ok(file)
 }

@@ -29,8 +29,11 @@ pub struct Become {
     pub new_session: bool,
     /// Killed when its parent, this process (a supervisor), dies.
     pub die_with_parent: Option<i32>,
-    /// A daemon: its working directory and the conf's umask.
+    /// A daemon: the conf's umask.
     pub daemon: bool,
+    /// Its standard input (a pty of its own) becomes its controlling
+    /// terminal, once it has its session.
+    pub terminal: bool,
 }
 
 /// Becomes the Lisp of `launch`: its descriptors already placed, it takes
@@ -41,6 +44,11 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
         && let Err(errno) = setsid()
     {
         return SetupError::Setsid(errno);
+    }
+    if how.terminal
+        && let Err(e) = super::pty::take_as_terminal()
+    {
+        return e;
     }
     if let Err(e) = switch_user(launch.switch.as_ref()) {
         return e;
@@ -56,10 +64,15 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
             exit_now(1);
         }
     }
+    if let Some(dir) = &launch.cwd
+        && let Err(errno) = chdir(dir.as_path())
+    {
+        return SetupError::Chdir {
+            dir: dir.clone(),
+            errno,
+        };
+    }
     if how.daemon {
-        if let Some(dir) = &launch.cwd {
-            let _ = chdir(dir.as_path());
-        }
         umask(Mode::from_bits_truncate(launch.umask));
     }
     announce(Word::Exec(launch.program_name.clone()));

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 
+use super::contain::Cgroup;
 use super::error::DaemonError;
 use super::identity::Switch;
 use super::pidfile::PidFiles;
@@ -38,6 +39,9 @@ pub struct Launch {
     /// With a restart policy, the daemon process is a supervisor of the Lisp.
     pub(super) supervise: Option<Policy>,
     pub(super) cwd: Option<PathBuf>,
+    /// The daemon's cgroup (see `contain`), made by the caller; none in
+    /// the foreground or where the kernel offers none.
+    pub(super) cgroup: Option<Cgroup>,
     pub(super) fds: Vec<(Slot, i32)>,
 }
 
@@ -104,6 +108,7 @@ impl Launch {
             output: plan.output.clone(),
             supervise: plan.supervision.clone(),
             cwd: plan.cwd.clone(),
+            cgroup: None,
             fds: plan.fds.clone(),
         })
     }

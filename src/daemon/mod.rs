@@ -2,6 +2,7 @@
 //! start-stop-daemon, systemd and s6 do it. The only place with fork,
 //! setsid, exec, signals and pid-file locks.
 
+mod contain;
 pub mod core;
 mod details;
 mod error;
@@ -13,6 +14,7 @@ mod notify;
 mod output;
 mod pidfile;
 mod process;
+mod pty;
 mod readiness;
 pub mod records;
 pub mod reload;
@@ -248,7 +250,11 @@ fn daemon_launch(req: &Request, program: &Path, files: PidFiles) -> Result<Launc
         &req.lisp_log(req.switch.is_none()),
         &caller(req),
     );
-    Launch::new(&plan, program, Some(files))
+    let mut launch = Launch::new(&plan, program, Some(files))?;
+    // A cgroup of its own where the kernel offers one; else a supervisor
+    // subreaps (see `contain`).
+    launch.cgroup = contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| c.create().is_ok());
+    Ok(launch)
 }
 
 /// The daemon's user (uid, gid) when it is not the caller: the switch, or
@@ -344,13 +350,19 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
         pid: outcome.pid.unwrap_or(0),
         status,
     };
+    // A Lisp of the caller's (root's, in production): its directory one
+    // only the caller's trusted owners can change, whoever the `:user` is.
+    let caller = plan::Caller {
+        env: caller_env(),
+        dir: caller_dir(req, None),
+    };
     let plan = plan::plan(
         &req.conf.spec,
         &req.runner,
         &mode,
         None,
         &req.lisp_log(true),
-        &caller(req),
+        &caller,
     );
     let launch = match Launch::new(&plan, program, None) {
         Ok(launch) => launch,
@@ -397,7 +409,7 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
     };
     match state {
         PidState::Missing => req.outcome(command, Fact::NoPidFile),
-        PidState::Stale { pid } => match files.remove() {
+        PidState::Stale { pid } => match end_leftovers(req).and_then(|()| files.remove()) {
             Ok(_) => req.outcome(command, Fact::WasNotRunning { pid }),
             Err(e) => req.internal(command, e),
         },
@@ -421,8 +433,15 @@ pub fn stop(req: &Request, command: Command) -> Outcome {
             // A supervisor's Lisp, taken hold of while it is provably the
             // supervisor's child.
             let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
-            match end_process(&daemon, &schedule, req.aim()) {
-                Ok(true) => match end_lisp(lisp).and_then(|()| files.remove()) {
+            let tree = Tree {
+                cgroup: contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| c.exists()),
+                spare: [Some(pid), lisp.as_ref().map(|l| l.pid)],
+            };
+            match end_process(&daemon, &schedule, req.aim(), &tree) {
+                Ok(true) => match end_lisp(lisp)
+                    .and_then(|()| end_leftovers(req))
+                    .and_then(|()| files.remove())
+                {
                     Ok(_) => req.outcome(command, Fact::Stopped { pid }),
                     Err(e) => req.internal(command, e),
                 },
@@ -458,20 +477,56 @@ fn end_lisp(lisp: Option<process::PidFd>) -> Result<(), DaemonError> {
     lisp.map_or(Ok(()), |fd| fd.end_within(KILL_WAIT))
 }
 
-/// Goes through the stop schedule on the process of `fd`; true when it
-/// has ended.
+/// A daemon's process tree, for its stop: its cgroup, and the processes
+/// in it that are signalled on their own (the daemon, a supervisor's Lisp).
+struct Tree {
+    cgroup: Option<contain::Cgroup>,
+    spare: [Option<i32>; 2],
+}
+
+/// Goes through the stop schedule on the process of `fd` and the rest of
+/// its tree: each step's signal to the daemon (as `aim` says) and to every
+/// other process of its cgroup, until all are gone or the step's time is
+/// up. True when the daemon has ended (what is left of its tree is then
+/// killed by `end_leftovers`).
 fn end_process(
     fd: &process::PidFd,
     schedule: &StopSchedule,
     aim: process::Aim,
+    tree: &Tree,
 ) -> Result<bool, DaemonError> {
+    let spare: Vec<i32> = tree.spare.iter().flatten().copied().collect();
+    let mut ended = false;
     for step in &schedule.steps {
-        fd.signal(step.signal, aim)?;
-        if fd.wait_exit(step.timeout) {
+        let deadline = std::time::Instant::now() + step.timeout;
+        if !ended {
+            fd.signal(step.signal, aim)?;
+        }
+        if let Some(cgroup) = &tree.cgroup {
+            cgroup.signal_all(step.signal, &spare);
+        }
+        ended = ended || fd.wait_exit(step.timeout);
+        if ended && tree.cgroup.as_ref().is_none_or(|c| c.wait_empty(deadline)) {
             return Ok(true);
         }
     }
-    Ok(false)
+    Ok(ended)
+}
+
+/// Kills whatever is left in the cgroup of a daemon that has ended (the
+/// processes its Lisp started, `setsid`ed or not), and removes the cgroup.
+fn end_leftovers(req: &Request) -> Result<(), DaemonError> {
+    let Some(cgroup) = contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| c.exists()) else {
+        return Ok(());
+    };
+    if !cgroup.kill_all(KILL_WAIT) {
+        return Err(DaemonError::Leftovers {
+            cgroup: cgroup.path.clone(),
+            count: cgroup.members().len(),
+        });
+    }
+    cgroup.remove();
+    Ok(())
 }
 
 /// `zap`: remove the pid file of a daemon that is gone. With `--force`
@@ -493,12 +548,15 @@ pub fn zap(req: &Request) -> Outcome {
             zapped(files.remove_pid_file(), Some(pid))
         }
         Ok(PidState::Running { pid, .. }) => req.outcome(Command::Zap, Fact::ZapRefused { pid }),
-        Ok(PidState::Stale { .. }) => match files.remove() {
+        Ok(PidState::Stale { .. }) => match end_leftovers(req).and_then(|()| files.remove()) {
             Ok(None) => zapped(Ok(()), None),
             Ok(Some(pid)) => req.outcome(Command::Zap, Fact::ZapRefused { pid }),
             Err(e) => req.internal(Command::Zap, e),
         },
-        Err(DaemonError::PidPath(_)) if req.force => zapped(files.remove_pid_file(), None),
+        Err(DaemonError::PidPath(_)) if req.force => zapped(
+            end_leftovers(req).and_then(|()| files.remove_pid_file()),
+            None,
+        ),
         Err(e) => req.internal(Command::Zap, e),
     }
 }
@@ -553,8 +611,19 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         &req.lisp_log(req.switch.is_none()),
         &caller(req),
     );
-    let launch = Launch::new(&plan, &program, None)
+    let mut launch = Launch::new(&plan, &program, None)
         .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
+    // Another user's Lisp at the caller's terminal: its whole tree ends
+    // with it, in a cgroup of its own where the kernel offers one (not
+    // under a service manager, whose own cgroup holds the unit).
+    if req.switch.is_some() && notifier.is_none() && std::process::id() != 1 {
+        let name = format!(
+            "{}.nodaemon-{}",
+            req.conf.pid_file.display(),
+            std::process::id()
+        );
+        launch.cgroup = contain::Cgroup::of_daemon(Path::new(&name)).filter(|c| c.create().is_ok());
+    }
     if as_parent {
         return launch
             .run_as_parent(notifier.as_ref())
@@ -569,7 +638,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
 pub(crate) fn caller(req: &Request) -> plan::Caller {
     plan::Caller {
         env: caller_env(),
-        dir: caller_dir(req),
+        dir: caller_dir(req, req.switch.as_ref()),
     }
 }
 
@@ -578,13 +647,13 @@ pub(crate) fn caller(req: &Request) -> plan::Caller {
 /// daemon's `:user`) alone can change: else a relative path in the conf's
 /// code (`(load "init.lisp")`) would run another user's file with the
 /// daemon's power. Otherwise none, and the daemon's is `/` (the README
-/// says so).
-fn caller_dir(req: &Request) -> Option<PathBuf> {
+/// says so). `switch`: the user the Lisp runs as, if not the caller.
+fn caller_dir(req: &Request, switch: Option<&identity::Switch>) -> Option<PathBuf> {
     let dir = std::env::current_dir().ok()?;
     if !req.trust.root {
         return Some(dir);
     }
-    let policy = match &req.switch {
+    let policy = match switch {
         None => trust::Policy::Strict,
         Some(s) => trust::Policy::Confined {
             user: Some(s.ids()),

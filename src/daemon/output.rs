@@ -3,6 +3,9 @@
 //! `:output` file, rotates it by size (`:output-max-size`, keeping
 //! `:output-keep` old files as FILE.1, FILE.2, ...), and reopens it on
 //! SIGHUP (after an outside rotation). Lines are never split across files.
+//! A rotation that fails (whatever the cause) stops the writing until one
+//! works: the root supervisor never grows the file past `:output-max-size`,
+//! which is 1 GiB unless the conf says otherwise (`DEFAULT_OUTPUT_MAX`).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -35,6 +38,8 @@ pub struct Output {
     owner: Option<(u32, u32)>,
     trust: Trust,
     pending: Vec<u8>,
+    /// Bytes not written since a rotation failed.
+    dropped: u64,
     read: File,
     /// The pipe's write end, for the Lisp's stdout and stderr.
     pub write: OwnedFd,
@@ -81,6 +86,7 @@ impl Output {
             owner,
             trust,
             pending: Vec::new(),
+            dropped: 0,
             read: File::from(read),
             write,
         })
@@ -135,11 +141,27 @@ impl Output {
     }
 
     fn write_line(&mut self, line: &[u8]) {
-        if let Some(max) = self.max_size
-            && self.size > 0
-            && self.size + line.len() as u64 > max
-        {
+        let full = |o: &Output| {
+            o.max_size
+                .is_some_and(|max| o.size > 0 && o.size + line.len() as u64 > max)
+        };
+        if full(self) {
             self.rotate();
+        }
+        if full(self) {
+            // The rotation failed (whatever the cause: the file is still
+            // the full one): nothing is written until one works.
+            self.dropped += line.len() as u64;
+            return;
+        }
+        if self.dropped > 0 {
+            let note = format!(
+                "[daemonization: {} bytes of output dropped: {} could not be rotated]\n",
+                self.dropped,
+                self.path.display()
+            );
+            self.dropped = 0;
+            self.write_line(note.as_bytes());
         }
         if self.file.write_all(line).is_ok() {
             self.size += line.len() as u64;

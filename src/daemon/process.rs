@@ -271,6 +271,11 @@ pub fn parent(pid: i32) -> Option<i32> {
     stat_field(pid, 4)
 }
 
+/// The session of a process, from /proc.
+pub fn session(pid: i32) -> Option<i32> {
+    stat_field(pid, 6)
+}
+
 /// A process's resident memory (`VmRSS`), in KiB.
 pub fn resident_kib(pid: i32) -> Option<u64> {
     status_line(pid, "VmRSS:")?

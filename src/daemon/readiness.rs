@@ -4,7 +4,6 @@
 //!
 //! | word | written by | meaning |
 //! |---|---|---|
-//! | `pid N` | the daemon process, before exec | it runs, as process N |
 //! | `locked` | the daemon process | it holds the lock of its pid file |
 //! | `running N` | the daemon process | daemon N holds the lock: it exits |
 //! | `switched user NAME (uid U, gid G), capabilities: C` | the daemon process | it runs as the `:user` now |
@@ -13,7 +12,13 @@
 //! | `died HOW` | a supervisor | its first Lisp ended before it was ready, as HOW says: it exits |
 //! | `ready` | the bootstrap (`bootstrap.lisp`) | `:main-function` returned |
 //! | `error` | the bootstrap | a function of the conf signalled; the Lisp's report follows, to the end of the pipe |
-
+//!
+//! The daemon's pid is never a word: `start` learns it from its own fork.
+//! Once the Lisp runs it is a stranger (it runs the daemon user's code), so
+//! the reader is a state machine (`Stage`): after each word only the next
+//! legal words are taken, a line is at most `MAX_WORD` bytes, the report at
+//! most `MAX_REPORT`; anything else is a `Broken` protocol, and the start
+//! fails.
 use std::fmt;
 use std::fs::File;
 use std::io::Read as _;
@@ -25,7 +30,6 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 /// One line of the readiness pipe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Word {
-    Pid(i32),
     Locked,
     Running(i32),
     /// What follows `switched `: the user and the capabilities kept.
@@ -41,7 +45,6 @@ pub enum Word {
 impl fmt::Display for Word {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Word::Pid(pid) => write!(f, "pid {pid}"),
             Word::Locked => f.write_str("locked"),
             Word::Running(pid) => write!(f, "running {pid}"),
             Word::Switched(how) => write!(f, "switched {how}"),
@@ -66,7 +69,6 @@ impl FromStr for Word {
         let (head, rest) = line.split_once(' ').unwrap_or((line, ""));
         let pid = || rest.parse::<i32>().map_err(|_| NotAWord);
         Ok(match (head, rest.is_empty()) {
-            ("pid", false) => Word::Pid(pid()?),
             ("locked", true) => Word::Locked,
             ("running", false) => Word::Running(pid()?),
             ("switched", false) => Word::Switched(rest.to_string()),
@@ -89,13 +91,153 @@ impl Word {
     /// What a start's trace log says of this step, if anything.
     pub fn trace(&self) -> Option<String> {
         Some(match self {
-            Word::Pid(pid) => format!("forked the daemon process {pid}"),
             Word::Locked => "locked the pid file".to_string(),
             Word::Switched(how) => format!("switched to {how}"),
             Word::Exec(program) => format!("exec {program}"),
             Word::Ready => ":main-function returned: ready".to_string(),
             _ => return None,
         })
+    }
+}
+
+/// The longest line of the protocol (a set-up error's message).
+pub const MAX_WORD: usize = 4096;
+
+/// Where a start stands in the protocol: what may come next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The daemon process claims the pid file: `locked`, `running N` or
+    /// `setup-error`; `supervised` if a supervisor will run the Lisp.
+    Claiming { supervised: bool },
+    /// It holds the lock. Unsupervised, its own `switched`, `exec` or
+    /// `setup-error` follow; supervised, the supervisor's `ready`, `error`,
+    /// `died` or `setup-error`.
+    Locked { supervised: bool },
+    /// It runs as the `:user`: `exec` or `setup-error`.
+    Switched,
+    /// The Lisp runs: `ready`, `error`, or `setup-error` (an exec that
+    /// failed).
+    Execed,
+    /// After `error`: the Lisp's report, to the end of the pipe.
+    Reporting,
+    /// A verdict was heard: nothing more is taken.
+    Done,
+}
+
+impl Stage {
+    /// The stage after `word`, if `word` may come now.
+    pub fn after(self, word: &Word) -> Option<Stage> {
+        use Word::*;
+        Some(match (self, word) {
+            (Stage::Claiming { supervised }, Locked) => Stage::Locked { supervised },
+            (Stage::Claiming { .. }, Running(_) | SetupError(_)) => Stage::Done,
+            (Stage::Locked { supervised: false }, Switched(_)) => Stage::Switched,
+            (Stage::Locked { supervised: false } | Stage::Switched, Exec(_)) => Stage::Execed,
+            (Stage::Locked { supervised: true }, Ready | Died(_)) => Stage::Done,
+            (Stage::Locked { supervised: true } | Stage::Execed, Error) => Stage::Reporting,
+            (Stage::Execed, Ready) => Stage::Done,
+            (Stage::Locked { .. } | Stage::Switched | Stage::Execed, SetupError(_)) => Stage::Done,
+            _ => return None,
+        })
+    }
+
+    /// The words that may come now, for a message.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Stage::Claiming { .. } => "locked, running or setup-error",
+            Stage::Locked { supervised: false } => "switched, exec or setup-error",
+            Stage::Locked { supervised: true } => "ready, error, died or setup-error",
+            Stage::Switched => "exec or setup-error",
+            Stage::Execed => "ready or error",
+            Stage::Reporting | Stage::Done => "nothing more",
+        }
+    }
+}
+
+/// The protocol broken: what came where only `expected` may.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    pub expected: &'static str,
+    /// What came instead, at most 80 characters of it.
+    pub said: String,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "broke the readiness protocol: it said \"{}\" where only {} may come",
+            self.said, self.expected
+        )
+    }
+}
+
+/// A reader of the protocol: the words of a pipe's text, one stage at a
+/// time (the daemon's, from the start; a supervisor's Lisp's, from
+/// `Stage::Execed`).
+pub struct Protocol {
+    pub stage: Stage,
+    /// Bytes of the text already taken.
+    seen: usize,
+    /// Where the report starts in the text, once `error` was said.
+    report: Option<usize>,
+}
+
+impl Protocol {
+    pub fn new(stage: Stage) -> Protocol {
+        Protocol {
+            stage,
+            seen: 0,
+            report: None,
+        }
+    }
+
+    /// Takes the complete lines of `text` not yet taken: the words they
+    /// say, in order, up to the first that breaks the protocol.
+    pub fn take(&mut self, text: &str) -> Vec<Result<Word, Broken>> {
+        let mut heard = Vec::new();
+        while !matches!(self.stage, Stage::Reporting | Stage::Done) {
+            let rest = &text[self.seen..];
+            let Some(end) = rest.find('\n') else {
+                if rest.len() > MAX_WORD {
+                    heard.push(Err(self.broken(rest)));
+                }
+                break;
+            };
+            let line = &rest[..end];
+            self.seen += end + 1;
+            let next = match line.len() <= MAX_WORD {
+                true => line.parse::<Word>().ok().and_then(|word| {
+                    let stage = self.stage.after(&word)?;
+                    Some((word, stage))
+                }),
+                false => None,
+            };
+            let Some((word, stage)) = next else {
+                heard.push(Err(self.broken(line)));
+                break;
+            };
+            self.stage = stage;
+            if stage == Stage::Reporting {
+                self.report = Some(self.seen);
+            }
+            heard.push(Ok(word));
+        }
+        heard
+    }
+
+    fn broken(&mut self, said: &str) -> Broken {
+        let broken = Broken {
+            expected: self.stage.expected(),
+            said: said.chars().take(80).collect(),
+        };
+        self.stage = Stage::Done;
+        broken
+    }
+
+    /// The Lisp's report so far, once it said `error`.
+    pub fn report<'t>(&self, text: &'t str) -> Option<&'t str> {
+        self.report.map(|at| text[at.min(text.len())..].trim_end())
     }
 }
 
@@ -119,16 +261,6 @@ pub fn append_capped(text: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The Lisp's error report, if `text` (what the pipe held) is one.
-pub fn error_report(text: &str) -> Option<&str> {
-    text.strip_prefix("error\n")
-}
-
-/// Whether `text` (what the pipe held) starts with readiness.
-pub fn is_ready(text: &str) -> bool {
-    text.starts_with("ready\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +268,6 @@ mod tests {
     #[test]
     fn every_word_round_trips() {
         let words = [
-            Word::Pid(42),
             Word::Locked,
             Word::Running(7),
             Word::Switched("user www (uid 33, gid 33), capabilities: none".into()),
@@ -154,7 +285,7 @@ mod tests {
             Word::SetupError("two\nlines".into()).to_string(),
             "setup-error two lines"
         );
-        for bad in ["", "pid", "pid x", "ready now", "locked up", "hello"] {
+        for bad in ["", "pid 1", "running x", "ready now", "locked up", "hello"] {
             assert_eq!(bad.parse::<Word>(), Err(NotAWord), "{bad:?}");
         }
     }
@@ -178,7 +309,74 @@ mod tests {
             let parsed: Word = word.parse().unwrap_or_else(|_| panic!("{word:?}"));
             assert!(matches!(parsed, Word::Ready | Word::Error), "{word}");
         }
-        assert_eq!(error_report("error\nboom\n"), Some("boom\n"));
-        assert!(is_ready("ready\n") && !is_ready("readyx"));
+    }
+
+    /// After each word only the next legal words are taken; the pid is
+    /// never one, whatever the Lisp says, and a line is bounded.
+    #[test]
+    fn the_protocol_takes_only_the_next_legal_word() {
+        let heard = |stage, text: &str| {
+            let mut p = Protocol::new(stage);
+            let words: Vec<String> = p
+                .take(text)
+                .into_iter()
+                .map(|w| w.map_or_else(|b| format!("broken: {b}"), |w| w.to_string()))
+                .collect();
+            (words, p.stage, p.report(text).map(str::to_string))
+        };
+        let daemon = Stage::Claiming { supervised: false };
+        assert_eq!(
+            heard(daemon, "locked\nexec sbcl\nready\n").0,
+            ["locked", "exec sbcl", "ready"]
+        );
+        assert_eq!(
+            heard(
+                daemon,
+                "locked\nswitched user x\nexec sbcl\nerror\nboom\nready\n"
+            ),
+            (
+                vec![
+                    "locked".into(),
+                    "switched user x".into(),
+                    "exec sbcl".into(),
+                    "error".into()
+                ],
+                Stage::Reporting,
+                Some("boom\nready".into())
+            )
+        );
+        // What a Lisp may write after exec, where only ready or error may come.
+        for forged in [
+            "pid 1",
+            "running 1",
+            "locked",
+            "exec x",
+            "died x",
+            "switched y",
+            "hello",
+        ] {
+            let (words, stage, _) = heard(daemon, &format!("locked\nexec sbcl\n{forged}\nready\n"));
+            assert_eq!(
+                words.last().unwrap(),
+                &format!(
+                    "broken: broke the readiness protocol: it said \"{forged}\" where only ready or error may come"
+                ),
+            );
+            assert_eq!((words.len(), stage), (3, Stage::Done), "{forged}");
+        }
+        // Ready before exec is not the Lisp's: no Lisp ran yet.
+        assert!(heard(daemon, "locked\nready\n").0[1].starts_with("broken:"));
+        // A supervisor relays ready, error, died or setup-error after locked.
+        let supervised = Stage::Claiming { supervised: true };
+        assert_eq!(heard(supervised, "locked\nready\n").0, ["locked", "ready"]);
+        assert_eq!(heard(supervised, "locked\ndied x\n").1, Stage::Done);
+        assert!(heard(supervised, "locked\nexec x\n").0[1].starts_with("broken:"));
+        // Too long, with or without its newline.
+        let long = "x".repeat(MAX_WORD + 1);
+        assert!(heard(Stage::Execed, &long).0[0].starts_with("broken:"));
+        assert!(heard(Stage::Execed, &format!("{long}\n")).0[0].starts_with("broken:"));
+        assert_eq!(heard(Stage::Execed, "rea").0, Vec::<String>::new());
+        // Nothing is taken after a verdict.
+        assert_eq!(heard(Stage::Execed, "ready\nerror\n").0, ["ready"]);
     }
 }

@@ -3,19 +3,20 @@
 //! `stop`) and reads the verdict from the daemon's own reload pipe, opened
 //! anew through `/proc/PID/fd` (the Lisp holds both ends: `RELOAD_FD` and
 //! `RELOAD_READER_FD`), so the daemon needs no socket and nothing but the
-//! caller's power to reach it.
+//! caller's power to reach it. The verdict is read through an open file
+//! description of the tool's own, within the timeout, and bounded.
 
 use std::fs::File;
 use std::io::Read as _;
 use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
 
-use nix::fcntl::OFlag;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
+use super::events::own_reader;
 use super::process::{Aim, PidFd};
 use super::{DaemonError, PidState, Request, supervised_lisp};
 use crate::command::Command;
@@ -125,12 +126,9 @@ fn reload_pipe(target: &PidFd) -> Result<File, DaemonError> {
     {
         return Err(missing());
     }
-    nix::fcntl::fcntl(
-        reader.as_fd(),
-        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
-    )
-    .map_err(|_| missing())?;
-    Ok(reader)
+    // Read through a description of our own: the Lisp shares the one it
+    // holds, and could make it blocking under our reads.
+    own_reader(reader.into()).map_err(|_| missing())
 }
 
 /// SIGHUP to the Lisp of `target`, then its verdict: `None` when

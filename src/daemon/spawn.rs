@@ -22,7 +22,9 @@ use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2, setsid};
 
+use super::contain::Cgroup;
 use super::error::{DaemonError, SetupError};
+use super::events::own_reader;
 use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::identity::Switch;
@@ -30,7 +32,8 @@ use super::launch::Launch;
 use super::notify::Notifier;
 use super::pidfile::Claim;
 use super::process::PidFd;
-use super::readiness::{self, Word, read_what_is_there};
+use super::pty::Pty;
+use super::readiness::{Protocol, Stage, Word, read_what_is_there};
 use super::supervise;
 use crate::logging::Logger;
 use crate::plan::{LOCK_FD, READY_FD, Slot};
@@ -48,33 +51,71 @@ impl Launch {
             Signal::SIGHUP,
             Signal::SIGUSR1,
             Signal::SIGCHLD,
+            Signal::SIGWINCH,
         ])?;
         let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
-        let child = self.fork_child(write_end, false)?;
+        // Another user's Lisp never holds the caller's terminal.
+        let pty = match self.switch {
+            Some(_) => Pty::for_caller()?,
+            None => None,
+        };
+        let child = self.fork_child(write_end, false, pty.as_ref())?;
+        let relay = pty.map(Pty::relay);
         let mut events = EventLoop::new(Some(signals), None);
-        events.pipe = Some(File::from(read_end));
+        events.pipe = Some(own_reader(read_end)?);
+        let mut protocol = Protocol::new(Stage::Execed);
         // The failure is told once, whether the pipe's end or the exit is
         // seen first (both may come from one wait).
         let mut told = false;
         loop {
             match events.next()? {
-                Event::Said if readiness::is_ready(&events.text) => {
-                    if let Some(n) = notifier {
-                        n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+                Event::Said => {
+                    for word in protocol.take(&events.text) {
+                        match word {
+                            Ok(Word::Ready) => {
+                                if let Some(n) = notifier {
+                                    n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+                                }
+                                events.pipe = None;
+                            }
+                            Ok(_) => {}
+                            // A Lisp that breaks the protocol is ended.
+                            Err(_) => self.aim.signal_child(child, Signal::SIGKILL),
+                        }
                     }
-                    events.text.clear();
-                    events.pipe = None;
                 }
-                Event::PipeClosed => notify_failure(notifier, &events.text, &mut told),
+                Event::PipeClosed => {
+                    notify_failure(notifier, protocol.report(&events.text), &mut told)
+                }
                 Event::Signal(Signal::SIGCHLD) => {
                     if let Some(code) = reap_all(child) {
                         // Its report may still be in the pipe (the exit can
                         // be seen first): read what is there, without waiting.
                         if let Some(mut pipe) = events.pipe.take() {
                             read_what_is_there(&mut pipe, &mut events.text);
+                            let _ = protocol.take(&events.text);
                         }
-                        notify_failure(notifier, &events.text, &mut told);
+                        notify_failure(notifier, protocol.report(&events.text), &mut told);
+                        // Its session, and its cgroup, end with it.
+                        match &self.cgroup {
+                            Some(cgroup) => {
+                                cgroup.kill_all(super::KILL_WAIT);
+                                cgroup.remove();
+                            }
+                            None if self.switch.is_some() => {
+                                super::contain::end_session(child.as_raw(), super::KILL_WAIT)
+                            }
+                            None => {}
+                        }
+                        if let Some(relay) = relay {
+                            relay.finish();
+                        }
                         return Ok(code);
+                    }
+                }
+                Event::Signal(Signal::SIGWINCH) => {
+                    if let Some(relay) = &relay {
+                        relay.resize();
                     }
                 }
                 Event::Signal(signal) => {
@@ -83,7 +124,7 @@ impl Launch {
                     }
                     self.aim.signal_child(child, signal);
                 }
-                Event::Said | Event::ChildExited | Event::Deadline => {}
+                Event::ChildExited | Event::Deadline => {}
             }
         }
     }
@@ -92,7 +133,12 @@ impl Launch {
     /// `READY_FD`, the plan's other slots filled (`/dev/null`); in a session
     /// of its own (`own_session`, or when it runs as another user), killed
     /// if we die (`own_session`: a builder of cores).
-    pub(super) fn fork_child(&self, ready: OwnedFd, own_session: bool) -> Result<Pid, DaemonError> {
+    pub(super) fn fork_child(
+        &self,
+        ready: OwnedFd,
+        own_session: bool,
+        pty: Option<&Pty>,
+    ) -> Result<Pid, DaemonError> {
         let parent = std::process::id() as i32;
         // SAFETY: single-threaded; the child only sets itself up and execs.
         match unsafe { fork() }.map_err(DaemonError::Fork)? {
@@ -100,8 +146,11 @@ impl Launch {
                 let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty())
                     .map(IntoRawFd::into_raw_fd)
                     .ok();
-                let placed =
-                    exec::fresh_bootstrap(self.bootstrap.as_raw_fd()).and_then(|bootstrap| {
+                let contained = self.cgroup.as_ref().map_or(Ok(()), |c| c.enter());
+                let placed = pty
+                    .map_or(Ok(()), Pty::place_slave)
+                    .and_then(|()| exec::fresh_bootstrap(self.bootstrap.as_raw_fd()))
+                    .and_then(|bootstrap| {
                         exec::arrange(&self.layout(|slot| match slot {
                             Slot::Bootstrap => Some(bootstrap),
                             Slot::Ready => Some(ready.as_raw_fd()),
@@ -109,11 +158,13 @@ impl Launch {
                             _ => None,
                         }))
                     });
-                if placed.is_ok() {
-                    // Another user's Lisp gets no controlling terminal of ours.
+                if placed.is_ok() && contained.is_ok() {
+                    // Another user's Lisp gets no controlling terminal of
+                    // ours: at most a pty of its own.
                     let how = Become {
                         new_session: own_session || self.switch.is_some(),
                         die_with_parent: own_session.then_some(parent),
+                        terminal: pty.is_some(),
                         ..Become::default()
                     };
                     exec::exec_lisp(self, how, &mut |_| {});
@@ -142,41 +193,83 @@ fn reap_all(child: Pid) -> Option<i32> {
 
 /// `STATUS=` with the first line of the Lisp's error report, if it made
 /// one and it was not told yet.
-fn notify_failure(notifier: Option<&Notifier>, text: &str, told: &mut bool) {
-    if let (false, Some(n), Some(report)) = (*told, notifier, readiness::error_report(text)) {
+fn notify_failure(notifier: Option<&Notifier>, report: Option<&str>, told: &mut bool) {
+    if let (false, Some(n), Some(report)) = (*told, notifier, report) {
         let first = report.lines().next().unwrap_or("the main function failed");
-        n.send(&format!("STATUS={first}"));
+        n.send(&format!("STATUS={}", crate::visible::line(first)));
         *told = true;
     }
 }
 
 /// Starts the daemon and waits up to `timeout` for its readiness.
+///
+/// The daemon's pid comes from our own fork: the intermediate process
+/// (ours, before any exec) writes the pid its fork returned on a pipe only
+/// it holds, and exits; the daemon, reparented to us (the subreaper), is
+/// our child from then on, so its pid cannot be reused while we wait.
 pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
+    let deadline = Instant::now() + timeout;
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
+    let (pid_read, pid_write) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
+    let supervised = launch.supervise.is_some();
+    let cgroup = launch.cgroup.clone();
     // SAFETY: this program is single-threaded, so the child may do anything
     // the parent could; it only sets itself up and execs or exits.
     match unsafe { fork() }.map_err(DaemonError::Fork)? {
         ForkResult::Child => {
+            drop(pid_read);
             let reader = launch.keep_ready_reader.then_some(read_end);
             let _ = setsid();
             // SAFETY: as above; the intermediate child exits at once, so the
             // daemon is never a session leader and cannot regain a terminal.
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => daemon_process(launch, write_end, reader, logger),
-                _ => exit_now(0),
+                Ok(ForkResult::Child) => {
+                    drop(pid_write);
+                    daemon_process(launch, write_end, reader, logger)
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    let _ = nix::unistd::write(&pid_write, &child.as_raw().to_ne_bytes());
+                    exit_now(0)
+                }
+                Err(_) => exit_now(1),
             }
         }
         ForkResult::Parent { child } => {
             drop(write_end);
+            drop(pid_write);
             drop(launch);
+            // Our own intermediate process, which exits at once.
             waitpid(child, None).map_err(|errno| DaemonError::Wait {
                 pid: child.as_raw(),
                 errno,
             })?;
-            wait_ready(read_end, timeout, logger)
+            let daemon = forked_daemon(pid_read);
+            if let Some(daemon) = &daemon {
+                logger.trace(&format!("forked the daemon process {}", daemon.pid));
+            }
+            let start = Waiting {
+                daemon,
+                cgroup,
+                session: child.as_raw(),
+                deadline,
+                timeout,
+            };
+            start.wait(read_end, supervised, logger)
         }
     }
+}
+
+/// The daemon process, as the intermediate process's fork returned it and
+/// we adopted it: pinned by a pidfd while it is provably our child.
+fn forked_daemon(pipe: OwnedFd) -> Option<PidFd> {
+    let mut bytes = [0u8; 4];
+    let n = nix::unistd::read(&pipe, &mut bytes).ok()?;
+    let pid = (n == 4).then(|| i32::from_ne_bytes(bytes))?;
+    let fd = PidFd::open(pid).ok()?;
+    let ours = super::process::parent(pid) == Some(std::process::id() as i32);
+    ours.then_some(fd)
 }
 
 /// The descriptor of the pid directory in the daemon process (close-on-exec).
@@ -194,7 +287,6 @@ fn daemon_process(
     // SAFETY: `pipe` is the open write end of the readiness pipe; the File is
     // never dropped (this process execs or exits), so nothing closes it twice.
     let mut early = ManuallyDrop::new(unsafe { File::from_raw_fd(pipe) });
-    let _ = early.write_all(Word::Pid(pid).line().as_bytes());
     if let Err(message) = set_up(&mut launch, pipe, reader) {
         setup_error(&mut early, &message);
     }
@@ -211,6 +303,16 @@ fn daemon_process(
             exit_now(0);
         }
         Err(e) => setup_error(&mut pipe, &e),
+    }
+    // The lock is ours, so no daemon of this pid file runs: whatever is
+    // still in its cgroup was left by an earlier one, and goes; then this
+    // process enters it, before the Lisp (or the supervisor) runs.
+    if let Some(cgroup) = &launch.cgroup {
+        cgroup.kill_all(super::KILL_WAIT);
+        if let Err(e) = cgroup.enter() {
+            files.remove_own();
+            setup_error(&mut pipe, &SetupError::Cgroup(e.to_string()));
+        }
     }
     let _ = pipe.write_all(Word::Locked.line().as_bytes());
     if let Some(policy) = launch.supervise.clone() {
@@ -285,39 +387,168 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     Ok(())
 }
 
-/// What `start` has heard from the daemon so far.
-#[derive(Default)]
-struct Heard {
-    daemon: Option<i32>,
-    locked: bool,
-    /// Lines already looked at.
-    seen: usize,
-    /// Where the Lisp's error report starts in the text, once it said `error`.
-    report: Option<usize>,
+/// A start waiting for its daemon's word.
+struct Waiting {
+    /// The daemon process (our child), if the fork gave one.
+    daemon: Option<PidFd>,
+    /// Its cgroup, if it has one.
+    cgroup: Option<Cgroup>,
+    /// The session the daemon process is in (the intermediate's).
+    session: i32,
+    deadline: Instant,
+    timeout: Duration,
 }
 
-/// Reads the readiness pipe until a verdict or the timeout.
-fn wait_ready(pipe: OwnedFd, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
-    let mut events = EventLoop::new(None, None);
-    events.pipe = Some(File::from(pipe));
-    let deadline = Instant::now() + timeout;
-    let mut progress = Progress::on_terminal(timeout);
-    events.deadline = Some(progress.next.min(deadline));
-    let mut heard = Heard::default();
-    let verdict = loop {
-        let event = events.next()?;
-        // A tick of the progress line, not the timeout.
-        if matches!(event, Event::Deadline) && Instant::now() < deadline {
-            progress.tick();
-            events.deadline = Some(progress.next.min(deadline));
-            continue;
+/// What the words heard so far say.
+enum Verdict {
+    /// The start's outcome.
+    Fact(Fact),
+    /// The daemon ended (the pipe closed) without a verdict.
+    Ended,
+}
+
+impl Waiting {
+    /// Reads the readiness pipe (through a description of our own: the
+    /// Lisp may hold the read end too, and change its flags) until a
+    /// verdict or the deadline; a daemon that failed is ended, with its
+    /// whole tree.
+    fn wait(self, pipe: OwnedFd, supervised: bool, logger: &Logger) -> Result<Fact, DaemonError> {
+        let mut events = EventLoop::new(None, None);
+        events.pipe = Some(own_reader(pipe)?);
+        let mut progress = Progress::on_terminal(self.timeout);
+        events.deadline = Some(progress.next.min(self.deadline));
+        let mut protocol = Protocol::new(Stage::Claiming { supervised });
+        let verdict = loop {
+            let event = events.next()?;
+            // A tick of the progress line, not the timeout.
+            if matches!(event, Event::Deadline) && Instant::now() < self.deadline {
+                progress.tick();
+                events.deadline = Some(progress.next.min(self.deadline));
+                continue;
+            }
+            if let Some(verdict) = self.verdict_of(event, &events.text, &mut protocol, logger) {
+                break verdict;
+            }
+        };
+        progress.clear();
+        let claimed = !matches!(protocol.stage, Stage::Claiming { .. })
+            && !matches!(verdict, Verdict::Fact(Fact::AlreadyRunning { .. }));
+        Ok(match verdict {
+            Verdict::Fact(fact @ (Fact::Started { .. } | Fact::StillInitializing { .. })) => fact,
+            Verdict::Fact(fact) => {
+                self.end(claimed);
+                fact
+            }
+            Verdict::Ended => Fact::Died {
+                how: self.end(claimed),
+            },
+        })
+    }
+
+    /// The verdict an event gives, if any.
+    fn verdict_of(
+        &self,
+        event: Event,
+        text: &str,
+        protocol: &mut Protocol,
+        logger: &Logger,
+    ) -> Option<Verdict> {
+        let verdict = |fact| Some(Verdict::Fact(fact));
+        match event {
+            Event::Said => {
+                for word in protocol.take(text) {
+                    if let Some(step) = word.as_ref().ok().and_then(Word::trace) {
+                        logger.trace(&step);
+                    }
+                    match word {
+                        Err(broken) => {
+                            return verdict(Fact::ProtocolBroken {
+                                message: broken.to_string(),
+                            });
+                        }
+                        Ok(Word::Running(holder)) => {
+                            return verdict(Fact::AlreadyRunning { pid: holder });
+                        }
+                        Ok(Word::SetupError(message)) => {
+                            return verdict(Fact::SetupFailed { message });
+                        }
+                        Ok(Word::Died(how)) => return verdict(Fact::Died { how }),
+                        Ok(Word::Ready) => {
+                            return verdict(match &self.daemon {
+                                Some(daemon) => Fact::Started { pid: daemon.pid },
+                                None => Fact::SetupFailed {
+                                    message: "the daemon process could not be adopted".into(),
+                                },
+                            });
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                None
+            }
+            Event::PipeClosed => Some(match protocol.report(text) {
+                Some(report) => Verdict::Fact(Fact::FunctionError {
+                    report: report.to_string(),
+                }),
+                None => Verdict::Ended,
+            }),
+            Event::Deadline => Some(Verdict::Fact(match (protocol.report(text), &self.daemon) {
+                (Some(report), _) => Fact::FunctionError {
+                    report: report.to_string(),
+                },
+                (None, Some(daemon)) if !matches!(protocol.stage, Stage::Claiming { .. }) => {
+                    Fact::StillInitializing {
+                        pid: daemon.pid,
+                        waited: self.timeout,
+                    }
+                }
+                (None, _) => Fact::SetupFailed {
+                    message: format!(
+                        "no word from the daemon process within {} s",
+                        self.timeout.as_secs()
+                    ),
+                },
+            })),
+            Event::Signal(_) | Event::ChildExited => None,
         }
-        if let Some(fact) = verdict_of(event, &mut events, &mut heard, timeout, logger) {
-            break fact;
+    }
+
+    /// Ends a daemon that failed: the daemon process is given until the
+    /// deadline (at least a moment) to exit, then killed; once it `claimed`
+    /// the pid file, whatever is left in its cgroup (or its session) is
+    /// killed too. Reaps it, and says how it ended.
+    fn end(&self, claimed: bool) -> String {
+        let Some(daemon) = &self.daemon else {
+            return "the daemon process ended before it started the Lisp".to_string();
+        };
+        let pid = daemon.pid;
+        let grace = self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(200), super::KILL_WAIT);
+        let _ = daemon.end_within(grace);
+        if claimed {
+            match &self.cgroup {
+                Some(cgroup) => {
+                    cgroup.kill_all(super::KILL_WAIT);
+                    cgroup.remove();
+                }
+                None => super::contain::end_session(self.session, super::KILL_WAIT),
+            }
         }
-    };
-    progress.clear();
-    Ok(verdict)
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                format!("the Lisp (pid {pid}) exited with status {code} before it was ready")
+            }
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                format!(
+                    "the Lisp (pid {pid}) was killed by {} before it was ready",
+                    signal.as_str()
+                )
+            }
+            _ => format!("the Lisp (pid {pid}) closed its readiness pipe before it was ready"),
+        }
+    }
 }
 
 /// A line on a terminal's stderr while start waits: after a second,
@@ -364,120 +595,5 @@ impl Progress {
         if self.shown {
             eprint!("\r\x1b[K");
         }
-    }
-}
-
-/// The verdict an event gives, if any.
-fn verdict_of(
-    event: Event,
-    events: &mut EventLoop,
-    heard: &mut Heard,
-    timeout: Duration,
-    logger: &Logger,
-) -> Option<Fact> {
-    if let Some(report) = heard.report {
-        // The rest of the report, until the pipe closes: bounded in time
-        // (a child of the Lisp may keep the pipe open) and size.
-        if matches!(event, Event::PipeClosed | Event::Deadline) {
-            let _ = end(heard.daemon);
-            let report = events.text[report..].trim_end().to_string();
-            return Some(Fact::FunctionError { report });
-        }
-        return None;
-    }
-    match event {
-        Event::Said => hear(&events.text, heard, logger),
-        Event::PipeClosed => Some(Fact::Died {
-            how: end(heard.daemon),
-        }),
-        Event::Deadline => Some(match (heard.daemon, heard.locked) {
-            (Some(pid), true) => Fact::StillInitializing {
-                pid,
-                waited: timeout,
-            },
-            _ => Fact::SetupFailed {
-                message: format!(
-                    "no word from the daemon process within {} s",
-                    timeout.as_secs()
-                ),
-            },
-        }),
-        Event::Signal(_) | Event::ChildExited => None,
-    }
-}
-
-/// Takes in the new complete lines of `text`; the verdict, if they give one.
-fn hear(text: &str, heard: &mut Heard, logger: &Logger) -> Option<Fact> {
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        offset += line.len();
-        let Some(line) = line.strip_suffix('\n') else {
-            break;
-        };
-        if i < heard.seen {
-            continue;
-        }
-        heard.seen = i + 1;
-        let word = line.parse::<Word>();
-        if let Some(step) = word.as_ref().ok().and_then(Word::trace) {
-            logger.trace(&step);
-        }
-        match word {
-            Ok(Word::Pid(pid)) => heard.daemon = Some(pid),
-            Ok(Word::Locked) => heard.locked = true,
-            Ok(Word::Running(holder)) => {
-                reap(heard.daemon);
-                return Some(Fact::AlreadyRunning { pid: holder });
-            }
-            Ok(Word::SetupError(message)) => {
-                reap(heard.daemon);
-                return Some(Fact::SetupFailed { message });
-            }
-            Ok(Word::Died(how)) => {
-                reap(heard.daemon);
-                return Some(Fact::Died { how });
-            }
-            Ok(Word::Ready) => {
-                if let Some(pid) = heard.daemon {
-                    return Some(Fact::Started { pid });
-                }
-            }
-            Ok(Word::Error) => {
-                heard.report = Some(offset);
-                return None;
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Reaps a daemon process that has exited or is about to.
-fn reap(daemon: Option<i32>) {
-    if let Some(pid) = daemon {
-        let _ = waitpid(Pid::from_raw(pid), None);
-    }
-}
-
-/// Waits (bounded) for a failed daemon to exit, kills it if it does not,
-/// reaps it, and says how it ended.
-fn end(daemon: Option<i32>) -> String {
-    let Some(pid) = daemon else {
-        return "the daemon process ended before it started the Lisp".to_string();
-    };
-    if let Ok(fd) = PidFd::open(pid) {
-        let _ = fd.end_within(super::KILL_WAIT);
-    }
-    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, code)) => {
-            format!("the Lisp (pid {pid}) exited with status {code} before it was ready")
-        }
-        Ok(WaitStatus::Signaled(_, signal, _)) => {
-            format!(
-                "the Lisp (pid {pid}) was killed by {} before it was ready",
-                signal.as_str()
-            )
-        }
-        _ => format!("the Lisp (pid {pid}) closed its readiness pipe before it was ready"),
     }
 }

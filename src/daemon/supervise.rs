@@ -27,7 +27,7 @@ use super::launch::Launch;
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::process::PidFd;
-use super::readiness::{self, Word, read_what_is_there};
+use super::readiness::{Protocol, Stage, Word, read_what_is_there};
 use crate::config::RestartPolicy;
 use crate::logging::Logger;
 use crate::plan::Policy;
@@ -98,7 +98,11 @@ fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>, supervi
             _ => None,
         }))
     });
-    if placed.is_ok() {
+    let contained = launch
+        .cgroup
+        .as_ref()
+        .is_none_or(|c| c.lisp().enter().is_ok());
+    if placed.is_ok() && contained {
         let how = Become {
             die_with_parent: Some(supervisor),
             ..Become::default()
@@ -245,6 +249,10 @@ struct Supervisor<'a> {
     started: Instant,
     delay: Duration,
     starts: VecDeque<Instant>,
+    /// The readiness protocol of the Lisp that runs.
+    protocol: Protocol,
+    /// How the Lisp broke that protocol, if it did (it was killed).
+    broken: Option<String>,
 }
 
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
@@ -258,6 +266,8 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     let mut starter = starter;
+    // Whatever the Lisp's descendants leave comes to us, to be ended.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let events = match set_up(&launch, policy) {
         Ok(events) => events,
         Err(e) => {
@@ -282,6 +292,8 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
         started: Instant::now(),
         delay: policy.delay,
         starts: VecDeque::new(),
+        protocol: Protocol::new(Stage::Execed),
+        broken: None,
     };
     let mut phase = Phase::Starting { first: true };
     let mut actions = vec![Action::Start];
@@ -304,6 +316,12 @@ fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, DaemonError> {
         Signal::SIGUSR1,
         Signal::SIGHUP,
     ])?;
+    if let Some(cgroup) = &launch.cgroup {
+        cgroup
+            .lisp()
+            .create()
+            .map_err(|e| DaemonError::Setup(super::error::SetupError::Cgroup(e.to_string())))?;
+    }
     let owner = launch.switch.as_ref().map(crate::plan::Switch::ids);
     let output = match (&launch.output, policy.rotation) {
         (Some(path), Some((max_size, keep))) => {
@@ -323,12 +341,12 @@ impl Supervisor<'_> {
                 Err(_) => self.exit(Exit::Stopped),
             };
             match event {
-                Event::Said if readiness::is_ready(&self.events.text) => {
-                    // Nothing more to hear from this Lisp.
-                    self.events.pipe = None;
-                    return Happened::Ready;
+                Event::Said => {
+                    if let Some(happened) = self.hear() {
+                        return happened;
+                    }
                 }
-                Event::Said | Event::PipeClosed => {}
+                Event::PipeClosed => {}
                 Event::ChildExited => {
                     return Happened::Exited {
                         failed: self.reap(),
@@ -346,6 +364,40 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Takes the Lisp's new words: `ready` is news; a word that breaks the
+    /// protocol gets the Lisp killed (its exit is the news then).
+    fn hear(&mut self) -> Option<Happened> {
+        for word in self.protocol.take(&self.events.text) {
+            match word {
+                Ok(Word::Ready) => {
+                    // Nothing more to hear from this Lisp.
+                    self.events.pipe = None;
+                    return Some(Happened::Ready);
+                }
+                Ok(_) => {}
+                Err(broken) => {
+                    self.events.pipe = None;
+                    self.broken = Some(broken.to_string());
+                    if let Some(lisp) = self.lisp {
+                        self.launch.aim.signal_child(lisp, Signal::SIGKILL);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Ends what the Lisp that ended left: its cgroup's processes, or
+    /// (without one) every child of ours, reparented to us.
+    fn end_tree(&self) {
+        match &self.launch.cgroup {
+            Some(cgroup) => {
+                cgroup.lisp().kill_all(super::KILL_WAIT);
+            }
+            None => super::contain::end_orphans(super::KILL_WAIT),
+        }
+    }
+
     /// Reaps the Lisp that ended, records how, and says whether it failed.
     fn reap(&mut self) -> bool {
         let Some(lisp) = self.lisp.take() else {
@@ -356,11 +408,16 @@ impl Supervisor<'_> {
         // Its report may still be in the pipe (the exit can be seen first).
         if let Some(pipe) = &mut self.events.pipe {
             read_what_is_there(pipe, &mut self.events.text);
+            let _ = self.protocol.take(&self.events.text);
         }
         if let Some(o) = &mut self.events.output {
             o.drain();
         }
-        self.record.last_exit = Some(how_it_ended(status));
+        self.end_tree();
+        self.record.last_exit = Some(match self.broken.take() {
+            Some(broken) => format!("{broken}; killed"),
+            None => how_it_ended(status),
+        });
         self.record.lisp = None;
         let _ = self.files.write_state(&state_text(&self.record));
         !matches!(status, WaitStatus::Exited(_, 0))
@@ -391,8 +448,8 @@ impl Supervisor<'_> {
             Action::RelayReport => {
                 if let Some(mut s) = self.starter.take() {
                     // The Lisp's report, or how it ended without one.
-                    let text = match readiness::error_report(&self.events.text) {
-                        Some(_) => self.events.text.clone(),
+                    let text = match self.protocol.report(&self.events.text) {
+                        Some(report) => format!("{}{report}\n", Word::Error.line()),
                         None => Word::Died(format!(
                             "the Lisp (pid {}) {} before it was ready",
                             self.last_lisp,
@@ -458,6 +515,8 @@ impl Supervisor<'_> {
         self.started = Instant::now();
         self.events.pipe = Some(File::from(ready_read));
         self.events.text.clear();
+        self.protocol = Protocol::new(Stage::Execed);
+        self.broken = None;
         self.events.child = PidFd::open(child.as_raw()).ok();
         self.record.lisp = Some(child.as_raw());
         let _ = self.files.write_state(&state_text(&self.record));

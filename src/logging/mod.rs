@@ -215,7 +215,7 @@ impl Logger {
 
     /// `(:DAEMONIZATION :INFO "message" :PID 40 :NAME "web" :COMMAND "start" :USER "root")`
     pub fn line(&self, level: Level, message: &str) -> String {
-        let message = message.replace('\n', " // ");
+        let message = crate::visible::line(&message.replace('\n', " // "));
         format!(
             "(:DAEMONIZATION {} {} :PID {} :NAME {} :COMMAND {} :USER {})",
             level.keyword(),

@@ -166,7 +166,7 @@ pub fn plan(
             environment(&caller.env, login, runner.kind, &spec.environment),
             daemon && spec.reload_function.is_some(),
         ),
-        bootstrap: bootstrap(spec, mode, log, runner, caller.dir.as_deref()),
+        bootstrap: bootstrap(spec, mode, log, runner, lisp_dir(mode, caller).as_deref()),
         keep_ready_reader: keeps_reader,
         signal_main_thread: runner.kind.facts().signals_main_thread,
         umask: spec.umask(),
@@ -174,7 +174,24 @@ pub fn plan(
         output: spec.output.clone().filter(|_| daemon),
         fds: descriptors(spec, mode, keeps_reader, supervision.is_some()),
         supervision,
-        cwd: daemon.then(|| PathBuf::from("/")),
+        cwd: match mode {
+            Mode::Daemon => Some(PathBuf::from("/")),
+            // A root Lisp runs in the caller's directory only where that
+            // one is trusted (`Caller::dir`), else in `/`: a relative
+            // `(load ...)` there never finds a user's file.
+            Mode::ParentExit { .. } => lisp_dir(mode, caller),
+            _ => None,
+        },
+    }
+}
+
+/// The Lisp's `*default-pathname-defaults*`: the caller's directory; for
+/// the caller's own Lisp (`:before-parent-exit-fn`) also its working
+/// directory, `/` when the caller's is not one to trust (`Caller::dir`).
+fn lisp_dir(mode: &Mode, caller: &Caller) -> Option<PathBuf> {
+    match mode {
+        Mode::ParentExit { .. } => Some(caller.dir.clone().unwrap_or_else(|| "/".into())),
+        _ => caller.dir.clone(),
     }
 }
 
@@ -233,6 +250,10 @@ fn descriptors(
     fds
 }
 
+/// The `:output-max-size` of a supervisor's `:output` when the conf gives
+/// none: a daemon cannot fill root's disk by default.
+pub const DEFAULT_OUTPUT_MAX: u64 = 1 << 30;
+
 /// A daemon's supervisor, when a restart policy, or rotation of
 /// `:output`, needs one.
 fn supervision(spec: &DaemonSpec) -> Option<Policy> {
@@ -246,7 +267,11 @@ fn supervision(spec: &DaemonSpec) -> Option<Policy> {
             delay: spec.restart_delay(),
             max_delay: spec.restart_max_delay(),
             start_limit: spec.start_limit,
-            rotation: rotation.or(spec.output.as_ref().map(|_| (None, spec.output_keep()))),
+            // Written by a root supervisor: never without a cap.
+            rotation: rotation.or(spec
+                .output
+                .as_ref()
+                .map(|_| (Some(DEFAULT_OUTPUT_MAX), spec.output_keep()))),
             name: spec.name.clone().unwrap_or_else(|| {
                 spec.conf_params_file
                     .as_deref()

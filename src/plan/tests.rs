@@ -290,7 +290,10 @@ fn a_daemon_is_supervised_when_its_conf_says_so() {
     let policy = daemon(&spec).supervision.expect("a supervisor");
     assert_eq!(
         (policy.restart, policy.rotation),
-        (crate::config::RestartPolicy::OnFailure, Some((None, 5)))
+        (
+            crate::config::RestartPolicy::OnFailure,
+            Some((Some(super::DEFAULT_OUTPUT_MAX), 5))
+        )
     );
     let foreground = simple_plan(
         &spec,

@@ -56,8 +56,25 @@ pub fn build(req: &Request, program: &Path) -> Result<Built, DaemonError> {
         Some(create),
     )?;
     let staging = Staging::new(&dir, req)?;
+    let built = build_in(req, program, &staging.path, &target, started);
+    // Whatever happened, the staging directory goes; the build's own error
+    // is told first, then one of the removal.
+    let removed = staging.remove();
+    let built = built?;
+    removed?;
+    Ok(built)
+}
+
+/// The build itself, saving into `staging`.
+fn build_in(
+    req: &Request,
+    program: &Path,
+    staging: &Path,
+    target: &Path,
+    started: Instant,
+) -> Result<Built, DaemonError> {
     super::super::create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
-    let staged = staging.0.join("image.core");
+    let staged = staging.join("image.core");
     let said = run_builder(req, program, &staged, started)?;
     let saved = said.exited_ok && said.lines.iter().any(|l| l == "saving");
     if !saved {
@@ -74,17 +91,17 @@ pub fn build(req: &Request, program: &Path) -> Result<Built, DaemonError> {
     };
     let (sources, searched) = (told("source "), told("searched "));
     let mode = core_mode(req);
-    let bytes = install(&staged, &target, req, mode)?;
-    let manifest = manifest_text(req, program, &target, &sources, &searched);
+    let bytes = install(&staged, target, req, mode)?;
+    let manifest = manifest_text(req, program, target, &sources, &searched);
     write_new_from(
-        &manifest_path(&target),
+        &manifest_path(target),
         &mut manifest.as_bytes(),
         0o600,
         None,
+        |_| Ok(()),
     )?;
-    drop(staging);
     Ok(Built {
-        path: target,
+        path: target.to_path_buf(),
         bytes,
         took: started.elapsed(),
     })
@@ -101,30 +118,103 @@ fn core_mode(req: &Request) -> (u32, Option<u32>) {
 }
 
 /// The directory the Lisp saves into: the builder's user's, 0700, in the
-/// core's directory (which only the caller can change); gone with it.
-struct Staging(PathBuf);
+/// core's directory (which only the caller can change). Its contents are
+/// the builder's, so they are removed with the builder's user's power (a
+/// tree a user made is never walked by root); root then removes the empty
+/// directory, and a removal that fails is reported.
+struct Staging {
+    path: PathBuf,
+    /// The builder's user, when it is not the caller.
+    owner: Option<(u32, u32)>,
+}
 
 impl Staging {
     fn new(dir: &Path, req: &Request) -> Result<Staging, DaemonError> {
-        let path = dir.join(format!(".build-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).map_err(|e| io_error(&path, e))?;
-        let staging = Staging(path);
-        std::fs::set_permissions(&staging.0, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_error(&staging.0, e))?;
-        if let Some((uid, gid)) = req.switch.as_ref().map(crate::plan::Switch::ids) {
-            std::os::unix::fs::chown(&staging.0, Some(uid), Some(gid))
-                .map_err(|e| io_error(&staging.0, e))?;
+        let staging = Staging {
+            path: dir.join(format!(".build-{}", std::process::id())),
+            owner: req.switch.as_ref().map(crate::plan::Switch::ids),
+        };
+        // One an earlier build of the same pid left.
+        if std::fs::symlink_metadata(&staging.path).is_ok() {
+            staging.remove()?;
+        }
+        std::fs::create_dir(&staging.path).map_err(|e| io_error(&staging.path, e))?;
+        std::fs::set_permissions(&staging.path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error(&staging.path, e))?;
+        if let Some((uid, gid)) = staging.owner {
+            std::os::unix::fs::chown(&staging.path, Some(uid), Some(gid))
+                .map_err(|e| io_error(&staging.path, e))?;
         }
         Ok(staging)
     }
-}
 
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    /// Empties the directory as its owner, then removes it.
+    fn remove(&self) -> Result<(), DaemonError> {
+        let failed = |error: String| DaemonError::Staging {
+            path: self.path.clone(),
+            error,
+        };
+        match self.owner {
+            Some(owner) => empty_as(&self.path, owner).map_err(failed)?,
+            None => empty(&self.path).map_err(|e| failed(e.to_string()))?,
+        }
+        match std::fs::remove_dir(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e.to_string())),
+            _ => Ok(()),
+        }
     }
 }
+
+/// Removes what `dir` holds (not `dir`), never through a symbolic link.
+fn empty(dir: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        match entry.file_type()?.is_dir() {
+            true => std::fs::remove_dir_all(entry.path())?,
+            false => std::fs::remove_file(entry.path())?,
+        }
+    }
+    Ok(())
+}
+
+/// `empty(dir)` in a child that became `owner` (uid, gid) first, within
+/// `STAGING_WAIT`.
+fn empty_as(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
+    use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+    // SAFETY: single-threaded; the child only drops its privileges,
+    // removes files and exits.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
+            let became = setgroups(&[])
+                .and_then(|()| setresgid(gid, gid, gid))
+                .and_then(|()| setresuid(uid, uid, uid));
+            let code = match became.is_ok() && empty(dir).is_ok() {
+                true => 0,
+                false => 1,
+            };
+            super::super::exec::exit_now(code)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let pidfd = PidFd::open(child.as_raw()).map_err(|e| e.to_string())?;
+            if !pidfd.wait_exit(STAGING_WAIT) {
+                let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
+                pidfd.wait_exit(STAGING_WAIT);
+            }
+            match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                _ => Err("its owner could not remove what it holds".into()),
+            }
+        }
+    }
+}
+
+/// The longest the removal of a build's files may take.
+const STAGING_WAIT: Duration = Duration::from_secs(60);
 
 /// What the builder said, and how it ended.
 struct Said {
@@ -134,8 +224,7 @@ struct Said {
 }
 
 impl Said {
-    /// Its error report, with the compiler's notes before it, control
-    /// characters (but newlines and tabs) taken out.
+    /// Its error report, with the compiler's notes before it.
     fn report(&self) -> String {
         let block = |start: &str, end: &str| -> Option<String> {
             let from = self.lines.iter().position(|l| l == start)? + 1;
@@ -152,9 +241,8 @@ impl Said {
             (Some(error), None) => error,
             (None, _) => format!("the Lisp ended ({}) without saving", self.ended),
         };
-        text.chars()
-            .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-            .collect()
+        // Shown, not raw, where it is printed (`crate::visible`).
+        text
     }
 }
 
@@ -183,13 +271,15 @@ fn run_builder(
     let signals = take_signals(&[Signal::SIGINT, Signal::SIGTERM])?;
     let (read_end, write_end) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
-    let child = launch.fork_child(write_end, true)?;
+    let child = launch.fork_child(write_end, true, None)?;
     let pidfd = PidFd::open(child.as_raw())?;
     let (lines, interrupted) = hear(File::from(read_end), child, &pidfd, &signals, started);
     let status = waitpid(child, None).map_err(|errno| DaemonError::Wait {
         pid: child.as_raw(),
         errno,
     })?;
+    // What its preload started and left running in its session goes too.
+    super::super::contain::end_session(child.as_raw(), super::super::KILL_WAIT);
     drop(signals);
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
@@ -226,18 +316,25 @@ fn hear(
     let mut interrupted = None;
     let deadline = started + BUILD_TIMEOUT;
     loop {
-        let mut fds = [
-            PollFd::new(pipe.as_fd(), PollFlags::POLLIN),
+        // A pipe that hung up is no longer watched: a builder that closed
+        // it and lives on is waited for without a spin.
+        let mut fds = vec![
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
         ];
+        if !reader.closed {
+            fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+        }
         let _ = poll(&mut fds, PollTimeout::from(1000u16));
-        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-        let (said, exited, signalled) = (ready(0), ready(1), ready(2));
+        let ready = |i: usize| {
+            fds.get(i)
+                .is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+        };
+        let (exited, signalled, said) = (ready(0), ready(1), ready(2));
         if said || exited {
             reader.read_from(&mut pipe);
             if let Some(name) = reader.last_loading() {
-                loading = format!("loading {name}");
+                loading = format!("loading {}", crate::visible::line(name));
             }
         }
         if terminal {
@@ -268,12 +365,15 @@ struct Lines {
     partial: Vec<u8>,
     total: usize,
     too_much: bool,
+    /// The pipe hung up.
+    closed: bool,
 }
 
 impl Lines {
     fn read_from(&mut self, pipe: &mut File) {
         let mut chunk = [0u8; 8192];
         while let Ok(n) = pipe.read(&mut chunk) {
+            self.closed = n == 0;
             if n == 0 || self.too_much {
                 break;
             }
@@ -331,21 +431,52 @@ fn install(
         std::fs::rename(staged, target).map_err(|e| io_error(target, e))?;
         return Ok(meta.len());
     }
+    // Exactly the length judged, and the image must still be the one
+    // judged once copied: its user may go on writing it meanwhile.
+    // The change time too: a user can set the mtime back, never the ctime.
+    let judged = (
+        meta.len(),
+        meta.ino(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    );
+    let again = image.try_clone().map_err(|e| io_error(staged, e))?;
     write_new_from(
         target,
-        &mut Read::by_ref(&mut image).take(MAX_IMAGE),
+        &mut Read::by_ref(&mut image).take(meta.len()),
         mode.0,
         mode.1,
+        |copied| {
+            let now = again.metadata()?;
+            let seen = (
+                now.len(),
+                now.ino(),
+                now.mtime_nsec(),
+                now.ctime(),
+                now.ctime_nsec(),
+            );
+            match copied == judged.0 && seen == judged {
+                true => Ok(()),
+                false => Err(std::io::Error::other(format!(
+                    "the image {} changed while it was copied (its user wrote it); \
+                     nothing was installed",
+                    staged.display()
+                ))),
+            }
+        },
     )
 }
 
 /// Copies `source` into a new file (`O_EXCL`, `mode`, root's and `group`'s
-/// when given) renamed to `path`; returns the bytes copied.
+/// when given) renamed to `path` once `judge` accepts the bytes copied;
+/// returns their number.
 pub(super) fn write_new_from(
     path: &Path,
     source: &mut impl Read,
     mode: u32,
     group: Option<u32>,
+    judge: impl FnOnce(u64) -> std::io::Result<()>,
 ) -> Result<u64, DaemonError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".new-{}", std::process::id()));
@@ -359,6 +490,7 @@ pub(super) fn write_new_from(
         .open(&temporary)
         .map_err(|e| io_error(&temporary, e))?;
     let written = std::io::copy(source, &mut file).and_then(|n| {
+        judge(n)?;
         if let Some(gid) = group {
             std::os::unix::fs::fchown(&file, None, Some(gid))?;
         }

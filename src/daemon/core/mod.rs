@@ -409,10 +409,7 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
         }
     }
     match changed {
-        Some((_, file)) => Freshness::Stale(format!(
-            "{} was changed",
-            crate::report::escape_controls(&file)
-        )),
+        Some((_, file)) => Freshness::Stale(format!("{} was changed", crate::visible::line(&file))),
         None => Freshness::Fresh,
     }
 }

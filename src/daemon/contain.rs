@@ -1,0 +1,299 @@
+//! The daemon's whole process tree. A daemon is every process that
+//! descends from its Lisp, also those that `setsid`, double-fork or change
+//! their process group: `stop`, `kill`, a failed start, `zap --force` and a
+//! supervisor's restarts end them all (s6's process groups, systemd's
+//! `KillMode=control-group`).
+//!
+//! Where the kernel offers it (cgroup v2 and the power to make a cgroup,
+//! which root has), a daemon started as root gets a cgroup of its own,
+//! `daemonization/NAME-HASH` under the hierarchy, made and owned by root:
+//! its Lisp (or its supervisor, with the Lisp in the child cgroup `lisp`)
+//! enters it before exec, and no process of the daemon's user can leave it
+//! (moving a process needs write access to a cgroup both share, root's).
+//! `cgroup.kill` ends it whole. Elsewhere a supervisor is the subreaper of
+//! its Lisp's tree and ends what is left of it once the Lisp has ended;
+//! an unsupervised daemon of a user without a cgroup is contained by its
+//! session only (the README says so).
+
+use std::fs::File;
+use std::io::{Read as _, Seek as _, Write as _};
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::process::{Aim, PidFd};
+
+/// The directory under the hierarchy that holds the daemons' cgroups.
+const TOP: &str = "daemonization";
+/// The child cgroup of a supervisor's Lisp.
+const LISP: &str = "lisp";
+
+/// A cgroup (v2) of the tool's: a directory of the cgroup file system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cgroup {
+    pub path: PathBuf,
+}
+
+/// Where the cgroup v2 hierarchy is mounted, from /proc/self/mountinfo.
+fn hierarchy() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(point))
+    })
+}
+
+impl Cgroup {
+    /// The cgroup of the daemon whose pid file is `pid_file`, when this
+    /// process may make one (root, cgroup v2 mounted, `cgroup.kill` known).
+    pub fn of_daemon(pid_file: &Path) -> Option<Cgroup> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let top = hierarchy()?.join(TOP);
+        let stem: String = pid_file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() || "._-".contains(c) {
+                true => c,
+                false => '_',
+            })
+            .take(40)
+            .collect();
+        let hash = super::stable_hash(pid_file.as_os_str().as_encoded_bytes());
+        Some(Cgroup {
+            path: top.join(format!("{stem}-{hash:016x}")),
+        })
+    }
+
+    /// The child cgroup of a supervisor's Lisp.
+    pub fn lisp(&self) -> Cgroup {
+        Cgroup {
+            path: self.path.join(LISP),
+        }
+    }
+
+    /// Makes the cgroup (and its parents under the hierarchy) if missing;
+    /// an existing one must be root's directory (only root can make
+    /// directories there, but a loosened hierarchy is refused all the same).
+    pub fn create(&self) -> std::io::Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&self.path)?;
+        let meta = std::fs::symlink_metadata(&self.path)?;
+        if !meta.is_dir() || meta.uid() != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a cgroup directory of root's",
+                self.path.display()
+            )));
+        }
+        if !self.path.join("cgroup.kill").exists() {
+            return Err(std::io::Error::other("the kernel has no cgroup.kill"));
+        }
+        Ok(())
+    }
+
+    /// Whether the cgroup exists.
+    pub fn exists(&self) -> bool {
+        self.path.join("cgroup.procs").exists()
+    }
+
+    /// Moves this process into the cgroup (between fork and exec).
+    pub fn enter(&self) -> std::io::Result<()> {
+        let mut procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path.join("cgroup.procs"))?;
+        procs.write_all(b"0")
+    }
+
+    /// The processes in the cgroup and every cgroup below it.
+    pub fn members(&self) -> Vec<i32> {
+        let mut found = Vec::new();
+        let mut dirs = vec![self.path.clone()];
+        while let Some(dir) = dirs.pop() {
+            if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                found.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                dirs.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        found
+    }
+
+    /// Sends `signal` to every process in the cgroup but `spare`.
+    pub fn signal_all(&self, signal: Signal, spare: &[i32]) {
+        for pid in self.members() {
+            if !spare.contains(&pid) {
+                let _ = kill(Pid::from_raw(pid), signal);
+            }
+        }
+    }
+
+    /// Whether a process is left in the cgroup or below it (a cgroup that
+    /// is gone holds none).
+    pub fn populated(&self) -> bool {
+        std::fs::read_to_string(self.path.join("cgroup.events"))
+            .is_ok_and(|events| events.lines().any(|l| l == "populated 1"))
+    }
+
+    /// Waits until the cgroup is empty or `deadline` passes: the kernel
+    /// marks `cgroup.events` changed (POLLPRI) whenever `populated` does.
+    pub fn wait_empty(&self, deadline: Instant) -> bool {
+        let Ok(mut events) = File::open(self.path.join("cgroup.events")) else {
+            return true;
+        };
+        loop {
+            let mut text = String::new();
+            if events.rewind().is_err() || events.read_to_string(&mut text).is_err() {
+                return !self.populated();
+            }
+            if !text.lines().any(|l| l == "populated 1") {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLPRI)];
+            let ms = PollTimeout::try_from(left.as_millis().clamp(1, 1000) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let _ = poll(&mut fds, ms);
+        }
+    }
+
+    /// Kills every process in the cgroup and below it (`cgroup.kill`:
+    /// forks racing the kill are caught too) and waits, within `wait`,
+    /// until they are gone; true if they are.
+    pub fn kill_all(&self, wait: Duration) -> bool {
+        if !self.exists() {
+            return true;
+        }
+        let deadline = Instant::now() + wait;
+        let killed = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path.join("cgroup.kill"))
+            .and_then(|mut f| f.write_all(b"1"));
+        if killed.is_err() {
+            self.signal_all(Signal::SIGKILL, &[]);
+        }
+        self.wait_empty(deadline)
+    }
+
+    /// Removes the cgroup (and its child cgroups) once empty.
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir(self.path.join(LISP));
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Ends the rest of a tree whose Lisp has ended, in a supervisor (the
+/// subreaper of its Lisp's descendants) without a cgroup: every child of
+/// this process is a descendant of a Lisp of ours, and one reparented to
+/// us once its parent is killed is killed in turn, until none is left or
+/// `wait` has passed. Each is pinned by a pidfd before the kill, waited
+/// for with the deadline, and reaped.
+pub fn end_orphans(wait: Duration) {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + wait;
+    loop {
+        reap_exited();
+        let children: Vec<PidFd> = children_of(me)
+            .into_iter()
+            .filter_map(|pid| PidFd::open(pid).ok())
+            .collect();
+        if children.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for child in &children {
+            let _ = child.signal(Signal::SIGKILL, Aim::Process);
+        }
+        for child in &children {
+            child.wait_exit(deadline.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+/// Reaps every child of this process that has ended, without waiting.
+fn reap_exited() {
+    while let Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) =
+        waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG))
+    {}
+}
+
+/// Kills the processes of session `sid` (a daemon's without a cgroup: the
+/// session its intermediate process made; its id stays taken, never
+/// reused, while any process is in it) and waits up to `wait` for them.
+pub fn end_session(sid: i32, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let members: Vec<PidFd> = processes()
+            .filter(|pid| super::process::session(*pid) == Some(sid))
+            .filter_map(|pid| PidFd::open(pid).ok())
+            .collect();
+        if members.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for member in &members {
+            let _ = member.signal(Signal::SIGKILL, Aim::Process);
+        }
+        for member in &members {
+            member.wait_exit(deadline.saturating_duration_since(Instant::now()));
+        }
+        reap_exited();
+    }
+}
+
+/// Every pid in /proc.
+fn processes() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+}
+
+/// The processes whose parent is `parent`, from /proc.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    processes()
+        .filter(|pid| super::process::parent(*pid) == Some(parent))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemons_cgroup_is_named_after_its_pid_file() {
+        if !nix::unistd::geteuid().is_root() || hierarchy().is_none() {
+            assert_eq!(Cgroup::of_daemon(Path::new("/run/x/web.pid")), None);
+            return;
+        }
+        let a = Cgroup::of_daemon(Path::new("/run/x/we b;.pid")).unwrap();
+        let b = Cgroup::of_daemon(Path::new("/run/y/we b;.pid")).unwrap();
+        let name = a.path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("we_b_-") && name.len() == "we_b_-".len() + 16,
+            "{name}"
+        );
+        assert_ne!(a, b);
+        assert_eq!(a.path.parent().unwrap().file_name().unwrap(), TOP);
+        assert_eq!(a.lisp().path, a.path.join("lisp"));
+    }
+}
