@@ -111,6 +111,10 @@ pub struct Details {
     pub last_lines: Vec<String>,
     /// The saved core and whether it is fresh (`:core`).
     pub core: Option<String>,
+    /// How many processes the daemon is (its whole tree), and the cgroup
+    /// that holds them, if it has one.
+    pub processes: Option<u64>,
+    pub cgroup: Option<PathBuf>,
 }
 
 impl Details {
@@ -144,6 +148,12 @@ impl Details {
                 None => field("main pid", pid.to_string()),
             }
         }
+        if let Some(n) = self.processes {
+            field("processes", n.to_string());
+        }
+        if let Some(cgroup) = &self.cgroup {
+            field("cgroup", cgroup.display().to_string());
+        }
         if let Some(kib) = self.rss_kib {
             field("memory", format!("{:.1} MiB resident", kib as f64 / 1024.0));
         }
@@ -170,7 +180,7 @@ impl Details {
         let number = |n: Option<u64>| n.map_or("nil".to_string(), |n| n.to_string());
         let lines: Vec<String> = self.last_lines.iter().map(|l| lisp_string(l)).collect();
         format!(
-            " :name {} :lisp {} :conf {} :since {} :uptime {} :rss-kib {} :output {} :last-lines ({}) :core {}",
+            " :name {} :lisp {} :conf {} :since {} :uptime {} :rss-kib {} :output {} :last-lines ({}) :core {} :processes {} :cgroup {}",
             text(self.name.as_deref()),
             text(self.lisp.as_deref()),
             lisp_string(&self.conf.display().to_string()),
@@ -184,7 +194,14 @@ impl Details {
                     .as_deref()
             ),
             lines.join(" "),
-            text(self.core.as_deref())
+            text(self.core.as_deref()),
+            number(self.processes),
+            text(
+                self.cgroup
+                    .as_ref()
+                    .map(|c| c.display().to_string())
+                    .as_deref()
+            )
         )
     }
 
@@ -198,6 +215,8 @@ impl Details {
         json["output"] = serde_json::json!(self.output.as_ref().map(|o| o.display().to_string()));
         json["last-lines"] = serde_json::json!(self.last_lines);
         json["core"] = serde_json::json!(self.core);
+        json["processes"] = serde_json::json!(self.processes);
+        json["cgroup"] = serde_json::json!(self.cgroup.as_ref().map(|c| c.display().to_string()));
     }
 }
 

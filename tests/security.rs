@@ -1223,11 +1223,18 @@ fn nodaemon_gives_another_user_a_terminal_of_its_own_and_ends_its_tree() {
     let terminal = |pid: i32| fs::read_link(format!("/proc/{pid}/fd/0")).unwrap();
     let roots = terminal(tool_pid);
     assert!(roots.starts_with("/dev/pts"), "{roots:?}");
-    assert!(terminal(lisp).starts_with("/dev/pts"), "the Lisp has a terminal");
+    assert!(
+        terminal(lisp).starts_with("/dev/pts"),
+        "the Lisp has a terminal"
+    );
     assert_ne!(terminal(lisp), roots, "but not root's");
     assert_ne!(terminal(thief), roots, "nor has the thief");
     assert_ne!(stat_fields(lisp)[4], stat_fields(tool_pid)[4]);
-    assert_ne!(stat_fields(lisp)[4], "0", "its own pty is its controlling terminal");
+    assert_ne!(
+        stat_fields(lisp)[4],
+        "0",
+        "its own pty is its controlling terminal"
+    );
     let fds: Vec<String> = fs::read_dir(format!("/proc/{lisp}/fd"))
         .unwrap()
         .map(|e| {
@@ -1580,4 +1587,357 @@ fn a_core_of_a_user_is_refused() {
         &format!("refusing the core file {}", core.display()),
     );
     assert!(!sb.pid_file("site.pid").exists());
+}
+
+// The daemon is a stranger: the attacks below are the daemon's own code,
+// run as its `:user` (dztest) from the conf's :main-function, against root
+// running the tool's commands on the daemon's root-owned conf.
+
+/// Lisp code that writes `text` on the readiness pipe (descriptor 4, which
+/// the bootstrap writes its words on).
+fn say_on_readiness_pipe(text: &str) -> String {
+    format!(
+        "(let ((s (sb-sys:make-fd-stream 4 :output t :buffering :none))) \
+           (write-string {} s) (finish-output s))",
+        lisp_string(text)
+    )
+}
+
+/// Lisp code that writes its pid to `file`.
+fn note_own_pid(file: &Path) -> String {
+    format!(
+        "(with-open-file (f {} :direction :output :if-exists :supersede) \
+           (print (sb-posix:getpid) f))",
+        lisp_string(file.to_str().unwrap())
+    )
+}
+
+/// A conf of the test user's daemon whose :main-function is `body`.
+fn stranger_conf(sb: &Sandbox, name: &str, keys: &str, body: &str) -> PathBuf {
+    sb.conf(
+        &format!("{name}.conf"),
+        &format!(
+            "(:pid-file \"{name}.pid\" :user \"dztest\" {keys}\n :main-function #.(lambda () {body}))"
+        ),
+    )
+}
+
+/// A process of a third user (nobody) that nothing should ever signal.
+fn victim(sb: &Sandbox) -> Child {
+    let child = Command::new("sleep")
+        .arg("600")
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .unwrap();
+    sb.track(child.id() as i32);
+    child
+}
+
+/// Rule 1. The daemon's pid is the tool's own fork's: a Lisp that names
+/// another process on the readiness pipe has broken the protocol; its start
+/// fails at once, and the process it named (a third user's) is never
+/// signalled (the old tool killed it after its 10 s wait, as root).
+#[test]
+fn a_pid_the_lisp_names_is_never_believed() {
+    attacker();
+    let sb = open_sandbox();
+    let mut victim = victim(&sb);
+    let lisp_file = attacker_dir(&sb, "home").join("lisp.pid");
+    for (name, forged) in [("forged", "pid"), ("held", "running")] {
+        let conf = stranger_conf(
+            &sb,
+            name,
+            "",
+            &format!(
+                "{} {} (sb-ext:exit :code 1 :abort t)",
+                note_own_pid(&lisp_file),
+                say_on_readiness_pipe(&format!("{forged} {}\n", victim.id()))
+            ),
+        );
+        let out = bounded(sb.command(&conf, &["start"]), 30);
+        assert_line(
+            &out,
+            1,
+            &format!(
+                "failed started - internal-error (pid-file = {})",
+                sb.pid_file(&format!("{name}.pid")).display()
+            ),
+        );
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "ERROR: the daemon's Lisp broke the readiness protocol: it said \"{forged} {}\" \
+                 where only ready or error may come; it was ended, with every process it started\n",
+                victim.id()
+            )
+        );
+        let lisp = fs::read_to_string(&lisp_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!alive(lisp), "the Lisp itself was ended");
+        assert!(victim.try_wait().unwrap().is_none(), "the victim lives");
+        assert!(!sb.pid_file(&format!("{name}.pid")).exists());
+    }
+    // A Lisp that says `ready` itself is started as the process it is.
+    let conf = stranger_conf(
+        &sb,
+        "ready",
+        "",
+        &format!(
+            "{} {}",
+            note_own_pid(&lisp_file),
+            say_on_readiness_pipe("ready\n")
+        ),
+    );
+    let started = started_pid(&sb.run(&conf, &["start"]));
+    let lisp: i32 = fs::read_to_string(&lisp_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(started, lisp);
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    let _ = victim.kill();
+}
+
+/// Rule 2. Words that would have the tool wait on the Lisp (a set-up
+/// error, or an error report, and then the Lisp lives on holding its pipe)
+/// end the start within its timeout plus a second, and the Lisp with it.
+#[test]
+fn a_lisp_cannot_stretch_the_start_with_its_words() {
+    attacker();
+    let sb = open_sandbox();
+    let lisp_file = attacker_dir(&sb, "home").join("lisp.pid");
+    for (name, words, line) in [
+        ("setup", "setup-error all is well\n", "internal-error"),
+        ("report", "error\nall is well\n", "main-function-error"),
+    ] {
+        let conf = stranger_conf(
+            &sb,
+            name,
+            ":start-timeout 2",
+            &format!(
+                "{} {} (loop (sleep 10))",
+                note_own_pid(&lisp_file),
+                say_on_readiness_pipe(words)
+            ),
+        );
+        let began = Instant::now();
+        let out = bounded(sb.command(&conf, &["start"]), 30);
+        let took = began.elapsed();
+        assert_line(
+            &out,
+            1,
+            &format!(
+                "failed started - {line} (pid-file = {})",
+                sb.pid_file(&format!("{name}.pid")).display()
+            ),
+        );
+        assert_eq!(stderr(&out), "ERROR: all is well\n");
+        assert!(
+            took < Duration::from_secs(3),
+            "start took {took:?} with :start-timeout 2"
+        );
+        let lisp = fs::read_to_string(&lisp_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(wait_until(10, || !alive(lisp)), "the Lisp was ended");
+    }
+}
+
+/// Rule 2. The Lisp shares its reload pipe's read end with the tool's
+/// reads (a duplicate of its descriptor) and keeps making it blocking: the
+/// tool reads through a description of its own, so every reload returns
+/// within its timeout (the old tool blocked for ever in its first read).
+/// The Lisp may well hang its own reload so (its bootstrap drains that
+/// pipe too): then the reload says so.
+#[test]
+fn a_lisp_cannot_hang_reload_through_a_shared_pipe() {
+    attacker();
+    let sb = open_sandbox();
+    let conf = stranger_conf(
+        &sb,
+        "blocking",
+        ":reload-function #.(lambda () t)",
+        "(require :sb-posix) \
+         (sb-thread:make-thread (lambda () (loop (sb-posix:fcntl 9 sb-posix:f-setfl 0)))) t",
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    let p = sb.pid_file("blocking.pid").display().to_string();
+    for _ in 0..3 {
+        let began = Instant::now();
+        let out = bounded(sb.command(&conf, &["--timeout", "2", "reload"]), 20);
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            began.elapsed()
+        );
+        let answers = [
+            (
+                Some(0),
+                format!("success reloaded (pid = {pid} pid-file = {p})\n"),
+                String::new(),
+            ),
+            (
+                Some(1),
+                format!("failed reloaded - internal-error (pid-file = {p})\n"),
+                format!(
+                    "ERROR: no word from :reload-function of the daemon (pid = {pid}) within 2 s: \
+                     it may still be running (see the daemon's log)\n"
+                ),
+            ),
+        ];
+        let got = (out.status.code(), stdout(&out), stderr(&out));
+        assert!(answers.contains(&got), "{got:?}");
+    }
+    assert_eq!(sb.run(&conf, &["kill"]).status.code(), Some(0));
+}
+
+/// Lisp code that starts, as the daemon's user, a child that ignores the
+/// stop signals and a `setsid`ed, double-forked grandchild that ignores
+/// them too; each writes its pid to `pids`.
+fn leave_processes(pids: &Path) -> String {
+    let ignore = "trap '' TERM USR1 HUP INT";
+    let escapee = format!(
+        "{ignore}; setsid sh -c \"{ignore}; echo \\$\\$ >> {0}; exec sleep 600\" & \
+         echo $$ >> {0}; exec sleep 600",
+        pids.display()
+    );
+    format!(
+        "(let ((p (sb-ext:run-program \"/bin/sleep\" (list \"600\") :wait nil :input nil :output nil))) \
+           (with-open-file (f {0} :direction :output :if-exists :append :if-does-not-exist :create) \
+             (format f \"~d~%\" (sb-ext:process-pid p)))) \
+         (sb-ext:run-program \"/bin/sh\" (list \"-c\" {1}) :wait nil :input nil :output nil) \
+         (loop until (with-open-file (f {0}) (= 3 (loop for l = (read-line f nil) while l count t)))) \
+         t",
+        lisp_string(pids.to_str().unwrap()),
+        lisp_string(&escapee)
+    )
+}
+
+/// The pids `leave_processes` wrote, once all three are there.
+fn left_processes(sb: &Sandbox, pids: &Path) -> Vec<i32> {
+    assert!(wait_until(30, || fs::read_to_string(pids)
+        .is_ok_and(|t| t.lines().count() == 3)));
+    let found: Vec<i32> = fs::read_to_string(pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    for pid in &found {
+        sb.track(*pid);
+        assert!(alive(*pid), "{pid} runs while the daemon does");
+    }
+    fs::remove_file(pids).unwrap();
+    found
+}
+
+#[track_caller]
+fn assert_all_gone(pids: &[i32], after: &str) {
+    for pid in pids {
+        assert!(
+            wait_until(10, || !alive(*pid)),
+            "process {pid} of the daemon outlived {after}"
+        );
+    }
+}
+
+/// Rule 3. The daemon is its whole tree: what its Lisp started (a child
+/// that ignores the stop signals, a `setsid`ed double-forked grandchild)
+/// is gone after stop, kill, restart, a failed start, a supervisor's
+/// restart and a zap of a daemon that died; `status -v` counts them.
+#[test]
+fn the_daemons_whole_tree_ends_with_it() {
+    attacker();
+    let sb = open_sandbox();
+    let pids = attacker_dir(&sb, "home").join("pids");
+    let conf = stranger_conf(&sb, "tree", ":stop-timeout 2", &leave_processes(&pids));
+    let daemon = started_pid(&sb.run(&conf, &["start"]));
+    let left = left_processes(&sb, &pids);
+    let verbose = stdout(&sb.run(&conf, &["status", "-v"]));
+    assert!(verbose.contains("  processes:  4\n"), "{verbose}");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert_all_gone(&left, "stop");
+    assert!(!alive(daemon));
+
+    started_pid(&sb.run(&conf, &["start"]));
+    let left = left_processes(&sb, &pids);
+    assert_eq!(sb.run(&conf, &["restart"]).status.code(), Some(0));
+    assert_all_gone(&left, "restart");
+    let left = left_processes(&sb, &pids);
+    assert_eq!(sb.run(&conf, &["kill"]).status.code(), Some(0));
+    assert_all_gone(&left, "kill");
+
+    // The daemon dies (not by the tool): what it left goes with the zap.
+    let daemon = started_pid(&sb.run(&conf, &["start"]));
+    let left = left_processes(&sb, &pids);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(10, || !alive(daemon)));
+    assert!(alive(left[0]) && alive(left[2]), "the kernel leaves them");
+    assert_eq!(sb.run(&conf, &["zap", "--force"]).status.code(), Some(0));
+    assert_all_gone(&left, "zap --force");
+
+    // A start that fails.
+    let failing = stranger_conf(
+        &sb,
+        "failing",
+        "",
+        &format!("{} (error \"no\")", leave_processes(&pids)),
+    );
+    let out = sb.run(&failing, &["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let left: Vec<i32> = fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(left.len(), 3);
+    fs::remove_file(&pids).unwrap();
+    assert_all_gone(&left, "a failed start");
+
+    // A supervisor's restart: the first Lisp's tree goes before the next.
+    let supervised = stranger_conf(
+        &sb,
+        "restarting",
+        ":restart :on-failure :restart-delay 0.1",
+        &leave_processes(&pids),
+    );
+    let supervisor = started_pid(&sb.run(&supervised, &["start"]));
+    let left = left_processes(&sb, &pids);
+    let lisp: i32 = stat_lisp_child(supervisor);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lisp),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_all_gone(&left, "the supervisor's restart");
+    let second = left_processes(&sb, &pids);
+    assert_eq!(sb.run(&supervised, &["stop"]).status.code(), Some(0));
+    assert_all_gone(&second, "stop of a supervised daemon");
+    assert!(!alive(supervisor));
+}
+
+/// The supervisor's Lisp: its one child that runs the Lisp program.
+fn stat_lisp_child(supervisor: i32) -> i32 {
+    let mut lisp = None;
+    assert!(wait_until(10, || {
+        lisp = fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let fields = stat_fields(pid);
+            (fields[1] == supervisor.to_string()
+                && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("sbcl")))
+            .then_some(pid)
+        });
+        lisp.is_some()
+    }));
+    lisp.unwrap()
 }

@@ -268,6 +268,27 @@ fn processes() -> impl Iterator<Item = i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
 }
 
+/// `pid` and every process that descends from it (by their parents, as
+/// /proc says now: what left the tree is not counted).
+pub fn tree_of(pid: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = processes()
+        .filter_map(|p| Some((p, super::process::parent(p)?)))
+        .collect();
+    let mut tree = vec![pid];
+    let mut at = 0;
+    while at < tree.len() {
+        let parent = tree[at];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        at += 1;
+    }
+    tree
+}
+
 /// The processes whose parent is `parent`, from /proc.
 pub fn children_of(parent: i32) -> Vec<i32> {
     processes()

@@ -25,6 +25,8 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
             .ok()
             .map(|now| Duration::from_secs(now.as_secs().saturating_sub(since)))
     });
+    let cgroup =
+        super::contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| outcome.ok && c.exists());
     let read = super::tail::reader(req);
     let last_lines = spec
         .output
@@ -44,6 +46,11 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         output: spec.output.clone(),
         last_lines,
         core: spec.core.as_ref().map(|_| super::core::describe(req)),
+        processes: outcome.pid.filter(|_| outcome.ok).map(|pid| match &cgroup {
+            Some(c) => c.members().len() as u64,
+            None => super::contain::tree_of(pid).len() as u64,
+        }),
+        cgroup: cgroup.map(|c| c.path),
     }
 }
 
