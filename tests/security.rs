@@ -1941,3 +1941,147 @@ fn stat_lisp_child(supervisor: i32) -> i32 {
     }));
     lisp.unwrap()
 }
+
+/// Lisp code for a text with the controls a fake line needs: erase the
+/// line, return to its start, print the tool's success, ring.
+const EVIL: &str = "(format nil \"boom~c[2K~csuccess started (pid = 1)~c~c]0;owned~c~%success started\" \
+                    (code-char 27) (code-char 13) (code-char 7) (code-char 27) (code-char 7))";
+
+/// Asserts `bytes` (what the tool printed for `what`) hold no control
+/// character but newline and tab, show the Lisp's as escapes, and have no
+/// line after the first that begins like one of the tool's result lines.
+#[track_caller]
+fn assert_shown(bytes: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(bytes);
+    assert_no_raw(bytes, what);
+    assert!(
+        text.contains("\\x1b[2K\\rsuccess started"),
+        "{what}: {text:?}"
+    );
+    for line in text.lines().skip(1) {
+        let line = line
+            .split_once(": ")
+            .filter(|_| what.contains("directory"))
+            .map_or(line, |(_, l)| l);
+        assert!(
+            !line.starts_with("success") && !line.starts_with("ERROR"),
+            "{what}: a line of the Lisp's reads as the tool's: {text:?}"
+        );
+    }
+}
+
+/// Asserts `bytes` hold no control character but newline and tab.
+#[track_caller]
+fn assert_no_raw(bytes: &[u8], what: &str) {
+    let raw = bytes
+        .iter()
+        .any(|b| (*b < 0x20 && *b != b'\n' && *b != b'\t') || *b == 0x7f);
+    assert!(!raw, "{what}: {:?}", String::from_utf8_lossy(bytes));
+}
+
+/// Rule 4. Nothing of the Lisp's text reaches root's terminal or logs raw:
+/// its condition text in start's ERROR line (in every print style, and in
+/// the log file), a reload's error, status -v's last lines, log and
+/// log -f, and the lines of a directory of confs.
+#[test]
+fn the_lisps_text_is_shown_never_raw() {
+    use std::io::Read as _;
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let failing = stranger_conf(&sb, "failing", "", &format!("(error \"~a\" {EVIL})"));
+    let out = sb.run(&failing, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_shown(&out.stderr, "start's error");
+    for style in ["plist", "json"] {
+        let out = sb.run(&failing, &["--print", style, "start"]);
+        assert_shown(&out.stderr, style);
+        assert_no_raw(&out.stdout, style);
+    }
+    // One record a line, its text a Lisp string (backslashes doubled).
+    assert_no_raw(sb.log().as_bytes(), "the log file");
+    assert!(
+        sb.log().contains("boom\\\\x1b[2K\\\\rsuccess started"),
+        "{}",
+        sb.log()
+    );
+
+    let output = home.join("out.log");
+    let talking = stranger_conf(
+        &sb,
+        "talking",
+        &format!(
+            ":output {} :reload-function #.(lambda () (error \"~a\" {EVIL}))",
+            lisp_string(output.to_str().unwrap())
+        ),
+        &format!("(write-line {EVIL}) (finish-output) t"),
+    );
+    started_pid(&sb.run(&talking, &["start"]));
+    let out = sb.run(&talking, &["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_shown(&out.stderr, "reload's error");
+    assert_shown(&sb.run(&talking, &["status", "-v"]).stdout, "status -v");
+    for style in ["plist", "json"] {
+        let out = sb.run(&talking, &["--print", style, "status", "-v"]).stdout;
+        assert_no_raw(&out, style);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("[2K") && text.contains("success started"),
+            "{text}"
+        );
+    }
+    // `log` prints the daemon's own lines (and no line of the tool's):
+    // their controls shown.
+    let shown_output = |bytes: &[u8], what: &str| {
+        assert_no_raw(bytes, what);
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            text.contains("boom\\x1b[2K\\rsuccess started"),
+            "{what}: {text}"
+        );
+    };
+    shown_output(&sb.run(&talking, &["log"]).stdout, "log");
+    let raw = sb.run(&talking, &["log", "--raw"]).stdout;
+    assert!(
+        raw.windows(5).any(|w| w == b"\x1b[2K\r"),
+        "log --raw prints the bytes"
+    );
+    let mut follow = sb
+        .command(&talking, &["log", "-f"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sb.track(follow.id() as i32);
+    let mut pipe = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if text.contains("boom\\x1b[2K\\rsuccess started") || text.contains('\x1b') {
+                let _ = tx.send(seen.clone());
+                break;
+            }
+        }
+    });
+    let seen = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("log -f prints the output");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    shown_output(&seen, "log -f");
+    assert_eq!(sb.run(&talking, &["stop"]).status.code(), Some(0));
+
+    let fleet = sb.path("fleet");
+    fs::create_dir(&fleet).unwrap();
+    fs::copy(&failing, fleet.join("failing.conf")).unwrap();
+    let out = sb.run(&fleet, &["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_shown(&out.stderr, "a directory's lines");
+}
