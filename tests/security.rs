@@ -2085,3 +2085,242 @@ fn the_lisps_text_is_shown_never_raw() {
     assert_eq!(out.status.code(), Some(1));
     assert_shown(&out.stderr, "a directory's lines");
 }
+
+/// Rule 6. The root Lisp that runs `:before-parent-exit-fn` starts in a
+/// directory only root can change (the caller's, if it is one; else `/`),
+/// and its `*default-pathname-defaults*` is that directory: a relative
+/// `(load ...)` never finds a file of the daemon's user, even when root
+/// runs `start` from the user's own directory.
+#[test]
+fn a_root_lisp_never_starts_in_a_users_directory() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let marker = sb.path("loaded-as-root");
+    fs::write(
+        home.join("evil.lisp"),
+        format!(
+            "(with-open-file (f {} :direction :output) (print :owned f))",
+            lisp_string(marker.to_str().unwrap())
+        ),
+    )
+    .unwrap();
+    chown(&home.join("evil.lisp"), &attacker());
+    let seen = sb.path("seen");
+    let conf = sb.conf(
+        "cwd.conf",
+        &format!(
+            "(:pid-file \"cwd.pid\" :user \"dztest\" :main-function #.(lambda () t)\n \
+             :before-parent-exit-fn #.(lambda (pid status) (declare (ignore pid status))\n \
+               (with-open-file (f {} :direction :output :if-exists :supersede)\n \
+                 (format f \"~a ~a\" (namestring *default-pathname-defaults*) (sb-posix:getcwd)))\n \
+               (ignore-errors (load \"evil.lisp\"))))",
+            lisp_string(seen.to_str().unwrap())
+        ),
+    );
+    let trusted = sb.path("root-only");
+    fs::create_dir(&trusted).unwrap();
+    for (dir, expected) in [
+        (&home, "/ /".to_string()),
+        (
+            &trusted,
+            format!("{}/ {}", trusted.display(), trusted.display()),
+        ),
+    ] {
+        let mut start = sb.command(&conf, &["start"]);
+        start.current_dir(dir);
+        let out = start.output().unwrap();
+        let pid = started_pid(&out);
+        sb.track(pid);
+        assert_eq!(fs::read_to_string(&seen).unwrap(), expected);
+        assert!(!marker.exists(), "root loaded the user's file");
+        assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    }
+}
+
+/// A conf whose core the test user's builder makes, with `preload`.
+fn builder_conf(sb: &Sandbox, name: &str, preload: &str) -> PathBuf {
+    sb.conf(
+        &format!("{name}.conf"),
+        &format!(
+            "(:pid-file \"{name}.pid\" :user \"dztest\" :main-function #.(lambda () t)\n \
+             :core {} :preload ({preload}))",
+            lisp_string(sb.path(&format!("{name}.core")).to_str().unwrap())
+        ),
+    )
+}
+
+/// The staging directories builds left in `dir`.
+fn stagings(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".build-")
+        })
+        .collect()
+}
+
+/// The CPU time a process has used so far (utime + stime, /proc).
+fn cpu_of(pid: i32) -> Duration {
+    let fields = stat_fields(pid);
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf takes a constant and returns a number.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Rule 2. A builder that closes its pipe and lives on is waited for
+/// without a spin: root's build-core uses next to no CPU meanwhile.
+#[test]
+fn a_builder_that_hangs_up_does_not_spin_root() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let (closed, later) = (home.join("closed"), home.join("later"));
+    let mark = |file: &Path| {
+        format!(
+            "(with-open-file (f {} :direction :output) (print 1 f))",
+            lisp_string(file.to_str().unwrap())
+        )
+    };
+    let conf = builder_conf(
+        &sb,
+        "spin",
+        &format!(
+            "#.(lambda () (sb-alien:alien-funcall (sb-alien:extern-alien \"close\" \
+               (function sb-alien:int sb-alien:int)) 4) {} (sleep 3) {} (sleep 1))",
+            mark(&closed),
+            mark(&later)
+        ),
+    );
+    let mut tool = sb
+        .command(&conf, &["build-core"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = tool.id() as i32;
+    assert!(
+        wait_until(30, || closed.exists()),
+        "the builder closed its pipe"
+    );
+    let before = cpu_of(pid);
+    assert!(wait_until(30, || later.exists()));
+    let spent = cpu_of(pid) - before;
+    assert!(
+        spent < Duration::from_millis(500),
+        "root's build-core used {spent:?} of CPU in the builder's 3 s"
+    );
+    let status = tool.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "nothing was saved");
+    assert!(stagings(sb.dir.path()).is_empty());
+}
+
+/// Rule 7. A builder's user who goes on writing the saved image (making it
+/// 16 GiB, sparse, and back, while root copies it) gets no more than it
+/// saved copied, or nothing; and the build's staging directory, full of
+/// the user's files, is removed with the user's power, or its failure is
+/// told.
+#[test]
+fn root_copies_only_the_image_it_judged() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let extender_pid = home.join("extender.pid");
+    let extend = format!(
+        "b=$PPID; setsid sh -c 'echo $$ > {}; f=\"$1\"; while kill -0 '$b' 2>/dev/null; do sleep 0.01; done; \
+         n=$(stat -c %s \"$f\"); while [ -e \"$f\" ]; do truncate -c -s 16G \"$f\"; truncate -c -s \"$n\" \"$f\"; done' sh \"$1\" &",
+        extender_pid.display()
+    );
+    let conf = builder_conf(
+        &sb,
+        "sparse",
+        &format!(
+            "#.(lambda () (sb-ext:run-program \"/bin/sh\" (list \"-c\" {} \"sh\" \
+               (namestring (symbol-value (intern \"*CORE-FILE*\" \"DAEMONIZATION-BOOTSTRAP\")))) \
+               :wait t :input nil :output nil :error nil))",
+            lisp_string(&extend)
+        ),
+    );
+    let out = bounded(sb.command(&conf, &["build-core"]), 300);
+    let extender = pid_written(&extender_pid);
+    sb.track(extender);
+    let core = sb.path("sparse.core");
+    match out.status.code() {
+        Some(0) => {
+            let size = fs::metadata(&core).unwrap().len();
+            assert!(size < 1 << 30, "root installed {size} bytes");
+        }
+        _ => assert!(!core.exists(), "{}", stderr(&out)),
+    }
+    assert!(
+        stagings(sb.dir.path()).is_empty(),
+        "{:?}",
+        stagings(sb.dir.path())
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(extender),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+
+    // A tree its user cannot remove: the build says so.
+    let conf = builder_conf(
+        &sb,
+        "stuck",
+        "#.(lambda () (let ((dir (merge-pathnames \"stuck/\" (symbol-value (intern \"*CORE-FILE*\" \
+           \"DAEMONIZATION-BOOTSTRAP\"))))) (ensure-directories-exist (merge-pathnames \"f\" dir)) \
+           (with-open-file (f (merge-pathnames \"f\" dir) :direction :output) (print 1 f)) \
+           (sb-ext:run-program \"/bin/chmod\" (list \"0500\" (directory-namestring dir)))))",
+    );
+    let out = sb.run(&conf, &["build-core"]);
+    let left = stagings(sb.dir.path());
+    assert_eq!(left.len(), 1, "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: cannot remove {}: its owner could not remove what it holds; remove it by hand\n",
+            left[0].display()
+        )
+    );
+    fs::remove_dir_all(&left[0]).unwrap();
+}
+
+/// Rule 7. A rotation that fails (the daemon's user made FILE.1 a
+/// directory) stops the writing: the root supervisor never grows the file
+/// past :output-max-size.
+#[test]
+fn a_failed_rotation_stops_the_writing() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let output = home.join("out.log");
+    let block = home.join("out.log.1");
+    let conf = stranger_conf(
+        &sb,
+        "flood",
+        &format!(
+            ":restart :on-failure :output {} :output-max-size \"64K\" :output-keep 1",
+            lisp_string(output.to_str().unwrap())
+        ),
+        &format!(
+            "(ensure-directories-exist {}) \
+             (with-open-file (f {} :direction :output) (print 1 f)) \
+             (dotimes (i 20000) (format t \"line ~d of a flood that root must not write past its cap~%\" i)) \
+             (finish-output) t",
+            lisp_string(&format!("{}/", block.display())),
+            lisp_string(&format!("{}/keep", block.display()))
+        ),
+    );
+    started_pid(&sb.run(&conf, &["start"]));
+    // The supervisor writes what is left of the output before it exits.
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    let size = fs::metadata(&output).unwrap().len();
+    assert!(size <= 64 * 1024, "the :output grew to {size} bytes");
+    assert!(size > 32 * 1024, "it was written up to its cap: {size}");
+}
