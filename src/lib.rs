@@ -19,3 +19,4 @@ pub mod suggest;
 pub mod trust;
 pub mod unit;
 pub mod visible;
+pub mod wire;

@@ -4,6 +4,7 @@
 //! the readiness pipe, the child's exit (a pidfd), the captured output, and
 //! a deadline; and hands them out one event at a time.
 
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read as _;
@@ -19,7 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use super::error::DaemonError;
 use super::output::Output;
 use super::process::PidFd;
-use super::readiness::append_capped;
+use crate::wire::readiness::MAX_REPORT;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,4 +183,21 @@ pub fn own_reader(fd: OwnedFd) -> Result<File, DaemonError> {
         })?;
     drop(fd);
     Ok(file)
+}
+
+/// Appends to `text` what `pipe` holds now, without waiting for more (a
+/// child of the exited Lisp may still hold the write end).
+pub fn read_what_is_there(pipe: &mut File, text: &mut String) {
+    let _ = fcntl(pipe.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    let mut rest = Vec::new();
+    let _ = pipe.take(MAX_REPORT as u64).read_to_end(&mut rest);
+    append_capped(text, &rest);
+}
+
+/// Appends the Lisp's words to `text`, keeping at most `MAX_REPORT` bytes:
+/// the Lisp runs the daemon user's code, which may flood the pipe.
+pub fn append_capped(text: &mut String, bytes: &[u8]) {
+    if text.len() < MAX_REPORT {
+        text.push_str(&String::from_utf8_lossy(bytes));
+    }
 }

@@ -19,8 +19,8 @@ use nix::unistd::{chdir, execve, setsid};
 use super::error::{DaemonError, SetupError};
 use super::identity::{self, Switch};
 use super::launch::Launch;
-use super::readiness::Word;
 use crate::plan::Slot;
+use crate::wire::readiness::Word;
 
 /// How the process becomes the Lisp, beyond what its `Launch` says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -15,7 +15,6 @@ mod output;
 mod pidfile;
 mod process;
 mod pty;
-mod readiness;
 pub mod records;
 pub mod reload;
 mod spawn;

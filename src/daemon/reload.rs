@@ -22,9 +22,7 @@ use super::{DaemonError, PidState, Request, supervised_lisp};
 use crate::command::Command;
 use crate::plan::{RELOAD_FD, RELOAD_MARK, RELOAD_READER_FD};
 use crate::report::{Fact, Outcome};
-
-/// The most of a verdict read (an error report with its backtrace).
-const MAX_VERDICT: usize = 256 * 1024;
+use crate::wire::reload::{self, Heard, Verdict};
 
 /// `reload` (or `force-reload` of a conf with `:reload-function`).
 pub fn reload(req: &Request, command: Command) -> Outcome {
@@ -162,11 +160,11 @@ fn call(
     let deadline = Instant::now() + timeout;
     let mut text = Vec::new();
     loop {
-        if let Some(verdict) = verdict(&text, tag, untagged) {
-            return Ok(verdict);
-        }
-        if text.len() > MAX_VERDICT {
-            return Err(DaemonError::ReloadGarbled { pid: target.pid });
+        match reload::hear(&text, tag, untagged) {
+            Heard::Verdict(Verdict::Reloaded) => return Ok(None),
+            Heard::Verdict(Verdict::Failed(report)) => return Ok(Some(report)),
+            Heard::Garbled => return Err(DaemonError::ReloadGarbled { pid: target.pid }),
+            Heard::NotYet => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -198,64 +196,8 @@ fn call(
             text.extend_from_slice(&chunk[..n]);
         }
         let nothing = !matches!(read, Ok(n) if n > 0);
-        if (ended || (hung_up && nothing)) && verdict(&text, tag, untagged).is_none() {
+        if (ended || (hung_up && nothing)) && reload::hear(&text, tag, untagged) == Heard::NotYet {
             return Err(DaemonError::DiedReloading { pid: target.pid });
         }
-    }
-}
-
-/// This reload's verdict in what the pipe said so far, if complete: the
-/// first `reloaded TAG` or `error TAG` (with its report, up to a line
-/// `end-of-report`) that carries `tag` (or 0, when `untagged`); others are
-/// earlier reloads' (a `kill -HUP`).
-fn verdict(text: &[u8], tag: i32, untagged: bool) -> Option<Option<String>> {
-    const END: &str = "end-of-report\n";
-    let text = String::from_utf8_lossy(text);
-    let mut rest: &str = &text;
-    loop {
-        let (head, after) = rest.split_once('\n')?;
-        let (word, number) = head.split_once(' ').unwrap_or((head, ""));
-        let ours = number
-            .parse::<i32>()
-            .is_ok_and(|n| n == tag || (untagged && n == 0));
-        match word {
-            "reloaded" if ours => return Some(None),
-            "error" => {
-                let end = after.find(END)?;
-                if ours {
-                    return Some(Some(after[..end].trim_end().to_string()));
-                }
-                rest = &after[end + END.len()..];
-            }
-            _ => rest = after,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::verdict;
-
-    #[test]
-    fn verdicts_are_this_reloads_and_complete_or_not_yet() {
-        assert_eq!(verdict(b"reloaded 7\n", 7, false), Some(None));
-        assert_eq!(verdict(b"reloaded 7", 7, false), None);
-        assert_eq!(verdict(b"error 7\nboom\n(a condition", 7, false), None);
-        assert_eq!(
-            verdict(b"error 7\nboom\nBacktrace:\n  x\nend-of-report\n", 7, false),
-            Some(Some("boom\nBacktrace:\n  x".to_string()))
-        );
-        // An earlier reload's verdict (a kill -HUP's: 0) is not this one's.
-        assert_eq!(verdict(b"reloaded 0\n", 7, false), None);
-        assert_eq!(
-            verdict(b"reloaded 3\nerror 7\nbad\nend-of-report\n", 7, false),
-            Some(Some("bad".into()))
-        );
-        assert_eq!(
-            verdict(b"error 3\nold\nend-of-report\nreloaded 7\n", 7, false),
-            Some(None)
-        );
-        // A Lisp that cannot carry the number says 0.
-        assert_eq!(verdict(b"reloaded 0\n", 7, true), Some(None));
     }
 }

@@ -25,6 +25,7 @@ use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2, setsid};
 use super::contain::Cgroup;
 use super::error::{DaemonError, SetupError};
 use super::events::own_reader;
+use super::events::read_what_is_there;
 use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::identity::Switch;
@@ -33,11 +34,11 @@ use super::notify::Notifier;
 use super::pidfile::Claim;
 use super::process::PidFd;
 use super::pty::Pty;
-use super::readiness::{Protocol, Stage, Word, read_what_is_there};
 use super::supervise;
 use crate::logging::Logger;
 use crate::plan::{LOCK_FD, READY_FD, Slot};
 use crate::report::Fact;
+use crate::wire::readiness::{Protocol, Stage, Word};
 
 impl Launch {
     /// `nodaemon` under a service manager or as PID 1: the Lisp runs as our

@@ -21,17 +21,18 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use super::error::DaemonError;
+use super::events::read_what_is_there;
 use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::launch::Launch;
 use super::output::Output;
 use super::pidfile::PidFiles;
 use super::process::PidFd;
-use super::readiness::{Protocol, Stage, Word, read_what_is_there};
 use crate::config::RestartPolicy;
 use crate::logging::Logger;
 use crate::plan::Policy;
 use crate::plan::{BOOTSTRAP_FD, LOCK_FD, Slot};
+use crate::wire::readiness::{Protocol, Stage, Word};
 
 /// What `status` shows of a supervised daemon.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

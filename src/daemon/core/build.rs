@@ -24,6 +24,7 @@ use super::super::{DaemonError, Request, caller};
 use super::{core_path, manifest_path, manifest_text};
 use crate::plan::{self, Mode};
 use crate::trust;
+use crate::wire::builder;
 
 /// A core made by `build`.
 pub struct Built {
@@ -34,8 +35,6 @@ pub struct Built {
 
 /// The longest a build may take (a first build compiles for minutes).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The most the builder may say (progress, sources, a report).
-const MAX_SAID: usize = 4 << 20;
 /// The largest image installed (a core is some hundred MiB).
 const MAX_IMAGE: u64 = 16 << 30;
 
@@ -76,23 +75,19 @@ fn build_in(
     super::super::create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
     let staged = staging.join("image.core");
     let said = run_builder(req, program, &staged, started)?;
-    let saved = said.exited_ok && said.lines.iter().any(|l| l == "saving");
+    let saved = said.exited_ok
+        && said.words.saving
+        && said.words.report.is_none()
+        && said.words.broken.is_none();
     if !saved {
         return Err(DaemonError::CoreBuild {
             report: said.report(),
         });
     }
-    let told = |word: &str| -> Vec<PathBuf> {
-        said.lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(word))
-            .map(PathBuf::from)
-            .collect()
-    };
-    let (sources, searched) = (told("source "), told("searched "));
+    let (sources, searched) = (&said.words.sources, &said.words.searched);
     let mode = core_mode(req);
     let bytes = install(&staged, target, req, mode)?;
-    let manifest = manifest_text(req, program, target, &sources, &searched);
+    let manifest = manifest_text(req, program, target, sources, searched);
     write_new_from(
         &manifest_path(target),
         &mut manifest.as_bytes(),
@@ -218,7 +213,7 @@ const STAGING_WAIT: Duration = Duration::from_secs(60);
 
 /// What the builder said, and how it ended.
 struct Said {
-    lines: Vec<String>,
+    words: builder::Said,
     exited_ok: bool,
     ended: String,
 }
@@ -226,23 +221,19 @@ struct Said {
 impl Said {
     /// Its error report, with the compiler's notes before it.
     fn report(&self) -> String {
-        let block = |start: &str, end: &str| -> Option<String> {
-            let from = self.lines.iter().position(|l| l == start)? + 1;
-            let to = self.lines[from..]
-                .iter()
-                .position(|l| l == end)
-                .map_or(self.lines.len(), |i| from + i);
-            Some(self.lines[from..to].join("\n"))
-        };
-        let notes = block("notes", "end-of-notes");
-        let error = block("error", "\u{0}");
-        let text = match (error, notes) {
-            (Some(error), Some(notes)) => format!("{error}\nThe compiler's last notes:\n{notes}"),
-            (Some(error), None) => error,
-            (None, _) => format!("the Lisp ended ({}) without saving", self.ended),
-        };
         // Shown, not raw, where it is printed (`crate::visible`).
-        text
+        let words = &self.words;
+        if let Some(broken) = &words.broken {
+            return format!("the builder {broken}; it was ended");
+        }
+        let notes = (!words.notes.is_empty()).then(|| words.notes.join("\n"));
+        match (&words.report, notes) {
+            (Some(error), Some(notes)) => {
+                format!("{}\nThe compiler's last notes:\n{notes}", error.join("\n"))
+            }
+            (Some(error), None) => error.join("\n"),
+            (None, _) => format!("the Lisp ended ({}) without saving", self.ended),
+        }
     }
 }
 
@@ -294,7 +285,7 @@ fn run_builder(
         });
     }
     Ok(Said {
-        lines: lines.lines,
+        words: lines.said,
         exited_ok: matches!(status, WaitStatus::Exited(_, 0)),
         ended: format!("{status:?}"),
     })
@@ -333,7 +324,7 @@ fn hear(
         let (exited, signalled, said) = (ready(0), ready(1), ready(2));
         if said || exited {
             reader.read_from(&mut pipe);
-            if let Some(name) = reader.last_loading() {
+            if let Some(name) = &reader.said.loading {
                 loading = format!("loading {}", crate::visible::line(name));
             }
         }
@@ -346,7 +337,7 @@ fn hear(
         if exited {
             break;
         }
-        if interrupted.is_some() || Instant::now() > deadline || reader.too_much {
+        if interrupted.is_some() || Instant::now() > deadline || reader.said.broken.is_some() {
             // Its whole session: what its preload started too.
             let _ = nix::sys::signal::killpg(child, Signal::SIGKILL);
             let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
@@ -358,13 +349,11 @@ fn hear(
     (reader, interrupted)
 }
 
-/// The builder's lines, read as they come, at most `MAX_SAID` bytes.
+/// The builder's lines, read as they come, into its protocol's reader.
 #[derive(Default)]
 struct Lines {
-    lines: Vec<String>,
+    said: builder::Said,
     partial: Vec<u8>,
-    total: usize,
-    too_much: bool,
     /// The pipe hung up.
     closed: bool,
 }
@@ -374,25 +363,21 @@ impl Lines {
         let mut chunk = [0u8; 8192];
         while let Ok(n) = pipe.read(&mut chunk) {
             self.closed = n == 0;
-            if n == 0 || self.too_much {
+            if n == 0 || self.said.broken.is_some() {
                 break;
             }
-            self.total += n;
-            self.too_much = self.total > MAX_SAID;
             self.partial.extend_from_slice(&chunk[..n]);
             while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.partial.drain(..=end).collect();
-                self.lines
-                    .push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+                self.said
+                    .take(&String::from_utf8_lossy(&line[..line.len() - 1]));
+            }
+            if self.partial.len() > builder::MAX_LINE {
+                let long = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                self.said.take(&long);
             }
         }
-    }
-
-    fn last_loading(&self) -> Option<&str> {
-        self.lines
-            .iter()
-            .rev()
-            .find_map(|l| l.strip_prefix("loading "))
     }
 }
 

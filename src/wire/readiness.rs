@@ -20,12 +20,7 @@
 //! most `MAX_REPORT`; anything else is a `Broken` protocol, and the start
 //! fails.
 use std::fmt;
-use std::fs::File;
-use std::io::Read as _;
-use std::os::fd::AsFd;
 use std::str::FromStr;
-
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 /// One line of the readiness pipe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,7 +153,8 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Broken {
     pub expected: &'static str,
-    /// What came instead, at most 80 characters of it.
+    /// What came instead, at most 80 characters of it, shown (see
+    /// `crate::visible`): it goes into logs and the supervisor's state.
     pub said: String,
 }
 
@@ -229,7 +225,7 @@ impl Protocol {
     fn broken(&mut self, said: &str) -> Broken {
         let broken = Broken {
             expected: self.stage.expected(),
-            said: said.chars().take(80).collect(),
+            said: crate::visible::line(&said.chars().take(80).collect::<String>()),
         };
         self.stage = Stage::Done;
         broken
@@ -243,23 +239,6 @@ impl Protocol {
 
 /// The most of the Lisp's words on the readiness pipe that is kept.
 pub const MAX_REPORT: usize = 64 * 1024;
-
-/// Appends to `text` what `pipe` holds now, without waiting for more (a
-/// child of the exited Lisp may still hold the write end).
-pub fn read_what_is_there(pipe: &mut File, text: &mut String) {
-    let _ = fcntl(pipe.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-    let mut rest = Vec::new();
-    let _ = pipe.take(MAX_REPORT as u64).read_to_end(&mut rest);
-    append_capped(text, &rest);
-}
-
-/// Appends the Lisp's words to `text`, keeping at most `MAX_REPORT` bytes:
-/// the Lisp runs the daemon user's code, which may flood the pipe.
-pub fn append_capped(text: &mut String, bytes: &[u8]) {
-    if text.len() < MAX_REPORT {
-        text.push_str(&String::from_utf8_lossy(bytes));
-    }
-}
 
 #[cfg(test)]
 mod tests {
