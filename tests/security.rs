@@ -2324,3 +2324,50 @@ fn a_failed_rotation_stops_the_writing() {
     assert!(size <= 64 * 1024, "the :output grew to {size} bytes");
     assert!(size > 32 * 1024, "it was written up to its cap: {size}");
 }
+
+/// Rule 4. The build's progress line on root's terminal names what the
+/// builder says it loads, shown, never raw: the only escape sequence is
+/// the tool's own (erase the line).
+#[test]
+fn the_build_progress_line_is_shown() {
+    use std::io::Read as _;
+    attacker();
+    let sb = open_sandbox();
+    let conf = builder_conf(
+        &sb,
+        "progress",
+        "#.(lambda () (funcall (intern \"SAY\" \"DAEMONIZATION-BOOTSTRAP\") \
+           (format nil \"loading ~c]0;owned~c~c[2K\" (code-char 27) (code-char 7) (code-char 27))))",
+    );
+    let inner = format!("exec {} {} build-core", bin(), conf.display());
+    let mut script = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sb.track(script.id() as i32);
+    let mut seen = Vec::new();
+    script
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut seen)
+        .unwrap();
+    assert!(script.wait().unwrap().success());
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        text.contains("loading \\x1b]0;owned\\x07\\x1b[2K ("),
+        "{text:?}"
+    );
+    for (at, _) in text.match_indices('\x1b') {
+        assert!(
+            text[at..].starts_with("\x1b[K"),
+            "a raw escape at {at}: {text:?}"
+        );
+    }
+    assert!(!seen.contains(&0x07), "{text:?}");
+}
