@@ -17,7 +17,7 @@ use crate::args::Args;
 use crate::command::{COMMANDS, Command};
 use crate::config::{self, ConfEnv, PidDirs, StopSchedule, keys::KEYS};
 use crate::daemon::identity::{self, IdentityError};
-use crate::daemon::{self, Request};
+use crate::daemon::{self, DaemonError, Ending, Fact, Request};
 use crate::logging::{self, Logger};
 use crate::plan::{Runner, RuntimeOptions};
 use crate::report::{self, Outcome, PrintStyle, exit};
@@ -462,7 +462,13 @@ impl Session {
                 spec.group.as_deref(),
                 spec.listen_privileged_ports,
             )
-            .map_err(|e| fail(&self.logger, &self.identity_message(&e), e.exit_code()))?,
+            .map_err(|e| {
+                fail(
+                    &self.logger,
+                    &self.identity_message(&e),
+                    report::identity_exit(&e),
+                )
+            })?,
             false => None,
         };
         Ok(Request {
@@ -602,18 +608,17 @@ fn nodaemon(session: &Session, options: &Options) -> ExitCode {
         Ok(req) => req,
         Err(code) => return code,
     };
-    if let Err(outcome) = daemon::core::prepare(&mut req, Command::Nodaemon) {
-        let otherwise = "the core could not be used";
-        return fail_outcome(&session.logger, &outcome, otherwise, outcome.exit);
-    }
-    session
-        .logger
-        .info("nodaemon: running :main-function in the foreground");
-    match daemon::nodaemon(&req) {
+    let ran = daemon::core::prepare(&mut req).and_then(|()| {
+        session
+            .logger
+            .info("nodaemon: running :main-function in the foreground");
+        daemon::nodaemon(&req)
+    });
+    match ran {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(exit::FAILED)),
-        Err(outcome) => {
-            let otherwise = "the Lisp could not be started";
-            fail_outcome(&session.logger, &outcome, otherwise, outcome.exit)
+        Err(e) => {
+            let outcome = Outcome::of(Command::Nodaemon, e.into(), req.conf.pid_file.clone());
+            fail_outcome(&session.logger, &outcome, outcome.exit)
         }
     }
 }
@@ -635,17 +640,22 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
         _ => false,
     };
     let prepared = match starts {
-        true => daemon::core::prepare(&mut req, command),
+        true => daemon::core::prepare(&mut req),
         false => Ok(()),
     };
-    let mut outcome = match prepared {
-        Err(outcome) => *outcome,
-        Ok(()) => run_daemon_command(&req, command),
+    let fact = prepared
+        .and_then(|()| run_daemon_command(&req, command))
+        .unwrap_or_else(Fact::from);
+    let details =
+        (command == Command::Status && options.verbose).then(|| daemon::details(&req, &fact));
+    // A force-reload without :reload-function is a restart, and says so.
+    let done = match command {
+        Command::ForceReload if req.conf.spec.reload_function.is_none() => Command::Restart,
+        command => command,
     };
-    daemon::records::after(&req, &outcome);
-    if command == Command::Status && options.verbose {
-        outcome.details = Some(daemon::details(&req, &outcome));
-    }
+    let mut outcome = Outcome::of(done, fact, req.conf.pid_file.clone());
+    outcome.details = details;
+    keep_record(&req, &outcome);
     session.logger.info(&outcome.line());
     if let Some(error) = &outcome.error {
         session.logger.error(error);
@@ -654,19 +664,39 @@ fn daemon_command(session: &Session, command: Command, options: &Options) -> Exi
     ExitCode::from(outcome.exit)
 }
 
-fn run_daemon_command(req: &Request, command: Command) -> Outcome {
+fn run_daemon_command(req: &Request, command: Command) -> Result<Fact, DaemonError> {
     match command {
         Command::Start => daemon::start(req),
-        Command::Stop | Command::Kill => daemon::stop(req, command),
+        Command::Stop => daemon::stop(req, Ending::Schedule),
+        Command::Kill => daemon::stop(req, Ending::Kill),
         Command::Zap => daemon::zap(req),
         Command::Restart => daemon::restart(req),
         Command::TryRestart => daemon::try_restart(req),
-        Command::Reload => daemon::reload::reload(req, command),
+        Command::Reload => daemon::reload::reload(req),
         Command::ForceReload if req.conf.spec.reload_function.is_some() => {
-            daemon::reload::reload(req, command)
+            daemon::reload::reload(req)
         }
         Command::ForceReload => daemon::restart(req),
         _ => daemon::status(req),
+    }
+}
+
+/// The record `list` reads, after `outcome`: a daemon started has one,
+/// one stopped (or found not running) has none. A record that cannot be
+/// written is a warning: the command itself is done.
+fn keep_record(req: &Request, outcome: &Outcome) {
+    use daemon::records::Change;
+    let change = match outcome.command {
+        Command::Start | Command::Restart | Command::TryRestart
+            if outcome.ok && outcome.pid.is_some() =>
+        {
+            Change::Started
+        }
+        Command::Stop | Command::Kill | Command::Zap if outcome.exit == 0 => Change::Ended,
+        _ => return,
+    };
+    if let Err(e) = daemon::records::update(req, change) {
+        eprintln!("WARNING: the record of this daemon for `daemonization list`: {e}");
     }
 }
 
@@ -691,17 +721,16 @@ fn build_core(session: &Session, options: &Options) -> ExitCode {
             }
             ExitCode::from(exit::OK)
         }
-        Err(outcome) => {
-            let otherwise = "the core was not built";
-            fail_outcome(&session.logger, &outcome, otherwise, exit::FAILED)
+        Err(e) => {
+            let outcome = Outcome::of(Command::BuildCore, e.into(), req.conf.pid_file.clone());
+            fail_outcome(&session.logger, &outcome, exit::FAILED)
         }
     }
 }
 
-/// Reports the error of an outcome that ends the command (`otherwise`
-/// when it says none).
-fn fail_outcome(logger: &Logger, outcome: &Outcome, otherwise: &str, code: u8) -> ExitCode {
-    fail(logger, outcome.error.as_deref().unwrap_or(otherwise), code)
+/// Reports the error of an outcome that ends the command.
+fn fail_outcome(logger: &Logger, outcome: &Outcome, code: u8) -> ExitCode {
+    fail(logger, outcome.error.as_deref().unwrap_or("failed"), code)
 }
 
 /// Reports an error that ends the command: logged, and on stderr.

@@ -9,6 +9,8 @@ use crate::command::{Command, Exits};
 use crate::reader::lisp_string;
 use crate::visible;
 
+pub use crate::daemon::{Details, Fact, Supervision};
+
 /// Exit codes, following the LSB init-script conventions.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -90,31 +92,6 @@ pub struct Outcome {
     pub supervision: Option<Supervision>,
     /// `status -v`: what a person wants to know of a daemon.
     pub details: Option<Details>,
-}
-
-/// `status -v`, like `systemctl status`: the daemon's process, its Lisp,
-/// its files and its last output lines.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Details {
-    pub name: Option<String>,
-    /// The Lisp and its version (`SBCL 2.2.9.debian`).
-    pub lisp: Option<String>,
-    pub conf: PathBuf,
-    /// When the Lisp process started (seconds since the epoch) and how long
-    /// it has run.
-    pub since: Option<u64>,
-    pub uptime: Option<std::time::Duration>,
-    /// Its resident memory, in KiB.
-    pub rss_kib: Option<u64>,
-    pub output: Option<PathBuf>,
-    /// The last lines of `:output`.
-    pub last_lines: Vec<String>,
-    /// The saved core and whether it is fresh (`:core`).
-    pub core: Option<String>,
-    /// How many processes the daemon is (its whole tree), and the cgroup
-    /// that holds them, if it has one.
-    pub processes: Option<u64>,
-    pub cgroup: Option<PathBuf>,
 }
 
 impl Details {
@@ -229,102 +206,6 @@ fn utc(epoch: u64) -> String {
 /// `5m 3s`, `3days 2h 1m` (whole seconds).
 fn span(d: std::time::Duration) -> String {
     humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
-}
-
-/// What a supervisor says of the Lisp it runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Supervision {
-    pub lisp_pid: Option<i32>,
-    pub restarts: u32,
-    pub last_exit: Option<String>,
-}
-
-/// What a daemon command found or did, in the daemon layer's words;
-/// `Outcome::of` alone makes it a result line, a plist, JSON and an exit
-/// code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fact {
-    /// The daemon runs (`status`).
-    Runs {
-        pid: i32,
-        supervision: Option<Supervision>,
-    },
-    /// A pid file remains, but no daemon runs.
-    Stale {
-        pid: Option<i32>,
-    },
-    NoPidFile,
-    /// `:main-function` returned.
-    Started {
-        pid: i32,
-    },
-    AlreadyRunning {
-        pid: i32,
-    },
-    /// Alive, but not ready within the start timeout.
-    StillInitializing {
-        pid: i32,
-        /// How long start waited.
-        waited: std::time::Duration,
-    },
-    /// A function of the conf signalled: the Lisp's report.
-    FunctionError {
-        report: String,
-    },
-    /// The daemon died before it was ready: how.
-    Died {
-        how: String,
-    },
-    /// The set-up before exec failed.
-    SetupFailed {
-        message: String,
-    },
-    /// The daemon broke the readiness protocol (its Lisp runs the
-    /// daemon's code, so it may say anything): it was ended, with its tree.
-    ProtocolBroken {
-        message: String,
-    },
-    LispNotFound {
-        message: String,
-    },
-    /// The stop schedule ended the daemon.
-    Stopped {
-        pid: i32,
-    },
-    /// Nothing ran: a stale pid file was removed.
-    WasNotRunning {
-        pid: Option<i32>,
-    },
-    /// The stop schedule ran out with the daemon alive.
-    StillRunning {
-        pid: i32,
-        schedule: String,
-    },
-    /// The pid file is gone; `still_running`: the daemon it named lives.
-    Zapped {
-        still_running: Option<i32>,
-    },
-    /// `zap` refused: the daemon runs.
-    ZapRefused {
-        pid: i32,
-    },
-    /// The tool itself failed (a syscall, a refused file).
-    Failed {
-        message: String,
-    },
-    /// `try-restart` of a daemon that does not run: nothing to do.
-    NothingToRestart,
-    /// `:reload-function` returned in the daemon.
-    Reloaded {
-        pid: i32,
-    },
-    /// It signalled: the Lisp's report.
-    ReloadError {
-        pid: i32,
-        report: String,
-    },
-    /// The conf has no `:reload-function`.
-    NoReloadFunction,
 }
 
 impl Outcome {
@@ -526,6 +407,15 @@ impl Outcome {
             details.add_to(&mut json);
         }
         json.to_string()
+    }
+}
+
+/// LSB: 4 for insufficient privilege, 6 for a conf naming what is not there.
+pub fn identity_exit(error: &crate::daemon::identity::IdentityError) -> u8 {
+    use crate::daemon::identity::IdentityError;
+    match error {
+        IdentityError::DeniedUser { .. } | IdentityError::DeniedGroup { .. } => exit::PRIVILEGE,
+        _ => exit::CONF_ERROR,
     }
 }
 

@@ -10,19 +10,9 @@ use nix::sys::signal::Signal;
 use crate::config::{Conf, RestartPolicy};
 
 /// The unit's name: the conf's `:name`, else its file's stem, with what a
-/// unit name cannot hold made `-`.
+/// unit name cannot hold made `-` (`Conf::service_name`).
 pub fn unit_name(conf: &Conf) -> String {
-    let name = conf.spec.name.clone().unwrap_or_else(|| {
-        conf.path
-            .file_stem()
-            .map_or("daemon".into(), |s| s.to_string_lossy().into_owned())
-    });
-    name.chars()
-        .map(|c| match c.is_ascii_alphanumeric() || ":_.-".contains(c) {
-            true => c,
-            false => '-',
-        })
-        .collect()
+    conf.service_name()
 }
 
 /// What to do with the unit, for stderr: where to save it and the

@@ -286,6 +286,22 @@ fn end_position(text: &str) -> reader::Position {
 }
 
 impl Conf {
+    /// The daemon's name for files and units: the conf's `:name`, else
+    /// its file's stem, with what a unit or file name cannot hold made `-`.
+    pub fn service_name(&self) -> String {
+        let name = self.spec.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map_or("daemon".into(), |s| s.to_string_lossy().into_owned())
+        });
+        name.chars()
+            .map(|c| match c.is_ascii_alphanumeric() || ":_.-".contains(c) {
+                true => c,
+                false => '-',
+            })
+            .collect()
+    }
+
     /// The keys the conf does not give, with the values the tool uses for
     /// them, as comment lines (so the property list above them reads the
     /// same): `stop_signal` is the runner's first stop signal.

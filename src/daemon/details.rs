@@ -5,16 +5,20 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Request;
-use crate::report::{Details, Outcome};
+use super::fact::{Details, Fact};
 
-/// The details of `outcome`'s daemon (its Lisp, when supervised).
-pub fn details(req: &Request, outcome: &Outcome) -> Details {
+/// The details of the daemon `status` found (`fact`): of its Lisp, when
+/// supervised.
+pub fn details(req: &Request, fact: &Fact) -> Details {
     let spec = &req.conf.spec;
-    let lisp_pid = outcome
-        .supervision
-        .as_ref()
-        .map_or(outcome.pid, |s| s.lisp_pid)
-        .filter(|_| outcome.ok);
+    let running = match fact {
+        Fact::Runs { pid, supervision } => Some((*pid, supervision.as_ref())),
+        _ => None,
+    };
+    let lisp_pid = running.and_then(|(pid, supervision)| match supervision {
+        Some(s) => s.lisp_pid,
+        None => Some(pid),
+    });
     let since = lisp_pid
         .and_then(super::process::start_time)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -25,8 +29,8 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
             .ok()
             .map(|now| Duration::from_secs(now.as_secs().saturating_sub(since)))
     });
-    let cgroup =
-        super::contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| outcome.ok && c.exists());
+    let cgroup = super::contain::Cgroup::of_daemon(&req.conf.pid_file)
+        .filter(|c| running.is_some() && c.exists());
     let read = super::tail::reader(req);
     let last_lines = spec
         .output
@@ -46,7 +50,7 @@ pub fn details(req: &Request, outcome: &Outcome) -> Details {
         output: spec.output.clone(),
         last_lines,
         core: spec.core.as_ref().map(|_| super::core::describe(req)),
-        processes: outcome.pid.filter(|_| outcome.ok).map(|pid| match &cgroup {
+        processes: running.map(|(pid, _)| match &cgroup {
             Some(c) => c.members().len() as u64,
             None => super::contain::tree_of(pid).len() as u64,
         }),

@@ -61,6 +61,16 @@ pub enum DaemonError {
     )]
     NoCores { lisp: &'static str },
     #[error(
+        "the Lisp program \"{program}\" was not found{}; install it (on Debian: {package}) \
+         or choose another with the LISP_RUNNER environment variable",
+        if *on_path { " on PATH" } else { "" }
+    )]
+    LispNotFound {
+        program: String,
+        on_path: bool,
+        package: &'static str,
+    },
+    #[error(
         "the core file {} cannot be used: {why}; rebuild it with `daemonization CONF build-core`",
         path.display()
     )]

@@ -11,7 +11,6 @@ use nix::unistd::{Gid, Group, Uid, User, getgid, getuid, initgroups, setresgid, 
 use thiserror::Error;
 
 use super::error::SetupError;
-use crate::report::exit;
 
 pub use crate::plan::{Account, Switch};
 
@@ -42,16 +41,6 @@ pub enum IdentityError {
         what: String,
         errno: nix::errno::Errno,
     },
-}
-
-impl IdentityError {
-    /// LSB: 4 for insufficient privilege, 6 for a conf naming what is not there.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            IdentityError::DeniedUser { .. } | IdentityError::DeniedGroup { .. } => exit::PRIVILEGE,
-            _ => exit::CONF_ERROR,
-        }
-    }
 }
 
 fn user_named(name: &str) -> Result<User, IdentityError> {

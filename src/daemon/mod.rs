@@ -8,6 +8,7 @@ mod details;
 mod error;
 mod events;
 mod exec;
+mod fact;
 pub mod identity;
 mod launch;
 mod notify;
@@ -33,13 +34,12 @@ use nix::unistd::{ForkResult, fork};
 
 pub use details::details;
 pub use error::DaemonError;
+pub use fact::{Details, Fact, Supervision};
 pub use pidfile::{PidFiles, PidState};
 
-use crate::command::Command;
 use crate::config::{Conf, StopSchedule, StopStep};
 use crate::logging::{Destination, Destinations, Logger};
 use crate::plan::{self, Mode, Runner};
-use crate::report::{Fact, Outcome, Reason, Supervision};
 use crate::trust::{self, Trust};
 use launch::Launch;
 
@@ -66,25 +66,6 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn pid_file(&self) -> PathBuf {
-        self.conf.pid_file.clone()
-    }
-
-    /// The outcome of `command`, which found or did `fact`.
-    fn outcome(&self, command: Command, fact: Fact) -> Outcome {
-        Outcome::of(command, fact, self.pid_file())
-    }
-
-    /// A failure of the tool itself (a syscall, a refused pid file).
-    fn internal(&self, command: Command, error: DaemonError) -> Outcome {
-        self.outcome(
-            command,
-            Fact::Failed {
-                message: error.to_string(),
-            },
-        )
-    }
-
     /// Where the Lisp writes its own log lines. A Lisp that runs as the
     /// caller (root, in production) opens a log file by name, following
     /// links, so it gets a file only where nobody but trusted owners can
@@ -154,19 +135,15 @@ impl Request<'_> {
 }
 
 /// `status`: running, stale, or no pid file.
-pub fn status(req: &Request) -> Outcome {
-    match req.inspect() {
-        Ok((files, PidState::Running { pid, locked })) => req.outcome(
-            Command::Status,
-            Fact::Runs {
-                pid,
-                supervision: files.filter(|_| locked).and_then(|f| supervision(&f, pid)),
-            },
-        ),
-        Ok((_, PidState::Stale { pid })) => req.outcome(Command::Status, Fact::Stale { pid }),
-        Ok((_, PidState::Missing)) => req.outcome(Command::Status, Fact::NoPidFile),
-        Err(e) => req.internal(Command::Status, e),
-    }
+pub fn status(req: &Request) -> Result<Fact, DaemonError> {
+    Ok(match req.inspect()? {
+        (files, PidState::Running { pid, locked }) => Fact::Runs {
+            pid,
+            supervision: files.filter(|_| locked).and_then(|f| supervision(&f, pid)),
+        },
+        (_, PidState::Stale { pid }) => Fact::Stale { pid },
+        (_, PidState::Missing) => Fact::NoPidFile,
+    })
 }
 
 /// A hash of `bytes` that is the same in every version of the tool (64-bit
@@ -193,50 +170,33 @@ fn supervision(files: &PidFiles, pid: i32) -> Option<Supervision> {
 }
 
 /// `start`: reports only once `:main-function` has returned, or why not.
-pub fn start(req: &Request) -> Outcome {
-    start_as(req, Command::Start)
-}
-
-fn start_as(req: &Request, command: Command) -> Outcome {
-    let files = match req.pid_files(true) {
-        Ok(Some(files)) => files,
-        Ok(None) => unreachable!("the directory is created"),
-        Err(e) => return req.internal(command, e),
+pub fn start(req: &Request) -> Result<Fact, DaemonError> {
+    let Some(files) = req.pid_files(true)? else {
+        unreachable!("the directory is created")
     };
-    match files.inspect(req.daemon_uid()) {
-        Ok(PidState::Running { pid, .. }) => {
-            return req.outcome(command, Fact::AlreadyRunning { pid });
-        }
-        Ok(_) => {}
-        Err(e) => return req.internal(command, e),
+    if let PidState::Running { pid, .. } = files.inspect(req.daemon_uid())? {
+        return Ok(Fact::AlreadyRunning { pid });
     }
-    let program = match program(req, command) {
-        Ok(program) => program,
-        Err(outcome) => return *outcome,
+    let program = program(req)?;
+    create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
+    let launch = daemon_launch(req, &program, files.try_clone()?)?;
+    let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
+    let started = spawn::start(launch, timeout, req.logger)?;
+    let up = match &started {
+        Fact::Started { pid } | Fact::StillInitializing { pid, .. } => Some(*pid),
+        _ => None,
     };
-    let started = create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)
-        .and_then(|()| files.try_clone())
-        .and_then(|daemon_files| daemon_launch(req, &program, daemon_files))
-        .and_then(|launch| {
-            let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
-            spawn::start(launch, timeout, req.logger)
-        });
-    let started = match started {
-        Ok(started) => started,
-        Err(e) => return req.internal(command, e),
-    };
-    let outcome = req.outcome(command, started);
-    if !outcome.ok {
+    if up.is_none() && !matches!(started, Fact::AlreadyRunning { .. }) {
         // A failed start leaves no pid file behind (the daemon is gone, so
         // its lock is too; a locked file is someone else's and stays).
         if let Err(e) = files.remove() {
             eprintln!("ERROR: {e}");
         }
     }
-    if outcome.reason != Some(Reason::AlreadyRunning) {
-        before_parent_exit(req, &program, &outcome);
+    if !matches!(started, Fact::AlreadyRunning { .. }) {
+        before_parent_exit(req, &program, up);
     }
-    outcome
+    Ok(started)
 }
 
 /// The daemon of `start`: the plan for the conf, with its pid files.
@@ -267,14 +227,12 @@ pub(crate) fn daemon_user(req: &Request) -> Option<(u32, u32)> {
     Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
-/// The Lisp program to run, found and (as root) trusted; else the outcome
-/// that says why not.
-pub(crate) fn program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
+/// The Lisp program to run, found and (as root) trusted.
+pub(crate) fn program(req: &Request) -> Result<PathBuf, DaemonError> {
     let Some(program) = find_program(&req.runner.program) else {
-        return Err(Box::new(lisp_not_found(req, command)));
+        return Err(lisp_not_found(req));
     };
-    trust::check_program(&program, &req.trust)
-        .map_err(|e| Box::new(req.internal(command, e.into())))?;
+    trust::check_program(&program, &req.trust)?;
     Ok(program)
 }
 
@@ -318,35 +276,29 @@ pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), D
     }
 }
 
-fn lisp_not_found(req: &Request, command: Command) -> Outcome {
+fn lisp_not_found(req: &Request) -> DaemonError {
     let program = req.runner.program.to_string_lossy();
-    let message = format!(
-        "the Lisp program \"{program}\" was not found{}; install it (on Debian: {}) \
-         or choose another with the LISP_RUNNER environment variable",
-        if program.contains('/') {
-            ""
-        } else {
-            " on PATH"
-        },
-        req.runner.kind.facts().package_hint
-    );
-    req.outcome(command, Fact::LispNotFound { message })
+    DaemonError::LispNotFound {
+        program: program.to_string(),
+        on_path: !program.contains('/'),
+        package: req.runner.kind.facts().package_hint,
+    }
 }
 
 /// `:before-parent-exit-fn`: called as `(funcall FN PID STATUS)` in a
-/// short-lived Lisp once the outcome of start is known; STATUS is 10
-/// (SIGUSR1) when the daemon is up, 17 (SIGCHLD) when it is not.
-fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
+/// short-lived Lisp once the outcome of start is known (not when another
+/// daemon already ran); STATUS is 10 (SIGUSR1) when the daemon is `up`
+/// (its pid), 17 (SIGCHLD) when it is not.
+fn before_parent_exit(req: &Request, program: &Path, up: Option<i32>) {
     if req.conf.spec.before_parent_exit_fn.is_none() {
         return;
     }
-    let status = if outcome.ok {
-        Signal::SIGUSR1
-    } else {
-        Signal::SIGCHLD
+    let status = match up {
+        Some(_) => Signal::SIGUSR1,
+        None => Signal::SIGCHLD,
     } as i32;
     let mode = Mode::ParentExit {
-        pid: outcome.pid.unwrap_or(0),
+        pid: up.unwrap_or(0),
         status,
     };
     // A Lisp of the caller's (root's, in production): its directory one
@@ -383,78 +335,74 @@ fn before_parent_exit(req: &Request, program: &Path, outcome: &Outcome) {
     }
 }
 
-/// `stop` (the stop schedule: by default SIGUSR1, then SIGKILL after the
-/// stop timeout) and `kill` (SIGKILL).
-pub fn stop(req: &Request, command: Command) -> Outcome {
-    let schedule = match command {
-        Command::Kill => StopSchedule {
+/// How `stop` ends a daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The stop schedule: by default SIGUSR1, then SIGKILL after the stop
+    /// timeout (`stop`, and the stop of `restart`).
+    Schedule,
+    /// SIGKILL (`kill`).
+    Kill,
+}
+
+/// `stop` and `kill`: the daemon and its whole tree ended as `ending` says.
+pub fn stop(req: &Request, ending: Ending) -> Result<Fact, DaemonError> {
+    let schedule = match ending {
+        Ending::Kill => StopSchedule {
             steps: vec![StopStep {
                 signal: Signal::SIGKILL,
                 timeout: KILL_WAIT,
             }],
         },
-        _ => req.stop_schedule.clone().unwrap_or_else(|| {
+        Ending::Schedule => req.stop_schedule.clone().unwrap_or_else(|| {
             req.conf
                 .spec
                 .stop_schedule(req.runner.kind.facts().stop_signal)
         }),
     };
-    let (files, state) = match req.inspect() {
-        Ok(found) => found,
-        Err(e) => return req.internal(command, e),
+    let (Some(files), state) = req.inspect()? else {
+        return Ok(Fact::NoPidFile);
     };
-    let Some(files) = files else {
-        return req.outcome(command, Fact::NoPidFile);
-    };
-    match state {
-        PidState::Missing => req.outcome(command, Fact::NoPidFile),
-        PidState::Stale { pid } => match end_leftovers(req).and_then(|()| files.remove()) {
-            Ok(_) => req.outcome(command, Fact::WasNotRunning { pid }),
-            Err(e) => req.internal(command, e),
-        },
-        PidState::Running { pid, locked } => {
-            // Pinned by a pidfd, then checked again: a pid reused meanwhile
-            // is never signalled.
-            let daemon = match process::PidFd::open(pid) {
-                Ok(fd) if files.still_the_daemon(pid, locked, req.daemon_uid()) => fd,
-                Ok(_)
-                | Err(DaemonError::PidFd {
-                    errno: nix::errno::Errno::ESRCH,
-                    ..
-                }) => {
-                    return match files.remove() {
-                        Ok(_) => req.outcome(command, Fact::WasNotRunning { pid: Some(pid) }),
-                        Err(e) => req.internal(command, e),
-                    };
-                }
-                Err(e) => return req.internal(command, e),
-            };
-            // A supervisor's Lisp, taken hold of while it is provably the
-            // supervisor's child.
-            let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
-            let tree = Tree {
-                cgroup: contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| c.exists()),
-                spare: [Some(pid), lisp.as_ref().map(|l| l.pid)],
-            };
-            match end_process(&daemon, &schedule, req.aim(), &tree) {
-                Ok(true) => match end_lisp(lisp)
-                    .and_then(|()| end_leftovers(req))
-                    .and_then(|()| files.remove())
-                {
-                    Ok(_) => req.outcome(command, Fact::Stopped { pid }),
-                    Err(e) => req.internal(command, e),
-                },
-                Ok(false) => req.outcome(
-                    command,
-                    Fact::StillRunning {
-                        pid,
-                        schedule: schedule.to_string(),
-                    },
-                ),
-                Err(e) => req.internal(command, e),
-            }
+    let (pid, locked) = match state {
+        PidState::Missing => return Ok(Fact::NoPidFile),
+        PidState::Stale { pid } => {
+            end_leftovers(req)?;
+            files.remove()?;
+            return Ok(Fact::WasNotRunning { pid });
         }
+        PidState::Running { pid, locked } => (pid, locked),
+    };
+    // Pinned by a pidfd, then checked again: a pid reused meanwhile is
+    // never signalled.
+    let daemon = match process::PidFd::open(pid) {
+        Ok(fd) if files.still_the_daemon(pid, locked, req.daemon_uid()) => fd,
+        Ok(_)
+        | Err(DaemonError::PidFd {
+            errno: nix::errno::Errno::ESRCH,
+            ..
+        }) => {
+            files.remove()?;
+            return Ok(Fact::WasNotRunning { pid: Some(pid) });
+        }
+        Err(e) => return Err(e),
+    };
+    // A supervisor's Lisp, taken hold of while it is provably the
+    // supervisor's child.
+    let lisp = locked.then(|| supervised_lisp(&files, pid)).flatten();
+    let tree = Tree {
+        cgroup: contain::Cgroup::of_daemon(&req.conf.pid_file).filter(|c| c.exists()),
+        spare: [Some(pid), lisp.as_ref().map(|l| l.pid)],
+    };
+    if !end_process(&daemon, &schedule, req.aim(), &tree)? {
+        return Ok(Fact::StillRunning {
+            pid,
+            schedule: schedule.to_string(),
+        });
     }
+    end_lisp(lisp)?;
+    end_leftovers(req)?;
+    files.remove()?;
+    Ok(Fact::Stopped { pid })
 }
 
 /// A pidfd on the Lisp of the supervisor `supervisor`, if its state file
@@ -531,72 +479,76 @@ fn end_leftovers(req: &Request) -> Result<(), DaemonError> {
 /// `zap`: remove the pid file of a daemon that is gone. With `--force`
 /// also the pid file of one that seems alive (it is told), or one refused
 /// as untrustworthy, if its directory is sound.
-pub fn zap(req: &Request) -> Outcome {
-    let zapped = |r: Result<(), DaemonError>, still_running| match r {
-        Ok(()) => req.outcome(Command::Zap, Fact::Zapped { still_running }),
-        Err(e) => req.internal(Command::Zap, e),
-    };
-    let files = match req.pid_files(false) {
-        Ok(Some(files)) => files,
-        Ok(None) => return req.outcome(Command::Zap, Fact::NoPidFile),
-        Err(e) => return req.internal(Command::Zap, e),
+pub fn zap(req: &Request) -> Result<Fact, DaemonError> {
+    let Some(files) = req.pid_files(false)? else {
+        return Ok(Fact::NoPidFile);
     };
     match files.inspect(req.daemon_uid()) {
-        Ok(PidState::Missing) => req.outcome(Command::Zap, Fact::NoPidFile),
+        Ok(PidState::Missing) => Ok(Fact::NoPidFile),
         Ok(PidState::Running { pid, .. }) if req.force => {
-            zapped(files.remove_pid_file(), Some(pid))
+            files.remove_pid_file()?;
+            Ok(Fact::Zapped {
+                still_running: Some(pid),
+            })
         }
-        Ok(PidState::Running { pid, .. }) => req.outcome(Command::Zap, Fact::ZapRefused { pid }),
-        Ok(PidState::Stale { .. }) => match end_leftovers(req).and_then(|()| files.remove()) {
-            Ok(None) => zapped(Ok(()), None),
-            Ok(Some(pid)) => req.outcome(Command::Zap, Fact::ZapRefused { pid }),
-            Err(e) => req.internal(Command::Zap, e),
-        },
-        Err(DaemonError::PidPath(_)) if req.force => zapped(
-            end_leftovers(req).and_then(|()| files.remove_pid_file()),
-            None,
-        ),
-        Err(e) => req.internal(Command::Zap, e),
+        Ok(PidState::Running { pid, .. }) => Ok(Fact::ZapRefused { pid }),
+        Ok(PidState::Stale { .. }) => {
+            end_leftovers(req)?;
+            Ok(match files.remove()? {
+                None => Fact::Zapped {
+                    still_running: None,
+                },
+                Some(pid) => Fact::ZapRefused { pid },
+            })
+        }
+        Err(DaemonError::PidPath(_)) if req.force => {
+            end_leftovers(req)?;
+            files.remove_pid_file()?;
+            Ok(Fact::Zapped {
+                still_running: None,
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 
 /// `try-restart`: `restart` if the daemon runs, else nothing (LSB).
-pub fn try_restart(req: &Request) -> Outcome {
-    match req.inspect() {
-        Ok((_, PidState::Running { .. })) => {
-            let stopped = stop(req, Command::TryRestart);
-            if !stopped.ok {
-                return stopped;
-            }
-            start_as(req, Command::TryRestart)
-        }
-        Ok(_) => req.outcome(Command::TryRestart, Fact::NothingToRestart),
-        Err(e) => req.internal(Command::TryRestart, e),
+pub fn try_restart(req: &Request) -> Result<Fact, DaemonError> {
+    match req.inspect()? {
+        (_, PidState::Running { .. }) => restart_running(req),
+        _ => Ok(Fact::NothingToRestart),
     }
 }
 
 /// `restart`: stop the daemon if it runs, then start it.
-pub fn restart(req: &Request) -> Outcome {
-    if let Ok((_, PidState::Running { .. })) = req.inspect() {
-        let stopped = stop(req, Command::Restart);
-        if !stopped.ok {
-            return stopped;
-        }
+pub fn restart(req: &Request) -> Result<Fact, DaemonError> {
+    match req.inspect() {
+        Ok((_, PidState::Running { .. })) => restart_running(req),
+        _ => start(req),
     }
-    start_as(req, Command::Restart)
+}
+
+/// The stop, then the start, of a daemon that runs; a stop that did not
+/// end it is the fact.
+fn restart_running(req: &Request) -> Result<Fact, DaemonError> {
+    match stop(req, Ending::Schedule)? {
+        Fact::Stopped { .. } => start(req),
+        not_stopped => Ok(not_stopped),
+    }
 }
 
 /// `nodaemon`: the Lisp in the foreground, no pid file. Normally the tool
 /// execs it (no fork: the REPL gets the terminal). Under a service manager
-/// (`NOTIFY_SOCKET` set) or as PID 1 (a container), the tool stays as its
-/// parent instead: it notifies, forwards signals, reaps zombies. Returns the
-/// outcome of a failure, or the exit code to leave with.
-pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
-    let program = program(req, Command::Start)?;
+/// (`NOTIFY_SOCKET` set) or as PID 1 (a container), or when it runs as
+/// another user, the tool stays as its parent instead: it notifies,
+/// forwards signals, reaps zombies, relays a pty. Returns the exit code to
+/// leave with.
+pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
+    let program = program(req)?;
     let notifier = notify::Notifier::from_env();
     // A Lisp of another user never shares the caller's terminal session
     // (TIOCSTI would type into root's shell): it runs as our child in a new
-    // session, reading the terminal without owning it.
+    // session, with a pty of its own.
     let as_parent = notifier.is_some() || std::process::id() == 1 || req.switch.is_some();
     let mode = Mode::Foreground {
         report_ready: as_parent,
@@ -610,8 +562,7 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         &req.lisp_log(req.switch.is_none()),
         &caller(req),
     );
-    let mut launch = Launch::new(&plan, &program, None)
-        .map_err(|e| Box::new(req.internal(Command::Start, e)))?;
+    let mut launch = Launch::new(&plan, &program, None)?;
     // Another user's Lisp at the caller's terminal: its whole tree ends
     // with it, in a cgroup of its own where the kernel offers one (not
     // under a service manager, whose own cgroup holds the unit).
@@ -624,13 +575,9 @@ pub fn nodaemon(req: &Request) -> Result<i32, Box<Outcome>> {
         launch.cgroup = contain::Cgroup::of_daemon(Path::new(&name)).filter(|c| c.create().is_ok());
     }
     if as_parent {
-        return launch
-            .run_as_parent(notifier.as_ref())
-            .map_err(|e| Box::new(req.internal(Command::Start, e)));
+        return launch.run_as_parent(notifier.as_ref());
     }
-    Err(Box::new(
-        req.internal(Command::Start, exec::exec_in_foreground(launch)),
-    ))
+    Err(exec::exec_in_foreground(launch))
 }
 
 /// The caller of a Lisp: its environment, and its directory.

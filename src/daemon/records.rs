@@ -9,9 +9,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use super::{DaemonError, PidFiles, Request};
-use crate::command::Command;
 use crate::reader::{self, Datum, Features, lisp_string};
-use crate::report::Outcome;
 use crate::trust::Trust;
 
 /// A record: which conf, and its pid file.
@@ -46,25 +44,22 @@ fn files(
     PidFiles::open(&record_path(dir, conf), private, &req.trust, create)
 }
 
-/// Keeps the records up to date after a command's `outcome`: a daemon
-/// started has one, one stopped (or found not running) has none. A record
-/// that cannot be written is a warning: the command itself is done.
-pub fn after(req: &Request, outcome: &Outcome) {
+/// What a command did to the daemon, for its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// It started: the daemon has a record.
+    Started,
+    /// It stopped (or was found not running): it has none.
+    Ended,
+}
+
+/// Keeps the record of `req`'s daemon up to date after `change`.
+pub fn update(req: &Request, change: Change) -> Result<(), DaemonError> {
     let dir = req.pid_dirs.tool_dir();
     let private = req.pid_dirs.private_dir();
-    let done = match outcome.command {
-        Command::Start | Command::Restart | Command::TryRestart
-            if outcome.ok && outcome.pid.is_some() =>
-        {
-            leave(req, &dir, private.as_deref())
-        }
-        Command::Stop | Command::Kill | Command::Zap if outcome.exit == 0 => {
-            remove(req, &dir, private.as_deref())
-        }
-        _ => Ok(()),
-    };
-    if let Err(e) = done {
-        eprintln!("WARNING: the record of this daemon for `daemonization list`: {e}");
+    match change {
+        Change::Started => leave(req, &dir, private.as_deref()),
+        Change::Ended => remove(req, &dir, private.as_deref()),
     }
 }
 

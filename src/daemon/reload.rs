@@ -17,30 +17,25 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
 use super::events::own_reader;
+use super::fact::Fact;
 use super::process::{Aim, PidFd};
 use super::{DaemonError, PidState, Request, supervised_lisp};
-use crate::command::Command;
 use crate::plan::{RELOAD_FD, RELOAD_MARK, RELOAD_READER_FD};
-use crate::report::{Fact, Outcome};
 use crate::wire::reload::{self, Heard, Verdict};
 
 /// `reload` (or `force-reload` of a conf with `:reload-function`).
-pub fn reload(req: &Request, command: Command) -> Outcome {
+pub fn reload(req: &Request) -> Result<Fact, DaemonError> {
     if req.conf.spec.reload_function.is_none() {
-        return req.outcome(command, Fact::NoReloadFunction);
+        return Ok(Fact::NoReloadFunction);
     }
-    let (files, state) = match req.inspect() {
-        Ok(found) => found,
-        Err(e) => return req.internal(command, e),
-    };
-    let (files, pid, locked) = match (files, state) {
+    let (files, pid, locked) = match req.inspect()? {
         (Some(files), PidState::Running { pid, locked }) => (files, pid, locked),
-        (_, PidState::Stale { pid }) => return req.outcome(command, Fact::Stale { pid }),
-        _ => return req.outcome(command, Fact::NoPidFile),
+        (_, PidState::Stale { pid }) => return Ok(Fact::Stale { pid }),
+        _ => return Ok(Fact::NoPidFile),
     };
     let daemon = match PidFd::open(pid) {
         Ok(fd) if files.still_the_daemon(pid, locked, req.daemon_uid()) => fd,
-        _ => return req.outcome(command, Fact::Stale { pid: Some(pid) }),
+        _ => return Ok(Fact::Stale { pid: Some(pid) }),
     };
     // A supervisor's Lisp is reloaded, taken hold of while it is provably
     // the supervisor's child.
@@ -49,11 +44,10 @@ pub fn reload(req: &Request, command: Command) -> Outcome {
     // ECL's handler gets no siginfo: its verdicts carry 0, not the tag.
     let untagged = req.runner.kind != crate::config::LispKind::Sbcl;
     let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
-    match call(target, timeout, untagged, req.aim()) {
-        Ok(None) => req.outcome(command, Fact::Reloaded { pid }),
-        Ok(Some(report)) => req.outcome(command, Fact::ReloadError { pid, report }),
-        Err(e) => req.internal(command, e),
-    }
+    Ok(match call(target, timeout, untagged, req.aim())? {
+        None => Fact::Reloaded { pid },
+        Some(report) => Fact::ReloadError { pid, report },
+    })
 }
 
 /// A descriptor of the process of `target`: a duplicate of its open file

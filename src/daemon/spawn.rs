@@ -28,6 +28,7 @@ use super::events::own_reader;
 use super::events::read_what_is_there;
 use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
+use super::fact::Fact;
 use super::identity::Switch;
 use super::launch::Launch;
 use super::notify::Notifier;
@@ -37,7 +38,6 @@ use super::pty::Pty;
 use super::supervise;
 use crate::logging::Logger;
 use crate::plan::{LOCK_FD, READY_FD, Slot};
-use crate::report::Fact;
 use crate::wire::readiness::{Protocol, Stage, Word};
 
 impl Launch {

@@ -26,9 +26,7 @@ use std::path::{Path, PathBuf};
 pub use build::Built;
 
 use super::{DaemonError, Request, program};
-use crate::command::Command;
 use crate::config::CoreFile;
-use crate::report::Outcome;
 use crate::trust;
 
 /// The core of the conf: its `:core` file, else (`:auto`, or `build-core`
@@ -54,10 +52,7 @@ pub fn core_path(req: &Request) -> PathBuf {
         req.runner.kind.facts().name
     );
     let hash = super::stable_hash(key.as_bytes());
-    dir.join(format!(
-        "{}-{hash:016x}.core",
-        crate::unit::unit_name(req.conf)
-    ))
+    dir.join(format!("{}-{hash:016x}.core", req.conf.service_name()))
 }
 
 fn manifest_path(core: &Path) -> PathBuf {
@@ -439,15 +434,13 @@ pub fn describe(req: &Request) -> String {
 /// Before `start`, `restart` or `nodaemon` of a conf with `:core`: the core
 /// checked (an `:auto` one built when missing or stale; an explicit stale
 /// one used, with a warning) and set as the runner's.
-pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> {
+pub fn prepare(req: &mut Request) -> Result<(), DaemonError> {
     let Some(core) = req.conf.spec.core.clone() else {
         return Ok(());
     };
-    let program = core_program(req, command)?;
+    let program = core_program(req)?;
     let path = core_path(req);
-    let judge = || {
-        trust::check_core(&path, &req.trust).map_err(|e| Box::new(req.internal(command, e.into())))
-    };
+    let judge = || trust::check_core(&path, &req.trust).map_err(DaemonError::from);
     // A core there is judged before anything of it is read.
     if path.exists() {
         judge()?;
@@ -455,17 +448,15 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
     match (freshness(req, &path, &program), core) {
         (Freshness::Fresh, _) => {}
         (_, CoreFile::Auto) => {
-            build::build(req, &program).map_err(|e| Box::new(req.internal(command, e)))?;
+            build::build(req, &program)?;
             // The new core, judged as the old one was.
             judge()?;
         }
         (Freshness::Foreign(why), CoreFile::Path(_)) => {
-            let e = DaemonError::CoreForeign { path, why };
-            return Err(Box::new(req.internal(command, e)));
+            return Err(DaemonError::CoreForeign { path, why });
         }
         (Freshness::Missing, CoreFile::Path(_)) => {
-            let e = DaemonError::CoreMissing { path };
-            return Err(Box::new(req.internal(command, e)));
+            return Err(DaemonError::CoreMissing { path });
         }
         (Freshness::Stale(why), CoreFile::Path(_)) => eprintln!(
             "WARNING: the core {} is stale ({why}): the daemon runs what it was built with; \
@@ -479,18 +470,17 @@ pub fn prepare(req: &mut Request, command: Command) -> Result<(), Box<Outcome>> 
 
 /// `build-core`: builds the conf's core and replaces the old one only when
 /// the new one is complete.
-pub fn build_core(req: &Request) -> Result<Built, Box<Outcome>> {
-    let program = core_program(req, Command::BuildCore)?;
-    build::build(req, &program).map_err(|e| Box::new(req.internal(Command::BuildCore, e)))
+pub fn build_core(req: &Request) -> Result<Built, DaemonError> {
+    let program = core_program(req)?;
+    build::build(req, &program)
 }
 
 /// The Lisp program that builds and runs the conf's core, if its Lisp
 /// saves cores at all.
-fn core_program(req: &Request, command: Command) -> Result<PathBuf, Box<Outcome>> {
+fn core_program(req: &Request) -> Result<PathBuf, DaemonError> {
     let facts = req.runner.kind.facts();
     if facts.core.is_none() {
-        let e = DaemonError::NoCores { lisp: facts.name };
-        return Err(Box::new(req.internal(command, e)));
+        return Err(DaemonError::NoCores { lisp: facts.name });
     }
-    program(req, command)
+    program(req)
 }
