@@ -3,8 +3,9 @@
 //! Lisp, and how its outcome becomes an exit code. Parsing, the usage,
 //! `report` and the CLI all read it.
 //!
-//! Adding a command: a row here, its function in `cli`, its test, and its
-//! line in the README.
+//! Adding a command: a row here, its handler in `cli/run.rs` (a daemon
+//! command: its function in `daemon`, returning a `Fact`), its test, and
+//! its line in the README.
 
 /// A command of the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct Row {
     pub doc: &'static str,
     /// Whether it starts a Lisp (so a `:user` switch is decided).
     pub launches: bool,
+    /// Whether it runs for each conf of a directory.
+    pub takes_directory: bool,
     pub exits: Exits,
 }
 
@@ -63,6 +66,7 @@ pub const COMMANDS: &[Row] = &[
         past: "started",
         doc: "start the daemon; reports once :main-function has returned",
         launches: true,
+        takes_directory: true,
         exits: Exits::Launching,
     },
     Row {
@@ -71,6 +75,7 @@ pub const COMMANDS: &[Row] = &[
         past: "stopped",
         doc: "stop the daemon (SIGUSR1, then SIGKILL after the stop timeout)",
         launches: false,
+        takes_directory: true,
         exits: Exits::Ending,
     },
     Row {
@@ -79,6 +84,7 @@ pub const COMMANDS: &[Row] = &[
         past: "zapped",
         doc: "remove the pid file left by a daemon that died",
         launches: false,
+        takes_directory: true,
         exits: Exits::Ending,
     },
     Row {
@@ -87,6 +93,7 @@ pub const COMMANDS: &[Row] = &[
         past: "killed",
         doc: "kill the daemon with SIGKILL",
         launches: false,
+        takes_directory: true,
         exits: Exits::Ending,
     },
     Row {
@@ -95,6 +102,7 @@ pub const COMMANDS: &[Row] = &[
         past: "restarted",
         doc: "stop the daemon if it runs, then start it",
         launches: true,
+        takes_directory: true,
         exits: Exits::Launching,
     },
     Row {
@@ -103,6 +111,7 @@ pub const COMMANDS: &[Row] = &[
         past: "restarted",
         doc: "restart the daemon if it runs; if it does not, do nothing (exit 0, as LSB says)",
         launches: true,
+        takes_directory: true,
         exits: Exits::Launching,
     },
     Row {
@@ -111,6 +120,7 @@ pub const COMMANDS: &[Row] = &[
         past: "reloaded",
         doc: "call :reload-function in the running daemon; report once it returned, or its error",
         launches: false,
+        takes_directory: false,
         exits: Exits::Reloading,
     },
     Row {
@@ -119,6 +129,7 @@ pub const COMMANDS: &[Row] = &[
         past: "reloaded",
         doc: "reload if the conf has :reload-function, else restart (LSB)",
         launches: true,
+        takes_directory: false,
         exits: Exits::Reloading,
     },
     Row {
@@ -127,6 +138,7 @@ pub const COMMANDS: &[Row] = &[
         past: "ran",
         doc: "run :main-function in the foreground, for debugging",
         launches: true,
+        takes_directory: false,
         exits: Exits::Own,
     },
     Row {
@@ -135,6 +147,7 @@ pub const COMMANDS: &[Row] = &[
         past: "status",
         doc: "tell whether the daemon runs",
         launches: false,
+        takes_directory: true,
         exits: Exits::Status,
     },
     Row {
@@ -143,6 +156,7 @@ pub const COMMANDS: &[Row] = &[
         past: "helped",
         doc: "print this usage",
         launches: false,
+        takes_directory: false,
         exits: Exits::Own,
     },
     Row {
@@ -151,6 +165,7 @@ pub const COMMANDS: &[Row] = &[
         past: "checked",
         doc: "print the merged conf as one property list, or the first error in it",
         launches: false,
+        takes_directory: true,
         exits: Exits::Own,
     },
     Row {
@@ -159,6 +174,7 @@ pub const COMMANDS: &[Row] = &[
         past: "migrated",
         doc: "print the plist conf equivalent to a restas-daemon conf",
         launches: false,
+        takes_directory: false,
         exits: Exits::Own,
     },
     Row {
@@ -167,6 +183,7 @@ pub const COMMANDS: &[Row] = &[
         past: "printed",
         doc: "print a systemd service unit that runs the conf with nodaemon",
         launches: false,
+        takes_directory: false,
         exits: Exits::Own,
     },
     Row {
@@ -175,6 +192,7 @@ pub const COMMANDS: &[Row] = &[
         past: "printed",
         doc: "print the last lines of the daemon's captured :output (-n N, default 10); -f follows it",
         launches: false,
+        takes_directory: false,
         exits: Exits::Own,
     },
     Row {
@@ -183,6 +201,7 @@ pub const COMMANDS: &[Row] = &[
         past: "built",
         doc: "load :preload into a fresh Lisp and save its image as the conf's core (:core, or :auto's)",
         launches: true,
+        takes_directory: false,
         exits: Exits::Own,
     },
     Row {
@@ -191,6 +210,7 @@ pub const COMMANDS: &[Row] = &[
         past: "told",
         doc: "print what the tool knows, as a property list: its conf keys, its pid directory (no conf needed)",
         launches: false,
+        takes_directory: false,
         exits: Exits::Own,
     },
 ];

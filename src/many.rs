@@ -11,15 +11,6 @@ use std::process::{Command as Process, ExitCode, Output, Stdio};
 use crate::command::Command;
 use crate::report::exit;
 
-/// Whether `command` can be run over a directory of confs.
-pub fn takes_directory(command: Command) -> bool {
-    use Command::*;
-    matches!(
-        command,
-        Start | Stop | Zap | Kill | Restart | TryRestart | Status | Check
-    )
-}
-
 /// How many confs run at once.
 const AT_ONCE: usize = 16;
 

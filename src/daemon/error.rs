@@ -55,10 +55,7 @@ pub enum DaemonError {
          sent SIGHUP, which would end it)"
     )]
     NoReloadPipe { pid: i32 },
-    #[error(
-        "{lisp} cannot save its image: it has no saved cores; run it without :core \
-         (or on SBCL or GNU CLISP)"
-    )]
+    #[error("{}", crate::plan::no_cores(lisp))]
     NoCores { lisp: &'static str },
     #[error(
         "the Lisp program \"{program}\" was not found{}; install it (on Debian: {package}) \

@@ -31,7 +31,7 @@ mod identity;
 mod runner;
 
 pub use identity::{Account, Policy, Switch};
-pub use runner::{LispKind, Runner, RuntimeOptions};
+pub use runner::{LispKind, Runner, RuntimeOptions, no_cores};
 
 /// The bootstrap's body: a readable Lisp file in the source tree.
 const BOOTSTRAP: &str = include_str!("bootstrap.lisp");

@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 
 use super::BOOTSTRAP_FD;
 pub use crate::config::LispKind;
+use crate::config::{DaemonSpec, StopSchedule};
 use crate::reader::Features;
 
 /// What the tool knows of one Lisp.
@@ -356,10 +357,43 @@ impl LispKind {
             })
     }
 
+    /// Why this Lisp cannot run `spec` (stopped by `schedule`), if it
+    /// cannot: what it cannot catch, save or size, said rather than
+    /// silently skipped.
+    pub fn cannot_run(self, spec: &DaemonSpec, schedule: Option<&StopSchedule>) -> Option<String> {
+        let facts = self.facts();
+        if schedule.is_some_and(|s| s.uses(Signal::SIGUSR1)) && !self.catches_usr1() {
+            return Some(format!(
+                "{} cannot catch SIGUSR1, so a stop schedule with USR1 would kill it without cleanup; \
+                 use TERM (for example \"TERM/60/KILL/5\")",
+                facts.name
+            ));
+        }
+        if spec.core.is_some() && facts.core.is_none() {
+            return Some(no_cores(facts.name));
+        }
+        if spec.reload_function.is_some() && !facts.catches_hup {
+            return Some(format!(
+                "{} cannot catch SIGHUP, so :reload-function could never be called: \
+                 remove it from the conf, or run the daemon on SBCL or ECL (:lisp :sbcl)",
+                facts.name
+            ));
+        }
+        self.unsupported(&RuntimeOptions::of(spec))
+    }
+
     /// Whether the Lisp can catch SIGUSR1 (and so stop gracefully on it).
     pub fn catches_usr1(self) -> bool {
         self.facts().stop_signal == Signal::SIGUSR1
     }
+}
+
+/// Why a Lisp named `lisp` runs no `:core`.
+pub fn no_cores(lisp: &str) -> String {
+    format!(
+        "{lisp} cannot save its image: it has no saved cores; run it without :core \
+         (or on SBCL or GNU CLISP)"
+    )
 }
 
 /// The conf's options for the Lisp's command line.
