@@ -9,15 +9,8 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use super::{DaemonError, PidFiles, Request};
-use crate::reader::{self, Datum, Features, lisp_string};
 use crate::trust::Trust;
-
-/// A record: which conf, and its pid file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
-    pub conf: PathBuf,
-    pub pid_file: PathBuf,
-}
+pub use crate::wire::record::Record;
 
 /// The conf's path as a record names it: one record whichever way the
 /// path is written.
@@ -69,12 +62,11 @@ fn leave(req: &Request, dir: &Path, private: Option<&Path>) -> Result<(), Daemon
     let Some(files) = files(req, dir, private, &conf, true)? else {
         return Ok(());
     };
-    let text = format!(
-        "(:conf {} :pid-file {})\n",
-        lisp_string(&conf.display().to_string()),
-        lisp_string(&req.conf.pid_file.display().to_string())
-    );
-    files.write_own(&text)
+    let record = Record {
+        conf,
+        pid_file: req.conf.pid_file.clone(),
+    };
+    files.write_own(&record.to_string())
 }
 
 /// Removes the record of `req`'s conf (after a stop).
@@ -96,31 +88,11 @@ pub fn all(dir: &Path, private: Option<&Path>, trust: &Trust) -> Vec<Record> {
         .filter(|n| is_record(n))
         .filter_map(|name| {
             let files = PidFiles::open(&dir.join(&name), private, trust, false).ok()??;
-            parse(&files.read_own()?)
+            files.read_own()?.parse().ok()
         })
         .collect();
     records.sort_by(|a, b| a.conf.cmp(&b.conf));
     records
-}
-
-/// A record's text, `(:conf "..." :pid-file "...")`.
-fn parse(text: &str) -> Option<Record> {
-    let forms = reader::read_all(text, &Features::sbcl_linux_x86_64()).ok()?;
-    let Datum::List { items, tail: None } = &forms.first()?.datum else {
-        return None;
-    };
-    let value = |key: &str| {
-        items
-            .chunks(2)
-            .find_map(|pair| match (&pair[0].datum, &pair.get(1)?.datum) {
-                (Datum::Keyword(k), Datum::String(v)) if k == key => Some(PathBuf::from(v)),
-                _ => None,
-            })
-    };
-    Some(Record {
-        conf: value("CONF")?,
-        pid_file: value("PID-FILE")?,
-    })
 }
 
 /// Whether `name` is a record's file name.
@@ -134,19 +106,6 @@ mod tests {
 
     #[test]
     fn records_read_back_and_are_named_by_their_conf() {
-        let text = format!(
-            "(:conf {} :pid-file {})\n",
-            lisp_string("/etc/d/web \"1\".conf"),
-            lisp_string("/run/web.pid")
-        );
-        assert_eq!(
-            parse(&text),
-            Some(Record {
-                conf: "/etc/d/web \"1\".conf".into(),
-                pid_file: "/run/web.pid".into()
-            })
-        );
-        assert_eq!(parse("(:conf 1)"), None);
         let dir = Path::new("/run/daemonization");
         assert_eq!(
             record_path(dir, Path::new("/a.conf")),

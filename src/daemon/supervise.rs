@@ -33,49 +33,13 @@ use crate::logging::Logger;
 use crate::plan::Policy;
 use crate::plan::{BOOTSTRAP_FD, LOCK_FD, Slot};
 use crate::wire::readiness::{Protocol, Stage, Word};
-
-/// What `status` shows of a supervised daemon.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Record {
-    pub supervisor: i32,
-    pub lisp: Option<i32>,
-    pub restarts: u32,
-    pub last_exit: Option<String>,
-}
+use crate::wire::state::State;
 
 /// The state of the supervisor `pid`, if it is one (`PIDFILE.state`,
 /// read as `PidFiles` reads its files).
-pub fn read_state(files: &PidFiles, pid: i32) -> Option<Record> {
-    parse_state(&files.read_state()?, pid)
-}
-
-fn parse_state(text: &str, pid: i32) -> Option<Record> {
-    let mut state = Record::default();
-    for line in text.lines() {
-        let (key, value) = line.split_once(' ')?;
-        match key {
-            "supervisor" => state.supervisor = value.parse().ok()?,
-            "lisp" => state.lisp = value.parse().ok(),
-            "restarts" => state.restarts = value.parse().ok()?,
-            "last-exit" => state.last_exit = Some(value.to_string()),
-            _ => {}
-        }
-    }
+pub fn read_state(files: &PidFiles, pid: i32) -> Option<State> {
+    let state: State = files.read_state()?.parse().ok()?;
     (state.supervisor == pid).then_some(state)
-}
-
-fn state_text(state: &Record) -> String {
-    let mut text = format!(
-        "supervisor {}\nrestarts {}\n",
-        state.supervisor, state.restarts
-    );
-    if let Some(lisp) = state.lisp {
-        text.push_str(&format!("lisp {lisp}\n"));
-    }
-    if let Some(exit) = &state.last_exit {
-        text.push_str(&format!("last-exit {exit}\n"));
-    }
-    text
 }
 
 /// How a Lisp ended, for logs and `status`.
@@ -243,7 +207,7 @@ struct Supervisor<'a> {
     logger: &'a Logger,
     events: EventLoop,
     starter: Option<File>,
-    record: Record,
+    record: State,
     lisp: Option<Pid>,
     /// The pid of the Lisp that ended last, for the log.
     last_lisp: i32,
@@ -284,9 +248,9 @@ pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logg
         logger,
         events,
         starter: Some(starter),
-        record: Record {
+        record: State {
             supervisor: std::process::id() as i32,
-            ..Record::default()
+            ..State::default()
         },
         lisp: None,
         last_lisp: 0,
@@ -420,7 +384,7 @@ impl Supervisor<'_> {
             None => how_it_ended(status),
         });
         self.record.lisp = None;
-        let _ = self.files.write_state(&state_text(&self.record));
+        let _ = self.files.write_state(&self.record.to_string());
         !matches!(status, WaitStatus::Exited(_, 0))
     }
 
@@ -492,7 +456,7 @@ impl Supervisor<'_> {
         self.events.deadline = Some(Instant::now() + self.delay);
         self.delay = (self.delay * 2).min(self.policy.max_delay);
         self.record.restarts += 1;
-        let _ = self.files.write_state(&state_text(&self.record));
+        let _ = self.files.write_state(&self.record.to_string());
     }
 
     fn start(&mut self) {
@@ -520,7 +484,7 @@ impl Supervisor<'_> {
         self.broken = None;
         self.events.child = PidFd::open(child.as_raw()).ok();
         self.record.lisp = Some(child.as_raw());
-        let _ = self.files.write_state(&state_text(&self.record));
+        let _ = self.files.write_state(&self.record.to_string());
         if self.starter.is_none() {
             self.logger.info(&format!(
                 "restarted the Lisp (pid {child}), restart {}",
@@ -607,18 +571,5 @@ mod tests {
             (self::Exit::Stopped.code(), self::Exit::StartLimit.code()),
             (0, 1)
         );
-    }
-
-    #[test]
-    fn state_round_trips_and_names_its_supervisor() {
-        let state = Record {
-            supervisor: 42,
-            lisp: Some(43),
-            restarts: 2,
-            last_exit: Some("killed by SIGKILL".into()),
-        };
-        assert_eq!(parse_state(&state_text(&state), 42), Some(state.clone()));
-        assert_eq!(parse_state(&state_text(&state), 41), None);
-        assert_eq!(parse_state("supervisor x\n", 42), None);
     }
 }

@@ -7,5 +7,8 @@
 //! a test that the bootstrap (`plan/bootstrap.lisp`) says the same words.
 
 pub mod builder;
+pub mod manifest;
 pub mod readiness;
+pub mod record;
 pub mod reload;
+pub mod state;

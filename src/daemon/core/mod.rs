@@ -28,6 +28,7 @@ pub use build::Built;
 use super::{DaemonError, Request, program};
 use crate::config::CoreFile;
 use crate::trust;
+use crate::wire::manifest::{self, Entry, Manifest, Named};
 
 /// The core of the conf: its `:core` file, else (`:auto`, or `build-core`
 /// of a conf without `:core`) one per conf and Lisp in the tool's cache:
@@ -147,35 +148,11 @@ const MAX_SEARCHED: usize = 2_000;
 /// How long the directories of a `:user`'s core may take to read.
 const LISTING_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How a manifest follows a path its builder named.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Named {
-    /// A file that went into the core: its modification time.
-    Source,
-    /// A directory where systems are searched: `systems_in`.
-    Searched,
-}
-
-impl Named {
-    fn word(self) -> &'static str {
-        match self {
-            Named::Source => "source",
-            Named::Searched => "searched",
-        }
-    }
-
-    fn of(word: &str) -> Option<Named> {
-        [Named::Source, Named::Searched]
-            .into_iter()
-            .find(|n| n.word() == word)
-    }
-
-    /// What the manifest records of `path`.
-    fn look(self, path: &Path) -> Option<String> {
-        match self {
-            Named::Source => mtime_ns(path).map(|n| n.to_string()),
-            Named::Searched => systems_in(path).map(|h| format!("{h:016x}")),
-        }
+/// What the manifest records of `path`, followed as `named`.
+fn look(named: Named, path: &Path) -> Option<String> {
+    match named {
+        Named::Source => mtime_ns(path).map(|n| n.to_string()),
+        Named::Searched => systems_in(path).map(|h| format!("{h:016x}")),
     }
 }
 
@@ -186,7 +163,7 @@ impl Named {
 /// `LISTING_TIME`; `None` when that failed or took longer.
 fn look_all(req: &Request, named: &[(Named, &Path)]) -> Option<Vec<Option<String>>> {
     let Some(switch) = &req.switch else {
-        return Some(named.iter().map(|(n, p)| n.look(p)).collect());
+        return Some(named.iter().map(|(n, p)| look(*n, p)).collect());
     };
     let as_user = crate::plan::Switch {
         keep_bind: false,
@@ -203,7 +180,7 @@ fn look_all(req: &Request, named: &[(Named, &Path)]) -> Option<Vec<Option<String
             }
             let mut pipe = std::io::BufWriter::new(std::fs::File::from(write_end));
             for (n, path) in named {
-                let line = n.look(path).unwrap_or_else(|| "-".into()) + "\n";
+                let line = look(*n, path).unwrap_or_else(|| "-".into()) + "\n";
                 if std::io::Write::write_all(&mut pipe, line.as_bytes()).is_err() {
                     super::exec::exit_now(1);
                 }
@@ -270,14 +247,6 @@ fn manifest_text(
     sources: &[PathBuf],
     searched: &[PathBuf],
 ) -> String {
-    let mut text = format!(
-        "core {}\nlisp {}\npreload {}\nuser {}\nsettings {}\n",
-        file_identity(core),
-        lisp_identity(program),
-        preload_text(req),
-        req.daemon_uid(),
-        settings_text(req)
-    );
     let named: Vec<(Named, &Path)> = sources
         .iter()
         .map(|p| (Named::Source, p.as_path()))
@@ -289,12 +258,27 @@ fn manifest_text(
         )
         .filter(|(_, p)| !p.as_os_str().as_bytes().contains(&b'\n'))
         .collect();
-    for ((n, path), seen) in named.iter().zip(look_all(req, &named).unwrap_or_default()) {
-        if let Some(seen) = seen {
-            text.push_str(&format!("{} {seen} {}\n", n.word(), path.display()));
-        }
+    let entries = named
+        .iter()
+        .zip(look_all(req, &named).unwrap_or_default())
+        .filter_map(|(&(named, path), seen)| {
+            Some(Entry {
+                named,
+                seen: seen?,
+                path: path.to_path_buf(),
+            })
+        })
+        .take(manifest::MAX_ENTRIES)
+        .collect();
+    Manifest {
+        core: file_identity(core),
+        lisp: lisp_identity(program),
+        preload: preload_text(req),
+        user: req.daemon_uid(),
+        settings: settings_text(req),
+        entries,
     }
-    text
+    .to_string()
 }
 
 /// A manifest's text: a regular file (never a link, never blocking), at
@@ -309,7 +293,9 @@ fn read_manifest(path: &Path) -> Option<String> {
         return None;
     }
     let mut text = String::new();
-    file.take(16 << 20).read_to_string(&mut text).ok()?;
+    file.take(manifest::MAX_MANIFEST as u64)
+        .read_to_string(&mut text)
+        .ok()?;
     Some(text)
 }
 
@@ -333,11 +319,47 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
     let Some(text) = read_manifest(&manifest_path(path)) else {
         return Freshness::Foreign("it has no manifest".into());
     };
-    let mut changed: Option<(i128, String)> = None;
+    let Ok(manifest) = text.parse::<Manifest>() else {
+        return Freshness::Foreign("its manifest is not one this tool wrote".into());
+    };
+    // A manifest names its core, and its user (this daemon's).
+    if manifest.core != file_identity(path) {
+        return Freshness::Foreign("its manifest is another core's".into());
+    }
+    if manifest.user != req.daemon_uid() {
+        return Freshness::Foreign("it was built for another user".into());
+    }
+    let stale = [
+        (
+            manifest.lisp == lisp_identity(program),
+            "the Lisp was changed",
+        ),
+        (
+            manifest.preload == preload_text(req),
+            ":preload was changed",
+        ),
+        (
+            manifest.settings == settings_text(req),
+            "the conf's environment, :fasl-dir or runtime options were changed",
+        ),
+    ];
+    if let Some((_, why)) = stale.iter().find(|(same, _)| !same) {
+        return Freshness::Stale(why.to_string());
+    }
     // What the builder named, what was seen of it then; at most
     // MAX_SEARCHED directories.
-    let mut recorded: Vec<(Named, &str, &Path)> = Vec::new();
     let mut searched = 0;
+    let recorded: Vec<(Named, &str, &Path)> = manifest
+        .entries
+        .iter()
+        .filter(|e| {
+            let keep = e.named == Named::Source || searched < MAX_SEARCHED;
+            searched += usize::from(keep && e.named == Named::Searched);
+            keep
+        })
+        .map(|e| (e.named, e.seen.as_str(), e.path.as_path()))
+        .collect();
+    let mut changed: Option<(i128, String)> = None;
     // The newest change is told (a source by its new time, as seen for
     // the daemon's user; a searched directory, or a file gone, first).
     let mut change = |file: &str, when: Option<i128>| {
@@ -346,47 +368,6 @@ pub fn freshness(req: &Request, path: &Path, program: &Path) -> Freshness {
             changed = Some((when, file.to_string()));
         }
     };
-    // A manifest names its core first, and its user (this daemon's).
-    let mut lines = text.lines();
-    if lines.next() != Some(&format!("core {}", file_identity(path))) {
-        return Freshness::Foreign("its manifest is another core's".into());
-    }
-    if !text.contains(&format!("\nuser {}\n", req.daemon_uid())) {
-        return Freshness::Foreign("it was built for another user".into());
-    }
-    for line in lines {
-        let (field, value) = line.split_once(' ').unwrap_or((line, ""));
-        let foreign = match field {
-            "core" if value != file_identity(path) => Some("its manifest is another core's"),
-            "user" if value != req.daemon_uid().to_string() => {
-                Some("it was built for another user")
-            }
-            _ => None,
-        };
-        if let Some(why) = foreign {
-            return Freshness::Foreign(why.into());
-        }
-        let stale = match field {
-            "lisp" if value != lisp_identity(program) => Some("the Lisp was changed"),
-            "preload" if value != preload_text(req) => Some(":preload was changed"),
-            "settings" if value != settings_text(req) => {
-                Some("the conf's environment, :fasl-dir or runtime options were changed")
-            }
-            _ => None,
-        };
-        if let Some(why) = stale {
-            return Freshness::Stale(why.into());
-        }
-        let Some((seen, file)) = value.split_once(' ') else {
-            continue;
-        };
-        if let Some(n) = Named::of(field)
-            && (n == Named::Source || searched < MAX_SEARCHED)
-        {
-            searched += usize::from(n == Named::Searched);
-            recorded.push((n, seen, Path::new(file)));
-        }
-    }
     let named: Vec<(Named, &Path)> = recorded.iter().map(|(n, _, p)| (*n, *p)).collect();
     let Some(now) = look_all(req, &named) else {
         return Freshness::Stale(format!(

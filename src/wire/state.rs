@@ -1,0 +1,111 @@
+//! The supervisor's state file (`PIDFILE.state`), which `status` reads:
+//! one `key value` a line, written by the supervisor (root's own process)
+//! whenever its Lisp starts or ends.
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `supervisor PID` | the supervisor that wrote it (the pid file's process) |
+//! | `restarts N` | how many times it restarted its Lisp |
+//! | `lisp PID` | its Lisp now, if one runs |
+//! | `last-exit HOW` | how the last Lisp ended (one line, shown: see `crate::visible`) |
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The longest state file read (a few short lines).
+pub const MAX_STATE: usize = 4096;
+
+/// What `status` shows of a supervised daemon.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub supervisor: i32,
+    pub lisp: Option<i32>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "supervisor {}\nrestarts {}",
+            self.supervisor, self.restarts
+        )?;
+        if let Some(lisp) = self.lisp {
+            writeln!(f, "lisp {lisp}")?;
+        }
+        if let Some(exit) = &self.last_exit {
+            writeln!(f, "last-exit {}", crate::visible::line(exit))?;
+        }
+        Ok(())
+    }
+}
+
+/// A state file that is not one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAState;
+
+impl FromStr for State {
+    type Err = NotAState;
+
+    fn from_str(text: &str) -> Result<State, NotAState> {
+        if text.len() > MAX_STATE {
+            return Err(NotAState);
+        }
+        let mut state = State::default();
+        let mut supervisor = None;
+        for line in text.lines() {
+            let (key, value) = line.split_once(' ').ok_or(NotAState)?;
+            match key {
+                "supervisor" => supervisor = Some(value.parse().map_err(|_| NotAState)?),
+                "lisp" => state.lisp = Some(value.parse().map_err(|_| NotAState)?),
+                "restarts" => state.restarts = value.parse().map_err(|_| NotAState)?,
+                "last-exit" => state.last_exit = Some(value.to_string()),
+                _ => return Err(NotAState),
+            }
+        }
+        state.supervisor = supervisor.ok_or(NotAState)?;
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_round_trips() {
+        let state = State {
+            supervisor: 42,
+            lisp: Some(43),
+            restarts: 2,
+            last_exit: Some("killed by SIGKILL".into()),
+        };
+        assert_eq!(state.to_string().parse(), Ok(state.clone()));
+        let idle = State {
+            lisp: None,
+            last_exit: None,
+            ..state
+        };
+        assert_eq!(idle.to_string().parse(), Ok(idle));
+        for bad in [
+            "",
+            "supervisor x\n",
+            "restarts 1\n",
+            "supervisor 1\nowner root\n",
+            "supervisor\n",
+        ] {
+            assert_eq!(bad.parse::<State>(), Err(NotAState), "{bad:?}");
+        }
+        // A last exit is one line, whatever it said.
+        let odd = State {
+            supervisor: 1,
+            last_exit: Some("said \"x\ny\x1b\"".into()),
+            ..State::default()
+        };
+        assert_eq!(
+            odd.to_string(),
+            "supervisor 1\nrestarts 0\nlast-exit said \"x\\ny\\x1b\"\n"
+        );
+    }
+}
