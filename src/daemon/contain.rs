@@ -22,11 +22,12 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::events::ready_within;
 use super::process::{Aim, PidFd};
 
 /// The directory under the hierarchy that holds the daemons' cgroups.
@@ -166,14 +167,13 @@ impl Cgroup {
             if !text.lines().any(|l| l == "populated 1") {
                 return true;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            // A second at most: a change seen before the read is seen
+            // at the next one.
+            let soon = deadline.min(Instant::now() + Duration::from_secs(1));
+            if deadline <= Instant::now() {
                 return false;
             }
-            let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLPRI)];
-            let ms = PollTimeout::try_from(left.as_millis().clamp(1, 1000) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            let _ = poll(&mut fds, ms);
+            let _ = ready_within(&[(events.as_fd(), PollFlags::POLLPRI)], Some(soon));
         }
     }
 

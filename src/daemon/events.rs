@@ -8,7 +8,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read as _;
-use std::os::fd::{AsFd, AsRawFd as _, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::time::Instant;
 
@@ -90,32 +90,23 @@ impl EventLoop {
         ];
         for (source, fd) in sources {
             if let Some(fd) = fd {
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                fds.push((fd, PollFlags::POLLIN));
                 which.push(source);
             }
         }
-        let timeout = match self.deadline {
-            None => PollTimeout::NONE,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Rounded up: a deadline is never reported early.
-                PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        match poll(&mut fds, timeout) {
-            Ok(0) if self.deadline.is_some() => {
+        let seen = match ready_within(&fds, self.deadline) {
+            Ok(None) => {
                 self.deadline = None;
                 self.pending.push_back(Event::Deadline);
                 return Ok(());
             }
-            Ok(_) | Err(Errno::EINTR) => {}
+            Ok(Some(seen)) => seen,
             Err(e) => return Err(DaemonError::Poll(e)),
-        }
-        let ready: Vec<usize> = fds
+        };
+        let ready: Vec<usize> = seen
             .iter()
             .zip(&which)
-            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .filter(|(r, _)| !r.is_empty())
             .map(|(_, source)| *source)
             .collect();
         for source in ready {
@@ -156,6 +147,41 @@ impl EventLoop {
                 self.pending.push_back(Event::Said);
             }
         }
+    }
+}
+
+/// The one wait on descriptors (every wait of the tool on a Lisp, a pipe
+/// or a process goes through it): until one of `fds` has what its flags
+/// ask for (or hung up, or failed), or `deadline` passes. `None` when the
+/// deadline passed first; else what each descriptor had (all empty when a
+/// signal interrupted the wait: the caller looks again). The deadline is
+/// rounded up, never reported early.
+pub fn ready_within(
+    fds: &[(BorrowedFd<'_>, PollFlags)],
+    deadline: Option<Instant>,
+) -> Result<Option<Vec<PollFlags>>, Errno> {
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|(fd, flags)| PollFd::new(*fd, *flags))
+        .collect();
+    let timeout = match deadline {
+        None => PollTimeout::NONE,
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX)
+        }
+    };
+    match poll(&mut polled, timeout) {
+        Ok(0) if deadline.is_some() => Ok(None),
+        Ok(_) => Ok(Some(
+            polled
+                .iter()
+                .map(|fd| fd.revents().unwrap_or(PollFlags::empty()))
+                .collect(),
+        )),
+        Err(Errno::EINTR) => Ok(Some(vec![PollFlags::empty(); fds.len()])),
+        Err(e) => Err(e),
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::error::DaemonError;
+use super::events::ready_within;
 
 /// Sets this process's title, as `ps -f` shows it: its command line (the
 /// memory of its arguments, overwritten, at most as long as they were).
@@ -202,14 +203,10 @@ impl PidFd {
     pub fn wait_exit(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            match poll(&mut fds, ms) {
-                Ok(n) if n > 0 => return true,
-                Ok(_) if left.is_zero() => return false,
-                Ok(_) | Err(Errno::EINTR) => continue,
+            match ready_within(&[(self.fd.as_fd(), PollFlags::POLLIN)], Some(deadline)) {
+                Ok(Some(seen)) if !seen[0].is_empty() => return true,
+                Ok(Some(_)) => continue,
+                Ok(None) => return false,
                 Err(_) => return !alive(self.pid),
             }
         }

@@ -13,10 +13,10 @@ use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _}
 
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
-use super::events::own_reader;
+use super::events::{own_reader, ready_within};
 use super::fact::Fact;
 use super::process::{Aim, PidFd};
 use super::{DaemonError, PidState, Request, supervised_lisp};
@@ -160,30 +160,18 @@ fn call(
             Heard::Garbled => return Err(DaemonError::ReloadGarbled { pid: target.pid }),
             Heard::NotYet => {}
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        let watched = [
+            (pipe.as_fd(), PollFlags::POLLIN),
+            (target.as_fd(), PollFlags::POLLIN),
+        ];
+        let Some(seen) = ready_within(&watched, Some(deadline)).map_err(DaemonError::Poll)? else {
             return Err(DaemonError::ReloadTimeout {
                 pid: target.pid,
                 secs: timeout.as_secs_f64(),
             });
-        }
-        let mut fds = [
-            PollFd::new(pipe.as_fd(), PollFlags::POLLIN),
-            PollFd::new(target.as_fd(), PollFlags::POLLIN),
-        ];
-        let ms =
-            PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, ms) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(errno) => return Err(DaemonError::Poll(errno)),
-        }
-        let ended = fds[1]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN));
-        let hung_up = fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
+        };
+        let ended = seen[1].contains(PollFlags::POLLIN);
+        let hung_up = seen[0].intersects(PollFlags::POLLHUP | PollFlags::POLLERR);
         let mut chunk = [0u8; 8192];
         let read = pipe.read(&mut chunk);
         if let Ok(n) = read {

@@ -7,9 +7,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollFlags;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use super::events::ready_within;
 
 /// How a file is opened to read: `reader(req)` as the daemon's user's
 /// file, through `trust::open_read`.
@@ -137,8 +140,9 @@ pub fn tail(
             }
             _ => {}
         }
-        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-        poll(&mut fds, PollTimeout::from(1000u16)).map_err(io::Error::from)?;
+        let tick = Instant::now() + Duration::from_secs(1);
+        ready_within(&[(inotify.as_fd(), PollFlags::POLLIN)], Some(tick))
+            .map_err(io::Error::from)?;
         while let Ok(events) = inotify.read_events() {
             if events.is_empty() {
                 break;

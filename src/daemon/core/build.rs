@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::pipe2;
 
-use super::super::events::take_signals;
+use super::super::events::{ready_within, take_signals};
 use super::super::launch::Launch;
 use super::super::process::{Aim, PidFd};
 use super::super::{DaemonError, Request, caller};
@@ -310,17 +310,18 @@ fn hear(
         // A pipe that hung up is no longer watched: a builder that closed
         // it and lives on is waited for without a spin.
         let mut fds = vec![
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            (pidfd.as_fd(), PollFlags::POLLIN),
+            (signals.as_fd(), PollFlags::POLLIN),
         ];
         if !reader.closed {
-            fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLIN));
+            fds.push((pipe.as_fd(), PollFlags::POLLIN));
         }
-        let _ = poll(&mut fds, PollTimeout::from(1000u16));
-        let ready = |i: usize| {
-            fds.get(i)
-                .is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
-        };
+        let tick = Instant::now() + Duration::from_secs(1);
+        let woke = ready_within(&fds, Some(tick))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let ready = |i: usize| woke.get(i).is_some_and(|r| !r.is_empty());
         let (exited, signalled, said) = (ready(0), ready(1), ready(2));
         if said || exited {
             reader.read_from(&mut pipe);

@@ -216,20 +216,11 @@ fn read_within(mut pipe: std::fs::File, time: std::time::Duration) -> Option<Str
     let mut text = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let mut fds = [nix::poll::PollFd::new(
-            pipe.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let ms = nix::poll::PollTimeout::try_from(left.as_millis().min(60_000) as i32)
-            .unwrap_or(nix::poll::PollTimeout::MAX);
-        match nix::poll::poll(&mut fds, ms) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
-            Ok(_) => match pipe.read(&mut buffer) {
+        let watched = [(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match super::events::ready_within(&watched, Some(deadline)) {
+            Ok(None) | Err(_) => return None,
+            Ok(Some(seen)) if seen[0].is_empty() => continue,
+            Ok(Some(_)) => match pipe.read(&mut buffer) {
                 Ok(0) => return String::from_utf8(text).ok(),
                 Ok(n) => text.extend_from_slice(&buffer[..n]),
                 Err(_) => return None,
