@@ -1263,6 +1263,81 @@ fn nodaemon_gives_another_user_a_terminal_of_its_own_and_ends_its_tree() {
     );
 }
 
+/// Root's terminal on standard output and error is kept from another
+/// user's Lisp as well when standard input is not a terminal (`nodaemon
+/// </dev/null` in root's shell): the Lisp writes to a pty of its own, and
+/// root's terminal keeps its settings.
+#[test]
+fn nodaemon_keeps_roots_terminal_when_only_its_output_is_one() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let lisp_file = home.join("lisp.pid");
+    let conf = sb.conf(
+        "o.conf",
+        &format!(
+            "(:pid-file \"o.pid\" :user \"dztest\"\n\
+             :main-function #.(lambda ()\n\
+               (with-open-file (f {} :direction :output :if-exists :supersede)\n\
+                 (print (sb-posix:getpid) f))))",
+            lisp_string(lisp_file.to_str().unwrap())
+        ),
+    );
+    let before = sb.path("stty-before");
+    let inner = format!(
+        "stty -g > {}; exec {} {} nodaemon </dev/null",
+        before.display(),
+        bin(),
+        conf.display()
+    );
+    let mut tool = Command::new("script");
+    tool.args(["-qec", &inner, "/dev/null"])
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut script = tool.spawn().unwrap();
+    sb.track(script.id() as i32);
+    let lisp = pid_written(&lisp_file);
+    sb.track(lisp);
+    let tool_pid: i32 = stat_fields(lisp)[1].parse().unwrap();
+    let fd = |pid: i32, n: u8| fs::read_link(format!("/proc/{pid}/fd/{n}")).unwrap();
+    let roots = fd(tool_pid, 1);
+    assert!(roots.starts_with("/dev/pts"), "{roots:?}");
+    assert_eq!(
+        fd(lisp, 0),
+        Path::new("/dev/null"),
+        "its input as root gave it"
+    );
+    for n in [1, 2] {
+        let lisps = fd(lisp, n);
+        assert!(lisps.starts_with("/dev/pts"), "{n}: {lisps:?}");
+        assert_ne!(lisps, roots, "{n}: never root's terminal");
+    }
+    let settings = Command::new("stty")
+        .arg("-g")
+        .stdin(fs::File::open(&roots).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&settings.stdout),
+        fs::read_to_string(&before).unwrap(),
+        "root's terminal keeps its settings (no raw mode without a keyboard to relay)"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool_pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        wait_until(30, || script.try_wait().unwrap().is_some()),
+        "SIGTERM ended nodaemon"
+    );
+    assert!(wait_until(10, || !alive(lisp)));
+}
+
 /// A Lisp that runs as root opens its log files by name: it gets none in a
 /// directory a user can change (where a link could send root's lines
 /// anywhere).

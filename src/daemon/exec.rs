@@ -31,9 +31,9 @@ pub struct Become {
     pub die_with_parent: Option<i32>,
     /// A daemon: the conf's umask.
     pub daemon: bool,
-    /// Its standard input (a pty of its own) becomes its controlling
+    /// This standard stream (a pty of its own) becomes its controlling
     /// terminal, once it has its session.
-    pub terminal: bool,
+    pub terminal: Option<RawFd>,
 }
 
 /// Becomes the Lisp of `launch`: its descriptors already placed, it takes
@@ -45,8 +45,8 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
     {
         return SetupError::Setsid(errno);
     }
-    if how.terminal
-        && let Err(e) = super::pty::take_as_terminal()
+    if let Some(fd) = how.terminal
+        && let Err(e) = super::pty::take_as_terminal(fd)
     {
         return e;
     }

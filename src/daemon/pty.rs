@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -17,14 +17,22 @@ use nix::sys::termios::{self, SetArg, Termios};
 
 use super::error::DaemonError;
 
+/// The caller's keyboard: standard input, when it is a terminal.
+const KEYBOARD: RawFd = 0;
+
 /// A pseudo-terminal made like the caller's.
 pub struct Pty {
     master: OwnedFd,
     slave: OwnedFd,
+    /// Which of the caller's standard streams (0, 1, 2) are terminals:
+    /// each of them is the pty's slave in the Lisp.
+    terminals: [bool; 3],
 }
 
-/// The caller's terminal: standard input, if it is one.
-const TERMINAL: RawFd = 0;
+fn is_terminal(fd: RawFd) -> bool {
+    // SAFETY: a standard stream is borrowed only for the duration of the call.
+    nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(fd) }).unwrap_or(false)
+}
 
 fn window_size(fd: RawFd) -> Option<libc::winsize> {
     // SAFETY: winsize is four integers, for which all zero bytes are valid.
@@ -34,17 +42,19 @@ fn window_size(fd: RawFd) -> Option<libc::winsize> {
 }
 
 impl Pty {
-    /// A pty with the caller's terminal settings and size, when standard
-    /// input is a terminal; none otherwise (nothing of a terminal to keep
-    /// from the Lisp then).
+    /// A pty with the settings and size of the caller's terminal, when any
+    /// of its standard streams is one (`nodaemon </dev/null` at root's
+    /// terminal still has it on 1 and 2); none when none is (nothing of a
+    /// terminal to keep from the Lisp then: pipes and files pass as they
+    /// are).
     pub fn for_caller() -> Result<Option<Pty>, DaemonError> {
-        // SAFETY: fd 0 is borrowed only for the duration of the calls.
-        let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(TERMINAL) };
-        if !nix::unistd::isatty(stdin).unwrap_or(false) {
+        let terminals = [0, 1, 2].map(is_terminal);
+        let Some(terminal) = (0..3).find(|&fd| terminals[fd as usize]) else {
             return Ok(None);
-        }
-        let settings = termios::tcgetattr(stdin).ok();
-        let size = window_size(TERMINAL).map(|w| nix::pty::Winsize {
+        };
+        // SAFETY: a standard stream is borrowed only for the duration of the call.
+        let settings = termios::tcgetattr(unsafe { BorrowedFd::borrow_raw(terminal) }).ok();
+        let size = window_size(terminal).map(|w| nix::pty::Winsize {
             ws_row: w.ws_row,
             ws_col: w.ws_col,
             ws_xpixel: w.ws_xpixel,
@@ -54,44 +64,72 @@ impl Pty {
         Ok(Some(Pty {
             master: pty.master,
             slave: pty.slave,
+            terminals,
         }))
     }
 
-    /// In the child, before `arrange`: the pty's slave on 0, 1 and 2 (it
-    /// becomes the controlling terminal once the child has its session,
-    /// see `take_as_terminal`).
+    /// The standard stream of the Lisp that is its controlling terminal
+    /// (the first that was a terminal of the caller's).
+    pub fn controlling(&self) -> RawFd {
+        (0..3).find(|&fd| self.terminals[fd as usize]).unwrap_or(0)
+    }
+
+    /// In the child, before `arrange`: the pty's slave on each standard
+    /// stream that was a terminal of the caller's (it becomes the
+    /// controlling terminal once the child has its session, see
+    /// `take_as_terminal`).
     pub fn place_slave(&self) -> Result<(), super::error::SetupError> {
-        for target in [0, 1, 2] {
+        for target in (0..3).filter(|&fd| self.terminals[fd as usize]) {
             super::exec::place(self.slave.as_raw_fd(), target)?;
         }
         Ok(())
     }
 
-    /// In the parent: the caller's terminal raw, and the relay started.
+    /// In the parent: the relay started. Keystrokes are relayed (and the
+    /// caller's terminal made raw) only when standard input is the
+    /// terminal; otherwise the caller's terminal keeps its settings and a
+    /// Ctrl-C there reaches the Lisp as the SIGINT the tool forwards. What
+    /// the Lisp writes to its terminal goes to the caller's: standard
+    /// output if it is one, else standard error, else standard input.
     pub fn relay(self) -> Relay {
-        let Pty { master, slave } = self;
+        let Pty {
+            master,
+            slave,
+            terminals,
+        } = self;
         drop(slave);
-        // SAFETY: fd 0 is borrowed only for the duration of the calls.
-        let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(TERMINAL) };
-        let saved = termios::tcgetattr(stdin).ok();
-        if let Some(saved) = &saved {
+        let keyboard = terminals[0].then_some(KEYBOARD);
+        let saved = keyboard.and_then(|fd| {
+            // SAFETY: fd 0 is borrowed only for the duration of the calls.
+            let stdin = unsafe { BorrowedFd::borrow_raw(fd) };
+            let saved = termios::tcgetattr(stdin).ok()?;
             let mut raw = saved.clone();
             termios::cfmakeraw(&mut raw);
             let _ = termios::tcsetattr(stdin, SetArg::TCSANOW, &raw);
-        }
+            Some(saved)
+        });
         let master = File::from(master);
         let (done, finished) = mpsc::channel();
-        if let (Ok(mut to_lisp), Ok(mut keys)) =
-            (master.try_clone(), nix::unistd::dup(stdin).map(File::from))
+        if let Some(fd) = keyboard
+            // SAFETY: fd 0 is borrowed only for the duration of the dup.
+            && let (Ok(mut to_lisp), Ok(mut keys)) = (
+                master.try_clone(),
+                nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(fd) }).map(File::from),
+            )
         {
             // Keystrokes to the Lisp's terminal; ends with the process.
             std::thread::spawn(move || {
                 let _ = copy(&mut keys, &mut to_lisp);
             });
         }
+        let screen_fd = [1, 2, 0]
+            .into_iter()
+            .find(|&fd| terminals[fd as usize])
+            .unwrap_or(1);
         if let (Ok(mut from_lisp), Ok(mut screen)) = (
             master.try_clone(),
-            nix::unistd::dup(std::io::stdout().as_fd()).map(File::from),
+            // SAFETY: a standard stream is borrowed only for the duration of the dup.
+            nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(screen_fd) }).map(File::from),
         ) {
             std::thread::spawn(move || {
                 let _ = copy(&mut from_lisp, &mut screen);
@@ -100,6 +138,7 @@ impl Pty {
         }
         Relay {
             master,
+            screen: screen_fd,
             saved,
             finished,
         }
@@ -124,6 +163,8 @@ fn copy(from: &mut File, to: &mut File) -> std::io::Result<()> {
 /// The relay between the caller's terminal and the Lisp's pty.
 pub struct Relay {
     master: File,
+    /// The caller's terminal the Lisp's is shown on (its size is followed).
+    screen: RawFd,
     saved: Option<Termios>,
     finished: mpsc::Receiver<()>,
 }
@@ -131,7 +172,7 @@ pub struct Relay {
 impl Relay {
     /// The caller's window size, given to the Lisp's terminal (SIGWINCH).
     pub fn resize(&self) {
-        if let Some(size) = window_size(TERMINAL) {
+        if let Some(size) = window_size(self.screen) {
             // SAFETY: TIOCSWINSZ reads one winsize from the struct we pass.
             unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
         }
@@ -148,17 +189,17 @@ impl Drop for Relay {
     fn drop(&mut self) {
         if let Some(saved) = &self.saved {
             // SAFETY: fd 0 is borrowed only for the duration of the call.
-            let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(TERMINAL) };
+            let stdin = unsafe { BorrowedFd::borrow_raw(KEYBOARD) };
             let _ = termios::tcsetattr(stdin, SetArg::TCSANOW, saved);
         }
     }
 }
 
-/// In the child, after `setsid`: standard input (the pty's slave) becomes
-/// its controlling terminal.
-pub fn take_as_terminal() -> Result<(), super::error::SetupError> {
-    // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the pty's slave.
-    match unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } {
+/// In the child, after `setsid`: the pty's slave on `fd` becomes its
+/// controlling terminal.
+pub fn take_as_terminal(fd: RawFd) -> Result<(), super::error::SetupError> {
+    // SAFETY: TIOCSCTTY takes an int argument; `fd` is the pty's slave.
+    match unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } {
         0 => Ok(()),
         _ => Err(super::error::SetupError::Terminal(nix::errno::Errno::last())),
     }

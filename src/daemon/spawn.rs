@@ -165,7 +165,7 @@ impl Launch {
                     let how = Become {
                         new_session: own_session || self.switch.is_some(),
                         die_with_parent: own_session.then_some(parent),
-                        terminal: pty.is_some(),
+                        terminal: pty.map(Pty::controlling),
                         ..Become::default()
                     };
                     exec::exec_lisp(self, how, &mut |_| {});
