@@ -2400,6 +2400,52 @@ fn a_failed_rotation_stops_the_writing() {
     assert!(size > 32 * 1024, "it was written up to its cap: {size}");
 }
 
+/// Rule 7. A rotation the daemon's user defeats by moving each FILE.1 out
+/// of the rotation's way (its bytes stay on the disk) stops the writing as
+/// well: what root wrote, wherever the user put it, stays within
+/// :output-keep + 2 files of :output-max-size.
+#[test]
+fn rotated_files_moved_away_do_not_let_root_write_on() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let output = home.join("out.log");
+    let rotated = home.join("out.log.1");
+    let conf = stranger_conf(
+        &sb,
+        "mover",
+        &format!(
+            ":restart :on-failure :output {} :output-max-size \"16K\" :output-keep 1",
+            lisp_string(output.to_str().unwrap())
+        ),
+        &format!(
+            "(dotimes (i 20000) \
+               (format t \"line ~d of a flood that root must not write past its cap~%\" i) \
+               (when (zerop (mod i 20)) (finish-output) \
+                 (when (probe-file {old}) \
+                   (ignore-errors (sb-posix:rename {old} (format nil \"{home}/stolen-~d\" i)))))) \
+             (finish-output) t",
+            old = lisp_string(rotated.to_str().unwrap()),
+            home = home.display()
+        ),
+    );
+    started_pid(&sb.run(&conf, &["start"]));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    let mut total = 0;
+    let mut stolen = 0;
+    for entry in fs::read_dir(&home).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        stolen += usize::from(name.starts_with("stolen-"));
+        total += entry.metadata().unwrap().len();
+    }
+    assert!(stolen > 0, "the user moved rotated files away");
+    assert!(
+        total <= 4 * 16 * 1024,
+        "root wrote {total} bytes into {stolen} moved files and the rotation"
+    );
+}
+
 /// Rule 4. The build's progress line on root's terminal names what the
 /// builder says it loads, shown, never raw: the only escape sequence is
 /// the tool's own (erase the line).

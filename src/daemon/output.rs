@@ -11,6 +11,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{AtFlags, OFlag, renameat};
@@ -38,8 +39,13 @@ pub struct Output {
     owner: Option<(u32, u32)>,
     trust: Trust,
     pending: Vec<u8>,
-    /// Bytes not written since a rotation failed.
+    /// Bytes not written since a rotation failed, and why it did.
     dropped: u64,
+    why: &'static str,
+    /// The files this writer filled and rotated, held while they are
+    /// linked anywhere: more of them than `keep` means someone moved them
+    /// out of the rotation's way (their bytes are still on the disk).
+    rotated: Vec<File>,
     read: File,
     /// The pipe's write end, for the Lisp's stdout and stderr.
     pub write: OwnedFd,
@@ -87,6 +93,8 @@ impl Output {
             trust,
             pending: Vec::new(),
             dropped: 0,
+            why: "",
+            rotated: Vec::new(),
             read: File::from(read),
             write,
         })
@@ -146,7 +154,13 @@ impl Output {
                 .is_some_and(|max| o.size > 0 && o.size + line.len() as u64 > max)
         };
         if full(self) {
-            self.rotate();
+            if self.rotated_in_place() {
+                self.rotate();
+                self.why = "could not be rotated";
+            } else {
+                self.why =
+                    "could not be rotated: its old files were moved out of the rotation's way";
+            }
         }
         if full(self) {
             // The rotation failed (whatever the cause: the file is still
@@ -156,9 +170,10 @@ impl Output {
         }
         if self.dropped > 0 {
             let note = format!(
-                "[daemonization: {} bytes of output dropped: {} could not be rotated]\n",
+                "[daemonization: {} bytes of output dropped: {} {}]\n",
                 self.dropped,
-                self.path.display()
+                self.path.display(),
+                self.why
             );
             self.dropped = 0;
             self.write_line(note.as_bytes());
@@ -204,6 +219,17 @@ impl Output {
         fstatat(self.dir.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
 
+    /// Whether the files this writer rotated are where rotation removes
+    /// them: at most `keep` of them still linked anywhere. A user who
+    /// renames or links FILE.1 away after each rotation would otherwise
+    /// have root write without bound; then nothing is written until they
+    /// are gone (at most `keep` + 2 files' worth is ever on the disk).
+    fn rotated_in_place(&mut self) -> bool {
+        self.rotated
+            .retain(|file| file.metadata().is_ok_and(|m| m.nlink() > 0));
+        self.rotated.len() <= self.keep as usize
+    }
+
     /// FILE.N-1 → FILE.N, ..., FILE → FILE.1; the oldest beyond `keep` goes.
     /// Only entries of the directory reached at start are touched, never
     /// through a symbolic link.
@@ -217,12 +243,25 @@ impl Output {
             }
             self.rename(&self.name.clone(), &self.numbered(1));
         }
-        self.reopen();
+        let identity = |file: &File| file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        // A rotation that failed leaves the same file in place.
+        if let Some(filled) = self.reopen_file()
+            && identity(&filled) != identity(&self.file)
+        {
+            self.rotated.push(filled);
+        }
     }
 
-    /// Opens the file anew (SIGHUP, after someone else renamed it).
+    /// Opens the file anew (SIGHUP, after someone else renamed it): the
+    /// files rotated before are theirs to keep or remove now.
     pub fn reopen(&mut self) {
-        if let Ok(file) = trust::append_in(
+        self.rotated.clear();
+        let _ = self.reopen_file();
+    }
+
+    /// Opens FILE anew; returns the file written before.
+    fn reopen_file(&mut self) -> Option<File> {
+        let file = trust::append_in(
             &self.dir,
             &self.name,
             &self.path,
@@ -230,9 +269,10 @@ impl Output {
             0o640,
             &self.trust,
             self.owner,
-        ) {
-            self.size = file.file.metadata().map(|m| m.len()).unwrap_or(0);
-            self.file = file.file;
-        }
+        )
+        .ok()?
+        .file;
+        self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Some(std::mem::replace(&mut self.file, file))
     }
 }

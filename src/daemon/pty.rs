@@ -34,6 +34,12 @@ fn is_terminal(fd: RawFd) -> bool {
     nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(fd) }).unwrap_or(false)
 }
 
+/// A descriptor of our own for standard stream `fd`.
+fn dup_standard(fd: RawFd) -> nix::Result<File> {
+    // SAFETY: a standard stream is borrowed only for the duration of the dup.
+    nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(fd) }).map(File::from)
+}
+
 fn window_size(fd: RawFd) -> Option<libc::winsize> {
     // SAFETY: winsize is four integers, for which all zero bytes are valid.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
@@ -111,11 +117,7 @@ impl Pty {
         let master = File::from(master);
         let (done, finished) = mpsc::channel();
         if let Some(fd) = keyboard
-            // SAFETY: fd 0 is borrowed only for the duration of the dup.
-            && let (Ok(mut to_lisp), Ok(mut keys)) = (
-                master.try_clone(),
-                nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(fd) }).map(File::from),
-            )
+            && let (Ok(mut to_lisp), Ok(mut keys)) = (master.try_clone(), dup_standard(fd))
         {
             // Keystrokes to the Lisp's terminal; ends with the process.
             std::thread::spawn(move || {
@@ -126,11 +128,7 @@ impl Pty {
             .into_iter()
             .find(|&fd| terminals[fd as usize])
             .unwrap_or(1);
-        if let (Ok(mut from_lisp), Ok(mut screen)) = (
-            master.try_clone(),
-            // SAFETY: a standard stream is borrowed only for the duration of the dup.
-            nix::unistd::dup(unsafe { BorrowedFd::borrow_raw(screen_fd) }).map(File::from),
-        ) {
+        if let (Ok(mut from_lisp), Ok(mut screen)) = (master.try_clone(), dup_standard(screen_fd)) {
             std::thread::spawn(move || {
                 let _ = copy(&mut from_lisp, &mut screen);
                 let _ = done.send(());
