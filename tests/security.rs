@@ -2249,6 +2249,33 @@ fn cpu_of(pid: i32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
+/// Rule 3. What a build's preload starts, in a session of its own, ends
+/// with the build.
+#[test]
+fn a_builders_tree_ends_with_the_build() {
+    attacker();
+    let sb = open_sandbox();
+    let home = attacker_dir(&sb, "home");
+    let left = home.join("left.pid");
+    let conf = builder_conf(
+        &sb,
+        "leaver",
+        &format!(
+            "#.(lambda () (sb-ext:run-program \"/usr/bin/setsid\" \
+               (list \"-f\" \"sh\" \"-c\" {}) :wait t))",
+            lisp_string(&format!("echo $$ > {}; exec sleep 600", left.display()))
+        ),
+    );
+    let out = sb.run(&conf, &["build-core"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let leaver = pid_written(&left);
+    sb.track(leaver);
+    assert!(
+        wait_until(10, || !alive(leaver)),
+        "the preload's setsid child {leaver} outlived the build"
+    );
+}
+
 /// Rule 2. A builder that closes its pipe and lives on is waited for
 /// without a spin: root's build-core uses next to no CPU meanwhile.
 #[test]

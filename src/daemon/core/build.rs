@@ -17,6 +17,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::pipe2;
 
+use super::super::contain::Cgroup;
 use super::super::events::{ready_within, take_signals};
 use super::super::launch::Launch;
 use super::super::process::{Aim, PidFd};
@@ -258,7 +259,10 @@ fn run_builder(
         &req.lisp_log(req.switch.is_none()),
         &caller(req),
     );
-    let launch = Launch::new(&plan, program, None)?;
+    let mut launch = Launch::new(&plan, program, None)?;
+    // The builder's whole tree (what its preload starts, setsid or not)
+    // is contained as a daemon's is, and ends with it.
+    launch.cgroup = Cgroup::of_daemon(staged).filter(|cgroup| cgroup.create().is_ok());
     let signals = take_signals(&[Signal::SIGINT, Signal::SIGTERM])?;
     let (read_end, write_end) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
@@ -269,8 +273,14 @@ fn run_builder(
         pid: child.as_raw(),
         errno,
     })?;
-    // What its preload started and left running in its session goes too.
-    super::super::contain::end_session(child.as_raw(), super::super::KILL_WAIT);
+    // What its preload started and left running goes too.
+    match &launch.cgroup {
+        Some(cgroup) => {
+            cgroup.kill_all(super::super::KILL_WAIT);
+            cgroup.remove();
+        }
+        None => super::super::contain::end_session(child.as_raw(), super::super::KILL_WAIT),
+    }
     drop(signals);
     let _ = nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
