@@ -342,7 +342,7 @@ impl Outcome {
                 s.restarts
             );
             if let Some(exit) = &s.last_exit {
-                let _ = write!(line, " last-exit = {exit}");
+                let _ = write!(line, " last-exit = {}", crate::visible::line(exit));
             }
             line.push(')');
         }

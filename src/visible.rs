@@ -4,9 +4,10 @@
 //! code writes must not move root's cursor, rewrite a line already
 //! printed, ring, retitle the terminal or fake one of the tool's own lines.
 //!
-//! Every control character but newline and tab, and the Unicode controls
-//! that reorder text (bidirectional overrides and isolates), is shown as a
-//! Rust escape: `\x1b` for ESC, `\r`, `\x07`, `\u{9b}`, `\u{202e}`. In a
+//! Every control character but newline and tab, and the Unicode
+//! characters that reorder, break or hide text (bidirectional marks,
+//! overrides and isolates, the line and paragraph separators, zero-width
+//! space, word joiner and byte-order mark), is shown as a Rust escape: `\x1b` for ESC, `\r`, `\x07`, `\u{9b}`, `\u{202e}`. In a
 //! block of several lines, each line after the first is indented by two
 //! spaces, so none of them begins like `success started`, `ERROR:` or any
 //! other line of the tool's.
@@ -16,7 +17,17 @@ use std::fmt::Write as _;
 /// Whether `c` is shown escaped.
 fn hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 fn escape_into(out: &mut String, c: char) {
@@ -130,6 +141,13 @@ mod tests {
         assert_eq!(line(&once), once);
         assert_eq!(block("ünïcødé ok"), "ünïcødé ok");
         assert_eq!(output("a\tb\n\x1b[1mc\n"), "a\tb\n\\x1b[1mc\n");
+        // What reorders, breaks or hides text is shown too; an emoji's
+        // joiner is left alone.
+        assert_eq!(
+            line("a\u{2028}b\u{200b}c\u{feff}\u{61c}d\u{2060}"),
+            "a\\u{2028}b\\u{200b}c\\u{feff}\\u{61c}d\\u{2060}"
+        );
+        assert_eq!(line("👩\u{200d}💻"), "👩\u{200d}💻");
     }
 
     /// A C1 control split between two writes is still shown escaped.
