@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -137,12 +137,21 @@ impl Cgroup {
         found
     }
 
-    /// Sends `signal` to every process in the cgroup but `spare`.
+    /// Sends `signal` to every process in the cgroup but `spare`. Each is
+    /// pinned by a pidfd, then the cgroup read again: a pid still listed is
+    /// the pinned process (or a new member that got the pid of one that
+    /// exited, whose pidfd then signals nothing), never a process outside
+    /// that took the pid of one that exited between the read and the kill.
     pub fn signal_all(&self, signal: Signal, spare: &[i32]) {
-        for pid in self.members() {
-            if !spare.contains(&pid) {
-                let _ = kill(Pid::from_raw(pid), signal);
-            }
+        let pinned: Vec<PidFd> = self
+            .members()
+            .into_iter()
+            .filter(|pid| !spare.contains(pid))
+            .filter_map(|pid| PidFd::open(pid).ok())
+            .collect();
+        let members = self.members();
+        for process in pinned.iter().filter(|p| members.contains(&p.pid)) {
+            let _ = process.signal(signal, Aim::Process);
         }
     }
 
@@ -242,9 +251,10 @@ fn reap_exited() {
 pub fn end_session(sid: i32, wait: Duration) {
     let deadline = Instant::now() + wait;
     loop {
+        // Pinned first, then judged: a pid reused meanwhile is not killed.
         let members: Vec<PidFd> = processes()
-            .filter(|pid| super::process::session(*pid) == Some(sid))
             .filter_map(|pid| PidFd::open(pid).ok())
+            .filter(|process| super::process::session(process.pid) == Some(sid))
             .collect();
         if members.is_empty() || Instant::now() > deadline {
             return;
