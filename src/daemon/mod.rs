@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod exec;
 mod fact;
+mod fork;
 pub mod identity;
 mod launch;
 mod notify;
@@ -30,7 +31,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
 
 pub use details::details;
 pub use error::DaemonError;
@@ -319,14 +319,13 @@ fn before_parent_exit(req: &Request, program: &Path, up: Option<i32>) {
         Ok(launch) => launch,
         Err(e) => return eprintln!("ERROR: :before-parent-exit-fn: {e}"),
     };
-    // SAFETY: single-threaded; the child only execs or exits.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let e = exec::exec_in_foreground(launch);
-            eprintln!("ERROR: :before-parent-exit-fn: {e}");
-            std::process::exit(1);
-        }
-        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+    let child = fork::child(|| {
+        let e = exec::exec_in_foreground(launch);
+        eprintln!("ERROR: :before-parent-exit-fn: {e}");
+        exec::exit_now(1)
+    });
+    match child {
+        Ok(child) => match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, 0)) => {}
             Ok(status) => eprintln!("ERROR: :before-parent-exit-fn failed: {status:?}"),
             Err(e) => eprintln!("ERROR: :before-parent-exit-fn: {e}"),

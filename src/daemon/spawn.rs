@@ -20,7 +20,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, chdir, fork, pipe2, setsid};
+use nix::unistd::{Pid, chdir, pipe2, setsid};
 
 use super::contain::Cgroup;
 use super::error::{DaemonError, SetupError};
@@ -141,39 +141,36 @@ impl Launch {
         pty: Option<&Pty>,
     ) -> Result<Pid, DaemonError> {
         let parent = std::process::id() as i32;
-        // SAFETY: single-threaded; the child only sets itself up and execs.
-        match unsafe { fork() }.map_err(DaemonError::Fork)? {
-            ForkResult::Child => {
-                let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty())
-                    .map(IntoRawFd::into_raw_fd)
-                    .ok();
-                let contained = self.cgroup.as_ref().map_or(Ok(()), |c| c.enter());
-                let placed = pty
-                    .map_or(Ok(()), Pty::place_slave)
-                    .and_then(|()| exec::fresh_bootstrap(self.bootstrap.as_raw_fd()))
-                    .and_then(|bootstrap| {
-                        exec::arrange(&self.layout(|slot| match slot {
-                            Slot::Bootstrap => Some(bootstrap),
-                            Slot::Ready => Some(ready.as_raw_fd()),
-                            Slot::Null => null,
-                            _ => None,
-                        }))
-                    });
-                if placed.is_ok() && contained.is_ok() {
-                    // Another user's Lisp gets no controlling terminal of
-                    // ours: at most a pty of its own.
-                    let how = Become {
-                        new_session: own_session || self.switch.is_some(),
-                        die_with_parent: own_session.then_some(parent),
-                        terminal: pty.map(Pty::controlling),
-                        ..Become::default()
-                    };
-                    exec::exec_lisp(self, how, &mut |_| {});
-                }
-                exit_now(127)
+        super::fork::child(|| {
+            let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty())
+                .map(IntoRawFd::into_raw_fd)
+                .ok();
+            let contained = self.cgroup.as_ref().map_or(Ok(()), |c| c.enter());
+            let placed = pty
+                .map_or(Ok(()), Pty::place_slave)
+                .and_then(|()| exec::fresh_bootstrap(self.bootstrap.as_raw_fd()))
+                .and_then(|bootstrap| {
+                    exec::arrange(&self.layout(|slot| match slot {
+                        Slot::Bootstrap => Some(bootstrap),
+                        Slot::Ready => Some(ready.as_raw_fd()),
+                        Slot::Null => null,
+                        _ => None,
+                    }))
+                });
+            if placed.is_ok() && contained.is_ok() {
+                // Another user's Lisp gets no controlling terminal of
+                // ours: at most a pty of its own.
+                let how = Become {
+                    new_session: own_session || self.switch.is_some(),
+                    die_with_parent: own_session.then_some(parent),
+                    terminal: pty.map(Pty::controlling),
+                    ..Become::default()
+                };
+                exec::exec_lisp(self, how, &mut |_| {});
             }
-            ForkResult::Parent { child } => Ok(child),
-        }
+            exit_now(127)
+        })
+        .map_err(DaemonError::Fork)
     }
 }
 
@@ -216,50 +213,44 @@ pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Fact,
     nix::sys::prctl::set_child_subreaper(true).map_err(DaemonError::Subreaper)?;
     let supervised = launch.supervise.is_some();
     let cgroup = launch.cgroup.clone();
-    // SAFETY: this program is single-threaded, so the child may do anything
-    // the parent could; it only sets itself up and execs or exits.
-    match unsafe { fork() }.map_err(DaemonError::Fork)? {
-        ForkResult::Child => {
-            drop(pid_read);
-            let reader = launch.keep_ready_reader.then_some(read_end);
-            let _ = setsid();
-            // SAFETY: as above; the intermediate child exits at once, so the
-            // daemon is never a session leader and cannot regain a terminal.
-            match unsafe { fork() } {
-                Ok(ForkResult::Child) => {
-                    drop(pid_write);
-                    daemon_process(launch, write_end, reader, logger)
-                }
-                Ok(ForkResult::Parent { child }) => {
-                    let _ = nix::unistd::write(&pid_write, &child.as_raw().to_ne_bytes());
-                    exit_now(0)
-                }
-                Err(_) => exit_now(1),
+    // What the closure takes is dropped here in the parent, which keeps
+    // only the read ends (close-on-exec, so no Lisp inherits them).
+    let ready_reader = &read_end;
+    let child = super::fork::child(move || {
+        let reader = launch
+            .keep_ready_reader
+            .then(|| ready_reader.try_clone().ok())
+            .flatten();
+        let _ = setsid();
+        // The intermediate process exits at once, so the daemon is never a
+        // session leader and cannot regain a terminal; it tells us the
+        // daemon's pid on a pipe of its own (the Lisp never writes there).
+        match super::fork::child(move || daemon_process(launch, write_end, reader, logger)) {
+            Ok(daemon) => {
+                let _ = nix::unistd::write(&pid_write, &daemon.as_raw().to_ne_bytes());
+                exit_now(0)
             }
+            Err(_) => exit_now(1),
         }
-        ForkResult::Parent { child } => {
-            drop(write_end);
-            drop(pid_write);
-            drop(launch);
-            // Our own intermediate process, which exits at once.
-            waitpid(child, None).map_err(|errno| DaemonError::Wait {
-                pid: child.as_raw(),
-                errno,
-            })?;
-            let daemon = forked_daemon(pid_read);
-            if let Some(daemon) = &daemon {
-                logger.trace(&format!("forked the daemon process {}", daemon.pid));
-            }
-            let start = Waiting {
-                daemon,
-                cgroup,
-                session: child.as_raw(),
-                deadline,
-                timeout,
-            };
-            start.wait(read_end, supervised, logger)
-        }
+    })
+    .map_err(DaemonError::Fork)?;
+    // Our own intermediate process, which exits at once.
+    waitpid(child, None).map_err(|errno| DaemonError::Wait {
+        pid: child.as_raw(),
+        errno,
+    })?;
+    let daemon = forked_daemon(pid_read);
+    if let Some(daemon) = &daemon {
+        logger.trace(&format!("forked the daemon process {}", daemon.pid));
     }
+    let start = Waiting {
+        daemon,
+        cgroup,
+        session: child.as_raw(),
+        deadline,
+        timeout,
+    };
+    start.wait(read_end, supervised, logger)
 }
 
 /// The daemon process, as the intermediate process's fork returned it and

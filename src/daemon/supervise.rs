@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use nix::unistd::{Pid, pipe2};
 
 use super::error::DaemonError;
 use super::events::read_what_is_there;
@@ -464,17 +464,16 @@ impl Supervisor<'_> {
         let Ok((ready_read, ready_write)) = pipe2(OFlag::O_CLOEXEC) else {
             self.exit(Exit::StartLimit)
         };
-        // SAFETY: single-threaded; the child only sets itself up and execs.
-        let child = match unsafe { fork() } {
-            Ok(ForkResult::Child) => lisp_child(
-                self.launch,
-                &ready_write,
-                self.events.output.as_ref(),
-                self.record.supervisor,
-            ),
-            Ok(ForkResult::Parent { child }) => child,
-            Err(_) => self.exit(Exit::StartLimit),
-        };
+        let (launch, output, supervisor) = (
+            self.launch,
+            self.events.output.as_ref(),
+            self.record.supervisor,
+        );
+        let child =
+            match super::fork::child(|| lisp_child(launch, &ready_write, output, supervisor)) {
+                Ok(child) => child,
+                Err(_) => self.exit(Exit::StartLimit),
+            };
         drop(ready_write);
         self.lisp = Some(child);
         self.started = Instant::now();

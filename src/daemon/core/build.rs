@@ -181,31 +181,27 @@ fn empty(dir: &Path) -> std::io::Result<()> {
 /// `STAGING_WAIT`.
 fn empty_as(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
     use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
-    // SAFETY: single-threaded; the child only drops its privileges,
-    // removes files and exits.
-    match unsafe { nix::unistd::fork() }.map_err(|e| format!("cannot fork: {e}"))? {
-        nix::unistd::ForkResult::Child => {
-            let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
-            let became = setgroups(&[])
-                .and_then(|()| setresgid(gid, gid, gid))
-                .and_then(|()| setresuid(uid, uid, uid));
-            let code = match became.is_ok() && empty(dir).is_ok() {
-                true => 0,
-                false => 1,
-            };
-            super::super::exec::exit_now(code)
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            let pidfd = PidFd::open(child.as_raw()).map_err(|e| e.to_string())?;
-            if !pidfd.wait_exit(STAGING_WAIT) {
-                let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
-                pidfd.wait_exit(STAGING_WAIT);
-            }
-            match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-                _ => Err("its owner could not remove what it holds".into()),
-            }
-        }
+    // The child only drops its privileges, removes files and exits.
+    let child = super::super::fork::child(|| {
+        let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
+        let became = setgroups(&[])
+            .and_then(|()| setresgid(gid, gid, gid))
+            .and_then(|()| setresuid(uid, uid, uid));
+        let code = match became.is_ok() && empty(dir).is_ok() {
+            true => 0,
+            false => 1,
+        };
+        super::super::exec::exit_now(code)
+    })
+    .map_err(|e| format!("cannot fork: {e}"))?;
+    let pidfd = PidFd::open(child.as_raw()).map_err(|e| e.to_string())?;
+    if !pidfd.wait_exit(STAGING_WAIT) {
+        let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
+        pidfd.wait_exit(STAGING_WAIT);
+    }
+    match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+        _ => Err("its owner could not remove what it holds".into()),
     }
 }
 

@@ -170,42 +170,37 @@ fn look_all(req: &Request, named: &[(Named, &Path)]) -> Option<Vec<Option<String
         ..switch.clone()
     };
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-    // SAFETY: single-threaded; the child only changes its ids, looks at
-    // the paths, writes to the pipe and exits.
-    match unsafe { nix::unistd::fork() }.ok()? {
-        nix::unistd::ForkResult::Child => {
-            drop(read_end);
-            if super::identity::apply(&as_user).is_err() {
+    // The child only changes its ids, looks at the paths, writes to the
+    // pipe and exits; the write end it takes is closed here with it.
+    let child = super::fork::child(move || {
+        if super::identity::apply(&as_user).is_err() {
+            super::exec::exit_now(1);
+        }
+        let mut pipe = std::io::BufWriter::new(std::fs::File::from(write_end));
+        for (n, path) in named {
+            let line = look(*n, path).unwrap_or_else(|| "-".into()) + "\n";
+            if std::io::Write::write_all(&mut pipe, line.as_bytes()).is_err() {
                 super::exec::exit_now(1);
             }
-            let mut pipe = std::io::BufWriter::new(std::fs::File::from(write_end));
-            for (n, path) in named {
-                let line = look(*n, path).unwrap_or_else(|| "-".into()) + "\n";
-                if std::io::Write::write_all(&mut pipe, line.as_bytes()).is_err() {
-                    super::exec::exit_now(1);
-                }
-            }
-            match std::io::Write::flush(&mut pipe) {
-                Ok(()) => super::exec::exit_now(0),
-                Err(_) => super::exec::exit_now(1),
-            }
         }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(write_end);
-            let text = read_within(std::fs::File::from(read_end), LISTING_TIME);
-            // Ours, not yet reaped: its pid is still its own.
-            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(child, None);
-            let text = text?;
-            let lines: Vec<&str> = text.lines().collect();
-            (lines.len() == named.len()).then(|| {
-                lines
-                    .iter()
-                    .map(|l| (*l != "-").then(|| l.to_string()))
-                    .collect()
-            })
+        match std::io::Write::flush(&mut pipe) {
+            Ok(()) => super::exec::exit_now(0),
+            Err(_) => super::exec::exit_now(1),
         }
-    }
+    })
+    .ok()?;
+    let text = read_within(std::fs::File::from(read_end), LISTING_TIME);
+    // Ours, not yet reaped: its pid is still its own.
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
+    let text = text?;
+    let lines: Vec<&str> = text.lines().collect();
+    (lines.len() == named.len()).then(|| {
+        lines
+            .iter()
+            .map(|l| (*l != "-").then(|| l.to_string()))
+            .collect()
+    })
 }
 
 /// All that `pipe` gives until its writer closes it, if that is within
