@@ -97,17 +97,7 @@ impl Launch {
                             let _ = protocol.take(&events.text);
                         }
                         notify_failure(notifier, protocol.report(&events.text), &mut told);
-                        // Its session, and its cgroup, end with it.
-                        match &self.cgroup {
-                            Some(cgroup) => {
-                                cgroup.kill_all(super::KILL_WAIT);
-                                cgroup.remove();
-                            }
-                            None if self.switch.is_some() => {
-                                super::contain::end_session(child.as_raw(), super::KILL_WAIT)
-                            }
-                            None => {}
-                        }
+                        self.end_tree(child);
                         if let Some(relay) = relay {
                             relay.finish();
                         }
@@ -127,6 +117,21 @@ impl Launch {
                 }
                 Event::ChildExited | Event::Deadline => {}
             }
+        }
+    }
+
+    /// Once the Lisp that `nodaemon` runs has ended: its cgroup, or the
+    /// session of another user's Lisp, ends with it.
+    fn end_tree(&self, child: Pid) {
+        match &self.cgroup {
+            Some(cgroup) => {
+                cgroup.kill_all(super::KILL_WAIT);
+                cgroup.remove();
+            }
+            None if self.switch.is_some() => {
+                super::contain::end_session(child.as_raw(), super::KILL_WAIT)
+            }
+            None => {}
         }
     }
 
