@@ -466,6 +466,52 @@ pub fn print(outcome: &Outcome, style: PrintStyle) {
 mod tests {
     use super::*;
 
+    /// The reasons the Lisp library (lisp/daemonized.lisp) reads from the
+    /// tool's plist are reasons the tool gives.
+    #[test]
+    fn the_lisp_librarys_reasons_are_the_tools() {
+        use Reason::*;
+        let all = [
+            AlreadyRunning,
+            MainFunctionError,
+            Died,
+            LispNotFound,
+            InternalError,
+            NoPidFile,
+            NotRunning,
+            Running,
+            ServiceUnavailable,
+            StillInitializing,
+            Unimplemented,
+            ReloadFunctionError,
+        ];
+        // A new reason is added to `all` (the match has no wildcard).
+        for reason in all {
+            match reason {
+                AlreadyRunning | MainFunctionError | Died | LispNotFound | InternalError
+                | NoPidFile | NotRunning | Running | ServiceUnavailable | StillInitializing
+                | Unimplemented | ReloadFunctionError => {}
+            }
+        }
+        let names: Vec<&str> = all.iter().map(|r| r.name()).collect();
+        let library = include_str!("../lisp/daemonized.lisp");
+        let read: Vec<&str> = library
+            .split("(equal reason \"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert!(read.len() >= 4, "{read:?}");
+        for reason in read {
+            assert!(
+                names.contains(&reason),
+                "the library reads a reason {reason:?} the tool never gives"
+            );
+        }
+        for (key, word) in [("status", "running"), ("result", "success")] {
+            assert!(library.contains(&format!("(equal {key} \"{word}\")")));
+        }
+    }
+
     fn outcome(command: Command, ok: bool, reason: Option<Reason>, pid: Option<i32>) -> Outcome {
         Outcome::new(command, ok, reason, pid, PathBuf::from("/run/x.pid"))
     }

@@ -35,6 +35,8 @@ pub use runner::{LispKind, Runner, RuntimeOptions, no_cores};
 
 /// The bootstrap's body: a readable Lisp file in the source tree.
 const BOOTSTRAP: &str = include_str!("bootstrap.lisp");
+/// The preludes' shared defaults, read after the Lisp's own prelude.
+const PRELUDE_COMMON: &str = include_str!("prelude-common.lisp");
 
 /// How the Lisp runs the conf's code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -443,6 +445,7 @@ pub fn bootstrap(
          (defparameter *directory* {dir})\n\
          {extensions}\
          {prelude}\
+         {PRELUDE_COMMON}\
          {BOOTSTRAP}",
         extensions = extension_parameters(spec, mode, runner),
         prelude = kind.facts().prelude,

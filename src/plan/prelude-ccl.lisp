@@ -6,8 +6,6 @@
 (defparameter *utf-8* :utf-8
   "The UTF-8 external format, as this Lisp names it.")
 
-(defun %user-evaluation ())
-
 (defun %save-core (path)
   (rename-package (find-package "DAEMONIZATION-BOOTSTRAP") "DAEMONIZATION-BOOTSTRAP-OF-A-BUILD")
   (ccl:save-application path))
@@ -17,15 +15,7 @@
 
 (defun %getpid () (ccl::getpid))
 
-(defun %directory-truename (dir)
-  (let ((true (ignore-errors (probe-file dir))))
-    (and true (null (pathname-name true)) true)))
-
 (defun %native-namestring (path) (ccl:native-translated-namestring path))
-
-(defun %collect-garbage ()
-  ;; Only SBCL settles before it is ready (untested on CCL).
-  nil)
 
 (defun %exit (code abort)
   (declare (ignore abort))
@@ -35,20 +25,9 @@
   (open (format nil "/dev/fd/~d" fd) :direction :output :if-exists :append
                                      :external-format :utf-8))
 
-(defun %set-cloexec (fd)
-  (declare (ignore fd)))
-
-(defun %wait-for-stop (stop)
-  "Sleeps until a stop signal's handler ends the Lisp."
-  (declare (ignore stop))
-  (loop (sleep 3600)))
-
 (defun %install-reload-handler (reload)
   ;; This Lisp cannot catch SIGHUP: the tool refuses :reload-function for it.
   (declare (ignore reload)))
-
-(defun %drain (fd)
-  (declare (ignore fd)))
 
 (defun %install-stop-handlers (stop with-sigint)
   (declare (ignore stop with-sigint))
@@ -57,9 +36,6 @@
             (setf *exit-reason* :stop)
             (ignore-errors (announce-stop 15))))
         ccl:*lisp-cleanup-functions*))
-
-(defun %install-debugger-hook (hook)
-  (setf *debugger-hook* hook))
 
 (defun %thread-description ()
   (format nil "the thread ~s" (ccl:process-name ccl:*current-process*)))
@@ -72,12 +48,6 @@
   (let ((text (with-output-to-string (s)
                 (ignore-errors (ccl:print-call-history :stream s :detailed-p nil)))))
     (text-lines text)))
-
-(defparameter *module-packages*
-  '(("ASDF" . "asdf") ("UIOP" . "asdf"))
-  "Packages whose module is loaded on demand when the user's code names them.")
-
-(defun %require (module) (require (string-downcase module)))
 
 (defun %repl ()
   (setf *debugger-hook* nil)

@@ -1,4 +1,5 @@
-;;;; The SBCL prelude of the bootstrap: what the portable part needs.
+;;;; The SBCL prelude of the bootstrap: what SBCL does its own way (the
+;;;; shared defaults, prelude-common.lisp, give the rest).
 
 ;;; The bootstrap's own functions are interpreted, not compiled: running the
 ;;; native compiler on them costs about 12 MB of resident memory and most of
@@ -25,10 +26,6 @@ characters of the name, not wildcards or escapes."
   (sb-ext:parse-native-namestring namestring nil *default-pathname-defaults* :as-directory t))
 
 (defun %getpid () (sb-unix:unix-getpid))
-
-(defun %directory-truename (dir)
-  (let ((true (ignore-errors (probe-file dir))))
-    (and true (null (pathname-name true)) true)))
 
 (defun %native-namestring (path) (sb-ext:native-namestring path))
 

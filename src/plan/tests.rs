@@ -81,7 +81,10 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *core-file* nil)\n";
     assert_eq!(
         plan.bootstrap,
-        format!("{header}{}{BOOTSTRAP}", LispKind::Sbcl.facts().prelude)
+        format!(
+            "{header}{}{PRELUDE_COMMON}{BOOTSTRAP}",
+            LispKind::Sbcl.facts().prelude
+        )
     );
 }
 
@@ -400,4 +403,85 @@ fn a_core_builder_gets_no_terminal() {
         )
     );
     assert_eq!(plan.cwd, None);
+}
+
+/// The names that follow `opener` in `text` (`(defun %x`, `(%x`).
+fn names_after<'a>(text: &'a str, opener: &str) -> std::collections::BTreeSet<&'a str> {
+    text.match_indices(opener)
+        .map(|(at, _)| {
+            let rest = &text[at + opener.len() - 1..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == ')' || c == '(')
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect()
+}
+
+/// Every `%` function the portable part calls (the bootstrap and the
+/// shared defaults) is defined for every runner: by its own prelude or by
+/// a shared default.
+#[test]
+fn every_function_the_bootstrap_calls_is_defined_for_every_runner() {
+    let called: Vec<&str> = [BOOTSTRAP, PRELUDE_COMMON]
+        .iter()
+        .flat_map(|text| {
+            names_after(text, "(%")
+                .into_iter()
+                .chain(names_after(text, "#'%"))
+        })
+        .collect();
+    assert!(called.contains(&"%wait-for-stop"), "{called:?}");
+    let defaults = names_after(PRELUDE_COMMON, "(define-default %");
+    assert!(defaults.contains("%require"), "{defaults:?}");
+    for runner in super::runner::RUNNERS {
+        let own = names_after(runner.prelude, "(defun %");
+        for name in &called {
+            assert!(
+                own.contains(name) || defaults.contains(name),
+                "{} defines no {name}, and there is no shared default",
+                runner.name
+            );
+        }
+        // A Lisp's own prelude defines only what it does its own way: no
+        // copy of a shared default.
+        for name in own.iter().filter(|name| defaults.contains(*name)) {
+            assert_ne!(
+                definition(runner.prelude, &format!("(defun {name} ")),
+                definition(PRELUDE_COMMON, &format!("(define-default {name} ")),
+                "{}'s {name} is a copy of the shared default",
+                runner.name
+            );
+        }
+    }
+}
+
+/// The text of the definition that begins with `opener`, to its blank line.
+fn definition<'a>(text: &'a str, opener: &str) -> &'a str {
+    let rest = &text[text.find(opener).unwrap() + opener.len()..];
+    &rest[..rest.find("\n\n").unwrap_or(rest.len())]
+}
+
+/// The modules Rust has loaded before the user's code runs are modules
+/// the bootstrap knows by their packages, in every runner that loads them.
+#[test]
+fn the_modules_rust_loads_are_known_to_the_preludes() {
+    let all = modules_named(["asdf uiop sb-posix sb-introspect"]);
+    assert_eq!(all, ["ASDF", "SB-POSIX", "SB-INTROSPECT"]);
+    for runner in super::runner::RUNNERS {
+        let packages = match runner.prelude.contains("*module-packages*") {
+            true => runner.prelude,
+            false => PRELUDE_COMMON,
+        }
+        .to_uppercase();
+        for module in &all {
+            if *module == "ASDF" || runner.sbcl_contribs {
+                assert!(
+                    packages.contains(&format!(". \"{module}\")")),
+                    "{} does not know the module {module}",
+                    runner.name
+                );
+            }
+        }
+    }
 }
