@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's quick start: build the tool, make sure SBCL and Debian's
-# cl-swank are there (installing them with apt when run as root), and start
-# the swank example as a real daemon.
+# cl-swank are there, and start the swank example as a real daemon. As
+# root it also installs what the tests need (scripts/test-deps.sh: the
+# packages and this tool's .deb), so that `cargo test` passes next; as
+# another user it says what to install.
 #
 # A swank server gives whoever connects to its port the power of the user it
 # runs as, and any local user can connect to 127.0.0.1:4005. So when this
@@ -11,17 +13,17 @@
 # runs confs that only root can change), and starts that one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-missing=()
-command -v sbcl >/dev/null || missing+=(sbcl)
-[ -e /usr/share/common-lisp/source/slime/swank.asd ] || missing+=(cl-swank)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    else
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    scripts/test-deps.sh
+else
+    missing=()
+    command -v sbcl >/dev/null || missing+=(sbcl)
+    [ -e /usr/share/common-lisp/source/slime/swank.asd ] || missing+=(cl-swank)
+    if [ ${#missing[@]} -gt 0 ]; then
         echo "Please install ${missing[*]} first: sudo apt-get install ${missing[*]}" >&2
         exit 5
     fi
+    echo "The tests need root and more packages: sudo scripts/test-deps.sh, then sudo cargo test." >&2
 fi
 cargo build --release --quiet
 bin=$PWD/target/release/daemonization

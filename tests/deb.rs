@@ -8,28 +8,23 @@ use std::process::Command;
 
 use crate::util::*;
 
-/// Whether the package is installed; outside CI a missing package skips.
-fn installed() -> bool {
+/// Fails the test unless the package is installed.
+fn needs_the_package() {
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Status} ${Version}", "daemonization"])
         .output();
     let found = out.is_ok_and(|o| stdout(&o).starts_with("install ok installed "));
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "CI installs the package (.ci/run: cargo deb, dpkg -i)"
+    needs(
+        "the daemonization package installed",
+        found,
+        "cargo install cargo-deb; dpkg -i \"$(cargo deb | tail -n 1)\"",
     );
-    if !found {
-        eprintln!("skipped: the daemonization package is not installed");
-    }
-    found
 }
 
 /// The installed binary, on PATH, runs a daemon of a conf.
 #[test]
 fn the_installed_tool_starts_a_daemon() {
-    if !installed() {
-        return;
-    }
+    needs_the_package();
     let version = Command::new("daemonization")
         .arg("--version")
         .output()
@@ -64,9 +59,7 @@ fn the_installed_tool_starts_a_daemon() {
 /// package's systems directory, and drives the installed tool.
 #[test]
 fn the_installed_lisp_api_loads() {
-    if !installed() {
-        return;
-    }
+    needs_the_package();
     let sb = Sandbox::new();
     let conf = sb.conf("api.conf", "(:pid-file \"api.pid\")");
     let out = Command::new("sbcl")
@@ -105,9 +98,7 @@ fn the_installed_lisp_api_loads() {
 /// those of this tool; `completions SHELL` prints the same scripts.
 #[test]
 fn the_man_page_and_completions_are_found() {
-    if !installed() {
-        return;
-    }
+    needs_the_package();
     let man = Command::new("man")
         .args(["-w", "daemonization"])
         .output()

@@ -9,15 +9,6 @@ use std::os::unix::process::CommandExt as _;
 
 use crate::util::*;
 
-macro_rules! needs_root {
-    () => {
-        if !root() {
-            eprintln!("skipped: needs root");
-            return;
-        }
-    };
-}
-
 /// A directory in the sandbox the test user may write.
 fn user_dir(sb: &Sandbox, user: &nix::unistd::User) -> std::path::PathBuf {
     let dir = sb.path("user");
@@ -31,7 +22,7 @@ fn user_dir(sb: &Sandbox, user: &nix::unistd::User) -> std::path::PathBuf {
 /// daemon holds it read-only.
 #[test]
 fn daemon_runs_as_the_user() {
-    needs_root!();
+    needs_root();
     let user = test_user();
     let sb = open_sandbox();
     let conf = sb.conf(
@@ -126,7 +117,7 @@ fn binding_conf(sb: &Sandbox, name: &str, port: u16, keep: bool) -> std::path::P
 /// no capability at all.
 #[test]
 fn privileged_ports() {
-    needs_root!();
+    needs_root();
     test_user();
     let sb = open_sandbox();
     let port = free_privileged_port();
@@ -169,7 +160,7 @@ fn privileged_ports() {
 /// unknown user is a conf error (exit 6); nothing is started.
 #[test]
 fn user_switch_errors() {
-    needs_root!();
+    needs_root();
     let user = test_user();
     let sb = open_sandbox();
     let pids = user_dir(&sb, &user);
@@ -216,7 +207,7 @@ fn user_switch_errors() {
 /// As root, a conf file or a parent writable by others is refused.
 #[test]
 fn unsafe_confs_are_refused() {
-    needs_root!();
+    needs_root();
     let sb = open_sandbox();
     let marker = sb.path("ran");
     let conf = sb.conf(
@@ -262,21 +253,25 @@ fn unsafe_confs_are_refused() {
 /// :output gets the daemon's prints and the backtrace of an error after start.
 #[test]
 fn output_is_captured() {
-    needs_root!();
+    needs_root();
     let user = test_user();
     let sb = open_sandbox();
     let dir = user_dir(&sb, &user);
     let log = dir.join("out.log");
+    let go = sb.path("go");
     let conf = sb.conf(
         "o.conf",
         &format!(
             "(:pid-file \"o.pid\" :user \"dztest\" :output {}\n\
              :main-function #.(lambda () (format t \"hello from the daemon~%\") (finish-output)\n\
-               (sb-thread:make-thread (lambda () (sleep 0.2) (error \"boom after start\")) :name \"late\")))",
-            lisp_string(log.to_str().unwrap())
+               (sb-thread:make-thread (lambda () (loop until (probe-file {}) do (sleep 0.02))\n\
+                 (error \"boom after start\")) :name \"late\")))",
+            lisp_string(log.to_str().unwrap()),
+            lisp_string(go.to_str().unwrap())
         ),
     );
     let pid = started_pid(&sb.run(&conf, &["start"]));
+    fs::write(&go, "").unwrap();
     assert!(
         wait_until(30, || !alive(pid)),
         "the late error ends the daemon"

@@ -2,19 +2,8 @@
 //! CLISP), chosen by :lisp or LISP_RUNNER; #+/#- decided per Lisp.
 
 use std::fs;
-use std::process::Command;
 
 use crate::util::*;
-
-/// Whether `program` is installed; outside CI (which installs them) a
-/// missing Lisp skips the test.
-fn installed(program: &str) -> bool {
-    let found = Command::new(program).arg("--version").output().is_ok();
-    if !found && std::env::var_os("CI").is_none() {
-        eprintln!("skipped: {program} is not installed");
-    }
-    found || std::env::var_os("CI").is_some()
-}
 
 /// The original's command sequence on one Lisp.
 fn sequence(lisp: &str) {
@@ -148,9 +137,7 @@ fn sbcl_runs_the_lifecycle() {
 
 #[test]
 fn ecl_runs_the_lifecycle() {
-    if !installed("ecl") {
-        return;
-    }
+    needs_program("ecl", "ecl");
     sequence("ecl");
     failing("ecl");
     features("ecl", "b", false);
@@ -160,14 +147,14 @@ fn ecl_runs_the_lifecycle() {
 /// An unhandled error after start ends an ECL daemon with status 70.
 #[test]
 fn ecl_late_error_exits_70() {
-    if !installed("ecl") {
-        return;
-    }
+    needs_program("ecl", "ecl");
     let sb = Sandbox::new();
     let conf = sb.conf(
         "late.conf",
         "(:pid-file \"late.pid\" :lisp :ecl :main-function #.(lambda ()\n\
-           (mp:process-run-function \"late\" (lambda () (sleep 0.2) (error \"late failure\")))))",
+           (let ((up nil))\n\
+             (mp:process-run-function \"late\" (lambda () (loop until up do (sleep 0.01)) (error \"late failure\")))\n\
+             (setf up t))))",
     );
     let out = sb
         .command(&conf, &["nodaemon"])
@@ -180,9 +167,7 @@ fn ecl_late_error_exits_70() {
 
 #[test]
 fn clisp_runs_the_lifecycle() {
-    if !installed("clisp") {
-        return;
-    }
+    needs_program("clisp", "clisp");
     sequence("clisp");
     failing("clisp");
     features("clisp", "c", false);
@@ -258,9 +243,8 @@ fn sbcl_gets_the_runtime_options_of_the_conf() {
 /// conf that asks for one is refused before anything starts.
 #[test]
 fn other_lisps_get_the_heap_size_or_say_they_have_none() {
-    if !installed("ecl") || !installed("clisp") {
-        return;
-    }
+    needs_program("ecl", "ecl");
+    needs_program("clisp", "clisp");
     let sb = Sandbox::new();
     let report = sb.path("heap");
     let conf = sb.conf(
@@ -298,9 +282,8 @@ fn other_lisps_get_the_heap_size_or_say_they_have_none() {
 /// with `:reload-function` is refused for it before anything starts.
 #[test]
 fn ecl_reloads_and_clisp_says_it_cannot() {
-    if !installed("ecl") || !installed("clisp") {
-        return;
-    }
+    needs_program("ecl", "ecl");
+    needs_program("clisp", "clisp");
     let sb = Sandbox::new();
     let mark = sb.path("reloaded");
     let conf = sb.conf(

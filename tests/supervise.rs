@@ -27,6 +27,22 @@ fn conf(
     (conf, starts)
 }
 
+/// A thread that exits with `code` once the test says the first start is
+/// over (`started`): the Lisps of the restarts exit at once.
+fn exit_once_started(sb: &Sandbox, code: i32) -> String {
+    format!(
+        "(sb-thread:make-thread (lambda () \
+           (loop until (probe-file {}) do (sleep 0.02)) \
+           (sb-ext:exit :code {code} :abort t)))",
+        lisp_string(sb.path("started").to_str().unwrap())
+    )
+}
+
+/// Tells the daemons of `exit_once_started` that the first start is over.
+fn started(sb: &Sandbox) {
+    fs::write(sb.path("started"), "").unwrap();
+}
+
 fn pids(starts: &Path) -> Vec<i32> {
     fs::read_to_string(starts)
         .unwrap_or_default()
@@ -102,9 +118,10 @@ fn start_limit_gives_up() {
         &sb,
         "flaky",
         ":restart :on-failure :restart-delay 0.1 :start-limit (3 30)",
-        "(sb-thread:make-thread (lambda () (sleep 0.2) (sb-ext:exit :code 3 :abort t)))",
+        &exit_once_started(&sb, 3),
     );
     let supervisor = pid_in(&stdout(&sb.run(&conf, &["start"]))).unwrap();
+    started(&sb);
     assert!(
         wait_until(60, || !alive(supervisor)),
         "the supervisor gave up"
@@ -130,9 +147,10 @@ fn always_restarts_after_a_clean_exit() {
         &sb,
         "cron",
         ":restart :always :restart-delay 0.1",
-        "(sb-thread:make-thread (lambda () (sleep 0.2) (sb-ext:exit :code 0 :abort t)))",
+        &exit_once_started(&sb, 0),
     );
     let supervisor = pid_in(&stdout(&sb.run(&conf, &["start"]))).unwrap();
+    started(&sb);
     assert!(
         wait_until(30, || pids(&starts).len() >= 2),
         "restarted after exit 0"

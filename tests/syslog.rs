@@ -24,28 +24,26 @@ impl Drop for Rsyslogd {
     }
 }
 
-/// Starts rsyslogd writing every message to `log`, or None when another
-/// syslog daemon already owns /dev/log (then this machine's logs are not ours to read).
-fn rsyslogd(dir: &Path, log: &Path) -> Option<Rsyslogd> {
+/// Starts rsyslogd writing every message to `log`; the test fails when
+/// another syslog daemon owns /dev/log (this machine's logs are not ours
+/// to read) or rsyslogd is missing.
+fn rsyslogd(dir: &Path, log: &Path) -> Rsyslogd {
     // One test run at a time may own /dev/log.
     let lock = fs::File::create("/tmp/daemonization-syslog-test.lock").unwrap();
     let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .unwrap();
-    if Path::new("/dev/log").exists() {
-        eprintln!("skipped: a syslog daemon already owns /dev/log");
-        return None;
-    }
+    needs(
+        "/dev/log free (it starts an rsyslogd of its own)",
+        !Path::new("/dev/log").exists(),
+        "stop the machine's syslog daemon while the tests run (systemctl stop syslog.socket rsyslog)",
+    );
     let installed = Command::new("rsyslogd")
         .arg("-v")
         .stdout(Stdio::null())
         .status()
         .is_ok();
-    if !installed && std::env::var_os("CI").is_none() {
-        // CI installs it (.ci/run); elsewhere say what is missing.
-        eprintln!("skipped: rsyslogd is not installed (apt-get install rsyslog)");
-        return None;
-    }
+    needs("rsyslogd", installed, "apt-get install rsyslog");
     let conf = dir.join("rsyslog.conf");
     fs::write(
         &conf,
@@ -73,22 +71,17 @@ fn rsyslogd(dir: &Path, log: &Path) -> Option<Rsyslogd> {
         wait_until(30, || Path::new("/dev/log").exists()),
         "rsyslogd made /dev/log"
     );
-    Some(daemon)
+    daemon
 }
 
 /// The built-in logging conf sends every line to syslog: the tool's lines
 /// for start and stop, and the daemon's own "Stop NAME daemon".
 #[test]
 fn start_and_stop_are_logged_to_syslog() {
-    if !root() {
-        eprintln!("skipped: needs root (for /dev/log)");
-        return;
-    }
+    needs_root();
     let sb = Sandbox::new();
     let log = sb.path("syslog.log");
-    let Some(_rsyslogd) = rsyslogd(sb.dir.path(), &log) else {
-        return;
-    };
+    let _rsyslogd = rsyslogd(sb.dir.path(), &log);
     let conf = sb.conf(
         "s.conf",
         "(:pid-file \"s.pid\" :name \"syslogged\" :main-function #.(lambda () t))",

@@ -131,8 +131,11 @@ fn verify_unit(unit: &std::path::Path) {
             assert!(verify.status.success(), "{}", stderr(&verify));
             assert_eq!(stderr(&verify), "", "no warnings");
         }
-        Err(_) if std::env::var_os("CI").is_none() => eprintln!("skipped: no systemd-analyze"),
-        Err(e) => panic!("systemd-analyze: {e}"),
+        Err(e) => needs(
+            "systemd-analyze",
+            false,
+            &format!("apt-get install systemd ({e})"),
+        ),
     }
 }
 
@@ -215,15 +218,8 @@ fn nodaemon_notifies_failure_on_an_abstract_socket() {
 /// forwards SIGTERM to the Lisp, exiting with its status.
 #[test]
 fn nodaemon_as_pid_1_reaps_orphans() {
-    if !root()
-        || std::process::Command::new("unshare")
-            .arg("--version")
-            .output()
-            .is_err()
-    {
-        eprintln!("skipped: needs root and unshare");
-        return;
-    }
+    needs_root();
+    needs_program("unshare", "util-linux");
     let sb = Sandbox::new();
     let orphans = sb.path("orphans");
     // Each shell exits at once; its `sleep` is orphaned to PID 1, the tool.

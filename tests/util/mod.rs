@@ -128,7 +128,7 @@ pub fn open_sandbox() -> Sandbox {
 /// kills, by pid, every daemon it was told about when dropped.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
-    pids: std::cell::RefCell<Vec<i32>>,
+    pids: std::cell::RefCell<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl Sandbox {
@@ -175,18 +175,24 @@ impl Sandbox {
             command.env(k, v);
         }
         let out = command.output().expect("run daemonization");
-        let line = stdout(&out);
-        let daemon = ["success started", "success restarted", "running"];
-        if daemon.iter().any(|d| line.starts_with(d))
-            && let Some(pid) = pid_in(&line)
-        {
+        for pid in daemons_in(&stdout(&out)) {
             self.track(pid);
         }
         out
     }
 
+    /// Remembers `pid` to kill it when the sandbox is dropped, pinned by
+    /// a pidfd now: a process that ended and whose pid was reused is never
+    /// killed (nothing is pinned if it has already ended).
     pub fn track(&self, pid: i32) {
-        self.pids.borrow_mut().push(pid);
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+        if fd >= 0 {
+            // SAFETY: a fresh descriptor that nothing else owns.
+            let fd =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+            self.pids.borrow_mut().push(fd);
+        }
     }
 
     /// The log lines written so far.
@@ -215,15 +221,41 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for pid in self.pids.borrow().iter() {
-            if alive(*pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid),
-                    nix::sys::signal::Signal::SIGKILL,
+        for pidfd in self.pids.borrow().iter() {
+            // SAFETY: pidfd_send_signal with our pidfd, SIGKILL, no info.
+            unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_pidfd_send_signal,
+                    std::os::fd::AsRawFd::as_raw_fd(pidfd),
+                    nix::libc::SIGKILL,
+                    std::ptr::null::<u8>(),
+                    0,
                 );
             }
         }
     }
+}
+
+/// The daemons a command's output reports as started or running, in any
+/// print style (the plist's and JSON's `line` is the default line) and in
+/// a directory's prefixed lines.
+pub fn daemons_in(text: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for report in [
+        "success started (pid = ",
+        "success restarted (pid = ",
+        "running (pid = ",
+    ] {
+        for (at, _) in text.match_indices(report) {
+            let before = text[..at].chars().next_back();
+            if matches!(before, None | Some('\n' | '"' | ' '))
+                && let Some(pid) = pid_in(&text[at..])
+            {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
 }
 
 /// The pid in a result line: `... (pid = N ...`.
@@ -246,6 +278,35 @@ pub fn assert_line(out: &Output, code: i32, line: &str) {
 /// Whether the tests run as root (CI does); privilege tests need it.
 pub fn root() -> bool {
     nix::unistd::getuid().is_root()
+}
+
+/// The one skip policy: a test that cannot run here fails, saying what it
+/// needs and how to get it (`scripts/test-deps.sh` installs all of it).
+pub fn needs(what: &str, present: bool, how: &str) {
+    assert!(
+        present,
+        "this test needs {what}: {how} (as root, scripts/test-deps.sh installs everything the tests need)"
+    );
+}
+
+/// Fails the test unless it runs as root.
+pub fn needs_root() {
+    needs(
+        "root",
+        root(),
+        "run the tests as root (they create the test user dztest)",
+    );
+}
+
+/// Fails the test unless `program` runs (`program --version`).
+pub fn needs_program(program: &str, package: &str) {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    needs(program, found, &format!("apt-get install {package}"));
 }
 
 /// The test user `dztest` (home /home/dztest) with the supplementary group
