@@ -267,7 +267,7 @@ impl Outcome {
             ZapRefused { pid } => {
                 outcome.error = Some(format!(
                     "the daemon (pid = {pid}) runs: stop it first (the stop command, or kill); \
-                     zap is for the pid file of a daemon that died (zap --force removes it anyway)"
+                     zap is for the pid file of a daemon that died (zap --force ends it, then removes it)"
                 ));
             }
             StillInitializing { waited, .. } => {

@@ -907,16 +907,30 @@ fn roots_environment_stays_roots() {
 
 // Also fixed on the same pass.
 
-/// `zap --force` on a live daemon says so; the daemon can still be stopped.
+/// Rule 3. `zap --force` of a daemon that runs ends it with its whole
+/// tree first (its pid file would no longer name it): nothing of it is
+/// left, a `setsid` child of its Lisp included.
 #[test]
-fn zap_force_tells_that_the_daemon_still_runs() {
+fn zap_force_ends_the_daemons_whole_tree() {
     attacker();
     let sb = open_sandbox();
-    let conf = sb.conf(
-        "z.conf",
-        "(:pid-file \"z.pid\" :main-function #.(lambda () t))",
+    let home = attacker_dir(&sb, "home");
+    let child_file = home.join("child.pid");
+    let conf = stranger_conf(
+        &sb,
+        "z",
+        "",
+        &format!(
+            "(sb-ext:run-program \"/usr/bin/setsid\" (list \"-f\" \"sh\" \"-c\" {}) :wait t) t",
+            lisp_string(&format!(
+                "echo $$ > {}; exec sleep 600",
+                child_file.display()
+            ))
+        ),
     );
     let pid = started_pid(&sb.run(&conf, &["start"]));
+    let child = pid_written(&child_file);
+    sb.track(child);
     let p = sb.pid_file("z.pid");
     let out = sb.run(&conf, &["zap", "--force"]);
     assert_line(
@@ -924,24 +938,13 @@ fn zap_force_tells_that_the_daemon_still_runs() {
         0,
         &format!("success zapped (pid-file = {})", p.display()),
     );
-    assert_eq!(
-        stderr(&out),
-        format!(
-            "WARNING: the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`\n"
-        )
+    assert_eq!(stderr(&out), "");
+    assert!(!p.exists());
+    assert!(!alive(pid), "the daemon was ended");
+    assert!(
+        wait_until(10, || !alive(child)),
+        "its setsid child {child} was ended too"
     );
-    assert!(!p.exists() && alive(pid));
-    assert_line(
-        &sb.run(&conf, &["stop"]),
-        0,
-        &format!("failed stopped - no-pid-file (pid-file = {})", p.display()),
-    );
-    assert!(alive(pid), "nothing names it: nothing is signalled");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
 }
 
 /// The kernel function the main thread of `pid` waits in.

@@ -74,7 +74,7 @@ fn zap_refuses_a_running_daemon() {
         stderr(&out),
         format!(
             "ERROR: the daemon (pid = {pid}) runs: stop it first (the stop command, or kill); \
-             zap is for the pid file of a daemon that died (zap --force removes it anyway)\n"
+             zap is for the pid file of a daemon that died (zap --force ends it, then removes it)\n"
         )
     );
     assert!(p.exists());
@@ -84,7 +84,10 @@ fn zap_refuses_a_running_daemon() {
         &format!("success zapped (pid-file = {})", p.display()),
     );
     assert!(!p.exists());
-    assert!(alive(pid), "zap never signals");
+    assert!(
+        !alive(pid),
+        "zap --force ends the daemon it removes the pid file of"
+    );
 }
 
 /// A main function that ignores SIGUSR1 and SIGTERM.

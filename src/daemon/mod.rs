@@ -476,19 +476,25 @@ fn end_leftovers(req: &Request) -> Result<(), DaemonError> {
 }
 
 /// `zap`: remove the pid file of a daemon that is gone. With `--force`
-/// also the pid file of one that seems alive (it is told), or one refused
-/// as untrustworthy, if its directory is sound.
+/// also the pid file of one that runs (ended first, with its whole tree,
+/// as `kill` ends it), or one refused as untrustworthy, if its directory
+/// is sound.
 pub fn zap(req: &Request) -> Result<Fact, DaemonError> {
     let Some(files) = req.pid_files(false)? else {
         return Ok(Fact::NoPidFile);
     };
     match files.inspect(req.daemon_uid()) {
         Ok(PidState::Missing) => Ok(Fact::NoPidFile),
-        Ok(PidState::Running { pid, .. }) if req.force => {
-            files.remove_pid_file()?;
-            Ok(Fact::Zapped {
-                still_running: Some(pid),
-            })
+        // A daemon proven alive is ended with its whole tree first (as
+        // `kill` ends it): no process of it outlives its pid file.
+        Ok(PidState::Running { .. }) if req.force => {
+            drop(files);
+            match stop(req, Ending::Kill)? {
+                Fact::Stopped { .. } => Ok(Fact::Zapped {
+                    still_running: None,
+                }),
+                not_ended => Ok(not_ended),
+            }
         }
         Ok(PidState::Running { pid, .. }) => Ok(Fact::ZapRefused { pid }),
         Ok(PidState::Stale { .. }) => {
