@@ -19,14 +19,29 @@ fn hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(
             c,
-            '\u{061c}'
+            // Unicode's format characters (Cf), the line and paragraph
+            // separators and the invisible fillers; the joiners of emoji
+            // and scripts (U+200C, U+200D) are left alone.
+            '\u{ad}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{180e}'
                 | '\u{200b}'
                 | '\u{200e}'
                 | '\u{200f}'
                 | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{3164}'
                 | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
         )
 }
 
@@ -144,8 +159,8 @@ mod tests {
         // What reorders, breaks or hides text is shown too; an emoji's
         // joiner is left alone.
         assert_eq!(
-            line("a\u{2028}b\u{200b}c\u{feff}\u{61c}d\u{2060}"),
-            "a\\u{2028}b\\u{200b}c\\u{feff}\\u{61c}d\\u{2060}"
+            line("a\u{2028}b\u{200b}c\u{feff}\u{61c}d\u{2060}\u{ad}\u{e0041}"),
+            "a\\u{2028}b\\u{200b}c\\u{feff}\\u{61c}d\\u{2060}\\u{ad}\\u{e0041}"
         );
         assert_eq!(line("👩\u{200d}💻"), "👩\u{200d}💻");
     }

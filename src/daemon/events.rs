@@ -120,6 +120,15 @@ impl EventLoop {
                 _ => {} // OUTPUT: drained by `next`.
             }
         }
+        // A deadline that has passed fires even when something was ready:
+        // a flood on a pipe the Lisp shares cannot stretch it.
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            self.deadline = None;
+            self.pending.push_back(Event::Deadline);
+        }
         Ok(())
     }
 
@@ -225,5 +234,31 @@ pub fn read_what_is_there(pipe: &mut File, text: &mut String) {
 pub fn append_capped(text: &mut String, bytes: &[u8]) {
     if text.len() < MAX_REPORT {
         text.push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipe that always has more to say cannot hold off a deadline
+    /// that has passed.
+    #[test]
+    fn a_flood_does_not_stretch_the_deadline() {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .unwrap();
+        let mut events = EventLoop::new(None, None);
+        events.pipe = Some(File::from(read));
+        events.deadline = Some(Instant::now());
+        let mut saw_deadline = false;
+        for _ in 0..100 {
+            nix::unistd::write(&write, b"a word\n").unwrap();
+            if matches!(events.next().unwrap(), Event::Deadline) {
+                saw_deadline = true;
+                break;
+            }
+        }
+        assert!(saw_deadline, "the deadline never fired under the flood");
     }
 }

@@ -164,7 +164,12 @@ fn call(
             (pipe.as_fd(), PollFlags::POLLIN),
             (target.as_fd(), PollFlags::POLLIN),
         ];
-        let Some(seen) = ready_within(&watched, Some(deadline)).map_err(DaemonError::Poll)? else {
+        // Past the deadline nothing more is read, however much is there.
+        let seen = match Instant::now() < deadline {
+            true => ready_within(&watched, Some(deadline)).map_err(DaemonError::Poll)?,
+            false => None,
+        };
+        let Some(seen) = seen else {
             return Err(DaemonError::ReloadTimeout {
                 pid: target.pid,
                 secs: timeout.as_secs_f64(),

@@ -211,6 +211,10 @@ fn read_within(mut pipe: std::fs::File, time: std::time::Duration) -> Option<Str
     let mut text = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
+        // Past the deadline nothing more is read, however much is there.
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
         let watched = [(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
         match super::events::ready_within(&watched, Some(deadline)) {
             Ok(None) | Err(_) => return None,
