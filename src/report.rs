@@ -228,7 +228,7 @@ impl Outcome {
             StillRunning { pid, .. } | ZapRefused { pid } => {
                 (false, Some(Reason::Running), Some(*pid))
             }
-            Zapped { .. } => (true, None, None),
+            Zapped => (true, None, None),
             NothingToRestart => (true, Some(Reason::NotRunning), None),
             Reloaded { pid } => (true, None, Some(*pid)),
             ReloadError { pid, .. } => (false, Some(Reason::ReloadFunctionError), Some(*pid)),
@@ -276,13 +276,6 @@ impl Outcome {
                      It must return once the service is up (start the server, then return); \
                      if it only needs longer, give start more time with --timeout or :start-timeout",
                     waited.as_secs_f64()
-                ));
-            }
-            Zapped {
-                still_running: Some(pid),
-            } => {
-                outcome.warning = Some(format!(
-                    "the daemon (pid = {pid}) still runs, and no pid file names it now: end it with `kill {pid}`"
                 ));
             }
             _ => {}
@@ -535,19 +528,9 @@ mod tests {
                 Some("refusing it")
             )
         );
-        let zapped = of(
-            Command::Zap,
-            Fact::Zapped {
-                still_running: Some(7),
-            },
-        );
+        let zapped = of(Command::Zap, Fact::Zapped);
         assert_eq!(zapped.line(), "success zapped (pid-file = /run/x.pid)");
-        assert_eq!(
-            zapped.warning.as_deref(),
-            Some(
-                "the daemon (pid = 7) still runs, and no pid file names it now: end it with `kill 7`"
-            )
-        );
+        assert_eq!(zapped.warning, None, "quiet when it is done");
         let stuck = of(
             Command::Stop,
             Fact::StillRunning {

@@ -176,12 +176,12 @@ impl Cgroup {
             if !text.lines().any(|l| l == "populated 1") {
                 return true;
             }
-            // A second at most: a change seen before the read is seen
-            // at the next one.
-            let soon = deadline.min(Instant::now() + Duration::from_secs(1));
             if deadline <= Instant::now() {
                 return false;
             }
+            // A second at most: a change seen before the read is seen
+            // at the next one.
+            let soon = deadline.min(Instant::now() + Duration::from_secs(1));
             let _ = ready_within(&[(events.as_fd(), PollFlags::POLLPRI)], Some(soon));
         }
     }

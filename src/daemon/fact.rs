@@ -99,10 +99,8 @@ pub enum Fact {
         pid: i32,
         schedule: String,
     },
-    /// The pid file is gone; `still_running`: the daemon it named lives.
-    Zapped {
-        still_running: Option<i32>,
-    },
+    /// The pid file is gone (and no daemon it named runs).
+    Zapped,
     /// `zap` refused: the daemon runs.
     ZapRefused {
         pid: i32,

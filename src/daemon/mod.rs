@@ -490,9 +490,7 @@ pub fn zap(req: &Request) -> Result<Fact, DaemonError> {
         Ok(PidState::Running { .. }) if req.force => {
             drop(files);
             match stop(req, Ending::Kill)? {
-                Fact::Stopped { .. } => Ok(Fact::Zapped {
-                    still_running: None,
-                }),
+                Fact::Stopped { .. } => Ok(Fact::Zapped),
                 not_ended => Ok(not_ended),
             }
         }
@@ -500,18 +498,14 @@ pub fn zap(req: &Request) -> Result<Fact, DaemonError> {
         Ok(PidState::Stale { .. }) => {
             end_leftovers(req)?;
             Ok(match files.remove()? {
-                None => Fact::Zapped {
-                    still_running: None,
-                },
+                None => Fact::Zapped,
                 Some(pid) => Fact::ZapRefused { pid },
             })
         }
         Err(DaemonError::PidPath(_)) if req.force => {
             end_leftovers(req)?;
             files.remove_pid_file()?;
-            Ok(Fact::Zapped {
-                still_running: None,
-            })
+            Ok(Fact::Zapped)
         }
         Err(e) => Err(e),
     }

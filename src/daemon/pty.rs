@@ -29,6 +29,11 @@ pub struct Pty {
     terminals: [bool; 3],
 }
 
+/// The first of `order` that is a terminal of the caller's.
+fn first_terminal(terminals: [bool; 3], order: [RawFd; 3]) -> Option<RawFd> {
+    order.into_iter().find(|&fd| terminals[fd as usize])
+}
+
 fn is_terminal(fd: RawFd) -> bool {
     // SAFETY: a standard stream is borrowed only for the duration of the call.
     nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(fd) }).unwrap_or(false)
@@ -55,7 +60,7 @@ impl Pty {
     /// are).
     pub fn for_caller() -> Result<Option<Pty>, DaemonError> {
         let terminals = [0, 1, 2].map(is_terminal);
-        let Some(terminal) = (0..3).find(|&fd| terminals[fd as usize]) else {
+        let Some(terminal) = first_terminal(terminals, [0, 1, 2]) else {
             return Ok(None);
         };
         // SAFETY: a standard stream is borrowed only for the duration of the call.
@@ -77,7 +82,7 @@ impl Pty {
     /// The standard stream of the Lisp that is its controlling terminal
     /// (the first that was a terminal of the caller's).
     pub fn controlling(&self) -> RawFd {
-        (0..3).find(|&fd| self.terminals[fd as usize]).unwrap_or(0)
+        first_terminal(self.terminals, [0, 1, 2]).unwrap_or(0)
     }
 
     /// In the child, before `arrange`: the pty's slave on each standard
@@ -124,10 +129,7 @@ impl Pty {
                 let _ = copy(&mut keys, &mut to_lisp);
             });
         }
-        let screen_fd = [1, 2, 0]
-            .into_iter()
-            .find(|&fd| terminals[fd as usize])
-            .unwrap_or(1);
+        let screen_fd = first_terminal(terminals, [1, 2, 0]).unwrap_or(1);
         if let (Ok(mut from_lisp), Ok(mut screen)) = (master.try_clone(), dup_standard(screen_fd)) {
             std::thread::spawn(move || {
                 let _ = copy(&mut from_lisp, &mut screen);
