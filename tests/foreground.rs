@@ -1,7 +1,7 @@
 //! `nodaemon`: the Lisp in the foreground, at a terminal.
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::util::*;
 
@@ -79,16 +79,7 @@ fn ctrl_c_stops_nodaemon_at_a_terminal() {
     // as the parent and dies of the Ctrl-C itself; an interactive shell
     // leaves the tool alone in the terminal's foreground, as here.
     let inner = format!("exec {} {} nodaemon", bin(), conf.display());
-    let mut script = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
-        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script(1) runs (apt-get install bsdutils)");
-    sb.track(script.id() as i32);
+    let mut script = sb.at_a_terminal(&inner, Stdio::piped(), Stdio::piped());
     assert!(
         wait_until(30, || ready.exists()),
         "the Lisp ran its main function"

@@ -1208,7 +1208,7 @@ fn nodaemon_gives_another_user_a_terminal_of_its_own_and_ends_its_tree() {
         bin(),
         conf.display()
     );
-    let mut script = at_a_terminal(&sb, &inner);
+    let mut script = sb.at_a_terminal(&inner, Stdio::piped(), Stdio::null());
     let lisp = pid_written(&lisp_file);
     sb.track(lisp);
     let thief = pid_written(&thief_file);
@@ -1257,23 +1257,6 @@ fn nodaemon_gives_another_user_a_terminal_of_its_own_and_ends_its_tree() {
     );
 }
 
-/// Root's shell command `inner` at a terminal of its own (script makes
-/// one), its keyboard a pipe of the test's, in the sandbox's environment.
-fn at_a_terminal(sb: &Sandbox, inner: &str) -> Child {
-    let script = Command::new("script")
-        .args(["-qec", inner, "/dev/null"])
-        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
-        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    sb.track(script.id() as i32);
-    script
-}
-
 /// Root's terminal on standard output and error is kept from another
 /// user's Lisp as well when standard input is not a terminal (`nodaemon
 /// </dev/null` in root's shell): the Lisp writes to a pty of its own, and
@@ -1301,7 +1284,7 @@ fn nodaemon_keeps_roots_terminal_when_only_its_output_is_one() {
         bin(),
         conf.display()
     );
-    let mut script = at_a_terminal(&sb, &inner);
+    let mut script = sb.at_a_terminal(&inner, Stdio::piped(), Stdio::null());
     let lisp = pid_written(&lisp_file);
     sb.track(lisp);
     let tool_pid: i32 = stat_fields(lisp)[1].parse().unwrap();
@@ -2490,16 +2473,7 @@ fn the_build_progress_line_is_shown() {
            (format nil \"loading ~c]0;owned~c~c[2K\" (code-char 27) (code-char 7) (code-char 27))))",
     );
     let inner = format!("exec {} {} build-core", bin(), conf.display());
-    let mut script = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
-        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    sb.track(script.id() as i32);
+    let mut script = sb.at_a_terminal(&inner, Stdio::piped(), Stdio::piped());
     let mut seen = Vec::new();
     script
         .stdout

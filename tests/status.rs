@@ -1,7 +1,7 @@
 //! What the tool says of a daemon: `status` in each print style,
 //! `status -v`, and a start's progress line on a terminal.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::util::*;
 
@@ -111,15 +111,7 @@ fn start_shows_progress_on_a_terminal() {
         "(:pid-file \"slow.pid\" :name \"slow\" :main-function #.(lambda () (sleep 2.5)))",
     );
     let inner = format!("{} {} start", bin(), conf.display());
-    let mut script = Command::new("script")
-        .args(["-qec", &inner, "/dev/null"])
-        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
-        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script(1) runs (apt-get install bsdutils)");
+    let mut script = sb.at_a_terminal(&inner, Stdio::null(), Stdio::piped());
     assert!(wait_until(30, || script.try_wait().unwrap().is_some()));
     let mut out = String::new();
     script

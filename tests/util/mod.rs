@@ -1,8 +1,9 @@
 //! Shared helpers for the integration tests: the real binary, temporary
 //! directories, and real SBCL.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The binary under test.
 pub fn bin() -> &'static str {
@@ -193,6 +194,24 @@ impl Sandbox {
                 unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
             self.pids.borrow_mut().push(fd);
         }
+    }
+
+    /// The shell command `inner` at a terminal of its own (script(1)
+    /// makes one) in this sandbox's environment, in a process group of its
+    /// own; its keyboard and screen as given, tracked.
+    pub fn at_a_terminal(&self, inner: &str, keyboard: Stdio, screen: Stdio) -> Child {
+        let script = Command::new("script")
+            .args(["-qec", inner, "/dev/null"])
+            .env("DAEMONIZATION_PID_DIR", self.dir.path())
+            .env("LOGGING_CONF", logging_conf(self.dir.path()))
+            .stdin(keyboard)
+            .stdout(screen)
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("script(1) runs (apt-get install bsdutils)");
+        self.track(script.id() as i32);
+        script
     }
 
     /// The log lines written so far.
