@@ -16,8 +16,8 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use super::contain::Cgroup;
 use super::error::DaemonError;
 use super::identity::Switch;
-use super::pidfile::PidFiles;
 use super::process::Aim;
+use super::rundir::RunDir;
 use crate::plan::{LaunchPlan, Policy, Slot};
 
 /// What the daemon process needs, prepared before fork.
@@ -32,7 +32,7 @@ pub struct Launch {
     /// Where in the Lisp the signals it is sent go.
     pub(super) aim: Aim,
     /// The daemon's pid files (`start`); none in the foreground.
-    pub(super) pid_files: Option<PidFiles>,
+    pub(super) pid_files: Option<RunDir>,
     pub(super) umask: u32,
     pub(super) switch: Option<Switch>,
     pub(super) output: Option<PathBuf>,
@@ -80,7 +80,7 @@ impl Launch {
     pub fn new(
         plan: &LaunchPlan,
         program: &Path,
-        pid_files: Option<PidFiles>,
+        pid_files: Option<RunDir>,
     ) -> Result<Launch, DaemonError> {
         let envp = plan
             .env
@@ -112,9 +112,7 @@ impl Launch {
             fds: plan.fds.clone(),
         })
     }
-}
 
-impl Launch {
     /// The plan's descriptor layout with the descriptors that fill its
     /// slots here (`source` gives one per slot, or none to leave it out).
     /// The reload pipe's slots are filled here, with a new pipe for this

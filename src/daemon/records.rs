@@ -2,13 +2,13 @@
 //! the tool's pid directory (`record-HASH`: the conf and its pid file, as
 //! a property list), whatever directory the pid file itself is in; `stop`,
 //! `kill` and `zap` remove it. A record is trusted as a pid file is (see
-//! `PidFiles`): a trusted owner's regular file, never a link.
+//! `RunDir`): a trusted owner's regular file, never a link.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
-use super::{DaemonError, PidFiles, Request};
+use super::{DaemonError, Request, RunDir};
 use crate::trust::Trust;
 pub use crate::wire::record::Record;
 
@@ -33,8 +33,8 @@ fn files(
     private: Option<&Path>,
     conf: &Path,
     create: bool,
-) -> Result<Option<PidFiles>, DaemonError> {
-    PidFiles::open(&record_path(dir, conf), private, &req.trust, create)
+) -> Result<Option<RunDir>, DaemonError> {
+    RunDir::open(&record_path(dir, conf), private, &req.trust, create)
 }
 
 /// What a command did to the daemon, for its record.
@@ -87,7 +87,7 @@ pub fn all(dir: &Path, private: Option<&Path>, trust: &Trust) -> Vec<Record> {
         .map(|e| e.file_name())
         .filter(|n| is_record(n))
         .filter_map(|name| {
-            let files = PidFiles::open(&dir.join(&name), private, trust, false).ok()??;
+            let files = RunDir::open(&dir.join(&name), private, trust, false).ok()??;
             files.read_own()?.parse().ok()
         })
         .collect();

@@ -26,8 +26,8 @@ use super::events::{Event, EventLoop, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::launch::Launch;
 use super::output::Output;
-use super::pidfile::PidFiles;
 use super::process::PidFd;
+use super::rundir::RunDir;
 use crate::config::RestartPolicy;
 use crate::logging::Logger;
 use crate::plan::Policy;
@@ -36,8 +36,8 @@ use crate::wire::readiness::{Protocol, Stage, Word};
 use crate::wire::state::State;
 
 /// The state of the supervisor `pid`, if it is one (`PIDFILE.state`,
-/// read as `PidFiles` reads its files).
-pub fn read_state(files: &PidFiles, pid: i32) -> Option<State> {
+/// read as `RunDir` reads its files).
+pub fn read_state(files: &RunDir, pid: i32) -> Option<State> {
     let state: State = files.read_state()?.parse().ok()?;
     (state.supervisor == pid).then_some(state)
 }
@@ -202,7 +202,7 @@ pub fn on(
 /// starter, the record for `status`, delays and starts.
 struct Supervisor<'a> {
     launch: &'a Launch,
-    files: &'a PidFiles,
+    files: &'a RunDir,
     policy: &'a Policy,
     logger: &'a Logger,
     events: EventLoop,
@@ -222,7 +222,7 @@ struct Supervisor<'a> {
 
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
 /// set up, `starter` the readiness pipe of `start`). Never returns.
-pub fn run(launch: Launch, files: PidFiles, policy: &Policy, starter: File, logger: &Logger) -> ! {
+pub fn run(launch: Launch, files: RunDir, policy: &Policy, starter: File, logger: &Logger) -> ! {
     super::process::set_title(&format!("daemonization: supervisor of {}", policy.name));
     // The Lisp must not inherit the lock's descriptor.
     let _ = nix::fcntl::fcntl(

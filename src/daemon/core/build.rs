@@ -262,7 +262,7 @@ fn run_builder(
     let signals = take_signals(&[Signal::SIGINT, Signal::SIGTERM])?;
     let (read_end, write_end) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
-    let child = launch.fork_child(write_end, true, None)?;
+    let child = super::super::foreground::fork_child(&launch, write_end, true, None)?;
     let pidfd = PidFd::open(child.as_raw())?;
     let (lines, interrupted) = hear(File::from(read_end), child, &pidfd, &signals, started);
     let status = waitpid(child, None).map_err(|errno| DaemonError::Wait {

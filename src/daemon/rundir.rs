@@ -1,4 +1,5 @@
-//! Pid files, and the lock that says a daemon is alive.
+//! The run directory (`RunDir`): pid files, and the lock that says a
+//! daemon is alive.
 //!
 //! Three files sit side by side in the pid directory: `NAME` (the pid,
 //! 0644, for monitoring tools), `NAME.lock` (0600: only the caller, root in
@@ -79,7 +80,7 @@ pub enum Claim {
 /// `NAME.claim`, `flock`ed: held while a claim or removal changes the
 /// files, removed when dropped.
 struct ClaimLock<'a> {
-    files: &'a PidFiles,
+    files: &'a RunDir,
     _fd: OwnedFd,
 }
 
@@ -96,10 +97,11 @@ impl Drop for ClaimLock<'_> {
     }
 }
 
-/// A daemon's pid file, lock file and state file, reached through their
-/// directory's descriptor.
+/// The daemon's run directory: the pid directory, judged once by the trust
+/// walk and held as a descriptor, and the daemon's files in it (the pid,
+/// lock, claim and state files), every one reached through that descriptor.
 #[derive(Debug)]
-pub struct PidFiles {
+pub struct RunDir {
     dir: Dir,
     name: OsString,
     path: PathBuf,
@@ -116,7 +118,7 @@ fn whole_file_lock(kind: libc::c_int) -> libc::flock {
     }
 }
 
-impl PidFiles {
+impl RunDir {
     /// Opens the directory of the pid file `path`. With `create`, missing
     /// directories are made (0755); without, a missing directory is `None`.
     /// `private` is the tool's own per-user directory when the pid file is
@@ -126,7 +128,7 @@ impl PidFiles {
         private: Option<&Path>,
         trust: &Trust,
         create: bool,
-    ) -> Result<Option<PidFiles>, DaemonError> {
+    ) -> Result<Option<RunDir>, DaemonError> {
         const WHAT: &str = "the pid file directory";
         let parent = path.parent().unwrap_or(Path::new("/"));
         let Some(name) = path.file_name() else {
@@ -147,7 +149,7 @@ impl PidFiles {
             Err(e) if !create && e.is_missing() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(Some(PidFiles {
+        Ok(Some(RunDir {
             dir,
             name: name.to_owned(),
             path: path.to_path_buf(),
@@ -156,7 +158,7 @@ impl PidFiles {
     }
 
     /// The same files through a second descriptor of the directory.
-    pub fn try_clone(&self) -> Result<PidFiles, DaemonError> {
+    pub fn try_clone(&self) -> Result<RunDir, DaemonError> {
         let fd = self.dir.fd.try_clone().map_err(|e| {
             PathError::io(
                 "the pid file directory",
@@ -164,7 +166,7 @@ impl PidFiles {
                 Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
             )
         })?;
-        Ok(PidFiles {
+        Ok(RunDir {
             dir: Dir {
                 fd,
                 path: self.dir.path.clone(),

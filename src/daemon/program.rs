@@ -1,0 +1,96 @@
+//! The Lisp program a command runs (found on PATH, and as root trusted),
+//! the `:fasl-dir` it compiles into, and the stable names of the files the
+//! tool finds again.
+
+use std::ffi::OsStr;
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::trust;
+
+use super::{DaemonError, Request, identity};
+
+/// A hash of `bytes` that is the same in every version of the tool (64-bit
+/// FNV-1a), for names of files the tool finds again: records, cores.
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The Lisp program to run, found and (as root) trusted.
+pub(crate) fn program(req: &Request) -> Result<PathBuf, DaemonError> {
+    let Some(program) = find_program(&req.runner.program) else {
+        return Err(lisp_not_found(req));
+    };
+    trust::check_program(&program, &req.trust)?;
+    Ok(program)
+}
+
+/// `:fasl-dir`: created (0755) if missing and given to the daemon's user,
+/// as restas-daemon did with its fasl directory. Reached without following
+/// a symbolic link the user could have made, and changed through its
+/// descriptor; a directory of a third user is refused.
+pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
+    const WHAT: &str = "the :fasl-dir";
+    let Some(dir) = dir else { return Ok(()) };
+    let owner = req.switch.as_ref().map(identity::Switch::ids);
+    let create = trust::Create { mode: 0o755, owner };
+    let policy = trust::Policy::Confined { user: owner };
+    let found = trust::walk_dir(dir, policy, &req.trust, WHAT, Some(create))?;
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    match found.stat.st_uid {
+        owner if owner == uid => Ok(()),
+        owner if req.trust.owns(owner) => {
+            nix::unistd::fchownat(
+                found.fd.as_fd(),
+                "",
+                Some(uid.into()),
+                Some(gid.into()),
+                nix::fcntl::AtFlags::AT_EMPTY_PATH,
+            )
+            .map_err(|e| trust::PathError::io(WHAT, dir, e))?;
+            Ok(())
+        }
+        owner => Err(trust::PathError::from(trust::Refused {
+            what: WHAT,
+            path: dir.to_path_buf(),
+            reason: format!(
+                "it is owned by {}, neither root nor the :user",
+                trust::user_name(owner)
+            ),
+            fix: "name a directory of the :user, or one root may create".into(),
+        })
+        .into()),
+    }
+}
+
+pub(super) fn lisp_not_found(req: &Request) -> DaemonError {
+    let program = req.runner.program.to_string_lossy();
+    DaemonError::LispNotFound {
+        program: program.to_string(),
+        on_path: !program.contains('/'),
+        package: req.runner.kind.facts().package_hint,
+    }
+}
+
+/// The program to run: a path as is (made absolute: the daemon runs from
+/// `/`), a name looked up on PATH.
+pub(crate) fn find_program(program: &OsStr) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = Path::new(program);
+    if program.as_encoded_bytes().contains(&b'/') {
+        let path = std::path::absolute(path).ok()?;
+        return executable(&path).then_some(path);
+    }
+    let dirs = std::env::var_os("PATH")?;
+    std::env::split_paths(&dirs)
+        .filter_map(|d| std::path::absolute(d.join(program)).ok())
+        .find(|p| executable(p))
+}
