@@ -90,6 +90,8 @@ pub struct Outcome {
     pub exit: u8,
     /// For a supervised daemon: its Lisp.
     pub supervision: Option<Supervision>,
+    /// `status`: the daemon runs but has not said it is ready (`:ready`).
+    pub activating: bool,
     /// `status -v`: what a person wants to know of a daemon.
     pub details: Option<Details>,
 }
@@ -103,8 +105,13 @@ impl Details {
         };
         field("name", self.name.clone().unwrap_or_else(|| "(none)".into()));
         let state = match (outcome.ok, self.since, self.uptime) {
-            (true, Some(since), Some(up)) => format!("running since {} ({})", utc(since), span(up)),
-            (true, _, _) => "running".into(),
+            (true, Some(since), Some(up)) => format!(
+                "{} since {} ({})",
+                outcome.status().unwrap_or("running"),
+                utc(since),
+                span(up)
+            ),
+            (true, _, _) => outcome.status().unwrap_or("running").into(),
             (false, _, _) => outcome.line().split(" (").next().unwrap_or("").to_string(),
         };
         field("state", state);
@@ -236,7 +243,14 @@ impl Outcome {
         };
         let mut outcome = Outcome::new(command, ok, reason, pid, pid_file);
         match fact {
-            Runs { supervision, .. } => outcome.supervision = supervision,
+            Runs {
+                supervision,
+                activating,
+                ..
+            } => {
+                outcome.supervision = supervision;
+                outcome.activating = activating;
+            }
             // What a Lisp said, or a message naming what a user made:
             // shown, never raw (see `visible`).
             FunctionError { report: text }
@@ -270,13 +284,27 @@ impl Outcome {
                      zap is for the pid file of a daemon that died (zap --force ends it, then removes it)"
                 ));
             }
-            StillInitializing { waited, .. } => {
-                outcome.warning = Some(format!(
-                    "the daemon is still initializing: :main-function has not returned within {} s. \
-                     It must return once the service is up (start the server, then return); \
-                     if it only needs longer, give start more time with --timeout or :start-timeout",
-                    waited.as_secs_f64()
-                ));
+            StillInitializing {
+                waited, awaiting, ..
+            } => {
+                let secs = waited.as_secs_f64();
+                let more = "if it only needs longer, give start more time with --timeout or :start-timeout";
+                outcome.warning = Some(match awaiting {
+                    crate::config::Readiness::Returned => format!(
+                        "the daemon is still initializing: :main-function has not returned within {secs} s. \
+                         It must return once the service is up (start the server, then return), \
+                         or say so itself with :ready :notify and (daemonization:ready); {more}"
+                    ),
+                    crate::config::Readiness::Notify => format!(
+                        "the daemon is still initializing: it has not said it is ready within {secs} s \
+                         (:ready :notify: call (daemonization:ready), or send READY=1 to $NOTIFY_SOCKET, \
+                         once the service is up); {more}"
+                    ),
+                    crate::config::Readiness::Port { port, address } => format!(
+                        "the daemon is still initializing: nothing answered on {address} port {port} \
+                         within {secs} s (:ready (:port {port})); {more}"
+                    ),
+                });
             }
             _ => {}
         }
@@ -301,6 +329,7 @@ impl Outcome {
             warning: None,
             exit,
             supervision: None,
+            activating: false,
             details: None,
         }
     }
@@ -309,7 +338,7 @@ impl Outcome {
     /// `success started (pid = 42 pid-file = /run/x.pid)`.
     pub fn line(&self) -> String {
         let mut line = match self.command {
-            Command::Status => (if self.ok { "running" } else { "not-running" }).to_string(),
+            Command::Status => self.status().unwrap_or_default().to_string(),
             command => format!(
                 "{} {}",
                 if self.ok { "success" } else { "failed" },
@@ -351,7 +380,11 @@ impl Outcome {
 
     fn status(&self) -> Option<&'static str> {
         match self.command {
-            Command::Status => Some(if self.ok { "running" } else { "not-running" }),
+            Command::Status => Some(match (self.ok, self.activating) {
+                (true, false) => "running",
+                (true, true) => "activating",
+                (false, _) => "not-running",
+            }),
             _ => None,
         }
     }

@@ -103,7 +103,7 @@ fn original_sequence() {
     for expected in [
         format!(":INFO \"success started (pid = {pid1} pid-file = {p})\" :PID "),
         format!(":TRACE \"forked the daemon process {pid1}\" :PID "),
-        ":TRACE \":main-function returned: ready\"".to_string(),
+        ":TRACE \"the Lisp is ready\"".to_string(),
         format!(":INFO \"success restarted (pid = {pid4} pid-file = {p})\" :PID "),
         format!(":INFO \"running (pid = {pid4} pid-file = {p})\" :PID "),
         ":NAME \"heartbeat\" :COMMAND \"stop\" :USER ".to_string(),
@@ -282,10 +282,11 @@ fn start_killed_while_waiting() {
     starter.kill().unwrap();
     starter.wait().unwrap();
     let p = pf.display();
+    // Alive, and not ready yet: activating (exit 0, as for running).
     assert_line(
         &sb.run(&conf, &["status"]),
         0,
-        &format!("running (pid = {pid} pid-file = {p})"),
+        &format!("activating (pid = {pid} pid-file = {p})"),
     );
     assert_line(
         &sb.run(&conf, &["start"]),
@@ -356,7 +357,8 @@ fn slow_start_is_still_initializing() {
     assert_eq!(
         stderr(&out),
         "WARNING: the daemon is still initializing: :main-function has not returned within 0.5 s. \
-         It must return once the service is up (start the server, then return); \
+         It must return once the service is up (start the server, then return), \
+         or say so itself with :ready :notify and (daemonization:ready); \
          if it only needs longer, give start more time with --timeout or :start-timeout\n"
     );
     fs::write(&go, "").unwrap();
@@ -506,7 +508,6 @@ fn restart_with_a_failing_start_leaves_nothing() {
 /// there. Run as the test user (as root) with its own HOME.
 #[test]
 fn tilde_paths_start_in_the_callers_home() {
-    use std::os::unix::process::CommandExt as _;
     let sb = open_sandbox();
     let user = root().then(test_user);
     let home = sb.path("home");
@@ -523,11 +524,11 @@ fn tilde_paths_start_in_the_callers_home() {
          :main-function #.(lambda () (format t \"up~%\") (finish-output)))",
     );
     let run = |command: &str| {
-        let mut c = sb.command(&conf, &[command]);
+        let mut c = match &user {
+            Some(user) => sb.command_as(&conf, &[command], user),
+            None => sb.command(&conf, &[command]),
+        };
         c.env("HOME", &home).env_remove("DAEMONIZATION_PID_DIR");
-        if let Some(user) = &user {
-            c.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-        }
         c.output().unwrap()
     };
     let out = run("start");

@@ -15,6 +15,7 @@ mod many;
 mod original;
 mod pidfile;
 mod privileges;
+mod readiness;
 mod reload;
 mod restas;
 mod runners;

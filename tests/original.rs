@@ -45,7 +45,8 @@ fn run_original(sb: &Sandbox, form: &str, user: Option<&nix::unistd::User>) -> S
     if let Some(user) = user {
         chown_tree(sb.dir.path(), user);
     }
-    let lisp_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("lisp/");
+    let lisp_dir = for_anyone(&Path::new(env!("CARGO_MANIFEST_DIR")).join("lisp"));
+    let lisp_dir = format!("{}/", lisp_dir.display());
     let script = sb.path("run.lisp");
     fs::write(
         &script,
@@ -57,7 +58,7 @@ fn run_original(sb: &Sandbox, form: &str, user: Option<&nix::unistd::User>) -> S
                '(:output-translations (t ({fasl} :implementation)) :ignore-inherited-configuration))\n\
              (asdf:load-system \"daemonization-test\")\n\
              (dotimes (i {RUNS}) {form})\n",
-            lisp = lisp_string(lisp_dir.to_str().unwrap()),
+            lisp = lisp_string(&lisp_dir),
             system = lisp_string(&format!("{}/", system.display())),
             fasl = lisp_string(&format!("{}/fasl/", sb.dir.path().display())),
         ),
@@ -78,7 +79,7 @@ fn run_original(sb: &Sandbox, form: &str, user: Option<&nix::unistd::User>) -> S
         ])
         .arg(&script)
         .current_dir(&system)
-        .env("DAEMONIZATION_PROGRAM", bin())
+        .env("DAEMONIZATION_PROGRAM", bin_for_anyone())
         .env("DAEMONIZATION_PID_DIR", &pids)
         .env("LOGGING_CONF", logging_conf(sb.dir.path()))
         .env("XDG_CACHE_HOME", sb.path("cache"))

@@ -5,7 +5,6 @@
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::os::unix::process::CommandExt as _;
 
 use crate::util::*;
 
@@ -166,11 +165,9 @@ fn user_switch_errors() {
     let pids = user_dir(&sb, &user);
     let conf = sb.conf("root.conf", "(:pid-file \"root.pid\" :user \"root\")");
     let out = sb
-        .command(&conf, &["start"])
+        .command_as(&conf, &["start"], &user)
         .env("DAEMONIZATION_PID_DIR", &pids)
         .env("LOGGING_CONF", logging_conf(&pids))
-        .uid(user.uid.as_raw())
-        .gid(user.gid.as_raw())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));

@@ -42,7 +42,7 @@ fn attacker_dir(sb: &Sandbox, name: &str) -> PathBuf {
 }
 
 /// A command run as the attacker.
-fn as_attacker(program: &str) -> Command {
+fn as_attacker(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let user = attacker();
     let mut command = Command::new(program);
     command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
@@ -272,7 +272,7 @@ fn fifos_devices_and_huge_confs_are_refused_at_once() {
     let own = dir.join("own.fifo");
     nix::unistd::mkfifo(&own, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     chown(&own, &user);
-    let mut command = as_attacker(bin());
+    let mut command = as_attacker(bin_for_anyone());
     command
         .arg(&own)
         .arg("check")
@@ -794,7 +794,7 @@ fn fasl_dir_is_never_chowned_through_a_link() {
 
 /// The attacker's run of the tool with `XDG_RUNTIME_DIR` in `dir`.
 fn as_user_tool(dir: &Path, conf: &Path, command: &str) -> Output {
-    let mut tool = as_attacker(bin());
+    let mut tool = as_attacker(bin_for_anyone());
     tool.arg(conf)
         .arg(command)
         .env_remove("DAEMONIZATION_PID_DIR")
@@ -1728,7 +1728,7 @@ fn a_pid_the_lisp_names_is_never_believed() {
             stderr(&out),
             format!(
                 "ERROR: the daemon's Lisp broke the readiness protocol: it said \"{forged} {}\" \
-                 where only ready or error may come; it was ended, with every process it started\n",
+                 where only status, ready or error may come; it was ended, with every process it started\n",
                 victim.id()
             )
         );

@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::error::{ConfErrorKind, Fail};
 use super::schedule::StopSchedule;
 use super::spec::{
-    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, Preload, RestartPolicy,
+    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, Preload, Readiness,
+    RestartPolicy,
 };
 use crate::reader::{Datum, Form, Macro, Number};
 use crate::source::Source;
@@ -47,6 +48,8 @@ pub enum Kind {
     Schedule(fn(&mut DaemonSpec, Option<StopSchedule>)),
     /// `:never`, `:on-failure`, `:always`, or nil (never).
     Restart(fn(&mut DaemonSpec, RestartPolicy)),
+    /// `:returned`, `:notify`, `(:port N)` or `(:port N :address "A")`, or nil.
+    Ready(fn(&mut DaemonSpec, Readiness)),
     /// `(STARTS SECONDS)`, or nil.
     StartLimit(fn(&mut DaemonSpec, Option<(u32, Duration)>)),
     /// A size: bytes, or a string such as `"64K"`, `"10M"`, `"1G"`; or nil.
@@ -206,6 +209,12 @@ pub const KEYS: &[Key] = &[
         doc: "when the Lisp is restarted: :never, :on-failure, :always (used by the systemd unit; see the README)",
     },
     Key {
+        name: "ready",
+        kind: Kind::Ready(|s, v| s.ready = v),
+        default: ":returned",
+        doc: "when a start is done: :returned (:main-function returned), :notify (the daemon calls (daemonization:ready) or sends READY=1 to $NOTIFY_SOCKET), (:port N) (a TCP connection to port N succeeds)",
+    },
+    Key {
         name: "restart-delay",
         kind: Kind::Seconds(|s, v| s.restart_delay = v),
         default: "1",
@@ -343,6 +352,7 @@ impl Kind {
             Kind::Seconds(set) => set(spec, seconds(value)?),
             Kind::Schedule(set) => set(spec, schedule(value)?),
             Kind::Restart(set) => set(spec, restart(value)?),
+            Kind::Ready(set) => set(spec, ready(value)?),
             Kind::StartLimit(set) => set(spec, start_limit(value)?),
             Kind::Size(set) => set(spec, size(value)?),
             Kind::Count(set) => set(spec, count(value)?),
@@ -369,6 +379,7 @@ impl Kind {
             Kind::Seconds(_) => SECONDS,
             Kind::Schedule(_) => SCHEDULE,
             Kind::Restart(_) => RESTART,
+            Kind::Ready(_) => READY,
             Kind::StartLimit(_) => START_LIMIT,
             Kind::Size(_) => SIZE,
             Kind::Count(_) => COUNT,
@@ -393,6 +404,7 @@ const OS_PARAMS: &str = "a property list such as (:linux-umask #o037)";
 const SECONDS: &str = "a number of seconds (0 or more) or nil";
 const SCHEDULE: &str = "a stop schedule such as \"USR1/60/KILL/5\" (signal/seconds/...) or nil";
 const RESTART: &str = ":never, :on-failure, :always or nil";
+const READY: &str = ":returned, :notify, (:port N), (:port N :address \"127.0.0.1\") or nil";
 const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
 const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
 const COUNT: &str = "an integer (0 or more) or nil";
@@ -610,6 +622,35 @@ fn restart(v: &ValueAt) -> Result<RestartPolicy, Fail> {
         Datum::Keyword(k) if k == "ON-FAILURE" => Ok(RestartPolicy::OnFailure),
         Datum::Keyword(k) if k == "ALWAYS" => Ok(RestartPolicy::Always),
         _ => Err(v.wrong(RESTART)),
+    }
+}
+
+fn ready(v: &ValueAt) -> Result<Readiness, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(Readiness::Returned),
+        Datum::Keyword(k) if k == "RETURNED" => return Ok(Readiness::Returned),
+        Datum::Keyword(k) if k == "NOTIFY" => return Ok(Readiness::Notify),
+        Datum::List { items, tail: None } => items,
+        _ => return Err(v.wrong(READY)),
+    };
+    let mut port = None;
+    let mut address = std::net::IpAddr::from([127, 0, 0, 1]);
+    for pair in items.chunks(2) {
+        match (&pair[0].datum, pair.get(1).map(|f| &f.datum)) {
+            (Datum::Keyword(k), Some(Datum::Number(Number::Integer(n))))
+                if k == "PORT" && (1..=65535).contains(n) =>
+            {
+                port = Some(*n as u16)
+            }
+            (Datum::Keyword(k), Some(Datum::String(a))) if k == "ADDRESS" => {
+                address = a.parse().map_err(|_| v.wrong(READY))?
+            }
+            _ => return Err(v.wrong(READY)),
+        }
+    }
+    match port {
+        Some(port) => Ok(Readiness::Port { port, address }),
+        None => Err(v.wrong(READY)),
     }
 }
 

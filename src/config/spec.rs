@@ -37,6 +37,8 @@ pub struct DaemonSpec {
     pub stop_schedule: Option<StopSchedule>,
     /// Extension: when a supervisor restarts the Lisp.
     pub restart: RestartPolicy,
+    /// Extension: when a starting daemon is ready.
+    pub ready: Readiness,
     /// Extension: the first delay before a restart (doubles on quick failures).
     pub restart_delay: Option<Duration>,
     /// Extension: the longest delay between restarts.
@@ -82,6 +84,23 @@ pub enum RestartPolicy {
     Never,
     OnFailure,
     Always,
+}
+
+/// `:ready`: when a starting daemon is ready.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Readiness {
+    /// `:returned`: once `:main-function` has returned (the original's rule).
+    #[default]
+    Returned,
+    /// `:notify`: once the daemon says so, with `(daemonization:ready)` or
+    /// `READY=1` on `$NOTIFY_SOCKET`; its main function may never return.
+    Notify,
+    /// `(:port N :address A)`: once a TCP connection to the daemon's own
+    /// port succeeds (for code that cannot be changed).
+    Port {
+        port: u16,
+        address: std::net::IpAddr,
+    },
 }
 
 /// A directory setting: a path, or `:this-dir`.

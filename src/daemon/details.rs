@@ -12,7 +12,9 @@ use super::fact::{Details, Fact};
 pub fn details(req: &Request, fact: &Fact) -> Details {
     let spec = &req.conf.spec;
     let running = match fact {
-        Fact::Runs { pid, supervision } => Some((*pid, supervision.as_ref())),
+        Fact::Runs {
+            pid, supervision, ..
+        } => Some((*pid, supervision.as_ref())),
         _ => None,
     };
     let lisp_pid = running.and_then(|(pid, supervision)| match supervision {

@@ -29,6 +29,8 @@ pub enum DaemonError {
     WriteBootstrap(io::Error),
     #[error("cannot create the readiness pipe: {0}")]
     Pipe(Errno),
+    #[error("cannot make the notify socket for :ready :notify: {0}")]
+    NotifySocket(io::Error),
     #[error("cannot become the subreaper of the daemon: {0}")]
     Subreaper(Errno),
     #[error("cannot fork: {0}")]

@@ -34,6 +34,69 @@ pub enum Event {
     ChildExited,
     /// The deadline passed.
     Deadline,
+    /// The daemon said it is ready on its notify socket, or its port
+    /// answered (see `EventLoop::ready_by`).
+    Readied,
+}
+
+/// How a daemon that does not only report on its readiness pipe says it is
+/// ready (`:ready :notify`, `:ready (:port N)`). Heard only while `armed`
+/// (a Lisp starts and is not ready yet); the notify socket is drained
+/// always, so one socket serves every Lisp a supervisor starts.
+pub struct ReadyBy {
+    pub armed: bool,
+    how: How,
+}
+
+enum How {
+    /// Datagrams on the notify socket given to the Lisp.
+    Notify(super::notify::Listener),
+    /// A TCP connection to its port, tried every `PROBE_EVERY` from `next`.
+    Port {
+        address: std::net::SocketAddr,
+        next: Instant,
+    },
+}
+
+/// How often a port is tried while a daemon starts.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl ReadyBy {
+    /// For a daemon of `uid` that is ready as `ready` says: its notify
+    /// socket, or its port, or nothing beyond the pipe. Not armed yet.
+    pub fn of(ready: &crate::config::Readiness, uid: u32) -> std::io::Result<Option<ReadyBy>> {
+        use crate::config::Readiness;
+        let how = match ready {
+            Readiness::Returned => return Ok(None),
+            Readiness::Notify => How::Notify(super::notify::Listener::bind(uid)?),
+            Readiness::Port { port, address } => How::Port {
+                address: std::net::SocketAddr::new(*address, *port),
+                next: Instant::now(),
+            },
+        };
+        Ok(Some(ReadyBy { armed: false, how }))
+    }
+
+    /// Listens from now on (a Lisp runs and is not ready).
+    pub fn arm(&mut self) {
+        self.armed = true;
+        if let How::Port { next, .. } = &mut self.how {
+            *next = Instant::now();
+        }
+    }
+
+    /// The value of the Lisp's `NOTIFY_SOCKET`, if it has a socket.
+    pub fn notify_address(&self) -> Option<String> {
+        match &self.how {
+            How::Notify(listener) => Some(listener.address()),
+            How::Port { .. } => None,
+        }
+    }
+
+    /// Whether the port answers now (a connection opened and closed).
+    pub fn port_answers(address: &std::net::SocketAddr) -> bool {
+        std::net::TcpStream::connect_timeout(address, PROBE_EVERY).is_ok()
+    }
 }
 
 /// The sources one waiting process has.
@@ -48,6 +111,10 @@ pub struct EventLoop {
     /// The captured output, drained whenever it has data.
     pub output: Option<Output>,
     pub deadline: Option<Instant>,
+    /// The notify socket or port of a starting daemon; `None` once ready.
+    pub ready_by: Option<ReadyBy>,
+    /// What the notify socket said besides readiness (`STATUS=`).
+    pub statuses: Vec<String>,
     pending: VecDeque<Event>,
 }
 
@@ -80,13 +147,20 @@ impl EventLoop {
         const PIPE: usize = 1;
         const CHILD: usize = 2;
         const OUTPUT: usize = 3;
-        let mut fds = Vec::with_capacity(4);
-        let mut which = Vec::with_capacity(4);
+        const NOTIFY: usize = 4;
+        let mut fds = Vec::with_capacity(5);
+        let mut which = Vec::with_capacity(5);
+        let (notify, probe) = match self.ready_by.as_ref().map(|r| (r.armed, &r.how)) {
+            Some((_, How::Notify(listener))) => (Some(listener.fd()), None),
+            Some((true, How::Port { next, .. })) => (None, Some(*next)),
+            _ => (None, None),
+        };
         let sources = [
             (SIGNALS, self.signals.as_ref().map(|s| s.as_fd())),
             (PIPE, self.pipe.as_ref().map(|p| p.as_fd())),
             (CHILD, self.child.as_ref().map(|c| c.as_fd())),
             (OUTPUT, self.output.as_ref().map(|o| o.read_fd())),
+            (NOTIFY, notify),
         ];
         for (source, fd) in sources {
             if let Some(fd) = fd {
@@ -94,15 +168,17 @@ impl EventLoop {
                 which.push(source);
             }
         }
-        let seen = match ready_within(&fds, self.deadline) {
-            Ok(None) => {
-                self.deadline = None;
-                self.pending.push_back(Event::Deadline);
-                return Ok(());
-            }
+        let until = match (self.deadline, probe) {
+            (Some(d), Some(p)) => Some(d.min(p)),
+            (d, p) => d.or(p),
+        };
+        let seen = match ready_within(&fds, until) {
+            Ok(None) => vec![PollFlags::empty(); fds.len()],
             Ok(Some(seen)) => seen,
             Err(e) => return Err(DaemonError::Poll(e)),
         };
+        drop(fds);
+        self.probe_port();
         let ready: Vec<usize> = seen
             .iter()
             .zip(&which)
@@ -117,6 +193,7 @@ impl EventLoop {
                     self.child = None;
                     self.pending.push_back(Event::ChildExited);
                 }
+                NOTIFY => self.read_notices(),
                 _ => {} // OUTPUT: drained by `next`.
             }
         }
@@ -130,6 +207,47 @@ impl EventLoop {
             self.pending.push_back(Event::Deadline);
         }
         Ok(())
+    }
+
+    /// Tries the port once its time has come.
+    fn probe_port(&mut self) {
+        if let Some(ReadyBy {
+            armed: armed @ true,
+            how: How::Port { address, next },
+        }) = &mut self.ready_by
+            && Instant::now() >= *next
+        {
+            if ReadyBy::port_answers(address) {
+                *armed = false;
+                self.pending.push_back(Event::Readied);
+            } else {
+                *next = Instant::now() + PROBE_EVERY;
+            }
+        }
+    }
+
+    fn read_notices(&mut self) {
+        let Some(ReadyBy {
+            armed,
+            how: How::Notify(listener),
+        }) = &mut self.ready_by
+        else {
+            return;
+        };
+        let mut ready = false;
+        for notice in listener.take() {
+            match notice {
+                super::notify::Notice::Ready => ready = true,
+                super::notify::Notice::Status(text) if *armed && self.statuses.len() < 16 => {
+                    self.statuses.push(text)
+                }
+                super::notify::Notice::Status(_) => {}
+            }
+        }
+        if ready && *armed {
+            *armed = false;
+            self.pending.push_back(Event::Readied);
+        }
     }
 
     fn read_signal(&mut self) {

@@ -36,6 +36,8 @@ pub struct Supervision {
     pub lisp_pid: Option<i32>,
     pub restarts: u32,
     pub last_exit: Option<String>,
+    /// Its Lisp said it is ready.
+    pub ready: bool,
 }
 
 /// What a daemon command found or did, in the daemon layer's words;
@@ -47,6 +49,8 @@ pub enum Fact {
     Runs {
         pid: i32,
         supervision: Option<Supervision>,
+        /// Not ready yet (`:ready`): started, and not said so.
+        activating: bool,
     },
     /// A pid file remains, but no daemon runs.
     Stale {
@@ -65,6 +69,8 @@ pub enum Fact {
         pid: i32,
         /// How long start waited.
         waited: std::time::Duration,
+        /// What it waited for (`:ready`).
+        awaiting: crate::config::Readiness,
     },
     /// A function of the conf signalled: the Lisp's report.
     FunctionError {

@@ -11,7 +11,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2};
 
 use super::error::DaemonError;
-use super::events::{Event, EventLoop, own_reader, read_what_is_there, take_signals};
+use super::events::{Event, EventLoop, ReadyBy, own_reader, read_what_is_there, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::launch::Launch;
 use super::notify::Notifier;
@@ -23,7 +23,7 @@ use crate::wire::readiness::{Protocol, Stage, Word};
 /// child; we notify readiness, stopping and failure, forward SIGTERM,
 /// SIGINT, SIGHUP and SIGUSR1 to it, reap every zombie, and return the
 /// Lisp's exit status (128 + the signal if a signal ended it).
-pub fn run(launch: Launch, notifier: Option<&Notifier>) -> Result<i32, DaemonError> {
+pub fn run(mut launch: Launch, notifier: Option<&Notifier>) -> Result<i32, DaemonError> {
     let signals = take_signals(&[
         Signal::SIGTERM,
         Signal::SIGINT,
@@ -38,10 +38,26 @@ pub fn run(launch: Launch, notifier: Option<&Notifier>) -> Result<i32, DaemonErr
         Some(_) => Pty::for_caller()?,
         None => None,
     };
+    let mut ready_by =
+        ReadyBy::of(&launch.ready, launch.uid()).map_err(DaemonError::NotifySocket)?;
+    launch.notify_to(ready_by.as_ref());
+    if let Some(by) = &mut ready_by {
+        by.arm();
+    }
     let child = fork_child(&launch, write_end, false, pty.as_ref())?;
     let relay = pty.map(Pty::relay);
     let mut events = EventLoop::new(Some(signals), None);
     events.pipe = Some(own_reader(read_end)?);
+    events.ready_by = ready_by;
+    let ready = |events: &mut EventLoop| {
+        if let Some(n) = notifier {
+            n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+        }
+        events.pipe = None;
+        if let Some(by) = &mut events.ready_by {
+            by.armed = false;
+        }
+    };
     let mut protocol = Protocol::new(Stage::Execed);
     // The failure is told once, whether the pipe's end or the exit is
     // seen first (both may come from one wait).
@@ -51,12 +67,8 @@ pub fn run(launch: Launch, notifier: Option<&Notifier>) -> Result<i32, DaemonErr
             Event::Said => {
                 for word in protocol.take(&events.text) {
                     match word {
-                        Ok(Word::Ready) => {
-                            if let Some(n) = notifier {
-                                n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
-                            }
-                            events.pipe = None;
-                        }
+                        Ok(Word::Ready) => ready(&mut events),
+                        Ok(Word::Status(text)) => status(notifier, &text),
                         Ok(_) => {}
                         // A Lisp that breaks the protocol is ended.
                         Err(_) => launch.aim.signal_child(child, Signal::SIGKILL),
@@ -90,6 +102,12 @@ pub fn run(launch: Launch, notifier: Option<&Notifier>) -> Result<i32, DaemonErr
                     n.send("STOPPING=1");
                 }
                 launch.aim.signal_child(child, signal);
+            }
+            Event::Readied => {
+                for text in std::mem::take(&mut events.statuses) {
+                    status(notifier, &text);
+                }
+                ready(&mut events);
             }
             Event::ChildExited | Event::Deadline => {}
         }
@@ -166,6 +184,13 @@ fn reap_all(child: Pid) -> Option<i32> {
             Ok(WaitStatus::StillAlive) | Err(_) => return None,
             Ok(_) => {}
         }
+    }
+}
+
+/// `STATUS=` with the daemon's own status text, shown (see `visible`).
+fn status(notifier: Option<&Notifier>, text: &str) {
+    if let Some(n) = notifier {
+        n.send(&format!("STATUS={}", crate::visible::line(text)));
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Launch {
     /// the foreground or where the kernel offers none.
     pub(super) cgroup: Option<Cgroup>,
     pub(super) fds: Vec<(Slot, i32)>,
+    /// When the Lisp is ready (`:ready`).
+    pub(super) ready: crate::config::Readiness,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -110,7 +112,25 @@ impl Launch {
             cwd: plan.cwd.clone(),
             cgroup: None,
             fds: plan.fds.clone(),
+            ready: plan.ready.clone(),
         })
+    }
+
+    /// Gives the Lisp the notify socket of `ready_by`, if it has one.
+    pub(super) fn notify_to(&mut self, ready_by: Option<&super::events::ReadyBy>) {
+        if let Some(address) = ready_by.and_then(super::events::ReadyBy::notify_address) {
+            self.envp
+                .retain(|kv| !kv.as_bytes().starts_with(b"NOTIFY_SOCKET="));
+            self.envp
+                .push(cstring(format!("NOTIFY_SOCKET={address}").as_ref()));
+        }
+    }
+
+    /// The uid the Lisp runs as.
+    pub(super) fn uid(&self) -> u32 {
+        self.switch
+            .as_ref()
+            .map_or_else(|| nix::unistd::getuid().as_raw(), |s| s.ids().0)
     }
 
     /// The plan's descriptor layout with the descriptors that fill its

@@ -31,3 +31,113 @@ impl Notifier {
         }
     }
 }
+
+/// A notification a daemon sent to the socket the tool gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// `READY=1`.
+    Ready,
+    /// `STATUS=TEXT`: one line, at most `MAX_NOTICE` bytes, as sent.
+    Status(String),
+}
+
+/// The largest datagram read; a longer one is dropped.
+pub const MAX_NOTICE: usize = 4096;
+
+/// The socket a daemon with `:ready :notify` finds in its `NOTIFY_SOCKET`:
+/// an AF_UNIX datagram socket of the tool's in the abstract namespace
+/// (nothing on disk to judge or remove), bound by the process that waits
+/// for the Lisp. A datagram counts only if the kernel says its sender runs
+/// as the daemon's user (or root): the name is visible to every local user
+/// in `/proc/net/unix`, and nobody else may make a daemon look ready.
+pub struct Listener {
+    fd: std::os::fd::OwnedFd,
+    name: String,
+    /// The uid whose datagrams count (the daemon's).
+    uid: u32,
+}
+
+impl Listener {
+    /// A new socket for a daemon running as `uid`.
+    pub fn bind(uid: u32) -> std::io::Result<Listener> {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, UnixAddr, bind, setsockopt, socket, sockopt,
+        };
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )?;
+        setsockopt(&fd, sockopt::PassCred, &true)?;
+        // Randomly keyed per process: a name nobody can bind first.
+        let random = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::time::Instant::now(),
+        );
+        let name = format!("daemonization/notify/{}/{random:016x}", std::process::id());
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &UnixAddr::new_abstract(name.as_bytes())?,
+        )?;
+        Ok(Listener { fd, name, uid })
+    }
+
+    /// The value of the daemon's `NOTIFY_SOCKET`.
+    pub fn address(&self) -> String {
+        format!("@{}", self.name)
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.fd)
+    }
+
+    /// The notifications waiting (at most 64 datagrams a call, so a flood
+    /// cannot hold the waiter), from senders that count.
+    pub fn take(&self) -> Vec<Notice> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixCredentials, recvmsg};
+        let mut notices = Vec::new();
+        for _ in 0..64 {
+            let mut buf = [0u8; MAX_NOTICE];
+            let mut space = nix::cmsg_space!(UnixCredentials);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let Ok(msg) = recvmsg::<()>(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_DONTWAIT,
+            ) else {
+                break;
+            };
+            let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+            let sender = msg
+                .cmsgs()
+                .ok()
+                .into_iter()
+                .flatten()
+                .find_map(|c| match c {
+                    ControlMessageOwned::ScmCredentials(creds) => Some(creds.uid()),
+                    _ => None,
+                });
+            let len = msg.bytes;
+            let counts = matches!(sender, Some(uid) if uid == self.uid || uid == 0);
+            if counts && !truncated {
+                notices.extend(parse(&buf[..len]));
+            }
+        }
+        notices
+    }
+}
+
+/// The notices of one datagram: `NAME=value` lines; what is not known is
+/// left out.
+pub fn parse(datagram: &[u8]) -> Vec<Notice> {
+    String::from_utf8_lossy(datagram)
+        .lines()
+        .filter_map(|line| match line.split_once('=') {
+            Some(("READY", "1")) => Some(Notice::Ready),
+            Some(("STATUS", text)) => Some(Notice::Status(text.to_string())),
+            _ => None,
+        })
+        .collect()
+}

@@ -268,6 +268,13 @@ pub fn parent(pid: i32) -> Option<i32> {
     stat_field(pid, 4)
 }
 
+/// Whether the process `pid` has a pipe open on descriptor `fd` (false
+/// when that cannot be seen).
+pub fn holds_pipe(pid: i32, fd: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .is_ok_and(|target| target.as_os_str().as_encoded_bytes().starts_with(b"pipe:"))
+}
+
 /// The session of a process, from /proc.
 pub fn session(pid: i32) -> Option<i32> {
     stat_field(pid, 6)

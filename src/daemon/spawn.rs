@@ -24,7 +24,7 @@ use nix::unistd::{Pid, chdir, pipe2, setsid};
 use super::contain::Cgroup;
 use super::error::{DaemonError, SetupError};
 use super::events::own_reader;
-use super::events::{Event, EventLoop};
+use super::events::{Event, EventLoop, ReadyBy};
 use super::exec::{self, Become, exit_now};
 use super::fact::Fact;
 use super::identity::Switch;
@@ -42,8 +42,15 @@ use crate::wire::readiness::{Protocol, Stage, Word};
 /// (ours, before any exec) writes the pid its fork returned on a pipe only
 /// it holds, and exits; the daemon, reparented to us (the subreaper), is
 /// our child from then on, so its pid cannot be reused while we wait.
-pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
+pub fn start(mut launch: Launch, timeout: Duration, logger: &Logger) -> Result<Fact, DaemonError> {
     let deadline = Instant::now() + timeout;
+    // A supervisor hears its Lisp's readiness itself, and relays it.
+    let ready_by = match launch.supervise {
+        Some(_) => None,
+        None => ReadyBy::of(&launch.ready, launch.uid()).map_err(DaemonError::NotifySocket)?,
+    };
+    launch.notify_to(ready_by.as_ref());
+    let awaiting = launch.ready.clone();
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(DaemonError::Pipe)?;
     let (pid_read, pid_write) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(DaemonError::Pipe)?;
@@ -86,8 +93,9 @@ pub fn start(launch: Launch, timeout: Duration, logger: &Logger) -> Result<Fact,
         session: child.as_raw(),
         deadline,
         timeout,
+        awaiting,
     };
-    start.wait(read_end, supervised, logger)
+    start.wait(read_end, supervised, ready_by, logger)
 }
 
 /// The daemon process, as the intermediate process's fork returned it and
@@ -216,6 +224,9 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     Ok(())
 }
 
+/// The longest wait for the Lisp to close its readiness pipe once ready.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// A start waiting for its daemon's word.
 struct Waiting {
     /// The daemon process (our child), if the fork gave one.
@@ -226,6 +237,8 @@ struct Waiting {
     session: i32,
     deadline: Instant,
     timeout: Duration,
+    /// What makes the daemon ready (`:ready`).
+    awaiting: crate::config::Readiness,
 }
 
 /// What the words heard so far say.
@@ -241,7 +254,13 @@ impl Waiting {
     /// Lisp may hold the read end too, and change its flags) until a
     /// verdict or the deadline; a daemon that failed is ended, with its
     /// whole tree.
-    fn wait(self, pipe: OwnedFd, supervised: bool, logger: &Logger) -> Result<Fact, DaemonError> {
+    fn wait(
+        self,
+        pipe: OwnedFd,
+        supervised: bool,
+        mut ready_by: Option<ReadyBy>,
+        logger: &Logger,
+    ) -> Result<Fact, DaemonError> {
         let mut events = EventLoop::new(None, None);
         events.pipe = Some(own_reader(pipe)?);
         let mut progress = Progress::on_terminal(self.timeout);
@@ -258,8 +277,19 @@ impl Waiting {
             if let Some(verdict) = self.verdict_of(event, &events.text, &mut protocol, logger) {
                 break verdict;
             }
+            // Its notify socket and its port count once the Lisp runs (a
+            // port that answers before is someone else's).
+            if protocol.stage == Stage::Execed
+                && let Some(mut by) = ready_by.take()
+            {
+                by.arm();
+                events.ready_by = Some(by);
+            }
         };
         progress.clear();
+        if matches!(verdict, Verdict::Fact(Fact::Started { .. })) && !supervised {
+            self.await_close(&mut events)?;
+        }
         let claimed = !matches!(protocol.stage, Stage::Claiming { .. })
             && !matches!(verdict, Verdict::Fact(Fact::AlreadyRunning { .. }));
         Ok(match verdict {
@@ -302,14 +332,7 @@ impl Waiting {
                             return verdict(Fact::SetupFailed { message });
                         }
                         Ok(Word::Died(how)) => return verdict(Fact::Died { how }),
-                        Ok(Word::Ready) => {
-                            return verdict(match &self.daemon {
-                                Some(daemon) => Fact::Started { pid: daemon.pid },
-                                None => Fact::SetupFailed {
-                                    message: "the daemon process could not be adopted".into(),
-                                },
-                            });
-                        }
+                        Ok(Word::Ready) => return verdict(self.started()),
                         Ok(_) => {}
                     }
                 }
@@ -329,6 +352,7 @@ impl Waiting {
                     Fact::StillInitializing {
                         pid: daemon.pid,
                         waited: self.timeout,
+                        awaiting: self.awaiting.clone(),
                     }
                 }
                 (None, _) => Fact::SetupFailed {
@@ -338,7 +362,33 @@ impl Waiting {
                     ),
                 },
             })),
-            Event::Signal(_) | Event::ChildExited => None,
+            Event::Readied if protocol.stage == Stage::Execed => verdict(self.started()),
+            Event::Signal(_) | Event::ChildExited | Event::Readied => None,
+        }
+    }
+
+    /// After `ready`, the Lisp closes its end of the pipe, which `status`
+    /// takes as its sign of readiness: waits for that (a moment at most,
+    /// within the start's deadline), so a `status` right after the start
+    /// says `running`.
+    fn await_close(&self, events: &mut EventLoop) -> Result<(), DaemonError> {
+        events.deadline = Some((Instant::now() + CLOSE_WAIT).min(self.deadline));
+        events.ready_by = None;
+        while events.pipe.is_some() {
+            if matches!(events.next()?, Event::Deadline) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The daemon is ready.
+    fn started(&self) -> Fact {
+        match &self.daemon {
+            Some(daemon) => Fact::Started { pid: daemon.pid },
+            None => Fact::SetupFailed {
+                message: "the daemon process could not be adopted".into(),
+            },
         }
     }
 

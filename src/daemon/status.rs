@@ -1,14 +1,22 @@
 //! `status`: what the pid files, the lock and a supervisor's state say.
 
-use super::{DaemonError, Fact, PidState, Request, RunDir, Supervision, supervise};
+use crate::config::Readiness;
+use crate::plan::READY_FD;
+
+use super::events::ReadyBy;
+use super::{DaemonError, Fact, PidState, Request, RunDir, Supervision, process, supervise};
 
 /// `status`: running, stale, or no pid file.
 pub fn status(req: &Request) -> Result<Fact, DaemonError> {
     Ok(match req.inspect()? {
-        (files, PidState::Running { pid, locked }) => Fact::Runs {
-            pid,
-            supervision: files.filter(|_| locked).and_then(|f| supervision(&f, pid)),
-        },
+        (files, PidState::Running { pid, locked }) => {
+            let supervision = files.filter(|_| locked).and_then(|f| supervision(&f, pid));
+            Fact::Runs {
+                pid,
+                activating: locked && activating(req, pid, supervision.as_ref()),
+                supervision,
+            }
+        }
         (_, PidState::Stale { pid }) => Fact::Stale { pid },
         (_, PidState::Missing) => Fact::NoPidFile,
     })
@@ -26,5 +34,28 @@ fn supervision(files: &RunDir, pid: i32) -> Option<Supervision> {
         lisp_pid: s.lisp,
         restarts: s.restarts,
         last_exit: s.last_exit,
+        ready: s.ready,
     })
+}
+
+/// Whether the daemon `pid` (a supervisor's Lisp, if `supervision` says
+/// one runs) has not said it is ready yet: its port does not answer (`:ready
+/// (:port N)`), or its Lisp still holds the readiness pipe, which the
+/// bootstrap closes once it said `ready`. What cannot be seen (another
+/// user's process) counts as ready.
+fn activating(req: &Request, pid: i32, supervision: Option<&Supervision>) -> bool {
+    let lisp = match supervision {
+        Some(Supervision { ready: true, .. }) => return false,
+        Some(s) => match s.lisp_pid {
+            Some(lisp) => lisp,
+            None => return false,
+        },
+        None => pid,
+    };
+    match &req.conf.spec.ready {
+        Readiness::Port { port, address } => {
+            !ReadyBy::port_answers(&std::net::SocketAddr::new(*address, *port))
+        }
+        Readiness::Returned | Readiness::Notify => process::holds_pipe(lisp, READY_FD),
+    }
 }

@@ -22,7 +22,7 @@ use nix::unistd::{Pid, pipe2};
 
 use super::error::DaemonError;
 use super::events::read_what_is_there;
-use super::events::{Event, EventLoop, take_signals};
+use super::events::{Event, EventLoop, ReadyBy, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::launch::Launch;
 use super::output::Output;
@@ -222,7 +222,13 @@ struct Supervisor<'a> {
 
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
 /// set up, `starter` the readiness pipe of `start`). Never returns.
-pub fn run(launch: Launch, files: RunDir, policy: &Policy, starter: File, logger: &Logger) -> ! {
+pub fn run(
+    mut launch: Launch,
+    files: RunDir,
+    policy: &Policy,
+    starter: File,
+    logger: &Logger,
+) -> ! {
     super::process::set_title(&format!("daemonization: supervisor of {}", policy.name));
     // The Lisp must not inherit the lock's descriptor.
     let _ = nix::fcntl::fcntl(
@@ -233,7 +239,7 @@ pub fn run(launch: Launch, files: RunDir, policy: &Policy, starter: File, logger
     let mut starter = starter;
     // Whatever the Lisp's descendants leave comes to us, to be ended.
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let events = match set_up(&launch, policy) {
+    let events = match set_up(&mut launch, policy) {
         Ok(events) => events,
         Err(e) => {
             let _ = starter.write_all(Word::SetupError(e.to_string()).line().as_bytes());
@@ -274,7 +280,7 @@ pub fn run(launch: Launch, files: RunDir, policy: &Policy, starter: File, logger
 
 /// The signals the supervisor takes (as events), and `:output` if it
 /// writes it.
-fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, DaemonError> {
+fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError> {
     let signals = take_signals(&[
         Signal::SIGTERM,
         Signal::SIGINT,
@@ -294,7 +300,12 @@ fn set_up(launch: &Launch, policy: &Policy) -> Result<EventLoop, DaemonError> {
         }
         _ => None,
     };
-    Ok(EventLoop::new(Some(signals), output))
+    let mut events = EventLoop::new(Some(signals), output);
+    // One notify socket for every Lisp it starts; a port, tried per start.
+    events.ready_by =
+        ReadyBy::of(&launch.ready, launch.uid()).map_err(DaemonError::NotifySocket)?;
+    launch.notify_to(events.ready_by.as_ref());
+    Ok(events)
 }
 
 impl Supervisor<'_> {
@@ -312,6 +323,7 @@ impl Supervisor<'_> {
                     }
                 }
                 Event::PipeClosed => {}
+                Event::Readied => return Happened::Ready,
                 Event::ChildExited => {
                     return Happened::Exited {
                         failed: self.reap(),
@@ -337,6 +349,9 @@ impl Supervisor<'_> {
                 Ok(Word::Ready) => {
                     // Nothing more to hear from this Lisp.
                     self.events.pipe = None;
+                    if let Some(by) = &mut self.events.ready_by {
+                        by.armed = false;
+                    }
                     return Some(Happened::Ready);
                 }
                 Ok(_) => {}
@@ -384,8 +399,14 @@ impl Supervisor<'_> {
             None => how_it_ended(status),
         });
         self.record.lisp = None;
-        let _ = self.files.write_state(&self.record.to_string());
+        self.record.ready = false;
+        self.write_state();
         !matches!(status, WaitStatus::Exited(_, 0))
+    }
+
+    /// The record for `status`, written.
+    fn write_state(&self) {
+        let _ = self.files.write_state(&self.record.to_string());
     }
 
     fn limit_reached(&mut self) -> bool {
@@ -406,6 +427,8 @@ impl Supervisor<'_> {
     fn act(&mut self, action: Action) {
         match action {
             Action::RelayReady => {
+                self.record.ready = true;
+                self.write_state();
                 if let Some(mut s) = self.starter.take() {
                     let _ = s.write_all(Word::Ready.line().as_bytes());
                 }
@@ -456,7 +479,7 @@ impl Supervisor<'_> {
         self.events.deadline = Some(Instant::now() + self.delay);
         self.delay = (self.delay * 2).min(self.policy.max_delay);
         self.record.restarts += 1;
-        let _ = self.files.write_state(&self.record.to_string());
+        self.write_state();
     }
 
     fn start(&mut self) {
@@ -481,9 +504,13 @@ impl Supervisor<'_> {
         self.events.text.clear();
         self.protocol = Protocol::new(Stage::Execed);
         self.broken = None;
+        if let Some(by) = &mut self.events.ready_by {
+            by.arm();
+        }
         self.events.child = PidFd::open(child.as_raw()).ok();
         self.record.lisp = Some(child.as_raw());
-        let _ = self.files.write_state(&self.record.to_string());
+        self.record.ready = false;
+        self.write_state();
         if self.starter.is_none() {
             self.logger.info(&format!(
                 "restarted the Lisp (pid {child}), restart {}",

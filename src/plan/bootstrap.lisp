@@ -38,6 +38,9 @@
 ;;;;   *FROM-CORE*       true when the image is a core saved with *PRELOAD*
 ;;;;                     loaded: then it is not loaded again
 ;;;;   *CORE-FILE*       :BUILD-CORE mode: where to save the image
+;;;;   *READY-MODE*      :RETURNED (ready once :main-function returned),
+;;;;                     :NOTIFY or :PORT (ready when the daemon says so, or
+;;;;                     its port answers: the tool probes it)
 ;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
 ;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
 ;;;;                     (the original's daemon, a fork of the caller's
@@ -60,7 +63,8 @@ Errors are ignored: the starter may be gone (killed while waiting)."
                       (finish-output stream)
                       t)))
         ;; Unwritten output is dropped, so the descriptor is closed anyway.
-        (ignore-errors (close stream :abort (not written))))
+        (ignore-errors (close stream :abort (not written)))
+        (ignore-errors (%close-ready-fd *ready-fd*)))
       (setf *ready-fd* nil))))
 
 (defun message (control &rest args)
@@ -335,24 +339,52 @@ nobody read."
          (write-line "end-of-report" stream))
        (finish-output stream)))))
 
-(defvar *ready* nil "Whether :main-function has returned.")
+(defvar *ready* nil "Whether the daemon is ready (and said so).")
+(defvar *main-returned* nil "Whether :main-function has returned.")
 (defvar *reload-pending* nil "The number of a SIGHUP that came before that.")
 
 (defun reload (tag)
   "SIGHUP (with the number TAG): calls :reload-function once the daemon is
 ready (a SIGHUP before waits for it); its error is reported, not fatal."
-  (if *ready*
+  (if (or *ready* *main-returned*)
       (call-reload-function tag)
       (setf *reload-pending* tag)))
 
-(defun now-ready ()
-  "Tells the starting process, then runs a reload asked for meanwhile."
-  (report "ready")
-  (setf *ready* t)
+(defun run-pending-reload ()
   (when *reload-pending*
     (let ((tag *reload-pending*))
       (setf *reload-pending* nil)
       (call-reload-function tag))))
+
+(defun now-ready (&optional status)
+  "Tells the starting process (once; with the daemon's STATUS text, if
+given), then runs a reload asked for meanwhile."
+  (unless *ready*
+    (setf *ready* t)
+    (when status
+      (say (format nil "status ~a" (one-line (subseq status 0 (min (length status) 200))))))
+    (report "ready")
+    (run-pending-reload)))
+
+(defun daemon-says-ready (&optional status)
+  "DAEMONIZATION:READY: the daemon says it is ready (:ready :notify), from
+any thread, at most once; later calls do nothing. STATUS, a string, is
+shown by the service manager (systemd's STATUS=)."
+  (now-ready (and (stringp status) status))
+  t)
+
+(defun define-api ()
+  "The package DAEMONIZATION, the daemon's side of the tool: defined (or
+redefined, on a saved core) by every bootstrap, so the functions always
+reach this bootstrap's state."
+  (let ((package (or (find-package "DAEMONIZATION")
+                     (make-package "DAEMONIZATION" :use '()))))
+    (flet ((api (name function doc)
+             (let ((symbol (intern name package)))
+               (export symbol package)
+               (setf (fdefinition symbol) function
+                     (documentation symbol 'function) doc))))
+      (api "READY" #'daemon-says-ready (documentation 'daemon-says-ready 'function)))))
 
 (defun call-reload-function (tag)
   (block reload
@@ -386,8 +418,11 @@ is ready."
   (call-user :before-init-fn *before-init-fn*)
   (unless *from-core* (call-thunk :preload #'preload))
   (call-user :main-function *main-function*)
+  (setf *main-returned* t)
   (settle)
-  (now-ready))
+  (if (eq *ready-mode* :returned)
+      (now-ready)
+      (run-pending-reload)))
 
 (defun wait-until-stopped ()
   (%wait-for-stop #'stop-now))
@@ -403,6 +438,7 @@ is ready."
   (%install-debugger-hook #'die-on-unhandled-error)
   (when *reload-function*
     (%install-reload-handler #'reload))
+  (define-api)
   (%user-evaluation)
   (dolist (module *required-modules*) (%require module))
   (when *fasl-dir*

@@ -113,6 +113,8 @@ pub struct LaunchPlan {
     /// Its descriptors: what each holds, and its number; every other one
     /// is closed (the standard ones not listed stay as they are).
     pub fds: Vec<(Slot, i32)>,
+    /// When it is ready (`:ready`).
+    pub ready: crate::config::Readiness,
 }
 
 /// `PATH` of a daemon that runs as another user than the caller.
@@ -175,6 +177,7 @@ pub fn plan(
         identity: switch.cloned(),
         output: spec.output.clone().filter(|_| daemon),
         fds: descriptors(spec, mode, keeps_reader, supervision.is_some()),
+        ready: spec.ready.clone(),
         supervision,
         cwd: match mode {
             Mode::Daemon => Some(PathBuf::from("/")),
@@ -256,14 +259,16 @@ fn descriptors(
 /// none: a daemon cannot fill root's disk by default.
 pub const DEFAULT_OUTPUT_MAX: u64 = 1 << 30;
 
-/// A daemon's supervisor, when a restart policy, or rotation of
-/// `:output`, needs one.
+/// A daemon's supervisor, when a restart policy, rotation of `:output`, or
+/// `:ready :notify` needs one (the supervisor hears the notify socket for
+/// the daemon's whole life, so `status` knows when it is ready).
 fn supervision(spec: &DaemonSpec) -> Option<Policy> {
     let rotation = spec
         .output_max_size
         .map(|max| (Some(max), spec.output_keep()));
+    let notify = spec.ready == crate::config::Readiness::Notify;
     match (spec.restart, rotation) {
-        (RestartPolicy::Never, None) => None,
+        (RestartPolicy::Never, None) if !notify => None,
         (restart, rotation) => Some(Policy {
             restart,
             delay: spec.restart_delay(),
@@ -334,8 +339,10 @@ pub fn environment(
 /// `reload` reads in `/proc/PID/environ` before it sends SIGHUP.
 pub const RELOAD_MARK: &str = "DAEMONIZATION_RELOAD_FD";
 
+/// The service manager's socket is the tool's: a Lisp gets a socket of its
+/// own (`:ready :notify`), never the manager's.
 fn with_reload_mark(mut env: Env, reloads: bool) -> Env {
-    env.retain(|(k, _)| k != RELOAD_MARK);
+    env.retain(|(k, _)| k != RELOAD_MARK && k != "NOTIFY_SOCKET");
     if reloads {
         env.push((RELOAD_MARK.into(), RELOAD_FD.to_string().into()));
     }
@@ -493,8 +500,14 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *reload-fd* {reload_fd})\n\
          (defparameter *preload* '({}))\n\
          (defparameter *from-core* {from_core})\n\
-         (defparameter *core-file* {core_file})\n",
-        preload.join(" ")
+         (defparameter *core-file* {core_file})\n\
+         (defparameter *ready-mode* {ready_mode})\n",
+        preload.join(" "),
+        ready_mode = match spec.ready {
+            crate::config::Readiness::Returned => ":returned",
+            crate::config::Readiness::Notify => ":notify",
+            crate::config::Readiness::Port { .. } => ":port",
+        }
     )
 }
 

@@ -25,6 +25,15 @@
 (defun %open-ready-stream (fd)
   (ext:make-stream fd :direction :output :external-format charset:utf-8))
 
+(defun %close-ready-fd (fd)
+  "MAKE-STREAM duplicated FD: closing the stream left FD open, and `status`
+sees a daemon that holds it as not ready yet."
+  (funcall (compile nil `(lambda ()
+                           (ffi:def-call-out c-close (:name "close")
+                             (:arguments (fd ffi:int)) (:return-type ffi:int)
+                             (:library :default))
+                           (c-close ,fd)))))
+
 (defun %install-reload-handler (reload)
   ;; This Lisp cannot catch SIGHUP: the tool refuses :reload-function for it.
   (declare (ignore reload)))

@@ -31,6 +31,11 @@
   ;; neither move objects nor give memory back.
   nil)
 
+(define-default %close-ready-fd (fd)
+  ;; Closing the readiness stream closed FD itself (SBCL, ECL): `status`
+  ;; sees a daemon whose FD is closed as ready.
+  (declare (ignore fd)))
+
 (define-default %set-cloexec (fd)
   ;; Without a portable fcntl: the descriptors stay inheritable by the
   ;; Lisp's own children (see README).

@@ -78,7 +78,8 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *reload-fd* nil)\n\
                   (defparameter *preload* '())\n\
                   (defparameter *from-core* nil)\n\
-                  (defparameter *core-file* nil)\n";
+                  (defparameter *core-file* nil)\n\
+                  (defparameter *ready-mode* :returned)\n";
     assert_eq!(
         plan.bootstrap,
         format!(

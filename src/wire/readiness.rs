@@ -10,7 +10,8 @@
 //! | `exec PROGRAM` | the daemon process | it execs the Lisp |
 //! | `setup-error MESSAGE` | the daemon process, a supervisor | the set-up failed (one line): it exits |
 //! | `died HOW` | a supervisor | its first Lisp ended before it was ready, as HOW says: it exits |
-//! | `ready` | the bootstrap (`bootstrap.lisp`) | `:main-function` returned |
+//! | `status TEXT` | the bootstrap | the daemon's own status text, given to `(daemonization:ready TEXT)` (one line) |
+//! | `ready` | the bootstrap (`bootstrap.lisp`) | `:main-function` returned, or the daemon called `(daemonization:ready)` |
 //! | `error` | the bootstrap | a function of the conf signalled; the Lisp's report follows, to the end of the pipe |
 //!
 //! The daemon's pid is never a word: `start` learns it from its own fork.
@@ -33,6 +34,8 @@ pub enum Word {
     SetupError(String),
     /// How a supervisor's first Lisp ended before it was ready.
     Died(String),
+    /// The daemon's status text, before `Ready`.
+    Status(String),
     Ready,
     Error,
 }
@@ -47,6 +50,7 @@ impl fmt::Display for Word {
             // One line, whatever the message.
             Word::SetupError(message) => write!(f, "setup-error {}", message.replace('\n', " ")),
             Word::Died(how) => write!(f, "died {}", how.replace('\n', " ")),
+            Word::Status(text) => write!(f, "status {}", text.replace('\n', " ")),
             Word::Ready => f.write_str("ready"),
             Word::Error => f.write_str("error"),
         }
@@ -70,6 +74,7 @@ impl FromStr for Word {
             ("exec", false) => Word::Exec(rest.to_string()),
             ("setup-error", false) => Word::SetupError(rest.to_string()),
             ("died", false) => Word::Died(rest.to_string()),
+            ("status", false) => Word::Status(rest.to_string()),
             ("ready", true) => Word::Ready,
             ("error", true) => Word::Error,
             _ => return Err(NotAWord),
@@ -89,7 +94,8 @@ impl Word {
             Word::Locked => "locked the pid file".to_string(),
             Word::Switched(how) => format!("switched to {how}"),
             Word::Exec(program) => format!("exec {program}"),
-            Word::Ready => ":main-function returned: ready".to_string(),
+            Word::Status(text) => format!("the daemon's status: {}", crate::visible::line(text)),
+            Word::Ready => "the Lisp is ready".to_string(),
             _ => return None,
         })
     }
@@ -131,6 +137,7 @@ impl Stage {
             (Stage::Locked { supervised: true }, Ready | Died(_)) => Stage::Done,
             (Stage::Locked { supervised: true } | Stage::Execed, Error) => Stage::Reporting,
             (Stage::Execed, Ready) => Stage::Done,
+            (Stage::Execed, Status(_)) => Stage::Execed,
             (Stage::Locked { .. } | Stage::Switched | Stage::Execed, SetupError(_)) => Stage::Done,
             _ => return None,
         })
@@ -143,7 +150,7 @@ impl Stage {
             Stage::Locked { supervised: false } => "switched, exec or setup-error",
             Stage::Locked { supervised: true } => "ready, error, died or setup-error",
             Stage::Switched => "exec or setup-error",
-            Stage::Execed => "ready or error",
+            Stage::Execed => "status, ready or error",
             Stage::Reporting | Stage::Done => "nothing more",
         }
     }
@@ -253,6 +260,7 @@ mod tests {
             Word::Exec("/usr/bin/sbcl".into()),
             Word::SetupError("cannot open: Permission denied".into()),
             Word::Died("the Lisp (pid 9) exited with status 3 before it was ready".into()),
+            Word::Status("listening on 8080".into()),
             Word::Ready,
             Word::Error,
         ];
@@ -288,6 +296,9 @@ mod tests {
             let parsed: Word = word.parse().unwrap_or_else(|_| panic!("{word:?}"));
             assert!(matches!(parsed, Word::Ready | Word::Error), "{word}");
         }
+        // The status text of (daemonization:ready TEXT), written by SAY.
+        assert!(bootstrap.contains("(say (format nil \"status ~a\""));
+        assert!(matches!("status up".parse(), Ok(Word::Status(_))));
     }
 
     /// After each word only the next legal words are taken; the pid is
@@ -338,11 +349,20 @@ mod tests {
             assert_eq!(
                 words.last().unwrap(),
                 &format!(
-                    "broken: broke the readiness protocol: it said \"{forged}\" where only ready or error may come"
+                    "broken: broke the readiness protocol: it said \"{forged}\" where only status, ready or error may come"
                 ),
             );
             assert_eq!((words.len(), stage), (3, Stage::Done), "{forged}");
         }
+        // The daemon's status text may come before ready, any number of times.
+        assert_eq!(
+            heard(
+                daemon,
+                "locked\nexec sbcl\nstatus up\nstatus on 80\nready\n"
+            )
+            .0,
+            ["locked", "exec sbcl", "status up", "status on 80", "ready"]
+        );
         // Ready before exec is not the Lisp's: no Lisp ran yet.
         assert!(heard(daemon, "locked\nready\n").0[1].starts_with("broken:"));
         // A supervisor relays ready, error, died or setup-error after locked.

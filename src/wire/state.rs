@@ -8,6 +8,7 @@
 //! | `restarts N` | how many times it restarted its Lisp |
 //! | `lisp PID` | its Lisp now, if one runs |
 //! | `last-exit HOW` | how the last Lisp ended (one line, shown: see `crate::visible`) |
+//! | `ready yes` | its Lisp now said it is ready (by its pipe, its notify socket or its port) |
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +23,8 @@ pub struct State {
     pub lisp: Option<i32>,
     pub restarts: u32,
     pub last_exit: Option<String>,
+    /// The Lisp that runs said it is ready.
+    pub ready: bool,
 }
 
 impl fmt::Display for State {
@@ -36,6 +39,9 @@ impl fmt::Display for State {
         }
         if let Some(exit) = &self.last_exit {
             writeln!(f, "last-exit {}", crate::visible::line(exit))?;
+        }
+        if self.ready {
+            writeln!(f, "ready yes")?;
         }
         Ok(())
     }
@@ -61,6 +67,7 @@ impl FromStr for State {
                 "lisp" => state.lisp = Some(value.parse().map_err(|_| NotAState)?),
                 "restarts" => state.restarts = value.parse().map_err(|_| NotAState)?,
                 "last-exit" => state.last_exit = Some(value.to_string()),
+                "ready" if value == "yes" => state.ready = true,
                 _ => return Err(NotAState),
             }
         }
@@ -80,11 +87,13 @@ mod tests {
             lisp: Some(43),
             restarts: 2,
             last_exit: Some("killed by SIGKILL".into()),
+            ready: true,
         };
         assert_eq!(state.to_string().parse(), Ok(state.clone()));
         let idle = State {
             lisp: None,
             last_exit: None,
+            ready: false,
             ..state
         };
         assert_eq!(idle.to_string().parse(), Ok(idle));
@@ -94,6 +103,7 @@ mod tests {
             "restarts 1\n",
             "supervisor 1\nowner root\n",
             "supervisor\n",
+            "supervisor 1\nready no\n",
         ] {
             assert_eq!(bad.parse::<State>(), Err(NotAState), "{bad:?}");
         }

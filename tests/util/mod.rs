@@ -10,6 +10,58 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_daemonization")
 }
 
+/// `path` (the binary, or a directory of the checkout) where every user
+/// can read it: itself when every directory above it lets others in, else
+/// a copy made once per test run in a directory of its own under the
+/// system's temporary directory (a checkout in root's 0700 home cannot be
+/// reached by the test user).
+pub fn for_anyone(path: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let reachable = path.ancestors().skip(1).all(|dir| {
+        dir.metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+    });
+    if reachable {
+        return path.to_path_buf();
+    }
+    static COPIES: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let base = COPIES.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("daemonization-tests-shared-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    });
+    let copy = base.path().join(path.file_name().unwrap());
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap();
+    if !copy.exists() {
+        let status = Command::new("cp")
+            .args(["-R", "--preserve=mode"])
+            .arg(path)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cannot copy {} for the test user",
+            path.display()
+        );
+        Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&copy)
+            .status()
+            .unwrap();
+    }
+    copy
+}
+
+/// The binary under test, where another user can run it (`for_anyone`).
+pub fn bin_for_anyone() -> PathBuf {
+    for_anyone(Path::new(bin()))
+}
+
 /// `tests/fixtures/...`
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,15 +272,29 @@ impl Sandbox {
     }
 
     /// A command for the binary, with this sandbox's environment.
+    /// `command` as `user`, with a binary that user can run.
+    pub fn command_as(&self, conf: &Path, args: &[&str], user: &nix::unistd::User) -> Command {
+        let mut command = self.command_of(&bin_for_anyone(), conf, args);
+        command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        command
+    }
+
+    /// The tool on `conf` with `args`, its pid directory this sandbox; no
+    /// service manager's socket (the tests may run under one).
     pub fn command(&self, conf: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(bin());
+        self.command_of(Path::new(bin()), conf, args)
+    }
+
+    fn command_of(&self, program: &Path, conf: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .arg(conf)
             .args(args)
             .env("DAEMONIZATION_PID_DIR", self.dir.path())
             .env("LOGGING_CONF", logging_conf(self.dir.path()))
             .env_remove("DAEMONIZATION_DEFAULT_CONF")
-            .env_remove("LISP_RUNNER");
+            .env_remove("LISP_RUNNER")
+            .env_remove("NOTIFY_SOCKET");
         command
     }
 
