@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::error::{ConfErrorKind, Fail};
 use super::schedule::StopSchedule;
 use super::spec::{
-    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, Preload, Readiness,
-    RestartPolicy,
+    CoreFile, DaemonSpec, Dir, FunctionShape, Listen, LispCode, LispKind, MAX_LISTEN, OsParams,
+    Preload, Readiness, RestartPolicy,
 };
 use crate::reader::{Datum, Form, Macro, Number};
 use crate::source::Source;
@@ -50,6 +50,8 @@ pub enum Kind {
     Restart(fn(&mut DaemonSpec, RestartPolicy)),
     /// `:returned`, `:notify`, `(:port N)` or `(:port N :address "A")`, or nil.
     Ready(fn(&mut DaemonSpec, Readiness)),
+    /// A list of `(:name N :port P :address A :backlog B)`, or nil.
+    Listen(fn(&mut DaemonSpec, Vec<Listen>)),
     /// `(STARTS SECONDS)`, or nil.
     StartLimit(fn(&mut DaemonSpec, Option<(u32, Duration)>)),
     /// A size: bytes, or a string such as `"64K"`, `"10M"`, `"1G"`; or nil.
@@ -215,6 +217,18 @@ pub const KEYS: &[Key] = &[
         doc: "when a start is done: :returned (:main-function returned), :notify (the daemon calls (daemonization:ready) or sends READY=1 to $NOTIFY_SOCKET), (:port N) (a TCP connection to port N succeeds)",
     },
     Key {
+        name: "listen",
+        kind: Kind::Listen(|s, v| s.listen = v),
+        default: "nil",
+        doc: "listening sockets the tool binds (as root, before the user switch) and holds across restarts, passed to every Lisp as systemd does (LISTEN_FDS): ((:name \"http\" :port 8080 :address \"0.0.0.0\" :backlog 511)); restart then replaces the Lisp without refusing a connection",
+    },
+    Key {
+        name: "stop-function",
+        kind: Kind::Function(|s, v| s.stop_function = v),
+        default: "nil",
+        doc: "function called in the daemon when it is stopped, before it exits: stop accepting, finish what is in flight (a daemonization:acceptor drains by itself)",
+    },
+    Key {
         name: "restart-delay",
         kind: Kind::Seconds(|s, v| s.restart_delay = v),
         default: "1",
@@ -353,6 +367,7 @@ impl Kind {
             Kind::Schedule(set) => set(spec, schedule(value)?),
             Kind::Restart(set) => set(spec, restart(value)?),
             Kind::Ready(set) => set(spec, ready(value)?),
+            Kind::Listen(set) => set(spec, listen(value)?),
             Kind::StartLimit(set) => set(spec, start_limit(value)?),
             Kind::Size(set) => set(spec, size(value)?),
             Kind::Count(set) => set(spec, count(value)?),
@@ -380,6 +395,7 @@ impl Kind {
             Kind::Schedule(_) => SCHEDULE,
             Kind::Restart(_) => RESTART,
             Kind::Ready(_) => READY,
+            Kind::Listen(_) => LISTEN,
             Kind::StartLimit(_) => START_LIMIT,
             Kind::Size(_) => SIZE,
             Kind::Count(_) => COUNT,
@@ -405,6 +421,11 @@ const SECONDS: &str = "a number of seconds (0 or more) or nil";
 const SCHEDULE: &str = "a stop schedule such as \"USR1/60/KILL/5\" (signal/seconds/...) or nil";
 const RESTART: &str = ":never, :on-failure, :always or nil";
 const READY: &str = ":returned, :notify, (:port N), (:port N :address \"127.0.0.1\") or nil";
+const LISTEN: &str = "a list of listeners such as ((:name \"http\" :port 8080 :address \"0.0.0.0\" :backlog 511)), at most 5, or nil";
+const LISTEN_PORT: &str = "a port number from 1 to 65535";
+const LISTEN_NAME: &str = "a name of letters, digits, - and _ (at most 64), not used twice";
+const LISTEN_ADDRESS: &str = "an IP address such as \"0.0.0.0\", \"127.0.0.1\" or \"::\"";
+const LISTEN_BACKLOG: &str = "an integer from 1 to 65535";
 const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
 const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
 const COUNT: &str = "an integer (0 or more) or nil";
@@ -653,6 +674,77 @@ fn ready(v: &ValueAt) -> Result<Readiness, Fail> {
         None => Err(v.wrong(READY)),
     }
 }
+
+fn listen(v: &ValueAt) -> Result<Vec<Listen>, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(Vec::new()),
+        // One listener's plist, or a list of them.
+        Datum::List { items, tail: None } if matches!(items[0].datum, Datum::Keyword(_)) => {
+            std::slice::from_ref(v.form)
+        }
+        Datum::List { items, tail: None } if items.len() <= MAX_LISTEN => items.as_slice(),
+        _ => return Err(v.wrong(LISTEN)),
+    };
+    let mut listeners: Vec<Listen> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let entries = super::plist::entries(item, v.source, LISTEN_KEYS, Some(&v.key))?;
+        let mut listener = Listen {
+            name: String::new(),
+            port: 0,
+            address: std::net::IpAddr::from([0, 0, 0, 0]),
+            backlog: 511,
+        };
+        for (name, _, value) in entries {
+            let at = ValueAt {
+                form: value,
+                source: v.source,
+                key: format!("{} :{name}", v.key),
+            };
+            match (name, &value.datum) {
+                ("port", Datum::Number(Number::Integer(n))) if (1..=65535).contains(n) => {
+                    listener.port = *n as u16
+                }
+                ("port", _) => return Err(at.wrong(LISTEN_PORT)),
+                ("name", Datum::String(n))
+                    if !n.is_empty()
+                        && n.len() <= 64
+                        && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                        && !listeners.iter().any(|l| &l.name == n) =>
+                {
+                    listener.name = n.clone()
+                }
+                ("name", _) => return Err(at.wrong(LISTEN_NAME)),
+                ("address", Datum::String(a)) => {
+                    listener.address = a.parse().map_err(|_| at.wrong(LISTEN_ADDRESS))?
+                }
+                ("address", _) => return Err(at.wrong(LISTEN_ADDRESS)),
+                ("backlog", Datum::Number(Number::Integer(n))) if (1..=65535).contains(n) => {
+                    listener.backlog = *n as u32
+                }
+                _ => return Err(at.wrong(LISTEN_BACKLOG)),
+            }
+        }
+        if listener.port == 0 {
+            return Err(ValueAt {
+                form: item,
+                source: v.source,
+                key: format!("{} :port", v.key),
+            }
+            .wrong(LISTEN_PORT));
+        }
+        if listener.name.is_empty() {
+            listener.name = match i {
+                0 => "http".to_string(),
+                _ => format!("listen-{}", i + 1),
+            };
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// The keys of one listener of `:listen`.
+pub const LISTEN_KEYS: &[&str] = &["name", "port", "address", "backlog"];
 
 fn start_limit(v: &ValueAt) -> Result<Option<(u32, Duration)>, Fail> {
     let items = match &v.form.datum {

@@ -24,8 +24,8 @@ pub use error::{ConfError, ConfErrorKind};
 pub use paths::PidDirs;
 pub use schedule::{BadSchedule, StopSchedule, StopStep, parse_signal};
 pub use spec::{
-    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, OsParams, Preload, Readiness,
-    RestartPolicy,
+    CoreFile, DaemonSpec, Dir, FunctionShape, Listen, LispCode, LispKind, OsParams, Preload,
+    Readiness, RestartPolicy,
 };
 
 use crate::reader::{self, Features, Form, Span, lisp_string};

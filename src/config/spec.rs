@@ -39,6 +39,11 @@ pub struct DaemonSpec {
     pub restart: RestartPolicy,
     /// Extension: when a starting daemon is ready.
     pub ready: Readiness,
+    /// Extension: listening sockets held across restarts.
+    pub listen: Vec<Listen>,
+    /// Extension: called in the daemon when it is stopped, before it exits
+    /// (stop accepting, finish what is in flight).
+    pub stop_function: Option<LispCode>,
     /// Extension: the first delay before a restart (doubles on quick failures).
     pub restart_delay: Option<Duration>,
     /// Extension: the longest delay between restarts.
@@ -102,6 +107,20 @@ pub enum Readiness {
         address: std::net::IpAddr,
     },
 }
+
+/// One of `:listen`: a listening socket the tool binds once and holds
+/// across restarts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// Its name in `LISTEN_FDNAMES` (and `(daemonization:listener NAME)`).
+    pub name: String,
+    pub port: u16,
+    pub address: std::net::IpAddr,
+    pub backlog: u32,
+}
+
+/// The most listeners a conf holds (descriptors 3 to 7).
+pub const MAX_LISTEN: usize = 5;
 
 /// A directory setting: a path, or `:this-dir`.
 #[derive(Clone, Debug, PartialEq, Eq)]

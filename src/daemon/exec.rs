@@ -77,7 +77,7 @@ pub fn exec_lisp(launch: &Launch, how: Become, announce: &mut dyn FnMut(Word)) -
     }
     announce(Word::Exec(launch.program_name.clone()));
     reset_signals();
-    let errno = execve(&launch.program, &launch.argv, &launch.envp).unwrap_err();
+    let errno = execve(&launch.program, &launch.argv, &launch.exec_env()).unwrap_err();
     SetupError::Exec {
         program: launch.program_name.clone(),
         errno,

@@ -6,7 +6,7 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,10 @@ pub struct Launch {
     pub(super) fds: Vec<(Slot, i32)>,
     /// When the Lisp is ready (`:ready`).
     pub(super) ready: crate::config::Readiness,
+    /// `:listen`'s sockets, once bound (by the process that holds them
+    /// across restarts: a supervisor, or nodaemon).
+    pub(super) listen: Vec<crate::config::Listen>,
+    pub(super) listeners: Vec<OwnedFd>,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -113,7 +117,25 @@ impl Launch {
             cgroup: None,
             fds: plan.fds.clone(),
             ready: plan.ready.clone(),
+            listen: plan.listen.clone(),
+            listeners: Vec::new(),
         })
+    }
+
+    /// The descriptor the plan gives `slot` in the Lisp.
+    pub(super) fn target(&self, slot: Slot) -> Option<i32> {
+        self.fds.iter().find(|(s, _)| *s == slot).map(|(_, t)| *t)
+    }
+
+    /// The Lisp's environment at exec: with its own pid as `LISTEN_PID`
+    /// when it gets held sockets (systemd's protocol: the receiver checks
+    /// it is the process meant).
+    pub(super) fn exec_env(&self) -> Vec<CString> {
+        let mut envp = self.envp.clone();
+        if self.fds.iter().any(|(s, _)| matches!(s, Slot::Listener(_))) {
+            envp.push(cstring(format!("LISTEN_PID={}", std::process::id()).as_ref()));
+        }
+        envp
     }
 
     /// Gives the Lisp the notify socket of `ready_by`, if it has one.
@@ -156,6 +178,7 @@ impl Launch {
                 let fd = match slot {
                     Slot::Reload => reload.map(|(_, write)| write),
                     Slot::ReloadReader => reload.map(|(read, _)| read),
+                    Slot::Listener(i) => self.listeners.get(i).map(AsRawFd::as_raw_fd),
                     _ => source(slot),
                 };
                 fd.map(|fd| (fd, target))

@@ -13,6 +13,7 @@ mod foreground;
 mod fork;
 pub mod identity;
 mod launch;
+mod listen;
 mod notify;
 mod output;
 mod process;

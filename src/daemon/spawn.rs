@@ -127,9 +127,10 @@ fn daemon_process(
     if let Err(message) = set_up(&mut launch, pipe, reader) {
         setup_error(&mut early, &message);
     }
-    // From here on the pipe is READY_FD, which the Lisp inherits.
-    // SAFETY: set_up placed the pipe on READY_FD; never dropped, as above.
-    let mut pipe = ManuallyDrop::new(unsafe { File::from_raw_fd(READY_FD) });
+    // From here on the pipe is the plan's, which the Lisp inherits.
+    let ready = launch.target(Slot::Ready).unwrap_or(READY_FD);
+    // SAFETY: set_up placed the pipe there; never dropped, as above.
+    let mut pipe = ManuallyDrop::new(unsafe { File::from_raw_fd(ready) });
     let Some(files) = launch.pid_files.take() else {
         setup_error(&mut pipe, &"no pid file to claim")
     };
@@ -210,7 +211,7 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
         Slot::Bootstrap => Some(bootstrap),
         Slot::Ready => Some(pipe),
         Slot::ReadyReader => reader_fd,
-        Slot::Reload | Slot::ReloadReader => None,
+        Slot::Reload | Slot::ReloadReader | Slot::Listener(_) => None,
     });
     if let Some(files) = &launch.pid_files {
         layout.push((files.dir_fd(), DIR_FD));

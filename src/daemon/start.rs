@@ -163,6 +163,9 @@ pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
         &caller(req),
     );
     let mut launch = Launch::new(&plan, &program, None)?;
+    // `:listen`'s sockets: bound here (or taken from the service manager
+    // that passed them), as the caller, before any user switch.
+    launch.listeners = super::listen::bind(&launch.listen).map_err(DaemonError::Setup)?;
     // Another user's Lisp at the caller's terminal: its whole tree ends
     // with it, in a cgroup of its own where the kernel offers one (not
     // under a service manager, whose own cgroup holds the unit).

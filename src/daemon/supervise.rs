@@ -53,7 +53,8 @@ fn how_it_ended(status: WaitStatus) -> String {
 
 /// The Lisp, as the supervisor's child. Never returns.
 fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>, supervisor: i32) -> ! {
-    let placed = exec::fresh_bootstrap(BOOTSTRAP_FD).and_then(|bootstrap| {
+    let own = launch.target(Slot::Bootstrap).unwrap_or(BOOTSTRAP_FD);
+    let placed = exec::fresh_bootstrap(own).and_then(|bootstrap| {
         // The plan's layout, with the supervisor's pipes; its /dev/null on
         // 0 (and 1, 2 without :output) stays.
         exec::arrange(&launch.layout(|slot| match slot {
@@ -300,6 +301,9 @@ fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError
         }
         _ => None,
     };
+    // Bound once, as the caller (root, before the Lisp's user switch), and
+    // held for the daemon's whole life.
+    launch.listeners = super::listen::bind(&launch.listen).map_err(DaemonError::Setup)?;
     let mut events = EventLoop::new(Some(signals), output);
     // One notify socket for every Lisp it starts; a port, tried per start.
     events.ready_by =

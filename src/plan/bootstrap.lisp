@@ -38,6 +38,11 @@
 ;;;;   *FROM-CORE*       true when the image is a core saved with *PRELOAD*
 ;;;;                     loaded: then it is not loaded again
 ;;;;   *CORE-FILE*       :BUILD-CORE mode: where to save the image
+;;;;   *LISTENERS*       :listen's sockets this Lisp got: (NAME FD FAMILY) each,
+;;;;                     FAMILY :INET or :INET6 (also in LISTEN_FDS, for code
+;;;;                     written for systemd's socket activation)
+;;;;   *CONF-STOP-FUNCTION* source text of :stop-function, or NIL: called
+;;;;                     when the daemon is stopped, before it exits
 ;;;;   *READY-MODE*      :RETURNED (ready once :main-function returned),
 ;;;;                     :NOTIFY or :PORT (ready when the daemon says so, or
 ;;;;                     its port answers: the tool probes it)
@@ -126,8 +131,119 @@ signalled, without the bootstrap's own frames (see %BACKTRACE-LINES)."
 
 (defun stop-now (signal)
   (announce-stop signal)
+  (stop-service)
   (setf *exit-reason* :stop)
   (%exit 0 nil))
+
+(defun stop-service ()
+  "The orderly part of a stop, before the exit ends the other threads:
+:stop-function, then every DAEMONIZATION:ACCEPTOR still serving is
+drained (it stops accepting, and what it accepted is answered). An error
+is told, and the stop goes on."
+  (when *conf-stop-function*
+    (handler-case (let ((fn (user-function *conf-stop-function*)))
+                    (when fn (funcall fn)))
+      (serious-condition (c)
+        (let ((text (failure-text c ":stop-function")))
+          (message "ERROR: ~a" text)
+          (log-line :error text)))))
+  (dolist (acceptor *acceptors*)
+    (ignore-errors (drain acceptor))))
+
+;;; Held listening sockets (:listen) and the Hunchentoot acceptor on them.
+
+(defvar *listener-sockets* '()
+  "(FD . SOCKET) for each socket made of a held descriptor: kept referenced,
+since a collected socket's finalizer closes its descriptor.")
+
+(defvar *acceptors* '()
+  "The DAEMONIZATION:ACCEPTORs that listen, drained when the daemon stops.")
+
+(defun listener-entry (name)
+  (or (if name
+          (assoc (string name) *listeners* :test #'string=)
+          (first *listeners*))
+      (error "there is no :listen socket~@[ named ~s~]: the conf ~:[has no :listen~;~:*names ~{~s~^, ~}~]"
+             name (mapcar #'first *listeners*))))
+
+(defun listener-fd (&optional name)
+  "DAEMONIZATION:LISTENER-FD: the descriptor of the held socket NAME (the
+first by default), bound and listening (for Woo's :fd)."
+  (second (listener-entry name)))
+
+(defun listener-socket (&optional name)
+  "DAEMONIZATION:LISTENER-SOCKET: the held socket NAME (the first by
+default) as an SB-BSD-SOCKETS socket, made once and kept."
+  (destructuring-bind (fd family) (rest (listener-entry name))
+    (or (cdr (assoc fd *listener-sockets*))
+        (let ((socket (%socket-of-fd fd family)))
+          (push (cons fd socket) *listener-sockets*)
+          socket))))
+
+(defparameter *acceptor-source* "
+(progn
+  (defclass daemonization:acceptor (hunchentoot:easy-acceptor)
+    ((listener :initarg :listener :initform nil)
+     (draining :initform nil :accessor acceptor-draining))
+    (:documentation \"A Hunchentoot acceptor on a socket the tool holds (:listen):
+:LISTENER names it (the first by default). It accepts without blocking, so
+a stop can end its accepting at once, and a stop drains it: connections
+arriving meanwhile wait in the kernel's queue for the next Lisp.\"))
+  (defmethod hunchentoot:start-listening ((acceptor daemonization:acceptor))
+    (let ((socket (listener-socket (slot-value acceptor 'listener))))
+      (setf (sb-bsd-sockets:non-blocking-mode socket) t)
+      (setf (hunchentoot::acceptor-listen-socket acceptor)
+            (usocket::make-stream-server-socket socket :element-type '(unsigned-byte 8))))
+    (pushnew acceptor *acceptors*)
+    (values))
+  (defmethod hunchentoot:accept-connections ((acceptor daemonization:acceptor))
+    (let ((listener (hunchentoot::acceptor-listen-socket acceptor)))
+      (loop until (or (acceptor-draining acceptor) (hunchentoot::acceptor-shutdown-p acceptor))
+            do (when (usocket:wait-for-input listener :ready-only t :timeout 0.1)
+                 (let ((client (handler-case (usocket:socket-accept listener)
+                                 (error () nil))))
+                   (when client
+                     (hunchentoot::set-timeouts client
+                                                (hunchentoot:acceptor-read-timeout acceptor)
+                                                (hunchentoot:acceptor-write-timeout acceptor))
+                     (hunchentoot::handle-incoming-connection
+                      (hunchentoot::acceptor-taskmaster acceptor) client)))))))
+  (defmethod drain ((acceptor daemonization:acceptor))
+    (unless (acceptor-draining acceptor)
+      (setf (acceptor-draining acceptor) t)
+      (hunchentoot::shutdown (hunchentoot::acceptor-taskmaster acceptor))
+      (let ((lock (hunchentoot::acceptor-shutdown-lock acceptor)))
+        (bt:with-lock-held (lock)
+          (setf (hunchentoot::acceptor-shutdown-p acceptor) t)
+          (loop while (plusp (hunchentoot::accessor-requests-in-progress acceptor))
+                do (bt:condition-wait (hunchentoot::acceptor-shutdown-queue acceptor) lock
+                                      :timeout 1))))
+      (ignore-errors (usocket:socket-close (hunchentoot::acceptor-listen-socket acceptor)))
+      (setf (hunchentoot::acceptor-listen-socket acceptor) nil
+            *acceptors* (remove acceptor *acceptors*)))
+    acceptor))"
+  "DAEMONIZATION:ACCEPTOR, read and evaluated once Hunchentoot is loaded.")
+
+(defun define-acceptor ()
+  "Defines DAEMONIZATION:ACCEPTOR when Hunchentoot is loaded and it is not
+defined yet; true when it is defined."
+  (or (find-class (find-symbol "ACCEPTOR" "DAEMONIZATION") nil)
+      (when (and (find-package "HUNCHENTOOT") (find-package "USOCKET"))
+        (let ((*package* (find-package "DAEMONIZATION-BOOTSTRAP")))
+          (eval (read-from-string *acceptor-source*)))
+        t)))
+
+(defun make-acceptor (&rest initargs)
+  "DAEMONIZATION:MAKE-ACCEPTOR: a DAEMONIZATION:ACCEPTOR made with
+INITARGS (Hunchentoot's, and :LISTENER), Hunchentoot loaded."
+  (unless (define-acceptor)
+    (error "DAEMONIZATION:MAKE-ACCEPTOR needs Hunchentoot: load it first (:preload (:hunchentoot))"))
+  (apply #'make-instance (find-symbol "ACCEPTOR" "DAEMONIZATION") initargs))
+
+(defgeneric drain (acceptor)
+  (:documentation "DAEMONIZATION:DRAIN: the acceptor stops accepting, waits
+for what it accepted to be answered, and closes its socket; what arrives
+meanwhile waits in the kernel's queue for the next Lisp."))
 
 (defun die-on-unhandled-error (condition hook)
   (declare (ignore hook))
@@ -384,7 +500,12 @@ reach this bootstrap's state."
                (export symbol package)
                (setf (fdefinition symbol) function
                      (documentation symbol 'function) doc))))
-      (api "READY" #'daemon-says-ready (documentation 'daemon-says-ready 'function)))))
+      (api "READY" #'daemon-says-ready (documentation 'daemon-says-ready 'function))
+      (api "LISTENER-FD" #'listener-fd (documentation 'listener-fd 'function))
+      (api "LISTENER-SOCKET" #'listener-socket (documentation 'listener-socket 'function))
+      (api "MAKE-ACCEPTOR" #'make-acceptor (documentation 'make-acceptor 'function))
+      (api "DRAIN" #'drain "The acceptor stops accepting, answers what it accepted, and closes its socket.")
+      (export (intern "ACCEPTOR" package) package))))
 
 (defun call-reload-function (tag)
   (block reload
@@ -417,6 +538,7 @@ the preload (unless the core holds it), :main-function; then, settled, it
 is ready."
   (call-user :before-init-fn *before-init-fn*)
   (unless *from-core* (call-thunk :preload #'preload))
+  (when *listeners* (define-acceptor))
   (call-user :main-function *main-function*)
   (setf *main-returned* t)
   (settle)

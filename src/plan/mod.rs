@@ -26,6 +26,26 @@ pub const READY_READER_FD: i32 = 7;
 pub const RELOAD_FD: i32 = 8;
 /// The read end of that pipe, held by the daemon so the pipe lives on.
 pub const RELOAD_READER_FD: i32 = 9;
+/// With `:listen`, the held sockets are on 3, 4, ... (systemd's
+/// `SD_LISTEN_FDS_START`), so the bootstrap and the readiness pipe move
+/// above the reload pipe.
+pub const LISTEN_FDS_START: i32 = 3;
+pub const LISTENING_BOOTSTRAP_FD: i32 = 10;
+pub const LISTENING_READY_FD: i32 = 11;
+
+/// Where a Lisp of `spec` finds the bootstrap and its readiness pipe.
+pub fn lisp_fds(spec: &DaemonSpec, kind: LispKind) -> (i32, i32) {
+    match holds_listeners(spec, kind) {
+        true => (LISTENING_BOOTSTRAP_FD, LISTENING_READY_FD),
+        false => (BOOTSTRAP_FD, READY_FD),
+    }
+}
+
+/// Whether the Lisp gets `:listen`'s sockets: a Lisp that cannot adopt a
+/// descriptor (GNU CLISP) binds its own port, and restarts stop, then start.
+pub fn holds_listeners(spec: &DaemonSpec, kind: LispKind) -> bool {
+    !spec.listen.is_empty() && kind.facts().adopts_descriptors
+}
 
 mod identity;
 mod runner;
@@ -72,6 +92,8 @@ pub enum Slot {
     /// The reload pipe's write end and read end (a new pipe per Lisp).
     Reload,
     ReloadReader,
+    /// The `n`th socket of `:listen`.
+    Listener(usize),
 }
 
 /// The login of the user a daemon runs as, when it is not the caller.
@@ -115,6 +137,8 @@ pub struct LaunchPlan {
     pub fds: Vec<(Slot, i32)>,
     /// When it is ready (`:ready`).
     pub ready: crate::config::Readiness,
+    /// The sockets it gets on `Slot::Listener` (`:listen`), if it can.
+    pub listen: Vec<crate::config::Listen>,
 }
 
 /// `PATH` of a daemon that runs as another user than the caller.
@@ -147,7 +171,8 @@ pub fn plan(
     log: &Destinations,
     caller: &Caller,
 ) -> LaunchPlan {
-    let bootstrap_path = format!("/dev/fd/{BOOTSTRAP_FD}");
+    let (bootstrap_fd, _) = lisp_fds(spec, runner.kind);
+    let bootstrap_path = format!("/dev/fd/{bootstrap_fd}");
     let switch = switch.filter(|_| !matches!(mode, Mode::ParentExit { .. }));
     let login = switch.map(|s| Login {
         name: &s.account.name,
@@ -166,9 +191,14 @@ pub fn plan(
             runner.core.as_deref(),
             &bootstrap_path,
         ),
-        env: with_reload_mark(
-            environment(&caller.env, login, runner.kind, &spec.environment),
-            daemon && spec.reload_function.is_some(),
+        env: with_listeners(
+            with_reload_mark(
+                environment(&caller.env, login, runner.kind, &spec.environment),
+                daemon && spec.reload_function.is_some(),
+            ),
+            spec,
+            runner.kind,
+            mode,
         ),
         bootstrap: bootstrap(spec, mode, log, runner, lisp_dir(mode, caller).as_deref()),
         keep_ready_reader: keeps_reader,
@@ -176,8 +206,12 @@ pub fn plan(
         umask: spec.umask(),
         identity: switch.cloned(),
         output: spec.output.clone().filter(|_| daemon),
-        fds: descriptors(spec, mode, keeps_reader, supervision.is_some()),
+        fds: descriptors(spec, mode, runner.kind, supervision.is_some()),
         ready: spec.ready.clone(),
+        listen: match holds_listeners(spec, runner.kind) {
+            true => spec.listen.clone(),
+            false => Vec::new(),
+        },
         supervision,
         cwd: match mode {
             Mode::Daemon => Some(PathBuf::from("/")),
@@ -205,18 +239,24 @@ fn lisp_dir(mode: &Mode, caller: &Caller) -> Option<PathBuf> {
 fn descriptors(
     spec: &DaemonSpec,
     mode: &Mode,
-    keeps_reader: bool,
+    kind: LispKind,
     supervised: bool,
 ) -> Vec<(Slot, i32)> {
+    let keeps_reader = kind.facts().keeps_ready_reader;
     let stdout = match spec.output.is_some() {
         true => Slot::Output,
         false => Slot::Null,
     };
+    let (bootstrap_fd, ready_fd) = lisp_fds(spec, kind);
+    let listeners = (0..spec.listen.len())
+        .map(|i| (Slot::Listener(i), LISTEN_FDS_START + i as i32))
+        .filter(|_| holds_listeners(spec, kind));
     let mut fds = Vec::new();
     match mode {
         Mode::Daemon => {
             fds.extend([(Slot::Null, 0), (stdout, 1), (stdout, 2)]);
-            fds.extend([(Slot::Bootstrap, BOOTSTRAP_FD), (Slot::Ready, READY_FD)]);
+            fds.extend([(Slot::Bootstrap, bootstrap_fd), (Slot::Ready, ready_fd)]);
+            fds.extend(listeners);
             // Under a supervisor, the supervisor holds the lock and reads
             // the pipe; a daemon that is the Lisp holds them itself.
             if !supervised {
@@ -233,10 +273,11 @@ fn descriptors(
             }
         }
         Mode::Foreground { report_ready } => {
-            fds.push((Slot::Bootstrap, BOOTSTRAP_FD));
+            fds.push((Slot::Bootstrap, bootstrap_fd));
             if *report_ready {
-                fds.push((Slot::Ready, READY_FD));
+                fds.push((Slot::Ready, ready_fd));
             }
+            fds.extend(listeners);
         }
         Mode::ParentExit { .. } => fds.push((Slot::Bootstrap, BOOTSTRAP_FD)),
         // Nothing of the caller's terminal (the builder runs the user's
@@ -266,7 +307,8 @@ fn supervision(spec: &DaemonSpec) -> Option<Policy> {
     let rotation = spec
         .output_max_size
         .map(|max| (Some(max), spec.output_keep()));
-    let notify = spec.ready == crate::config::Readiness::Notify;
+    // A holder of `:listen`'s sockets across restarts, too.
+    let notify = spec.ready == crate::config::Readiness::Notify || !spec.listen.is_empty();
     match (spec.restart, rotation) {
         (RestartPolicy::Never, None) if !notify => None,
         (restart, rotation) => Some(Policy {
@@ -335,6 +377,19 @@ pub fn environment(
     env
 }
 
+/// systemd's socket-activation variables for a Lisp that gets `:listen`'s
+/// sockets (`LISTEN_PID`, which must be the Lisp's own pid, is set by the
+/// process that execs it); never the caller's.
+fn with_listeners(mut env: Env, spec: &DaemonSpec, kind: LispKind, mode: &Mode) -> Env {
+    env.retain(|(k, _)| !matches!(k.to_str(), Some("LISTEN_FDS" | "LISTEN_FDNAMES" | "LISTEN_PID")));
+    if holds_listeners(spec, kind) && matches!(mode, Mode::Daemon | Mode::Foreground { .. }) {
+        let names: Vec<&str> = spec.listen.iter().map(|l| l.name.as_str()).collect();
+        env.push(("LISTEN_FDS".into(), spec.listen.len().to_string().into()));
+        env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
+    }
+    env
+}
+
 /// The variable that marks a daemon started with a reload pipe, which
 /// `reload` reads in `/proc/PID/environ` before it sends SIGHUP.
 pub const RELOAD_MARK: &str = "DAEMONIZATION_RELOAD_FD";
@@ -355,14 +410,16 @@ fn with_reload_mark(mut env: Env, reloads: bool) -> Env {
 fn mode_parameters<'s>(
     spec: &'s DaemonSpec,
     mode: &Mode,
+    kind: LispKind,
 ) -> (&'static str, String, String, &'s Option<LispCode>, String) {
+    let (bootstrap_fd, ready_fd) = lisp_fds(spec, kind);
     match mode {
         Mode::Daemon => (
             ":daemon",
-            READY_FD.to_string(),
+            ready_fd.to_string(),
             match spec.reload_function.is_some() {
-                true => format!("({BOOTSTRAP_FD} {LOCK_FD} {RELOAD_FD} {RELOAD_READER_FD})"),
-                false => format!("({BOOTSTRAP_FD} {LOCK_FD})"),
+                true => format!("({bootstrap_fd} {LOCK_FD} {RELOAD_FD} {RELOAD_READER_FD})"),
+                false => format!("({bootstrap_fd} {LOCK_FD})"),
             },
             &spec.main_function,
             "nil".to_string(),
@@ -370,11 +427,11 @@ fn mode_parameters<'s>(
         Mode::Foreground { report_ready } => (
             ":foreground",
             if *report_ready {
-                READY_FD.to_string()
+                ready_fd.to_string()
             } else {
                 "nil".to_string()
             },
-            format!("({BOOTSTRAP_FD})"),
+            format!("({bootstrap_fd})"),
             &spec.main_function,
             "nil".to_string(),
         ),
@@ -409,7 +466,7 @@ pub fn bootstrap(
         Destination::File(path) => lisp_string(&path.display().to_string()),
         Destination::Nowhere => "nil".to_string(),
     };
-    let (mode_name, ready_fd, close_fds, main, args) = mode_parameters(spec, mode);
+    let (mode_name, ready_fd, close_fds, main, args) = mode_parameters(spec, mode, kind);
     let before_init = match mode {
         Mode::ParentExit { .. } | Mode::BuildCore { .. } => &None,
         _ => &spec.before_init_fn,
@@ -501,8 +558,27 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *preload* '({}))\n\
          (defparameter *from-core* {from_core})\n\
          (defparameter *core-file* {core_file})\n\
-         (defparameter *ready-mode* {ready_mode})\n",
+         (defparameter *ready-mode* {ready_mode})\n\
+         (defparameter *listeners* '({listeners}))\n\
+         (defparameter *conf-stop-function* {stop})\n",
         preload.join(" "),
+        listeners = match (holds_listeners(spec, runner.kind), mode) {
+            (true, Mode::Daemon | Mode::Foreground { .. }) => spec
+                .listen
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let family = if l.address.is_ipv6() { ":inet6" } else { ":inet" };
+                    format!("({} {} {family})", lisp_string(&l.name), LISTEN_FDS_START + i as i32)
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        },
+        stop = match mode {
+            Mode::Daemon | Mode::Foreground { .. } => code_text(&spec.stop_function),
+            _ => "nil".to_string(),
+        },
         ready_mode = match spec.ready {
             crate::config::Readiness::Returned => ":returned",
             crate::config::Readiness::Notify => ":notify",

@@ -31,6 +31,12 @@
   ;; neither move objects nor give memory back.
   nil)
 
+(define-default %socket-of-fd (fd family)
+  ;; SBCL and ECL: an SB-BSD-SOCKETS socket on a descriptor it was given.
+  (%require "SB-BSD-SOCKETS")
+  (make-instance (find-symbol (if (eq family :inet6) "INET6-SOCKET" "INET-SOCKET") "SB-BSD-SOCKETS")
+                 :type :stream :protocol :tcp :descriptor fd))
+
 (define-default %close-ready-fd (fd)
   ;; Closing the readiness stream closed FD itself (SBCL, ECL): `status`
   ;; sees a daemon whose FD is closed as ready.

@@ -62,6 +62,10 @@ pub struct RunnerFacts {
     /// starter that gave up waiting; it ignores SIGPIPE only for its own
     /// subprocesses).
     pub keeps_ready_reader: bool,
+    /// Whether the bootstrap can make a listening socket of an inherited
+    /// descriptor (`:listen`): SBCL and ECL (sb-bsd-sockets); not GNU
+    /// CLISP, nor CCL here.
+    pub adopts_descriptors: bool,
     /// Its `*features*` (Debian's builds, Linux x86-64).
     pub features: fn() -> Features,
 }
@@ -111,6 +115,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         sbcl_contribs: true,
         env_vars: &["SBCL_HOME"],
         keeps_ready_reader: false,
+        adopts_descriptors: true,
         features: Features::sbcl_linux_x86_64,
     },
     RunnerFacts {
@@ -137,6 +142,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         sbcl_contribs: false,
         env_vars: &["ECLDIR"],
         keeps_ready_reader: false,
+        adopts_descriptors: true,
         features: || Features::new(ECL_FEATURES),
     },
     RunnerFacts {
@@ -167,6 +173,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         sbcl_contribs: false,
         env_vars: &["CLISP_LIBDIR"],
         keeps_ready_reader: true,
+        adopts_descriptors: false,
         features: || Features::new(CLISP_FEATURES),
     },
     RunnerFacts {
@@ -193,6 +200,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         sbcl_contribs: false,
         env_vars: &["CCL_DEFAULT_DIRECTORY"],
         keeps_ready_reader: false,
+        adopts_descriptors: false,
         features: || Features::new(CCL_FEATURES),
     },
 ];

@@ -79,7 +79,9 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *preload* '())\n\
                   (defparameter *from-core* nil)\n\
                   (defparameter *core-file* nil)\n\
-                  (defparameter *ready-mode* :returned)\n";
+                  (defparameter *ready-mode* :returned)\n\
+                  (defparameter *listeners* '())\n\
+                  (defparameter *conf-stop-function* nil)\n";
     assert_eq!(
         plan.bootstrap,
         format!(
