@@ -239,6 +239,7 @@ impl Outcome {
             NothingToRestart => (true, Some(Reason::NotRunning), None),
             Reloaded { pid } => (true, None, Some(*pid)),
             ReloadError { pid, .. } => (false, Some(Reason::ReloadFunctionError), Some(*pid)),
+            ReplaceFailed { pid, .. } => (false, Some(Reason::Died), Some(*pid)),
             NoReloadFunction => (false, Some(Reason::Unimplemented), None),
         };
         let mut outcome = Outcome::new(command, ok, reason, pid, pid_file);
@@ -271,6 +272,13 @@ impl Outcome {
                      (for example #.(lambda () (asdf:load-system :my-site))), or use restart"
                         .to_string(),
                 )
+            }
+            ReplaceFailed { serving, error, .. } => {
+                outcome.error = Some(format!(
+                    "{}; the old Lisp{} keeps serving",
+                    visible::line(&error),
+                    serving.map_or(String::new(), |p| format!(" (pid {p})"))
+                ));
             }
             StillRunning { pid, schedule } => {
                 outcome.error = Some(format!(

@@ -10,6 +10,7 @@ mod deb;
 mod foreground;
 mod lifecycle;
 mod lisp_api;
+mod listen;
 mod log;
 mod many;
 mod original;

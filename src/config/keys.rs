@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::error::{ConfErrorKind, Fail};
 use super::schedule::StopSchedule;
 use super::spec::{
-    CoreFile, DaemonSpec, Dir, FunctionShape, Listen, LispCode, LispKind, MAX_LISTEN, OsParams,
+    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, Listen, MAX_LISTEN, OsParams,
     Preload, Readiness, RestartPolicy,
 };
 use crate::reader::{Datum, Form, Macro, Number};
@@ -708,7 +708,8 @@ fn listen(v: &ValueAt) -> Result<Vec<Listen>, Fail> {
                 ("name", Datum::String(n))
                     if !n.is_empty()
                         && n.len() <= 64
-                        && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
                         && !listeners.iter().any(|l| &l.name == n) =>
                 {
                     listener.name = n.clone()

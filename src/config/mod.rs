@@ -24,7 +24,7 @@ pub use error::{ConfError, ConfErrorKind};
 pub use paths::PidDirs;
 pub use schedule::{BadSchedule, StopSchedule, StopStep, parse_signal};
 pub use spec::{
-    CoreFile, DaemonSpec, Dir, FunctionShape, Listen, LispCode, LispKind, OsParams, Preload,
+    CoreFile, DaemonSpec, Dir, FunctionShape, LispCode, LispKind, Listen, OsParams, Preload,
     Readiness, RestartPolicy,
 };
 

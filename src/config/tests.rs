@@ -151,6 +151,26 @@ fn errors_render_exactly() {
     let original = "Bad argument conf-params. Configure parameters must be path to file with property list (plist) or self be plist. Plist must be with any keys from ";
     let cases: Vec<(&str, String)> = vec![
         (
+            "(:ready :soon)",
+            "DIR/c.conf:1:9: expected :returned, :notify, (:port N), (:port N :address \"127.0.0.1\") or nil as the value of :ready but found :soon\n  |\n1 | (:ready :soon)\n  |         ^^^^^".into(),
+        ),
+        (
+            "(:ready (:port 0))",
+            "DIR/c.conf:1:9: expected :returned, :notify, (:port N), (:port N :address \"127.0.0.1\") or nil as the value of :ready but found (:port 0)\n  |\n1 | (:ready (:port 0))\n  |         ^^^^^^^^^".into(),
+        ),
+        (
+            "(:listen ((:port 80 :name \"a:b\")))",
+            "DIR/c.conf:1:27: expected a name of letters, digits, - and _ (at most 64), not used twice as the value of :listen :name but found \"a:b\"\n  |\n1 | (:listen ((:port 80 :name \"a:b\")))\n  |                           ^^^^^".into(),
+        ),
+        (
+            "(:listen (:port 80 :host \"x\"))",
+            "DIR/c.conf:1:20: unknown key :host in :listen: expected one of (:NAME :PORT :ADDRESS :BACKLOG)\n  |\n1 | (:listen (:port 80 :host \"x\"))\n  |                    ^^^^^".into(),
+        ),
+        (
+            "(:listen ((:name \"web\")))",
+            "DIR/c.conf:1:11: expected a port number from 1 to 65535 as the value of :listen :port but found (:name \"web\")\n  |\n1 | (:listen ((:name \"web\")))\n  |           ^^^^^^^^^^^^^".into(),
+        ),
+        (
             "(:user 42)",
             "DIR/c.conf:1:8: expected a string or nil as the value of :user but found 42\n  |\n1 | (:user 42)\n  |        ^^".into(),
         ),

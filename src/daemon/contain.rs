@@ -76,10 +76,14 @@ impl Cgroup {
         })
     }
 
-    /// The child cgroup of a supervisor's Lisp.
-    pub fn lisp(&self) -> Cgroup {
+    /// The child cgroup of a supervisor's Lisp of `generation` (a new one
+    /// starts beside the old one when `restart` replaces it).
+    pub fn lisp(&self, generation: u32) -> Cgroup {
         Cgroup {
-            path: self.path.join(LISP),
+            path: self.path.join(match generation {
+                0 => LISP.to_string(),
+                n => format!("{LISP}-{n}"),
+            }),
         }
     }
 
@@ -206,7 +210,14 @@ impl Cgroup {
 
     /// Removes the cgroup (and its child cgroups) once empty.
     pub fn remove(&self) {
-        let _ = std::fs::remove_dir(self.path.join(LISP));
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with(LISP) && entry.path().is_dir() {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
         let _ = std::fs::remove_dir(&self.path);
     }
 }
@@ -325,6 +336,7 @@ mod tests {
         );
         assert_ne!(a, b);
         assert_eq!(a.path.parent().unwrap().file_name().unwrap(), TOP);
-        assert_eq!(a.lisp().path, a.path.join("lisp"));
+        assert_eq!(a.lisp(0).path, a.path.join("lisp"));
+        assert_eq!(a.lisp(2).path, a.path.join("lisp-2"));
     }
 }

@@ -147,7 +147,9 @@ pub enum SetupError {
     Chdir { dir: PathBuf, errno: Errno },
     #[error("cannot enter the daemon's cgroup: {0}")]
     Cgroup(String),
-    #[error("cannot listen on {address} (the :listen socket {name:?}): {errno}; free the port, or name another")]
+    #[error(
+        "cannot listen on {address} (the :listen socket {name:?}): {errno}; free the port, or name another"
+    )]
     Listen {
         name: String,
         address: std::net::SocketAddr,

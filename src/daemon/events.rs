@@ -37,6 +37,8 @@ pub enum Event {
     /// The daemon said it is ready on its notify socket, or its port
     /// answered (see `EventLoop::ready_by`).
     Readied,
+    /// One of `EventLoop::others` ended (it is not reaped yet): its pid.
+    OtherExited(i32),
 }
 
 /// How a daemon that does not only report on its readiness pipe says it is
@@ -108,6 +110,9 @@ pub struct EventLoop {
     /// What the readiness pipe has said so far (at most `MAX_REPORT`).
     pub text: String,
     pub child: Option<PidFd>,
+    /// Other children watched (a supervisor's next Lisp, and the ones it
+    /// retires).
+    pub others: Vec<PidFd>,
     /// The captured output, drained whenever it has data.
     pub output: Option<Output>,
     pub deadline: Option<Instant>,
@@ -148,8 +153,9 @@ impl EventLoop {
         const CHILD: usize = 2;
         const OUTPUT: usize = 3;
         const NOTIFY: usize = 4;
-        let mut fds = Vec::with_capacity(5);
-        let mut which = Vec::with_capacity(5);
+        const OTHERS: usize = 5;
+        let mut fds = Vec::with_capacity(5 + self.others.len());
+        let mut which = Vec::with_capacity(5 + self.others.len());
         let (notify, probe) = match self.ready_by.as_ref().map(|r| (r.armed, &r.how)) {
             Some((_, How::Notify(listener))) => (Some(listener.fd()), None),
             Some((true, How::Port { next, .. })) => (None, Some(*next)),
@@ -168,6 +174,10 @@ impl EventLoop {
                 which.push(source);
             }
         }
+        for (i, other) in self.others.iter().enumerate() {
+            fds.push((other.as_fd(), PollFlags::POLLIN));
+            which.push(OTHERS + i);
+        }
         let until = match (self.deadline, probe) {
             (Some(d), Some(p)) => Some(d.min(p)),
             (d, p) => d.or(p),
@@ -185,8 +195,10 @@ impl EventLoop {
             .filter(|(r, _)| !r.is_empty())
             .map(|(_, source)| *source)
             .collect();
+        let mut ended = Vec::new();
         for source in ready {
             match source {
+                other if other >= OTHERS => ended.push(other - OTHERS),
                 SIGNALS => self.read_signal(),
                 PIPE => self.read_pipe(),
                 CHILD => {
@@ -196,6 +208,10 @@ impl EventLoop {
                 NOTIFY => self.read_notices(),
                 _ => {} // OUTPUT: drained by `next`.
             }
+        }
+        for i in ended.into_iter().rev() {
+            let other = self.others.remove(i);
+            self.pending.push_back(Event::OtherExited(other.pid));
         }
         // A deadline that has passed fires even when something was ready:
         // a flood on a pipe the Lisp shares cannot stretch it.

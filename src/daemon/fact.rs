@@ -121,6 +121,13 @@ pub enum Fact {
     Reloaded {
         pid: i32,
     },
+    /// `restart` with `:listen`: the new Lisp failed (or was not ready in
+    /// time) and was ended; the old one (`serving`) goes on.
+    ReplaceFailed {
+        pid: i32,
+        serving: Option<i32>,
+        error: String,
+    },
     /// It signalled: the Lisp's report.
     ReloadError {
         pid: i32,

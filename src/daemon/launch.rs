@@ -133,7 +133,9 @@ impl Launch {
     pub(super) fn exec_env(&self) -> Vec<CString> {
         let mut envp = self.envp.clone();
         if self.fds.iter().any(|(s, _)| matches!(s, Slot::Listener(_))) {
-            envp.push(cstring(format!("LISTEN_PID={}", std::process::id()).as_ref()));
+            envp.push(cstring(
+                format!("LISTEN_PID={}", std::process::id()).as_ref(),
+            ));
         }
         envp
     }

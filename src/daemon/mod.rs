@@ -21,6 +21,7 @@ mod program;
 mod pty;
 pub mod records;
 pub mod reload;
+mod replace;
 mod request;
 mod rundir;
 mod spawn;

@@ -364,7 +364,7 @@ impl Waiting {
                 },
             })),
             Event::Readied if protocol.stage == Stage::Execed => verdict(self.started()),
-            Event::Signal(_) | Event::ChildExited | Event::Readied => None,
+            Event::Signal(_) | Event::ChildExited | Event::Readied | Event::OtherExited(_) => None,
         }
     }
 

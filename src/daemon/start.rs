@@ -131,6 +131,12 @@ pub fn restart(req: &Request) -> Result<Fact, DaemonError> {
 /// The stop, then the start, of a daemon that runs; a stop that did not
 /// end it is the fact.
 fn restart_running(req: &Request) -> Result<Fact, DaemonError> {
+    if super::replace::replaces(req)
+        && let (Some(files), PidState::Running { pid, locked: true }) = req.inspect()?
+        && let Some(fact) = super::replace::replace(req, &files, pid)?
+    {
+        return Ok(fact);
+    }
     match stop(req, Ending::Schedule)? {
         Fact::Stopped { .. } => start(req),
         not_stopped => Ok(not_stopped),

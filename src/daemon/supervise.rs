@@ -52,7 +52,13 @@ fn how_it_ended(status: WaitStatus) -> String {
 }
 
 /// The Lisp, as the supervisor's child. Never returns.
-fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>, supervisor: i32) -> ! {
+fn lisp_child(
+    launch: &Launch,
+    ready: &OwnedFd,
+    output: Option<&Output>,
+    supervisor: i32,
+    generation: u32,
+) -> ! {
     let own = launch.target(Slot::Bootstrap).unwrap_or(BOOTSTRAP_FD);
     let placed = exec::fresh_bootstrap(own).and_then(|bootstrap| {
         // The plan's layout, with the supervisor's pipes; its /dev/null on
@@ -67,7 +73,7 @@ fn lisp_child(launch: &Launch, ready: &OwnedFd, output: Option<&Output>, supervi
     let contained = launch
         .cgroup
         .as_ref()
-        .is_none_or(|c| c.lisp().enter().is_ok());
+        .is_none_or(|c| c.lisp(generation).enter().is_ok());
     if placed.is_ok() && contained {
         let how = Become {
             die_with_parent: Some(supervisor),
@@ -86,6 +92,9 @@ pub enum Phase {
     Starting { first: bool },
     /// The Lisp is ready.
     Running,
+    /// The Lisp is ready, and a new one (`restart` with `:listen`) starts
+    /// beside it on the same sockets.
+    Replacing,
     /// A stop was asked for and forwarded to the Lisp.
     Stopping,
     /// No Lisp: waiting for the restart delay to pass.
@@ -105,6 +114,12 @@ pub enum Happened {
     Stop(Signal),
     /// SIGHUP.
     Hangup,
+    /// SIGUSR2: `restart` asks for a new Lisp on the held sockets;
+    /// `possible` when the daemon holds sockets and a Lisp serves.
+    Replace { possible: bool },
+    /// The new Lisp of a replacement ended before it was ready; `alone`
+    /// when the old one had ended meanwhile.
+    NextFailed { alone: bool },
     /// The restart delay passed; `limit_reached` if a start now would
     /// exceed `:start-limit`.
     DelayOver { limit_reached: bool },
@@ -133,6 +148,14 @@ pub enum Action {
     WaitToRestart,
     /// Start a new Lisp.
     Start,
+    /// Start the next Lisp beside the one that serves.
+    StartNext,
+    /// The next Lisp is ready: it serves, the old one is stopped.
+    PromoteNext,
+    /// End the next Lisp (a stop came while it started).
+    AbandonNext,
+    /// Record that a replacement failed (with why, already noted).
+    ReplaceFailed,
     Exit(Exit),
 }
 
@@ -157,7 +180,7 @@ pub fn on(
     use Action::*;
     use Happened::*;
     use Phase::*;
-    let lisp = matches!(phase, Starting { .. } | Running | Stopping);
+    let lisp = matches!(phase, Starting { .. } | Running | Replacing | Stopping);
     let hangup = match captured {
         true => vec![ReopenOutput],
         false if lisp => vec![Forward(Signal::SIGHUP)],
@@ -165,6 +188,20 @@ pub fn on(
     };
     match (phase, event) {
         (Starting { .. }, Ready) => (Running, vec![RelayReady]),
+        (Running, Replace { possible: true }) => (Replacing, vec![StartNext]),
+        (Replacing, Ready) => (Running, vec![PromoteNext]),
+        (Replacing, NextFailed { alone: false }) => (Running, vec![ReplaceFailed]),
+        // Neither Lisp serves: as when the Lisp that serves fails.
+        (Replacing, NextFailed { alone: true }) => {
+            let (next, mut actions) = on(Running, Exited { failed: true }, restart, captured);
+            actions.insert(0, ReplaceFailed);
+            (next, actions)
+        }
+        (Replacing, Stop(signal)) => (Stopping, vec![AbandonNext, Forward(signal)]),
+        // The Lisp that serves ended meanwhile: the next one takes over
+        // once ready (it is ended if it is not).
+        (Replacing, Exited { .. }) => (Replacing, vec![]),
+        (_, Replace { .. } | NextFailed { .. }) => (phase, vec![ReplaceFailed]),
         (Starting { first: true }, Exited { .. }) => {
             (Done, vec![RelayReport, Exit(self::Exit::FirstStartFailed)])
         }
@@ -219,6 +256,37 @@ struct Supervisor<'a> {
     protocol: Protocol,
     /// How the Lisp broke that protocol, if it did (it was killed).
     broken: Option<String>,
+    /// The generation of the Lisp that serves (its cgroup's number).
+    generation: u32,
+    /// When the restart delay is over (`Phase::Waiting`).
+    restart_at: Option<Instant>,
+    /// The new Lisp of a replacement, while it starts.
+    next: Option<Next>,
+    /// Old Lisps told to stop after a replacement, until they have.
+    retiring: Vec<Retiring>,
+    /// The Lisp whose readiness pipe is heard (the next one, replacing).
+    pipe_owner: Option<Pid>,
+    /// What happened without an event (a next Lisp that could not start).
+    pending: Option<Happened>,
+}
+
+/// The new Lisp of a replacement.
+struct Next {
+    pid: Pid,
+    generation: u32,
+    /// When it must be ready by.
+    deadline: Instant,
+    /// Why it failed, once known (it is ended then).
+    failure: Option<String>,
+}
+
+/// An old Lisp going through the stop schedule.
+struct Retiring {
+    pid: Pid,
+    generation: u32,
+    /// The schedule's steps still to come, and when the next is due.
+    steps: VecDeque<crate::config::StopStep>,
+    due: Instant,
 }
 
 /// Runs the supervisor in the daemon process (pid file claimed, descriptors
@@ -266,6 +334,12 @@ pub fn run(
         starts: VecDeque::new(),
         protocol: Protocol::new(Stage::Execed),
         broken: None,
+        generation: 0,
+        restart_at: None,
+        next: None,
+        retiring: Vec::new(),
+        pipe_owner: None,
+        pending: None,
     };
     let mut phase = Phase::Starting { first: true };
     let mut actions = vec![Action::Start];
@@ -287,10 +361,11 @@ fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError
         Signal::SIGINT,
         Signal::SIGUSR1,
         Signal::SIGHUP,
+        Signal::SIGUSR2,
     ])?;
     if let Some(cgroup) = &launch.cgroup {
         cgroup
-            .lisp()
+            .lisp(0)
             .create()
             .map_err(|e| DaemonError::Setup(super::error::SetupError::Cgroup(e.to_string())))?;
     }
@@ -315,7 +390,11 @@ fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError
 impl Supervisor<'_> {
     /// Waits for what the table takes next.
     fn next_event(&mut self, phase: Phase) -> Happened {
+        if let Some(happened) = self.pending.take() {
+            return happened;
+        }
         loop {
+            self.events.deadline = self.next_timer();
             let event = match self.events.next() {
                 Ok(event) => event,
                 Err(_) => self.exit(Exit::Stopped),
@@ -328,6 +407,16 @@ impl Supervisor<'_> {
                 }
                 Event::PipeClosed => {}
                 Event::Readied => return Happened::Ready,
+                Event::OtherExited(pid) => {
+                    if let Some(happened) = self.other_ended(pid) {
+                        return happened;
+                    }
+                }
+                Event::Signal(Signal::SIGUSR2) => {
+                    return Happened::Replace {
+                        possible: !self.launch.listeners.is_empty() && self.lisp.is_some(),
+                    };
+                }
                 Event::ChildExited => {
                     return Happened::Exited {
                         failed: self.reap(),
@@ -335,13 +424,91 @@ impl Supervisor<'_> {
                 }
                 Event::Signal(Signal::SIGHUP) => return Happened::Hangup,
                 Event::Signal(signal) => return Happened::Stop(signal),
-                Event::Deadline if phase == Phase::Waiting => {
-                    return Happened::DelayOver {
-                        limit_reached: self.limit_reached(),
-                    };
+                Event::Deadline => {
+                    if let Some(happened) = self.timers_due(phase) {
+                        return happened;
+                    }
                 }
-                Event::Deadline => {}
             }
+        }
+    }
+
+    /// The earliest of the supervisor's timers: the restart delay, the next
+    /// Lisp's start timeout, the retiring Lisps' stop steps.
+    fn next_timer(&self) -> Option<Instant> {
+        let next = self.next.as_ref().map(|n| n.deadline);
+        let retiring = self.retiring.iter().map(|r| r.due);
+        self.restart_at
+            .into_iter()
+            .chain(next)
+            .chain(retiring)
+            .min()
+    }
+
+    /// What the timers that are due make happen.
+    fn timers_due(&mut self, phase: Phase) -> Option<Happened> {
+        let now = Instant::now();
+        for retiring in &mut self.retiring {
+            if retiring.due <= now {
+                let step = retiring.steps.pop_front();
+                let signal = step.as_ref().map_or(Signal::SIGKILL, |s| s.signal);
+                retiring.due = now + step.map_or(super::KILL_WAIT, |s| s.timeout);
+                self.launch.aim.signal_child(retiring.pid, signal);
+            }
+        }
+        if let Some(next) = &mut self.next
+            && next.deadline <= now
+            && next.failure.is_none()
+        {
+            next.failure = Some(format!(
+                "was not ready within {} s",
+                self.policy.start_timeout.as_secs_f64()
+            ));
+            next.deadline = now + super::KILL_WAIT;
+            let _ = nix::sys::signal::kill(next.pid, Signal::SIGKILL);
+        }
+        if phase == Phase::Waiting && self.restart_at.is_some_and(|at| at <= now) {
+            self.restart_at = None;
+            return Some(Happened::DelayOver {
+                limit_reached: self.limit_reached(),
+            });
+        }
+        None
+    }
+
+    /// A child other than the Lisp that serves ended: the next Lisp (before
+    /// it was ready), or an old one retired.
+    fn other_ended(&mut self, pid: i32) -> Option<Happened> {
+        let status = waitpid(Pid::from_raw(pid), None).unwrap_or(WaitStatus::StillAlive);
+        if let Some(at) = self.retiring.iter().position(|r| r.pid.as_raw() == pid) {
+            let retired = self.retiring.remove(at);
+            self.end_generation(retired.generation);
+            return None;
+        }
+        let next = self.next.take().filter(|n| n.pid.as_raw() == pid)?;
+        if let Some(pipe) = &mut self.events.pipe {
+            read_what_is_there(pipe, &mut self.events.text);
+            let _ = self.protocol.take(&self.events.text);
+        }
+        self.events.pipe = None;
+        self.end_generation(next.generation);
+        let why = match (next.failure, self.protocol.report(&self.events.text)) {
+            (Some(failure), _) => failure,
+            (None, Some(report)) => format!("failed: {}", report.lines().next().unwrap_or("")),
+            (None, None) => how_it_ended(status),
+        };
+        self.record.replace_error = Some(format!("the new Lisp (pid {pid}) {why}"));
+        Some(Happened::NextFailed {
+            alone: self.lisp.is_none(),
+        })
+    }
+
+    /// Ends what is left of a Lisp generation's tree.
+    fn end_generation(&self, generation: u32) {
+        if let Some(cgroup) = &self.launch.cgroup {
+            let group = cgroup.lisp(generation);
+            group.kill_all(super::KILL_WAIT);
+            let _ = std::fs::remove_dir(&group.path);
         }
     }
 
@@ -361,9 +528,13 @@ impl Supervisor<'_> {
                 Ok(_) => {}
                 Err(broken) => {
                     self.events.pipe = None;
-                    self.broken = Some(broken.to_string());
-                    if let Some(lisp) = self.lisp {
-                        self.launch.aim.signal_child(lisp, Signal::SIGKILL);
+                    if let Some(owner) = self.pipe_owner {
+                        if Some(owner) == self.lisp {
+                            self.broken = Some(broken.to_string());
+                        } else if let Some(next) = &mut self.next {
+                            next.failure = Some(broken.to_string());
+                        }
+                        self.launch.aim.signal_child(owner, Signal::SIGKILL);
                     }
                 }
             }
@@ -376,9 +547,14 @@ impl Supervisor<'_> {
     fn end_tree(&self) {
         match &self.launch.cgroup {
             Some(cgroup) => {
-                cgroup.lisp().kill_all(super::KILL_WAIT);
+                cgroup.lisp(self.generation).kill_all(super::KILL_WAIT);
             }
-            None => super::contain::end_orphans(super::KILL_WAIT),
+            // Orphans are every child of ours but the Lisps of a
+            // replacement (see `contain::end_orphans`).
+            None if self.next.is_none() && self.retiring.is_empty() => {
+                super::contain::end_orphans(super::KILL_WAIT)
+            }
+            None => {}
         }
     }
 
@@ -389,8 +565,11 @@ impl Supervisor<'_> {
         };
         let status = waitpid(lisp, None).unwrap_or(WaitStatus::StillAlive);
         self.last_lisp = lisp.as_raw();
-        // Its report may still be in the pipe (the exit can be seen first).
-        if let Some(pipe) = &mut self.events.pipe {
+        // Its report may still be in the pipe (the exit can be seen first),
+        // unless the pipe is a next Lisp's.
+        if let Some(pipe) = &mut self.events.pipe
+            && self.pipe_owner == Some(lisp)
+        {
             read_what_is_there(pipe, &mut self.events.text);
             let _ = self.protocol.take(&self.events.text);
         }
@@ -465,6 +644,28 @@ impl Supervisor<'_> {
             }
             Action::WaitToRestart => self.wait_to_restart(),
             Action::Start => self.start(),
+            Action::StartNext => self.start_next(),
+            Action::PromoteNext => self.promote_next(),
+            Action::AbandonNext => {
+                if let Some(next) = &mut self.next {
+                    next.failure = Some("was ended: the daemon was stopped".into());
+                    let _ = nix::sys::signal::kill(next.pid, Signal::SIGKILL);
+                }
+            }
+            Action::ReplaceFailed => {
+                self.record.replacements += 1;
+                if self.record.replace_error.is_none() {
+                    self.record.replace_error = Some(
+                        "no Lisp serves to be replaced: restart the daemon with stop and start"
+                            .into(),
+                    );
+                }
+                self.logger.error(&format!(
+                    "restart: {}; the old Lisp keeps serving",
+                    self.record.replace_error.as_deref().unwrap_or("failed")
+                ));
+                self.write_state();
+            }
             Action::Exit(why) => self.exit(why),
         }
     }
@@ -480,30 +681,28 @@ impl Supervisor<'_> {
             self.record.last_exit.as_deref().unwrap_or("ended"),
             self.delay.as_secs_f64()
         ));
-        self.events.deadline = Some(Instant::now() + self.delay);
+        self.restart_at = Some(Instant::now() + self.delay);
         self.delay = (self.delay * 2).min(self.policy.max_delay);
         self.record.restarts += 1;
         self.write_state();
     }
 
-    fn start(&mut self) {
-        self.starts.push_back(Instant::now());
-        let Ok((ready_read, ready_write)) = pipe2(OFlag::O_CLOEXEC) else {
-            self.exit(Exit::StartLimit)
-        };
+    /// Forks a Lisp of `generation` and listens to its readiness pipe.
+    fn fork_lisp(&mut self, generation: u32) -> Option<Pid> {
+        let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).ok()?;
+        if let Some(cgroup) = &self.launch.cgroup {
+            cgroup.lisp(generation).create().ok()?;
+        }
         let (launch, output, supervisor) = (
             self.launch,
             self.events.output.as_ref(),
             self.record.supervisor,
         );
         let child =
-            match super::fork::child(|| lisp_child(launch, &ready_write, output, supervisor)) {
-                Ok(child) => child,
-                Err(_) => self.exit(Exit::StartLimit),
-            };
+            super::fork::child(|| lisp_child(launch, &ready_write, output, supervisor, generation))
+                .ok()?;
         drop(ready_write);
-        self.lisp = Some(child);
-        self.started = Instant::now();
+        self.pipe_owner = Some(child);
         self.events.pipe = Some(File::from(ready_read));
         self.events.text.clear();
         self.protocol = Protocol::new(Stage::Execed);
@@ -511,6 +710,76 @@ impl Supervisor<'_> {
         if let Some(by) = &mut self.events.ready_by {
             by.arm();
         }
+        Some(child)
+    }
+
+    /// A replacement: the next Lisp starts beside the one that serves.
+    fn start_next(&mut self) {
+        let generation = self.generation + 1;
+        let Some(pid) = self.fork_lisp(generation) else {
+            self.record.replace_error = Some("the new Lisp could not be started".into());
+            self.pending = Some(Happened::NextFailed {
+                alone: self.lisp.is_none(),
+            });
+            return;
+        };
+        self.record.replace_error = None;
+        if let Ok(fd) = PidFd::open(pid.as_raw()) {
+            self.events.others.push(fd);
+        }
+        self.next = Some(Next {
+            pid,
+            generation,
+            deadline: Instant::now() + self.policy.start_timeout,
+            failure: None,
+        });
+        self.logger
+            .info(&format!("restart: started the new Lisp (pid {pid})"));
+    }
+
+    /// The next Lisp is ready: it serves, and the old one goes through the
+    /// stop schedule (it stops accepting and finishes what is in flight).
+    fn promote_next(&mut self) {
+        let Some(next) = self.next.take() else { return };
+        self.events.others.retain(|o| o.pid != next.pid.as_raw());
+        if let Some(old) = self.lisp.replace(next.pid) {
+            if let Some(fd) = self.events.child.take() {
+                self.events.others.push(fd);
+            }
+            let mut steps: VecDeque<_> = self.policy.stop_schedule.steps.iter().cloned().collect();
+            let first = steps.pop_front();
+            self.launch
+                .aim
+                .signal_child(old, first.as_ref().map_or(Signal::SIGTERM, |s| s.signal));
+            self.retiring.push(Retiring {
+                pid: old,
+                generation: self.generation,
+                due: Instant::now() + first.map_or(super::KILL_WAIT, |s| s.timeout),
+                steps,
+            });
+        }
+        self.events.child = PidFd::open(next.pid.as_raw()).ok();
+        self.events.pipe = None;
+        self.generation = next.generation;
+        self.started = Instant::now();
+        self.record.lisp = Some(next.pid.as_raw());
+        self.record.ready = true;
+        self.record.replacements += 1;
+        self.record.replace_error = None;
+        self.write_state();
+        self.logger.info(&format!(
+            "restart: the new Lisp (pid {}) serves; the old one stops",
+            next.pid
+        ));
+    }
+
+    fn start(&mut self) {
+        self.starts.push_back(Instant::now());
+        let Some(child) = self.fork_lisp(self.generation) else {
+            self.exit(Exit::StartLimit)
+        };
+        self.lisp = Some(child);
+        self.started = Instant::now();
         self.events.child = PidFd::open(child.as_raw()).ok();
         self.record.lisp = Some(child.as_raw());
         self.record.ready = false;
@@ -589,6 +858,17 @@ mod tests {
             (Waiting, DelayOver { limit_reached: true }, Always, false, Done, exit(self::Exit::StartLimit)),
             (Running, Ready, Always, false, Running, vec![]),
             (Running, DelayOver { limit_reached: false }, Always, false, Running, vec![]),
+            // Replacements (restart with :listen).
+            (Running, Replace { possible: true }, Never, false, Replacing, vec![StartNext]),
+            (Running, Replace { possible: false }, Never, false, Running, vec![ReplaceFailed]),
+            (first, Replace { possible: true }, Never, false, first, vec![ReplaceFailed]),
+            (Replacing, Ready, Never, false, Running, vec![PromoteNext]),
+            (Replacing, NextFailed { alone: false }, Never, false, Running, vec![ReplaceFailed]),
+            (Replacing, NextFailed { alone: true }, OnFailure, false, Waiting, vec![ReplaceFailed, WaitToRestart]),
+            (Replacing, NextFailed { alone: true }, Never, false, Done, vec![ReplaceFailed, Exit(self::Exit::NotRestarting)]),
+            (Replacing, Exited { failed: true }, Always, false, Replacing, vec![]),
+            (Replacing, Stop(term), Always, false, Stopping, vec![AbandonNext, Forward(term)]),
+            (Replacing, Replace { possible: true }, Always, false, Replacing, vec![ReplaceFailed]),
         ];
         for (phase, event, restart, captured, next, actions) in rows {
             assert_eq!(

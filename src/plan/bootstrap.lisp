@@ -182,13 +182,19 @@ default) as an SB-BSD-SOCKETS socket, made once and kept."
 
 (defparameter *acceptor-source* "
 (progn
+  (defvar *served* nil
+    \"True in a connection's thread once it answered a request.\")
   (defclass daemonization:acceptor (hunchentoot:easy-acceptor)
     ((listener :initarg :listener :initform nil)
-     (draining :initform nil :accessor acceptor-draining))
+     (draining :initform nil :accessor acceptor-draining)
+     (handed :initform 0 :accessor acceptor-handed)
+     (finished :initform 0 :accessor acceptor-finished))
     (:documentation \"A Hunchentoot acceptor on a socket the tool holds (:listen):
 :LISTENER names it (the first by default). It accepts without blocking, so
-a stop can end its accepting at once, and a stop drains it: connections
-arriving meanwhile wait in the kernel's queue for the next Lisp.\"))
+a stop can end its accepting at once, and a stop drains it: every
+connection it took is answered (a kept-alive one after its request), and
+connections arriving meanwhile wait in the kernel's queue for the next
+Lisp.\"))
   (defmethod hunchentoot:start-listening ((acceptor daemonization:acceptor))
     (let ((socket (listener-socket (slot-value acceptor 'listener))))
       (setf (sb-bsd-sockets:non-blocking-mode socket) t)
@@ -197,27 +203,45 @@ arriving meanwhile wait in the kernel's queue for the next Lisp.\"))
     (pushnew acceptor *acceptors*)
     (values))
   (defmethod hunchentoot:accept-connections ((acceptor daemonization:acceptor))
-    (let ((listener (hunchentoot::acceptor-listen-socket acceptor)))
+    (let ((listener (hunchentoot::acceptor-listen-socket acceptor))
+          (lock (hunchentoot::acceptor-shutdown-lock acceptor)))
       (loop until (or (acceptor-draining acceptor) (hunchentoot::acceptor-shutdown-p acceptor))
             do (when (usocket:wait-for-input listener :ready-only t :timeout 0.1)
                  (let ((client (handler-case (usocket:socket-accept listener)
                                  (error () nil))))
                    (when client
+                     (bt:with-lock-held (lock) (incf (acceptor-handed acceptor)))
                      (hunchentoot::set-timeouts client
                                                 (hunchentoot:acceptor-read-timeout acceptor)
                                                 (hunchentoot:acceptor-write-timeout acceptor))
                      (hunchentoot::handle-incoming-connection
                       (hunchentoot::acceptor-taskmaster acceptor) client)))))))
+  ;; Hunchentoot reads shutdown-p before each request of a connection, and
+  ;; closes it unread when set: a draining acceptor is shut down only for
+  ;; connections that answered a request already.
+  (defmethod hunchentoot::acceptor-shutdown-p :around ((acceptor daemonization:acceptor))
+    (or (call-next-method) (and *served* (acceptor-draining acceptor))))
+  (defmethod hunchentoot:acceptor-dispatch-request :after ((acceptor daemonization:acceptor) request)
+    (declare (ignore request))
+    (setf *served* t))
+  (defmethod hunchentoot:process-connection :around ((acceptor daemonization:acceptor) socket)
+    (declare (ignore socket))
+    (let ((*served* nil))
+      (unwind-protect (call-next-method)
+        (let ((lock (hunchentoot::acceptor-shutdown-lock acceptor)))
+          (bt:with-lock-held (lock)
+            (incf (acceptor-finished acceptor))
+            (bt:condition-notify (hunchentoot::acceptor-shutdown-queue acceptor)))))))
   (defmethod drain ((acceptor daemonization:acceptor))
     (unless (acceptor-draining acceptor)
       (setf (acceptor-draining acceptor) t)
+      ;; The accepting thread ends within its 0.1 s wait.
       (hunchentoot::shutdown (hunchentoot::acceptor-taskmaster acceptor))
-      (let ((lock (hunchentoot::acceptor-shutdown-lock acceptor)))
+      (let ((lock (hunchentoot::acceptor-shutdown-lock acceptor))
+            (queue (hunchentoot::acceptor-shutdown-queue acceptor)))
         (bt:with-lock-held (lock)
-          (setf (hunchentoot::acceptor-shutdown-p acceptor) t)
-          (loop while (plusp (hunchentoot::accessor-requests-in-progress acceptor))
-                do (bt:condition-wait (hunchentoot::acceptor-shutdown-queue acceptor) lock
-                                      :timeout 1))))
+          (loop while (< (acceptor-finished acceptor) (acceptor-handed acceptor))
+                do (bt:condition-wait queue lock :timeout 1))))
       (ignore-errors (usocket:socket-close (hunchentoot::acceptor-listen-socket acceptor)))
       (setf (hunchentoot::acceptor-listen-socket acceptor) nil
             *acceptors* (remove acceptor *acceptors*)))

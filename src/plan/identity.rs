@@ -56,4 +56,9 @@ pub struct Policy {
     /// The daemon's name (`:name`, else the conf file's stem): the
     /// supervisor's process title is `daemonization: supervisor of NAME`.
     pub name: String,
+    /// How an old Lisp is stopped once a new one replaced it (`restart`
+    /// with `:listen`): the conf's stop schedule.
+    pub stop_schedule: crate::config::StopSchedule,
+    /// How long a new Lisp may take to be ready (`:start-timeout`).
+    pub start_timeout: Duration,
 }

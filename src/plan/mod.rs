@@ -180,7 +180,7 @@ pub fn plan(
         shell: &s.account.shell,
     });
     let daemon = matches!(mode, Mode::Daemon);
-    let supervision = daemon.then(|| supervision(spec)).flatten();
+    let supervision = daemon.then(|| supervision(spec, runner.kind)).flatten();
     let keeps_reader = runner.kind.facts().keeps_ready_reader;
     LaunchPlan {
         program: runner.program.clone(),
@@ -303,7 +303,7 @@ pub const DEFAULT_OUTPUT_MAX: u64 = 1 << 30;
 /// A daemon's supervisor, when a restart policy, rotation of `:output`, or
 /// `:ready :notify` needs one (the supervisor hears the notify socket for
 /// the daemon's whole life, so `status` knows when it is ready).
-fn supervision(spec: &DaemonSpec) -> Option<Policy> {
+fn supervision(spec: &DaemonSpec, kind: LispKind) -> Option<Policy> {
     let rotation = spec
         .output_max_size
         .map(|max| (Some(max), spec.output_keep()));
@@ -327,6 +327,8 @@ fn supervision(spec: &DaemonSpec) -> Option<Policy> {
                     .and_then(Path::file_stem)
                     .map_or("daemon".into(), |s| s.to_string_lossy().into_owned())
             }),
+            stop_schedule: spec.stop_schedule(kind.facts().stop_signal),
+            start_timeout: spec.start_timeout(),
         }),
     }
 }
@@ -381,7 +383,12 @@ pub fn environment(
 /// sockets (`LISTEN_PID`, which must be the Lisp's own pid, is set by the
 /// process that execs it); never the caller's.
 fn with_listeners(mut env: Env, spec: &DaemonSpec, kind: LispKind, mode: &Mode) -> Env {
-    env.retain(|(k, _)| !matches!(k.to_str(), Some("LISTEN_FDS" | "LISTEN_FDNAMES" | "LISTEN_PID")));
+    env.retain(|(k, _)| {
+        !matches!(
+            k.to_str(),
+            Some("LISTEN_FDS" | "LISTEN_FDNAMES" | "LISTEN_PID")
+        )
+    });
     if holds_listeners(spec, kind) && matches!(mode, Mode::Daemon | Mode::Foreground { .. }) {
         let names: Vec<&str> = spec.listen.iter().map(|l| l.name.as_str()).collect();
         env.push(("LISTEN_FDS".into(), spec.listen.len().to_string().into()));
@@ -568,8 +575,16 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
-                    let family = if l.address.is_ipv6() { ":inet6" } else { ":inet" };
-                    format!("({} {} {family})", lisp_string(&l.name), LISTEN_FDS_START + i as i32)
+                    let family = if l.address.is_ipv6() {
+                        ":inet6"
+                    } else {
+                        ":inet"
+                    };
+                    format!(
+                        "({} {} {family})",
+                        lisp_string(&l.name),
+                        LISTEN_FDS_START + i as i32
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(" "),

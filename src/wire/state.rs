@@ -9,6 +9,8 @@
 //! | `lisp PID` | its Lisp now, if one runs |
 //! | `last-exit HOW` | how the last Lisp ended (one line, shown: see `crate::visible`) |
 //! | `ready yes` | its Lisp now said it is ready (by its pipe, its notify socket or its port) |
+//! | `replacements N` | how many times `restart` asked it to replace its Lisp (`:listen`) |
+//! | `replace-error HOW` | why the last replacement failed (the old Lisp kept serving), one line |
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,6 +27,10 @@ pub struct State {
     pub last_exit: Option<String>,
     /// The Lisp that runs said it is ready.
     pub ready: bool,
+    /// Replacements asked for, done or failed.
+    pub replacements: u32,
+    /// Why the last one failed, if it did.
+    pub replace_error: Option<String>,
 }
 
 impl fmt::Display for State {
@@ -42,6 +48,12 @@ impl fmt::Display for State {
         }
         if self.ready {
             writeln!(f, "ready yes")?;
+        }
+        if self.replacements > 0 {
+            writeln!(f, "replacements {}", self.replacements)?;
+        }
+        if let Some(error) = &self.replace_error {
+            writeln!(f, "replace-error {}", crate::visible::line(error))?;
         }
         Ok(())
     }
@@ -68,6 +80,8 @@ impl FromStr for State {
                 "restarts" => state.restarts = value.parse().map_err(|_| NotAState)?,
                 "last-exit" => state.last_exit = Some(value.to_string()),
                 "ready" if value == "yes" => state.ready = true,
+                "replacements" => state.replacements = value.parse().map_err(|_| NotAState)?,
+                "replace-error" => state.replace_error = Some(value.to_string()),
                 _ => return Err(NotAState),
             }
         }
@@ -88,12 +102,16 @@ mod tests {
             restarts: 2,
             last_exit: Some("killed by SIGKILL".into()),
             ready: true,
+            replacements: 3,
+            replace_error: Some("the new Lisp exited with status 1".into()),
         };
         assert_eq!(state.to_string().parse(), Ok(state.clone()));
         let idle = State {
             lisp: None,
             last_exit: None,
             ready: false,
+            replacements: 0,
+            replace_error: None,
             ..state
         };
         assert_eq!(idle.to_string().parse(), Ok(idle));
