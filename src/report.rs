@@ -52,6 +52,8 @@ pub enum Reason {
     Unimplemented,
     /// `:reload-function` signalled.
     ReloadFunctionError,
+    /// A supervisor gave up at `:start-limit`.
+    StartLimit,
 }
 
 impl Reason {
@@ -69,6 +71,7 @@ impl Reason {
             Reason::StillInitializing => "still-initializing",
             Reason::Unimplemented => "unimplemented",
             Reason::ReloadFunctionError => "reload-function-error",
+            Reason::StartLimit => "start-limit",
         }
     }
 }
@@ -223,6 +226,7 @@ impl Outcome {
             Runs { pid, .. } | Started { pid } | Stopped { pid } => (true, None, Some(*pid)),
             Stale { pid } => (false, Some(Reason::ServiceUnavailable), *pid),
             NoPidFile => (false, Some(Reason::NoPidFile), None),
+            GaveUp { .. } => (false, Some(Reason::StartLimit), None),
             AlreadyRunning { pid } => (true, Some(Reason::AlreadyRunning), Some(*pid)),
             StillInitializing { pid, .. } => (true, Some(Reason::StillInitializing), Some(*pid)),
             FunctionError { .. } => (false, Some(Reason::MainFunctionError), None),
@@ -265,6 +269,13 @@ impl Outcome {
                     "the daemon's Lisp {}; it was ended, with every process it started",
                     visible::block(&message)
                 ))
+            }
+            GaveUp { last_exit, .. } => {
+                outcome.error = Some(format!(
+                    "the supervisor gave up at :start-limit; the Lisp {}. \
+                     Fix it and start it again (zap or stop clears this record)",
+                    visible::line(last_exit.as_deref().unwrap_or("failed"))
+                ));
             }
             NoReloadFunction => {
                 outcome.error = Some(
@@ -388,10 +399,11 @@ impl Outcome {
 
     fn status(&self) -> Option<&'static str> {
         match self.command {
-            Command::Status => Some(match (self.ok, self.activating) {
-                (true, false) => "running",
-                (true, true) => "activating",
-                (false, _) => "not-running",
+            Command::Status => Some(match (self.ok, self.activating, self.reason) {
+                (true, false, _) => "running",
+                (true, true, _) => "activating",
+                (false, _, Some(Reason::StartLimit)) => "failed",
+                (false, _, _) => "not-running",
             }),
             _ => None,
         }
@@ -518,13 +530,14 @@ mod tests {
             StillInitializing,
             Unimplemented,
             ReloadFunctionError,
+            StartLimit,
         ];
         // A new reason is added to `all` (the match has no wildcard).
         for reason in all {
             match reason {
                 AlreadyRunning | MainFunctionError | Died | LispNotFound | InternalError
                 | NoPidFile | NotRunning | Running | ServiceUnavailable | StillInitializing
-                | Unimplemented | ReloadFunctionError => {}
+                | Unimplemented | ReloadFunctionError | StartLimit => {}
             }
         }
         let names: Vec<&str> = all.iter().map(|r| r.name()).collect();

@@ -225,6 +225,8 @@ fn sbcl_gets_the_runtime_options_of_the_conf() {
         args,
         [
             "--noinform",
+            "--disable-ldb",
+            "--lose-on-corruption",
             "--dynamic-space-size",
             "1024",
             "--control-stack-size",

@@ -110,7 +110,8 @@ fn on_failure_restarts_a_killed_lisp() {
 }
 
 /// A Lisp that keeps dying hits the start limit: the supervisor gives up,
-/// logs it, and leaves nothing behind.
+/// logs it, and leaves no process behind; its record says so in `status`
+/// (failed - start-limit, with the last cause) until stop clears it.
 #[test]
 fn start_limit_gives_up() {
     let sb = Sandbox::new();
@@ -136,7 +137,76 @@ fn start_limit_gives_up() {
         "{}",
         sb.log()
     );
+    let p = sb.pid_file("flaky.pid");
+    let out = sb.run(&conf, &["status"]);
+    assert_line(
+        &out,
+        1,
+        &format!("failed - start-limit (pid-file = {})", p.display()),
+    );
+    assert_eq!(
+        stderr(&out),
+        "ERROR: the supervisor gave up at :start-limit; the Lisp exited with status 3. \
+         Fix it and start it again (zap or stop clears this record)\n"
+    );
+    let plist = stdout(&sb.run(&conf, &["status", "--print", "plist"]));
+    assert!(
+        plist.contains(":status \"failed\" :reason \"start-limit\""),
+        "{plist}"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
     assert_eq!(sb.run(&conf, &["status"]).status.code(), Some(3));
+}
+
+/// Why a Lisp died, named: running out of heap (with the size and the key
+/// to raise it), out of control stack, a thread's unhandled error; the
+/// supervisor's record and status say it.
+#[test]
+fn the_cause_of_death_is_named() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            "heap",
+            ":dynamic-space-size 64",
+            "(make-array (* 200 1024 1024) :element-type '(unsigned-byte 8))",
+            "ran out of heap (raise :dynamic-space-size, now 64 MB)",
+        ),
+        (
+            "stack",
+            ":output \"stack.out\"",
+            "(labels ((deep (n) (1+ (deep n)))) (deep 0))",
+            "ran out of control stack (raise :control-stack-size)",
+        ),
+        (
+            "thread",
+            "",
+            "(error \"no database at ~a\" \"db:5432\")",
+            "died of an unhandled error in a thread: no database at db:5432",
+        ),
+    ];
+    for (name, keys, deed, cause) in cases {
+        let (conf, _) = conf(
+            &sb,
+            name,
+            &format!(":restart :on-failure :restart-delay 0.1 :start-limit (1 60) {keys}"),
+            &format!(
+                "(sb-thread:make-thread (lambda () (loop until (probe-file {}) do (sleep 0.02)) {deed}) :name \"worker\")",
+                lisp_string(sb.path(&format!("{name}.go")).to_str().unwrap())
+            ),
+        );
+        let supervisor = started_pid(&sb.run(&conf, &["start"]));
+        sb.track(supervisor);
+        fs::write(sb.path(&format!("{name}.go")), "").unwrap();
+        assert!(wait_until(60, || !alive(supervisor)), "{name}: gave up");
+        let out = sb.run(&conf, &["status"]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(
+            stderr(&out).contains(&format!("at :start-limit; the Lisp {cause}. Fix it")),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert_eq!(sb.run(&conf, &["zap"]).status.code(), Some(0), "{name}");
+    }
 }
 
 /// :restart :always restarts after a clean exit too; kill ends both.

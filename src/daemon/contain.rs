@@ -108,6 +108,19 @@ impl Cgroup {
         Ok(())
     }
 
+    /// How many of its processes the kernel's OOM killer killed
+    /// (`memory.events`, where the memory controller is on; else 0).
+    pub fn oom_kills(&self) -> u64 {
+        std::fs::read_to_string(self.path.join("memory.events"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ").map(str::to_string))
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Whether the cgroup exists.
     pub fn exists(&self) -> bool {
         self.path.join("cgroup.procs").exists()

@@ -133,6 +133,12 @@ pub enum Fact {
         pid: i32,
         report: String,
     },
+    /// A supervisor gave up at `:start-limit` (its record stays until
+    /// `start`, `stop` or `zap`).
+    GaveUp {
+        restarts: u32,
+        last_exit: Option<String>,
+    },
     /// The conf has no `:reload-function`.
     NoReloadFunction,
 }

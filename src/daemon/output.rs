@@ -42,6 +42,13 @@ pub struct Output {
     /// Bytes not written since a rotation failed, and why it did.
     dropped: u64,
     why: &'static str,
+    /// Lines not written since a write failed (a full disk), and why.
+    lost: u64,
+    lost_why: Option<String>,
+    /// SBCL's runtime said "fatal error" (the Lisp's last line but one):
+    /// the line after it, its reason, for the record of why it died.
+    pub fatal: Option<String>,
+    fatal_next: bool,
     /// The files this writer filled and rotated, held while they are
     /// linked anywhere: more of them than `keep` means someone moved them
     /// out of the rotation's way (their bytes are still on the disk).
@@ -94,6 +101,10 @@ impl Output {
             pending: Vec::new(),
             dropped: 0,
             why: "",
+            lost: 0,
+            lost_why: None,
+            fatal: None,
+            fatal_next: false,
             rotated: Vec::new(),
             read: File::from(read),
             write,
@@ -178,8 +189,53 @@ impl Output {
             self.dropped = 0;
             self.write_line(note.as_bytes());
         }
-        if self.file.write_all(line).is_ok() {
-            self.size += line.len() as u64;
+        self.note_fatal(line);
+        if self.lost > 0 && !self.write_whole(b"") {
+            self.lost += 1;
+            return;
+        }
+        if self.lost > 0 {
+            let note = format!(
+                "[daemonization: {} lines of output dropped: {}: {}]\n",
+                self.lost,
+                self.path.display(),
+                self.lost_why.take().unwrap_or_default()
+            );
+            self.lost = 0;
+            if !self.write_whole(note.as_bytes()) {
+                self.lost = 1;
+            }
+        }
+        if !self.write_whole(line) {
+            self.lost += 1;
+        }
+    }
+
+    /// Writes `line` whole, or nothing: a write cut short (a full disk) is
+    /// undone, so the file never holds half a line.
+    fn write_whole(&mut self, line: &[u8]) -> bool {
+        match self.file.write_all(line) {
+            Ok(()) => {
+                self.size += line.len() as u64;
+                true
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.size);
+                self.lost_why.get_or_insert_with(|| e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Remembers SBCL's fatal runtime error: the line after the one that
+    /// says "fatal error encountered in SBCL".
+    fn note_fatal(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        if self.fatal_next {
+            self.fatal_next = false;
+            self.fatal = Some(text.trim().chars().take(200).collect());
+        } else if text.starts_with("fatal error encountered in SBCL") {
+            self.fatal_next = true;
         }
     }
 

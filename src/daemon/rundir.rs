@@ -487,6 +487,19 @@ impl RunDir {
     }
 
     /// In the daemon process that holds the lock: its files go as it fails.
+    /// The pid and lock files, unlinked: the state file stays (a supervisor
+    /// that gave up leaves its record).
+    pub fn remove_pid_and_lock(&self) {
+        for name in [self.name.clone(), self.sibling(".lock")] {
+            let _ = unlinkat(self.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+
+    /// The state file, unlinked (a record of a supervisor that gave up).
+    pub fn remove_state(&self) -> Result<(), DaemonError> {
+        self.unlink(self.sibling(".state").as_os_str())
+    }
+
     pub fn remove_own(&self) {
         for name in [
             self.name.clone(),

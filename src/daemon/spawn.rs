@@ -211,7 +211,7 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
         Slot::Bootstrap => Some(bootstrap),
         Slot::Ready => Some(pipe),
         Slot::ReadyReader => reader_fd,
-        Slot::Reload | Slot::ReloadReader | Slot::Listener(_) => None,
+        Slot::Reload | Slot::ReloadReader | Slot::Listener(_) | Slot::Cause => None,
     });
     if let Some(files) = &launch.pid_files {
         layout.push((files.dir_fd(), DIR_FD));

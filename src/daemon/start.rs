@@ -24,6 +24,9 @@ pub fn start(req: &Request) -> Result<Fact, DaemonError> {
     if let PidState::Running { pid, .. } = files.inspect(req.daemon_uid())? {
         return Ok(Fact::AlreadyRunning { pid });
     }
+    if super::status::gave_up(&files).is_some() {
+        files.remove_state()?;
+    }
     let program = program(req)?;
     create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
     let launch = daemon_launch(req, &program, files.try_clone()?)?;

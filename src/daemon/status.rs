@@ -18,7 +18,13 @@ pub fn status(req: &Request) -> Result<Fact, DaemonError> {
             }
         }
         (_, PidState::Stale { pid }) => Fact::Stale { pid },
-        (_, PidState::Missing) => Fact::NoPidFile,
+        (files, PidState::Missing) => match files.as_ref().and_then(gave_up) {
+            Some(state) => Fact::GaveUp {
+                restarts: state.restarts,
+                last_exit: state.last_exit,
+            },
+            None => Fact::NoPidFile,
+        },
     })
 }
 
@@ -28,10 +34,19 @@ pub fn is_running(req: &Request) -> bool {
     matches!(req.inspect(), Ok((_, PidState::Running { .. })))
 }
 
+/// The record a supervisor left when it gave up at `:start-limit`.
+pub(super) fn gave_up(files: &RunDir) -> Option<crate::wire::state::State> {
+    let state: crate::wire::state::State = files.read_state()?.parse().ok()?;
+    state.gave_up.then_some(state)
+}
+
 /// What the supervisor `pid` of this conf's daemon says, if it is one.
 fn supervision(files: &RunDir, pid: i32) -> Option<Supervision> {
+    // A Lisp the state names is shown only while it is the supervisor's
+    // child: a state the supervisor could not rewrite (a full pid
+    // directory) never shows a dead Lisp as running.
     supervise::read_state(files, pid).map(|s| Supervision {
-        lisp_pid: s.lisp,
+        lisp_pid: s.lisp.filter(|lisp| process::parent(*lisp) == Some(pid)),
         restarts: s.restarts,
         last_exit: s.last_exit,
         ready: s.ready,

@@ -41,7 +41,13 @@ pub fn stop(req: &Request, ending: Ending) -> Result<Fact, DaemonError> {
         return Ok(Fact::NoPidFile);
     };
     let (pid, locked) = match state {
-        PidState::Missing => return Ok(Fact::NoPidFile),
+        PidState::Missing => {
+            // A supervisor's record of giving up goes with a stop.
+            if super::status::gave_up(&files).is_some() {
+                files.remove_state()?;
+            }
+            return Ok(Fact::NoPidFile);
+        }
         PidState::Stale { pid } => {
             end_leftovers(req)?;
             files.remove()?;
@@ -162,6 +168,10 @@ pub fn zap(req: &Request) -> Result<Fact, DaemonError> {
         return Ok(Fact::NoPidFile);
     };
     match files.inspect(req.daemon_uid()) {
+        Ok(PidState::Missing) if super::status::gave_up(&files).is_some() => {
+            files.remove_state()?;
+            Ok(Fact::Zapped)
+        }
         Ok(PidState::Missing) => Ok(Fact::NoPidFile),
         // A daemon proven alive is ended with its whole tree first (as
         // `kill` ends it): no process of it outlives its pid file.

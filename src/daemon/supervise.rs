@@ -32,6 +32,7 @@ use crate::config::RestartPolicy;
 use crate::logging::Logger;
 use crate::plan::Policy;
 use crate::plan::{BOOTSTRAP_FD, LOCK_FD, Slot};
+use crate::wire::cause::Cause;
 use crate::wire::readiness::{Protocol, Stage, Word};
 use crate::wire::state::State;
 
@@ -51,10 +52,36 @@ fn how_it_ended(status: WaitStatus) -> String {
     }
 }
 
+/// Why a Lisp died, in words a user acts on: its last word on the cause
+/// pipe (shown: see `visible`), else the kernel's OOM killer when its cgroup
+/// counted a kill, else its exit.
+pub fn why_it_died(status: WaitStatus, cause: Option<Cause>, oom: bool, policy: &Policy) -> String {
+    let now = |mb: Option<u64>| mb.map_or(String::new(), |mb| format!(", now {mb} MB"));
+    match (cause, status) {
+        (Some(Cause::HeapExhausted), _) => format!(
+            "ran out of heap (raise :dynamic-space-size{})",
+            now(policy.heap_mb)
+        ),
+        (Some(Cause::StackExhausted), _) => format!(
+            "ran out of control stack (raise :control-stack-size{})",
+            now(policy.stack_mb)
+        ),
+        (Some(Cause::Error(text)), _) => format!("failed: {}", crate::visible::line(&text)),
+        (Some(Cause::ThreadError(text)), _) => format!(
+            "died of an unhandled error in a thread: {}",
+            crate::visible::line(&text)
+        ),
+        (None, WaitStatus::Signaled(_, Signal::SIGKILL, _)) if oom => {
+            "was killed by the kernel's OOM killer (out of memory)".to_string()
+        }
+        (None, status) => how_it_ended(status),
+    }
+}
+
 /// The Lisp, as the supervisor's child. Never returns.
 fn lisp_child(
     launch: &Launch,
-    ready: &OwnedFd,
+    (ready, cause): (&OwnedFd, &OwnedFd),
     output: Option<&Output>,
     supervisor: i32,
     generation: u32,
@@ -66,6 +93,7 @@ fn lisp_child(
         exec::arrange(&launch.layout(|slot| match slot {
             Slot::Bootstrap => Some(bootstrap),
             Slot::Ready => Some(ready.as_raw_fd()),
+            Slot::Cause => Some(cause.as_raw_fd()),
             Slot::Output => output.map(|o| o.write.as_raw_fd()),
             _ => None,
         }))
@@ -268,6 +296,10 @@ struct Supervisor<'a> {
     pipe_owner: Option<Pid>,
     /// What happened without an event (a next Lisp that could not start).
     pending: Option<Happened>,
+    /// The read end of each running Lisp's cause pipe.
+    causes: Vec<(Pid, File)>,
+    /// The last write of the state failed (and was logged).
+    state_failed: bool,
 }
 
 /// The new Lisp of a replacement.
@@ -340,6 +372,8 @@ pub fn run(
         retiring: Vec::new(),
         pipe_owner: None,
         pending: None,
+        causes: Vec::new(),
+        state_failed: false,
     };
     let mut phase = Phase::Starting { first: true };
     let mut actions = vec![Action::Start];
@@ -482,6 +516,7 @@ impl Supervisor<'_> {
         let status = waitpid(Pid::from_raw(pid), None).unwrap_or(WaitStatus::StillAlive);
         if let Some(at) = self.retiring.iter().position(|r| r.pid.as_raw() == pid) {
             let retired = self.retiring.remove(at);
+            let _ = self.why(retired.pid, retired.generation, status);
             self.end_generation(retired.generation);
             return None;
         }
@@ -492,15 +527,56 @@ impl Supervisor<'_> {
         }
         self.events.pipe = None;
         self.end_generation(next.generation);
+        let died = self.why(next.pid, next.generation, status);
         let why = match (next.failure, self.protocol.report(&self.events.text)) {
             (Some(failure), _) => failure,
             (None, Some(report)) => format!("failed: {}", report.lines().next().unwrap_or("")),
-            (None, None) => how_it_ended(status),
+            (None, None) => died,
         };
         self.record.replace_error = Some(format!("the new Lisp (pid {pid}) {why}"));
         Some(Happened::NextFailed {
             alone: self.lisp.is_none(),
         })
+    }
+
+    /// Why the Lisp `pid` of `generation`, which ended with `status`,
+    /// died: its last word, its cgroup's OOM kills, its exit.
+    fn why(&mut self, pid: Pid, generation: u32, status: WaitStatus) -> String {
+        let cause = self
+            .causes
+            .iter()
+            .position(|(p, _)| *p == pid)
+            .map(|at| self.causes.remove(at).1)
+            .and_then(|mut pipe| {
+                let mut text = String::new();
+                read_what_is_there(&mut pipe, &mut text);
+                text.parse::<Cause>().ok()
+            });
+        let oom = self
+            .launch
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.lisp(generation).oom_kills() > 0);
+        // Its runtime's fatal error, in its output (SBCL's, with
+        // --lose-on-corruption: a control stack exhausted ends it so).
+        let fatal = self.events.output.as_mut().and_then(|o| {
+            o.drain();
+            o.fatal.take()
+        });
+        let cause = cause.or_else(|| match fatal.as_deref() {
+            Some(f) if f.starts_with("Control stack exhausted") => Some(Cause::StackExhausted),
+            Some(f) if f.starts_with("Heap exhausted") => Some(Cause::HeapExhausted),
+            _ => None,
+        });
+        match (&cause, fatal, status) {
+            (None, Some(fatal), WaitStatus::Exited(_, 1)) => {
+                format!(
+                    "died of a fatal error of its runtime: {}",
+                    crate::visible::line(&fatal)
+                )
+            }
+            _ => why_it_died(status, cause, oom, self.policy),
+        }
     }
 
     /// Ends what is left of a Lisp generation's tree.
@@ -576,10 +652,11 @@ impl Supervisor<'_> {
         if let Some(o) = &mut self.events.output {
             o.drain();
         }
+        let why = self.why(lisp, self.generation, status);
         self.end_tree();
         self.record.last_exit = Some(match self.broken.take() {
             Some(broken) => format!("{broken}; killed"),
-            None => how_it_ended(status),
+            None => why,
         });
         self.record.lisp = None;
         self.record.ready = false;
@@ -587,9 +664,19 @@ impl Supervisor<'_> {
         !matches!(status, WaitStatus::Exited(_, 0))
     }
 
-    /// The record for `status`, written.
-    fn write_state(&self) {
-        let _ = self.files.write_state(&self.record.to_string());
+    /// The record for `status`, written; a failure is logged once until a
+    /// write works again (a full or read-only pid directory).
+    fn write_state(&mut self) {
+        match self.files.write_state(&self.record.to_string()) {
+            Ok(()) => self.state_failed = false,
+            Err(e) if !self.state_failed => {
+                self.state_failed = true;
+                self.logger.error(&format!(
+                    "cannot record the daemon's state for status ({e}); status may show an old state"
+                ));
+            }
+            Err(_) => {}
+        }
     }
 
     fn limit_reached(&mut self) -> bool {
@@ -690,6 +777,7 @@ impl Supervisor<'_> {
     /// Forks a Lisp of `generation` and listens to its readiness pipe.
     fn fork_lisp(&mut self, generation: u32) -> Option<Pid> {
         let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).ok()?;
+        let (cause_read, cause_write) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
         if let Some(cgroup) = &self.launch.cgroup {
             cgroup.lisp(generation).create().ok()?;
         }
@@ -698,10 +786,11 @@ impl Supervisor<'_> {
             self.events.output.as_ref(),
             self.record.supervisor,
         );
+        let fds = (&ready_write, &cause_write);
         let child =
-            super::fork::child(|| lisp_child(launch, &ready_write, output, supervisor, generation))
-                .ok()?;
-        drop(ready_write);
+            super::fork::child(|| lisp_child(launch, fds, output, supervisor, generation)).ok()?;
+        drop((ready_write, cause_write));
+        self.causes.push((child, File::from(cause_read)));
         self.pipe_owner = Some(child);
         self.events.pipe = Some(File::from(ready_read));
         self.events.text.clear();
@@ -814,7 +903,16 @@ impl Supervisor<'_> {
         if let Some(o) = &mut self.events.output {
             o.flush();
         }
-        self.files.remove_own();
+        // Giving up leaves the record, for `status`: failed - start-limit.
+        let gave_up = why == Exit::StartLimit && {
+            self.record.gave_up = true;
+            self.record.lisp = None;
+            self.files.write_state(&self.record.to_string()).is_ok()
+        };
+        match gave_up {
+            true => self.files.remove_pid_and_lock(),
+            false => self.files.remove_own(),
+        }
         exit_now(why.code())
     }
 }

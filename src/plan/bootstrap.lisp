@@ -43,6 +43,9 @@
 ;;;;                     written for systemd's socket activation)
 ;;;;   *CONF-STOP-FUNCTION* source text of :stop-function, or NIL: called
 ;;;;                     when the daemon is stopped, before it exits
+;;;;   *CAUSE-FD*        fd of the cause pipe (a supervised daemon), or NIL:
+;;;;                     the last word before an exit on an error
+;;;;                     (src/wire/cause.rs)
 ;;;;   *READY-MODE*      :RETURNED (ready once :main-function returned),
 ;;;;                     :NOTIFY or :PORT (ready when the daemon says so, or
 ;;;;                     its port answers: the tool probes it)
@@ -269,8 +272,35 @@ INITARGS (Hunchentoot's, and :LISTENER), Hunchentoot loaded."
 for what it accepted to be answered, and closes its socket; what arrives
 meanwhile waits in the kernel's queue for the next Lisp."))
 
+(defun first-line (text)
+  (let ((end (position #\Newline text)))
+    (subseq text 0 (min (or end (length text)) 400))))
+
+(defun cause-word (condition otherwise)
+  "The cause pipe's word for CONDITION: running out of heap or stack, or
+OTHERWISE."
+  (let ((name (symbol-name (type-of condition))))
+    (cond ((or (search "STACK-EXHAUSTED" name) (search "STACK-OVERFLOW" name)) "stack-exhausted")
+          ((or (search "HEAP-EXHAUSTED" name) (search "STORAGE-EXHAUSTED" name)
+               (typep condition 'storage-condition))
+           "heap-exhausted")
+          (t otherwise))))
+
+(defun tell-cause (condition otherwise text)
+  "The last word before an exit on CONDITION, for the supervisor (see
+*CAUSE-FD*): never fails."
+  (when *cause-fd*
+    (ignore-errors
+     (let ((stream (%open-ready-stream *cause-fd*))
+           (word (cause-word condition otherwise)))
+       (if (member word '("heap-exhausted" "stack-exhausted") :test #'string=)
+           (write-line word stream)
+           (format stream "~a ~a~%" word (one-line (first-line text))))
+       (finish-output stream)))))
+
 (defun die-on-unhandled-error (condition hook)
   (declare (ignore hook))
+  (tell-cause condition "thread-error" (condition-text condition))
   (let ((text (format nil "Unhandled error in ~@[~a ~]daemon: ~a" *name*
                       (failure-text condition (%thread-description)))))
     (message "~a" text)
@@ -312,6 +342,7 @@ report and backtrace) and ends the Lisp with status 1."
   (handler-bind ((serious-condition
                    (lambda (c)
                      (let ((text (failure-text c (format nil "~(~s~)" key))))
+                       (tell-cause c "error" (format nil "~(~s~): ~a" key (condition-text c)))
                        (message "ERROR: ~a" text)
                        (log-line :error text)
                        (report "error" text)
@@ -576,7 +607,7 @@ is ready."
 (defun run ()
   (when *directory*
     (setf *default-pathname-defaults* (%directory-pathname *directory*)))
-  (dolist (fd (if *ready-fd* (cons *ready-fd* *close-fds*) *close-fds*))
+  (dolist (fd (remove nil (list* *ready-fd* *cause-fd* *close-fds*)))
     (%set-cloexec fd))
   ;; SIGINT too, at a terminal as well: Ctrl-C stops a nodaemon Lisp as
   ;; SIGTERM does (the stop line, exit 0).

@@ -61,4 +61,8 @@ pub struct Policy {
     pub stop_schedule: crate::config::StopSchedule,
     /// How long a new Lisp may take to be ready (`:start-timeout`).
     pub start_timeout: Duration,
+    /// `:dynamic-space-size` and `:control-stack-size` (MB), for the words
+    /// of a Lisp that ran out of either.
+    pub heap_mb: Option<u64>,
+    pub stack_mb: Option<u64>,
 }

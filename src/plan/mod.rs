@@ -32,6 +32,8 @@ pub const RELOAD_READER_FD: i32 = 9;
 pub const LISTEN_FDS_START: i32 = 3;
 pub const LISTENING_BOOTSTRAP_FD: i32 = 10;
 pub const LISTENING_READY_FD: i32 = 11;
+/// A supervised Lisp's cause pipe (`wire::cause`): its last word.
+pub const CAUSE_FD: i32 = 12;
 
 /// Where a Lisp of `spec` finds the bootstrap and its readiness pipe.
 pub fn lisp_fds(spec: &DaemonSpec, kind: LispKind) -> (i32, i32) {
@@ -94,6 +96,8 @@ pub enum Slot {
     ReloadReader,
     /// The `n`th socket of `:listen`.
     Listener(usize),
+    /// A supervised Lisp's cause pipe (its write end).
+    Cause,
 }
 
 /// The login of the user a daemon runs as, when it is not the caller.
@@ -257,6 +261,9 @@ fn descriptors(
             fds.extend([(Slot::Null, 0), (stdout, 1), (stdout, 2)]);
             fds.extend([(Slot::Bootstrap, bootstrap_fd), (Slot::Ready, ready_fd)]);
             fds.extend(listeners);
+            if supervised {
+                fds.push((Slot::Cause, CAUSE_FD));
+            }
             // Under a supervisor, the supervisor holds the lock and reads
             // the pipe; a daemon that is the Lisp holds them itself.
             if !supervised {
@@ -329,6 +336,8 @@ fn supervision(spec: &DaemonSpec, kind: LispKind) -> Option<Policy> {
             }),
             stop_schedule: spec.stop_schedule(kind.facts().stop_signal),
             start_timeout: spec.start_timeout(),
+            heap_mb: spec.dynamic_space_size,
+            stack_mb: spec.control_stack_size,
         }),
     }
 }
@@ -567,8 +576,13 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *core-file* {core_file})\n\
          (defparameter *ready-mode* {ready_mode})\n\
          (defparameter *listeners* '({listeners}))\n\
-         (defparameter *conf-stop-function* {stop})\n",
+         (defparameter *conf-stop-function* {stop})\n\
+         (defparameter *cause-fd* {cause_fd})\n",
         preload.join(" "),
+        cause_fd = match (mode, supervision(spec, runner.kind)) {
+            (Mode::Daemon, Some(_)) => CAUSE_FD.to_string(),
+            _ => "nil".to_string(),
+        },
         listeners = match (holds_listeners(spec, runner.kind), mode) {
             (true, Mode::Daemon | Mode::Foreground { .. }) => spec
                 .listen

@@ -92,7 +92,9 @@ pub const RUNNERS: &[RunnerFacts] = &[
         name: "SBCL",
         programs: &["sbcl"],
         package_hint: "apt-get install sbcl",
-        leading: &["--noinform"],
+        // A corrupted or exhausted runtime exits (status 1, its "fatal
+        // error" on stderr) instead of waiting in its low-level debugger.
+        leading: &["--noinform", "--disable-ldb", "--lose-on-corruption"],
         args: |path| {
             ["--disable-debugger", "--load", path]
                 .map(String::from)

@@ -54,7 +54,14 @@ fn daemon_plan_keeps_code_out_of_argv() {
     assert_eq!(plan.program, OsString::from("sbcl"));
     assert_eq!(
         plan.args,
-        ["--noinform", "--disable-debugger", "--load", "/dev/fd/3"]
+        [
+            "--noinform",
+            "--disable-ldb",
+            "--lose-on-corruption",
+            "--disable-debugger",
+            "--load",
+            "/dev/fd/3"
+        ]
     );
     assert!(
         plan.env.is_empty(),
@@ -81,7 +88,8 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *core-file* nil)\n\
                   (defparameter *ready-mode* :returned)\n\
                   (defparameter *listeners* '())\n\
-                  (defparameter *conf-stop-function* nil)\n";
+                  (defparameter *conf-stop-function* nil)\n\
+                  (defparameter *cause-fd* nil)\n";
     assert_eq!(
         plan.bootstrap,
         format!(
@@ -239,7 +247,8 @@ fn the_plan_says_every_descriptor_and_the_directory() {
             (Output, 1),
             (Output, 2),
             (Bootstrap, 3),
-            (Ready, 4)
+            (Ready, 4),
+            (Cause, CAUSE_FD)
         ]
     );
     let foreground = simple_plan(&spec, &clisp, &Mode::Foreground { report_ready: true });
@@ -252,9 +261,61 @@ fn the_plan_says_every_descriptor_and_the_directory() {
     spec.reload_function = code("(lambda () t)");
     let reloading = daemon(&spec, &Runner::sbcl("sbcl"));
     assert_eq!(
-        reloading.fds[reloading.fds.len() - 2..],
-        [(Reload, RELOAD_FD), (ReloadReader, RELOAD_READER_FD)]
+        reloading.fds[reloading.fds.len() - 3..],
+        [
+            (Cause, CAUSE_FD),
+            (Reload, RELOAD_FD),
+            (ReloadReader, RELOAD_READER_FD)
+        ]
     );
+    assert!(reloading.bootstrap.contains("(defparameter *cause-fd* 12)"));
+    // :listen: the held sockets on 3, 4 (systemd's), the bootstrap and the
+    // readiness pipe above the reload pipe; not for CLISP.
+    spec.listen = vec![
+        crate::config::Listen {
+            name: "http".into(),
+            port: 8080,
+            address: [0, 0, 0, 0].into(),
+            backlog: 511,
+        },
+        crate::config::Listen {
+            name: "admin".into(),
+            port: 8081,
+            address: [127, 0, 0, 1].into(),
+            backlog: 16,
+        },
+    ];
+    let listening = daemon(&spec, &Runner::sbcl("sbcl"));
+    assert_eq!(
+        listening.fds[3..7],
+        [
+            (Bootstrap, LISTENING_BOOTSTRAP_FD),
+            (Ready, LISTENING_READY_FD),
+            (Listener(0), 3),
+            (Listener(1), 4)
+        ]
+    );
+    assert!(listening.args.contains(&"/dev/fd/10".into()));
+    assert!(listening.env.contains(&("LISTEN_FDS".into(), "2".into())));
+    assert!(
+        listening
+            .env
+            .contains(&("LISTEN_FDNAMES".into(), "http:admin".into()))
+    );
+    assert!(
+        listening
+            .bootstrap
+            .contains("(defparameter *listeners* '((\"http\" 3 :inet) (\"admin\" 4 :inet)))")
+    );
+    let clisp_listening = daemon(&spec, &clisp);
+    assert!(
+        !clisp_listening
+            .fds
+            .iter()
+            .any(|(s, _)| matches!(s, Listener(_)))
+    );
+    assert!(!clisp_listening.env.iter().any(|(k, _)| k == "LISTEN_FDS"));
+    spec.listen.clear();
     assert!(
         reloading
             .bootstrap

@@ -7,6 +7,7 @@
 //! a test that the bootstrap (`plan/bootstrap.lisp`) says the same words.
 
 pub mod builder;
+pub mod cause;
 pub mod manifest;
 pub mod readiness;
 pub mod record;

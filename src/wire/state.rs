@@ -10,6 +10,7 @@
 //! | `last-exit HOW` | how the last Lisp ended (one line, shown: see `crate::visible`) |
 //! | `ready yes` | its Lisp now said it is ready (by its pipe, its notify socket or its port) |
 //! | `replacements N` | how many times `restart` asked it to replace its Lisp (`:listen`) |
+//! | `gave-up yes` | it gave up at `:start-limit` and exited: the record stays for `status` until `start`, `stop` or `zap` |
 //! | `replace-error HOW` | why the last replacement failed (the old Lisp kept serving), one line |
 
 use std::fmt;
@@ -31,6 +32,8 @@ pub struct State {
     pub replacements: u32,
     /// Why the last one failed, if it did.
     pub replace_error: Option<String>,
+    /// It gave up at `:start-limit`.
+    pub gave_up: bool,
 }
 
 impl fmt::Display for State {
@@ -54,6 +57,9 @@ impl fmt::Display for State {
         }
         if let Some(error) = &self.replace_error {
             writeln!(f, "replace-error {}", crate::visible::line(error))?;
+        }
+        if self.gave_up {
+            writeln!(f, "gave-up yes")?;
         }
         Ok(())
     }
@@ -82,6 +88,7 @@ impl FromStr for State {
                 "ready" if value == "yes" => state.ready = true,
                 "replacements" => state.replacements = value.parse().map_err(|_| NotAState)?,
                 "replace-error" => state.replace_error = Some(value.to_string()),
+                "gave-up" if value == "yes" => state.gave_up = true,
                 _ => return Err(NotAState),
             }
         }
@@ -104,6 +111,7 @@ mod tests {
             ready: true,
             replacements: 3,
             replace_error: Some("the new Lisp exited with status 1".into()),
+            gave_up: true,
         };
         assert_eq!(state.to_string().parse(), Ok(state.clone()));
         let idle = State {
@@ -112,6 +120,7 @@ mod tests {
             ready: false,
             replacements: 0,
             replace_error: None,
+            gave_up: false,
             ..state
         };
         assert_eq!(idle.to_string().parse(), Ok(idle));
