@@ -54,6 +54,8 @@ pub enum Reason {
     ReloadFunctionError,
     /// A supervisor gave up at `:start-limit`.
     StartLimit,
+    /// A service manager runs the daemon: stop and restart go through it.
+    ManagedBySystemd,
 }
 
 impl Reason {
@@ -72,6 +74,7 @@ impl Reason {
             Reason::Unimplemented => "unimplemented",
             Reason::ReloadFunctionError => "reload-function-error",
             Reason::StartLimit => "start-limit",
+            Reason::ManagedBySystemd => "managed-by-systemd",
         }
     }
 }
@@ -227,7 +230,8 @@ impl Outcome {
             Stale { pid } => (false, Some(Reason::ServiceUnavailable), *pid),
             NoPidFile => (false, Some(Reason::NoPidFile), None),
             GaveUp { .. } => (false, Some(Reason::StartLimit), None),
-            AlreadyRunning { pid } => (true, Some(Reason::AlreadyRunning), Some(*pid)),
+            AlreadyRunning { pid, .. } => (true, Some(Reason::AlreadyRunning), Some(*pid)),
+            Managed { pid, .. } => (false, Some(Reason::ManagedBySystemd), Some(*pid)),
             StillInitializing { pid, .. } => (true, Some(Reason::StillInitializing), Some(*pid)),
             FunctionError { .. } => (false, Some(Reason::MainFunctionError), None),
             Died { .. } => (false, Some(Reason::Died), None),
@@ -269,6 +273,25 @@ impl Outcome {
                     "the daemon's Lisp {}; it was ended, with every process it started",
                     visible::block(&message)
                 ))
+            }
+            AlreadyRunning {
+                unit: Some(unit), ..
+            } => {
+                outcome.warning = Some(format!(
+                    "{}: start, stop and restart it with systemctl",
+                    runs_it(&unit)
+                ));
+            }
+            Managed { unit, instead, .. } => {
+                let how = match unit.ends_with(".service") {
+                    true => format!("use `{instead} {unit}`"),
+                    false => "use the service manager".to_string(),
+                };
+                outcome.error = Some(format!(
+                    "{}: {how} (done here, the manager would start it again, \
+                     or run a second copy beside it)",
+                    runs_it(&unit)
+                ));
             }
             GaveUp { last_exit, .. } => {
                 outcome.error = Some(format!(
@@ -456,6 +479,14 @@ impl Outcome {
     }
 }
 
+/// Who runs a daemon of a service manager: its unit, when known.
+fn runs_it(unit: &str) -> String {
+    match unit.ends_with(".service") {
+        true => format!("systemd runs this daemon as {}", visible::line(unit)),
+        false => "a service manager runs this daemon (nodaemon under NOTIFY_SOCKET)".to_string(),
+    }
+}
+
 /// LSB: 4 for insufficient privilege, 6 for a conf naming what is not there.
 pub fn identity_exit(error: &crate::daemon::identity::IdentityError) -> u8 {
     use crate::daemon::identity::IdentityError;
@@ -531,13 +562,14 @@ mod tests {
             Unimplemented,
             ReloadFunctionError,
             StartLimit,
+            ManagedBySystemd,
         ];
         // A new reason is added to `all` (the match has no wildcard).
         for reason in all {
             match reason {
                 AlreadyRunning | MainFunctionError | Died | LispNotFound | InternalError
                 | NoPidFile | NotRunning | Running | ServiceUnavailable | StillInitializing
-                | Unimplemented | ReloadFunctionError | StartLimit => {}
+                | Unimplemented | ReloadFunctionError | StartLimit | ManagedBySystemd => {}
             }
         }
         let names: Vec<&str> = all.iter().map(|r| r.name()).collect();

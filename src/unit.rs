@@ -96,10 +96,13 @@ pub fn unit(conf: &Conf, tool: &Path, stop_signal: Signal) -> String {
         .map(|s| s.timeout.as_secs_f64())
         .sum();
     if spec.reload_function.is_some() {
-        // The Lisp (MAINPID, as nodaemon tells systemd) calls
-        // :reload-function on SIGHUP.
-        out.push_str("ExecReload=/bin/kill -HUP $MAINPID\n");
+        // `reload` waits for :reload-function's verdict: a failed reload
+        // fails `systemctl reload`.
+        let _ = writeln!(out, "ExecReload={} {conf_path} reload", tool.display());
     }
+    // The stop signal to the tool, which stops the Lisp as its stop
+    // schedule says; SIGKILL to the whole unit only at the end.
+    out.push_str("KillMode=mixed\n");
     let _ = writeln!(out, "KillSignal={}", first.signal.as_str());
     let _ = writeln!(out, "TimeoutStopSec={}", seconds(before_kill.max(1.0)));
     let restart = match spec.restart {

@@ -46,6 +46,7 @@ fn unit_is_a_valid_systemd_service() {
          AmbientCapabilities=CAP_NET_BIND_SERVICE\n\
          UMask=0027\n\
          TimeoutStartSec=60\n\
+         KillMode=mixed\n\
          KillSignal=SIGTERM\n\
          TimeoutStopSec=10\n\
          Restart=on-failure\n\
@@ -136,6 +137,18 @@ fn verify_unit(unit: &std::path::Path) {
             false,
             &format!("apt-get install systemd ({e})"),
         ),
+    }
+}
+
+/// Receives one notification within `secs`, or says none came.
+fn receive_within(socket: &UnixDatagram, secs: u64) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(secs)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    match socket.recv(&mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(e) => format!("no notification: {e}"),
     }
 }
 
@@ -305,10 +318,188 @@ fn unit_reloads_a_conf_with_a_reload_function() {
     let out = sb.run(&conf, &["unit"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        stdout(&out).contains("\nExecReload=/bin/kill -HUP $MAINPID\n"),
+        stdout(&out).contains(&format!(
+            "\nExecReload={} {} reload\n",
+            bin(),
+            conf.display()
+        )),
         "{}",
         stdout(&out)
     );
     let plain = sb.conf("plain.conf", "(:pid-file \"plain.pid\")");
     assert!(!stdout(&sb.run(&plain, &["unit"])).contains("ExecReload"));
+}
+
+/// A daemon started the way the template unit starts it (`nodaemon` with a
+/// NOTIFY_SOCKET) is the conf's daemon for every command: status sees it
+/// supervised, reload calls its :reload-function, list lists it, a second
+/// start finds it running and says systemd runs it; stop and restart
+/// refuse, naming the systemctl command (the manager would start it again).
+#[test]
+fn a_daemon_of_the_template_unit_is_seen_by_every_command() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "site.conf",
+        "(:pid-file \"site.pid\" :name \"site\" :reload-function #.(lambda () t)\n \
+         :main-function #.(lambda () t))",
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let child = nodaemon(&sb, &conf, path.to_str().unwrap());
+    let tool = child.id() as i32;
+    assert_eq!(receive(&socket), format!("READY=1\nMAINPID={tool}"));
+    let p = sb.pid_file("site.pid");
+    let status = stdout(&sb.run(&conf, &["status"]));
+    assert!(
+        status.starts_with(&format!(
+            "running (pid = {tool} pid-file = {}) - supervising (lisp-pid = ",
+            p.display()
+        )),
+        "{status}"
+    );
+    let lisp: i32 = status
+        .split("lisp-pid = ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    sb.track(lisp);
+    assert_line(
+        &sb.run(&conf, &["reload"]),
+        0,
+        &format!("success reloaded (pid = {tool} pid-file = {})", p.display()),
+    );
+    let list = stdout(&run(sb.dir.path(), &["list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("site ") && l.contains(" running ")),
+        "{list}"
+    );
+    let again = sb.run(&conf, &["start"]);
+    assert_line(
+        &again,
+        0,
+        &format!(
+            "success started - already-running (pid = {tool} pid-file = {})",
+            p.display()
+        ),
+    );
+    assert!(
+        stderr(&again).starts_with("WARNING: "),
+        "{}",
+        stderr(&again)
+    );
+    for (command, systemctl) in [("stop", "systemctl stop"), ("restart", "systemctl restart")] {
+        let out = sb.run(&conf, &[command]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(
+            stdout(&out).contains(" - managed-by-systemd (pid = "),
+            "{}",
+            stdout(&out)
+        );
+        let error = stderr(&out);
+        assert!(
+            error.contains("runs this daemon")
+                && (error.contains(systemctl) || error.contains("service manager")),
+            "{error}"
+        );
+    }
+    assert!(alive(tool) && alive(lisp), "refused commands left it alone");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(receive(&socket), "STOPPING=1");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!p.exists(), "the pid file goes with it");
+}
+
+/// Socket activation: a listening socket systemd passes to nodaemon (fd 3,
+/// LISTEN_FDS, LISTEN_PID) is the conf's :listen socket, passed on to the
+/// Lisp the same way; the daemon answers on it.
+#[test]
+fn a_socket_systemd_passes_is_the_daemons() {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::process::CommandExt as _;
+    let sb = Sandbox::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The conf names another port: the passed socket is used, not bound.
+    let conf = sb.conf(
+        "act.conf",
+        &format!(
+            "(:pid-file \"act.pid\" :listen ((:name \"web\" :port {}))\n \
+             :main-function #.(lambda ()\n\
+               (sb-thread:make-thread (lambda ()\n\
+                 (let ((s (daemonization:listener-socket \"web\")))\n\
+                   (loop (let ((c (sb-bsd-sockets:socket-accept s)))\n\
+                           (let ((out (sb-bsd-sockets:socket-make-stream c :output t)))\n\
+                             (format out \"lisp ~a fds ~a~%\" (sb-posix:getpid) (sb-posix:getenv \"LISTEN_FDS\"))\n\
+                             (finish-output out))\n\
+                           (sb-bsd-sockets:socket-close c)))))\n\
+                 :name \"server\")))",
+            free_port()
+        ),
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let fd = listener.as_raw_fd();
+    let mut command = std::process::Command::new("sh");
+    command
+        .args([
+            "-c",
+            "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec \"$0\" \"$1\" nodaemon",
+        ])
+        .arg(bin())
+        .arg(&conf)
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .env("NOTIFY_SOCKET", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only dup2 between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // dup2 clears close-on-exec; on 3 already, it is cleared here.
+            let placed = match fd {
+                3 => nix::libc::fcntl(3, nix::libc::F_SETFD, 0),
+                _ => nix::libc::dup2(fd, 3),
+            };
+            if placed < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut child = command.spawn().unwrap();
+    let tool = child.id() as i32;
+    sb.track(tool);
+    drop(listener);
+    let heard = receive_within(&socket, 60);
+    if !heard.starts_with("READY=1") {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("{heard:?}: {}", stderr(&out));
+    }
+    let mut reply = String::new();
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap()
+        .read_to_string(&mut reply)
+        .unwrap();
+    assert!(
+        reply.starts_with("lisp ") && reply.ends_with(" fds 1\n"),
+        "{reply:?}"
+    );
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port)).map(|mut s| s.write_all(b""));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

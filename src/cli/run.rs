@@ -132,6 +132,12 @@ fn nodaemon(session: &Session, options: &Options) -> ExitCode {
         session
             .logger
             .info("nodaemon: running :main-function in the foreground");
+        // Under a service manager the daemon is `list`ed as a started one.
+        if daemon::under_service_manager()
+            && let Err(e) = daemon::records::update(&req, daemon::records::Change::Started)
+        {
+            eprintln!("WARNING: the record of this daemon for `daemonization list`: {e}");
+        }
         daemon::nodaemon(&req)
     });
     match ran {

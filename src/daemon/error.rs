@@ -29,6 +29,8 @@ pub enum DaemonError {
     WriteBootstrap(io::Error),
     #[error("cannot create the readiness pipe: {0}")]
     Pipe(Errno),
+    #[error("the daemon already runs (pid {pid}): stop it first, or use it")]
+    Running { pid: i32 },
     #[error("cannot make the notify socket for :ready :notify: {0}")]
     NotifySocket(io::Error),
     #[error("cannot become the subreaper of the daemon: {0}")]

@@ -63,6 +63,16 @@ pub enum Fact {
     },
     AlreadyRunning {
         pid: i32,
+        /// The service manager's unit that runs it, if one does.
+        unit: Option<String>,
+    },
+    /// A service manager runs the daemon (`unit`): stopping it here would
+    /// fight the manager.
+    Managed {
+        pid: i32,
+        unit: String,
+        /// What to run instead.
+        instead: &'static str,
     },
     /// Alive, but not ready within the start timeout.
     StillInitializing {

@@ -44,6 +44,21 @@ fn bind_one(l: &Listen) -> Result<OwnedFd, SetupError> {
     Ok(fd)
 }
 
+/// The sockets a service manager passed (see `from_service_manager`),
+/// moved to descriptors 20 and up, out of the way of the tool's own.
+pub fn take_inherited(count: usize) -> Option<Vec<OwnedFd>> {
+    let passed = from_service_manager(count)?;
+    passed
+        .into_iter()
+        .map(|fd| {
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(20))
+                // SAFETY: a new descriptor, owned by nothing else.
+                .map(|high| unsafe { OwnedFd::from_raw_fd(high) })
+                .ok()
+        })
+        .collect()
+}
+
 /// The sockets a service manager passed to this process, when it passed
 /// exactly `count` (`LISTEN_PID` ours): taken over, close-on-exec.
 fn from_service_manager(count: usize) -> Option<Vec<OwnedFd>> {

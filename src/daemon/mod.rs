@@ -38,7 +38,7 @@ pub(crate) use program::{create_fasl_dir, find_program, program, stable_hash};
 pub use request::{Request, caller_home};
 pub(crate) use request::{caller, daemon_user};
 pub use rundir::{PidState, RunDir};
-pub use start::{nodaemon, restart, start, try_restart};
+pub use start::{nodaemon, restart, start, try_restart, under_service_manager};
 pub use status::{is_running, status};
 pub use stop::{Ending, stop, zap};
 pub(crate) use stop::{KILL_WAIT, supervised_lisp};

@@ -141,3 +141,17 @@ pub fn parse(datagram: &[u8]) -> Vec<Notice> {
         })
         .collect()
 }
+
+/// The service manager's unit this process runs in (systemd's, from its
+/// cgroup: `/system.slice/NAME.service`), else a description of it.
+pub fn own_unit() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .and_then(|path| path.rsplit('/').find(|c| c.ends_with(".service")))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "the service manager's unit".to_string())
+}

@@ -157,7 +157,13 @@ fn daemon_process(
         let _ = chdir("/");
         umask(Mode::from_bits_truncate(launch.umask));
         let starter = ManuallyDrop::into_inner(pipe);
-        supervise::run(launch, files, &policy, starter, logger);
+        supervise::run(
+            launch,
+            files,
+            &policy,
+            supervise::Starter::Pipe(starter),
+            logger,
+        );
     }
     if let Some(output) = &launch.output
         && let Err(e) = capture_output(output, launch.switch.as_ref())
@@ -219,6 +225,13 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     exec::arrange(&layout)?;
     if let Some(files) = &mut launch.pid_files {
         files.adopt_dir_fd(DIR_FD);
+    }
+    // The bootstrap is on its slot now (a supervisor reads its copies
+    // there); its old descriptor was closed by `arrange`, never again.
+    if let Some(target) = launch.target(Slot::Bootstrap) {
+        // SAFETY: `arrange` placed a copy of the bootstrap on `target`.
+        let placed = unsafe { OwnedFd::from_raw_fd(target) };
+        std::mem::forget(std::mem::replace(&mut launch.bootstrap, placed));
     }
     // Closed by `arrange`: never dropped again.
     std::mem::forget(reader);
@@ -327,7 +340,10 @@ impl Waiting {
                             });
                         }
                         Ok(Word::Running(holder)) => {
-                            return verdict(Fact::AlreadyRunning { pid: holder });
+                            return verdict(Fact::AlreadyRunning {
+                                pid: holder,
+                                unit: None,
+                            });
                         }
                         Ok(Word::SetupError(message)) => {
                             return verdict(Fact::SetupFailed { message });

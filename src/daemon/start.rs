@@ -22,7 +22,10 @@ pub fn start(req: &Request) -> Result<Fact, DaemonError> {
         unreachable!("the directory is created")
     };
     if let PidState::Running { pid, .. } = files.inspect(req.daemon_uid())? {
-        return Ok(Fact::AlreadyRunning { pid });
+        return Ok(Fact::AlreadyRunning {
+            pid,
+            unit: managed_by(&files, pid),
+        });
     }
     if super::status::gave_up(&files).is_some() {
         files.remove_state()?;
@@ -140,6 +143,17 @@ fn restart_running(req: &Request) -> Result<Fact, DaemonError> {
     {
         return Ok(fact);
     }
+    // Stopped and started here, a daemon of a service manager would run
+    // beside it, outside it.
+    if let (Some(files), PidState::Running { pid, locked: true }) = req.inspect()?
+        && let Some(unit) = managed_by(&files, pid)
+    {
+        return Ok(Fact::Managed {
+            pid,
+            unit,
+            instead: "systemctl restart",
+        });
+    }
     match stop(req, Ending::Schedule)? {
         Fact::Stopped { .. } => start(req),
         not_stopped => Ok(not_stopped),
@@ -154,6 +168,9 @@ fn restart_running(req: &Request) -> Result<Fact, DaemonError> {
 /// leave with.
 pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
     let program = program(req)?;
+    if under_service_manager() {
+        return service(req, &program);
+    }
     let notifier = notify::Notifier::from_env();
     // A Lisp of another user never shares the caller's terminal session
     // (TIOCSTI would type into root's shell): it runs as our child in a new
@@ -190,4 +207,58 @@ pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
         return foreground::run(launch, notifier.as_ref());
     }
     Err(exec::exec_in_foreground(launch))
+}
+
+/// Whether `nodaemon` runs under a service manager (`NOTIFY_SOCKET` set;
+/// not as PID 1, a container's init, which reaps and forwards instead).
+pub fn under_service_manager() -> bool {
+    notify::Notifier::from_env().is_some() && std::process::id() != 1
+}
+
+/// The unit of the service manager that runs the daemon `pid`, if one
+/// does (its supervisor's record says so).
+pub(super) fn managed_by(files: &RunDir, pid: i32) -> Option<String> {
+    super::supervise::read_state(files, pid).and_then(|s| s.unit)
+}
+
+/// `nodaemon` under a service manager: the tool claims the pid file as
+/// `start`'s daemon process does (so every command sees the daemon: status,
+/// reload, list, restart; a second start finds it running) and supervises
+/// the Lisp in the foreground, telling the manager readiness, status and
+/// stopping; the manager restarts it (the tool never does), and the exit
+/// code is the Lisp's. Returns only with an error.
+fn service(req: &Request, program: &Path) -> Result<i32, DaemonError> {
+    // The manager's sockets, and syslog's connection, out of the way of
+    // the lock's descriptor; whatever else holds it was inherited by mistake.
+    let inherited = super::listen::take_inherited(req.conf.spec.listen.len());
+    req.logger.release();
+    let _ = nix::unistd::close(crate::plan::LOCK_FD);
+    let Some(files) = req.pid_files(true)? else {
+        unreachable!("the directory is created")
+    };
+    let pid = std::process::id() as i32;
+    if let super::rundir::Claim::Held(holder) = files.claim(crate::plan::LOCK_FD, pid)? {
+        return Err(DaemonError::Running { pid: holder });
+    }
+    let Some(notifier) = notify::Notifier::from_env() else {
+        unreachable!("checked by the caller")
+    };
+    let plan = plan::plan(
+        &req.conf.spec,
+        &req.runner,
+        &Mode::Service,
+        req.switch.as_ref(),
+        &req.lisp_log(req.switch.is_none()),
+        &caller(req),
+    );
+    let mut launch = Launch::new(&plan, program, None)?;
+    launch.listeners = inherited.unwrap_or_default();
+    let policy = plan.supervision.clone().expect("a service is supervised");
+    super::supervise::run(
+        launch,
+        files,
+        &policy,
+        super::supervise::Starter::Manager(notifier),
+        req.logger,
+    )
 }

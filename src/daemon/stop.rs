@@ -55,6 +55,21 @@ pub fn stop(req: &Request, ending: Ending) -> Result<Fact, DaemonError> {
         }
         PidState::Running { pid, locked } => (pid, locked),
     };
+    // A service manager's daemon is stopped through it (else it restarts
+    // it, or marks the unit failed).
+    if let Some(unit) = locked
+        .then(|| super::start::managed_by(&files, pid))
+        .flatten()
+    {
+        return Ok(Fact::Managed {
+            pid,
+            unit,
+            instead: match ending {
+                Ending::Schedule => "systemctl stop",
+                Ending::Kill => "systemctl kill --signal=KILL",
+            },
+        });
+    }
     // Pinned by a pidfd, then checked again: a pid reused meanwhile is
     // never signalled.
     let daemon = match process::PidFd::open(pid) {

@@ -25,13 +25,14 @@ use super::events::read_what_is_there;
 use super::events::{Event, EventLoop, ReadyBy, take_signals};
 use super::exec::{self, Become, exit_now};
 use super::launch::Launch;
+use super::notify::Notifier;
 use super::output::Output;
 use super::process::PidFd;
 use super::rundir::RunDir;
 use crate::config::RestartPolicy;
 use crate::logging::Logger;
 use crate::plan::Policy;
-use crate::plan::{BOOTSTRAP_FD, LOCK_FD, Slot};
+use crate::plan::{LOCK_FD, Slot};
 use crate::wire::cause::Cause;
 use crate::wire::readiness::{Protocol, Stage, Word};
 use crate::wire::state::State;
@@ -86,8 +87,7 @@ fn lisp_child(
     supervisor: i32,
     generation: u32,
 ) -> ! {
-    let own = launch.target(Slot::Bootstrap).unwrap_or(BOOTSTRAP_FD);
-    let placed = exec::fresh_bootstrap(own).and_then(|bootstrap| {
+    let placed = exec::fresh_bootstrap(launch.bootstrap.as_raw_fd()).and_then(|bootstrap| {
         // The plan's layout, with the supervisor's pipes; its /dev/null on
         // 0 (and 1, 2 without :output) stays.
         exec::arrange(&launch.layout(|slot| match slot {
@@ -300,6 +300,20 @@ struct Supervisor<'a> {
     causes: Vec<(Pid, File)>,
     /// The last write of the state failed (and was logged).
     state_failed: bool,
+    /// The service manager, for `nodaemon` under one (the supervisor is
+    /// its main process): told readiness, status and stopping.
+    manager: Option<Notifier>,
+    /// The exit code of the last Lisp (128 + a signal), the supervisor's own
+    /// under a service manager.
+    last_code: i32,
+}
+
+/// Who hears that the first Lisp is ready, or why not.
+pub enum Starter {
+    /// `start`, on the readiness pipe.
+    Pipe(File),
+    /// A service manager (`nodaemon` under systemd), by sd_notify.
+    Manager(Notifier),
 }
 
 /// The new Lisp of a replacement.
@@ -327,9 +341,13 @@ pub fn run(
     mut launch: Launch,
     files: RunDir,
     policy: &Policy,
-    starter: File,
+    starter: Starter,
     logger: &Logger,
 ) -> ! {
+    let (starter, manager) = match starter {
+        Starter::Pipe(pipe) => (Some(pipe), None),
+        Starter::Manager(notifier) => (None, Some(notifier)),
+    };
     super::process::set_title(&format!("daemonization: supervisor of {}", policy.name));
     // The Lisp must not inherit the lock's descriptor.
     let _ = nix::fcntl::fcntl(
@@ -338,25 +356,35 @@ pub fn run(
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     let mut starter = starter;
+    let fail_setup = |starter: &mut Option<File>, e: &DaemonError| match starter {
+        Some(pipe) => {
+            let _ = pipe.write_all(Word::SetupError(e.to_string()).line().as_bytes());
+        }
+        None => eprintln!("ERROR: {e}"),
+    };
     // Whatever the Lisp's descendants leave comes to us, to be ended.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let events = match set_up(&mut launch, policy) {
         Ok(events) => events,
         Err(e) => {
-            let _ = starter.write_all(Word::SetupError(e.to_string()).line().as_bytes());
+            fail_setup(&mut starter, &e);
             files.remove_own();
             exit_now(1)
         }
     };
+    let unit = manager.as_ref().map(|_| super::notify::own_unit());
     let mut supervisor = Supervisor {
         launch: &launch,
         files: &files,
         policy,
         logger,
         events,
-        starter: Some(starter),
+        starter,
+        manager,
+        last_code: 0,
         record: State {
             supervisor: std::process::id() as i32,
+            unit,
             ..State::default()
         },
         lisp: None,
@@ -412,7 +440,9 @@ fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError
     };
     // Bound once, as the caller (root, before the Lisp's user switch), and
     // held for the daemon's whole life.
-    launch.listeners = super::listen::bind(&launch.listen).map_err(DaemonError::Setup)?;
+    if launch.listeners.is_empty() {
+        launch.listeners = super::listen::bind(&launch.listen).map_err(DaemonError::Setup)?;
+    }
     let mut events = EventLoop::new(Some(signals), output);
     // One notify socket for every Lisp it starts; a port, tried per start.
     events.ready_by =
@@ -601,6 +631,9 @@ impl Supervisor<'_> {
                     }
                     return Some(Happened::Ready);
                 }
+                Ok(Word::Status(text)) if self.events.statuses.len() < 16 => {
+                    self.events.statuses.push(text)
+                }
                 Ok(_) => {}
                 Err(broken) => {
                     self.events.pipe = None;
@@ -641,6 +674,11 @@ impl Supervisor<'_> {
         };
         let status = waitpid(lisp, None).unwrap_or(WaitStatus::StillAlive);
         self.last_lisp = lisp.as_raw();
+        self.last_code = match status {
+            WaitStatus::Exited(_, code) => code,
+            WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
+            _ => 1,
+        };
         // Its report may still be in the pipe (the exit can be seen first),
         // unless the pipe is a next Lisp's.
         if let Some(pipe) = &mut self.events.pipe
@@ -662,6 +700,13 @@ impl Supervisor<'_> {
         self.record.ready = false;
         self.write_state();
         !matches!(status, WaitStatus::Exited(_, 0))
+    }
+
+    /// Tells the service manager, if there is one.
+    fn tell_manager(&self, message: &str) {
+        if let Some(manager) = &self.manager {
+            manager.send(message);
+        }
     }
 
     /// The record for `status`, written; a failure is logged once until a
@@ -699,6 +744,10 @@ impl Supervisor<'_> {
             Action::RelayReady => {
                 self.record.ready = true;
                 self.write_state();
+                for text in std::mem::take(&mut self.events.statuses) {
+                    self.tell_manager(&format!("STATUS={}", crate::visible::line(&text)));
+                }
+                self.tell_manager(&format!("READY=1\nMAINPID={}", std::process::id()));
                 if let Some(mut s) = self.starter.take() {
                     let _ = s.write_all(Word::Ready.line().as_bytes());
                 }
@@ -719,6 +768,9 @@ impl Supervisor<'_> {
                 }
             }
             Action::Forward(signal) => {
+                if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGUSR1) {
+                    self.tell_manager("STOPPING=1");
+                }
                 if let Some(lisp) = self.lisp {
                     self.launch.aim.signal_child(lisp, signal);
                 }
@@ -913,7 +965,18 @@ impl Supervisor<'_> {
             true => self.files.remove_pid_and_lock(),
             false => self.files.remove_own(),
         }
-        exit_now(why.code())
+        // Under a service manager the exit is the Lisp's, for its Restart=.
+        match (&self.manager, why) {
+            (Some(_), Exit::FirstStartFailed) => {
+                if let Some(report) = self.protocol.report(&self.events.text) {
+                    let first = report.lines().next().unwrap_or("the main function failed");
+                    self.tell_manager(&format!("STATUS={}", crate::visible::line(first)));
+                }
+                exit_now(self.last_code.max(1))
+            }
+            (Some(_), _) => exit_now(self.last_code),
+            (None, _) => exit_now(why.code()),
+        }
     }
 }
 

@@ -270,6 +270,12 @@ impl Logger {
         }
     }
 
+    /// Closes the connection to syslog (it is made again for the next
+    /// line): its descriptor is freed for a number the caller must own.
+    pub fn release(&self) {
+        self.syslog.borrow_mut().take();
+    }
+
     fn syslog(&self, level: Level, line: &str) -> Result<(), LogError> {
         let mut logger = self.syslog.borrow_mut();
         if logger.is_none() {

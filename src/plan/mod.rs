@@ -69,6 +69,11 @@ pub enum Mode {
     /// terminal, else wait until stopped. With `report_ready`, readiness is
     /// reported on `READY_FD` (for sd_notify).
     Foreground { report_ready: bool },
+    /// `nodaemon` under a service manager (systemd): the tool holds the pid
+    /// file and supervises the Lisp in the foreground, as a daemon's
+    /// supervisor does (restarts are the manager's), its standard streams
+    /// the manager's (the journal) unless `:output` says otherwise.
+    Service,
     /// `:before-parent-exit-fn`: call it with `(pid status)` and exit.
     ParentExit { pid: i32, status: i32 },
     /// `build-core`: load `:preload` and save the image to `file`,
@@ -183,8 +188,12 @@ pub fn plan(
         home: &s.account.home,
         shell: &s.account.shell,
     });
-    let daemon = matches!(mode, Mode::Daemon);
-    let supervision = daemon.then(|| supervision(spec, runner.kind)).flatten();
+    let daemon = matches!(mode, Mode::Daemon | Mode::Service);
+    let supervision = match mode {
+        Mode::Daemon => supervision(spec, runner.kind),
+        Mode::Service => Some(service_supervision(spec, runner.kind)),
+        _ => None,
+    };
     let keeps_reader = runner.kind.facts().keeps_ready_reader;
     LaunchPlan {
         program: runner.program.clone(),
@@ -286,6 +295,21 @@ fn descriptors(
             }
             fds.extend(listeners);
         }
+        // The standard streams are the service manager's (or `:output`).
+        Mode::Service => {
+            if spec.output.is_some() {
+                fds.extend([(Slot::Null, 0), (Slot::Output, 1), (Slot::Output, 2)]);
+            }
+            fds.extend([(Slot::Bootstrap, bootstrap_fd), (Slot::Ready, ready_fd)]);
+            fds.extend(listeners);
+            fds.push((Slot::Cause, CAUSE_FD));
+            if spec.reload_function.is_some() {
+                fds.extend([
+                    (Slot::Reload, RELOAD_FD),
+                    (Slot::ReloadReader, RELOAD_READER_FD),
+                ]);
+            }
+        }
         Mode::ParentExit { .. } => fds.push((Slot::Bootstrap, BOOTSTRAP_FD)),
         // Nothing of the caller's terminal (the builder runs the user's
         // code): its compiler's notes come in its report (see build-core
@@ -340,6 +364,20 @@ fn supervision(spec: &DaemonSpec, kind: LispKind) -> Option<Policy> {
             stack_mb: spec.control_stack_size,
         }),
     }
+}
+
+/// The supervision of `nodaemon` under a service manager: the manager
+/// restarts (its unit's `Restart=`), the tool never does; `:output` is
+/// written by it, rotated, when the conf names one.
+fn service_supervision(spec: &DaemonSpec, kind: LispKind) -> Policy {
+    let mut policy = supervision(spec, kind).unwrap_or_else(|| {
+        let mut with_notify = spec.clone();
+        with_notify.ready = crate::config::Readiness::Notify;
+        supervision(&with_notify, kind).expect(":notify is supervised")
+    });
+    policy.restart = RestartPolicy::Never;
+    policy.start_limit = None;
+    policy
 }
 
 /// Whether a variable of the caller reaches a daemon that runs as another
@@ -398,7 +436,9 @@ fn with_listeners(mut env: Env, spec: &DaemonSpec, kind: LispKind, mode: &Mode) 
             Some("LISTEN_FDS" | "LISTEN_FDNAMES" | "LISTEN_PID")
         )
     });
-    if holds_listeners(spec, kind) && matches!(mode, Mode::Daemon | Mode::Foreground { .. }) {
+    if holds_listeners(spec, kind)
+        && matches!(mode, Mode::Daemon | Mode::Foreground { .. } | Mode::Service)
+    {
         let names: Vec<&str> = spec.listen.iter().map(|l| l.name.as_str()).collect();
         env.push(("LISTEN_FDS".into(), spec.listen.len().to_string().into()));
         env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
@@ -436,6 +476,16 @@ fn mode_parameters<'s>(
             match spec.reload_function.is_some() {
                 true => format!("({bootstrap_fd} {LOCK_FD} {RELOAD_FD} {RELOAD_READER_FD})"),
                 false => format!("({bootstrap_fd} {LOCK_FD})"),
+            },
+            &spec.main_function,
+            "nil".to_string(),
+        ),
+        Mode::Service => (
+            ":foreground",
+            ready_fd.to_string(),
+            match spec.reload_function.is_some() {
+                true => format!("({bootstrap_fd} {RELOAD_FD} {RELOAD_READER_FD})"),
+                false => format!("({bootstrap_fd})"),
             },
             &spec.main_function,
             "nil".to_string(),
@@ -494,7 +544,10 @@ pub fn bootstrap(
     let mut modules = modules_named(texts);
     modules.retain(|m| *m == "ASDF" || kind.facts().sbcl_contribs);
     let fasl_dir = match (&spec.fasl_dir, mode) {
-        (Some(dir), Mode::Daemon | Mode::Foreground { .. } | Mode::BuildCore { .. }) => {
+        (
+            Some(dir),
+            Mode::Daemon | Mode::Foreground { .. } | Mode::Service | Mode::BuildCore { .. },
+        ) => {
             if !modules.contains(&"ASDF") {
                 modules.push("ASDF");
             }
@@ -549,7 +602,7 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
     // verdict); never in :before-parent-exit-fn's Lisp or a builder.
     let (reload, reload_fd) = match mode {
         Mode::ParentExit { .. } | Mode::BuildCore { .. } => ("nil".to_string(), "nil".to_string()),
-        Mode::Daemon if spec.reload_function.is_some() => {
+        Mode::Daemon | Mode::Service if spec.reload_function.is_some() => {
             (code_text(&spec.reload_function), RELOAD_FD.to_string())
         }
         _ => (code_text(&spec.reload_function), "nil".to_string()),
@@ -580,11 +633,11 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *cause-fd* {cause_fd})\n",
         preload.join(" "),
         cause_fd = match (mode, supervision(spec, runner.kind)) {
-            (Mode::Daemon, Some(_)) => CAUSE_FD.to_string(),
+            (Mode::Daemon, Some(_)) | (Mode::Service, _) => CAUSE_FD.to_string(),
             _ => "nil".to_string(),
         },
         listeners = match (holds_listeners(spec, runner.kind), mode) {
-            (true, Mode::Daemon | Mode::Foreground { .. }) => spec
+            (true, Mode::Daemon | Mode::Foreground { .. } | Mode::Service) => spec
                 .listen
                 .iter()
                 .enumerate()
@@ -605,7 +658,8 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
             _ => String::new(),
         },
         stop = match mode {
-            Mode::Daemon | Mode::Foreground { .. } => code_text(&spec.stop_function),
+            Mode::Daemon | Mode::Foreground { .. } | Mode::Service =>
+                code_text(&spec.stop_function),
             _ => "nil".to_string(),
         },
         ready_mode = match spec.ready {

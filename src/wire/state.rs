@@ -10,6 +10,7 @@
 //! | `last-exit HOW` | how the last Lisp ended (one line, shown: see `crate::visible`) |
 //! | `ready yes` | its Lisp now said it is ready (by its pipe, its notify socket or its port) |
 //! | `replacements N` | how many times `restart` asked it to replace its Lisp (`:listen`) |
+//! | `unit NAME` | a service manager runs it: `nodaemon` of the unit NAME (systemd's) |
 //! | `gave-up yes` | it gave up at `:start-limit` and exited: the record stays for `status` until `start`, `stop` or `zap` |
 //! | `replace-error HOW` | why the last replacement failed (the old Lisp kept serving), one line |
 
@@ -34,6 +35,8 @@ pub struct State {
     pub replace_error: Option<String>,
     /// It gave up at `:start-limit`.
     pub gave_up: bool,
+    /// The service manager's unit that runs it, if one does.
+    pub unit: Option<String>,
 }
 
 impl fmt::Display for State {
@@ -60,6 +63,9 @@ impl fmt::Display for State {
         }
         if self.gave_up {
             writeln!(f, "gave-up yes")?;
+        }
+        if let Some(unit) = &self.unit {
+            writeln!(f, "unit {}", crate::visible::line(unit))?;
         }
         Ok(())
     }
@@ -89,6 +95,7 @@ impl FromStr for State {
                 "replacements" => state.replacements = value.parse().map_err(|_| NotAState)?,
                 "replace-error" => state.replace_error = Some(value.to_string()),
                 "gave-up" if value == "yes" => state.gave_up = true,
+                "unit" => state.unit = Some(value.to_string()),
                 _ => return Err(NotAState),
             }
         }
@@ -112,6 +119,7 @@ mod tests {
             replacements: 3,
             replace_error: Some("the new Lisp exited with status 1".into()),
             gave_up: true,
+            unit: Some("daemonization@site.service".into()),
         };
         assert_eq!(state.to_string().parse(), Ok(state.clone()));
         let idle = State {
@@ -121,6 +129,7 @@ mod tests {
             replacements: 0,
             replace_error: None,
             gave_up: false,
+            unit: None,
             ..state
         };
         assert_eq!(idle.to_string().parse(), Ok(idle));
