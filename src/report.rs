@@ -98,6 +98,8 @@ pub struct Outcome {
     pub supervision: Option<Supervision>,
     /// `status`: the daemon runs but has not said it is ready (`:ready`).
     pub activating: bool,
+    /// `status`: its Lisp is stopped by a signal (SIGSTOP).
+    pub stopped: bool,
     /// `status -v`: what a person wants to know of a daemon.
     pub details: Option<Details>,
 }
@@ -255,10 +257,20 @@ impl Outcome {
             Runs {
                 supervision,
                 activating,
+                stopped,
                 ..
             } => {
                 outcome.supervision = supervision;
                 outcome.activating = activating;
+                outcome.stopped = stopped;
+                if stopped {
+                    outcome.exit = exit::FAILED;
+                    outcome.error = Some(
+                        "the daemon's Lisp is stopped by a signal (SIGSTOP): it serves nothing \
+                         until it gets SIGCONT (kill -CONT)"
+                            .to_string(),
+                    );
+                }
             }
             // What a Lisp said, or a message naming what a user made:
             // shown, never raw (see `visible`).
@@ -372,6 +384,7 @@ impl Outcome {
             exit,
             supervision: None,
             activating: false,
+            stopped: false,
             details: None,
         }
     }
@@ -423,6 +436,7 @@ impl Outcome {
     fn status(&self) -> Option<&'static str> {
         match self.command {
             Command::Status => Some(match (self.ok, self.activating, self.reason) {
+                (true, _, _) if self.stopped => "stopped",
                 (true, false, _) => "running",
                 (true, true, _) => "activating",
                 (false, _, Some(Reason::StartLimit)) => "failed",

@@ -158,3 +158,37 @@ fn a_daemon_started_in_any_print_style_ends_with_its_test() {
         );
     }
 }
+
+/// A Lisp stopped by SIGSTOP reads `stopped` (exit 1, with how to go on),
+/// and `running` again after SIGCONT.
+#[test]
+fn a_stopped_lisp_reads_stopped() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "paused.conf",
+        "(:pid-file \"paused.pid\" :main-function #.(lambda () t))",
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    sb.track(pid);
+    let p = sb.pid_file("paused.pid");
+    let target = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    assert!(wait_until(30, || proc_status(pid, "State").starts_with('T')));
+    let out = sb.run(&conf, &["status"]);
+    assert_line(
+        &out,
+        1,
+        &format!("stopped (pid = {pid} pid-file = {})", p.display()),
+    );
+    assert!(stderr(&out).contains("SIGCONT"), "{}", stderr(&out));
+    let json = stdout(&sb.run(&conf, &["--print", "json", "status"]));
+    assert!(json.contains("\"status\":\"stopped\""), "{json}");
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(wait_until(30, || !proc_status(pid, "State").starts_with('T')));
+    assert_line(
+        &sb.run(&conf, &["status"]),
+        0,
+        &format!("running (pid = {pid} pid-file = {})", p.display()),
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

@@ -51,6 +51,8 @@ pub enum Fact {
         supervision: Option<Supervision>,
         /// Not ready yet (`:ready`): started, and not said so.
         activating: bool,
+        /// Its Lisp is stopped by a signal (SIGSTOP): it serves nothing.
+        stopped: bool,
     },
     /// A pid file remains, but no daemon runs.
     Stale {

@@ -275,6 +275,11 @@ pub fn holds_pipe(pid: i32, fd: i32) -> bool {
         .is_ok_and(|target| target.as_os_str().as_encoded_bytes().starts_with(b"pipe:"))
 }
 
+/// Whether the process is stopped by a signal (SIGSTOP, SIGTSTP): state T.
+pub fn stopped(pid: i32) -> bool {
+    stat_field::<String>(pid, 3).is_some_and(|state| state == "T")
+}
+
 /// The session of a process, from /proc.
 pub fn session(pid: i32) -> Option<i32> {
     stat_field(pid, 6)

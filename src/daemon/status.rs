@@ -11,9 +11,11 @@ pub fn status(req: &Request) -> Result<Fact, DaemonError> {
     Ok(match req.inspect()? {
         (files, PidState::Running { pid, locked }) => {
             let supervision = files.filter(|_| locked).and_then(|f| supervision(&f, pid));
+            let lisp = supervision.as_ref().map_or(Some(pid), |s| s.lisp_pid);
             Fact::Runs {
                 pid,
                 activating: locked && activating(req, pid, supervision.as_ref()),
+                stopped: lisp.is_some_and(process::stopped),
                 supervision,
             }
         }
