@@ -188,6 +188,113 @@ def cores(env, work, runs):
     return rows
 
 
+def site_conf(work, name, port, listen):
+    """A Hunchentoot site: / answers at once, /slow after a second; on a
+    held socket (:listen) or binding its own port."""
+    fasl = os.path.join(work, "fasl") + "/"
+    held = f':listen ((:name "http" :port {port} :address "127.0.0.1"))' if listen else ""
+    acceptor = ('(daemonization:make-acceptor :listener "http" :access-log-destination nil)' if listen else
+                f'(make-instance (intern "EASY-ACCEPTOR" "HUNCHENTOOT") :port {port} :address "127.0.0.1" :access-log-destination nil)')
+    path = os.path.join(work, f"{name}.conf")
+    with open(path, "w") as f:
+        f.write(f"""(:pid-file "{name}.pid" :name "{name}" :fasl-dir "{fasl}" {held}
+ :preload (:hunchentoot)
+ :main-function #.(lambda ()
+   (eval (read-from-string "(hunchentoot:define-easy-handler (home :uri \\"/\\") () \\"ok\\")"))
+   (eval (read-from-string "(hunchentoot:define-easy-handler (slow :uri \\"/slow\\") () (sleep 1) \\"slow\\")"))
+   (hunchentoot:start {acceptor})))""")
+    return path
+
+
+def request(port, uri):
+    """How one request on a fresh connection ended."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "reset"
+    try:
+        s.sendall(f"GET {uri} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        return "timeout"
+    except OSError:
+        return "reset"
+    finally:
+        s.close()
+    if data.count(b"HTTP/1.1 ") > 1:
+        return "duplicate"
+    if not data.startswith(b"HTTP/1.1 200"):
+        return "eof" if not data else "non-200"
+    return "ok"
+
+
+def restarts(env, work, runs):
+    """20 restarts of a Hunchentoot site under clients that never pause
+    (fresh connections, quick and one-second requests): with :listen (the
+    replacement) against the same site without it (stop, then start)."""
+    import threading
+    rows = []
+    for listen in (True, False):
+        port = free_port()
+        name = "held" if listen else "plain"
+        conf = site_conf(work, name, port, listen)
+        tool(env, conf, "--timeout", "300", "start")
+        stop = threading.Event()
+        counts = {}
+        lock = threading.Lock()
+        def client(uri):
+            while not stop.is_set():
+                end = request(port, uri)
+                with lock:
+                    counts[(uri, end)] = counts.get((uri, end), 0) + 1
+        threads = [threading.Thread(target=client, args=("/slow" if i < 2 else "/",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        for _ in range(20):
+            tool(env, conf, "restart", check=False)
+            time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join()
+        tool(env, conf, "stop", check=False)
+        lost = {k: v for k, v in counts.items() if k[1] != "ok"}
+        slow_cut = sum(v for (uri, end), v in lost.items() if uri == "/slow")
+        total = sum(counts.values())
+        kinds = ", ".join(f"{end} {v}" for (uri, end), v in sorted(lost.items())) or "none"
+        rows.append((f"20 restarts under traffic, {'with :listen' if listen else 'without :listen (baseline)'}",
+                     f"{total - sum(lost.values())} of {total} answered", f"lost: {kinds}; slow cut: {slow_cut}",
+                     None, "0 lost with :listen", "–"))
+    return rows
+
+
+def notify_ready(env, work, runs):
+    """Start-to-ready of a main that never returns (:ready :notify) against
+    the same main returning."""
+    times = {}
+    for mode in ("returned", "notify"):
+        c = os.path.join(work, f"{mode}.conf")
+        main = "t" if mode == "returned" else "(progn (daemonization:ready) (loop (sleep 10)))"
+        with open(c, "w") as f:
+            f.write(f'(:pid-file "{mode}.pid" :ready :{mode} :main-function #.(lambda () {main}))')
+        def once():
+            t = time.perf_counter()
+            tool(env, c, "start")
+            d = time.perf_counter() - t
+            tool(env, c, "stop")
+            return d
+        times[mode] = statistics.median(once() for _ in range(runs))
+    return [("start-to-ready, a main that never returns (:ready :notify)", f"{times['notify']*1000:.1f} ms",
+             f"{times['returned']*1000:.1f} ms (the same main returning)", times["notify"] / times["returned"], "≤ 1.1×")]
+
+
 def everything(env, work, runs):
     """Every row but --only's: the tool against its baselines."""
     rows = []
@@ -327,6 +434,8 @@ def everything(env, work, runs):
                  dir_status / ssd_status, "< 100 ms"))
     # 7. saved cores.
     rows.extend(cores(env, work, max(3, runs // 3)))
+    rows.extend(notify_ready(env, work, runs))
+    rows.extend(restarts(env, work, runs))
     # Start-to-ready per runner, against the bare Lisp running one form.
     bare_cmd = {
         "sbcl": ["sbcl", "--noinform", "--non-interactive", "--eval", "(sb-ext:exit)"],
@@ -354,7 +463,7 @@ def everything(env, work, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
-    ap.add_argument("--only", choices=["cores"], help="run only this part")
+    ap.add_argument("--only", choices=["cores", "restarts", "notify"], help="run only this part")
     parsed = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit("build first: cargo build --release")
@@ -369,6 +478,10 @@ def main():
     try:
         if parsed.only == "cores":
             rows = cores(env, work, parsed.runs)
+        elif parsed.only == "restarts":
+            rows = restarts(env, work, parsed.runs)
+        elif parsed.only == "notify":
+            rows = notify_ready(env, work, parsed.runs)
         else:
             rows = everything(env, work, parsed.runs)
     finally:
