@@ -232,7 +232,12 @@ fn service(req: &Request, program: &Path) -> Result<i32, DaemonError> {
     // the lock's descriptor; whatever else holds it was inherited by mistake.
     let inherited = super::listen::take_inherited(req.conf.spec.listen.len());
     req.logger.release();
-    let _ = nix::unistd::close(crate::plan::LOCK_FD);
+    // Whatever else the manager passed on 3 to the lock's descriptor (its
+    // sockets the conf does not take) is closed before any descriptor of
+    // ours is opened: the pid directory never lands where the lock goes.
+    for fd in 3..=crate::plan::LOCK_FD {
+        let _ = nix::unistd::close(fd);
+    }
     let Some(files) = req.pid_files(true)? else {
         unreachable!("the directory is created")
     };

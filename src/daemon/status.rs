@@ -1,7 +1,6 @@
 //! `status`: what the pid files, the lock and a supervisor's state say.
 
 use crate::config::Readiness;
-use crate::plan::READY_FD;
 
 use super::events::ReadyBy;
 use super::{DaemonError, Fact, PidState, Request, RunDir, Supervision, process, supervise};
@@ -73,6 +72,9 @@ fn activating(req: &Request, pid: i32, supervision: Option<&Supervision>) -> boo
         Readiness::Port { port, address } => {
             !ReadyBy::port_answers(&std::net::SocketAddr::new(*address, *port))
         }
-        Readiness::Returned | Readiness::Notify => process::holds_pipe(lisp, READY_FD),
+        Readiness::Returned | Readiness::Notify => {
+            let (_, ready_fd) = crate::plan::lisp_fds(&req.conf.spec, req.runner.kind);
+            process::holds_pipe(lisp, ready_fd)
+        }
     }
 }

@@ -556,6 +556,7 @@ impl Supervisor<'_> {
             let _ = self.protocol.take(&self.events.text);
         }
         self.events.pipe = None;
+        self.pipe_owner = None;
         self.end_generation(next.generation);
         let died = self.why(next.pid, next.generation, status);
         let why = match (next.failure, self.protocol.report(&self.events.text)) {
@@ -686,6 +687,12 @@ impl Supervisor<'_> {
         {
             read_what_is_there(pipe, &mut self.events.text);
             let _ = self.protocol.take(&self.events.text);
+        }
+        // Its pipe is no longer heard: what another process says on it
+        // never gets a reaped (and maybe reused) pid signalled.
+        if self.pipe_owner == Some(lisp) {
+            self.events.pipe = None;
+            self.pipe_owner = None;
         }
         if let Some(o) = &mut self.events.output {
             o.drain();
