@@ -275,6 +275,17 @@ def restarts(env, work, runs):
     return rows
 
 
+def start_to_ready(env, conf, runs):
+    """The median time `start` of CONF takes, a stop after each."""
+    def once():
+        t = time.perf_counter()
+        tool(env, conf, "start")
+        d = time.perf_counter() - t
+        tool(env, conf, "stop")
+        return d
+    return statistics.median(once() for _ in range(runs))
+
+
 def notify_ready(env, work, runs):
     """Start-to-ready of a main that never returns (:ready :notify) against
     the same main returning."""
@@ -284,13 +295,7 @@ def notify_ready(env, work, runs):
         main = "t" if mode == "returned" else "(progn (daemonization:ready) (loop (sleep 10)))"
         with open(c, "w") as f:
             f.write(f'(:pid-file "{mode}.pid" :ready :{mode} :main-function #.(lambda () {main}))')
-        def once():
-            t = time.perf_counter()
-            tool(env, c, "start")
-            d = time.perf_counter() - t
-            tool(env, c, "stop")
-            return d
-        times[mode] = statistics.median(once() for _ in range(runs))
+        times[mode] = start_to_ready(env, c, runs)
     return [("start-to-ready, a main that never returns (:ready :notify)", f"{times['notify']*1000:.1f} ms",
              f"{times['returned']*1000:.1f} ms (the same main returning)", times["notify"] / times["returned"], "≤ 1.1×")]
 
@@ -448,13 +453,7 @@ def everything(env, work, runs):
         c = os.path.join(work, f"{lisp}-ready.conf")
         with open(c, "w") as f:
             f.write(f'(:pid-file "{lisp}-ready.pid" :lisp :{lisp} :main-function #.(lambda () t))')
-        def once():
-            t = time.perf_counter()
-            tool(env, c, "start")
-            d = time.perf_counter() - t
-            tool(env, c, "stop")
-            return d
-        ours = statistics.median(once() for _ in range(runs))
+        ours = start_to_ready(env, c, runs)
         base = timed(lambda: subprocess.run(bare_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), runs)
         rows.append((f"start-to-ready on {lisp}", f"{ours*1000:.1f} ms", f"{base*1000:.1f} ms (bare {lisp} running one form)", ours / base, "–"))
     return rows

@@ -29,6 +29,8 @@ pub enum DaemonError {
     WriteBootstrap(io::Error),
     #[error("cannot create the readiness pipe: {0}")]
     Pipe(Errno),
+    #[error("cannot watch the pid directory for the supervisor's verdict: {0}")]
+    Watch(Errno),
     #[error("the daemon already runs (pid {pid}): stop it first, or use it")]
     Running { pid: i32 },
     #[error("cannot make the notify socket for :ready :notify: {0}")]

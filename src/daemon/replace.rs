@@ -30,13 +30,13 @@ pub fn replace(req: &Request, files: &RunDir, pid: i32) -> Result<Option<Fact>, 
     };
     let supervisor = PidFd::open(pid)?;
     let watch = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-        .map_err(DaemonError::Signals)?;
+        .map_err(DaemonError::Watch)?;
     watch
         .add_watch(
             format!("/proc/self/fd/{}", files.dir_fd()).as_str(),
             AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE,
         )
-        .map_err(DaemonError::Signals)?;
+        .map_err(DaemonError::Watch)?;
     supervisor.signal(Signal::SIGUSR2, Aim::Process)?;
     let schedule = req
         .conf
