@@ -205,3 +205,66 @@ fn restarts_under_traffic_lose_nothing() {
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
     assert!(!alive(serving));
 }
+
+/// A restart asked for while one is under way is refused, saying so, and
+/// the one under way is not disturbed: it answers once its new Lisp is
+/// ready.
+#[test]
+fn a_restart_during_a_restart_is_refused() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let hold = sb.path("hold");
+    let conf = sb.conf(
+        "twice.conf",
+        &format!(
+            "(:name \"twice\" :pid-file \"twice.pid\" :ready :notify\n \
+             :listen ((:name \"http\" :port {port} :address \"127.0.0.1\"))\n \
+             :main-function #.(lambda ()\n\
+               (loop while (probe-file {hold}) do (sleep 0.02))\n\
+               (daemonization:ready)))",
+            hold = lisp_string(hold.to_str().unwrap()),
+        ),
+    );
+    let supervisor = started_pid(&sb.run(&conf, &["start"]));
+    sb.track(supervisor);
+    let old = lisp_pid(&sb, &conf);
+    sb.track(old);
+    std::fs::write(&hold, "").unwrap();
+    let first = sb
+        .command(&conf, &["restart"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.track(first.id() as i32);
+    let state = sb.pid_file("twice.pid.state");
+    let next = || {
+        std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("replacing ")?.parse::<i32>().ok())
+    };
+    assert!(wait_until(60, || next().is_some()), "a replacement starts");
+    let next = next().unwrap();
+    sb.track(next);
+    let second = sb.run(&conf, &["restart"]);
+    assert_eq!(second.status.code(), Some(1), "{}", stdout(&second));
+    assert_eq!(
+        stderr(&second),
+        format!(
+            "ERROR: a restart is already under way (its new Lisp, pid {next}, is starting); \
+             wait for it, then see status; the old Lisp (pid {old}) keeps serving\n"
+        )
+    );
+    std::fs::remove_file(&hold).unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        (first.status.code(), stderr(&first).as_str()),
+        (Some(0), ""),
+        "{}",
+        stdout(&first)
+    );
+    assert_eq!(lisp_pid(&sb, &conf), next);
+    assert!(wait_until(30, || !alive(old)), "the old Lisp ends");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

@@ -209,6 +209,7 @@ fn nodaemon_relays_readiness_in_every_mode() {
         let child = sb
             .command(&conf, &["nodaemon"])
             .env("NOTIFY_SOCKET", &path)
+            .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -330,3 +330,86 @@ fn a_busy_site_stops_promptly() {
         );
     }
 }
+
+/// A tmpfs mounted for one test, lazily unmounted when dropped (the
+/// daemon's files may still be open then).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn at(dir: &Path) -> Tmpfs {
+        fs::create_dir(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn remount(&self, how: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {} {how}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A pid directory on a read-only file system: `stop` refuses before any
+/// signal (the daemon serves on, its pid file stays true) and says how to
+/// go on; once the directory is writable again, `stop` stops it.
+#[test]
+fn stop_refuses_first_on_a_read_only_pid_directory() {
+    needs_root();
+    let sb = Sandbox::new();
+    let dir = sb.path("ro");
+    let mount = Tmpfs::at(&dir);
+    let pid_file = dir.join("ro.pid");
+    let conf = sb.conf(
+        "ro.conf",
+        &format!(
+            "(:pid-file \"{}\" :main-function #.(lambda () t))",
+            pid_file.display()
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    sb.track(pid);
+    mount.remount("ro");
+    let out = sb.run(&conf, &["stop"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "ERROR: the pid directory {} is on a read-only file system, so the daemon's pid file \
+             could not be removed after it ended; nothing was stopped: make it writable (mount -o \
+             remount,rw), then stop again\n",
+            dir.display()
+        )
+    );
+    assert!(alive(pid), "the daemon was left running");
+    assert!(pid_file.exists());
+    mount.remount("rw");
+    assert_line(
+        &sb.run(&conf, &["stop"]),
+        0,
+        &format!(
+            "success stopped (pid = {pid} pid-file = {})",
+            pid_file.display()
+        ),
+    );
+    assert!(!alive(pid));
+    assert!(!pid_file.exists());
+}

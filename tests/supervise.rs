@@ -421,3 +421,45 @@ fn first_start_death_says_how_the_lisp_ended() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// What the Lisp's tree leaves behind is reparented to the supervisor (a
+/// subreaper): when it ends it is reaped, so no zombie piles up under a
+/// daemon that runs for months.
+#[test]
+fn orphans_of_the_lisp_are_reaped() {
+    let sb = Sandbox::new();
+    let done = sb.path("orphan-done");
+    // sh leaves a child that outlives it (so it is reparented), and ends.
+    let script = format!(
+        "p=$$; (while kill -0 $p 2>/dev/null; do :; done; : > {}) & exit 0",
+        done.display()
+    );
+    let (conf, _) = conf(
+        &sb,
+        "orphans",
+        ":restart :on-failure",
+        &format!(
+            "(sb-ext:run-program \"/bin/sh\" (list \"-c\" {}) :wait t)",
+            lisp_string(&script)
+        ),
+    );
+    let supervisor = started_pid(&sb.run(&conf, &["start"]));
+    sb.track(supervisor);
+    assert!(wait_until(60, || done.exists()), "the orphan ran");
+    let zombies = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                status.contains(&format!("\nPPid:\t{supervisor}\n"))
+                    && status.contains("\nState:\tZ")
+            })
+            .count()
+    };
+    assert!(wait_until(30, || zombies() == 0), "a zombie stayed");
+    let (lisp, _) = supervised(&sb, &conf);
+    assert!(lisp > 0 && alive(lisp), "the Lisp serves on");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

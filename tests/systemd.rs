@@ -166,6 +166,7 @@ fn nodaemon(sb: &Sandbox, conf: &std::path::Path, notify_socket: &str) -> std::p
     let child = sb
         .command(conf, &["nodaemon"])
         .env("NOTIFY_SOCKET", notify_socket)
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -458,6 +459,7 @@ fn a_socket_systemd_passes_is_the_daemons() {
         .env("DAEMONIZATION_PID_DIR", sb.dir.path())
         .env("LOGGING_CONF", logging_conf(sb.dir.path()))
         .env("NOTIFY_SOCKET", &path)
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -502,4 +504,93 @@ fn a_socket_systemd_passes_is_the_daemons() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// systemd may leave descriptors of its own on 3 to 5 (stored fds, a
+/// socket the conf does not name): `nodaemon` closes them before it opens
+/// the pid directory and lock there, and serves as always.
+#[test]
+fn descriptors_the_manager_leaves_on_3_to_5_are_no_obstacle() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "fds.conf",
+        "(:pid-file \"fds.pid\" :name \"fds\" :main-function #.(lambda () t))",
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            "exec 3</dev/null 4</dev/null 5</dev/null; exec \"$0\" \"$1\" nodaemon",
+        ])
+        .arg(bin())
+        .arg(&conf)
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .env("NOTIFY_SOCKET", &path)
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tool = child.id() as i32;
+    sb.track(tool);
+    assert_eq!(receive(&socket), format!("READY=1\nMAINPID={tool}"));
+    let status = stdout(&sb.run(&conf, &["status"]));
+    assert!(
+        status.starts_with(&format!("running (pid = {tool} ")),
+        "{status}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!sb.pid_file("fds.pid").exists());
+}
+
+/// A NOTIFY_SOCKET without systemd's INVOCATION_ID (one that leaked into a
+/// shell's environment) never makes `nodaemon` claim the pid file as a
+/// unit's: it notifies readiness, and no command takes it for the conf's
+/// daemon run by a unit.
+#[test]
+fn a_stray_notify_socket_makes_no_unit() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "stray.conf",
+        "(:pid-file \"stray.pid\" :name \"stray\" :main-function #.(lambda () t))",
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let child = sb
+        .command(&conf, &["nodaemon"])
+        .env("NOTIFY_SOCKET", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tool = child.id() as i32;
+    sb.track(tool);
+    assert_eq!(receive(&socket), format!("READY=1\nMAINPID={tool}"));
+    assert!(!sb.pid_file("stray.pid").exists(), "no pid file claimed");
+    assert!(
+        stdout(&sb.run(&conf, &["status"])).starts_with("not-running - no-pid-file"),
+        "not the conf's unit"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 143)),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
 }

@@ -126,6 +126,11 @@ pub enum ConfErrorKind {
     },
     /// A restas-daemon conf without `*name*`.
     RestasNoName,
+    /// `:ready (:port N)` of a port `:listen` holds.
+    ReadyPortHeld {
+        port: u16,
+        name: String,
+    },
 }
 
 /// `(:PID-FILE :NAME ...)`: keys as the original listed them.
@@ -171,6 +176,11 @@ impl fmt::Display for ConfErrorKind {
                 f,
                 "expected a property list as the value of {key} but found {}",
                 excerpt(found)
+            ),
+            ReadyPortHeld { port, name } => write!(
+                f,
+                "port {port} is held by :listen (\"{name}\"), so a probe of it succeeds before the daemon is ready: \
+                 use :ready :notify and call (daemonization:ready) once the site serves"
             ),
             ExpectedKey { found } => write!(f, "expected a keyword but found {}", excerpt(found)),
             MissingValue { key } => {

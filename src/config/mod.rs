@@ -129,6 +129,17 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
     for (name, (source, form)) in &values {
         apply(name, form, source, &mut spec)?;
     }
+    // A probe of a held port is answered by the kernel's queue (and by
+    // the old Lisp while a new one starts), not by the daemon: no probe.
+    if let (Readiness::Port { port, .. }, Some((source, form))) = (&spec.ready, values.get("ready"))
+        && let Some(held) = spec.listen.iter().find(|l| l.port == *port)
+    {
+        let kind = ConfErrorKind::ReadyPortHeld {
+            port: *port,
+            name: held.name.clone(),
+        };
+        return Err(ConfError::at(kind, form.span, source));
+    }
     spec.conf_params_file = Some(path.clone());
     paths::expand_homes(&mut spec, env.home.as_deref());
 

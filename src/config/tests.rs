@@ -171,6 +171,10 @@ fn errors_render_exactly() {
             "DIR/c.conf:1:11: expected a port number from 1 to 65535 as the value of :listen :port but found (:name \"web\")\n  |\n1 | (:listen ((:name \"web\")))\n  |           ^^^^^^^^^^^^^".into(),
         ),
         (
+            "(:listen (:name \"web\" :port 8080) :ready (:port 8080))",
+            "DIR/c.conf:1:42: port 8080 is held by :listen (\"web\"), so a probe of it succeeds before the daemon is ready: use :ready :notify and call (daemonization:ready) once the site serves\n  |\n1 | (:listen (:name \"web\" :port 8080) :ready (:port 8080))\n  |                                          ^^^^^^^^^^^^".into(),
+        ),
+        (
             "(:user 42)",
             "DIR/c.conf:1:8: expected a string or nil as the value of :user but found 42\n  |\n1 | (:user 42)\n  |        ^^".into(),
         ),

@@ -17,6 +17,13 @@ pub enum DaemonError {
     #[error("cannot remove {}: {errno}", path.display())]
     RemovePidFile { path: PathBuf, errno: Errno },
     #[error(
+        "the pid directory {} is on a read-only file system, so the daemon's pid file could not be \
+         removed after it ended; nothing was stopped: make it writable (mount -o remount,rw), then \
+         stop again",
+        dir.display()
+    )]
+    PidDirReadOnly { dir: PathBuf },
+    #[error(
         "the claim file {} stayed locked by another command of this tool for 10 s; try again, or look for a hung daemonization process",
         path.display()
     )]

@@ -28,6 +28,16 @@ pub fn replace(req: &Request, files: &RunDir, pid: i32) -> Result<Option<Fact>, 
     let Some(before) = supervise::read_state(files, pid) else {
         return Ok(None);
     };
+    if let Some(next) = before.replacing {
+        return Ok(Some(Fact::ReplaceFailed {
+            pid,
+            serving: before.lisp,
+            error: format!(
+                "a restart is already under way (its new Lisp, pid {next}, is starting); \
+                 wait for it, then see status"
+            ),
+        }));
+    }
     let supervisor = PidFd::open(pid)?;
     let watch = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(DaemonError::Watch)?;

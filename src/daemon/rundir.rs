@@ -179,6 +179,18 @@ impl RunDir {
         })
     }
 
+    /// The directory's path, for messages.
+    pub fn dir_path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// Whether the directory is on a read-only file system (its files
+    /// cannot be removed).
+    pub fn read_only(&self) -> bool {
+        nix::sys::statvfs::fstatvfs(&self.dir.fd)
+            .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }
+
     /// The directory's descriptor, for the daemon process's layout.
     pub fn dir_fd(&self) -> RawFd {
         self.dir.fd.as_raw_fd()

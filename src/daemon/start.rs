@@ -209,10 +209,15 @@ pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
     Err(exec::exec_in_foreground(launch))
 }
 
-/// Whether `nodaemon` runs under a service manager (`NOTIFY_SOCKET` set;
-/// not as PID 1, a container's init, which reaps and forwards instead).
+/// Whether `nodaemon` runs as a service of systemd: `NOTIFY_SOCKET` and
+/// `INVOCATION_ID` both set (systemd sets both for every service; a
+/// `NOTIFY_SOCKET` that leaked into a shell's environment alone never makes
+/// the tool claim the pid file as a unit's), and not as PID 1 (a
+/// container's init, which reaps and forwards instead).
 pub fn under_service_manager() -> bool {
-    notify::Notifier::from_env().is_some() && std::process::id() != 1
+    notify::Notifier::from_env().is_some()
+        && std::env::var_os("INVOCATION_ID").is_some_and(|id| !id.is_empty())
+        && std::process::id() != 1
 }
 
 /// The unit of the service manager that runs the daemon `pid`, if one

@@ -70,6 +70,13 @@ pub fn stop(req: &Request, ending: Ending) -> Result<Fact, DaemonError> {
             },
         });
     }
+    // Its files must go once it ended: refused before any signal if they
+    // cannot (the daemon keeps running, the pid file stays true).
+    if files.read_only() {
+        return Err(DaemonError::PidDirReadOnly {
+            dir: files.dir_path().to_path_buf(),
+        });
+    }
     // Pinned by a pidfd, then checked again: a pid reused meanwhile is
     // never signalled.
     let daemon = match process::PidFd::open(pid) {

@@ -217,6 +217,9 @@ pub fn on(
     match (phase, event) {
         (Starting { .. }, Ready) => (Running, vec![RelayReady]),
         (Running, Replace { possible: true }) => (Replacing, vec![StartNext]),
+        // Asked again while replacing (the command refuses that; two asking
+        // at once): one replacement answers both.
+        (Replacing, Replace { .. }) => (Replacing, vec![]),
         (Replacing, Ready) => (Running, vec![PromoteNext]),
         (Replacing, NextFailed { alone: false }) => (Running, vec![ReplaceFailed]),
         // Neither Lisp serves: as when the Lisp that serves fails.
@@ -424,6 +427,7 @@ fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError
         Signal::SIGUSR1,
         Signal::SIGHUP,
         Signal::SIGUSR2,
+        Signal::SIGCHLD,
     ])?;
     if let Some(cgroup) = &launch.cgroup {
         cgroup
@@ -486,6 +490,9 @@ impl Supervisor<'_> {
                         failed: self.reap(),
                     };
                 }
+                // A process the Lisp's tree left (reparented to us, the
+                // subreaper) ended: reaped, so no zombie piles up.
+                Event::Signal(Signal::SIGCHLD) => self.reap_strays(),
                 Event::Signal(Signal::SIGHUP) => return Happened::Hangup,
                 Event::Signal(signal) => return Happened::Stop(signal),
                 Event::Deadline => {
@@ -522,12 +529,15 @@ impl Supervisor<'_> {
         }
         if let Some(next) = &mut self.next
             && next.deadline <= now
-            && next.failure.is_none()
         {
-            next.failure = Some(format!(
-                "was not ready within {} s",
-                self.policy.start_timeout.as_secs_f64()
-            ));
+            if next.failure.is_none() {
+                next.failure = Some(format!(
+                    "was not ready within {} s",
+                    self.policy.start_timeout.as_secs_f64()
+                ));
+            }
+            // Killed again each KILL_WAIT until its exit is seen (a Lisp
+            // in uninterruptible sleep): the timer moves on, never spins.
             next.deadline = now + super::KILL_WAIT;
             let _ = nix::sys::signal::kill(next.pid, Signal::SIGKILL);
         }
@@ -565,6 +575,7 @@ impl Supervisor<'_> {
             (None, None) => died,
         };
         self.record.replace_error = Some(format!("the new Lisp (pid {pid}) {why}"));
+        self.record.replacing = None;
         Some(Happened::NextFailed {
             alone: self.lisp.is_none(),
         })
@@ -607,6 +618,26 @@ impl Supervisor<'_> {
                 )
             }
             _ => why_it_died(status, cause, oom, self.policy),
+        }
+    }
+
+    /// Reaps the children that ended and are no Lisp of ours (those are
+    /// reaped where their exit is news).
+    fn reap_strays(&self) {
+        let ours: Vec<i32> = self
+            .lisp
+            .into_iter()
+            .chain(self.next.as_ref().map(|n| n.pid))
+            .chain(self.retiring.iter().map(|r| r.pid))
+            .map(Pid::as_raw)
+            .collect();
+        for pid in super::contain::children_of(std::process::id() as i32) {
+            if !ours.contains(&pid) {
+                let _ = waitpid(
+                    Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+            }
         }
     }
 
@@ -871,10 +902,25 @@ impl Supervisor<'_> {
             });
             return;
         };
+        // Its exit is heard by its pidfd; a Lisp whose exit cannot be
+        // heard is not started.
+        let Ok(fd) = PidFd::open(pid.as_raw()) else {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            self.causes.retain(|(p, _)| *p != pid);
+            self.events.pipe = None;
+            self.pipe_owner = None;
+            self.end_generation(generation);
+            self.record.replace_error = Some("the new Lisp could not be watched".into());
+            self.pending = Some(Happened::NextFailed {
+                alone: self.lisp.is_none(),
+            });
+            return;
+        };
+        self.events.others.push(fd);
         self.record.replace_error = None;
-        if let Ok(fd) = PidFd::open(pid.as_raw()) {
-            self.events.others.push(fd);
-        }
+        self.record.replacing = Some(pid.as_raw());
+        self.write_state();
         self.next = Some(Next {
             pid,
             generation,
@@ -914,6 +960,7 @@ impl Supervisor<'_> {
         self.record.ready = true;
         self.record.replacements += 1;
         self.record.replace_error = None;
+        self.record.replacing = None;
         self.write_state();
         self.logger.info(&format!(
             "restart: the new Lisp (pid {}) serves; the old one stops",
@@ -1036,7 +1083,8 @@ mod tests {
             (Replacing, NextFailed { alone: true }, Never, false, Done, vec![ReplaceFailed, Exit(self::Exit::NotRestarting)]),
             (Replacing, Exited { failed: true }, Always, false, Replacing, vec![]),
             (Replacing, Stop(term), Always, false, Stopping, vec![AbandonNext, Forward(term)]),
-            (Replacing, Replace { possible: true }, Always, false, Replacing, vec![ReplaceFailed]),
+            // Asked again while one is under way: the one answers both.
+            (Replacing, Replace { possible: true }, Always, false, Replacing, vec![]),
         ];
         for (phase, event, restart, captured, next, actions) in rows {
             assert_eq!(

@@ -12,6 +12,7 @@
 //! | `replacements N` | how many times `restart` asked it to replace its Lisp (`:listen`) |
 //! | `unit NAME` | a service manager runs it: `nodaemon` of the unit NAME (systemd's) |
 //! | `gave-up yes` | it gave up at `:start-limit` and exited: the record stays for `status` until `start`, `stop` or `zap` |
+//! | `replacing PID` | a replacement is under way: its new Lisp, not yet ready |
 //! | `replace-error HOW` | why the last replacement failed (the old Lisp kept serving), one line |
 
 use std::fmt;
@@ -33,6 +34,8 @@ pub struct State {
     pub replacements: u32,
     /// Why the last one failed, if it did.
     pub replace_error: Option<String>,
+    /// The new Lisp of the replacement under way, if one is.
+    pub replacing: Option<i32>,
     /// It gave up at `:start-limit`.
     pub gave_up: bool,
     /// The service manager's unit that runs it, if one does.
@@ -57,6 +60,9 @@ impl fmt::Display for State {
         }
         if self.replacements > 0 {
             writeln!(f, "replacements {}", self.replacements)?;
+        }
+        if let Some(next) = self.replacing {
+            writeln!(f, "replacing {next}")?;
         }
         if let Some(error) = &self.replace_error {
             writeln!(f, "replace-error {}", crate::visible::line(error))?;
@@ -94,6 +100,7 @@ impl FromStr for State {
                 "ready" if value == "yes" => state.ready = true,
                 "replacements" => state.replacements = value.parse().map_err(|_| NotAState)?,
                 "replace-error" => state.replace_error = Some(value.to_string()),
+                "replacing" => state.replacing = Some(value.parse().map_err(|_| NotAState)?),
                 "gave-up" if value == "yes" => state.gave_up = true,
                 "unit" => state.unit = Some(value.to_string()),
                 _ => return Err(NotAState),
@@ -118,6 +125,7 @@ mod tests {
             ready: true,
             replacements: 3,
             replace_error: Some("the new Lisp exited with status 1".into()),
+            replacing: Some(44),
             gave_up: true,
             unit: Some("daemonization@site.service".into()),
         };
@@ -128,6 +136,7 @@ mod tests {
             ready: false,
             replacements: 0,
             replace_error: None,
+            replacing: None,
             gave_up: false,
             unit: None,
             ..state
