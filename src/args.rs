@@ -49,6 +49,14 @@ pub struct Args {
     /// `daemonization help`); after `completions`, a shell: bash, zsh, fish.
     #[arg(value_parser = CommandWord)]
     pub command: Option<String>,
+    /// eval: the forms to evaluate, each argument read as Lisp text; `-`
+    /// reads them from stdin.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "FORM")]
+    pub forms: Vec<String>,
+    /// eval, repl: the package the forms are read and evaluated in
+    /// (CL-USER by default).
+    #[arg(long, value_name = "NAME")]
+    pub package: Option<String>,
 }
 
 /// The command words, for shell completion (the command table,
@@ -70,6 +78,8 @@ pub const COMMAND_WORDS: &[&str] = &[
     "unit",
     "log",
     "build-core",
+    "eval",
+    "repl",
     "info",
 ];
 

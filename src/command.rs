@@ -27,6 +27,8 @@ pub enum Command {
     Reload,
     ForceReload,
     BuildCore,
+    Eval,
+    Repl,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
@@ -201,6 +203,24 @@ pub const COMMANDS: &[Row] = &[
         past: "built",
         doc: "load :preload into a fresh Lisp and save its image as the conf's core (:core, or :auto's)",
         launches: true,
+        takes_directory: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Eval,
+        name: "eval",
+        past: "evaluated",
+        doc: "evaluate FORM... (or, with -, the forms on stdin) in the running daemon, over its control socket; print what they wrote and their values",
+        launches: false,
+        takes_directory: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Repl,
+        name: "repl",
+        past: "detached",
+        doc: "a REPL in the running daemon, over its control socket (Ctrl-C interrupts a form, Ctrl-D detaches)",
+        launches: false,
         takes_directory: false,
         exits: Exits::Own,
     },

@@ -45,6 +45,10 @@ pub struct Options {
     pub follow: bool,
     /// `log --raw`.
     pub raw: bool,
+    /// `eval`'s forms, as given.
+    pub forms: Vec<String>,
+    /// `eval`, `repl`: `--package`.
+    pub package: Option<String>,
 }
 
 impl Options {
@@ -97,6 +101,8 @@ impl Args {
             lines: self.lines,
             follow: self.follow,
             raw: self.raw,
+            forms: self.forms,
+            package: self.package,
         };
         let conf = self.conf_file;
         match (conf, self.command) {
@@ -137,6 +143,15 @@ impl Args {
                 }),
                 Some(Command::Help) => Invocation::Usage,
                 Some(Command::Info) => Invocation::Info,
+                Some(Command::Eval) if options.forms.is_empty() => Invocation::BadUsage(
+                    "eval needs the forms to evaluate, or - to read them from stdin".into(),
+                ),
+                Some(command) if command != Command::Eval && !options.forms.is_empty() => {
+                    Invocation::BadUsage(format!(
+                        "{} takes no arguments after the command (only eval does)",
+                        command.name()
+                    ))
+                }
                 Some(command) => Invocation::Run {
                     conf,
                     command,

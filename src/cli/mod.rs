@@ -9,6 +9,7 @@ mod help;
 mod invocation;
 mod run;
 mod session;
+mod talk;
 
 use std::env;
 use std::ffi::OsString;

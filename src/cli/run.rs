@@ -26,6 +26,8 @@ pub fn command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         Command::Log => log(&session, options),
         Command::BuildCore => build_core(&session, options),
         Command::Nodaemon => nodaemon(&session, options),
+        Command::Eval => super::talk::eval(&session, options),
+        Command::Repl => super::talk::repl(&session, options),
         Command::Start
         | Command::Stop
         | Command::Kill
@@ -205,6 +207,8 @@ fn run_daemon_command(req: &Request, command: Command) -> Result<Fact, DaemonErr
         Command::ForceReload => daemon::restart(req),
         Command::Status => daemon::status(req),
         Command::Nodaemon
+        | Command::Eval
+        | Command::Repl
         | Command::Help
         | Command::Check
         | Command::Migrate

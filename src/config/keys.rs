@@ -54,6 +54,8 @@ pub enum Kind {
     Listen(fn(&mut DaemonSpec, Vec<Listen>)),
     /// `(STARTS SECONDS)`, or nil.
     StartLimit(fn(&mut DaemonSpec, Option<(u32, Duration)>)),
+    /// `(SECONDS MISSES)`, or nil.
+    Watchdog(fn(&mut DaemonSpec, Option<(Duration, u32)>)),
     /// A size: bytes, or a string such as `"64K"`, `"10M"`, `"1G"`; or nil.
     Size(fn(&mut DaemonSpec, Option<u64>)),
     /// A count: an integer 0 or more, or nil.
@@ -229,6 +231,24 @@ pub const KEYS: &[Key] = &[
         doc: "function called in the daemon when it is stopped, before it exits: stop accepting, finish what is in flight (a daemonization:acceptor drains by itself)",
     },
     Key {
+        name: "control",
+        kind: Kind::Flag(|s, v| s.control = Some(v)),
+        default: "t",
+        doc: "open the control socket (SBCL, ECL): eval, repl, SLIME, status -v's live facts, reload, the watchdog; only root and the daemon's user can connect, and no TCP port is opened",
+    },
+    Key {
+        name: "watchdog",
+        kind: Kind::Watchdog(|s, v| s.watchdog = v),
+        default: "nil",
+        doc: "(SECONDS MISSES): the supervisor asks the daemon over the control socket every SECONDS whether it is alive (:watchdog-check decides), and restarts it after MISSES unanswered",
+    },
+    Key {
+        name: "watchdog-check",
+        kind: Kind::Function(|s, v| s.watchdog_check = v),
+        default: "nil",
+        doc: "function the watchdog's question calls in the daemon: true means alive (say, the request pool answers); an error or false is a missed answer",
+    },
+    Key {
         name: "restart-delay",
         kind: Kind::Seconds(|s, v| s.restart_delay = v),
         default: "1",
@@ -369,6 +389,7 @@ impl Kind {
             Kind::Ready(set) => set(spec, ready(value)?),
             Kind::Listen(set) => set(spec, listen(value)?),
             Kind::StartLimit(set) => set(spec, start_limit(value)?),
+            Kind::Watchdog(set) => set(spec, watchdog(value)?),
             Kind::Size(set) => set(spec, size(value)?),
             Kind::Count(set) => set(spec, count(value)?),
             Kind::Lisp(set) => set(spec, lisp(value)?),
@@ -397,6 +418,7 @@ impl Kind {
             Kind::Ready(_) => READY,
             Kind::Listen(_) => LISTEN,
             Kind::StartLimit(_) => START_LIMIT,
+            Kind::Watchdog(_) => WATCHDOG,
             Kind::Size(_) => SIZE,
             Kind::Count(_) => COUNT,
             Kind::Lisp(_) => LISP,
@@ -427,6 +449,8 @@ const LISTEN_NAME: &str = "a name of letters, digits, - and _ (at most 64), not 
 const LISTEN_ADDRESS: &str = "an IP address such as \"0.0.0.0\", \"127.0.0.1\" or \"::\"";
 const LISTEN_BACKLOG: &str = "an integer from 1 to 65535";
 const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
+const WATCHDOG: &str =
+    "a list (SECONDS MISSES) such as (10 3): ask every SECONDS, restart after MISSES unanswered; or nil";
 const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
 const COUNT: &str = "an integer (0 or more) or nil";
 const LISP: &str = ":sbcl, :ecl, :clisp, :ccl or nil";
@@ -763,6 +787,29 @@ fn start_limit(v: &ValueAt) -> Result<Option<(u32, Duration)>, Fail> {
             )))
         }
         _ => Err(v.wrong(START_LIMIT)),
+    }
+}
+
+fn watchdog(v: &ValueAt) -> Result<Option<(Duration, u32)>, Fail> {
+    let items = match &v.form.datum {
+        Datum::Nil => return Ok(None),
+        Datum::List { items, tail: None } if items.len() == 2 => items,
+        _ => return Err(v.wrong(WATCHDOG)),
+    };
+    let seconds = match &items[0].datum {
+        Datum::Number(Number::Integer(n)) if (1..=86_400).contains(n) => {
+            Duration::from_secs(*n as u64)
+        }
+        Datum::Number(Number::Float(f)) if (0.1..=86_400.0).contains(f) => {
+            Duration::from_secs_f64(*f)
+        }
+        _ => return Err(v.wrong(WATCHDOG)),
+    };
+    match &items[1].datum {
+        Datum::Number(Number::Integer(k)) if (1..=1000).contains(k) => {
+            Ok(Some((seconds, *k as u32)))
+        }
+        _ => Err(v.wrong(WATCHDOG)),
     }
 }
 

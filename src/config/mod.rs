@@ -157,6 +157,7 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         conf_dir,
         &env.pid_dirs,
     );
+    spec.control_dir = spec.control.unwrap_or(true).then(|| control_dir(&pid_file));
     // Relative extension paths are relative to the conf file's directory.
     for path in [&mut spec.output, &mut spec.fasl_dir].into_iter().flatten() {
         *path = conf_dir.join(&*path);
@@ -220,6 +221,14 @@ fn read_chain(given: Source, env: &ConfEnv) -> Result<Vec<Layer>, ConfError> {
         let next = read_layer(Source::new(parent, text), env)?;
         layers.push(next);
     }
+}
+
+/// The control socket's directory of the daemon whose pid file is
+/// `pid_file`: `NAME.control` beside it (as `NAME.state` and `NAME.lock`).
+pub fn control_dir(pid_file: &Path) -> PathBuf {
+    let mut name = pid_file.as_os_str().to_owned();
+    name.push(".control");
+    PathBuf::from(name)
 }
 
 fn canonical(path: &Path) -> PathBuf {

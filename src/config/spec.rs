@@ -44,6 +44,15 @@ pub struct DaemonSpec {
     /// Extension: called in the daemon when it is stopped, before it exits
     /// (stop accepting, finish what is in flight).
     pub stop_function: Option<LispCode>,
+    /// Extension: the control socket (`None`: the default, on).
+    pub control: Option<bool>,
+    /// Extension: the watchdog, every `.0`, restarting after `.1` misses.
+    pub watchdog: Option<(Duration, u32)>,
+    /// Extension: what the watchdog's question calls in the daemon.
+    pub watchdog_check: Option<LispCode>,
+    /// Derived by the loader: the control socket's directory (the pid
+    /// file's name and `.control`, beside it), unless `:control nil`.
+    pub control_dir: Option<PathBuf>,
     /// Extension: the first delay before a restart (doubles on quick failures).
     pub restart_delay: Option<Duration>,
     /// Extension: the longest delay between restarts.

@@ -3,6 +3,7 @@
 //! setsid, exec, signals and pid-file locks.
 
 mod contain;
+pub mod control;
 pub mod core;
 mod details;
 mod error;

@@ -32,6 +32,19 @@ pub(crate) fn program(req: &Request) -> Result<PathBuf, DaemonError> {
 /// as restas-daemon did with its fasl directory. Reached without following
 /// a symbolic link the user could have made, and changed through its
 /// descriptor; a directory of a third user is refused.
+/// The control socket's directory of a Lisp started in `mode`, made for
+/// the daemon's user when that Lisp opens one.
+pub(crate) fn make_control_dir(
+    req: &Request,
+    files: &super::RunDir,
+    mode: &crate::plan::Mode,
+) -> Result<(), DaemonError> {
+    if crate::plan::control_dir(&req.conf.spec, mode, req.runner.kind).is_none() {
+        return Ok(());
+    }
+    files.make_control_dir(req.switch.as_ref().map(identity::Switch::ids))
+}
+
 pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
     const WHAT: &str = "the :fasl-dir";
     let Some(dir) = dir else { return Ok(()) };

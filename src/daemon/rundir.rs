@@ -108,6 +108,27 @@ pub struct RunDir {
     trust: Trust,
 }
 
+/// Unlinks every entry of `dir` that is not a directory.
+fn empty_dir(dir: &OwnedFd) {
+    let Ok(listing) = nix::dir::Dir::openat(
+        dir.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let names: Vec<std::ffi::CString> = listing
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let _ = unlinkat(dir.as_fd(), name.as_c_str(), UnlinkatFlags::NoRemoveDir);
+    }
+}
+
 fn whole_file_lock(kind: libc::c_int) -> libc::flock {
     libc::flock {
         l_type: kind as libc::c_short,
@@ -487,6 +508,7 @@ impl RunDir {
         self.unlink(&self.name)?;
         self.unlink(&self.sibling(".state"))?;
         self.unlink(&self.sibling(".lock"))?;
+        self.remove_control_dir();
         Ok(None)
     }
 
@@ -519,6 +541,72 @@ impl RunDir {
             self.sibling(".lock"),
         ] {
             let _ = unlinkat(self.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        self.remove_control_dir();
+    }
+
+    /// Makes the control socket's directory (`NAME.control`, see
+    /// `config::control_dir`) for a daemon of `owner` (the caller's when
+    /// `None`): 0700, the owner's, emptied of what an earlier daemon left.
+    /// One that exists must be a directory (never followed if a link) of
+    /// the owner or root.
+    pub fn make_control_dir(&self, owner: Option<(u32, u32)>) -> Result<(), DaemonError> {
+        let name = self.sibling(".control");
+        let (uid, gid) = owner.unwrap_or((
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ));
+        let path = self.sibling_path(&name);
+        let io = |errno| DaemonError::from(PathError::io("the control directory", &path, errno));
+        match nix::sys::stat::mkdirat(self.fd(), name.as_os_str(), Mode::S_IRWXU) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(errno) => return Err(io(errno)),
+        }
+        let dir = match self.open_control_dir() {
+            Ok(dir) => dir,
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                let reason = "it is not a directory".to_string();
+                return Err(self.refuse(&name, "the control directory", reason));
+            }
+            Err(errno) => return Err(io(errno)),
+        };
+        let st = fstat(dir.as_fd()).map_err(io)?;
+        if st.st_uid != uid && st.st_uid != 0 {
+            let reason = format!("it is owned by {}", trust::user_name(st.st_uid));
+            return Err(self.refuse(&name, "the control directory", reason));
+        }
+        empty_dir(&dir);
+        nix::unistd::fchown(dir.as_fd(), Some(uid.into()), Some(gid.into())).map_err(io)?;
+        fchmod(dir.as_fd(), Mode::S_IRWXU).map_err(io)?;
+        Ok(())
+    }
+
+    /// The control directory, opened (never through a link); `ENOENT` if
+    /// there is none.
+    pub fn open_control_dir(&self) -> Result<OwnedFd, Errno> {
+        openat(
+            self.fd(),
+            self.sibling(".control").as_os_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    /// The control directory's path, for messages and for SLIME.
+    pub fn control_path(&self) -> PathBuf {
+        self.sibling_path(&self.sibling(".control"))
+    }
+
+    /// Removes the control directory and what is in it (what is not a
+    /// directory; unlinkat never follows a link).
+    fn remove_control_dir(&self) {
+        if let Ok(dir) = self.open_control_dir() {
+            empty_dir(&dir);
+            let _ = unlinkat(
+                self.fd(),
+                self.sibling(".control").as_os_str(),
+                UnlinkatFlags::RemoveDir,
+            );
         }
     }
 

@@ -32,6 +32,7 @@ pub fn start(req: &Request) -> Result<Fact, DaemonError> {
     }
     let program = program(req)?;
     create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
+    super::program::make_control_dir(req, &files, &Mode::Daemon)?;
     let launch = daemon_launch(req, &program, files.try_clone()?)?;
     let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
     let started = spawn::start(launch, timeout, req.logger)?;
@@ -188,6 +189,9 @@ pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
         &req.lisp_log(req.switch.is_none()),
         &caller(req),
     );
+    if let Some(files) = req.pid_files(true)? {
+        super::program::make_control_dir(req, &files, &mode)?;
+    }
     let mut launch = Launch::new(&plan, &program, None)?;
     // `:listen`'s sockets: bound here (or taken from the service manager
     // that passed them), as the caller, before any user switch.
@@ -253,6 +257,10 @@ fn service(req: &Request, program: &Path) -> Result<i32, DaemonError> {
     let Some(notifier) = notify::Notifier::from_env() else {
         unreachable!("checked by the caller")
     };
+    if let Err(e) = super::program::make_control_dir(req, &files, &Mode::Service) {
+        files.remove_own();
+        return Err(e);
+    }
     let plan = plan::plan(
         &req.conf.spec,
         &req.runner,

@@ -49,6 +49,10 @@
 ;;;;   *READY-MODE*      :RETURNED (ready once :main-function returned),
 ;;;;                     :NOTIFY or :PORT (ready when the daemon says so, or
 ;;;;                     its port answers: the tool probes it)
+;;;;   *CONTROL-DIR*     the control socket's directory (made by the tool,
+;;;;                     the daemon's user's, 0700), or NIL: control.lisp,
+;;;;                     read before this file when it is not NIL
+;;;;   *WATCHDOG-CHECK*  source text of :watchdog-check, or NIL
 ;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
 ;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
 ;;;;                     (the original's daemon, a fork of the caller's
@@ -135,6 +139,7 @@ signalled, without the bootstrap's own frames (see %BACKTRACE-LINES)."
 (defun stop-now (signal)
   (announce-stop signal)
   (stop-service)
+  (when *control-dir* (control-stop))
   (setf *exit-reason* :stop)
   (%exit 0 nil))
 
@@ -534,6 +539,7 @@ given), then runs a reload asked for meanwhile."
     (setf *ready* t)
     (when status
       (say (format nil "status ~a" (one-line (subseq status 0 (min (length status) 200))))))
+    (when *control-dir* (control-ready))
     (report "ready")
     (run-pending-reload)))
 
@@ -623,6 +629,14 @@ is ready."
              `(:output-translations (t (,*fasl-dir* :implementation :**/ :*.*.*))
                                     :ignore-inherited-configuration)))
   (in-package "COMMON-LISP-USER")
+  (when (and *control-dir* (member *mode* '(:daemon :foreground)))
+    (handler-case (start-control)
+      (serious-condition (c)
+        (let ((text (format nil "cannot open the control socket in ~a: ~a; eval, repl and the watchdog cannot reach this daemon"
+                            *control-dir* (condition-text c))))
+          (message "ERROR: ~a" text)
+          (log-line :error text)
+          (setf *control-dir* nil)))))
   (ecase *mode*
     (:call
      (apply #'call-user :before-parent-exit-fn *main-function* *args*)

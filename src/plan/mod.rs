@@ -59,6 +59,8 @@ pub use runner::{LispKind, Runner, RuntimeOptions, no_cores};
 const BOOTSTRAP: &str = include_str!("bootstrap.lisp");
 /// The preludes' shared defaults, read after the Lisp's own prelude.
 const PRELUDE_COMMON: &str = include_str!("prelude-common.lisp");
+/// The control socket's server, read once SB-BSD-SOCKETS is loaded.
+pub const CONTROL: &str = include_str!("control.lisp");
 
 /// How the Lisp runs the conf's code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -579,15 +581,31 @@ pub fn bootstrap(
          {extensions}\
          {prelude}\
          {PRELUDE_COMMON}\
+         {control}\
          {BOOTSTRAP}",
         extensions = extension_parameters(spec, mode, runner),
         prelude = kind.facts().prelude,
+        control = match control_dir(spec, mode, kind) {
+            Some(_) => format!("(%require \"SB-BSD-SOCKETS\")\n{CONTROL}"),
+            None => String::new(),
+        },
         modules = modules.join(" "),
         before = code_text(before_init),
         main = code_text(main),
         log_info = target(&log.info),
         log_error = target(&log.error),
     )
+}
+
+/// The control socket's directory, when this Lisp opens one: a daemon or
+/// a `nodaemon` Lisp (not a builder, nor `:before-parent-exit-fn`'s), of a
+/// runner with sb-bsd-sockets (SBCL, ECL), unless `:control nil`.
+pub fn control_dir<'a>(spec: &'a DaemonSpec, mode: &Mode, kind: LispKind) -> Option<&'a Path> {
+    let opens = matches!(
+        mode,
+        Mode::Daemon | Mode::Foreground { .. } | Mode::Service
+    ) && kind.facts().adopts_descriptors;
+    spec.control_dir.as_deref().filter(|_| opens)
 }
 
 /// A function key's source text as a Lisp string, or `nil`.
@@ -630,8 +648,14 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *ready-mode* {ready_mode})\n\
          (defparameter *listeners* '({listeners}))\n\
          (defparameter *conf-stop-function* {stop})\n\
-         (defparameter *cause-fd* {cause_fd})\n",
+         (defparameter *cause-fd* {cause_fd})\n\
+         (defparameter *control-dir* {control_dir})\n\
+         (defparameter *watchdog-check* {watchdog_check})\n",
         preload.join(" "),
+        control_dir = control_dir(spec, mode, runner.kind).map_or("nil".to_string(), |d| {
+            lisp_string(&format!("{}/", d.display().to_string().trim_end_matches('/')))
+        }),
+        watchdog_check = code_text(&spec.watchdog_check),
         cause_fd = match (mode, supervision(spec, runner.kind)) {
             (Mode::Daemon, Some(_)) | (Mode::Service, _) => CAUSE_FD.to_string(),
             _ => "nil".to_string(),

@@ -52,3 +52,56 @@ thread, ends the process at once (QUIT from another thread ends only it)."
 (defun %repl ()
   (setf *debugger-hook* nil)
   (si::top-level))
+
+;;; The control socket's needs (control.lisp), through ECL's dynamic FFI
+;;; (its interpreter cannot compile C).
+
+(defun %c (name returning types &rest args)
+  (si:call-cfun (si:find-foreign-symbol name :default :pointer-void 0) returning types args))
+
+(defun %string-to-octets (text) (ext:string-to-octets text :external-format :utf-8))
+
+(defun %octets-to-string (octets) (ext:octets-to-string octets :external-format :utf-8))
+
+(defun %unlink (path) (%c "unlink" :int '(:cstring) path))
+
+(defun %rename (from to) (zerop (%c "rename" :int '(:cstring :cstring) from to)))
+
+(defun %getuid () (%c "getuid" :int '()))
+
+(defun %make-thread (name function) (mp:process-run-function name function))
+
+(defun %interrupt-thread (thread function) (mp:interrupt-process thread function))
+
+(defun %thread-alive-p (thread) (mp:process-active-p thread))
+
+(defun %thread-names ()
+  (mapcar (lambda (process) (princ-to-string (mp:process-name process))) (mp:all-processes)))
+
+(defun %call-with-debugger-escape (function on-debugger)
+  (let* ((hook (lambda (condition hook)
+                 (declare (ignore hook))
+                 (funcall on-debugger condition)))
+         (ext:*invoke-debugger-hook* hook)
+         (*debugger-hook* hook))
+    (funcall function)))
+
+(defun %start-gc-count ())
+
+(defun %runtime-facts ()
+  ;; ECL's collector (Boehm's) keeps no counts the interpreter can read.
+  '())
+
+(defun %peer-credentials (fd)
+  (let ((credentials (ffi:allocate-foreign-object :int 3))
+        (length (ffi:allocate-foreign-object :int 1)))
+    (unwind-protect
+         (progn
+           (setf (ffi:deref-array length '(:array :int 1) 0) 12)
+           (if (zerop (%c "getsockopt" :int '(:int :int :int :pointer-void :pointer-void)
+                          fd 1 17 credentials length))
+               (values (ffi:deref-array credentials '(:array :int 3) 0)
+                       (ffi:deref-array credentials '(:array :int 3) 1))
+               (values nil nil)))
+      (ffi:free-foreign-object credentials)
+      (ffi:free-foreign-object length))))

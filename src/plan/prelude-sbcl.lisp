@@ -279,3 +279,66 @@ own (interpreted) frames."
   (setf *debugger-hook* nil)
   (sb-ext:enable-debugger)
   (sb-impl::toplevel-repl nil))
+
+;;; The control socket's needs (control.lisp).
+
+(defun %string-to-octets (text) (sb-ext:string-to-octets text :external-format :utf-8))
+
+(defun %octets-to-string (octets)
+  (sb-ext:octets-to-string octets :external-format '(:utf-8 :replacement #\?)))
+
+(defun %unlink (path) (sb-unix:unix-unlink path))
+
+(defun %rename (from to) (values (sb-unix:unix-rename from to)))
+
+(defun %getuid () (sb-unix:unix-getuid))
+
+(defun %make-thread (name function) (sb-thread:make-thread function :name name))
+
+(defun %interrupt-thread (thread function) (sb-thread:interrupt-thread thread function))
+
+(defun %thread-alive-p (thread) (sb-thread:thread-alive-p thread))
+
+(defun %thread-names ()
+  (mapcar (lambda (thread) (or (sb-thread:thread-name thread) "(unnamed)"))
+          (sb-thread:list-all-threads)))
+
+(defun %call-with-debugger-escape (function on-debugger)
+  "Calls FUNCTION; the debugger, if it is entered (BREAK, INVOKE-DEBUGGER),
+calls ON-DEBUGGER with the condition instead of ending the daemon."
+  (let* ((hook (lambda (condition hook)
+                 (declare (ignore hook))
+                 (funcall on-debugger condition)))
+         (sb-ext:*invoke-debugger-hook* hook)
+         (*debugger-hook* hook))
+    (funcall function)))
+
+(defvar *gc-count* 0 "Collections since the control socket opened.")
+
+(defun %start-gc-count ()
+  (push (compile nil '(lambda () (incf *gc-count*))) sb-ext:*after-gc-hooks*))
+
+(defun %runtime-facts ()
+  (list (cons "heap-used" (princ-to-string (sb-kernel:dynamic-usage)))
+        (cons "heap-limit" (princ-to-string (sb-ext:dynamic-space-size)))
+        (cons "gc-count" (princ-to-string *gc-count*))
+        (cons "gc-seconds" (format nil "~,3f" (/ sb-ext:*gc-run-time* internal-time-units-per-second)))))
+
+(defun %peer-credentials (fd)
+  "The pid and uid of the process at the other end of the Unix socket FD
+(SO_PEERCRED), as the kernel recorded them."
+  (let ((credentials (sb-alien:make-alien sb-alien:int 3))
+        (length (sb-alien:make-alien sb-alien:unsigned-int 1)))
+    (unwind-protect
+         (progn
+           (setf (sb-alien:deref length 0) 12)
+           ;; getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &ucred, &length)
+           (if (zerop (sb-alien:alien-funcall
+                       (sb-alien:extern-alien "getsockopt"
+                                              (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int
+                                                        (* sb-alien:int) (* sb-alien:unsigned-int)))
+                       fd 1 17 credentials length))
+               (values (sb-alien:deref credentials 0) (sb-alien:deref credentials 1))
+               (values nil nil)))
+      (sb-alien:free-alien credentials)
+      (sb-alien:free-alien length))))

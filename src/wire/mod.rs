@@ -8,6 +8,7 @@
 
 pub mod builder;
 pub mod cause;
+pub mod control;
 pub mod manifest;
 pub mod readiness;
 pub mod record;
