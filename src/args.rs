@@ -51,7 +51,11 @@ pub struct Args {
     pub command: Option<String>,
     /// eval: the forms to evaluate, each argument read as Lisp text; `-`
     /// reads them from stdin.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "FORM")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "FORM"
+    )]
     pub forms: Vec<String>,
     /// eval, repl: the package the forms are read and evaluated in
     /// (CL-USER by default).

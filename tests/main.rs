@@ -5,6 +5,7 @@
 mod util;
 
 mod check;
+mod control;
 mod cores;
 mod deb;
 mod foreground;

@@ -37,11 +37,10 @@ fn connect(session: &Session, options: &Options, command: Command) -> Result<Con
         eprintln!("ERROR: {e}");
         ExitCode::from(unreachable_code(&e))
     };
-    let mut control =
-        control::connect(&req, Instant::now() + CONNECT_WAIT).map_err(fail)?;
+    let mut control = control::connect(&req, Instant::now() + CONNECT_WAIT).map_err(fail)?;
     if let Some(package) = &options.package {
-        let errors = answer(&mut control, &Request::Package(package), None, &mut |_| {})
-            .map_err(fail)?;
+        let errors =
+            answer(&mut control, &Request::Package(package), None, &mut |_| {}).map_err(fail)?;
         if let Some(error) = errors {
             eprintln!("ERROR: {}", visible::line(&error));
             return Err(ExitCode::from(exit::USAGE));
@@ -86,7 +85,11 @@ impl Printer {
                 write!(stdout, "{}", visible::output(text))
             }
             Reply::Value(text) => {
-                let fresh = if std::mem::take(&mut self.mid_line) { "\n" } else { "" };
+                let fresh = if std::mem::take(&mut self.mid_line) {
+                    "\n"
+                } else {
+                    ""
+                };
                 writeln!(stdout, "{fresh}{}", visible::output(text))
             }
             _ => Ok(()),
@@ -133,7 +136,9 @@ pub fn eval(session: &Session, options: &Options) -> ExitCode {
             eprintln!("ERROR: {}", visible::block(&error));
             ExitCode::from(exit::FAILED)
         }
-        Err(ControlError::NotAnswering { why, .. }) if deadline.is_some() && why.contains("in time") => {
+        Err(ControlError::NotAnswering { why, .. })
+            if deadline.is_some() && why.contains("in time") =>
+        {
             let _ = control.send(&Request::Interrupt);
             eprintln!(
                 "ERROR: the forms did not finish within {} s (--timeout); they were interrupted",
@@ -243,10 +248,9 @@ pub fn repl(session: &Session, options: &Options) -> ExitCode {
     // here and becomes an interrupt of the form, not the end of the tool.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);
-    let interrupts = mask
-        .thread_block()
-        .ok()
-        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok());
+    let interrupts = mask.thread_block().ok().and_then(|()| {
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()
+    });
     let mut editor = match rustyline::DefaultEditor::new() {
         Ok(editor) => editor,
         Err(e) => {
@@ -258,23 +262,22 @@ pub fn repl(session: &Session, options: &Options) -> ExitCode {
     if let Some(file) = &history {
         let _ = editor.load_history(file);
     }
-    let name = session
-        .conf
-        .spec
-        .name
-        .clone()
-        .unwrap_or_else(|| {
-            session
-                .conf
-                .pid_file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
+    let name = session.conf.spec.name.clone().unwrap_or_else(|| {
+        session
+            .conf
+            .pid_file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let mut pending = String::new();
     let code = loop {
         let prompt = match pending.is_empty() {
-            true => format!("{} {}> ", visible::line(&name), visible::line(&control.package)),
+            true => format!(
+                "{} {}> ",
+                visible::line(&name),
+                visible::line(&control.package)
+            ),
             false => "... ".to_string(),
         };
         match editor.readline(&prompt) {
@@ -361,13 +364,7 @@ mod tests {
         ] {
             assert!(balanced(whole), "{whole:?}");
         }
-        for open in [
-            "(+ 1",
-            "(format t \"a",
-            "(a\n(b)",
-            "#| (a) ",
-            "'|a",
-        ] {
+        for open in ["(+ 1", "(format t \"a", "(a\n(b)", "#| (a) ", "'|a"] {
             assert!(!balanced(open), "{open:?}");
         }
     }

@@ -449,8 +449,7 @@ const LISTEN_NAME: &str = "a name of letters, digits, - and _ (at most 64), not 
 const LISTEN_ADDRESS: &str = "an IP address such as \"0.0.0.0\", \"127.0.0.1\" or \"::\"";
 const LISTEN_BACKLOG: &str = "an integer from 1 to 65535";
 const START_LIMIT: &str = "a list (STARTS SECONDS) such as (5 60), or nil";
-const WATCHDOG: &str =
-    "a list (SECONDS MISSES) such as (10 3): ask every SECONDS, restart after MISSES unanswered; or nil";
+const WATCHDOG: &str = "a list (SECONDS MISSES) such as (10 3): ask every SECONDS, restart after MISSES unanswered; or nil";
 const SIZE: &str = "a size: bytes, or a string such as \"64K\", \"10M\" or \"1G\"; or nil";
 const COUNT: &str = "an integer (0 or more) or nil";
 const LISP: &str = ":sbcl, :ecl, :clisp, :ccl or nil";

@@ -135,7 +135,9 @@ pub fn connect(req: &Request, deadline: Instant) -> Result<Control, ControlError
                 };
             }
             Err(Attempt::Refused(e)) => return Err(e),
-            Err(Attempt::Failed(e)) => why = e,
+            // The first reason that is not a missing name tells most.
+            Err(Attempt::Failed(e)) if why == "no socket" => why = e,
+            Err(Attempt::Failed(_)) => {}
         }
     }
     Err(ControlError::NotAnswering { pid: lisp, why })
@@ -148,12 +150,7 @@ enum Attempt {
 
 /// The control directory (`name` None) or a socket in it: not a link (it
 /// was opened so), of the right type, the daemon's user's or root's.
-fn judge(
-    files: &RunDir,
-    fd: &OwnedFd,
-    name: Option<&str>,
-    owner: u32,
-) -> Result<(), ControlError> {
+fn judge(files: &RunDir, fd: &OwnedFd, name: Option<&str>, owner: u32) -> Result<(), ControlError> {
     let path = match name {
         Some(name) => files.control_path().join(name),
         None => files.control_path(),
@@ -171,7 +168,11 @@ fn judge(
     if kind != wanted {
         return Err(refuse(format!(
             "it is not a {}",
-            if name.is_some() { "socket" } else { "directory" }
+            if name.is_some() {
+                "socket"
+            } else {
+                "directory"
+            }
         )));
     }
     if st.st_uid != owner && st.st_uid != 0 {

@@ -106,14 +106,28 @@ Lisp's by now, is left to the tool)."
             (multiple-value-bind (pid uid) (ignore-errors (%peer-credentials fd))
               (if (and uid (or (= uid 0) (= uid (%getuid))))
                   (%make-thread "daemonization control connection"
-                                (lambda () (serve-control client)))
+                                ;; A client that goes away, or sends what
+                                ;; is not UTF-8, ends its connection only.
+                                (lambda () (handler-case (serve-control client)
+                                             (serious-condition () nil))))
                   (progn
                     (ignore-errors (sb-bsd-sockets:socket-close client))
                     (log-line :error (format nil "control socket: refused a connection of uid ~a (pid ~a): only root and the daemon's user are served" uid pid))))))))))
 
 (defstruct session
   (package (find-package "COMMON-LISP-USER"))
-  (thread nil))
+  (thread nil)
+  (evaluating nil))
+
+(defun interrupt-session (session)
+  "Interrupts the form the session's thread evaluates, if it still does:
+an interrupt that comes before or after the evaluation does nothing."
+  (let ((thread (session-thread session)))
+    (when (and thread (%thread-alive-p thread))
+      (ignore-errors
+       (%interrupt-thread thread (lambda ()
+                                   (when (session-evaluating session)
+                                     (error 'interrupted))))))))
 
 (defun serve-control (client)
   (let ((stream (sb-bsd-sockets:socket-make-stream client :input t :output t
@@ -131,9 +145,7 @@ Lisp's by now, is left to the tool)."
                         (setf handed t)
                         (return)))))
       (unless handed
-        (let ((thread (session-thread session)))
-          (when (and thread (%thread-alive-p thread))
-            (ignore-errors (%interrupt-thread thread (lambda () (error 'interrupted))))))
+        (interrupt-session session)
         (ignore-errors (close stream))
         (ignore-errors (sb-bsd-sockets:socket-close client))))))
 
@@ -148,14 +160,15 @@ Lisp's by now, is left to the tool)."
   "Answers one request. While a form is evaluated only \"interrupt\" is
 heard."
   (cond ((string= word "interrupt")
-         (when (busy-p session)
-           (ignore-errors (%interrupt-thread (session-thread session)
-                                             (lambda () (error 'interrupted))))))
+         (interrupt-session session))
         ((busy-p session))
         ((and (string= word "eval") text)
          (setf (session-thread session)
                (%make-thread "daemonization eval"
-                             (lambda () (eval-request stream session text)))))
+                             (lambda ()
+                               ;; A client gone mid-answer ends only this.
+                               (handler-case (eval-request stream session text)
+                                 (serious-condition () nil))))))
         ((and (string= word "package") text)
          (let ((package (or (find-package text) (find-package (string-upcase text)))))
            (if package
@@ -215,7 +228,11 @@ first that signals ends it with its condition's text."
                        (let ((values (%call-with-debugger-escape
                                       (lambda ()
                                         (multiple-value-list
-                                         (let ((*standard-output* out)) (eval form))))
+                                         (let ((*standard-output* out))
+                                           (unwind-protect
+                                                (progn (setf (session-evaluating session) t)
+                                                       (eval form))
+                                             (setf (session-evaluating session) nil)))))
                                       (lambda (c) (throw 'debugger (condition-text c))))))
                          (flush-output stream out)
                          (dolist (v values)

@@ -601,10 +601,8 @@ pub fn bootstrap(
 /// a `nodaemon` Lisp (not a builder, nor `:before-parent-exit-fn`'s), of a
 /// runner with sb-bsd-sockets (SBCL, ECL), unless `:control nil`.
 pub fn control_dir<'a>(spec: &'a DaemonSpec, mode: &Mode, kind: LispKind) -> Option<&'a Path> {
-    let opens = matches!(
-        mode,
-        Mode::Daemon | Mode::Foreground { .. } | Mode::Service
-    ) && kind.facts().adopts_descriptors;
+    let opens = matches!(mode, Mode::Daemon | Mode::Foreground { .. } | Mode::Service)
+        && kind.facts().adopts_descriptors;
     spec.control_dir.as_deref().filter(|_| opens)
 }
 
@@ -653,7 +651,10 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *watchdog-check* {watchdog_check})\n",
         preload.join(" "),
         control_dir = control_dir(spec, mode, runner.kind).map_or("nil".to_string(), |d| {
-            lisp_string(&format!("{}/", d.display().to_string().trim_end_matches('/')))
+            lisp_string(&format!(
+                "{}/",
+                d.display().to_string().trim_end_matches('/')
+            ))
         }),
         watchdog_check = code_text(&spec.watchdog_check),
         cause_fd = match (mode, supervision(spec, runner.kind)) {

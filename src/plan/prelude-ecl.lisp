@@ -59,9 +59,46 @@ thread, ends the process at once (QUIT from another thread ends only it)."
 (defun %c (name returning types &rest args)
   (si:call-cfun (si:find-foreign-symbol name :default :pointer-void 0) returning types args))
 
-(defun %string-to-octets (text) (ext:string-to-octets text :external-format :utf-8))
+(defun %string-to-octets (text)
+  "TEXT as UTF-8 (this ECL has no encoder the interpreter can call)."
+  (let ((out (make-array (length text) :element-type '(unsigned-byte 8)
+                                       :adjustable t :fill-pointer 0)))
+    (loop for c across text
+          for code = (char-code c)
+          do (flet ((put (b) (vector-push-extend b out)))
+               (cond ((< code #x80) (put code))
+                     ((< code #x800)
+                      (put (logior #xc0 (ash code -6)))
+                      (put (logior #x80 (logand code #x3f))))
+                     ((< code #x10000)
+                      (put (logior #xe0 (ash code -12)))
+                      (put (logior #x80 (logand (ash code -6) #x3f)))
+                      (put (logior #x80 (logand code #x3f))))
+                     (t
+                      (put (logior #xf0 (ash code -18)))
+                      (put (logior #x80 (logand (ash code -12) #x3f)))
+                      (put (logior #x80 (logand (ash code -6) #x3f)))
+                      (put (logior #x80 (logand code #x3f)))))))
+    out))
 
-(defun %octets-to-string (octets) (ext:octets-to-string octets :external-format :utf-8))
+(defun %octets-to-string (octets)
+  "UTF-8 OCTETS as a string; a malformed sequence reads as ?."
+  (with-output-to-string (out)
+    (let ((i 0) (n (length octets)))
+      (loop while (< i n)
+            do (let* ((b (aref octets i))
+                      (extra (cond ((< b #x80) 0) ((= (logand b #xe0) #xc0) 1)
+                                   ((= (logand b #xf0) #xe0) 2) ((= (logand b #xf8) #xf0) 3)
+                                   (t nil))))
+                 (if (or (null extra) (> (+ i extra) (1- n))
+                         (loop for k from 1 to extra
+                               thereis (/= (logand (aref octets (+ i k)) #xc0) #x80)))
+                     (progn (write-char #\? out) (incf i))
+                     (let ((code (if (zerop extra) b (logand b (ash #x3f (- extra))))))
+                       (loop for k from 1 to extra
+                             do (setf code (logior (ash code 6) (logand (aref octets (+ i k)) #x3f))))
+                       (write-char (or (ignore-errors (code-char code)) #\?) out)
+                       (incf i (1+ extra)))))))))
 
 (defun %unlink (path) (%c "unlink" :int '(:cstring) path))
 

@@ -89,7 +89,9 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *ready-mode* :returned)\n\
                   (defparameter *listeners* '())\n\
                   (defparameter *conf-stop-function* nil)\n\
-                  (defparameter *cause-fd* nil)\n";
+                  (defparameter *cause-fd* nil)\n\
+                  (defparameter *control-dir* nil)\n\
+                  (defparameter *watchdog-check* nil)\n";
     assert_eq!(
         plan.bootstrap,
         format!(

@@ -129,7 +129,10 @@ impl Reply {
             ("value", Some(text)) => Reply::Value(text),
             ("fact", Some(text)) => {
                 let (key, value) = text.split_once(' ').ok_or_else(broken)?;
-                if key.is_empty() || key.len() > 40 || !key.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                if key.is_empty()
+                    || key.len() > 40
+                    || !key.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                {
                     return Err(broken());
                 }
                 Reply::Fact {
@@ -197,10 +200,7 @@ mod tests {
                 package: "COMMON-LISP-USER".into()
             })
         );
-        assert_eq!(
-            Reply::parse("out a\\nb"),
-            Ok(Reply::Out("a\nb".into()))
-        );
+        assert_eq!(Reply::parse("out a\\nb"), Ok(Reply::Out("a\nb".into())));
         assert_eq!(
             Reply::parse("fact heap-used 12"),
             Ok(Reply::Fact {
@@ -208,7 +208,16 @@ mod tests {
                 value: "12".into()
             })
         );
-        for bad in ["", "done", "hello x P", "hello 1", "fact X 1", "value", "ready", "out"] {
+        for bad in [
+            "",
+            "done",
+            "hello x P",
+            "hello 1",
+            "fact X 1",
+            "value",
+            "ready",
+            "out",
+        ] {
             assert!(Reply::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(Request::Eval("(+ 1\n2)").line(), "eval (+ 1\\n2)\n");

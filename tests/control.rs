@@ -1,0 +1,385 @@
+//! The control socket: `eval` and `repl` in a running daemon, who may
+//! connect (root and the daemon's user, checked by the kernel's word on
+//! the peer), and what root refuses to talk to.
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::util::*;
+
+fn started(sb: &Sandbox, conf: &Path) -> i32 {
+    let out = sb.run(conf, &["start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid = started_pid(&out);
+    sb.track(pid);
+    pid
+}
+
+/// `eval` prints what the forms wrote and their values, as the Lisp
+/// prints them (controls escaped); a form that signals ends it with its
+/// condition on stderr and exit 1, and the daemon serves on; forms come
+/// from stdin with `-`; `--package` names the package; a daemon that does
+/// not run is exit 7.
+#[test]
+fn eval_prints_output_and_values_and_errors() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "e.conf",
+        "(:pid-file \"e.pid\" :name \"e\" :main-function #.(lambda () t))",
+    );
+    let pid = started(&sb, &conf);
+    let out = sb.run(
+        &conf,
+        &["eval", "(+ 1 2)", "(princ \"hi\")", "(values :a \"b\")"],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            stdout(&out).as_str(),
+            stderr(&out).as_str()
+        ),
+        (Some(0), "3\nhi\n\"hi\"\n:A\n\"b\"\n", "")
+    );
+    let out = sb.run(&conf, &["eval", "(sb-posix:getpid)"]);
+    assert_eq!(stdout(&out), format!("{pid}\n"));
+    let out = sb.run(&conf, &["eval", "(format nil \"~c[31m\" (code-char 27))"]);
+    assert_eq!(
+        stdout(&out),
+        "\"\\x1b[31m\"\n",
+        "no raw escape reaches the terminal"
+    );
+    let out = sb.run(
+        &conf,
+        &["eval", "(print 1)", "(error \"boom ~a\" 2)", "(print 3)"],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            stdout(&out).as_str(),
+            stderr(&out).as_str()
+        ),
+        (Some(1), "\n1 \n1\n", "ERROR: boom 2\n")
+    );
+    let out = sb.run(&conf, &["eval", "(break)"]);
+    assert_eq!(out.status.code(), Some(1), "the debugger is an error here");
+    let mut child = sb
+        .command(&conf, &["eval", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"(defvar *n* 41)\n(1+ *n*)\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "*N*\n42\n", "{}", stderr(&out));
+    let out = sb.run(&conf, &["--package", "common-lisp", "eval", "*package*"]);
+    assert_eq!(stdout(&out), "#<PACKAGE \"COMMON-LISP\">\n");
+    let out = sb.run(&conf, &["--package", "nope", "eval", "1"]);
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(2), "ERROR: there is no package named \"nope\"\n")
+    );
+    let out = sb.run(&conf, &["--timeout", "0.5", "eval", "(loop)"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did not finish within 0.5 s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(alive(pid), "the daemon serves on");
+    assert_eq!(stdout(&sb.run(&conf, &["eval", "(+ 2 2)"])), "4\n");
+    let out = sb.run(&conf, &["eval"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(
+        !sb.path("e.pid.control").exists(),
+        "the directory goes with it"
+    );
+    let out = sb.run(&conf, &["eval", "1"]);
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(7), "ERROR: the daemon is not running\n")
+    );
+}
+
+/// Root's `eval` runs with the daemon's power, never root's; the daemon's
+/// user may eval too; the directory is 0700 and the user's.
+#[test]
+fn roots_eval_runs_as_the_daemons_user() {
+    let user = test_user();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "u.conf",
+        "(:pid-file \"u.pid\" :user \"dztest\" :main-function #.(lambda () t))",
+    );
+    started(&sb, &conf);
+    let out = sb.run(&conf, &["eval", "(sb-posix:getuid)"]);
+    assert_eq!(stdout(&out), format!("{}\n", user.uid), "{}", stderr(&out));
+    let dir = std::fs::metadata(sb.path("u.pid.control")).unwrap();
+    assert_eq!(dir.permissions().mode() & 0o7777, 0o700);
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&dir), user.uid.as_raw());
+    let out = sb
+        .command_as(&conf, &["eval", "(sb-posix:geteuid)"], &user)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), format!("{}\n", user.uid), "{}", stderr(&out));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// Another local user cannot reach the daemon: the directory stops it,
+/// and with the permissions loosened the daemon itself refuses (SO_PEERCRED)
+/// before it reads a byte, and logs it; nothing is evaluated.
+#[test]
+fn another_user_is_refused() {
+    let user = test_user();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "r.conf",
+        "(:pid-file \"r.pid\" :name \"r\" :main-function #.(lambda () t))",
+    );
+    started(&sb, &conf);
+    let marker = sb.path("evaluated");
+    let form = format!(
+        "(open {} :direction :output)",
+        lisp_string(marker.to_str().unwrap())
+    );
+    let out = sb
+        .command_as(&conf, &["eval", &form], &user)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("ERROR: refusing the control socket "),
+        "{}",
+        stderr(&out)
+    );
+    let dir = sb.path("r.pid.control");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(dir.join("socket"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = sb
+        .command_as(&conf, &["eval", &form], &user)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not answering"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!marker.exists(), "nothing was evaluated");
+    assert!(
+        wait_until(30, || sb
+            .log()
+            .contains(&format!("refused a connection of uid {}", user.uid))),
+        "{}",
+        sb.log()
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// The daemon's user (an attacker with the daemon's code) puts a socket of
+/// its own, or a link to root's, where the daemon's was: root's `eval`
+/// talks to neither.
+#[test]
+fn root_talks_only_to_the_daemons_lisp() {
+    let user = test_user();
+    let sb = open_sandbox();
+    let conf = sb.conf(
+        "a.conf",
+        "(:pid-file \"a.pid\" :user \"dztest\" :main-function #.(lambda () t))",
+    );
+    let lisp = started(&sb, &conf);
+    let socket = sb.path("a.pid.control/socket");
+    // The attacker's own files.
+    let own = sb.path("attacker");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+    let listening = own.join("listening");
+    let heard = own.join("heard");
+    let fake = "import socket,os,sys\n\
+                os.unlink(sys.argv[1]); s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n\
+                open(sys.argv[2],'w').close()\n\
+                c,_=s.accept(); c.settimeout(30); data=b''\n\
+                try:\n c.sendall(('hello %s COMMON-LISP-USER\\n' % sys.argv[3]).encode()); data=c.recv(100)\n\
+                except OSError: pass\n\
+                open(sys.argv[4],'wb').write(data)\n";
+    let mut server = Command::new("python3")
+        .args(["-c", fake])
+        .arg(&socket)
+        .arg(&listening)
+        .arg(lisp.to_string())
+        .arg(&heard)
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .spawn()
+        .expect("python3 runs");
+    sb.track(server.id() as i32);
+    assert!(
+        wait_until(30, || listening.exists()),
+        "the fake socket listens"
+    );
+    let out = sb.run(&conf, &["eval", "(+ 1 1)"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is served by process "),
+        "{} / {}",
+        stderr(&out),
+        stdout(&out)
+    );
+    assert!(server.wait().unwrap().success());
+    assert_eq!(
+        std::fs::read(&heard).unwrap(),
+        b"",
+        "nothing was sent to it"
+    );
+    // A link to a socket of root's.
+    let roots = sb.path("roots.sock");
+    let root_listener = std::os::unix::net::UnixListener::bind(&roots).unwrap();
+    root_listener.set_nonblocking(true).unwrap();
+    std::fs::remove_file(&socket).unwrap();
+    std::os::unix::fs::symlink(&roots, &socket).unwrap();
+    let out = sb.run(&conf, &["eval", "(+ 1 1)"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert!(
+        root_listener.accept().is_err(),
+        "root's socket was connected to"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// The inodes of the sockets process `pid` holds.
+fn socket_inodes(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect()
+}
+
+/// The control socket opens no TCP port: none of the daemon's sockets is
+/// a TCP one (in /proc/net), and one of them is the Unix control socket.
+#[test]
+fn no_tcp_port_is_opened() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "t.conf",
+        "(:pid-file \"t.pid\" :main-function #.(lambda () t))",
+    );
+    let pid = started(&sb, &conf);
+    assert_eq!(stdout(&sb.run(&conf, &["eval", "1"])), "1\n");
+    let inodes = socket_inodes(pid);
+    let table =
+        |name: &str| std::fs::read_to_string(format!("/proc/net/{name}")).unwrap_or_default();
+    let inode_of =
+        |line: &str, column: usize| line.split_whitespace().nth(column).map(str::to_string);
+    for name in ["tcp", "tcp6"] {
+        for line in table(name).lines().skip(1) {
+            let inode = inode_of(line, 9).unwrap();
+            assert!(!inodes.contains(&inode), "a TCP socket: {line}");
+        }
+    }
+    let unix = table("unix");
+    assert!(
+        unix.lines()
+            .any(|l| inode_of(l, 6).is_some_and(|i| inodes.contains(&i))
+                && l.contains("t.pid.control/")),
+        "the control socket is the daemon's: {inodes:?}"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// `repl` at a terminal: a form and its value, an endless loop
+/// interrupted with Ctrl-C (the daemon serves on), an `eval` beside it,
+/// and Ctrl-D detaches.
+#[test]
+fn repl_at_a_terminal() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "p.conf",
+        "(:pid-file \"p.pid\" :name \"site\" :main-function #.(lambda () t))",
+    );
+    let pid = started(&sb, &conf);
+    // Its history goes to this sandbox, not the tester's home.
+    let inner = format!(
+        "HOME={} exec {} {} repl",
+        sb.dir.path().display(),
+        bin(),
+        conf.display()
+    );
+    let mut script = sb.at_a_terminal(&inner, Stdio::piped(), Stdio::piped());
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut terminal = script.stdout.take().unwrap();
+    let reader = {
+        let screen = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = terminal.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let seen = |text: &str| wait_until(30, || screen.lock().unwrap().contains(text));
+    let mut keyboard = script.stdin.take().unwrap();
+    let mut type_in = |keys: &[u8]| {
+        keyboard.write_all(keys).unwrap();
+        keyboard.flush().unwrap();
+    };
+    assert!(seen("site COMMON-LISP-USER> "), "the prompt");
+    type_in(b"(* 6\r");
+    assert!(
+        seen("... "),
+        "a form not yet whole: {}",
+        screen.lock().unwrap()
+    );
+    type_in(b"7)\r");
+    assert!(
+        seen("42"),
+        "a form of two lines: {}",
+        screen.lock().unwrap()
+    );
+    let looping = sb.path("looping");
+    type_in(
+        format!(
+            "(progn (close (open {} :direction :output)) (loop))\r",
+            lisp_string(looping.to_str().unwrap())
+        )
+        .as_bytes(),
+    );
+    assert!(wait_until(30, || looping.exists()), "the loop runs");
+    assert_eq!(
+        stdout(&sb.run(&conf, &["eval", "(+ 1 1)"])),
+        "2\n",
+        "eval beside it"
+    );
+    type_in(b"\x03");
+    assert!(seen("Interrupted"), "{}", screen.lock().unwrap());
+    type_in(b"(+ 2 3)\r");
+    assert!(seen("\n5"), "{}", screen.lock().unwrap());
+    type_in(b"\x04");
+    assert!(
+        wait_until(30, || script.try_wait().unwrap().is_some()),
+        "Ctrl-D detached"
+    );
+    assert_eq!(script.wait().unwrap().code(), Some(0));
+    reader.join().unwrap();
+    assert!(alive(pid), "the daemon serves on");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
