@@ -9,7 +9,7 @@ use crate::command::{Command, Exits};
 use crate::reader::lisp_string;
 use crate::visible;
 
-pub use crate::daemon::{Details, Fact, Supervision};
+pub use crate::daemon::{Details, Fact, Image, ImageFacts, Supervision};
 
 /// Exit codes, following the LSB init-script conventions.
 pub mod exit {
@@ -157,6 +157,20 @@ impl Details {
         }
         field("conf", self.conf.display().to_string());
         field("pid file", outcome.pid_file.display().to_string());
+        match &self.image {
+            Some(Image::Answered(facts)) => {
+                for (name, value) in facts.lines() {
+                    field(name, value);
+                }
+            }
+            Some(Image::NotAnswering(why)) => {
+                field("image", format!("not answering: {}", visible::line(why)))
+            }
+            None => {}
+        }
+        if let Some(socket) = &self.control_socket {
+            field("control", socket.display().to_string());
+        }
         match &self.output {
             Some(output) => field("output", output.display().to_string()),
             None => field("output", "not captured (set :output)".into()),
@@ -209,6 +223,72 @@ impl Details {
         json["core"] = serde_json::json!(self.core);
         json["processes"] = serde_json::json!(self.processes);
         json["cgroup"] = serde_json::json!(self.cgroup.as_ref().map(|c| c.display().to_string()));
+        json["control-socket"] = serde_json::json!(
+            self.control_socket
+                .as_ref()
+                .map(|c| c.display().to_string())
+        );
+        json["image"] = match &self.image {
+            Some(Image::Answered(f)) => serde_json::json!({
+                "heap-used": f.heap_used,
+                "heap-limit": f.heap_limit,
+                "gc-count": f.gc_count,
+                "gc-seconds": f.gc_seconds,
+                "uptime-seconds": f.uptime_seconds,
+                "threads": f.threads,
+                "systems": f.systems,
+            }),
+            Some(Image::NotAnswering(why)) => serde_json::json!({ "not-answering": why }),
+            None => serde_json::Value::Null,
+        };
+    }
+}
+
+impl ImageFacts {
+    /// The `status -v` fields of what the image said.
+    fn lines(&self) -> Vec<(&'static str, String)> {
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+        let mut lines = Vec::new();
+        let mut image = Vec::new();
+        match (self.heap_used, self.heap_limit) {
+            (Some(used), Some(limit)) => {
+                image.push(format!("heap {} of {}", mib(used), mib(limit)))
+            }
+            (Some(used), None) => image.push(format!("heap {}", mib(used))),
+            _ => {}
+        }
+        if let Some(n) = self.gc_count {
+            let time = self
+                .gc_seconds
+                .as_deref()
+                .map_or(String::new(), |s| format!(" ({} s)", visible::line(s)));
+            image.push(format!("{n} GCs{time}"));
+        }
+        if let Some(up) = self.uptime_seconds {
+            image.push(format!("up {}", span(std::time::Duration::from_secs(up))));
+        }
+        if !image.is_empty() {
+            lines.push(("image", image.join(", ")));
+        }
+        let shown = |items: &[String]| {
+            let names: Vec<String> = items.iter().take(20).map(|t| visible::line(t)).collect();
+            let more = items.len().saturating_sub(20);
+            match more {
+                0 => names.join(", "),
+                n => format!("{}, and {n} more", names.join(", ")),
+            }
+        };
+        lines.push((
+            "threads",
+            format!("{} ({})", self.threads.len(), shown(&self.threads)),
+        ));
+        if !self.systems.is_empty() {
+            lines.push((
+                "systems",
+                format!("{} ({})", self.systems.len(), shown(&self.systems)),
+            ));
+        }
+        lines
     }
 }
 

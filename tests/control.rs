@@ -383,3 +383,89 @@ fn repl_at_a_terminal() {
     assert!(alive(pid), "the daemon serves on");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// `reload` goes over the control socket when the daemon has one (the
+/// reload function runs in a control thread, and its error comes back
+/// whole), and by SIGHUP when it has none (`:control nil`).
+#[test]
+fn reload_goes_over_the_control_socket() {
+    let sb = Sandbox::new();
+    let mark = sb.path("reloaded-in");
+    let conf_text = |control: &str| {
+        format!(
+            "(:pid-file \"rl.pid\" {control} :main-function #.(lambda () t)\n \
+             :reload-function #.(lambda ()\n\
+               (with-open-file (s {} :direction :output :if-exists :supersede)\n\
+                 (write-string (sb-thread:thread-name sb-thread:*current-thread*) s))\n\
+               (when (probe-file {}) (error \"the new routes do not load\"))))",
+            lisp_string(mark.to_str().unwrap()),
+            lisp_string(sb.path("broken").to_str().unwrap())
+        )
+    };
+    for (control, thread) in [
+        ("", "daemonization control connection"),
+        (":control nil", "main thread"),
+    ] {
+        let conf = sb.conf("rl.conf", &conf_text(control));
+        let pid = started(&sb, &conf);
+        let _ = std::fs::remove_file(sb.path("broken"));
+        assert_line(
+            &sb.run(&conf, &["reload"]),
+            0,
+            &format!(
+                "success reloaded (pid = {pid} pid-file = {})",
+                sb.pid_file("rl.pid").display()
+            ),
+        );
+        assert_eq!(std::fs::read_to_string(&mark).unwrap(), thread, "{control}");
+        std::fs::write(sb.path("broken"), "").unwrap();
+        let out = sb.run(&conf, &["reload"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("the new routes do not load"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    }
+}
+
+/// `status -v` adds what only the image knows when it answers (its heap,
+/// collections, uptime, threads, systems), in every print style, and says
+/// "not answering" (showing the rest) when it does not.
+#[test]
+fn status_shows_the_image_or_that_it_does_not_answer() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "st.conf",
+        "(:pid-file \"st.pid\" :main-function #.(lambda ()\n\
+           (sb-thread:make-thread (lambda () (loop (sleep 60))) :name \"request pool\")))",
+    );
+    let pid = started(&sb, &conf);
+    let out = stdout(&sb.run(&conf, &["status", "-v"]));
+    assert!(out.contains("\n  image:      heap "), "{out}");
+    assert!(out.contains("MiB of "), "{out}");
+    assert!(out.contains("request pool"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "\n  control:    {}\n",
+            sb.path("st.pid.control/socket").display()
+        )),
+        "{out}"
+    );
+    let json = stdout(&sb.run(&conf, &["--print", "json", "status", "-v"]));
+    assert!(
+        json.contains("\"heap-used\":") && json.contains("\"request pool\""),
+        "{json}"
+    );
+    let target = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let out = stdout(&sb.run(&conf, &["status", "-v"]));
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(
+        out.contains("\n  image:      not answering: no answer in time\n"),
+        "{out}"
+    );
+    assert!(out.contains("\n  memory:     "), "the rest is shown: {out}");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

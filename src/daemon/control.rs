@@ -61,6 +61,9 @@ pub struct Control {
     pub package: String,
     /// Bytes of the answer under way.
     answered: usize,
+    /// Reached by the ready daemon's name (`socket`), not by its pid's
+    /// (a daemon still starting).
+    pub ready: bool,
 }
 
 /// What a wait for the daemon brought.
@@ -124,6 +127,7 @@ pub fn connect(req: &Request, deadline: Instant) -> Result<Control, ControlError
                     pid: lisp,
                     package: String::new(),
                     answered: 0,
+                    ready: name == "socket",
                 };
                 return match control.next(Some(deadline))? {
                     Reply::Hello { pid, package } if pid == lisp => {

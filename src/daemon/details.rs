@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Request;
-use super::fact::{Details, Fact};
+use super::fact::{Details, Fact, Image};
 
 /// The details of the daemon `status` found (`fact`): of its Lisp, when
 /// supervised.
@@ -57,6 +57,55 @@ pub fn details(req: &Request, fact: &Fact) -> Details {
             None => super::contain::tree_of(pid).len() as u64,
         }),
         cgroup: cgroup.map(|c| c.path),
+        image: running.and_then(|_| image(req)),
+        control_socket: running
+            .and_then(|_| req.conf.spec.control_dir.as_ref())
+            .filter(|_| req.runner.kind.facts().adopts_descriptors)
+            .map(|d| d.join("socket")),
+    }
+}
+
+/// How long `status -v` waits for the image's word.
+const IMAGE_WAIT: Duration = Duration::from_secs(1);
+
+/// The image's facts on its control socket, within `IMAGE_WAIT`; `None`
+/// when it has no control socket.
+fn image(req: &Request) -> Option<Image> {
+    use super::control::ControlError;
+    use crate::wire::control::{Reply, Request as Ask};
+    let deadline = std::time::Instant::now() + IMAGE_WAIT;
+    let mut control = match super::control::connect(req, deadline) {
+        Ok(control) => control,
+        Err(ControlError::Unsupported { .. } | ControlError::Off | ControlError::NotRunning) => {
+            return None;
+        }
+        Err(ControlError::NotAnswering { why, .. }) => return Some(Image::NotAnswering(why)),
+        Err(e) => return Some(Image::NotAnswering(e.to_string())),
+    };
+    if let Err(e) = control.send(&Ask::Status) {
+        return Some(Image::NotAnswering(e.to_string()));
+    }
+    let mut facts = super::ImageFacts::default();
+    loop {
+        match control.next(Some(deadline)) {
+            Ok(Reply::Fact { key, value }) => {
+                let number = value.parse::<u64>().ok();
+                match key.as_str() {
+                    "heap-used" => facts.heap_used = number,
+                    "heap-limit" => facts.heap_limit = number,
+                    "gc-count" => facts.gc_count = number,
+                    "gc-seconds" => facts.gc_seconds = Some(value),
+                    "uptime-seconds" => facts.uptime_seconds = number,
+                    "thread" if facts.threads.len() < 1000 => facts.threads.push(value),
+                    "system" if facts.systems.len() < 1000 => facts.systems.push(value),
+                    _ => {}
+                }
+            }
+            Ok(Reply::Done { .. }) => return Some(Image::Answered(facts)),
+            Ok(_) => {}
+            Err(ControlError::NotAnswering { why, .. }) => return Some(Image::NotAnswering(why)),
+            Err(e) => return Some(Image::NotAnswering(e.to_string())),
+        }
     }
 }
 

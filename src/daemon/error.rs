@@ -36,6 +36,9 @@ pub enum DaemonError {
     WriteBootstrap(io::Error),
     #[error("cannot create the readiness pipe: {0}")]
     Pipe(Errno),
+    /// The daemon's control socket broke its protocol (see `control`).
+    #[error("{0}")]
+    Control(String),
     #[error("cannot watch the pid directory for the supervisor's verdict: {0}")]
     Watch(Errno),
     #[error("the daemon already runs (pid {pid}): stop it first, or use it")]

@@ -28,6 +28,29 @@ pub struct Details {
     /// that holds them, if it has one.
     pub processes: Option<u64>,
     pub cgroup: Option<PathBuf>,
+    /// What the image said of itself on its control socket, if it has one.
+    pub image: Option<Image>,
+    /// The control socket (for SLIME), when the daemon has one.
+    pub control_socket: Option<PathBuf>,
+}
+
+/// The image's own word on its control socket (`status -v`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Image {
+    Answered(ImageFacts),
+    NotAnswering(String),
+}
+
+/// What only the Lisp knows: its `fact`s, as it gave them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageFacts {
+    pub heap_used: Option<u64>,
+    pub heap_limit: Option<u64>,
+    pub gc_count: Option<u64>,
+    pub gc_seconds: Option<String>,
+    pub uptime_seconds: Option<u64>,
+    pub threads: Vec<String>,
+    pub systems: Vec<String>,
 }
 
 /// What a supervisor says of the Lisp it runs.

@@ -44,10 +44,57 @@ pub fn reload(req: &Request) -> Result<Fact, DaemonError> {
     // ECL's handler gets no siginfo: its verdicts carry 0, not the tag.
     let untagged = req.runner.kind != crate::config::LispKind::Sbcl;
     let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
+    // Over the control socket of a ready daemon, the verdict comes back on
+    // it; else (none, not ready yet: SIGHUP waits for readiness) by SIGHUP.
+    // (A daemon started before its conf had :reload-function has none to
+    // call: the SIGHUP path says so, and sends nothing.)
+    if started_with_reload(target.pid)
+        && let Some(verdict) = over_control(req, pid, timeout)
+    {
+        return verdict;
+    }
     Ok(match call(target, timeout, untagged, req.aim())? {
         None => Fact::Reloaded { pid },
         Some(report) => Fact::ReloadError { pid, report },
     })
+}
+
+/// `reload` through the daemon's control socket, when it is ready and
+/// answers; `None` to fall back to SIGHUP.
+fn over_control(req: &Request, pid: i32, timeout: Duration) -> Option<Result<Fact, DaemonError>> {
+    use super::control::ControlError;
+    use crate::wire::control::{Reply, Request as Ask};
+    let deadline = Instant::now() + timeout;
+    let mut control = super::control::connect(req, Instant::now() + Duration::from_secs(5))
+        .ok()
+        .filter(|c| c.ready)?;
+    let lisp = control.pid;
+    if control.send(&Ask::Reload).is_err() {
+        return None;
+    }
+    let mut report = None;
+    loop {
+        match control.next(Some(deadline)) {
+            Ok(Reply::Error(text)) => report = Some(text),
+            Ok(Reply::Done { .. }) => {
+                return Some(Ok(match report {
+                    None => Fact::Reloaded { pid },
+                    Some(report) => Fact::ReloadError { pid, report },
+                }));
+            }
+            Ok(_) => {}
+            Err(ControlError::NotAnswering { why, .. }) if why.contains("in time") => {
+                return Some(Err(DaemonError::ReloadTimeout {
+                    pid: lisp,
+                    secs: timeout.as_secs_f64(),
+                }));
+            }
+            Err(ControlError::NotAnswering { .. }) => {
+                return Some(Err(DaemonError::DiedReloading { pid: lisp }));
+            }
+            Err(e) => return Some(Err(DaemonError::Control(e.to_string()))),
+        }
+    }
 }
 
 /// A descriptor of the process of `target`: a duplicate of its open file
