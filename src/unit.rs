@@ -105,13 +105,26 @@ pub fn unit(conf: &Conf, tool: &Path, stop_signal: Signal) -> String {
     out.push_str("KillMode=mixed\n");
     let _ = writeln!(out, "KillSignal={}", first.signal.as_str());
     let _ = writeln!(out, "TimeoutStopSec={}", seconds(before_kill.max(1.0)));
-    let restart = match spec.restart {
+    // The watchdog's kill is a failure systemd restarts.
+    let policy = match (spec.restart, spec.watchdog) {
+        (RestartPolicy::Never, Some(_)) => RestartPolicy::OnFailure,
+        (restart, _) => restart,
+    };
+    let restart = match policy {
         RestartPolicy::Never => "no",
         RestartPolicy::OnFailure => "on-failure",
         RestartPolicy::Always => "always",
     };
     let _ = writeln!(out, "Restart={restart}");
-    if spec.restart != RestartPolicy::Never {
+    // The supervisor sends WATCHDOG=1 each time the Lisp answers.
+    if let Some((every, misses)) = spec.watchdog {
+        let _ = writeln!(
+            out,
+            "WatchdogSec={}",
+            seconds((every * misses).as_secs_f64().max(1.0))
+        );
+    }
+    if policy != RestartPolicy::Never {
         let _ = writeln!(
             out,
             "RestartSec={}",

@@ -469,3 +469,67 @@ fn status_shows_the_image_or_that_it_does_not_answer() {
     assert!(out.contains("\n  memory:     "), "the rest is shown: {out}");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// The Lisp's pid a supervisor names in `status`, if it runs one.
+fn supervised_lisp(sb: &Sandbox, conf: &Path) -> Option<i32> {
+    let line = stdout(&sb.run(conf, &["status"]));
+    line.split("lisp-pid = ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `:watchdog`: a daemon whose check stops answering (a stuck request
+/// pool, here a check that waits on it) is ended after the misses and
+/// started again, with the cause recorded for `status -v` and the log.
+#[test]
+fn the_watchdog_restarts_a_hung_daemon() {
+    let sb = Sandbox::new();
+    let hang = sb.path("hang");
+    let asked = sb.path("asked");
+    let conf = sb.conf(
+        "w.conf",
+        &format!(
+            "(:pid-file \"w.pid\" :name \"w\" :watchdog (0.5 2) :restart-delay 0.1\n \
+             :watchdog-check #.(lambda ()\n\
+               (with-open-file (s {asked} :direction :output :if-exists :append :if-does-not-exist :create)\n\
+                 (write-line \"asked\" s))\n\
+               (loop while (probe-file {hang}) do (sleep 0.05)) t)\n \
+             :main-function #.(lambda () t))",
+            hang = lisp_string(hang.to_str().unwrap()),
+            asked = lisp_string(asked.to_str().unwrap())
+        ),
+    );
+    started(&sb, &conf);
+    let first = supervised_lisp(&sb, &conf).expect("a supervised Lisp");
+    sb.track(first);
+    // Answered questions keep it running.
+    assert!(
+        wait_until(30, || line_count(&asked) >= 4),
+        "the watchdog asks"
+    );
+    assert_eq!(supervised_lisp(&sb, &conf), Some(first));
+    std::fs::write(&hang, "").unwrap();
+    assert!(
+        wait_until(60, || supervised_lisp(&sb, &conf)
+            .is_some_and(|p| p != first)),
+        "a new Lisp"
+    );
+    std::fs::remove_file(&hang).unwrap();
+    let second = supervised_lisp(&sb, &conf).unwrap();
+    sb.track(second);
+    assert!(!alive(first), "the hung Lisp was ended");
+    let status = stdout(&sb.run(&conf, &["status", "-v"]));
+    assert!(
+        status.contains("last exit: watchdog: no answer for 1 s; killed"),
+        "{status}"
+    );
+    assert!(
+        sb.log().contains("watchdog: no answer for 1 s"),
+        "{}",
+        sb.log()
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

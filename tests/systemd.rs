@@ -594,3 +594,39 @@ fn a_stray_notify_socket_makes_no_unit() {
         stderr(&out)
     );
 }
+
+/// `:watchdog` under systemd: the unit has `WatchdogSec=` (the misses'
+/// time) and restarts on failure, passing systemd-analyze; `nodaemon`
+/// sends `WATCHDOG=1` each time the Lisp answers.
+#[test]
+fn the_watchdog_maps_onto_systemds() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "wd.conf",
+        "(:pid-file \"wd.pid\" :name \"wd\" :watchdog (0.5 4) :main-function #.(lambda () t))",
+    );
+    let out = sb.run(&conf, &["unit"]);
+    let unit = stdout(&out);
+    assert!(
+        unit.contains("\nWatchdogSec=2\n") && unit.contains("\nRestart=on-failure\n"),
+        "{unit}"
+    );
+    let file = sb.path("wd.service");
+    std::fs::write(&file, &unit).unwrap();
+    verify_unit(&file);
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let child = nodaemon(&sb, &conf, path.to_str().unwrap());
+    let tool = child.id() as i32;
+    sb.track(tool);
+    assert_eq!(receive(&socket), format!("READY=1\nMAINPID={tool}"));
+    assert_eq!(receive(&socket), "WATCHDOG=1");
+    assert_eq!(receive(&socket), "WATCHDOG=1");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

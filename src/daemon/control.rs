@@ -51,6 +51,9 @@ pub enum ControlError {
     Daemon(#[from] DaemonError),
 }
 
+/// Why a wait ended at its deadline.
+pub const NO_ANSWER: &str = "no answer in time";
+
 /// A connection to the daemon's image.
 pub struct Control {
     stream: UnixStream,
@@ -101,6 +104,26 @@ pub fn connect(req: &Request, deadline: Instant) -> Result<Control, ControlError
         }
         None => pid,
     };
+    let mut control = open(&files, lisp, req.daemon_uid())?;
+    if let Err(e) = control.stream.set_nonblocking(false) {
+        return Err(control.gone(e.to_string()));
+    }
+    match control.next(Some(deadline))? {
+        Reply::Hello { pid, package } if pid == lisp => {
+            control.package = package;
+            control.answered = 0;
+            Ok(control)
+        }
+        other => Err(Broken(format!("{other:?}")).into()),
+    }
+}
+
+/// A connection to the control socket of the Lisp `lisp` (of the user
+/// `owner`) in `files`' control directory, not yet greeted: its greeting
+/// is the first reply. Never blocks (a daemon whose backlog is full is not
+/// answering).
+pub fn open(files: &RunDir, lisp: i32, owner: u32) -> Result<Control, ControlError> {
+    let pid = lisp;
     let dir = match files.open_control_dir() {
         Ok(dir) => dir,
         Err(Errno::ENOENT) => return Err(ControlError::Missing { pid }),
@@ -114,29 +137,20 @@ pub fn connect(req: &Request, deadline: Instant) -> Result<Control, ControlError
             });
         }
     };
-    let owner = req.daemon_uid();
-    judge(&files, &dir, None, owner)?;
+    judge(files, &dir, None, owner)?;
     // Its name once ready; its own name (its pid) before.
     let mut why = String::from("no socket");
     for name in ["socket".to_string(), lisp.to_string()] {
-        match attempt(&files, &dir, &name, owner, lisp) {
+        match attempt(files, &dir, &name, owner, lisp) {
             Ok(stream) => {
-                let mut control = Control {
+                return Ok(Control {
                     stream,
                     buf: Vec::new(),
                     pid: lisp,
                     package: String::new(),
                     answered: 0,
                     ready: name == "socket",
-                };
-                return match control.next(Some(deadline))? {
-                    Reply::Hello { pid, package } if pid == lisp => {
-                        control.package = package;
-                        control.answered = 0;
-                        Ok(control)
-                    }
-                    other => Err(Broken(format!("{other:?}")).into()),
-                };
+                });
             }
             Err(Attempt::Refused(e)) => return Err(e),
             // The first reason that is not a missing name tells most.
@@ -207,8 +221,21 @@ fn attempt(
         Err(e) => return Err(Attempt::Failed(e.desc().into())),
     };
     judge(files, &socket, Some(name), owner).map_err(Attempt::Refused)?;
-    let stream = UnixStream::connect(format!("/proc/self/fd/{}", socket.as_raw_fd()))
-        .map_err(|e| Attempt::Failed(e.to_string()))?;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect};
+    let fd = nix::sys::socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Attempt::Failed(e.desc().into()))?;
+    let address = UnixAddr::new(format!("/proc/self/fd/{}", socket.as_raw_fd()).as_str())
+        .map_err(|e| Attempt::Failed(e.desc().into()))?;
+    connect(fd.as_raw_fd(), &address).map_err(|e| match e {
+        Errno::EAGAIN => Attempt::Failed("its queue of connections is full".into()),
+        e => Attempt::Failed(e.desc().into()),
+    })?;
+    let stream = UnixStream::from(fd);
     let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(|e| Attempt::Failed(e.desc().into()))?;
     if peer.pid() != lisp || (peer.uid() != owner && peer.uid() != 0) {
@@ -264,7 +291,7 @@ impl Control {
                 .map_err(|e| self.gone(e.desc().into()))?
                 .ok_or_else(|| ControlError::NotAnswering {
                     pid: self.pid,
-                    why: "no answer in time".into(),
+                    why: NO_ANSWER.into(),
                 })?;
             if ready.get(1).is_some_and(|f| !f.is_empty()) {
                 return Ok(Heard::Extra);
@@ -285,6 +312,21 @@ impl Control {
                 return Err(ControlError::TooLarge);
             }
             self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Its descriptor, for an event loop.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// The next reply if a whole one has come, without waiting.
+    pub fn try_next(&mut self) -> Result<Option<Reply>, ControlError> {
+        match self.wait(Some(Instant::now()), None) {
+            Ok(Heard::Reply(reply)) => Ok(Some(reply)),
+            Ok(Heard::Extra) => Ok(None),
+            Err(ControlError::NotAnswering { why, .. }) if why == NO_ANSWER => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -39,6 +39,8 @@ pub enum Event {
     Readied,
     /// One of `EventLoop::others` ended (it is not reaped yet): its pid.
     OtherExited(i32),
+    /// The watchdog's connection has something (see `EventLoop::watch`).
+    Watched,
 }
 
 /// How a daemon that does not only report on its readiness pipe says it is
@@ -120,6 +122,8 @@ pub struct EventLoop {
     pub ready_by: Option<ReadyBy>,
     /// What the notify socket said besides readiness (`STATUS=`).
     pub statuses: Vec<String>,
+    /// The watchdog's question under way, on the Lisp's control socket.
+    pub watch: Option<super::control::Control>,
     pending: VecDeque<Event>,
 }
 
@@ -153,7 +157,8 @@ impl EventLoop {
         const CHILD: usize = 2;
         const OUTPUT: usize = 3;
         const NOTIFY: usize = 4;
-        const OTHERS: usize = 5;
+        const WATCH: usize = 5;
+        const OTHERS: usize = 6;
         let mut fds = Vec::with_capacity(5 + self.others.len());
         let mut which = Vec::with_capacity(5 + self.others.len());
         let (notify, probe) = match self.ready_by.as_ref().map(|r| (r.armed, &r.how)) {
@@ -167,6 +172,7 @@ impl EventLoop {
             (CHILD, self.child.as_ref().map(|c| c.as_fd())),
             (OUTPUT, self.output.as_ref().map(|o| o.read_fd())),
             (NOTIFY, notify),
+            (WATCH, self.watch.as_ref().map(|w| w.fd())),
         ];
         for (source, fd) in sources {
             if let Some(fd) = fd {
@@ -206,6 +212,7 @@ impl EventLoop {
                     self.pending.push_back(Event::ChildExited);
                 }
                 NOTIFY => self.read_notices(),
+                WATCH => self.pending.push_back(Event::Watched),
                 _ => {} // OUTPUT: drained by `next`.
             }
         }

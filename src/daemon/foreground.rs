@@ -109,7 +109,7 @@ pub fn run(mut launch: Launch, notifier: Option<&Notifier>) -> Result<i32, Daemo
                 }
                 ready(&mut events);
             }
-            Event::ChildExited | Event::Deadline | Event::OtherExited(_) => {}
+            Event::ChildExited | Event::Deadline | Event::OtherExited(_) | Event::Watched => {}
         }
     }
 }

@@ -380,7 +380,11 @@ impl Waiting {
                 },
             })),
             Event::Readied if protocol.stage == Stage::Execed => verdict(self.started()),
-            Event::Signal(_) | Event::ChildExited | Event::Readied | Event::OtherExited(_) => None,
+            Event::Signal(_)
+            | Event::ChildExited
+            | Event::Readied
+            | Event::OtherExited(_)
+            | Event::Watched => None,
         }
     }
 

@@ -309,6 +309,20 @@ struct Supervisor<'a> {
     /// The exit code of the last Lisp (128 + a signal), the supervisor's own
     /// under a service manager.
     last_code: i32,
+    /// `:watchdog`: when it asks next, and how many answers it missed.
+    watchdog: Option<Watchdog>,
+}
+
+/// The watchdog: every `every`, a question on the Lisp's control socket
+/// (`ping`); one not answered by the next is a miss, and `misses` in a row
+/// end the Lisp (the restart policy then restarts it).
+struct Watchdog {
+    every: Duration,
+    misses: u32,
+    next: Instant,
+    missed: u32,
+    /// The answer under way was an error (the check said no).
+    failed: Option<String>,
 }
 
 /// Who hears that the first Lisp is ready, or why not.
@@ -405,6 +419,13 @@ pub fn run(
         pending: None,
         causes: Vec::new(),
         state_failed: false,
+        watchdog: policy.watchdog.map(|(every, misses)| Watchdog {
+            every,
+            misses,
+            next: Instant::now() + every,
+            missed: 0,
+            failed: None,
+        }),
     };
     let mut phase = Phase::Starting { first: true };
     let mut actions = vec![Action::Start];
@@ -474,6 +495,7 @@ impl Supervisor<'_> {
                     }
                 }
                 Event::PipeClosed => {}
+                Event::Watched => self.hear_watchdog(),
                 Event::Readied => return Happened::Ready,
                 Event::OtherExited(pid) => {
                     if let Some(happened) = self.other_ended(pid) {
@@ -509,10 +531,12 @@ impl Supervisor<'_> {
     fn next_timer(&self) -> Option<Instant> {
         let next = self.next.as_ref().map(|n| n.deadline);
         let retiring = self.retiring.iter().map(|r| r.due);
+        let watchdog = self.watchdog.as_ref().map(|w| w.next);
         self.restart_at
             .into_iter()
             .chain(next)
             .chain(retiring)
+            .chain(watchdog)
             .min()
     }
 
@@ -540,6 +564,9 @@ impl Supervisor<'_> {
             // in uninterruptible sleep): the timer moves on, never spins.
             next.deadline = now + super::KILL_WAIT;
             let _ = nix::sys::signal::kill(next.pid, Signal::SIGKILL);
+        }
+        if self.watchdog.as_ref().is_some_and(|w| w.next <= now) {
+            self.watchdog_tick(phase, now);
         }
         if phase == Phase::Waiting && self.restart_at.is_some_and(|at| at <= now) {
             self.restart_at = None;
@@ -618,6 +645,84 @@ impl Supervisor<'_> {
                 )
             }
             _ => why_it_died(status, cause, oom, self.policy),
+        }
+    }
+
+    /// The watchdog's time: the question before unanswered is a miss (the
+    /// Lisp is killed after `misses` of them, with the cause), and a new
+    /// one is asked of the Lisp that serves, once it is ready.
+    fn watchdog_tick(&mut self, phase: Phase, now: Instant) {
+        let Some(dog) = &mut self.watchdog else {
+            return;
+        };
+        dog.next = now + dog.every;
+        let serving = phase == Phase::Running && self.record.ready;
+        let lisp = self.lisp.filter(|_| serving);
+        let Some(lisp) = lisp else {
+            self.events.watch = None;
+            dog.missed = 0;
+            return;
+        };
+        if self.events.watch.take().is_some() || dog.failed.is_some() {
+            dog.missed += 1;
+            if dog.missed >= dog.misses {
+                let silent = dog.every * dog.missed;
+                let why = match dog.failed.take() {
+                    Some(failed) => format!("watchdog: {failed}"),
+                    None => format!("watchdog: no answer for {} s", silent.as_secs_f64()),
+                };
+                self.logger
+                    .error(&format!("the Lisp (pid {lisp}): {why}; ending it"));
+                dog.missed = 0;
+                self.broken = Some(why);
+                self.launch.aim.signal_child(lisp, Signal::SIGKILL);
+                return;
+            }
+        }
+        dog.failed = None;
+        let owner = self.launch.uid();
+        match super::control::open(self.files, lisp.as_raw(), owner) {
+            Ok(mut control) => {
+                if control.send(&crate::wire::control::Request::Ping).is_ok() {
+                    self.events.watch = Some(control);
+                }
+            }
+            // Not reachable is not answering: the next tick counts it.
+            Err(_) => dog.failed = Some("its control socket does not answer".into()),
+        }
+    }
+
+    /// The watchdog's connection said something: the answer is whole once
+    /// `done` comes (after the greeting and, if the check said no, an
+    /// error); anything else ends the question unanswered.
+    fn hear_watchdog(&mut self) {
+        let Some(control) = &mut self.events.watch else {
+            return;
+        };
+        loop {
+            match control.try_next() {
+                Ok(None) => return,
+                Ok(Some(crate::wire::control::Reply::Hello { .. })) => {}
+                Ok(Some(crate::wire::control::Reply::Error(text))) => {
+                    if let Some(dog) = &mut self.watchdog {
+                        dog.failed = Some(crate::visible::line(&text));
+                    }
+                }
+                Ok(Some(crate::wire::control::Reply::Done { .. })) => {
+                    self.events.watch = None;
+                    if let Some(dog) = &mut self.watchdog
+                        && dog.failed.is_none()
+                    {
+                        dog.missed = 0;
+                        self.tell_manager("WATCHDOG=1");
+                    }
+                    return;
+                }
+                Ok(Some(_)) | Err(_) => {
+                    self.events.watch = None;
+                    return;
+                }
+            }
         }
     }
 

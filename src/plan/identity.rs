@@ -65,4 +65,7 @@ pub struct Policy {
     /// of a Lisp that ran out of either.
     pub heap_mb: Option<u64>,
     pub stack_mb: Option<u64>,
+    /// `:watchdog`: ask the Lisp every `.0` over its control socket, and
+    /// kill it after `.1` unanswered (only with a control socket).
+    pub watchdog: Option<(Duration, u32)>,
 }

@@ -342,10 +342,18 @@ fn supervision(spec: &DaemonSpec, kind: LispKind) -> Option<Policy> {
         .map(|max| (Some(max), spec.output_keep()));
     // A holder of `:listen`'s sockets across restarts, too.
     let notify = spec.ready == crate::config::Readiness::Notify || !spec.listen.is_empty();
+    // The watchdog asks over the control socket; what it kills is restarted.
+    let watchdog = spec
+        .watchdog
+        .filter(|_| control_dir(spec, &Mode::Daemon, kind).is_some());
     match (spec.restart, rotation) {
-        (RestartPolicy::Never, None) if !notify => None,
+        (RestartPolicy::Never, None) if !notify && watchdog.is_none() => None,
         (restart, rotation) => Some(Policy {
-            restart,
+            restart: match (restart, watchdog) {
+                (RestartPolicy::Never, Some(_)) => RestartPolicy::OnFailure,
+                (restart, _) => restart,
+            },
+            watchdog,
             delay: spec.restart_delay(),
             max_delay: spec.restart_max_delay(),
             start_limit: spec.start_limit,
