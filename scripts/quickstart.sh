@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The README's quick start: build the tool, make sure SBCL and Debian's
-# cl-swank are there, and start the swank example as a real daemon. As
-# root it also installs what the tests need (scripts/test-deps.sh: the
-# packages and this tool's .deb), so that `cargo test` passes next; as
-# another user it says what to install.
+# cl-swank are there, and start the example conf-examples/hello.conf as a
+# real daemon you can talk to (eval, repl, SLIME) through its control
+# socket, with no TCP port open. As root it also installs what the tests
+# need (scripts/test-deps.sh: the packages and this tool's .deb), so that
+# `cargo test` passes next; as another user it says what to install.
 #
-# A swank server gives whoever connects to its port the power of the user it
-# runs as, and any local user can connect to 127.0.0.1:4005. So when this
-# script runs as root, the example does not run as root: the script creates
-# the system user daemonization-demo (once), installs a root-owned copy of
-# the example naming that :user as /etc/daemonization/swank.conf (root only
-# runs confs that only root can change), and starts that one.
+# As root, the example does not run as root: the script creates the system
+# user daemonization-demo (once; userdel -r daemonization-demo removes it),
+# installs a root-owned copy of the example as /etc/daemonization/hello.conf
+# (root only runs confs that only root can change), and starts that. As
+# another user, it runs a copy without the :user, as that user.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -27,7 +27,6 @@ else
 fi
 cargo build --release --quiet
 bin=$PWD/target/release/daemonization
-conf=conf-examples/swank.conf
 if [ "$(id -u)" = 0 ]; then
     user=daemonization-demo
     if ! id -u "$user" >/dev/null 2>&1; then
@@ -36,9 +35,12 @@ if [ "$(id -u)" = 0 ]; then
         echo "Created the system user $user to run the example (userdel -r $user removes it)."
     fi
     install -d -m 0755 -o root -g root /etc/daemonization
-    sed "s/^(:name \"swank\"/(:name \"swank\" :user \"$user\"/" "$conf" |
-        install -m 0644 -o root -g root /dev/stdin /etc/daemonization/swank.conf
-    conf=/etc/daemonization/swank.conf
+    install -m 0644 -o root -g root conf-examples/hello.conf /etc/daemonization/hello.conf
+    conf=/etc/daemonization/hello.conf
+else
+    dir=$(mktemp -d)
+    sed '/^ :user /d' conf-examples/hello.conf > "$dir/hello.conf"
+    conf=$dir/hello.conf
 fi
 "$bin" "$conf" start
-echo "Now: $bin $conf status   (and stop); SLIME: M-x slime-connect 127.0.0.1 4005"
+echo "Now: $bin $conf eval '(hello-ticks)'   (or repl, status -v, stop); SLIME: see the README"

@@ -9,11 +9,13 @@
 # rsyslog: the syslog tests start their own rsyslogd; passwd: useradd for
 # the test user; systemd: systemd-analyze verify; util-linux: unshare;
 # script (bsdutils): the terminal tests; man-db, bash-completion: the
-# installed package's man page and completions.
+# installed package's man page and completions; emacs-nox, slime: SLIME
+# connected in batch Emacs through the control socket (contrib/emacs);
+# python3: a test's fake control socket.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(sbcl cl-swank cl-hunchentoot ecl clisp rsyslog passwd systemd util-linux bsdutils
-    man-db bash-completion)
+    man-db bash-completion emacs-nox slime python3)
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test-deps.sh installs packages and must run as root; the tests need root too." >&2
     echo "Run: sudo scripts/test-deps.sh   (it installs: ${packages[*]}, and this tool's .deb)" >&2

@@ -533,3 +533,102 @@ fn the_watchdog_restarts_a_hung_daemon() {
     );
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// SLIME without a port: batch Emacs with Debian's `slime` loads
+/// contrib/emacs/daemonization.el, connects through the control socket
+/// (`M-x daemonization-slime`), and evaluates `(sb-posix:getpid)`: the
+/// daemon's pid. No TCP port is opened by the daemon meanwhile.
+#[test]
+fn slime_connects_through_the_control_socket() {
+    needs_program("emacs", "emacs-nox slime");
+    let sb = Sandbox::new();
+    let fasl = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fasl-swank-slime/");
+    let conf = sb.conf(
+        "sl.conf",
+        &format!(
+            "(:pid-file \"sl.pid\" :fasl-dir {} :main-function #.(lambda () t))",
+            lisp_string(fasl.to_str().unwrap())
+        ),
+    );
+    let pid = started(&sb, &conf);
+    let el = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/emacs/daemonization.el");
+    let script = sb.conf(
+        "slime-test.el",
+        &format!(
+            "(package-initialize)\n\
+             (unless (require 'slime nil t) (princ \"NO-SLIME\\n\") (kill-emacs 3))\n\
+             (load {el:?})\n\
+             (setq daemonization-program {bin:?})\n\
+             (daemonization-slime {conf:?})\n\
+             (with-timeout (120 (princ \"TIMEOUT\\n\") (kill-emacs 2))\n\
+               (while (not (slime-current-connection)) (accept-process-output nil 0.1)))\n\
+             (princ (format \"PID %s\\n\" (cadr (slime-eval '(swank:eval-and-grab-output \"(sb-posix:getpid)\")))))\n\
+             (kill-emacs 0)\n",
+            el = el.display().to_string(),
+            bin = bin(),
+            conf = conf.display().to_string(),
+        ),
+    );
+    let out = Command::new("emacs")
+        .args(["--batch", "-q", "-l"])
+        .arg(&script)
+        .env("DAEMONIZATION_PID_DIR", sb.dir.path())
+        .env("LOGGING_CONF", logging_conf(sb.dir.path()))
+        .env("HOME", sb.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains(&format!("PID {pid}\n")),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let tcp: String = ["tcp", "tcp6"]
+        .iter()
+        .map(|t| std::fs::read_to_string(format!("/proc/net/{t}")).unwrap_or_default())
+        .collect();
+    for inode in socket_inodes(pid) {
+        assert!(
+            !tcp.lines()
+                .any(|l| l.split_whitespace().nth(9) == Some(inode.as_str())),
+            "a TCP socket of the daemon"
+        );
+    }
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// The packaged example (conf-examples/hello.conf, installed as
+/// /etc/daemonization/hello.conf.example) runs as its `:user`, opens no
+/// TCP port, and answers `eval` and `status -v`.
+#[test]
+fn the_example_is_reached_by_its_control_socket() {
+    let user = test_user();
+    let sb = open_sandbox();
+    let conf = sb.example(
+        "hello.conf",
+        &[(":user \"daemonization-demo\"", ":user \"dztest\"")],
+    );
+    let pid = started(&sb, &conf);
+    let lisp = supervised_lisp(&sb, &conf).expect(":ready :notify is supervised");
+    sb.track(lisp);
+    assert_eq!(
+        proc_status(lisp, "Uid").split('\t').next(),
+        Some(user.uid.to_string().as_str())
+    );
+    let ticks = stdout(&sb.run(&conf, &["eval", "(hello-ticks)"]));
+    assert!(ticks.trim().parse::<u64>().is_ok(), "{ticks}");
+    let tcp: String = ["tcp", "tcp6"]
+        .iter()
+        .map(|t| std::fs::read_to_string(format!("/proc/net/{t}")).unwrap_or_default())
+        .collect();
+    for inode in socket_inodes(lisp) {
+        assert!(
+            !tcp.lines()
+                .any(|l| l.split_whitespace().nth(9) == Some(inode.as_str())),
+            "a TCP socket of the daemon"
+        );
+    }
+    assert!(alive(pid));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
