@@ -58,9 +58,12 @@ pub fn details(req: &Request, fact: &Fact) -> Details {
         }),
         cgroup: cgroup.map(|c| c.path),
         image: running.and_then(|_| image(req)),
-        control_socket: running
-            .and_then(|_| req.conf.spec.control_dir.as_ref())
-            .filter(|_| req.runner.kind.facts().adopts_descriptors)
+        control_socket: req
+            .conf
+            .spec
+            .control_dir
+            .as_ref()
+            .filter(|_| running.is_some() && req.runner.kind.facts().adopts_descriptors)
             .map(|d| d.join("socket")),
     }
 }
