@@ -468,12 +468,11 @@ fn on_error_modes() {
     assert_eq!(run.code, Some(0), "{}", run.describe());
     let dir = sb.dir.path().to_str().unwrap();
     // :call-error signals the tool's located message.
-    let bad_key = "unknown key :BOGUS. Bad argument conf-params. Configure parameters must be \
-                   path to file with property list (plist) or self be plist.";
+    let bad_key = "unknown key :BOGUS; every key: daemonization help keys";
     let call_error = run.record("call-error");
     assert!(
         call_error.starts_with(
-            "(daemonization-error \"(the conf property list):2:2: unknown key :BOGUS. Bad argument"
+            "(daemonization-error \"(the conf property list):2:2: unknown key :BOGUS; every key"
         ) && call_error.contains(bad_key)
             && call_error.ends_with("\\n2 |  :BOGUS 1)\\n  |  ^^^^^^\" \"internal-error\" 70)"),
         "{call_error}"

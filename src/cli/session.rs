@@ -95,7 +95,8 @@ impl Session {
             name: None,
             command: command.name().to_string(),
             user: None,
-            verbose: options.verbose,
+            // `status -v` is the detailed status, not talk about logging.
+            verbose: options.verbose && command != Command::Status,
         };
         let (pid_dirs, trust) = (env.pid_dirs.clone(), env.trust.clone());
         let (conf, runner) = match load_conf(conf_path, runner, env) {
@@ -128,9 +129,12 @@ impl Session {
             &self.logger.destinations().info,
             &self.logger.destinations().error,
         ];
+        // Said when a syslog runs to miss the lines (or with -v), not on
+        // every start of a machine without one.
         if command == Command::Start
             && !kind.facts().logs_to_syslog
             && syslog.contains(&&logging::Destination::Syslog)
+            && (options.verbose || Path::new("/dev/log").exists())
         {
             eprintln!(
                 "WARNING: {} cannot write to syslog from the daemon: its own lines (its stop, its errors) \

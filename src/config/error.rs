@@ -11,13 +11,10 @@ use thiserror::Error;
 use crate::reader::{ReadErrorKind, Span};
 use crate::source::Source;
 
-/// The original's wording for a bad key, kept so users recognise it.
-const ORIGINAL_KEYS_MESSAGE: &str = "Bad argument conf-params. Configure parameters must be path to file with property list (plist) or self be plist. Plist must be with any keys from ";
-
 /// An error in a conf file, or a conf file that cannot be read.
 #[derive(Debug, Error)]
 pub enum ConfError {
-    #[error("cannot read conf file {}: {error}", path.display())]
+    #[error("{}", unreadable(path, error))]
     Unreadable { path: PathBuf, error: io::Error },
     /// A conf file the tool will not read (see `crate::trust`).
     #[error(transparent)]
@@ -82,6 +79,9 @@ pub enum ConfErrorKind {
     },
     ExpectedKey {
         found: String,
+        /// Where the property list opened, when the form came right after
+        /// a list (a parenthesis closed too early, most likely).
+        early_close: Option<(usize, usize)>,
     },
     MissingValue {
         key: String,
@@ -95,8 +95,6 @@ pub enum ConfErrorKind {
     RepeatedKey {
         key: String,
         first: (usize, usize),
-        /// The keys allowed there, as the original listed them.
-        known: String,
     },
     WrongType {
         key: String,
@@ -131,6 +129,22 @@ pub enum ConfErrorKind {
         port: u16,
         name: String,
     },
+}
+
+/// A conf file the system would not give: missing, or why not.
+fn unreadable(path: &std::path::Path, error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::NotFound => format!("no conf file at {}", path.display()),
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot read the conf file {}: permission denied (run as its owner, or root)",
+            path.display()
+        ),
+        _ => {
+            let text = error.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            format!("cannot read the conf file {}: {text}", path.display())
+        }
+    }
 }
 
 /// `(:PID-FILE :NAME ...)`: keys as the original listed them.
@@ -182,7 +196,19 @@ impl fmt::Display for ConfErrorKind {
                 "port {port} is held by :listen (\"{name}\"), so a probe of it succeeds before the daemon is ready: \
                  use :ready :notify and call (daemonization:ready) once the site serves"
             ),
-            ExpectedKey { found } => write!(f, "expected a keyword but found {}", excerpt(found)),
+            ExpectedKey {
+                found,
+                early_close: None,
+            } => write!(f, "expected a keyword but found {}", excerpt(found)),
+            ExpectedKey {
+                found,
+                early_close: Some((line, column)),
+            } => write!(
+                f,
+                "expected a keyword but found {}: is a parenthesis of the value before it closed \
+                 too early? (this property list opened at {line}:{column})",
+                excerpt(found)
+            ),
             MissingValue { key } => {
                 write!(
                     f,
@@ -202,15 +228,17 @@ impl fmt::Display for ConfErrorKind {
                 if let Some(near) = crate::suggest::nearest(name, known.iter().copied()) {
                     write!(f, " (did you mean :{near}?)")?;
                 }
-                let known = key_list_text(known);
-                match nested_in {
-                    None => write!(f, ". {ORIGINAL_KEYS_MESSAGE}{known}"),
-                    Some(_) => write!(f, ": expected one of {known}"),
+                // The conf's own keys are many: where to see them, not
+                // all of them here.
+                match (nested_in, std::ptr::eq(*known, super::keys::names())) {
+                    (None, true) => f.write_str("; every key: daemonization help keys"),
+                    (None, false) => write!(f, ": expected one of {}", key_list_text(known)),
+                    (Some(_), _) => write!(f, ": expected one of {}", key_list_text(known)),
                 }
             }
-            RepeatedKey { key, first, known } => write!(
+            RepeatedKey { key, first } => write!(
                 f,
-                "repeated key {key} (first given at {}:{}). {ORIGINAL_KEYS_MESSAGE}{known}",
+                "repeated key {key} (first given at {}:{}): give each key once",
                 first.0, first.1,
             ),
             WrongType {

@@ -35,9 +35,19 @@ pub fn entries<'f>(
         let key = &chunk[0];
         let written = source.slice(key.span).to_string();
         let Datum::Keyword(name) = &key.datum else {
-            return Err((ConfErrorKind::ExpectedKey { found: written }, key.span));
+            // A list where a key goes, after a value that is a list: the
+            // value's parenthesis was most likely closed too early.
+            let after_list = pairs
+                .last()
+                .is_some_and(|(_, _, value)| source.slice(value.span).ends_with(')'));
+            let early_close = (after_list && matches!(key.datum, Datum::List { .. }))
+                .then(|| (form.span.start.line, form.span.start.column));
+            let kind = ConfErrorKind::ExpectedKey {
+                found: written,
+                early_close,
+            };
+            return Err((kind, key.span));
         };
-        let listed = || super::error::key_list_text(allowed);
         let Some(&known) = allowed.iter().find(|a| a.eq_ignore_ascii_case(name)) else {
             let kind = ConfErrorKind::UnknownKey {
                 key: written,
@@ -51,7 +61,6 @@ pub fn entries<'f>(
             let kind = ConfErrorKind::RepeatedKey {
                 key: written,
                 first: (at.line, at.column),
-                known: listed(),
             };
             return Err((kind, key.span));
         }

@@ -61,7 +61,7 @@ fn unknown_keys_and_bad_values_are_located() {
         .to_string();
     assert!(
         err.starts_with(&format!(
-            "{}:2:2: unknown key :warn-destination. Bad argument conf-params.",
+            "{}:2:2: unknown key :warn-destination: expected one of (",
             conf.display()
         )),
         "{err}"

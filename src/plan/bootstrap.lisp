@@ -53,6 +53,9 @@
 ;;;;                     the daemon's user's, 0700), or NIL: control.lisp,
 ;;;;                     read before this file when it is not NIL
 ;;;;   *WATCHDOG-CHECK*  source text of :watchdog-check, or NIL
+;;;;   *MESSAGES*        whether the daemon's stop and error lines go to its
+;;;;                     stderr too (not under systemd when they are logged
+;;;;                     to syslog: the journal would get each twice)
 ;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
 ;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
 ;;;;                     (the original's daemon, a fork of the caller's
@@ -80,6 +83,12 @@ Errors are ignored: the starter may be gone (killed while waiting)."
       (setf *ready-fd* nil))))
 
 (defun message (control &rest args)
+  "Writes a line to *ERROR-OUTPUT*, but not when *MESSAGES* is false (under
+systemd with syslog logging, where the log line reaches the journal once)."
+  (when *messages*
+    (message-always control args)))
+
+(defun message-always (control args)
   (ignore-errors
    (format *error-output* "~&~?~%" control args)
    (finish-output *error-output*)))

@@ -591,7 +591,7 @@ pub fn bootstrap(
          {PRELUDE_COMMON}\
          {control}\
          {BOOTSTRAP}",
-        extensions = extension_parameters(spec, mode, runner),
+        extensions = extension_parameters(spec, mode, runner, log),
         prelude = kind.facts().prelude,
         control = match control_dir(spec, mode, kind) {
             Some(_) => format!("(%require \"SB-BSD-SOCKETS\")\n{CONTROL}"),
@@ -621,7 +621,12 @@ fn code_text(code: &Option<LispCode>) -> String {
 }
 
 /// The bootstrap parameters of reloads and saved cores.
-fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> String {
+fn extension_parameters(
+    spec: &DaemonSpec,
+    mode: &Mode,
+    runner: &Runner,
+    log: &Destinations,
+) -> String {
     // Reloads in a daemon (and a nodaemon Lisp, where nobody reads the
     // verdict); never in :before-parent-exit-fn's Lisp or a builder.
     let (reload, reload_fd) = match mode {
@@ -656,7 +661,8 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
          (defparameter *conf-stop-function* {stop})\n\
          (defparameter *cause-fd* {cause_fd})\n\
          (defparameter *control-dir* {control_dir})\n\
-         (defparameter *watchdog-check* {watchdog_check})\n",
+         (defparameter *watchdog-check* {watchdog_check})\n\
+         (defparameter *messages* {messages})\n",
         preload.join(" "),
         control_dir = control_dir(spec, mode, runner.kind).map_or("nil".to_string(), |d| {
             lisp_string(&format!(
@@ -665,6 +671,17 @@ fn extension_parameters(spec: &DaemonSpec, mode: &Mode, runner: &Runner) -> Stri
             ))
         }),
         watchdog_check = code_text(&spec.watchdog_check),
+        messages = match (mode, log) {
+            (
+                Mode::Service,
+                Destinations {
+                    info: Destination::Syslog,
+                    error: Destination::Syslog,
+                    ..
+                },
+            ) if runner.kind.facts().logs_to_syslog => "nil",
+            _ => "t",
+        },
         cause_fd = match (mode, supervision(spec, runner.kind)) {
             (Mode::Daemon, Some(_)) | (Mode::Service, _) => CAUSE_FD.to_string(),
             _ => "nil".to_string(),

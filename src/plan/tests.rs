@@ -91,7 +91,8 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *conf-stop-function* nil)\n\
                   (defparameter *cause-fd* nil)\n\
                   (defparameter *control-dir* nil)\n\
-                  (defparameter *watchdog-check* nil)\n";
+                  (defparameter *watchdog-check* nil)\n\
+                  (defparameter *messages* t)\n";
     assert_eq!(
         plan.bootstrap,
         format!(
@@ -509,6 +510,16 @@ fn every_function_the_bootstrap_calls_is_defined_for_every_runner() {
                 runner.name
             );
         }
+        // The control socket's server, where the runner opens one.
+        if runner.adopts_descriptors {
+            for name in names_after(super::CONTROL, "(%") {
+                assert!(
+                    own.contains(name) || defaults.contains(name),
+                    "{} defines no {name} for control.lisp",
+                    runner.name
+                );
+            }
+        }
         // A Lisp's own prelude defines only what it does its own way: no
         // copy of a shared default.
         for name in own.iter().filter(|name| defaults.contains(*name)) {
@@ -519,6 +530,30 @@ fn every_function_the_bootstrap_calls_is_defined_for_every_runner() {
                 runner.name
             );
         }
+    }
+}
+
+/// The daemon's stop and error lines go to its stderr but under systemd
+/// with syslog logging, where the log line reaches the journal once.
+#[test]
+fn under_systemd_with_syslog_each_line_is_told_once() {
+    let runner = Runner::from_env_value(None);
+    let syslog = Destinations {
+        info: Destination::Syslog,
+        error: Destination::Syslog,
+        trace: Destination::Nowhere,
+    };
+    for (mode, log, messages) in [
+        (Mode::Service, &syslog, "nil"),
+        (Mode::Daemon, &syslog, "t"),
+        (Mode::Service, &log(), "t"),
+    ] {
+        let plan = plan(&spec(), &runner, &mode, None, log, &Caller::default());
+        assert!(
+            plan.bootstrap
+                .contains(&format!("(defparameter *messages* {messages})")),
+            "{mode:?}"
+        );
     }
 }
 
