@@ -34,11 +34,30 @@ pub mod exit {
     pub const UNIMPLEMENTED: u8 = 3;
 }
 
+/// Which of the conf's functions a start's report says signalled: its
+/// line `(a condition of type T, signalled by :KEY)` (the bootstrap's
+/// `failure-text`).
+fn function_reason(report: &str) -> Reason {
+    let by = report
+        .lines()
+        .find(|l| l.starts_with("(a condition of type ") && l.contains(", signalled by :"))
+        .and_then(|l| l.rsplit(", signalled by ").next());
+    match by {
+        Some(":preload)") => Reason::PreloadError,
+        Some(":before-init-fn)") => Reason::BeforeInitError,
+        _ => Reason::MainFunctionError,
+    }
+}
+
 /// Why a command ended as it did, in the original's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     AlreadyRunning,
     MainFunctionError,
+    /// `:preload` signalled (loading a system or file).
+    PreloadError,
+    /// `:before-init-fn` signalled.
+    BeforeInitError,
     Died,
     LispNotFound,
     InternalError,
@@ -63,6 +82,8 @@ impl Reason {
         match self {
             Reason::AlreadyRunning => "already-running",
             Reason::MainFunctionError => "main-function-error",
+            Reason::PreloadError => "preload-error",
+            Reason::BeforeInitError => "before-init-fn-error",
             Reason::Died => "died",
             Reason::LispNotFound => "lisp-not-found",
             Reason::InternalError => "internal-error",
@@ -315,7 +336,7 @@ impl Outcome {
             AlreadyRunning { pid, .. } => (true, Some(Reason::AlreadyRunning), Some(*pid)),
             Managed { pid, .. } => (false, Some(Reason::ManagedBySystemd), Some(*pid)),
             StillInitializing { pid, .. } => (true, Some(Reason::StillInitializing), Some(*pid)),
-            FunctionError { .. } => (false, Some(Reason::MainFunctionError), None),
+            FunctionError { report } => (false, Some(function_reason(report)), None),
             Died { .. } => (false, Some(Reason::Died), None),
             SetupFailed { .. } | ProtocolBroken { .. } | Failed { .. } => {
                 (false, Some(Reason::InternalError), None)
@@ -645,6 +666,8 @@ mod tests {
         let all = [
             AlreadyRunning,
             MainFunctionError,
+            PreloadError,
+            BeforeInitError,
             Died,
             LispNotFound,
             InternalError,
@@ -661,9 +684,10 @@ mod tests {
         // A new reason is added to `all` (the match has no wildcard).
         for reason in all {
             match reason {
-                AlreadyRunning | MainFunctionError | Died | LispNotFound | InternalError
-                | NoPidFile | NotRunning | Running | ServiceUnavailable | StillInitializing
-                | Unimplemented | ReloadFunctionError | StartLimit | ManagedBySystemd => {}
+                AlreadyRunning | MainFunctionError | PreloadError | BeforeInitError | Died
+                | LispNotFound | InternalError | NoPidFile | NotRunning | Running
+                | ServiceUnavailable | StillInitializing | Unimplemented | ReloadFunctionError
+                | StartLimit | ManagedBySystemd => {}
             }
         }
         let names: Vec<&str> = all.iter().map(|r| r.name()).collect();

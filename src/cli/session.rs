@@ -99,7 +99,7 @@ impl Session {
             verbose: options.verbose && command != Command::Status,
         };
         let (pid_dirs, trust) = (env.pid_dirs.clone(), env.trust.clone());
-        let (conf, runner) = match load_conf(conf_path, runner, env) {
+        let (mut conf, runner) = match load_conf(conf_path, runner, env) {
             Ok(loaded) => loaded,
             Err(e) => {
                 let logger = Logger::new(destinations, context);
@@ -107,6 +107,9 @@ impl Session {
             }
         };
         context.name = conf.spec.name.clone();
+        if conf.spec.fasl_dir.is_none() {
+            conf.spec.fasl_dir = daemon::system_user_fasl_dir(conf.spec.user.as_deref());
+        }
         let session = Session {
             conf,
             runner,

@@ -35,6 +35,7 @@ pub mod tail;
 pub use details::details;
 pub use error::DaemonError;
 pub use fact::{Details, Fact, Image, ImageFacts, Supervision};
+pub use program::system_user_fasl_dir;
 pub(crate) use program::{create_fasl_dir, find_program, program, stable_hash};
 pub use request::{Request, caller_home};
 pub(crate) use request::{caller, daemon_user};

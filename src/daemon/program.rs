@@ -45,9 +45,48 @@ pub(crate) fn make_control_dir(
     files.make_control_dir(req.switch.as_ref().map(identity::Switch::ids))
 }
 
+/// Where root keeps the fasl caches of `:user`s without a usable home.
+pub const FASL_CACHES: &str = "/var/cache/daemonization/fasl";
+
+/// The fasl cache of a `:user` (`user`) whose home is missing or not
+/// theirs to write (a system user made with `useradd --system`, home
+/// `/nonexistent`): `FASL_CACHES/NAME/`, made for them at start. `None`
+/// when the user's home serves (ASDF's own cache, `~/.cache`), or when
+/// not root (no user switch).
+pub fn system_user_fasl_dir(user: Option<&str>) -> Option<std::path::PathBuf> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let account = nix::unistd::User::from_name(user?).ok()??;
+    if account.uid.is_root() {
+        return None;
+    }
+    let usable = nix::sys::stat::stat(&account.dir).is_ok_and(|st| {
+        st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR
+            && st.st_uid == account.uid.as_raw()
+            && st.st_mode & 0o200 != 0
+    });
+    (!usable).then(|| Path::new(FASL_CACHES).join(format!("{}/", account.name)))
+}
+
 pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
     const WHAT: &str = "the :fasl-dir";
     let Some(dir) = dir else { return Ok(()) };
+    // The tool's own directory of caches is root's; only the user's own
+    // cache in it is the user's.
+    if dir.starts_with(FASL_CACHES) {
+        let create = trust::Create {
+            mode: 0o755,
+            owner: None,
+        };
+        trust::walk_dir(
+            Path::new(FASL_CACHES),
+            trust::Policy::Strict,
+            &req.trust,
+            WHAT,
+            Some(create),
+        )?;
+    }
     let owner = req.switch.as_ref().map(identity::Switch::ids);
     let create = trust::Create { mode: 0o755, owner };
     let policy = trust::Policy::Confined { user: owner };

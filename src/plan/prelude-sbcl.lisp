@@ -250,7 +250,7 @@ reloads nobody asked through the tool, a kill -HUP, must not fill it)."
 
 (defun %backtrace-lines ()
   "The frames between the signalling of the condition and the bootstrap's
-own (interpreted) frames."
+own (interpreted) frames, numbered from 0."
   (let* ((text (with-output-to-string (s)
                  (let ((*print-readably* nil) (*print-pretty* nil)
                        (*print-length* 10) (*print-level* 3))
@@ -263,7 +263,11 @@ own (interpreted) frames."
                     (nthcdr (1+ signal) lines)
                     (member-if-not #'bootstrap-frame-p (rest lines))))
          (ours (position-if #'bootstrap-frame-p lines)))
-    (subseq lines 0 (or ours (length lines)))))
+    ;; Numbered from 0, where the condition was signalled (SBCL's numbers
+    ;; count the frames of the signalling itself).
+    (loop for line in (subseq lines 0 (or ours (length lines)))
+          for i from 0
+          collect (format nil "~d: ~a" i (frame-text line)))))
 
 (defparameter *module-packages*
   '(("ASDF" . "ASDF") ("UIOP" . "ASDF")

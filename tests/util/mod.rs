@@ -416,6 +416,26 @@ pub fn test_user() -> nix::unistd::User {
         .expect("dztest exists")
 }
 
+/// The system user `dzsystem`, made as `useradd --system` makes one (home
+/// /nonexistent, not created), once if missing. Needs root.
+pub fn system_user() -> nix::unistd::User {
+    needs_root();
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| {
+        if nix::unistd::User::from_name("dzsystem").unwrap().is_none() {
+            let status = Command::new("useradd")
+                .args(["--system", "--home-dir", "/nonexistent", "--no-create-home"])
+                .args(["--shell", "/usr/sbin/nologin", "dzsystem"])
+                .status()
+                .unwrap();
+            assert!(status.success(), "useradd dzsystem");
+        }
+    });
+    nix::unistd::User::from_name("dzsystem")
+        .unwrap()
+        .expect("dzsystem exists")
+}
+
 /// A field of /proc/PID/status, e.g. `Uid`.
 pub fn proc_status(pid: i32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
