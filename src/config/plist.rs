@@ -41,7 +41,7 @@ pub fn entries<'f>(
                 .last()
                 .is_some_and(|(_, _, value)| source.slice(value.span).ends_with(')'));
             let early_close = (after_list && matches!(key.datum, Datum::List { .. }))
-                .then(|| (form.span.start.line, form.span.start.column));
+                .then_some((form.span.start.line, form.span.start.column));
             let kind = ConfErrorKind::ExpectedKey {
                 found: written,
                 early_close,
