@@ -125,6 +125,8 @@ fn report(
 
 /// One daemon of `list`: what its `status -v --print json` said.
 struct Listed {
+    /// The record's `:name`, for a conf that is gone.
+    name: Option<String>,
     conf: PathBuf,
     status: Option<serde_json::Value>,
     error: Option<String>,
@@ -133,12 +135,14 @@ struct Listed {
 /// `list`: every daemon the tool started (by its records), with name, pid,
 /// state, uptime, memory and conf, like `systemctl list-units`; with
 /// `--print json`, their status objects.
-pub fn list(confs: Vec<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(records: Vec<crate::daemon::records::Record>, json: bool) -> anyhow::Result<ExitCode> {
     let options = ["--print", "json", "--verbose"].map(OsString::from);
+    let confs: Vec<PathBuf> = records.iter().map(|r| r.conf.clone()).collect();
     let mut listed = Vec::with_capacity(confs.len());
     each_run(&confs, &options, "status", |conf, output| {
         listed.push(match output {
             Ok(output) => Listed {
+                name: None,
                 conf: conf.to_path_buf(),
                 status: serde_json::from_slice(&output.stdout).ok(),
                 error: String::from_utf8_lossy(&output.stderr)
@@ -147,12 +151,16 @@ pub fn list(confs: Vec<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|l| l["ERROR: ".len()..].to_string()),
             },
             Err(e) => Listed {
+                name: None,
                 conf: conf.to_path_buf(),
                 status: None,
                 error: Some(e.to_string()),
             },
         })
     })?;
+    for (l, record) in listed.iter_mut().zip(&records) {
+        l.name = record.name.clone();
+    }
     if json {
         let all: Vec<serde_json::Value> = listed
             .iter()
@@ -176,7 +184,7 @@ fn table(listed: &[Listed]) -> String {
         let s = l.status.as_ref();
         let text = |key: &str| s.and_then(|s| s[key].as_str()).map(str::to_string);
         let number = |key: &str| s.and_then(|s| s[key].as_u64());
-        let name = text("name").unwrap_or_else(|| {
+        let name = text("name").or_else(|| l.name.clone()).unwrap_or_else(|| {
             l.conf
                 .file_stem()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned())

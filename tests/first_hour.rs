@@ -66,3 +66,58 @@ fn a_failed_start_names_the_function_that_failed() {
         );
     }
 }
+
+/// `list` after the Lisp API's starts and stops (each call a new
+/// temporary property-list conf): the running daemon is listed by its
+/// name though its conf is gone; once stopped, through another temporary
+/// conf, nothing is left; a record whose conf and pid file are both gone
+/// is pruned.
+#[test]
+fn list_shows_only_what_is_real() {
+    let sb = Sandbox::new();
+    let text = "(:name \"api-site\" :pid-file \"api.pid\" :main-function #.(lambda () t))";
+    let first = sb.conf("call-1.conf", text);
+    let pid = started_pid(&sb.run(&first, &["start"]));
+    sb.track(pid);
+    std::fs::remove_file(&first).unwrap();
+    let list = stdout(&run(sb.dir.path(), &["list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("api-site ") && l.contains("conf gone")),
+        "{list}"
+    );
+    let second = sb.conf("call-2.conf", text);
+    assert_eq!(sb.run(&second, &["stop"]).status.code(), Some(0));
+    std::fs::remove_file(&second).unwrap();
+    assert_eq!(
+        stdout(&run(sb.dir.path(), &["list"])),
+        "NAME  PID  STATE  UPTIME  MEMORY  CONF\n"
+    );
+    // A daemon that died, its pid file and conf removed by hand.
+    let third = sb.conf(
+        "gone.conf",
+        "(:name \"gone\" :pid-file \"gone.pid\" :main-function #.(lambda () t))",
+    );
+    let pid = started_pid(&sb.run(&third, &["start"]));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(30, || !alive(pid)));
+    std::fs::remove_file(&third).unwrap();
+    std::fs::remove_file(sb.pid_file("gone.pid")).unwrap();
+    let list = stdout(&run(sb.dir.path(), &["list"]));
+    assert!(!list.contains("gone"), "{list}");
+    let records = std::fs::read_dir(sb.dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("record-")
+        })
+        .count();
+    assert_eq!(records, 0, "the records were removed");
+}

@@ -48,10 +48,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             let runner = Runner::from_env_value(env::var_os("LISP_RUNNER"));
             let env = conf_env(&runner);
             let dirs = &env.pid_dirs;
-            let records =
-                daemon::records::all(&dirs.tool_dir(), dirs.private_dir().as_deref(), &env.trust);
-            let confs = records.into_iter().map(|r| r.conf).collect();
-            crate::many::list(confs, style == PrintStyle::Json)
+            let private = dirs.private_dir();
+            let records = daemon::records::all(&dirs.tool_dir(), private.as_deref(), &env.trust);
+            let records = daemon::records::prune(records, private.as_deref(), &env.trust);
+            crate::many::list(records, style == PrintStyle::Json)
         }
         Invocation::Completions(shell) => {
             use clap::CommandFactory as _;

@@ -1,6 +1,7 @@
 //! A record of a started daemon, for `list`: `start` leaves one in the
 //! tool's pid directory (`record-HASH`), as a property list the Lisp API
-//! can read too: `(:conf "/etc/daemonization/web.conf" :pid-file "/run/daemonization/web.pid")`.
+//! can read too: `(:conf "/etc/daemonization/web.conf" :pid-file "/run/daemonization/web.pid" :name "web")`
+//! (`:name` when the conf has one).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,16 +17,23 @@ pub const MAX_RECORD: usize = 16 * 1024;
 pub struct Record {
     pub conf: PathBuf,
     pub pid_file: PathBuf,
+    /// The daemon's `:name`: shown when the conf is gone (a property-list
+    /// conf of the Lisp API is a temporary file).
+    pub name: Option<String>,
 }
 
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
-            "(:conf {} :pid-file {})",
+            "(:conf {} :pid-file {}",
             lisp_string(&self.conf.display().to_string()),
             lisp_string(&self.pid_file.display().to_string())
-        )
+        )?;
+        if let Some(name) = &self.name {
+            write!(f, " :name {}", lisp_string(name))?;
+        }
+        writeln!(f, ")")
     }
 }
 
@@ -48,18 +56,19 @@ impl FromStr for Record {
         let Datum::List { items, tail: None } = &form.datum else {
             return Err(NotARecord);
         };
-        let value = |key: &str| {
+        let text = |key: &str| {
             items
                 .chunks(2)
                 .find_map(|pair| match (&pair[0].datum, &pair.get(1)?.datum) {
-                    (Datum::Keyword(k), Datum::String(v)) if k == key => Some(PathBuf::from(v)),
+                    (Datum::Keyword(k), Datum::String(v)) if k == key => Some(v.clone()),
                     _ => None,
                 })
-                .ok_or(NotARecord)
         };
+        let path = |key: &str| text(key).map(PathBuf::from).ok_or(NotARecord);
         Ok(Record {
-            conf: value("CONF")?,
-            pid_file: value("PID-FILE")?,
+            conf: path("CONF")?,
+            pid_file: path("PID-FILE")?,
+            name: text("NAME"),
         })
     }
 }
@@ -73,7 +82,13 @@ mod tests {
         let record = Record {
             conf: "/etc/d/web \"1\".conf".into(),
             pid_file: "/run/web.pid".into(),
+            name: None,
         };
+        let named = Record {
+            name: Some("web".into()),
+            ..record.clone()
+        };
+        assert_eq!(named.to_string().parse(), Ok(named));
         assert_eq!(record.to_string().parse(), Ok(record.clone()));
         assert_eq!(
             record.to_string(),
