@@ -1,5 +1,6 @@
 //! Generates the man page and the bash, zsh and fish completions from the
-//! clap definitions in `src/args.rs`, into `target/<profile>/assets/`
+//! clap definitions and the command tables in `src/args.rs` (bash's by the
+//! tool's grammar, zsh's and fish's by clap_complete), into `target/<profile>/assets/`
 //! (where the Debian package takes them from; see `[package.metadata.deb]`).
 
 use std::path::{Path, PathBuf};
@@ -24,11 +25,14 @@ fn main() -> std::io::Result<()> {
     let mut page = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut page)?;
     write_if_changed(&assets.join("daemonization.1"), &page)?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+    write_if_changed(
+        &assets.join("daemonization.bash"),
+        args::bash_completion().as_bytes(),
+    )?;
+    for shell in [Shell::Zsh, Shell::Fish] {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut command, "daemonization", &mut script);
         let name = match shell {
-            Shell::Bash => "daemonization.bash",
             Shell::Zsh => "_daemonization",
             _ => "daemonization.fish",
         };

@@ -87,6 +87,129 @@ pub const COMMAND_WORDS: &[&str] = &[
     "info",
 ];
 
+/// The commands that take a directory of confs (`command::COMMANDS`'
+/// `takes_directory`; a test keeps them equal).
+pub const DIRECTORY_WORDS: &[&str] = &[
+    "start",
+    "stop",
+    "zap",
+    "kill",
+    "restart",
+    "try-restart",
+    "status",
+    "check",
+];
+
+/// The options that belong to a command (beyond the ones every command
+/// takes: `--print`, `--verbose`, `--help`).
+pub const COMMAND_OPTIONS: &[(&str, &[&str])] = &[
+    ("start", &["--timeout"]),
+    ("restart", &["--timeout", "--retry"]),
+    ("try-restart", &["--timeout", "--retry"]),
+    ("force-reload", &["--timeout"]),
+    ("reload", &["--timeout"]),
+    ("nodaemon", &["--timeout"]),
+    ("stop", &["--retry"]),
+    ("zap", &["--force"]),
+    ("log", &["--lines", "-n", "--follow", "-f", "--raw"]),
+    ("eval", &["--package", "--timeout"]),
+    ("repl", &["--package"]),
+];
+
+/// The options that take a value (the next word is not a positional one).
+pub const VALUE_OPTIONS: &[&str] = &[
+    "--print",
+    "--timeout",
+    "--retry",
+    "-n",
+    "--lines",
+    "--package",
+];
+
+/// The bash completion, by the tool's grammar: a conf file (`*.conf`) or a
+/// directory (or `list`, `help`, `info`, `completions`) first; then the
+/// commands valid for it (a directory takes fewer); then the command's
+/// options; `--print`'s styles, `help keys`, `completions`' shells.
+pub fn bash_completion() -> String {
+    let conf_words: Vec<&str> = COMMAND_WORDS
+        .iter()
+        .copied()
+        .filter(|w| !matches!(*w, "help" | "info"))
+        .collect();
+    let mut per_command = String::new();
+    for (command, options) in COMMAND_OPTIONS {
+        per_command.push_str(&format!(
+            "            {command}) opts=\"$opts {}\";;\n",
+            options.join(" ")
+        ));
+    }
+    format!(
+        r#"# bash completion for daemonization, generated from its command table.
+_daemonization() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    local IFS=$'
+'
+    case "$prev" in
+        --print) COMPREPLY=($(compgen -W $'simple
+plist
+json
+none' -- "$cur")); return;;
+        {values}) COMPREPLY=(); return;;
+    esac
+    # The positional words before this one (options and their values skipped).
+    local -a pos=()
+    local i w
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${{COMP_WORDS[i]}}"
+        case "$w" in
+            {values}) ((i++));;
+            -*) ;;
+            *) pos+=("$w");;
+        esac
+    done
+    if [[ "$cur" == -* ]]; then
+        local opts="--print --verbose -v --help -h"
+        case "${{pos[1]}}" in
+{per_command}        esac
+        IFS=' ' COMPREPLY=($(IFS=' ' compgen -W "$opts" -- "$cur"))
+        return
+    fi
+    case ${{#pos[@]}} in
+        0)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -W $'list
+help
+info
+completions' -- "$cur")
+                       $(compgen -d -- "$cur")
+                       $(compgen -f -X '!*.conf' -- "$cur"));;
+        1)
+            case "${{pos[0]}}" in
+                help) COMPREPLY=($(compgen -W keys -- "$cur"));;
+                completions) COMPREPLY=($(compgen -W $'bash
+zsh
+fish
+elvish
+powershell' -- "$cur"));;
+                list|info) COMPREPLY=();;
+                *)
+                    if [[ -d "${{pos[0]}}" ]]; then
+                        COMPREPLY=($(compgen -W $'{dir_words}' -- "$cur"))
+                    else
+                        COMPREPLY=($(compgen -W $'{conf_words}' -- "$cur"))
+                    fi;;
+            esac;;
+        *) COMPREPLY=();;
+    esac
+}}
+complete -F _daemonization daemonization
+"#,
+        values = VALUE_OPTIONS.join("|"),
+        dir_words = DIRECTORY_WORDS.join("\n"),
+        conf_words = conf_words.join("\n"),
+    )
+}
+
 /// The command word: any string (the CLI says what is unknown, and what
 /// was meant), offered from `COMMAND_WORDS` by the completions.
 #[derive(Clone, Copy, Debug)]

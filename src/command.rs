@@ -284,5 +284,17 @@ mod tests {
         table.sort_unstable();
         words.sort_unstable();
         assert_eq!(table, words);
+        let mut dirs: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|r| r.takes_directory)
+            .map(|r| r.name)
+            .collect();
+        let mut dir_words = crate::args::DIRECTORY_WORDS.to_vec();
+        dirs.sort_unstable();
+        dir_words.sort_unstable();
+        assert_eq!(dirs, dir_words);
+        for (command, _) in crate::args::COMMAND_OPTIONS {
+            assert!(Command::parse(command).is_some(), "{command}");
+        }
     }
 }

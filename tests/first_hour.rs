@@ -121,3 +121,82 @@ fn list_shows_only_what_is_real() {
         .count();
     assert_eq!(records, 0, "the records were removed");
 }
+
+/// Runs the bash completion of `words` (the last one being completed) in
+/// `dir`, and returns what it offers.
+fn complete(dir: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let script = stdout(&run(dir, &["completions", "bash"]));
+    let file = dir.join("completion.bash");
+    std::fs::write(&file, script).unwrap();
+    let array: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let out = std::process::Command::new("bash")
+        .current_dir(dir)
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(daemonization {}); COMP_CWORD={}; _daemonization; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            array.join(" "),
+            words.len()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut offered: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    offered.retain(|w| !w.is_empty());
+    offered.sort();
+    offered
+}
+
+/// Bash completion knows the grammar: conf files and directories (and
+/// list, help, info, completions) first, never a command there; then the
+/// commands valid for that argument (fewer for a directory); then the
+/// command's options; `--print`'s styles and `completions`' shells.
+#[test]
+fn completions_know_the_grammar() {
+    let sb = Sandbox::new();
+    sb.conf("site.conf", "(:pid-file \"site.pid\")");
+    sb.conf("notes.txt", "");
+    std::fs::create_dir(sb.path("confs")).unwrap();
+    let dir = sb.dir.path();
+    let first = complete(dir, &[""]);
+    // (logging.conf is the tests' logging conf, in the same directory.)
+    assert_eq!(
+        first,
+        [
+            "completions",
+            "confs",
+            "help",
+            "info",
+            "list",
+            "logging.conf",
+            "site.conf"
+        ],
+        "no notes.txt, no command"
+    );
+    assert_eq!(
+        complete(dir, &["site.conf", "st"]),
+        ["start", "status", "stop"]
+    );
+    let commands = complete(dir, &["site.conf", ""]);
+    assert!(commands.contains(&"eval".to_string()) && commands.contains(&"repl".to_string()));
+    assert!(!commands.contains(&"list".to_string()) && !commands.contains(&"help".to_string()));
+    let for_dir = complete(dir, &["confs", ""]);
+    assert!(for_dir.contains(&"status".to_string()) && !for_dir.contains(&"reload".to_string()));
+    let log = complete(dir, &["site.conf", "log", "--"]);
+    assert!(
+        log.contains(&"--lines".to_string()) && log.contains(&"--raw".to_string()),
+        "{log:?}"
+    );
+    assert!(!log.contains(&"--retry".to_string()));
+    assert_eq!(
+        complete(dir, &["--print", ""]),
+        ["json", "none", "plist", "simple"]
+    );
+    assert_eq!(
+        complete(dir, &["--print", "json", "site.conf", "rel"]),
+        ["reload"]
+    );
+    assert!(complete(dir, &["completions", ""]).contains(&"bash".to_string()));
+    assert_eq!(complete(dir, &["help", ""]), ["keys"]);
+}

@@ -63,7 +63,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
                 return Ok(ExitCode::from(exit::USAGE));
             };
             let mut command = Args::command();
-            clap_complete::generate(shell, &mut command, "daemonization", &mut std::io::stdout());
+            match shell {
+                clap_complete::Shell::Bash => print!("{}", crate::args::bash_completion()),
+                shell => clap_complete::generate(
+                    shell,
+                    &mut command,
+                    "daemonization",
+                    &mut std::io::stdout(),
+                ),
+            }
             Ok(ExitCode::from(exit::OK))
         }
         Invocation::Keys => {
