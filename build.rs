@@ -1,4 +1,4 @@
-//! Generates the man page and the bash, zsh and fish completions from the
+//! Generates the bash, zsh and fish completions from the
 //! clap definitions and the command tables in `src/args.rs` (bash's by the
 //! tool's grammar, zsh's and fish's by clap_complete), into `target/<profile>/assets/`
 //! (where the Debian package takes them from; see `[package.metadata.deb]`).
@@ -21,10 +21,9 @@ fn main() -> std::io::Result<()> {
         .nth(3)
         .map_or_else(|| out.join("assets"), |profile| profile.join("assets"));
     std::fs::create_dir_all(&assets)?;
+    // The man pages are the tool's own (`help man`, `help man-conf`, from
+    // its tables), kept in doc/ (a test keeps them equal).
     let mut command = args::Args::command();
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone()).render(&mut page)?;
-    write_if_changed(&assets.join("daemonization.1"), &page)?;
     write_if_changed(
         &assets.join("daemonization.bash"),
         args::bash_completion().as_bytes(),

@@ -200,3 +200,75 @@ fn completions_know_the_grammar() {
     assert!(complete(dir, &["completions", ""]).contains(&"bash".to_string()));
     assert_eq!(complete(dir, &["help", ""]), ["keys"]);
 }
+
+/// The man pages are the tool's own (`help man`, `help man-conf`, made
+/// from its tables); doc/ holds them for the package, equal to what the
+/// tool prints (run `target/debug/daemonization help man > doc/daemonization.1`
+/// and `help man-conf > doc/daemonization.conf.5` after changing a table).
+/// Rendered by man(1), they have their sections, every command and key.
+#[test]
+fn the_man_pages_are_made_from_the_tables() {
+    needs_program("man", "man-db");
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("doc");
+    for (topic, file) in [
+        ("man", "daemonization.1"),
+        ("man-conf", "daemonization.conf.5"),
+    ] {
+        let printed = stdout(&run(std::path::Path::new("/"), &["help", topic]));
+        assert_eq!(
+            std::fs::read_to_string(doc.join(file)).unwrap(),
+            printed,
+            "doc/{file} is not what `daemonization help {topic}` prints: regenerate it"
+        );
+    }
+    let render = |file: &str| {
+        let out = std::process::Command::new("man")
+            .arg("-l")
+            .arg(doc.join(file))
+            .env("MANWIDTH", "100")
+            .env("MAN_KEEP_FORMATTING", "")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let one = render("daemonization.1");
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "COMMANDS",
+        "OPTIONS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            one.contains(&format!("\n{section}\n")),
+            "no {section} in {one}"
+        );
+    }
+    for command in ["start", "eval", "repl", "build-core", "list"] {
+        assert!(one.contains(command), "{command}");
+    }
+    assert!(
+        one.contains("daemonization [OPTIONS] CONF|DIRECTORY COMMAND"),
+        "{one}"
+    );
+    let five = render("daemonization.conf.5");
+    for key in [
+        ":pid-file",
+        ":main-function",
+        ":listen",
+        ":control",
+        ":watchdog",
+    ] {
+        assert!(five.contains(key), "{key}");
+    }
+    assert!(
+        five.contains("\nKEYS\n") && five.contains("\nEXAMPLE\n"),
+        "{five}"
+    );
+}

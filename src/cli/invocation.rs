@@ -21,6 +21,8 @@ pub enum Invocation {
     List(PrintStyle),
     /// `help keys`: the conf keys.
     Keys,
+    /// `help man`, `help man-conf`: the man page of section 1 or 5.
+    Man(u8),
     /// `info`: what the tool knows, for the Lisp API.
     Info,
     BadUsage(String),
@@ -109,6 +111,12 @@ impl Args {
             (Some(c), None) if c.as_os_str() == "help" => Invocation::Usage,
             (Some(c), Some(topic)) if c.as_os_str() == "help" && topic == "keys" => {
                 Invocation::Keys
+            }
+            (Some(c), Some(topic)) if c.as_os_str() == "help" && topic == "man" => {
+                Invocation::Man(1)
+            }
+            (Some(c), Some(topic)) if c.as_os_str() == "help" && topic == "man-conf" => {
+                Invocation::Man(5)
             }
             (Some(c), None) if c.as_os_str() == "info" => Invocation::Info,
             (Some(c), None) if c.as_os_str() == "list" => match options.print {

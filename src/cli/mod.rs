@@ -7,6 +7,7 @@
 
 mod help;
 mod invocation;
+mod manual;
 mod run;
 mod session;
 mod talk;
@@ -76,6 +77,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Invocation::Keys => {
             print!("{}", keys_usage());
+            Ok(ExitCode::from(exit::OK))
+        }
+        Invocation::Man(section) => {
+            print!(
+                "{}",
+                match section {
+                    1 => manual::page_1(),
+                    _ => manual::page_5(),
+                }
+            );
             Ok(ExitCode::from(exit::OK))
         }
         Invocation::BadUsage(why) => {
