@@ -84,6 +84,7 @@ pub const COMMAND_WORDS: &[&str] = &[
     "build-core",
     "eval",
     "repl",
+    "swank",
     "info",
 ];
 

@@ -29,6 +29,7 @@ pub enum Command {
     BuildCore,
     Eval,
     Repl,
+    Swank,
 }
 
 /// How a daemon command's outcome becomes an exit code (LSB).
@@ -220,6 +221,15 @@ pub const COMMANDS: &[Row] = &[
         name: "repl",
         past: "detached",
         doc: "a REPL in the running daemon, over its control socket (Ctrl-C interrupts a form, Ctrl-D detaches)",
+        launches: false,
+        takes_directory: false,
+        exits: Exits::Own,
+    },
+    Row {
+        command: Command::Swank,
+        name: "swank",
+        past: "relayed",
+        doc: "relay SLIME's protocol between stdin/stdout and the daemon's swank, over its control socket (what M-x daemonization-slime runs)",
         launches: false,
         takes_directory: false,
         exits: Exits::Own,

@@ -83,6 +83,18 @@ pub fn line(text: &str) -> String {
     out
 }
 
+/// `text` as `line` shows it, at most `max` characters of it (and `...`
+/// when cut).
+pub fn short_line(text: &str, max: usize) -> String {
+    let shown: String = text.chars().take(max).collect();
+    let cut = shown.len() < text.len();
+    let mut out = line(&shown);
+    if cut {
+        out.push_str("...");
+    }
+    out
+}
+
 /// `text` as the daemon wrote it, but its controls shown: newlines and
 /// tabs kept, no indentation (`log`).
 pub fn output(text: &str) -> String {

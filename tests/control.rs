@@ -632,3 +632,34 @@ fn the_example_is_reached_by_its_control_socket() {
     assert!(alive(pid));
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// A hostile check's answer (an error of 20,000 characters) costs the
+/// supervisor nothing: the cause it records is cut short, so its state
+/// stays readable and `status` still sees the Lisp it supervises.
+#[test]
+fn a_hostile_watchdog_answer_is_cut_short() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "hw.conf",
+        "(:pid-file \"hw.pid\" :watchdog (0.5 2) :restart-delay 0.1\n \
+         :watchdog-check #.(lambda () (error (make-string 20000 :initial-element (code-char 8364))))\n \
+         :main-function #.(lambda () t))",
+    );
+    started(&sb, &conf);
+    let first = supervised_lisp(&sb, &conf).expect("a supervised Lisp");
+    sb.track(first);
+    assert!(
+        wait_until(60, || supervised_lisp(&sb, &conf)
+            .is_some_and(|p| p != first)),
+        "the failing Lisp was replaced"
+    );
+    let status = stdout(&sb.run(&conf, &["status", "-v"]));
+    assert!(
+        status.contains("last exit: watchdog: the watchdog check failed: €€€"),
+        "{status}"
+    );
+    assert!(status.len() < 4000, "{}", status.len());
+    let state = std::fs::read_to_string(sb.pid_file("hw.pid.state")).unwrap();
+    assert!(state.len() < 4096, "{}", state.len());
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

@@ -12,7 +12,6 @@
 ;;; Code:
 
 (require 'cl-lib)
-(require 'json)
 
 (defgroup daemonization nil
   "Lisp daemons run by the daemonization tool."
@@ -22,48 +21,47 @@
   "The daemonization tool."
   :type 'string)
 
-(defun daemonization-control-socket (conf)
-  "The control socket of the daemon of CONF, as `status -v' tells it."
-  (with-temp-buffer
-    (let ((code (call-process daemonization-program nil (list t nil) nil
-                              "--print" "json" (expand-file-name conf) "status" "-v")))
-      (goto-char (point-min))
-      (let* ((status (ignore-errors (json-read)))
-             (socket (cdr (assq 'control-socket status))))
-        (cond ((not (memq code '(0))) (error "The daemon of %s is not running" conf))
-              ((not socket) (error "The daemon of %s has no control socket" conf))
-              (t socket))))))
+;; The connection goes through the tool's relay, `daemonization CONF
+;; swank': it makes every check `eval' makes (the daemon's own Lisp serves
+;; the control socket, opened without following a link) and offers the
+;; connection on a socket of the caller's own, in a fresh 0700 directory,
+;; whose path it prints; it takes one connection, of the caller's uid.
+;; Emacs never connects to a path the daemon's user could point elsewhere.
 
-(defun daemonization--open (path)
-  "A connection to the control socket PATH, turned into a swank one: the
-daemon's greeting line is read and dropped before SLIME takes it."
-  (let* ((greeting "")
-         (process (make-network-process
-                   :name "SLIME Lisp" :family 'local :service path
-                   :coding 'binary
-                   :filter (lambda (_process text) (setq greeting (concat greeting text))))))
-    (process-send-string process "swank\n")
-    (with-timeout (10 (delete-process process)
-                      (error "The daemon at %s did not answer" path))
-      (while (not (string-search "\n" greeting))
-        (accept-process-output process 0.1)))
-    (unless (string-prefix-p "hello " greeting)
-      (delete-process process)
-      (error "Not a daemon's control socket: %s" path))
-    (set-process-filter process nil)
-    process))
+(defun daemonization--relay (conf)
+  "A SLIME connection to the daemon of CONF, through the tool's relay."
+  (let* ((errors (get-buffer-create " *daemonization-swank*"))
+         (said "")
+         (relay (progn
+                  (with-current-buffer errors (erase-buffer))
+                  (make-process :name "daemonization swank"
+                                :command (list daemonization-program
+                                               (expand-file-name conf) "swank")
+                                :connection-type 'pipe
+                                :noquery t
+                                :stderr errors
+                                :filter (lambda (_process text)
+                                          (setq said (concat said text)))))))
+    (with-timeout (120 (delete-process relay)
+                       (error "The daemon of %s did not answer" conf))
+      (while (not (string-search "\n" said))
+        (unless (process-live-p relay)
+          (error "daemonization swank: %s"
+                 (string-trim (with-current-buffer errors (buffer-string)))))
+        (accept-process-output relay 0.1)))
+    (make-network-process :name "SLIME Lisp" :family 'local
+                          :service (string-trim said) :coding 'binary)))
 
 ;;;###autoload
 (defun daemonization-slime (conf)
   "Connect SLIME to the running daemon of the conf file CONF."
   (interactive "fConf file of the daemon: ")
   (require 'slime)
-  (let ((path (daemonization-control-socket conf)))
-    (cl-letf (((symbol-function 'open-network-stream)
-               (lambda (&rest _) (daemonization--open path)))
-              ;; The socket is the daemon's user's: no secret is sent.
-              ((symbol-function 'slime-send-secret) #'ignore))
-      (slime-connect "daemonization" 0))))
+  (cl-letf (((symbol-function 'open-network-stream)
+             (lambda (&rest _) (daemonization--relay conf)))
+            ;; The socket is the daemon's user's: no secret is sent.
+            ((symbol-function 'slime-send-secret) #'ignore))
+    (slime-connect "daemonization" 0)))
 
 (provide 'daemonization)
 ;;; daemonization.el ends here

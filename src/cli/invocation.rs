@@ -187,6 +187,7 @@ mod tests {
             Invocation::Completions(shell) => format!("completions {shell}"),
             Invocation::List(style) => format!("list {}", style.name()),
             Invocation::Keys => "keys".into(),
+            Invocation::Man(section) => format!("man {section}"),
             Invocation::Info => "info".into(),
             Invocation::BadUsage(why) => format!("usage error: {why}"),
             Invocation::Run {

@@ -28,6 +28,7 @@ pub fn command(conf_path: &Path, command: Command, options: &Options) -> anyhow:
         Command::Nodaemon => nodaemon(&session, options),
         Command::Eval => super::talk::eval(&session, options),
         Command::Repl => super::talk::repl(&session, options),
+        Command::Swank => super::talk::swank(&session, options),
         Command::Start
         | Command::Stop
         | Command::Kill
@@ -209,6 +210,7 @@ fn run_daemon_command(req: &Request, command: Command) -> Result<Fact, DaemonErr
         Command::Nodaemon
         | Command::Eval
         | Command::Repl
+        | Command::Swank
         | Command::Help
         | Command::Check
         | Command::Migrate

@@ -222,12 +222,40 @@ pub fn balanced(text: &str) -> bool {
     depth <= 0
 }
 
-/// Where the REPL keeps its history: `~/.local/share/daemonization/history`.
+/// Where the REPL keeps its history: `~/.local/share/daemonization/history`
+/// in the caller's home (root's from the password database, never a
+/// `$HOME` another user may have left), only when every directory from the
+/// home down and the file are the caller's and no link: the history is
+/// written by name, and root never writes through another user's path.
 fn history_file() -> Option<std::path::PathBuf> {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    let dir = std::path::Path::new(&home).join(".local/share/daemonization");
+    use std::os::unix::fs::MetadataExt as _;
+    let home = crate::daemon::caller_home()?;
+    // Root with another home in $HOME (sudo -E): no history at all.
+    if std::env::var_os("HOME").is_some_and(|h| std::path::Path::new(&h) != home) {
+        return None;
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let dir = home.join(".local/share/daemonization");
     std::fs::create_dir_all(&dir).ok()?;
-    Some(dir.join("history"))
+    let ours = |path: &std::path::Path| {
+        std::fs::symlink_metadata(path)
+            .is_ok_and(|m| !m.file_type().is_symlink() && m.uid() == me && m.mode() & 0o022 == 0)
+    };
+    let chain = [
+        home.clone(),
+        home.join(".local"),
+        home.join(".local/share"),
+        dir.clone(),
+    ];
+    if !chain.iter().all(|d| ours(d)) {
+        return None;
+    }
+    let file = dir.join("history");
+    match std::fs::symlink_metadata(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(file),
+        Ok(m) if m.file_type().is_file() && m.uid() == me && m.nlink() == 1 => Some(file),
+        _ => None,
+    }
 }
 
 /// `repl`: a REPL at a terminal in the daemon's image. Ctrl-C at the
@@ -344,6 +372,130 @@ fn evaluate(
             }
         }
     }
+}
+
+/// `swank`: the daemon's control connection handed to swank, relayed to a
+/// Unix socket of the caller's own: how Emacs (contrib/emacs/daemonization.el)
+/// reaches SLIME's server with every check of `eval` made (the socket the
+/// daemon's Lisp serves, opened without following a link), and no port
+/// opened. The relay's socket is in a fresh 0700 directory of the caller's;
+/// its path is the one line printed; it takes one connection, of the
+/// caller's uid (the kernel's word), within a minute.
+pub fn swank(session: &Session, options: &Options) -> ExitCode {
+    let mut control = match connect(session, options, Command::Swank) {
+        Ok(control) => control,
+        Err(code) => return code,
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    match answer(&mut control, &Request::Swank, Some(deadline), &mut |_| {}) {
+        Ok(None) => {}
+        Ok(Some(error)) => {
+            eprintln!("ERROR: {}", visible::line(&error));
+            return ExitCode::from(exit::FAILED);
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::from(unreachable_code(&e));
+        }
+    }
+    let (daemon, rest) = control.into_parts();
+    match relay_for_caller(daemon, &rest) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("ERROR: the swank relay: {e}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+/// Makes the caller's socket, prints its path, takes one connection of
+/// the caller's, and relays it to `daemon` (after `rest`, read already).
+fn relay_for_caller(daemon: std::os::unix::net::UnixStream, rest: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::net::UnixListener;
+    // mkdtemp in /tmp for root (never a $TMPDIR another user may have
+    // set): a fresh name, 0700, the caller's; /tmp's sticky bit keeps it.
+    let base = match nix::unistd::geteuid().is_root() {
+        true => std::path::PathBuf::from("/tmp"),
+        false => std::env::temp_dir(),
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("daemonization-swank-")
+        .tempdir_in(base)?;
+    let path = dir.path().join("swank");
+    let listener = UnixListener::bind(&path)?;
+    println!("{}", path.display());
+    std::io::stdout().flush()?;
+    listener.set_nonblocking(true)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = loop {
+        let fds = [(listener.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if crate::daemon::ready_within(&fds, Some(deadline))?.is_none() {
+            return Err(std::io::Error::other("nobody connected within 60 s"));
+        }
+        let Ok((client, _)) = listener.accept() else {
+            continue;
+        };
+        let peer =
+            nix::sys::socket::getsockopt(&client, nix::sys::socket::sockopt::PeerCredentials)?;
+        if peer.uid() == me {
+            break client;
+        }
+        eprintln!(
+            "WARNING: refused a connection of uid {} to the swank relay",
+            peer.uid()
+        );
+    };
+    drop(listener);
+    drop(dir);
+    client.set_nonblocking(false)?;
+    relay(client, daemon, rest)
+}
+
+/// Copies between `a` and `b` (`rest` first to `a`) until either ends.
+fn relay(
+    mut a: std::os::unix::net::UnixStream,
+    mut b: std::os::unix::net::UnixStream,
+    rest: &[u8],
+) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    a.write_all(rest)?;
+    b.set_write_timeout(None)?;
+    let mut buf = [0u8; 65536];
+    loop {
+        let (from_a, from_b) = {
+            let mut fds = [
+                PollFd::new(a.as_fd(), PollFlags::POLLIN),
+                PollFd::new(b.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), ready(&fds[1]))
+        };
+        if from_b && !copy(&mut b, &mut a, &mut buf)? {
+            return Ok(());
+        }
+        if from_a && !copy(&mut a, &mut b, &mut buf)? {
+            return Ok(());
+        }
+    }
+}
+
+/// One read of `from` written to `to`; false at `from`'s end.
+fn copy(
+    from: &mut std::os::unix::net::UnixStream,
+    to: &mut std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+) -> std::io::Result<bool> {
+    let n = from.read(buf)?;
+    if n > 0 {
+        to.write_all(&buf[..n])?;
+    }
+    Ok(n > 0)
 }
 
 #[cfg(test)]

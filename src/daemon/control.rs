@@ -45,11 +45,15 @@ pub enum ControlError {
     NotAnswering { pid: i32, why: String },
     #[error(transparent)]
     Broken(#[from] Broken),
-    #[error("the daemon's answer is larger than {} MB: not read", control::MAX_ANSWER >> 20)]
-    TooLarge,
+    #[error("the daemon's answer is larger than {limit} bytes: not read")]
+    TooLarge { limit: usize },
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
+
+/// How long a request may take to be written (a daemon that does not
+/// read it is not answering).
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a wait ended at its deadline.
 pub const NO_ANSWER: &str = "no answer in time";
@@ -67,6 +71,12 @@ pub struct Control {
     /// Reached by the ready daemon's name (`socket`), not by its pid's
     /// (a daemon still starting).
     pub ready: bool,
+    /// Where the unread part of `buf` starts (lines are taken by moving
+    /// it, not by shifting the buffer: a flood of short lines costs linear
+    /// time).
+    start: usize,
+    /// The most bytes one answer may take (`control::MAX_ANSWER`, or less).
+    pub limit: usize,
 }
 
 /// What a wait for the daemon brought.
@@ -105,7 +115,13 @@ pub fn connect(req: &Request, deadline: Instant) -> Result<Control, ControlError
         None => pid,
     };
     let mut control = open(&files, lisp, req.daemon_uid())?;
-    if let Err(e) = control.stream.set_nonblocking(false) {
+    // Blocking for the requests written, within a bound: a daemon that
+    // never reads cannot hold the command.
+    if let Err(e) = control
+        .stream
+        .set_nonblocking(false)
+        .and_then(|()| control.stream.set_write_timeout(Some(WRITE_WAIT)))
+    {
         return Err(control.gone(e.to_string()));
     }
     match control.next(Some(deadline))? {
@@ -150,6 +166,8 @@ pub fn open(files: &RunDir, lisp: i32, owner: u32) -> Result<Control, ControlErr
                     package: String::new(),
                     answered: 0,
                     ready: name == "socket",
+                    start: 0,
+                    limit: control::MAX_ANSWER,
                 });
             }
             Err(Attempt::Refused(e)) => return Err(e),
@@ -250,7 +268,7 @@ fn attempt(
 impl Control {
     /// Sends `request`.
     pub fn send(&mut self, request: &control::Request) -> Result<(), ControlError> {
-        self.answered = 0;
+        self.answered = self.buf.len() - self.start;
         self.stream
             .write_all(request.line().as_bytes())
             .map_err(|e| self.gone(e.to_string()))
@@ -270,19 +288,33 @@ impl Control {
         deadline: Option<Instant>,
         extra: Option<BorrowedFd<'_>>,
     ) -> Result<Heard, ControlError> {
+        let mut first = true;
         loop {
-            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&line[..end]);
+            if let Some(at) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
+                let end = self.start + at;
+                let text = String::from_utf8_lossy(&self.buf[self.start..end]).into_owned();
+                self.start = end + 1;
                 let reply = Reply::parse(&text)?;
                 if let Reply::Done { package } = &reply {
                     self.package = package.clone();
                 }
                 return Ok(Heard::Reply(reply));
             }
+            // What was taken goes once no line is left in the buffer.
+            self.buf.drain(..self.start);
+            self.start = 0;
             if self.buf.len() > control::MAX_LINE {
                 return Err(Broken("a line longer than 1 MB".into()).into());
             }
+            // Past the deadline nothing more is read, however much is
+            // there (after one look, for a caller that asks without waiting).
+            if !first && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ControlError::NotAnswering {
+                    pid: self.pid,
+                    why: NO_ANSWER.into(),
+                });
+            }
+            first = false;
             let mut fds = vec![(self.stream.as_fd(), PollFlags::POLLIN)];
             if let Some(extra) = extra {
                 fds.push((extra, PollFlags::POLLIN));
@@ -300,19 +332,27 @@ impl Control {
                 continue;
             }
             let mut chunk = [0u8; 65536];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .map_err(|e| self.gone(e.to_string()))?;
+            let n = match self.stream.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(self.gone(e.to_string())),
+            };
             if n == 0 {
                 return Err(self.gone("it closed the connection".into()));
             }
             self.answered += n;
-            if self.answered > control::MAX_ANSWER {
-                return Err(ControlError::TooLarge);
+            if self.answered > self.limit {
+                return Err(ControlError::TooLarge { limit: self.limit });
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// The connection itself, and what was read of it but not taken (for
+    /// a relay once the protocol is handed on, to swank).
+    pub fn into_parts(mut self) -> (UnixStream, Vec<u8>) {
+        let rest = self.buf.split_off(self.start);
+        (self.stream, rest)
     }
 
     /// Its descriptor, for an event loop.

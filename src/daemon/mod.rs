@@ -33,6 +33,14 @@ mod supervise;
 pub mod tail;
 
 pub use details::details;
+
+/// Waits until one of `fds` is ready, or `deadline` (see `events`).
+pub fn ready_within(
+    fds: &[(std::os::fd::BorrowedFd<'_>, nix::poll::PollFlags)],
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<Option<Vec<nix::poll::PollFlags>>> {
+    events::ready_within(fds, deadline).map_err(std::io::Error::from)
+}
 pub use error::DaemonError;
 pub use fact::{Details, Fact, Image, ImageFacts, Supervision};
 pub use program::system_user_fasl_dir;

@@ -313,6 +313,9 @@ struct Supervisor<'a> {
     watchdog: Option<Watchdog>,
 }
 
+/// The most bytes of the watchdog's answer read.
+const WATCHDOG_ANSWER: usize = 64 * 1024;
+
 /// The watchdog: every `every`, a question on the Lisp's control socket
 /// (`ping`); one not answered by the next is a miss, and `misses` in a row
 /// end the Lisp (the restart policy then restarts it).
@@ -683,6 +686,8 @@ impl Supervisor<'_> {
         let owner = self.launch.uid();
         match super::control::open(self.files, lisp.as_raw(), owner) {
             Ok(mut control) => {
+                // An answer is a few lines: more is not read.
+                control.limit = WATCHDOG_ANSWER;
                 if control.send(&crate::wire::control::Request::Ping).is_ok() {
                     self.events.watch = Some(control);
                 }
@@ -705,7 +710,7 @@ impl Supervisor<'_> {
                 Ok(Some(crate::wire::control::Reply::Hello { .. })) => {}
                 Ok(Some(crate::wire::control::Reply::Error(text))) => {
                     if let Some(dog) = &mut self.watchdog {
-                        dog.failed = Some(crate::visible::line(&text));
+                        dog.failed = Some(crate::visible::short_line(&text, 200));
                     }
                 }
                 Ok(Some(crate::wire::control::Reply::Done { .. })) => {

@@ -188,10 +188,9 @@ heard."
            (when failure (send stream "error" failure)))
          (done stream session))
         ((string= word "swank")
-         (let ((failure (hand-to-swank stream)))
-           (if failure
-               (progn (send stream "error" failure) (done stream session))
-               :handed)))
+         (let ((failure (hand-to-swank stream session)))
+           (cond (failure (send stream "error" failure) (done stream session))
+                 (t :handed))))
         (t
          (send stream "error" (format nil "unknown request ~s" (subseq word 0 (min 40 (length word)))))
          (done stream session))))
@@ -291,9 +290,9 @@ within its thread; else why not."
         (log-line :info (format nil "Reloaded ~@[~a ~]daemon" *name*))
         nil)))
 
-(defun hand-to-swank (stream)
+(defun hand-to-swank (stream session)
   "The connection becomes a swank connection (SLIME's protocol on the same
-stream): NIL, or why it cannot."
+stream, after a \"done\" that says so): NIL, or why it cannot."
   (unless (find-package "SWANK")
     (handler-case (progn (%require "ASDF")
                          (funcall (intern "LOAD-SYSTEM" "ASDF") "swank"))
@@ -306,6 +305,7 @@ stream): NIL, or why it cannot."
     (if (and make serve)
         (let ((init (find-symbol "INIT-LOG-OUTPUT" "SWANK")))
           (when (and init (fboundp init)) (funcall init))
+          (done stream session)
           (funcall serve (funcall make nil stream :spawn))
           nil)
         "this swank has no SWANK::MAKE-CONNECTION: use the swank of SLIME 2.x")))

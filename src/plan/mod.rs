@@ -594,7 +594,13 @@ pub fn bootstrap(
         extensions = extension_parameters(spec, mode, runner, log),
         prelude = kind.facts().prelude,
         control = match control_dir(spec, mode, kind) {
-            Some(_) => format!("(%require \"SB-BSD-SOCKETS\")\n{CONTROL}"),
+            // SO_PEERCRED's level and number as this machine's libc has them.
+            Some(_) => format!(
+                "(%require \"SB-BSD-SOCKETS\")\n\
+                 (defparameter *peercred-option* '({} {}))\n{CONTROL}",
+                nix::libc::SOL_SOCKET,
+                nix::libc::SO_PEERCRED
+            ),
             None => String::new(),
         },
         modules = modules.join(" "),

@@ -135,8 +135,12 @@ thread, ends the process at once (QUIT from another thread ends only it)."
     (unwind-protect
          (progn
            (setf (ffi:deref-array length '(:array :int 1) 0) 12)
-           (if (zerop (%c "getsockopt" :int '(:int :int :int :pointer-void :pointer-void)
-                          fd 1 17 credentials length))
+           (dotimes (i 3) (setf (ffi:deref-array credentials '(:array :int 3) i) -1))
+           (if (and (zerop (%c "getsockopt" :int '(:int :int :int :pointer-void :pointer-void)
+                               fd (first *peercred-option*) (second *peercred-option*)
+                               credentials length))
+                    (= (ffi:deref-array length '(:array :int 1) 0) 12)
+                    (>= (ffi:deref-array credentials '(:array :int 3) 1) 0))
                (values (ffi:deref-array credentials '(:array :int 3) 0)
                        (ffi:deref-array credentials '(:array :int 3) 1))
                (values nil nil)))

@@ -336,12 +336,16 @@ calls ON-DEBUGGER with the condition instead of ending the daemon."
     (unwind-protect
          (progn
            (setf (sb-alien:deref length 0) 12)
-           ;; getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &ucred, &length)
-           (if (zerop (sb-alien:alien-funcall
-                       (sb-alien:extern-alien "getsockopt"
-                                              (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int
-                                                        (* sb-alien:int) (* sb-alien:unsigned-int)))
-                       fd 1 17 credentials length))
+           (dotimes (i 3) (setf (sb-alien:deref credentials i) -1))
+           ;; getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &ucred, &length),
+           ;; the numbers the tool's libc gives (*PEERCRED-OPTION*).
+           (if (and (zerop (sb-alien:alien-funcall
+                            (sb-alien:extern-alien "getsockopt"
+                                                   (function sb-alien:int sb-alien:int sb-alien:int sb-alien:int
+                                                             (* sb-alien:int) (* sb-alien:unsigned-int)))
+                            fd (first *peercred-option*) (second *peercred-option*) credentials length))
+                    (= (sb-alien:deref length 0) 12)
+                    (>= (sb-alien:deref credentials 1) 0))
                (values (sb-alien:deref credentials 0) (sb-alien:deref credentials 1))
                (values nil nil)))
       (sb-alien:free-alien credentials)

@@ -52,8 +52,10 @@ impl fmt::Display for State {
         if let Some(lisp) = self.lisp {
             writeln!(f, "lisp {lisp}")?;
         }
+        // Lines are bounded, whatever the Lisp made them say: the file
+        // stays within `MAX_STATE`.
         if let Some(exit) = &self.last_exit {
-            writeln!(f, "last-exit {}", crate::visible::line(exit))?;
+            writeln!(f, "last-exit {}", crate::visible::short_line(exit, 400))?;
         }
         if self.ready {
             writeln!(f, "ready yes")?;
@@ -65,13 +67,17 @@ impl fmt::Display for State {
             writeln!(f, "replacing {next}")?;
         }
         if let Some(error) = &self.replace_error {
-            writeln!(f, "replace-error {}", crate::visible::line(error))?;
+            writeln!(
+                f,
+                "replace-error {}",
+                crate::visible::short_line(error, 400)
+            )?;
         }
         if self.gave_up {
             writeln!(f, "gave-up yes")?;
         }
         if let Some(unit) = &self.unit {
-            writeln!(f, "unit {}", crate::visible::line(unit))?;
+            writeln!(f, "unit {}", crate::visible::short_line(unit, 200))?;
         }
         Ok(())
     }
@@ -152,6 +158,16 @@ mod tests {
         ] {
             assert_eq!(bad.parse::<State>(), Err(NotAState), "{bad:?}");
         }
+        // However long what the Lisp made it say, the file stays readable.
+        let long = State {
+            supervisor: 1,
+            last_exit: Some("€".repeat(20_000)),
+            replace_error: Some("x\n".repeat(10_000)),
+            ..State::default()
+        };
+        let text = long.to_string();
+        assert!(text.len() <= MAX_STATE, "{}", text.len());
+        assert!(text.parse::<State>().is_ok());
         // A last exit is one line, whatever it said.
         let odd = State {
             supervisor: 1,
