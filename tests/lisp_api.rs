@@ -543,7 +543,7 @@ fn exit_from_lisp_exits_with_status_1() {
     assert!(run.records().is_empty(), "{}", run.describe());
     assert!(
         run.stderr
-            .contains("ERROR: (the conf property list):2:2: unknown key :BOGUS. Bad argument"),
+            .contains("ERROR: (the conf property list):2:2: unknown key :BOGUS; every key"),
         "{}",
         run.describe()
     );

@@ -123,7 +123,7 @@ fn sites_without_restas_fail_with_the_lisp_error() {
         &out,
         1,
         &format!(
-            "failed started - main-function-error (pid-file = {})",
+            "failed started - preload-error (pid-file = {})",
             sb.path("site.pid").display()
         ),
     );

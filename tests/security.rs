@@ -1145,7 +1145,8 @@ fn locks_the_daemons_user_adds_are_ignored() {
 /// The stat fields of `pid` after its command name (`fields[4]` is the
 /// controlling terminal's number).
 fn stat_fields(pid: i32) -> Vec<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // A process may end between the listing of /proc and this read.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rsplit(')')
         .next()
         .unwrap()
@@ -1993,7 +1994,7 @@ fn stat_lisp_child(supervisor: i32) -> i32 {
         lisp = fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let fields = stat_fields(pid);
-            (fields[1] == supervisor.to_string()
+            (fields.get(1) == Some(&supervisor.to_string())
                 && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("sbcl")))
             .then_some(pid)
         });
