@@ -43,4 +43,4 @@ else
     conf=$dir/hello.conf
 fi
 "$bin" "$conf" start
-echo "Now: $bin $conf eval '(hello-ticks)'   (or repl, status -v, stop); SLIME: see the README"
+echo "Now: $bin $conf eval '(hello-ticks)'   (or repl, status -v, stop); SLIME: see the manual, doc/manual.md"

@@ -29,7 +29,7 @@ if [ ! -s "$cache" ]; then
     [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
     build=$(mktemp -d)
     echo "Making the container's root file system (debootstrap, a few minutes)..."
-    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,sbcl,cl-swank,passwd \
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,sbcl,cl-swank,cl-hunchentoot,curl,passwd \
         bookworm "$build/root" "$mirror" >/dev/null
     mkdir -p "$(dirname "$cache")"
     tar -C "$build/root" -cf "$cache.new" .
@@ -52,6 +52,7 @@ root=$work/root
 mkdir "$root"
 tar -C "$root" -xf "$cache"
 cp "$deb" "$root/root/daemonization.deb"
+cp conf-examples/site.conf "$root/root/site.conf"
 # What runs inside, once the container has booted; it powers it off.
 cat > "$root/root/inside.sh" <<'INSIDE'
 #!/bin/bash
@@ -61,11 +62,24 @@ step() { echo "== $*"; }
 check() { if "$@"; then echo "ok: $*"; else echo "FAILED: $*"; failed=1; fi; }
 step install
 check dpkg -i /root/daemonization.deb
+step "the README's walk-through"
+check useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin site
+check install -m 0644 /root/site.conf /etc/daemonization/site.conf
+check daemonization /etc/daemonization/site.conf check
+check systemctl enable --now daemonization@site
+check daemonization /etc/daemonization/site.conf status -v
+check sh -c 'curl -s http://localhost:8080/ | grep -q "Hello from SBCL"'
+check daemonization /etc/daemonization/site.conf restart
+check sh -c 'curl -s http://localhost:8080/ | grep -q "Hello from SBCL"'
+check sh -c '[ "$(daemonization /etc/daemonization/site.conf eval "(sb-posix:getuid)")" = "$(id -u site)" ]'
+check sh -c '! daemonization /etc/daemonization/site.conf stop'
+check systemctl stop daemonization@site
+step the packaged example
 useradd --system --create-home --home-dir /var/lib/daemonization-demo \
     --shell /usr/sbin/nologin daemonization-demo
 install -m 0644 /etc/daemonization/hello.conf.example /etc/daemonization/hello.conf
-cat > /etc/daemonization/site.conf <<'CONF'
-(:name "site" :user "daemonization-demo" :pid-file "site.pid" :ready :notify
+cat > /etc/daemonization/svc.conf <<'CONF'
+(:name "svc" :user "daemonization-demo" :pid-file "svc.pid" :ready :notify
  :reload-function #.(lambda () (setf (symbol-function 'cl-user::reloaded) (lambda () t)))
  :main-function #.(lambda () (daemonization:ready "serving") (loop (sleep 60))))
 CONF
@@ -73,26 +87,26 @@ cat > /etc/daemonization/broken.conf <<'CONF'
 (:name "broken" :pid-file "broken.pid" :main-function #.(lambda () (error "no database")))
 CONF
 step enable --now
-check systemctl enable --now daemonization@hello daemonization@site
+check systemctl enable --now daemonization@hello daemonization@svc
 check systemctl is-active daemonization@hello
-check systemctl is-active daemonization@site
+check systemctl is-active daemonization@svc
 step status through the tool
-daemonization /etc/daemonization/site.conf status
-check sh -c 'daemonization /etc/daemonization/site.conf status | grep -q "^running (pid = $(systemctl show -P MainPID daemonization@site) "'
-check sh -c 'systemctl status daemonization@site | grep -q "Status: \"serving\""'
+daemonization /etc/daemonization/svc.conf status
+check sh -c 'daemonization /etc/daemonization/svc.conf status | grep -q "^running (pid = $(systemctl show -P MainPID daemonization@svc) "'
+check sh -c 'systemctl status daemonization@svc | grep -q "Status: \"serving\""'
 step eval
 check sh -c 'daemonization /etc/daemonization/hello.conf eval "(hello-ticks)" | grep -Eq "^[0-9]+$"'
-check sh -c '[ "$(daemonization /etc/daemonization/site.conf eval "(sb-posix:getuid)")" = "$(id -u daemonization-demo)" ]'
+check sh -c '[ "$(daemonization /etc/daemonization/svc.conf eval "(sb-posix:getuid)")" = "$(id -u daemonization-demo)" ]'
 step reload
-check systemctl reload daemonization@site
-check sh -c '[ "$(daemonization /etc/daemonization/site.conf eval "(cl-user::reloaded)")" = T ]'
+check systemctl reload daemonization@svc
+check sh -c '[ "$(daemonization /etc/daemonization/svc.conf eval "(cl-user::reloaded)")" = T ]'
 check sh -c '! systemctl reload daemonization@hello'
 step the journal
-check sh -c 'journalctl -u daemonization@site --no-pager | grep -q "Started"'
+check sh -c 'journalctl -u daemonization@svc --no-pager | grep -q "Started"'
 step stop
-check systemctl stop daemonization@site
-check sh -c '! systemctl is-active -q daemonization@site'
-check sh -c 'daemonization /etc/daemonization/site.conf status; [ $? = 3 ]'
+check systemctl stop daemonization@svc
+check sh -c '! systemctl is-active -q daemonization@svc'
+check sh -c 'daemonization /etc/daemonization/svc.conf status; [ $? = 3 ]'
 step a start that fails
 check sh -c '! systemctl start daemonization@broken'
 check sh -c 'systemctl is-failed -q daemonization@broken'

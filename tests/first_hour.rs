@@ -272,3 +272,110 @@ fn the_man_pages_are_made_from_the_tables() {
         "{five}"
     );
 }
+
+/// The README's walk-through conf (conf-examples/site.conf, shown there
+/// whole) starts a real Hunchentoot site as its `:user` that answers, and
+/// `restart` replaces it while it serves.
+#[test]
+fn the_walk_through_site_serves() {
+    test_user();
+    let sb = open_sandbox();
+    let port = free_port();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf-examples/site.conf"
+    ))
+    .unwrap();
+    let body: String = example
+        .lines()
+        .filter(|l| !l.starts_with(";;;"))
+        .map(|l| format!("   {l}\n"))
+        .collect();
+    assert!(
+        readme.contains(&body),
+        "the README shows conf-examples/site.conf whole"
+    );
+    let fasl = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fasl-hunchentoot-site/");
+    let conf = sb.example(
+        "site.conf",
+        &[
+            (":user \"site\"", ":user \"dztest\""),
+            (":port 8080", &format!(":port {port}")),
+            (
+                ":preload (:hunchentoot)",
+                &format!(
+                    ":preload (:hunchentoot) :fasl-dir {}",
+                    lisp_string(fasl.to_str().unwrap())
+                ),
+            ),
+        ],
+    );
+    let out = sb.run(&conf, &["--timeout", "300", "start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    sb.track(started_pid(&out));
+    let get = || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        use std::io::{Read as _, Write as _};
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).ok()?;
+        Some(reply)
+    };
+    let reply = get().expect("the site answers");
+    assert!(reply.ends_with("Hello from SBCL\n"), "{reply}");
+    let out = sb.run(&conf, &["restart"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(get().is_some_and(|r| r.ends_with("Hello from SBCL\n")));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// Every message of the README's "The common mistakes" is the tool's,
+/// whole, for the mistake it names.
+#[test]
+fn the_common_mistakes_read_as_the_readme_says() {
+    let sb = Sandbox::new();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## The common mistakes")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the section");
+    let messages: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    let mistakes: [(&str, &[&str]); 5] = [
+        ("(:pid-fil \"x\")", &["check"]),
+        (
+            "(:name \"x\"\n :main-function #.(lambda () (start))\n   (sb-thread:join-thread t))",
+            &["check"],
+        ),
+        ("", &["check"]),
+        (
+            "(:pid-file \"p.pid\" :preload (:no-such-system))",
+            &["start"],
+        ),
+        (
+            "(:pid-file \"h.pid\" :listen ((:name \"http\" :port 8080)) :ready (:port 8080))",
+            &["check"],
+        ),
+    ];
+    assert_eq!(messages.len(), mistakes.len(), "{messages:?}");
+    for (i, (message, (text, args))) in messages.iter().zip(mistakes).enumerate() {
+        let out = match text.is_empty() {
+            // The missing conf: the path the README names.
+            true => run(sb.dir.path(), &["/etc/daemonization/sit.conf", args[0]]),
+            false => sb.run(&sb.conf(&format!("m{i}.conf"), text), args),
+        };
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        let message = message.replace(
+            "(...)",
+            &format!("(pid-file = {})", sb.pid_file("p.pid").display()),
+        );
+        assert!(said.contains(&message), "{message}\n---\n{said}");
+    }
+}

@@ -207,7 +207,7 @@ pub fn page_1() -> String {
     out.push_str(
         ".SH SEE ALSO\n\
          \\fBdaemonization.conf\\fR(5), \\fBsystemctl\\fR(1), \\fBsystemd.service\\fR(5), \
-         \\fBjournalctl\\fR(1), \\fBsbcl\\fR(1); the manual, /usr/share/doc/daemonization/README.md\n",
+         \\fBjournalctl\\fR(1), \\fBsbcl\\fR(1); the manual, /usr/share/doc/daemonization/manual.md\n",
     );
     out
 }
