@@ -59,7 +59,7 @@ cat > "$root/root/inside.sh" <<'INSIDE'
 exec > /root/result 2>&1
 failed=0
 step() { echo "== $*"; }
-check() { if "$@"; then echo "ok: $*"; else echo "FAILED: $*"; failed=1; fi; }
+check() { if "$@"; then echo "ok: $*"; else echo "FAILED: $*"; failed=1; journalctl -n 15 --no-pager; fi; }
 step install
 check dpkg -i /root/daemonization.deb
 step "the README's walk-through"
@@ -109,7 +109,7 @@ check sh -c '! systemctl is-active -q daemonization@svc'
 check sh -c 'daemonization /etc/daemonization/svc.conf status; [ $? = 3 ]'
 step a start that fails
 check sh -c '! systemctl start daemonization@broken'
-check sh -c 'systemctl is-failed -q daemonization@broken'
+check sh -c '[ "$(systemctl show -P Result daemonization@broken)" != success ]'
 check sh -c 'journalctl -u daemonization@broken --no-pager | grep -q "no database"'
 systemctl stop daemonization@hello
 echo "== result: $failed"

@@ -379,3 +379,50 @@ fn the_common_mistakes_read_as_the_readme_says() {
         assert!(said.contains(&message), "{message}\n---\n{said}");
     }
 }
+
+/// `nodaemon` (what the template unit runs) makes the `:user`'s fasl
+/// cache as `start` does: under a service manager the system user's site
+/// compiles its `:preload` and becomes ready.
+#[test]
+fn nodaemon_makes_the_users_fasl_cache() {
+    use std::os::unix::net::UnixDatagram;
+    let user = system_user();
+    let sb = open_sandbox();
+    let cache = sb.path("cache/fasl/");
+    let conf = sb.conf(
+        "nd.conf",
+        &format!(
+            "(:pid-file \"nd.pid\" :user \"dzsystem\" :fasl-dir {} :preload (:alexandria)\n \
+             :main-function #.(lambda () (alexandria:iota 3)))",
+            lisp_string(cache.to_str().unwrap())
+        ),
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let child = sb
+        .command(&conf, &["nodaemon"])
+        .env("NOTIFY_SOCKET", &path)
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tool = child.id() as i32;
+    sb.track(tool);
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("a notification");
+    let said = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(said.starts_with("READY=1"), "{said}");
+    assert_eq!(std::fs::metadata(&cache).unwrap().uid(), user.uid.as_raw());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

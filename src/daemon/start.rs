@@ -169,6 +169,9 @@ fn restart_running(req: &Request) -> Result<Fact, DaemonError> {
 /// leave with.
 pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
     let program = program(req)?;
+    // As start does: the :user's fasl cache is made for it (the template
+    // unit runs nodaemon; the user could not make /var/cache/... itself).
+    create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
     if under_service_manager() {
         return service(req, &program);
     }
