@@ -11,11 +11,12 @@
 # script (bsdutils): the terminal tests; man-db, bash-completion: the
 # installed package's man page and completions; emacs-nox, slime: SLIME
 # connected in batch Emacs through the control socket (contrib/emacs);
-# python3: a test's fake control socket.
+# python3: a test's fake control socket; systemd-container, debootstrap:
+# scripts/systemd-test.sh (a booted Debian container with a real systemd).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(sbcl cl-swank cl-hunchentoot ecl clisp rsyslog passwd systemd util-linux bsdutils
-    man-db bash-completion emacs-nox slime python3)
+    man-db bash-completion emacs-nox slime python3 systemd-container debootstrap)
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test-deps.sh installs packages and must run as root; the tests need root too." >&2
     echo "Run: sudo scripts/test-deps.sh   (it installs: ${packages[*]}, and this tool's .deb)" >&2
