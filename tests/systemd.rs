@@ -630,3 +630,46 @@ fn the_watchdog_maps_onto_systemds() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// `nodaemon` as the Lisp's parent (a NOTIFY_SOCKET, no unit): if the tool
+/// is killed outright, its Lisp goes with it, never left running alone.
+#[test]
+fn a_killed_nodaemon_takes_its_lisp_along() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "along.conf",
+        "(:pid-file \"along.pid\" :main-function #.(lambda () t))",
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let mut child = sb
+        .command(&conf, &["nodaemon"])
+        .env("NOTIFY_SOCKET", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tool = child.id() as i32;
+    sb.track(tool);
+    assert!(receive(&socket).starts_with("READY=1"));
+    let lisp = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().map(str::to_string))
+                .and_then(|rest| rest.split_whitespace().nth(1).map(str::to_string))
+                == Some(tool.to_string())
+        })
+        .expect("the Lisp, the tool's child");
+    sb.track(lisp);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(wait_until(30, || !alive(lisp)), "the Lisp {lisp} stayed");
+}

@@ -131,8 +131,8 @@ fn end_tree(launch: &Launch, child: Pid) {
 
 /// The Lisp as our child, the readiness pipe's write end `ready` on
 /// `READY_FD`, the plan's other slots filled (`/dev/null`); in a session
-/// of its own (`own_session`, or when it runs as another user), killed
-/// if we die (`own_session`: a builder of cores).
+/// of its own (`own_session`: a builder of cores; or when it runs as
+/// another user), killed if we die.
 pub(super) fn fork_child(
     launch: &Launch,
     ready: OwnedFd,
@@ -161,7 +161,10 @@ pub(super) fn fork_child(
             // ours: at most a pty of its own.
             let how = Become {
                 new_session: own_session || launch.switch.is_some(),
-                die_with_parent: own_session.then_some(parent),
+                // The Lisp is this tool's child for its whole life: if
+                // the tool is killed (SIGKILL), it goes too, never left
+                // running with no one to stop it.
+                die_with_parent: Some(parent),
                 terminal: pty.map(Pty::controlling),
                 ..Become::default()
             };
