@@ -300,6 +300,19 @@ def notify_ready(env, work, runs):
              f"{times['returned']*1000:.1f} ms (the same main returning)", times["notify"] / times["returned"], "≤ 1.1×")]
 
 
+def control_cost(env, work, runs):
+    """Start-to-ready with the control socket (the default) against the
+    same conf with :control nil: what the socket costs a start."""
+    times = {}
+    for control in ("t", "nil"):
+        c = os.path.join(work, f"control-{control}.conf")
+        with open(c, "w") as f:
+            f.write(f'(:pid-file "control-{control}.pid" :control {control} :main-function #.(lambda () t))')
+        times[control] = start_to_ready(env, c, runs)
+    return [("start-to-ready with the control socket", f"{times['t']*1000:.1f} ms",
+             f"{times['nil']*1000:.1f} ms (:control nil)", times["t"] / times["nil"], "none: what it costs")]
+
+
 def everything(env, work, runs):
     """Every row but --only's: the tool against its baselines."""
     rows = []
@@ -462,7 +475,7 @@ def everything(env, work, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
-    ap.add_argument("--only", choices=["cores", "restarts", "notify"], help="run only this part")
+    ap.add_argument("--only", choices=["cores", "restarts", "notify", "control"], help="run only this part")
     parsed = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit("build first: cargo build --release")
@@ -481,6 +494,8 @@ def main():
             rows = restarts(env, work, parsed.runs)
         elif parsed.only == "notify":
             rows = notify_ready(env, work, parsed.runs)
+        elif parsed.only == "control":
+            rows = control_cost(env, work, parsed.runs)
         else:
             rows = everything(env, work, parsed.runs)
     finally:
