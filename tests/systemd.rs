@@ -152,6 +152,16 @@ fn receive_within(socket: &UnixDatagram, secs: u64) -> String {
     }
 }
 
+/// SIGTERM to the tool `child` (a nodaemon), and its end.
+fn terminate(child: std::process::Child) -> std::process::Output {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Receives one notification, with a deadline.
 fn receive(socket: &UnixDatagram) -> String {
     socket
@@ -497,12 +507,7 @@ fn a_socket_systemd_passes_is_the_daemons() {
         "{reply:?}"
     );
     let _ = std::net::TcpStream::connect(("127.0.0.1", port)).map(|mut s| s.write_all(b""));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tool),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -542,12 +547,7 @@ fn descriptors_the_manager_leaves_on_3_to_5_are_no_obstacle() {
         status.starts_with(&format!("running (pid = {tool} ")),
         "{status}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tool),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!sb.pid_file("fds.pid").exists());
 }
@@ -581,12 +581,7 @@ fn a_stray_notify_socket_makes_no_unit() {
         stdout(&sb.run(&conf, &["status"])).starts_with("not-running - no-pid-file"),
         "not the conf's unit"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tool),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert!(
         matches!(out.status.code(), Some(0 | 143)),
         "{:?} {}",
@@ -622,12 +617,7 @@ fn the_watchdog_maps_onto_systemds() {
     assert_eq!(receive(&socket), format!("READY=1\nMAINPID={tool}"));
     assert_eq!(receive(&socket), "WATCHDOG=1");
     assert_eq!(receive(&socket), "WATCHDOG=1");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tool),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = terminate(child);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -672,4 +662,31 @@ fn a_killed_nodaemon_takes_its_lisp_along() {
     .unwrap();
     child.wait().unwrap();
     assert!(wait_until(30, || !alive(lisp)), "the Lisp {lisp} stayed");
+}
+
+/// `nodaemon` (what the template unit runs) makes the `:user`'s fasl
+/// cache as `start` does: under a service manager the system user's site
+/// compiles its `:preload` and becomes ready.
+#[test]
+fn nodaemon_makes_the_users_fasl_cache() {
+    use std::os::unix::fs::MetadataExt as _;
+    let user = system_user();
+    let sb = open_sandbox();
+    let cache = sb.path("cache/fasl/");
+    let conf = sb.conf(
+        "nd.conf",
+        &format!(
+            "(:pid-file \"nd.pid\" :user \"dzsystem\" :fasl-dir {} :preload (:alexandria)\n \
+             :main-function #.(lambda () (alexandria:iota 3)))",
+            lisp_string(cache.to_str().unwrap())
+        ),
+    );
+    let path = sb.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let child = nodaemon(&sb, &conf, path.to_str().unwrap());
+    sb.track(child.id() as i32);
+    assert!(receive(&socket).starts_with("READY=1"));
+    assert_eq!(std::fs::metadata(&cache).unwrap().uid(), user.uid.as_raw());
+    let out = terminate(child);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -323,23 +323,28 @@ OTHERWISE."
   (setf *exit-reason* :error)
   (%exit 70 t))
 
-(defun read-user-form (text)
-  "Reads TEXT as the original did; a package of a known module that is not
-loaded yet (ASDF, SB-POSIX, ...) is loaded, and the text read again."
+(defun read-loading-modules (read)
+  "Calls READ (a reader of the user's text) and returns what it returns; a
+package of a known module that is not loaded yet (ASDF, SB-POSIX, ...) is
+loaded, and READ called again."
   (let ((tried '()))
     (loop
-      (handler-case
-          (return
-            (with-standard-io-syntax
-              (let ((*package* (find-package "COMMON-LISP-USER"))
-                    (*read-eval* t))
-                (read-from-string text))))
+      (handler-case (return (funcall read))
         (package-error (c)
           (let* ((name (ignore-errors (string (package-error-package c))))
                  (module (cdr (assoc name *module-packages* :test #'equal))))
             (if (and module (not (member module tried :test #'equal)))
                 (progn (push module tried) (%require module))
                 (error c))))))))
+
+(defun read-user-form (text)
+  "Reads TEXT as the original did (see READ-LOADING-MODULES)."
+  (read-loading-modules
+   (lambda ()
+     (with-standard-io-syntax
+       (let ((*package* (find-package "COMMON-LISP-USER"))
+             (*read-eval* t))
+         (read-from-string text))))))
 
 (defun user-function (text)
   (when text

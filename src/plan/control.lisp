@@ -196,18 +196,9 @@ heard."
          (done stream session))))
 
 (defun read-form (text start)
-  "The next form of TEXT from START, and where the one after starts; a
-package of a known module that is not loaded yet (SB-POSIX, ASDF, ...) is
-loaded, and the form read again."
-  (let ((tried '()))
-    (loop
-      (handler-case (return (read-from-string text nil text :start start))
-        (package-error (c)
-          (let* ((name (ignore-errors (string (package-error-package c))))
-                 (module (cdr (assoc name *module-packages* :test #'equal))))
-            (if (and module (not (member module tried :test #'equal)))
-                (progn (push module tried) (%require module))
-                (error c))))))))
+  "The next form of TEXT from START, and where the one after starts (see
+READ-LOADING-MODULES)."
+  (read-loading-modules (lambda () (read-from-string text nil text :start start))))
 
 (defun eval-request (stream session text)
   "Reads and evaluates the forms of TEXT in the session's package, one by
