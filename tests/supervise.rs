@@ -463,3 +463,148 @@ fn orphans_of_the_lisp_are_reaped() {
     assert!(lisp > 0 && alive(lisp), "the Lisp serves on");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
+
+/// A memory cgroup of the test's with a limit, v2's where the unified
+/// hierarchy has the memory controller, else v1's (a hybrid hierarchy);
+/// what is left in it is killed and it is removed when dropped.
+struct MemoryCgroup {
+    dir: std::path::PathBuf,
+}
+
+impl MemoryCgroup {
+    fn with_limit(bytes: u64) -> MemoryCgroup {
+        needs_root();
+        let name = format!("dz-oom-{}", std::process::id());
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = |kind: &str, option: &str| {
+            mounts.lines().find_map(|line| {
+                let (left, right) = line.split_once(" - ")?;
+                let right: Vec<&str> = right.split_whitespace().collect();
+                let point = left.split_whitespace().nth(4)?;
+                (right[0] == kind
+                    && right[2]
+                        .split(',')
+                        .any(|o| o == option || option.is_empty()))
+                .then(|| std::path::PathBuf::from(point))
+            })
+        };
+        let v2 = mount("cgroup2", "").filter(|top| {
+            fs::read_to_string(top.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+        });
+        let set = |dir: &Path, file: &str, value: &str| fs::write(dir.join(file), value);
+        if let Some(top) = v2 {
+            let _ = set(&top, "cgroup.subtree_control", "+memory");
+            let dir = top.join(name);
+            fs::create_dir(&dir).unwrap();
+            set(&dir, "memory.max", &bytes.to_string()).unwrap();
+            let _ = set(&dir, "memory.swap.max", "0");
+            return MemoryCgroup { dir };
+        }
+        let v1 = mount("cgroup", "memory");
+        needs(
+            "a memory cgroup controller (cgroup v2 with memory, or v1's memory hierarchy)",
+            v1.is_some(),
+            "boot with the memory controller enabled (cgroup_enable=memory)",
+        );
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = own
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+                controllers
+                    .split(',')
+                    .any(|c| c == "memory")
+                    .then_some(path)
+            })
+            .unwrap();
+        let dir = v1.unwrap().join(path.trim_start_matches('/')).join(name);
+        fs::create_dir(&dir).unwrap();
+        set(&dir, "memory.limit_in_bytes", &bytes.to_string()).unwrap();
+        let _ = set(&dir, "memory.memsw.limit_in_bytes", &bytes.to_string());
+        MemoryCgroup { dir }
+    }
+
+    /// A shell line that moves the shell into this cgroup (as root).
+    fn enter(&self) -> String {
+        format!("echo $$ > '{}/cgroup.procs'", self.dir.display())
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let members = || fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in members().lines().filter_map(|l| l.trim().parse().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        wait_until(10, || members().trim().is_empty());
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// A supervised Lisp killed by the kernel's OOM killer (its memory cgroup
+/// at its limit): the supervisor's record and `status` name the OOM
+/// killer, not "killed by SIGKILL". Run as the test user (its supervisor
+/// has no cgroup of the tool's, so it stays in the test's memory cgroup).
+#[test]
+fn the_oom_killer_is_named() {
+    needs_root();
+    let user = test_user();
+    let memory = MemoryCgroup::with_limit(256 * 1024 * 1024);
+    let sb = open_sandbox();
+    let pids = sb.path("user");
+    fs::create_dir(&pids).unwrap();
+    std::os::unix::fs::chown(&pids, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+    let go = pids.join("go");
+    let conf = sb.conf(
+        "oom.conf",
+        &format!(
+            "(:pid-file \"oom.pid\" :name \"oom\" :dynamic-space-size 4096\n\
+             :restart :on-failure :start-limit (1 60)\n\
+             :main-function #.(lambda ()\n\
+               (sb-thread:make-thread (lambda ()\n\
+                 (loop until (probe-file {}) do (sleep 0.02))\n\
+                 (loop collect (make-array (* 8 1024 1024) :element-type '(unsigned-byte 8) :initial-element 1)))\n\
+                :name \"hog\") t))",
+            lisp_string(go.to_str().unwrap())
+        ),
+    );
+    let as_user = |args: &[&str]| {
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "{} && exec setpriv --reuid={} --regid={} --init-groups \"$@\"",
+                memory.enter(),
+                user.uid,
+                user.gid
+            ))
+            .arg("sh")
+            .arg(bin_for_anyone())
+            .arg(&conf)
+            .args(args)
+            .env("DAEMONIZATION_PID_DIR", &pids)
+            .env("LOGGING_CONF", logging_conf(&pids))
+            .env_remove("NOTIFY_SOCKET");
+        let out = command.output().unwrap();
+        for pid in daemons_in(&stdout(&out)) {
+            sb.track(pid);
+        }
+        out
+    };
+    let supervisor = started_pid(&as_user(&["start"]));
+    fs::write(&go, "").unwrap();
+    assert!(wait_until(60, || !alive(supervisor)), "gave up");
+    let out = as_user(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "ERROR: the supervisor gave up at :start-limit; the Lisp was killed by the kernel's \
+         OOM killer (out of memory). Fix it and start it again (zap or stop clears this record)\n"
+    );
+    assert_eq!(as_user(&["zap"]).status.code(), Some(0));
+}

@@ -108,19 +108,6 @@ impl Cgroup {
         Ok(())
     }
 
-    /// How many of its processes the kernel's OOM killer killed
-    /// (`memory.events`, where the memory controller is on; else 0).
-    pub fn oom_kills(&self) -> u64 {
-        std::fs::read_to_string(self.path.join("memory.events"))
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("oom_kill ").map(str::to_string))
-            })
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
     /// Whether the cgroup exists.
     pub fn exists(&self) -> bool {
         self.path.join("cgroup.procs").exists()
@@ -233,6 +220,100 @@ impl Cgroup {
         }
         let _ = std::fs::remove_dir(&self.path);
     }
+}
+
+/// Where the kernel counts the OOM kills of a Lisp's memory cgroup, and
+/// the count when the Lisp started: a Lisp killed by SIGKILL after the
+/// count grew was killed by the OOM killer. Cgroup v2's `memory.events`
+/// (hierarchical: the nearest cgroup up the Lisp's that has the memory
+/// controller) or v1's `memory.oom_control` (the memory cgroup a Lisp
+/// inherits from whoever started the tool, e.g. a unit's `MemoryLimit=`
+/// on a hybrid hierarchy). The files are the kernel's; a process cannot
+/// write them.
+#[derive(Debug)]
+pub struct OomCount {
+    file: PathBuf,
+    before: u64,
+}
+
+impl OomCount {
+    /// For a Lisp about to be forked into `cgroup` (v2, when the tool made
+    /// one), else into this process's cgroups; None where no memory
+    /// controller counts.
+    pub fn for_lisp(cgroup: Option<&Cgroup>) -> Option<OomCount> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let file = v2_memory_events(cgroup, &own).or_else(|| v1_oom_control(&own))?;
+        let before = oom_kills_in(&file)?;
+        Some(OomCount { file, before })
+    }
+
+    /// Whether the OOM killer killed in the Lisp's memory cgroup since it
+    /// started.
+    pub fn grew(&self) -> bool {
+        oom_kills_in(&self.file).is_some_and(|now| now > self.before)
+    }
+}
+
+/// The `oom_kill N` line of a memory cgroup's events or OOM control file.
+fn oom_kills_in(file: &Path) -> Option<u64> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `memory.events` of `cgroup` (else of this process's v2 cgroup, the
+/// `0::PATH` line of /proc/self/cgroup) or of the nearest cgroup above it.
+fn v2_memory_events(cgroup: Option<&Cgroup>, own: &str) -> Option<PathBuf> {
+    let top = hierarchy()?;
+    let mut dir = match cgroup {
+        Some(c) => c.path.clone(),
+        None => {
+            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+            top.join(path.trim_start_matches('/'))
+        }
+    };
+    while dir.starts_with(&top) && dir != top {
+        let events = dir.join("memory.events");
+        if events.exists() {
+            return Some(events);
+        }
+        dir.pop();
+    }
+    None
+}
+
+/// `memory.oom_control` of this process's v1 memory cgroup: the line
+/// `N:…memory…:PATH` of /proc/self/cgroup, under the mount of a `cgroup`
+/// file system with the `memory` option.
+fn v1_oom_control(own: &str) -> Option<PathBuf> {
+    let path = own.lines().find_map(|l| {
+        let mut fields = l.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    })?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // A mount of the hierarchy's root, or of the part of it above PATH
+    // (a container's).
+    let (root, mount) = info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut right = right.split_whitespace();
+        let (kind, options) = (right.next()?, right.nth(1)?);
+        let mut left = left.split_whitespace();
+        let (root, point) = (left.nth(3)?, left.next()?);
+        (kind == "cgroup"
+            && options.split(',').any(|o| o == "memory")
+            && Path::new(path).starts_with(root))
+        .then(|| (PathBuf::from(root), PathBuf::from(point)))
+    })?;
+    let below = Path::new(path).strip_prefix(&root).ok()?;
+    Some(mount.join(below).join("memory.oom_control"))
 }
 
 /// Ends the rest of a tree whose Lisp has ended, in a supervisor (the

@@ -20,6 +20,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2};
 
+use super::contain::OomCount;
 use super::error::DaemonError;
 use super::events::read_what_is_there;
 use super::events::{Event, EventLoop, ReadyBy, take_signals};
@@ -299,8 +300,8 @@ struct Supervisor<'a> {
     pipe_owner: Option<Pid>,
     /// What happened without an event (a next Lisp that could not start).
     pending: Option<Happened>,
-    /// The read end of each running Lisp's cause pipe.
-    causes: Vec<(Pid, File)>,
+    /// What each running Lisp leaves to tell why it died.
+    last_words: Vec<LastWords>,
     /// The last write of the state failed (and was logged).
     state_failed: bool,
     /// The service manager, for `nodaemon` under one (the supervisor is
@@ -347,6 +348,14 @@ struct Next {
 }
 
 /// An old Lisp going through the stop schedule.
+/// What a running Lisp leaves to tell why it died: the read end of its
+/// cause pipe, and the count of its memory cgroup's OOM kills.
+struct LastWords {
+    pid: Pid,
+    cause: File,
+    oom: Option<OomCount>,
+}
+
 struct Retiring {
     pid: Pid,
     generation: u32,
@@ -420,7 +429,7 @@ pub fn run(
         retiring: Vec::new(),
         pipe_owner: None,
         pending: None,
-        causes: Vec::new(),
+        last_words: Vec::new(),
         state_failed: false,
         watchdog: policy.watchdog.map(|(every, misses)| Watchdog {
             every,
@@ -586,7 +595,7 @@ impl Supervisor<'_> {
         let status = waitpid(Pid::from_raw(pid), None).unwrap_or(WaitStatus::StillAlive);
         if let Some(at) = self.retiring.iter().position(|r| r.pid.as_raw() == pid) {
             let retired = self.retiring.remove(at);
-            let _ = self.why(retired.pid, retired.generation, status);
+            let _ = self.why(retired.pid, status);
             self.end_generation(retired.generation);
             return None;
         }
@@ -597,8 +606,8 @@ impl Supervisor<'_> {
         }
         self.events.pipe = None;
         self.pipe_owner = None;
+        let died = self.why(next.pid, status);
         self.end_generation(next.generation);
-        let died = self.why(next.pid, next.generation, status);
         let why = match (next.failure, self.protocol.report(&self.events.text)) {
             (Some(failure), _) => failure,
             (None, Some(report)) => format!("failed: {}", report.lines().next().unwrap_or("")),
@@ -611,24 +620,23 @@ impl Supervisor<'_> {
         })
     }
 
-    /// Why the Lisp `pid` of `generation`, which ended with `status`,
-    /// died: its last word, its cgroup's OOM kills, its exit.
-    fn why(&mut self, pid: Pid, generation: u32, status: WaitStatus) -> String {
-        let cause = self
-            .causes
+    /// Why the Lisp `pid`, which ended with `status`, died: its last word,
+    /// the OOM kills of its memory cgroup since it started, its exit.
+    fn why(&mut self, pid: Pid, status: WaitStatus) -> String {
+        let words = self
+            .last_words
             .iter()
-            .position(|(p, _)| *p == pid)
-            .map(|at| self.causes.remove(at).1)
-            .and_then(|mut pipe| {
-                let mut text = String::new();
-                read_what_is_there(&mut pipe, &mut text);
-                text.parse::<Cause>().ok()
-            });
-        let oom = self
-            .launch
-            .cgroup
+            .position(|w| w.pid == pid)
+            .map(|at| self.last_words.remove(at));
+        let oom = words
             .as_ref()
-            .is_some_and(|c| c.lisp(generation).oom_kills() > 0);
+            .and_then(|w| w.oom.as_ref())
+            .is_some_and(OomCount::grew);
+        let cause = words.and_then(|mut words| {
+            let mut text = String::new();
+            read_what_is_there(&mut words.cause, &mut text);
+            text.parse::<Cause>().ok()
+        });
         // Its runtime's fatal error, in its output (SBCL's, with
         // --lose-on-corruption: a control stack exhausted ends it so).
         let fatal = self.events.output.as_mut().and_then(|o| {
@@ -838,7 +846,7 @@ impl Supervisor<'_> {
         if let Some(o) = &mut self.events.output {
             o.drain();
         }
-        let why = self.why(lisp, self.generation, status);
+        let why = self.why(lisp, status);
         self.end_tree();
         self.record.last_exit = Some(match self.broken.take() {
             Some(broken) => format!("{broken}; killed"),
@@ -978,9 +986,11 @@ impl Supervisor<'_> {
     fn fork_lisp(&mut self, generation: u32) -> Option<Pid> {
         let (ready_read, ready_write) = pipe2(OFlag::O_CLOEXEC).ok()?;
         let (cause_read, cause_write) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
-        if let Some(cgroup) = &self.launch.cgroup {
-            cgroup.lisp(generation).create().ok()?;
+        let cgroup = self.launch.cgroup.as_ref().map(|c| c.lisp(generation));
+        if let Some(cgroup) = &cgroup {
+            cgroup.create().ok()?;
         }
+        let oom = OomCount::for_lisp(cgroup.as_ref());
         let (launch, output, supervisor) = (
             self.launch,
             self.events.output.as_ref(),
@@ -990,7 +1000,11 @@ impl Supervisor<'_> {
         let child =
             super::fork::child(|| lisp_child(launch, fds, output, supervisor, generation)).ok()?;
         drop((ready_write, cause_write));
-        self.causes.push((child, File::from(cause_read)));
+        self.last_words.push(LastWords {
+            pid: child,
+            cause: File::from(cause_read),
+            oom,
+        });
         self.pipe_owner = Some(child);
         self.events.pipe = Some(File::from(ready_read));
         self.events.text.clear();
@@ -1017,7 +1031,7 @@ impl Supervisor<'_> {
         let Ok(fd) = PidFd::open(pid.as_raw()) else {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
-            self.causes.retain(|(p, _)| *p != pid);
+            self.last_words.retain(|w| w.pid != pid);
             self.events.pipe = None;
             self.pipe_owner = None;
             self.end_generation(generation);
