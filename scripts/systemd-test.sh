@@ -83,6 +83,16 @@ cat > /etc/daemonization/svc.conf <<'CONF'
  :reload-function #.(lambda () (setf (symbol-function 'cl-user::reloaded) (lambda () t)))
  :main-function #.(lambda () (daemonization:ready "serving") (loop (sleep 60))))
 CONF
+cat > /etc/daemonization/port.conf <<'CONF'
+(:name "port" :user "daemonization-demo" :pid-file "port.pid" :ready (:port 8091)
+ :main-function #.(lambda ()
+   (require :sb-bsd-sockets)
+   (let ((s (make-instance (find-symbol "INET-SOCKET" "SB-BSD-SOCKETS") :type :stream :protocol :tcp)))
+     (funcall (find-symbol "SOCKET-BIND" "SB-BSD-SOCKETS") s #(127 0 0 1) 8091)
+     (funcall (find-symbol "SOCKET-LISTEN" "SB-BSD-SOCKETS") s 5)
+     (loop (funcall (find-symbol "SOCKET-CLOSE" "SB-BSD-SOCKETS")
+                    (funcall (find-symbol "SOCKET-ACCEPT" "SB-BSD-SOCKETS") s))))))
+CONF
 cat > /etc/daemonization/broken.conf <<'CONF'
 (:name "broken" :pid-file "broken.pid" :main-function #.(lambda () (error "no database")))
 CONF
@@ -90,6 +100,12 @@ step enable --now
 check systemctl enable --now daemonization@hello daemonization@svc
 check systemctl is-active daemonization@hello
 check systemctl is-active daemonization@svc
+step "a main that never returns, ready when its port answers"
+check systemctl start daemonization@port
+check systemctl is-active daemonization@port
+check sh -c 'daemonization /etc/daemonization/port.conf status | grep -q "^running (pid = $(systemctl show -P MainPID daemonization@port) "'
+check sh -c 'curl -s -o /dev/null telnet://127.0.0.1:8091 --max-time 2; [ $? != 7 ]'
+check systemctl stop daemonization@port
 step status through the tool
 daemonization /etc/daemonization/svc.conf status
 check sh -c 'daemonization /etc/daemonization/svc.conf status | grep -q "^running (pid = $(systemctl show -P MainPID daemonization@svc) "'
@@ -105,6 +121,9 @@ step the journal
 check sh -c 'journalctl -u daemonization@svc --no-pager | grep -q "Started"'
 step stop
 check systemctl stop daemonization@svc
+# Each of the daemon's lines reaches the journal once (its stderr and its
+# log line were both there).
+check sh -c '[ "$(journalctl -u daemonization@svc --no-pager | grep -c "Stop svc daemon")" = 1 ]'
 check sh -c '! systemctl is-active -q daemonization@svc'
 check sh -c 'daemonization /etc/daemonization/svc.conf status; [ $? = 3 ]'
 step a start that fails

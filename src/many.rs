@@ -202,9 +202,8 @@ fn table(listed: &[Listed]) -> String {
         let memory = number("rss-kib")
             .filter(|_| running)
             .map(|k| format!("{:.1} MiB", k as f64 / 1024.0));
-        let pid = s
-            .and_then(|s| s["lisp-pid"].as_i64().or(s["pid"].as_i64()))
-            .filter(|_| running);
+        // The pid `status` shows (a supervisor's, which `stop` signals).
+        let pid = s.and_then(|s| s["pid"].as_i64()).filter(|_| running);
         let dash = || "-".to_string();
         rows.push([
             name,

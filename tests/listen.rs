@@ -68,20 +68,21 @@ fn request(port: u16, uri: &str) -> (Ending, String) {
     }
 }
 
-/// A Hunchentoot site on the held socket `port`: `/` answers `gen PID`,
-/// `/slow` after a second; a new Lisp fails while `broken` exists.
-fn site(sb: &Sandbox, port: u16, broken: &Path) -> std::path::PathBuf {
+/// A Hunchentoot site on the held socket `port`, with `extra` keys: `/`
+/// answers `gen PID CORE` (the image's core file), `/slow` after a second;
+/// a new Lisp fails while `broken` exists.
+fn site(sb: &Sandbox, port: u16, broken: &Path, extra: &str) -> std::path::PathBuf {
     let fasl = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fasl-hunchentoot-listen/");
     sb.conf(
         "site.conf",
         &format!(
-            "(:name \"site\" :pid-file \"site.pid\" :fasl-dir {fasl} :output {output}\n \
+            "(:name \"site\" :pid-file \"site.pid\" :fasl-dir {fasl} :output {output} {extra}\n \
              :listen ((:name \"http\" :port {port} :address \"127.0.0.1\"))\n \
              :preload (:hunchentoot)\n \
              :main-function #.(lambda ()\n\
                (when (probe-file {broken}) (error \"the new code is broken\"))\n\
                (eval (read-from-string \"(hunchentoot:define-easy-handler (home :uri \\\"/\\\") ()\n\
-                                          (format nil \\\"gen ~a\\\" (sb-posix:getpid)))\"))\n\
+                                          (format nil \\\"gen ~a ~a\\\" (sb-posix:getpid) (sb-ext:native-namestring sb-ext:*core-pathname*)))\"))\n\
                (eval (read-from-string \"(hunchentoot:define-easy-handler (slow :uri \\\"/slow\\\") ()\n\
                                           (sleep 1) (format nil \\\"slow ~a\\\" (sb-posix:getpid)))\"))\n\
                (hunchentoot:start (daemonization:make-acceptor :listener \"http\"\n\
@@ -112,7 +113,7 @@ fn restarts_under_traffic_lose_nothing() {
     let sb = Sandbox::new();
     let port = free_port();
     let broken = sb.path("broken");
-    let conf = site(&sb, port, &broken);
+    let conf = site(&sb, port, &broken, "");
     let out = sb.run(&conf, &["--timeout", "300", "start"]);
     sb.track(started_pid(&out));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -266,5 +267,90 @@ fn a_restart_during_a_restart_is_refused() {
     );
     assert_eq!(lisp_pid(&sb, &conf), next);
     assert!(wait_until(30, || !alive(old)), "the old Lisp ends");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
+/// A site on its saved core with held sockets: each restart starts the new
+/// Lisp from the core while the old one serves, and a client that never
+/// pauses loses nothing.
+#[test]
+fn a_site_on_its_core_restarts_on_held_sockets() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    let core = sb.path("site.core");
+    let conf = site(
+        &sb,
+        port,
+        &sb.path("broken"),
+        &format!(":core {}", lisp_string(core.to_str().unwrap())),
+    );
+    let out = sb.run(&conf, &["build-core"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut lisps = vec![lisp_pid(&sb, &conf)];
+    sb.track(lisps[0]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let endings = Arc::new(Mutex::new(Vec::new()));
+    let client = {
+        let (stop, endings) = (Arc::clone(&stop), Arc::clone(&endings));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let ended = request(port, "/");
+                endings.lock().unwrap().push(ended);
+            }
+        })
+    };
+    let answered = || {
+        endings
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, _)| *e == Ending::Answered)
+            .count()
+    };
+    assert!(wait_until(30, || answered() >= 5), "the site serves");
+    for round in 0..2 {
+        let out = sb.run(&conf, &["restart"]);
+        assert_eq!(
+            (out.status.code(), stderr(&out).as_str()),
+            (Some(0), ""),
+            "round {round}: {}",
+            stdout(&out)
+        );
+        let now = lisp_pid(&sb, &conf);
+        sb.track(now);
+        assert!(!lisps.contains(&now), "round {round}: the same Lisp {now}");
+        lisps.push(now);
+        let seen = answered();
+        assert!(wait_until(30, || answered() >= seen + 5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let endings = endings.lock().unwrap();
+    let lost: Vec<_> = endings
+        .iter()
+        .filter(|(e, _)| *e != Ending::Answered)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} lost: {lost:?}",
+        lost.len(),
+        endings.len()
+    );
+    // Every answer came from a Lisp of the core, and each generation answered.
+    let core = core.display().to_string();
+    assert!(
+        endings
+            .iter()
+            .all(|(_, body)| body.split(' ').nth(2) == Some(core.as_str())),
+        "{:?}",
+        endings.first()
+    );
+    let answered_by: std::collections::HashSet<&str> = endings
+        .iter()
+        .filter_map(|(_, body)| body.split(' ').nth(1))
+        .collect();
+    assert_eq!(answered_by.len(), 3, "{answered_by:?}");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }

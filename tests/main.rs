@@ -16,6 +16,7 @@ mod listen;
 mod log;
 mod many;
 mod original;
+mod output;
 mod pidfile;
 mod privileges;
 mod readiness;

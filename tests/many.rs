@@ -62,7 +62,8 @@ fn a_directory_of_confs_runs_each() {
 
 /// `list`: every daemon `start` left a record of, wherever its pid file
 /// is, with its state, pid, uptime, memory and conf; a stopped one is
-/// gone from the list.
+/// gone from the list. The pid is the one `status` shows and `start`
+/// printed (a supervisor's, for a supervised daemon).
 #[test]
 fn list_shows_the_daemons_the_tool_started() {
     let sb = Sandbox::new();
@@ -70,7 +71,7 @@ fn list_shows_the_daemons_the_tool_started() {
     fs::create_dir(&elsewhere).unwrap();
     let web = sb.conf(
         "web.conf",
-        "(:pid-file \"web.pid\" :name \"web\" :main-function #.(lambda () t))",
+        "(:pid-file \"web.pid\" :name \"web\" :restart :on-failure :main-function #.(lambda () t))",
     );
     let api = sb.conf(
         "api.conf",

@@ -331,43 +331,6 @@ fn a_busy_site_stops_promptly() {
     }
 }
 
-/// A tmpfs mounted for one test, lazily unmounted when dropped (the
-/// daemon's files may still be open then).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn at(dir: &Path) -> Tmpfs {
-        fs::create_dir(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount a tmpfs on {}", dir.display());
-        Tmpfs(dir.to_path_buf())
-    }
-
-    fn remount(&self, how: &str) {
-        let ok = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{how}")])
-            .arg(&self.0)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "remount {} {how}", self.0.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// A pid directory on a read-only file system: `stop` refuses before any
 /// signal (the daemon serves on, its pid file stays true) and says how to
 /// go on; once the directory is writable again, `stop` stops it.
@@ -376,7 +339,7 @@ fn stop_refuses_first_on_a_read_only_pid_directory() {
     needs_root();
     let sb = Sandbox::new();
     let dir = sb.path("ro");
-    let mount = Tmpfs::at(&dir);
+    let mount = Tmpfs::at(&dir, "1m");
     let pid_file = dir.join("ro.pid");
     let conf = sb.conf(
         "ro.conf",

@@ -190,21 +190,19 @@ impl Output {
             self.write_line(note.as_bytes());
         }
         self.note_fatal(line);
-        if self.lost > 0 && !self.write_whole(b"") {
-            self.lost += 1;
-            return;
-        }
         if self.lost > 0 {
             let note = format!(
                 "[daemonization: {} lines of output dropped: {}: {}]\n",
                 self.lost,
                 self.path.display(),
-                self.lost_why.take().unwrap_or_default()
+                self.lost_why.as_deref().unwrap_or_default()
             );
-            self.lost = 0;
             if !self.write_whole(note.as_bytes()) {
-                self.lost = 1;
+                self.lost += 1;
+                return;
             }
+            self.lost = 0;
+            self.lost_why = None;
         }
         if !self.write_whole(line) {
             self.lost += 1;
@@ -221,7 +219,11 @@ impl Output {
             }
             Err(e) => {
                 let _ = self.file.set_len(self.size);
-                self.lost_why.get_or_insert_with(|| e.to_string());
+                // The system's words, without Rust's "(os error N)".
+                self.lost_why.get_or_insert_with(|| match e.raw_os_error() {
+                    Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+                    None => e.to_string(),
+                });
                 false
             }
         }

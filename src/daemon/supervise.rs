@@ -46,7 +46,7 @@ pub fn read_state(files: &RunDir, pid: i32) -> Option<State> {
 }
 
 /// How a Lisp ended, for logs and `status`.
-fn how_it_ended(status: WaitStatus) -> String {
+pub(crate) fn how_it_ended(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, _) => format!("killed by {}", signal.as_str()),

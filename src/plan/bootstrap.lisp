@@ -56,6 +56,9 @@
 ;;;;   *MESSAGES*        whether the daemon's stop and error lines go to its
 ;;;;                     stderr too (not under systemd when they are logged
 ;;;;                     to syslog: the journal would get each twice)
+;;;;   *OUTPUT-FILE*     the :output file, when this Lisp writes it itself (a
+;;;;                     daemon without a supervisor), or NIL: its standard
+;;;;                     streams write whole lines or drop them (a full disk)
 ;;;;   *DIRECTORY*       the directory the command was run from, or NIL: the
 ;;;;                     *DEFAULT-PATHNAME-DEFAULTS* the conf's code sees
 ;;;;                     (the original's daemon, a fork of the caller's
@@ -625,6 +628,8 @@ is ready."
   (%wait-for-stop #'stop-now))
 
 (defun run ()
+  (when *output-file*
+    (%keep-output-lines *output-file*))
   (when *directory*
     (setf *default-pathname-defaults* (%directory-pathname *directory*)))
   (dolist (fd (remove nil (list* *ready-fd* *cause-fd* *close-fds*)))

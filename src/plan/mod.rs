@@ -182,7 +182,12 @@ pub fn plan(
     log: &Destinations,
     caller: &Caller,
 ) -> LaunchPlan {
-    let (bootstrap_fd, _) = lisp_fds(spec, runner.kind);
+    // A builder and :before-parent-exit-fn's Lisp get no listeners, so
+    // their bootstrap is where a Lisp without them has it.
+    let bootstrap_fd = match mode {
+        Mode::BuildCore { .. } | Mode::ParentExit { .. } => BOOTSTRAP_FD,
+        _ => lisp_fds(spec, runner.kind).0,
+    };
     let bootstrap_path = format!("/dev/fd/{bootstrap_fd}");
     let switch = switch.filter(|_| !matches!(mode, Mode::ParentExit { .. }));
     let login = switch.map(|s| Login {
@@ -342,12 +347,15 @@ fn supervision(spec: &DaemonSpec, kind: LispKind) -> Option<Policy> {
         .map(|max| (Some(max), spec.output_keep()));
     // A holder of `:listen`'s sockets across restarts, too.
     let notify = spec.ready == crate::config::Readiness::Notify || !spec.listen.is_empty();
+    // And the writer of :output for a Lisp whose streams would die of a
+    // full disk.
+    let writer = spec.output.is_some() && !kind.facts().keeps_output_lines;
     // The watchdog asks over the control socket; what it kills is restarted.
     let watchdog = spec
         .watchdog
         .filter(|_| control_dir(spec, &Mode::Daemon, kind).is_some());
     match (spec.restart, rotation) {
-        (RestartPolicy::Never, None) if !notify && watchdog.is_none() => None,
+        (RestartPolicy::Never, None) if !notify && !writer && watchdog.is_none() => None,
         (restart, rotation) => Some(Policy {
             restart: match (restart, watchdog) {
                 (RestartPolicy::Never, Some(_)) => RestartPolicy::OnFailure,
@@ -668,7 +676,8 @@ fn extension_parameters(
          (defparameter *cause-fd* {cause_fd})\n\
          (defparameter *control-dir* {control_dir})\n\
          (defparameter *watchdog-check* {watchdog_check})\n\
-         (defparameter *messages* {messages})\n",
+         (defparameter *messages* {messages})\n\
+         (defparameter *output-file* {output_file})\n",
         preload.join(" "),
         control_dir = control_dir(spec, mode, runner.kind).map_or("nil".to_string(), |d| {
             lisp_string(&format!(
@@ -687,6 +696,11 @@ fn extension_parameters(
                 },
             ) if runner.kind.facts().logs_to_syslog => "nil",
             _ => "t",
+        },
+        // The Lisp writes :output itself when no supervisor captures it.
+        output_file = match (mode, supervision(spec, runner.kind), &spec.output) {
+            (Mode::Daemon, None, Some(path)) => lisp_string(&path.display().to_string()),
+            _ => "nil".to_string(),
         },
         cause_fd = match (mode, supervision(spec, runner.kind)) {
             (Mode::Daemon, Some(_)) | (Mode::Service, _) => CAUSE_FD.to_string(),

@@ -16,6 +16,10 @@
 
 (define-default %user-evaluation ())
 
+(define-default %keep-output-lines (path)
+  ;; Only SBCL's standard streams keep whole lines (prelude-sbcl.lisp).
+  (declare (ignore path)))
+
 (define-default %directory-pathname (namestring)
   (pathname namestring))
 

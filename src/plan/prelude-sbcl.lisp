@@ -350,3 +350,134 @@ calls ON-DEBUGGER with the condition instead of ending the daemon."
                (values nil nil)))
       (sb-alien:free-alien credentials)
       (sb-alien:free-alien length))))
+
+;;; :output written by the Lisp itself (a daemon without a supervisor):
+;;; the standard streams write whole lines to the file or none, and a full
+;;; disk drops lines instead of signalling an error in whatever thread
+;;; wrote (an unhandled one ended the daemon, silently, its last line half
+;;; written). Each thread's text is held until its line ends, so lines of
+;;; two threads never mix. Once a write works again, a line says how many
+;;; were dropped and why, as the supervisor's writer says it
+;;; (src/daemon/output.rs).
+
+(defclass line-keeper (sb-gray:fundamental-character-output-stream)
+  ((fd :initarg :fd :reader keeper-fd)
+   (path :initarg :path :reader keeper-path)
+   (lines :initform (make-hash-table :test 'eq :weakness :key :synchronized t)
+          :reader keeper-lines
+          :documentation "Each thread's text not yet written.")
+   (lock :initform (sb-thread:make-mutex :name "output lines") :reader keeper-lock
+         :documentation "Held while the file is written.")
+   (lost :initform 0 :accessor keeper-lost
+         :documentation "Lines dropped since the last write that worked.")
+   (lost-why :initform nil :accessor keeper-lost-why)))
+
+(defconstant +longest-line+ (* 64 1024)
+  "A partial line longer than this is written out anyway.")
+
+(defun %keeper-line (keeper)
+  "This thread's text not yet written."
+  (let ((lines (keeper-lines keeper)))
+    (or (gethash sb-thread:*current-thread* lines)
+        (setf (gethash sb-thread:*current-thread* lines)
+              (make-array 256 :element-type 'character :adjustable t :fill-pointer 0)))))
+
+(defun %write-whole (fd octets)
+  "Writes OCTETS to FD whole or not at all: a write cut short (a full disk)
+is undone. True, or NIL and the errno (ENOSPC, 28, for a short write)."
+  (let ((size (sb-unix:unix-lseek fd 0 sb-unix:l_xtnd))
+        (end (length octets))
+        (done 0)
+        (errno nil))
+    (loop while (< done end)
+          do (multiple-value-bind (n e) (sb-unix:unix-write fd octets done (- end done))
+               (if (and n (plusp n))
+                   (incf done n)
+                   (progn (setq errno e) (return)))))
+    (cond ((= done end) t)
+          (t (when (and size (plusp done))
+               (sb-alien:alien-funcall
+                (sb-alien:extern-alien "ftruncate" (function sb-alien:int sb-alien:int sb-alien:long))
+                fd size))
+             (values nil (if (and errno (plusp errno)) errno 28))))))
+
+(defun %keeper-write (keeper text)
+  "Writes TEXT (whole lines, or a flushed part of one) to the file, after
+the note of the lines dropped before it; lines that cannot be written are
+counted, and the first of them logged. No signal handler's output comes
+between a write and its undoing."
+  (flet ((written (string)
+           (multiple-value-bind (ok errno)
+               (sb-sys:without-interrupts
+                 (%write-whole (keeper-fd keeper)
+                               (sb-ext:string-to-octets string :external-format :utf-8)))
+             (unless (or ok (keeper-lost-why keeper))
+               (setf (keeper-lost-why keeper) (sb-int:strerror errno)))
+             ok)))
+    (sb-thread:with-recursive-lock ((keeper-lock keeper))
+      (unless (and (or (zerop (keeper-lost keeper))
+                       (when (written (format nil "[daemonization: ~d lines of output dropped: ~a: ~a]~%"
+                                              (keeper-lost keeper) (keeper-path keeper)
+                                              (keeper-lost-why keeper)))
+                         (setf (keeper-lost keeper) 0 (keeper-lost-why keeper) nil)
+                         t))
+                   (written text))
+        (when (zerop (keeper-lost keeper))
+          (log-line :error (format nil "the :output file ~a cannot be written (~a): its lines are dropped until it can"
+                                   (keeper-path keeper) (keeper-lost-why keeper))))
+        (incf (keeper-lost keeper) (max 1 (count #\Newline text)))))))
+
+(defun %keeper-flush (keeper everything)
+  "Writes this thread's complete lines, or EVERYTHING it holds (a
+finish-output, a line too long)."
+  (let* ((line (%keeper-line keeper))
+         (end (if everything
+                  (length line)
+                  (let ((newline (position #\Newline line :from-end t)))
+                    (if newline (1+ newline) 0)))))
+    (when (plusp end)
+      (%keeper-write keeper (subseq line 0 end))
+      (let ((rest (- (length line) end)))
+        (replace line line :start2 end)
+        (setf (fill-pointer line) rest)))))
+
+(defmethod sb-gray:stream-write-char ((keeper line-keeper) char)
+  (vector-push-extend char (%keeper-line keeper))
+  (when (char= char #\Newline)
+    (%keeper-flush keeper nil))
+  char)
+
+(defmethod sb-gray:stream-write-string ((keeper line-keeper) string &optional (start 0) end)
+  (let* ((end (or end (length string)))
+         (line (%keeper-line keeper))
+         (at (fill-pointer line))
+         (size (+ at (- end start))))
+    (when (< (array-dimension line 0) size)
+      (adjust-array line (max size (* 2 (array-dimension line 0)))))
+    (setf (fill-pointer line) size)
+    (replace line string :start1 at :start2 start :end2 end)
+    (cond ((< +longest-line+ size) (%keeper-flush keeper t))
+          ((find #\Newline string :start start :end end) (%keeper-flush keeper nil))))
+  string)
+
+(defmethod sb-gray:stream-line-column ((keeper line-keeper))
+  (let ((line (%keeper-line keeper)))
+    (- (length line) (1+ (or (position #\Newline line :from-end t) -1)))))
+
+(defmethod sb-gray:stream-finish-output ((keeper line-keeper))
+  (%keeper-flush keeper t)
+  nil)
+
+(defmethod sb-gray:stream-force-output ((keeper line-keeper))
+  (%keeper-flush keeper t)
+  nil)
+
+(defun %keep-output-lines (path)
+  "The standard output and error streams (fd 1 and 2: the :output file
+PATH) become one line keeper."
+  (dolist (stream (list sb-impl::*stdout* sb-impl::*stderr*))
+    (ignore-errors (finish-output stream)))
+  (let ((keeper (make-instance 'line-keeper :fd 1 :path path)))
+    (setf sb-impl::*stdout* keeper
+          sb-impl::*stderr* keeper
+          *terminal-io* (make-two-way-stream sb-impl::*stdin* keeper))))

@@ -66,6 +66,11 @@ pub struct RunnerFacts {
     /// descriptor (`:listen`): SBCL and ECL (sb-bsd-sockets); not GNU
     /// CLISP, nor CCL here.
     pub adopts_descriptors: bool,
+    /// Whether its standard streams can write `:output` themselves in
+    /// whole lines, dropping them on a full disk (SBCL's line keeper in its
+    /// prelude); elsewhere a supervisor writes `:output`, since a write
+    /// error in the Lisp's own stream ended the daemon.
+    pub keeps_output_lines: bool,
     /// Its `*features*` (Debian's builds, Linux x86-64).
     pub features: fn() -> Features,
 }
@@ -118,6 +123,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         env_vars: &["SBCL_HOME"],
         keeps_ready_reader: false,
         adopts_descriptors: true,
+        keeps_output_lines: true,
         features: Features::sbcl_linux_x86_64,
     },
     RunnerFacts {
@@ -145,6 +151,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         env_vars: &["ECLDIR"],
         keeps_ready_reader: false,
         adopts_descriptors: true,
+        keeps_output_lines: false,
         features: || Features::new(ECL_FEATURES),
     },
     RunnerFacts {
@@ -176,6 +183,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         env_vars: &["CLISP_LIBDIR"],
         keeps_ready_reader: true,
         adopts_descriptors: false,
+        keeps_output_lines: false,
         features: || Features::new(CLISP_FEATURES),
     },
     RunnerFacts {
@@ -203,6 +211,7 @@ pub const RUNNERS: &[RunnerFacts] = &[
         env_vars: &["CCL_DEFAULT_DIRECTORY"],
         keeps_ready_reader: false,
         adopts_descriptors: false,
+        keeps_output_lines: false,
         features: || Features::new(CCL_FEATURES),
     },
 ];

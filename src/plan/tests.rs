@@ -92,7 +92,8 @@ fn daemon_plan_keeps_code_out_of_argv() {
                   (defparameter *cause-fd* nil)\n\
                   (defparameter *control-dir* nil)\n\
                   (defparameter *watchdog-check* nil)\n\
-                  (defparameter *messages* t)\n";
+                  (defparameter *messages* t)\n\
+                  (defparameter *output-file* nil)\n";
     assert_eq!(
         plan.bootstrap,
         format!(
@@ -448,20 +449,44 @@ fn runners_are_chosen_by_basename_and_differ_as_data() {
 }
 
 /// The builder of a core runs the user's code: nothing of the caller's
-/// terminal reaches it, and it says what it does on its pipe.
+/// terminal reaches it, and it says what it does on its pipe. A conf's
+/// `:listen` gives it no socket, and its bootstrap is read where it is
+/// (a builder of a `:listen` conf read a descriptor it did not have).
 #[test]
 fn a_core_builder_gets_no_terminal() {
     use Slot::*;
+    let mut listening = spec();
+    listening.listen = vec![crate::config::Listen {
+        name: "http".into(),
+        port: 8080,
+        address: [127, 0, 0, 1].into(),
+        backlog: 511,
+    }];
+    for spec in [spec(), listening] {
+        let plan = simple_plan(
+            &spec,
+            &Runner::sbcl("sbcl"),
+            &Mode::BuildCore {
+                file: PathBuf::from("/var/cache/daemonization/.build-1/image.core"),
+            },
+        );
+        assert_eq!(
+            plan.fds,
+            [(Null, 0), (Null, 1), (Null, 2), (Bootstrap, 3), (Ready, 4)]
+        );
+        assert!(
+            plan.args.iter().any(|a| a == "/dev/fd/3"),
+            "{:?}",
+            plan.args
+        );
+        assert!(plan.bootstrap.contains("(defparameter *ready-fd* 4)"));
+    }
     let plan = simple_plan(
         &spec(),
         &Runner::sbcl("sbcl"),
         &Mode::BuildCore {
             file: PathBuf::from("/var/cache/daemonization/.build-1/image.core"),
         },
-    );
-    assert_eq!(
-        plan.fds,
-        [(Null, 0), (Null, 1), (Null, 2), (Bootstrap, 3), (Ready, 4)]
     );
     assert!(plan.bootstrap.contains("(defparameter *mode* :build-core)"));
     assert!(

@@ -556,3 +556,47 @@ pub fn kernel_signals_threads() -> bool {
         ) == 0
     }
 }
+
+/// A tmpfs mounted for one test, lazily unmounted when dropped (the
+/// daemon's files may still be open then).
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// A tmpfs of `size` (mount's `size=`, e.g. `1m`) mounted at `dir`.
+    pub fn at(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("mode=0755,size={size}"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs on {}", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+
+    pub fn remount(&self, how: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {} {how}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -229,7 +229,7 @@ impl Said {
                 format!("{}\nThe compiler's last notes:\n{notes}", error.join("\n"))
             }
             (Some(error), None) => error.join("\n"),
-            (None, _) => format!("the Lisp ended ({}) without saving", self.ended),
+            (None, _) => format!("the Lisp {} without saving", self.ended),
         }
     }
 }
@@ -293,7 +293,7 @@ fn run_builder(
     Ok(Said {
         words: lines.said,
         exited_ok: matches!(status, WaitStatus::Exited(_, 0)),
-        ended: format!("{status:?}"),
+        ended: crate::daemon::supervise::how_it_ended(status),
     })
 }
 
