@@ -1,12 +1,8 @@
-//! Generates the bash, zsh and fish completions from the
-//! clap definitions and the command tables in `src/args.rs` (bash's by the
-//! tool's grammar, zsh's and fish's by clap_complete), into `target/<profile>/assets/`
+//! Generates the bash, zsh and fish completions from the command tables
+//! in `src/args.rs` (by the tool's grammar), into `target/<profile>/assets/`
 //! (where the Debian package takes them from; see `[package.metadata.deb]`).
 
 use std::path::{Path, PathBuf};
-
-use clap::CommandFactory as _;
-use clap_complete::Shell;
 
 #[path = "src/args.rs"]
 #[allow(dead_code)]
@@ -23,19 +19,12 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&assets)?;
     // The man pages are the tool's own (`help man`, `help man-conf`, from
     // its tables), kept in doc/ (a test keeps them equal).
-    let mut command = args::Args::command();
-    write_if_changed(
-        &assets.join("daemonization.bash"),
-        args::bash_completion().as_bytes(),
-    )?;
-    for shell in [Shell::Zsh, Shell::Fish] {
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut command, "daemonization", &mut script);
-        let name = match shell {
-            Shell::Zsh => "_daemonization",
-            _ => "daemonization.fish",
-        };
-        write_if_changed(&assets.join(name), &script)?;
+    for (name, script) in [
+        ("daemonization.bash", args::bash_completion()),
+        ("_daemonization", args::zsh_completion()),
+        ("daemonization.fish", args::fish_completion()),
+    ] {
+        write_if_changed(&assets.join(name), script.as_bytes())?;
     }
     Ok(())
 }

@@ -69,8 +69,11 @@ check daemonization /etc/daemonization/site.conf check
 check systemctl enable --now daemonization@site
 check daemonization /etc/daemonization/site.conf status -v
 check sh -c 'curl -s http://localhost:8080/ | grep -q "Hello from SBCL"'
+check sh -c 'timeout 10 journalctl -u daemonization@site -n 1000 -f --no-pager | grep -q -m1 "Started"'
 check daemonization /etc/daemonization/site.conf restart
 check sh -c 'curl -s http://localhost:8080/ | grep -q "Hello from SBCL"'
+# The walk-through's repl, at a terminal script(1) makes: a form, Ctrl-D.
+check sh -c 'printf "(+ 1 2)\r\004" | timeout 30 script -qec "daemonization /etc/daemonization/site.conf repl" /dev/null | tr -d "\r" | grep -qx 3'
 check sh -c '[ "$(daemonization /etc/daemonization/site.conf eval "(sb-posix:getuid)")" = "$(id -u site)" ]'
 check sh -c '! daemonization /etc/daemonization/site.conf stop'
 check systemctl stop daemonization@site

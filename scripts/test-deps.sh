@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(sbcl cl-swank cl-hunchentoot ecl clisp rsyslog passwd systemd util-linux bsdutils
-    man-db bash-completion emacs-nox slime python3 systemd-container debootstrap)
+    man-db bash-completion zsh fish emacs-nox slime python3 systemd-container debootstrap)
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test-deps.sh installs packages and must run as root; the tests need root too." >&2
     echo "Run: sudo scripts/test-deps.sh   (it installs: ${packages[*]}, and this tool's .deb)" >&2

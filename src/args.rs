@@ -132,11 +132,7 @@ pub const VALUE_OPTIONS: &[&str] = &[
 /// commands valid for it (a directory takes fewer); then the command's
 /// options; `--print`'s styles, `help keys`, `completions`' shells.
 pub fn bash_completion() -> String {
-    let conf_words: Vec<&str> = COMMAND_WORDS
-        .iter()
-        .copied()
-        .filter(|w| !matches!(*w, "help" | "info"))
-        .collect();
+    let g = grammar();
     let mut per_command = String::new();
     for (command, options) in COMMAND_OPTIONS {
         per_command.push_str(&format!(
@@ -178,20 +174,13 @@ none' -- "$cur")); return;;
     case ${{#pos[@]}} in
         0)
             compopt -o filenames 2>/dev/null
-            COMPREPLY=($(compgen -W $'list
-help
-info
-completions' -- "$cur")
+            COMPREPLY=($(compgen -W $'{first}' -- "$cur")
                        $(compgen -d -- "$cur")
                        $(compgen -f -X '!*.conf' -- "$cur"));;
         1)
             case "${{pos[0]}}" in
                 help) COMPREPLY=($(compgen -W keys -- "$cur"));;
-                completions) COMPREPLY=($(compgen -W $'bash
-zsh
-fish
-elvish
-powershell' -- "$cur"));;
+                completions) COMPREPLY=($(compgen -W $'{shells}' -- "$cur"));;
                 list|info) COMPREPLY=();;
                 *)
                     if [[ -d "${{pos[0]}}" ]]; then
@@ -206,8 +195,184 @@ powershell' -- "$cur"));;
 complete -F _daemonization daemonization
 "#,
         values = VALUE_OPTIONS.join("|"),
+        first = FIRST_WORDS.join("\n"),
+        shells = g.shells.join("\n"),
         dir_words = DIRECTORY_WORDS.join("\n"),
-        conf_words = conf_words.join("\n"),
+        conf_words = g.conf_words.join("\n"),
+    )
+}
+
+/// The words after the command a shell offers for each first word: the
+/// conf's commands, a directory's, and those of `help`, `completions`.
+struct Grammar {
+    conf_words: Vec<&'static str>,
+    shells: &'static [&'static str],
+}
+
+fn grammar() -> Grammar {
+    Grammar {
+        conf_words: COMMAND_WORDS
+            .iter()
+            .copied()
+            .filter(|w| !matches!(*w, "help" | "info"))
+            .collect(),
+        shells: &["bash", "zsh", "fish", "elvish", "powershell"],
+    }
+}
+
+/// The first words that are not a conf: `list`, `help`, `info`,
+/// `completions`.
+const FIRST_WORDS: &[&str] = &["list", "help", "info", "completions"];
+
+/// The zsh completion, by the same grammar as bash's (`bash_completion`):
+/// conf files and directories (zsh's own `_files`) or the first words; the
+/// commands for a conf or a directory; the command's options.
+pub fn zsh_completion() -> String {
+    let g = grammar();
+    let mut per_command = String::new();
+    for (command, options) in COMMAND_OPTIONS {
+        per_command.push_str(&format!(
+            "            ({command}) opts+=({});;\n",
+            options.join(" ")
+        ));
+    }
+    format!(
+        r#"#compdef daemonization
+# zsh completion for daemonization, generated from its command table.
+_daemonization() {{
+    local -a pos opts
+    local i w skip=0
+    # The positional words before this one (options and their values skipped).
+    for ((i = 2; i < CURRENT; i++)); do
+        w=${{words[i]}}
+        if (( skip )); then skip=0; continue; fi
+        case $w in
+            ({values}) skip=1;;
+            (-*) ;;
+            (*) pos+=("$w");;
+        esac
+    done
+    case ${{words[CURRENT-1]}} in
+        (--print) compadd -- simple plist json none; return;;
+        ({values}) return;;
+    esac
+    if [[ $PREFIX == -* ]]; then
+        opts=(--print --verbose -v --help -h)
+        case ${{pos[2]}} in
+{per_command}        esac
+        compadd -- $opts
+        return
+    fi
+    case ${{#pos}} in
+        (0)
+            compadd -- {first}
+            _files -g '*.conf(-.)'
+            _files -/;;
+        (1)
+            case ${{pos[1]}} in
+                (help) compadd -- keys;;
+                (completions) compadd -- {shells};;
+                (list|info) ;;
+                (*)
+                    if [[ -d ${{pos[1]}} ]]; then
+                        compadd -- {dir_words}
+                    else
+                        compadd -- {conf_words}
+                    fi;;
+            esac;;
+    esac
+}}
+if [ "$funcstack[1]" = "_daemonization" ]; then
+    _daemonization "$@"
+else
+    compdef _daemonization daemonization
+fi
+"#,
+        values = VALUE_OPTIONS.join("|"),
+        first = FIRST_WORDS.join(" "),
+        shells = g.shells.join(" "),
+        dir_words = DIRECTORY_WORDS.join(" "),
+        conf_words = g.conf_words.join(" "),
+    )
+}
+
+/// The fish completion, by the same grammar as bash's: `complete` rules
+/// whose conditions are the positional words before the cursor.
+pub fn fish_completion() -> String {
+    let g = grammar();
+    let option = |o: &str| match o.strip_prefix("--") {
+        Some(long) => format!("-l {long}"),
+        None => format!("-s {}", o.trim_start_matches('-')),
+    };
+    let takes_value = |o: &str| VALUE_OPTIONS.contains(&o);
+    let mut rules = String::new();
+    for (command, options) in COMMAND_OPTIONS {
+        for o in *options {
+            rules.push_str(&format!(
+                "complete -c daemonization -n '__daemonization_command_is {command}' {}{}\n",
+                option(o),
+                if takes_value(o) { " -x" } else { "" }
+            ));
+        }
+    }
+    format!(
+        r#"# fish completion for daemonization, generated from its command table.
+# The positional words before the cursor (options and their values skipped).
+function __daemonization_positional
+    set -l skip 0
+    for w in (commandline -opc)[2..-1]
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $w
+            case {values}
+                set skip 1
+            case '-*'
+            case '*'
+                echo $w
+        end
+    end
+end
+# Conf files and directories, for the word being completed.
+function __daemonization_confs
+    set -l token (commandline -ct)
+    for file in $token*.conf
+        test -f $file; and echo $file
+    end
+    __fish_complete_directories $token
+end
+function __daemonization_at
+    test (count (__daemonization_positional)) -eq $argv[1]
+end
+function __daemonization_first_is
+    set -l pos (__daemonization_positional)
+    contains -- "$pos[1]" $argv
+end
+function __daemonization_conf_first
+    set -l pos (__daemonization_positional)
+    test (count $pos) -eq 1; and not contains -- "$pos[1]" {first}
+end
+function __daemonization_command_is
+    set -l pos (__daemonization_positional)
+    test (count $pos) -ge 2; and test "$pos[2]" = $argv[1]
+end
+complete -c daemonization -f
+complete -c daemonization -n '__daemonization_at 0' -a '{first}'
+complete -c daemonization -n '__daemonization_at 0' -a '(__daemonization_confs)'
+complete -c daemonization -n '__daemonization_at 1; and __daemonization_first_is help' -a keys
+complete -c daemonization -n '__daemonization_at 1; and __daemonization_first_is completions' -a '{shells}'
+complete -c daemonization -n '__daemonization_conf_first; and test -d (__daemonization_positional)[1]' -a '{dir_words}'
+complete -c daemonization -n '__daemonization_conf_first; and not test -d (__daemonization_positional)[1]' -a '{conf_words}'
+complete -c daemonization -l print -x -a 'simple plist json none'
+complete -c daemonization -s v -l verbose
+complete -c daemonization -s h -l help
+{rules}"#,
+        values = VALUE_OPTIONS.join(" "),
+        first = FIRST_WORDS.join(" "),
+        shells = g.shells.join(" "),
+        dir_words = DIRECTORY_WORDS.join(" "),
+        conf_words = g.conf_words.join(" "),
     )
 }
 

@@ -122,36 +122,76 @@ fn list_shows_only_what_is_real() {
     assert_eq!(records, 0, "the records were removed");
 }
 
-/// Runs the bash completion of `words` (the last one being completed) in
-/// `dir`, and returns what it offers.
-fn complete(dir: &std::path::Path, words: &[&str]) -> Vec<String> {
-    let script = stdout(&run(dir, &["completions", "bash"]));
-    let file = dir.join("completion.bash");
+/// Runs `shell`'s completion of `words` (the last one being completed)
+/// in `dir`, and returns what it offers, sorted (a directory without its
+/// `/`). Bash's runs as bash runs it (COMP_WORDS, COMPREPLY); fish's
+/// through `complete -C`, with only this script loaded. In zsh, its own
+/// completion builtins stand in: `compadd` prints the words that fit
+/// the word being completed, and `_files` prints what it was asked for
+/// (`files(*.conf(-.))`, `files(-/)`): zsh's file completion is zsh's, the
+/// grammar is the script's.
+fn complete(shell: &str, dir: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let script = stdout(&run(dir, &["completions", shell]));
+    let file = dir.join(format!("completion.{shell}"));
     std::fs::write(&file, script).unwrap();
-    let array: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
-    let out = std::process::Command::new("bash")
-        .current_dir(dir)
-        .arg("-c")
-        .arg(format!(
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = match shell {
+        "bash" => format!(
             "source {}; COMP_WORDS=(daemonization {}); COMP_CWORD={}; _daemonization; \
              printf '%s\\n' \"${{COMPREPLY[@]}}\"",
             file.display(),
-            array.join(" "),
+            quoted.join(" "),
             words.len()
-        ))
+        ),
+        "zsh" => format!(
+            "compadd() {{ local w; [[ $1 == -- ]] && shift; \
+               for w in \"$@\"; do [[ $w == ${{PREFIX}}* ]] && print -r -- $w; done }}; \
+             _files() {{ print -r -- \"files(${{@[-1]}})\" }}; compdef() {{ }}; \
+             source {}; words=(daemonization {}); CURRENT={}; PREFIX={}; _daemonization",
+            file.display(),
+            quoted.join(" "),
+            words.len() + 1,
+            quoted.last().unwrap()
+        ),
+        _ => format!(
+            "set -g fish_complete_path; source {}; complete -C \"daemonization {}\"",
+            file.display(),
+            words.join(" ")
+        ),
+    };
+    let mut command = std::process::Command::new(shell);
+    if shell != "bash" {
+        command.arg(if shell == "zsh" { "-f" } else { "--no-config" });
+    }
+    let out = command
+        .current_dir(dir)
+        .arg("-c")
+        .arg(program)
         .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut offered: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-    offered.retain(|w| !w.is_empty());
+        .unwrap_or_else(|e| panic!("{shell} runs (apt-get install {shell}): {e}"));
+    // (zsh's last test may be false: what it printed is what counts.)
+    assert!(
+        out.status.success() || shell == "zsh" && out.stderr.is_empty(),
+        "{shell}: {}",
+        stderr(&out)
+    );
+    let mut offered: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let word = l.split('\t').next().unwrap();
+            word.strip_suffix('/').unwrap_or(word).to_string()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
     offered.sort();
     offered
 }
 
-/// Bash completion knows the grammar: conf files and directories (and
-/// list, help, info, completions) first, never a command there; then the
-/// commands valid for that argument (fewer for a directory); then the
-/// command's options; `--print`'s styles and `completions`' shells.
+/// The completions of bash, zsh and fish know the grammar: conf files and
+/// directories (and list, help, info, completions) first, never a command
+/// there; then the commands valid for that argument (fewer for a
+/// directory); then the command's options; `--print`'s styles and
+/// `completions`' shells.
 #[test]
 fn completions_know_the_grammar() {
     let sb = Sandbox::new();
@@ -159,46 +199,61 @@ fn completions_know_the_grammar() {
     sb.conf("notes.txt", "");
     std::fs::create_dir(sb.path("confs")).unwrap();
     let dir = sb.dir.path();
-    let first = complete(dir, &[""]);
-    // (logging.conf is the tests' logging conf, in the same directory.)
-    assert_eq!(
-        first,
-        [
-            "completions",
-            "confs",
-            "help",
-            "info",
-            "list",
-            "logging.conf",
-            "site.conf"
-        ],
-        "no notes.txt, no command"
-    );
-    assert_eq!(
-        complete(dir, &["site.conf", "st"]),
-        ["start", "status", "stop"]
-    );
-    let commands = complete(dir, &["site.conf", ""]);
-    assert!(commands.contains(&"eval".to_string()) && commands.contains(&"repl".to_string()));
-    assert!(!commands.contains(&"list".to_string()) && !commands.contains(&"help".to_string()));
-    let for_dir = complete(dir, &["confs", ""]);
-    assert!(for_dir.contains(&"status".to_string()) && !for_dir.contains(&"reload".to_string()));
-    let log = complete(dir, &["site.conf", "log", "--"]);
-    assert!(
-        log.contains(&"--lines".to_string()) && log.contains(&"--raw".to_string()),
-        "{log:?}"
-    );
-    assert!(!log.contains(&"--retry".to_string()));
-    assert_eq!(
-        complete(dir, &["--print", ""]),
-        ["json", "none", "plist", "simple"]
-    );
-    assert_eq!(
-        complete(dir, &["--print", "json", "site.conf", "rel"]),
-        ["reload"]
-    );
-    assert!(complete(dir, &["completions", ""]).contains(&"bash".to_string()));
-    assert_eq!(complete(dir, &["help", ""]), ["keys"]);
+    for shell in ["bash", "zsh", "fish"] {
+        needs_program(shell, shell);
+        let complete = |words: &[&str]| complete(shell, dir, words);
+        let first = complete(&[""]);
+        // (logging.conf is the tests' logging conf, in the same
+        // directory; completion.* are the scripts.)
+        let files: &[&str] = match shell {
+            "zsh" => &["files(*.conf(-.))", "files(-/)"],
+            _ => &["confs", "logging.conf", "site.conf"],
+        };
+        let mut expected: Vec<&str> = ["completions", "help", "info", "list"].to_vec();
+        expected.extend(files);
+        expected.sort();
+        assert_eq!(first, expected, "{shell}: no notes.txt, no command");
+        assert_eq!(
+            complete(&["site.conf", "st"]),
+            ["start", "status", "stop"],
+            "{shell}"
+        );
+        let commands = complete(&["site.conf", ""]);
+        assert!(
+            commands.contains(&"eval".to_string()) && commands.contains(&"repl".to_string()),
+            "{shell}: {commands:?}"
+        );
+        assert!(
+            !commands.contains(&"list".to_string()) && !commands.contains(&"help".to_string()),
+            "{shell}: {commands:?}"
+        );
+        let for_dir = complete(&["confs", ""]);
+        assert!(
+            for_dir.contains(&"status".to_string()) && !for_dir.contains(&"reload".to_string()),
+            "{shell}: {for_dir:?}"
+        );
+        let log = complete(&["site.conf", "log", "--"]);
+        assert!(
+            log.contains(&"--lines".to_string()) && log.contains(&"--raw".to_string()),
+            "{shell}: {log:?}"
+        );
+        assert!(!log.contains(&"--retry".to_string()), "{shell}: {log:?}");
+        assert_eq!(
+            complete(&["--print", ""]),
+            ["json", "none", "plist", "simple"],
+            "{shell}"
+        );
+        assert_eq!(
+            complete(&["--print", "json", "site.conf", "rel"]),
+            ["reload"],
+            "{shell}"
+        );
+        assert!(
+            complete(&["completions", ""]).contains(&"bash".to_string()),
+            "{shell}"
+        );
+        assert_eq!(complete(&["help", ""]), ["keys"], "{shell}");
+    }
 }
 
 /// The man pages are the tool's own (`help man`, `help man-conf`, made

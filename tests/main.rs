@@ -8,6 +8,7 @@ mod check;
 mod control;
 mod cores;
 mod deb;
+mod docs;
 mod first_hour;
 mod foreground;
 mod lifecycle;

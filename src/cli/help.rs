@@ -8,6 +8,73 @@ use crate::plan::Runner;
 
 use super::session::conf_env;
 
+/// The environment the tool reads: the usage's and the man page's.
+pub(super) const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "LISP_RUNNER",
+        "The Lisp program, a name on PATH or a path (default sbcl); its basename says which Lisp.",
+    ),
+    (
+        "DAEMONIZATION_PID_DIR",
+        "The tool's pid directory, for pid files named without a directory.",
+    ),
+    (
+        "DAEMONIZATION_DEFAULT_CONF",
+        "A conf file that replaces the built-in default conf.",
+    ),
+    (
+        "LOGGING_CONF",
+        "A logging conf that replaces the built-in one (everything to syslog).",
+    ),
+    ("DAEMONIZATION_LOG", "none: no logging at all."),
+    (
+        "NOTIFY_SOCKET, INVOCATION_ID",
+        "Set by systemd: nodaemon then runs as the unit's service (it holds the pid file, \
+         notifies readiness).",
+    ),
+];
+
+/// An option, as the argument parser (`crate::args::Args`) defines it: the
+/// usage's and the man page's.
+pub(super) struct OptionDoc {
+    pub short: Option<char>,
+    pub long: Option<String>,
+    pub value: Option<String>,
+    pub help: String,
+}
+
+/// Every option of the argument parser, in its order.
+pub(super) fn options() -> Vec<OptionDoc> {
+    use clap::CommandFactory as _;
+    let mut command = crate::args::Args::command();
+    command.build();
+    command
+        .get_arguments()
+        .filter(|arg| !arg.is_positional())
+        .map(|arg| {
+            // Its values by name where they are few (`simple|plist|...`).
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect();
+            let value = match values.is_empty() {
+                false => Some(values.join("|")),
+                true => arg
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map(|v| v.to_string()),
+            };
+            OptionDoc {
+                short: arg.get_short(),
+                long: arg.get_long().map(str::to_string),
+                value: value.filter(|_| arg.get_num_args().is_some_and(|n| n.takes_values())),
+                help: arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 /// The usage: how to call the tool, the commands, then (below) the
 /// environment and the options; the conf keys are `help keys`.
 pub fn usage() -> String {
@@ -23,24 +90,26 @@ pub fn usage() -> String {
     for row in COMMANDS {
         let _ = writeln!(out, "  {:<9} {}", row.name, row.doc);
     }
-    out.push_str(
-        "\nEnvironment:\n  \
-         DAEMONIZATION_DEFAULT_CONF  a conf file replacing the built-in default conf\n  \
-         DAEMONIZATION_PID_DIR       the directory of pid files when :pid-file-dir is nil\n  \
-         LISP_RUNNER                 the Lisp program to run (default sbcl)\n  \
-         LOGGING_CONF                a logging conf replacing the built-in one (all to syslog)\n  \
-         DAEMONIZATION_LOG=none      no logging at all\n\n\
-         Options:\n  \
-         --print simple|plist|json|none  how to print the result (default simple)\n  \
-         --timeout SECS                  seconds start waits for readiness (default :start-timeout, 60)\n  \
-         --force                         zap: remove the pid file even if its daemon seems alive\n  \
-         --retry SCHEDULE                stop: e.g. TERM/10/KILL/5 (default :stop-schedule, USR1/60/KILL/5)\n  \
-         -v, --verbose                   say more: a log that cannot be written (syslog too) and why\n  \
-         -n, --lines N                   log: how many of the last lines (default 10)\n  \
-         -f, --follow                    log: then follow the output as it grows (across rotation)\n  \
-         --raw                           log: the output's bytes as they are (control characters are shown escaped otherwise)\n\n\
-         The conf keys: daemonization help keys\n",
-    );
+    out.push_str("\nEnvironment:\n");
+    let width = ENVIRONMENT.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, meaning) in ENVIRONMENT {
+        let _ = writeln!(out, "  {name:<width$}  {meaning}");
+    }
+    out.push_str("\nOptions:\n");
+    let named: Vec<(String, String)> = options()
+        .into_iter()
+        .map(|o| {
+            let mut names: Vec<String> = o.short.map(|c| format!("-{c}")).into_iter().collect();
+            names.extend(o.long.map(|l| format!("--{l}")));
+            let value = o.value.map(|v| format!(" {v}")).unwrap_or_default();
+            (format!("{}{value}", names.join(", ")), o.help)
+        })
+        .collect();
+    let width = named.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (names, help) in named {
+        let _ = writeln!(out, "  {names:<width$}  {help}");
+    }
+    out.push_str("\nThe conf keys: daemonization help keys\n");
     out
 }
 

@@ -7,9 +7,6 @@
 
 use std::fmt::Write as _;
 
-use clap::CommandFactory as _;
-
-use crate::args::Args;
 use crate::command::COMMANDS;
 use crate::config::keys::KEYS;
 use crate::report::exit;
@@ -55,31 +52,6 @@ const EXIT_STATUS: &[(u8, &str)] = &[
     (
         exit::PROGRAM_NOT_RUNNING,
         "reload, eval, repl: the daemon is not running.",
-    ),
-];
-
-const ENVIRONMENT: &[(&str, &str)] = &[
-    (
-        "LISP_RUNNER",
-        "The Lisp program, a name on PATH or a path (default sbcl); its basename says which Lisp.",
-    ),
-    (
-        "DAEMONIZATION_PID_DIR",
-        "The tool's pid directory, for pid files named without a directory.",
-    ),
-    (
-        "DAEMONIZATION_DEFAULT_CONF",
-        "A conf file that replaces the built-in default conf.",
-    ),
-    (
-        "LOGGING_CONF",
-        "A logging conf that replaces the built-in one (everything to syslog).",
-    ),
-    ("DAEMONIZATION_LOG", "none: no logging at all."),
-    (
-        "NOTIFY_SOCKET, INVOCATION_ID",
-        "Set by systemd: nodaemon then runs as the unit's service (it holds the pid file, \
-         notifies readiness).",
     ),
 ];
 
@@ -161,31 +133,21 @@ pub fn page_1() -> String {
         let _ = writeln!(out, ".TP\n.B {}\n{}", row.name, roff(row.doc));
     }
     out.push_str(".SH OPTIONS\n");
-    let mut command = Args::command();
-    command.build();
-    for arg in command.get_arguments() {
-        if arg.is_positional() {
-            continue;
-        }
+    for option in super::help::options() {
         let mut names = Vec::new();
-        if let Some(short) = arg.get_short() {
+        if let Some(short) = option.short {
             names.push(format!("\\fB\\-{short}\\fR"));
         }
-        if let Some(long) = arg.get_long() {
+        if let Some(long) = &option.long {
             names.push(format!("\\fB\\-\\-{}\\fR", roff(long)));
         }
-        let value = arg
-            .get_value_names()
-            .and_then(|v| v.first())
-            .map(|v| format!(" \\fI{v}\\fR"))
-            .filter(|_| arg.get_num_args().is_some_and(|n| n.takes_values()));
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let value = option.value.map(|v| format!(" \\fI{v}\\fR"));
         let _ = writeln!(
             out,
             ".TP\n{}{}\n{}",
             names.join(", "),
             value.unwrap_or_default(),
-            roff(&help)
+            roff(&option.help)
         );
     }
     out.push_str(".SH EXIT STATUS\n");
@@ -193,7 +155,7 @@ pub fn page_1() -> String {
         let _ = writeln!(out, ".TP\n.B {code}\n{}", roff(meaning));
     }
     out.push_str(".SH ENVIRONMENT\n");
-    for (name, meaning) in ENVIRONMENT {
+    for (name, meaning) in super::help::ENVIRONMENT {
         let _ = writeln!(out, ".TP\n.B {name}\n{}", roff(meaning));
     }
     out.push_str(".SH FILES\n");

@@ -66,6 +66,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             let mut command = Args::command();
             match shell {
                 clap_complete::Shell::Bash => print!("{}", crate::args::bash_completion()),
+                clap_complete::Shell::Zsh => print!("{}", crate::args::zsh_completion()),
+                clap_complete::Shell::Fish => print!("{}", crate::args::fish_completion()),
                 shell => clap_complete::generate(
                     shell,
                     &mut command,
