@@ -188,11 +188,14 @@ def cores(env, work, runs):
     return rows
 
 
-def site_conf(work, name, port, listen):
+def site_conf(work, name, port, listen, core=None):
     """A Hunchentoot site: / answers at once, /slow after a second; on a
-    held socket (:listen) or binding its own port."""
+    held socket (:listen) or binding its own port; on the saved core CORE
+    if given."""
     fasl = os.path.join(work, "fasl") + "/"
     held = f':listen ((:name "http" :port {port} :address "127.0.0.1"))' if listen else ""
+    if core:
+        held += f' :core "{core}"'
     acceptor = ('(daemonization:make-acceptor :listener "http" :access-log-destination nil)' if listen else
                 f'(make-instance (intern "EASY-ACCEPTOR" "HUNCHENTOOT") :port {port} :address "127.0.0.1" :access-log-destination nil)')
     path = os.path.join(work, f"{name}.conf")
@@ -237,14 +240,16 @@ def request(port, uri):
 
 def restarts(env, work, runs):
     """20 restarts of a Hunchentoot site under clients that never pause
-    (fresh connections, quick and one-second requests): with :listen (the
-    replacement) against the same site without it (stop, then start)."""
+    (fresh connections, quick and one-second requests), each on its saved
+    core: with :listen (the replacement) against the same site without it
+    (stop, then start)."""
     import threading
     rows = []
     for listen in (True, False):
         port = free_port()
         name = "held" if listen else "plain"
-        conf = site_conf(work, name, port, listen)
+        conf = site_conf(work, name, port, listen, os.path.join(work, f"{name}.core"))
+        tool(env, conf, "build-core")
         tool(env, conf, "--timeout", "300", "start")
         stop = threading.Event()
         counts = {}
@@ -268,8 +273,8 @@ def restarts(env, work, runs):
         lost = {k: v for k, v in counts.items() if k[1] != "ok"}
         slow_cut = sum(v for (uri, end), v in lost.items() if uri == "/slow")
         total = sum(counts.values())
-        kinds = ", ".join(f"{end} {v}" for (uri, end), v in sorted(lost.items())) or "none"
-        rows.append((f"20 restarts under traffic, {'with :listen' if listen else 'without :listen (baseline)'}",
+        kinds = ", ".join(f"{uri} {end} {v}" for (uri, end), v in sorted(lost.items())) or "none"
+        rows.append((f"20 restarts under traffic, on a core, {'with :listen' if listen else 'without :listen (baseline)'}",
                      f"{total - sum(lost.values())} of {total} answered", f"lost: {kinds}; slow cut: {slow_cut}",
                      None, "0 lost with :listen", "–"))
     return rows
