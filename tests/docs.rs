@@ -13,21 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::util::*;
 
-/// The examples each scenario below runs, by their command line.
-const RUN: &[&str] = &[
-    "daemonization /etc/daemonization status",
-    "daemonization web.conf status -v",
-    "daemonization list",
-    "daemonization site.conf stauts",
-    "daemonization start site.conf",
-    "daemonization site.conf restart",
-    "daemonization site.conf status",
-    "daemonization /etc/daemonization/web.conf unit > /etc/systemd/system/web.service",
-    "daemonization site.conf eval '(lisp-implementation-version)' '(princ \"hi\")'",
-    "echo '(defvar *n* 41) (1+ *n*)' | daemonization site.conf eval -",
-    "daemonization site.conf repl",
-];
-
 /// An example: its command line (after `$ `) and the lines shown after it.
 struct Example {
     command: String,
@@ -349,21 +334,54 @@ impl Terminal {
     }
 }
 
-/// Each example of the manual is run by a scenario here, and each
-/// scenario's example is in the manual.
+/// The commands the scenarios of this file run: the string literals they
+/// pass to `example`, `example_but` and `shown` (read from this file).
+fn run_here() -> Vec<String> {
+    let source = include_str!("docs.rs");
+    let mut found = Vec::new();
+    // (Spelled in two parts, so that this line is not one of them.)
+    for call in [
+        concat!("m.example", "("),
+        concat!("m.example_but", "("),
+        concat!("shown", "("),
+    ] {
+        for (at, _) in source.match_indices(call) {
+            let rest = source[at + call.len()..].trim_start();
+            let Some(rest) = rest.strip_prefix('"') else {
+                continue;
+            };
+            let mut literal = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => literal.extend(chars.next()),
+                    '"' => break,
+                    c => literal.push(c),
+                }
+            }
+            found.push(literal);
+        }
+    }
+    found
+}
+
+/// Each example of the manual is run by a scenario here (a call that
+/// runs it, in a test of this file), and each example a scenario runs is
+/// in the manual.
 #[test]
 fn every_example_is_run() {
     let examples: Vec<String> = examples().into_iter().map(|e| e.command).collect();
+    let run = run_here();
     for example in &examples {
         assert!(
-            RUN.contains(&example.as_str()),
+            run.contains(example),
             "the manual's example `$ {example}` is run by no scenario of tests/docs.rs"
         );
     }
-    for command in RUN {
+    for command in &run {
         assert!(
-            examples.iter().any(|e| e == command),
-            "tests/docs.rs runs `$ {command}`, which the manual no longer shows"
+            examples.contains(command),
+            "tests/docs.rs runs `$ {command}`, which the manual does not show"
         );
     }
 }
@@ -476,12 +494,16 @@ fn a_unit_saved() {
         "web.conf",
         "(:name \"web\" :pid-file \"web.pid\" :main-function #.(lambda () t))",
     );
-    let command =
-        "daemonization /etc/daemonization/web.conf unit > /etc/systemd/system/web.service";
     // (Not the manual's: the tool under test may run from a temporary
     // directory, which a unit should not name.)
     let temporary = |l: &str| l.starts_with("WARNING: ExecStart runs the tool at ");
-    assert_eq!(m.example_but(command, temporary), Some(0));
+    assert_eq!(
+        m.example_but(
+            "daemonization /etc/daemonization/web.conf unit > /etc/systemd/system/web.service",
+            temporary
+        ),
+        Some(0)
+    );
     let unit = std::fs::read_to_string(m.sb.path("systemd/web.service")).unwrap();
     assert!(unit.contains("Type=notify"), "{unit}");
 }

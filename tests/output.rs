@@ -166,3 +166,102 @@ fn an_ecl_daemon_survives_a_full_disk() {
     needs_program("ecl", "ecl");
     survives_a_full_disk("ecl", ":lisp :ecl");
 }
+
+/// SBCL's line keeper: three threads printing at once, then one thread
+/// printing while another interrupts it, one interrupt at a time, with
+/// more printing (a handler that prints in the thread it interrupts, as a
+/// timer's does). Every line is whole, none is lost, threads' lines never
+/// mix, the daemon lives; a handler's line lands in the line it
+/// interrupted, whole (as in SBCL's own streams); a thread's unfinished
+/// line is written at the stop, and the stop's own line is on its own.
+#[test]
+fn lines_of_threads_and_interrupts_never_mix() {
+    let sb = Sandbox::new();
+    let file = sb.path("out.log");
+    let conf = sb.conf(
+        "mix.conf",
+        &format!(
+            "(:pid-file \"mix.pid\" :output {}\n\
+             :main-function #.(lambda ()\n\
+               (sb-thread:make-thread (lambda ()\n\
+                 (mapc #'sb-thread:join-thread\n\
+                       (loop for k below 3 collect\n\
+                         (let ((k k))\n\
+                           (sb-thread:make-thread\n\
+                             (lambda () (dotimes (i 3000) (format t \"t~d line ~d~%\" k i)))))))\n\
+                 (let* ((done nil)\n\
+                        (answered (sb-thread:make-semaphore))\n\
+                        (printer (sb-thread:make-thread (lambda ()\n\
+                                   (let ((i 0))\n\
+                                     (loop until done do (format t \"p line ~d~%\" i) (incf i))\n\
+                                     (format t \"p printed ~d~%\" i))\n\
+                                   (format t \"p unfinished\")\n\
+                                   (loop (sleep 10))))))\n\
+                   (dotimes (i 300)\n\
+                     (sb-thread:interrupt-thread printer (lambda ()\n\
+                       (format t \"interrupt ~d~%\" i)\n\
+                       (sb-thread:signal-semaphore answered)))\n\
+                     (sb-thread:wait-on-semaphore answered :timeout 10))\n\
+                   (setf done t))))\n\
+               t))",
+            lisp_string(file.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stderr(&out),
+        fs::read_to_string(&file).unwrap_or_default()
+    );
+    let printed = || fs::read_to_string(&file).is_ok_and(|t| t.contains("p printed "));
+    assert!(wait_until(120, printed), "the printer finished");
+    assert_eq!(sb.run(&conf, &["status"]).status.code(), Some(0), "alive");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    let text = fs::read_to_string(&file).unwrap();
+    // The handlers' lines taken out, the printer's lines are whole.
+    let mut interrupts = 0;
+    let mut rest = String::new();
+    let mut left = text.as_str();
+    while let Some(at) = left.find("interrupt ") {
+        let after = &left[at + "interrupt ".len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        assert!(
+            digits > 0 && after[digits..].starts_with('\n'),
+            "a cut handler's line: {:?}",
+            &left[at..]
+        );
+        rest.push_str(&left[..at]);
+        left = &after[digits + 1..];
+        interrupts += 1;
+    }
+    rest.push_str(left);
+    assert_eq!(interrupts, 300, "every interrupt printed");
+    let mut next = [0u64; 4];
+    for line in rest.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let thread = |t: &str| match t {
+            "p" => Some(3),
+            t => t.strip_prefix('t').and_then(|k| k.parse::<usize>().ok()),
+        };
+        match words[..] {
+            [t, "line", n] if thread(t).is_some() => {
+                let k = thread(t).unwrap();
+                assert_eq!(n.parse::<u64>().ok(), Some(next[k]), "{line:?}");
+                next[k] += 1;
+            }
+            ["p", "printed", n] => assert_eq!(n.parse::<u64>().ok(), Some(next[3]), "{line:?}"),
+            ["p", "unfinished"] | ["Stop", "daemon", "(signal", "10)"] => {}
+            _ => panic!("a cut or mixed line: {line:?}"),
+        }
+    }
+    assert_eq!(next[..3], [3000; 3]);
+    assert!(next[3] > 0);
+    assert!(
+        text.ends_with("p unfinished\nStop daemon (signal 10)\n")
+            || text.ends_with("Stop daemon (signal 10)\np unfinished"),
+        "{}",
+        &text[text.len().saturating_sub(200)..]
+    );
+}

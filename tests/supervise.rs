@@ -548,8 +548,10 @@ impl Drop for MemoryCgroup {
 
 /// A supervised Lisp killed by the kernel's OOM killer (its memory cgroup
 /// at its limit): the supervisor's record and `status` name the OOM
-/// killer, not "killed by SIGKILL". Run as the test user (its supervisor
-/// has no cgroup of the tool's, so it stays in the test's memory cgroup).
+/// killer, not only "killed by SIGKILL"; as likely, naming the cgroup,
+/// since the tool cannot know that cgroup (which it inherited) holds only
+/// this daemon. Run as the test user (its supervisor has no cgroup of the
+/// tool's, so it stays in the test's memory cgroup).
 #[test]
 fn the_oom_killer_is_named() {
     needs_root();
@@ -603,8 +605,13 @@ fn the_oom_killer_is_named() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        "ERROR: the supervisor gave up at :start-limit; the Lisp was killed by the kernel's \
-         OOM killer (out of memory). Fix it and start it again (zap or stop clears this record)\n"
+        format!(
+            "ERROR: the supervisor gave up at :start-limit; the Lisp was killed by SIGKILL, most \
+             likely by the kernel's OOM killer (out of memory): its memory cgroup {}, which it \
+             shares with other processes, counted an OOM kill. Fix it and start it again (zap or \
+             stop clears this record)\n",
+            memory.dir.display()
+        )
     );
     assert_eq!(as_user(&["zap"]).status.code(), Some(0));
 }

@@ -234,23 +234,47 @@ impl Cgroup {
 pub struct OomCount {
     file: PathBuf,
     before: u64,
+    /// The cgroup that counts holds other processes than this daemon's
+    /// (a kill it counted may have been another's).
+    pub shared: bool,
 }
 
 impl OomCount {
-    /// For a Lisp about to be forked into `cgroup` (v2, when the tool made
-    /// one), else into this process's cgroups; None where no memory
-    /// controller counts.
-    pub fn for_lisp(cgroup: Option<&Cgroup>) -> Option<OomCount> {
+    /// For a Lisp about to be forked into `cgroup` (v2, the daemon's own
+    /// cgroup's child, when the tool made one), else into this process's
+    /// cgroups, which are the daemon's alone when `ours` (a service's:
+    /// the unit's cgroup); None where no memory controller counts.
+    pub fn for_lisp(
+        daemon: Option<&Cgroup>,
+        cgroup: Option<&Cgroup>,
+        ours: bool,
+    ) -> Option<OomCount> {
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let file = v2_memory_events(cgroup, &own).or_else(|| v1_oom_control(&own))?;
+        let (file, shared) = match v2_memory_events(cgroup, &own) {
+            Some((file, walked_up)) => {
+                let dir = file.parent().unwrap_or(Path::new("/"));
+                let within = daemon.is_some_and(|d| dir.starts_with(&d.path));
+                (file, !(within || ours && !walked_up))
+            }
+            None => (v1_oom_control(&own)?, !ours),
+        };
         let before = oom_kills_in(&file)?;
-        Some(OomCount { file, before })
+        Some(OomCount {
+            file,
+            before,
+            shared,
+        })
     }
 
     /// Whether the OOM killer killed in the Lisp's memory cgroup since it
     /// started.
     pub fn grew(&self) -> bool {
         oom_kills_in(&self.file).is_some_and(|now| now > self.before)
+    }
+
+    /// The cgroup that counted.
+    pub fn cgroup(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("/"))
     }
 }
 
@@ -266,8 +290,9 @@ fn oom_kills_in(file: &Path) -> Option<u64> {
 }
 
 /// `memory.events` of `cgroup` (else of this process's v2 cgroup, the
-/// `0::PATH` line of /proc/self/cgroup) or of the nearest cgroup above it.
-fn v2_memory_events(cgroup: Option<&Cgroup>, own: &str) -> Option<PathBuf> {
+/// `0::PATH` line of /proc/self/cgroup) or of the nearest cgroup above it,
+/// and whether it is above.
+fn v2_memory_events(cgroup: Option<&Cgroup>, own: &str) -> Option<(PathBuf, bool)> {
     let top = hierarchy()?;
     let mut dir = match cgroup {
         Some(c) => c.path.clone(),
@@ -276,12 +301,14 @@ fn v2_memory_events(cgroup: Option<&Cgroup>, own: &str) -> Option<PathBuf> {
             top.join(path.trim_start_matches('/'))
         }
     };
+    let mut above = false;
     while dir.starts_with(&top) && dir != top {
         let events = dir.join("memory.events");
         if events.exists() {
-            return Some(events);
+            return Some((events, above));
         }
         dir.pop();
+        above = true;
     }
     None
 }

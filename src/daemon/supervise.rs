@@ -54,10 +54,23 @@ pub(crate) fn how_it_ended(status: WaitStatus) -> String {
     }
 }
 
+/// An OOM kill counted while a Lisp ran, by a memory cgroup of the
+/// daemon's own, or by one it shares with other processes (named).
+pub enum Oom {
+    Own,
+    Shared(String),
+}
+
 /// Why a Lisp died, in words a user acts on: its last word on the cause
-/// pipe (shown: see `visible`), else the kernel's OOM killer when its cgroup
-/// counted a kill, else its exit.
-pub fn why_it_died(status: WaitStatus, cause: Option<Cause>, oom: bool, policy: &Policy) -> String {
+/// pipe (shown: see `visible`), else the kernel's OOM killer when its
+/// memory cgroup counted a kill (said to be likely when that cgroup holds
+/// others too), else its exit.
+pub fn why_it_died(
+    status: WaitStatus,
+    cause: Option<Cause>,
+    oom: Option<Oom>,
+    policy: &Policy,
+) -> String {
     let now = |mb: Option<u64>| mb.map_or(String::new(), |mb| format!(", now {mb} MB"));
     match (cause, status) {
         (Some(Cause::HeapExhausted), _) => format!(
@@ -73,9 +86,14 @@ pub fn why_it_died(status: WaitStatus, cause: Option<Cause>, oom: bool, policy: 
             "died of an unhandled error in a thread: {}",
             crate::visible::line(&text)
         ),
-        (None, WaitStatus::Signaled(_, Signal::SIGKILL, _)) if oom => {
-            "was killed by the kernel's OOM killer (out of memory)".to_string()
-        }
+        (None, WaitStatus::Signaled(_, Signal::SIGKILL, _)) => match oom {
+            Some(Oom::Own) => "was killed by the kernel's OOM killer (out of memory)".to_string(),
+            Some(Oom::Shared(cgroup)) => format!(
+                "was killed by SIGKILL, most likely by the kernel's OOM killer (out of memory): \
+                 its memory cgroup {cgroup}, which it shares with other processes, counted an OOM kill"
+            ),
+            None => how_it_ended(status),
+        },
         (None, status) => how_it_ended(status),
     }
 }
@@ -347,7 +365,6 @@ struct Next {
     failure: Option<String>,
 }
 
-/// An old Lisp going through the stop schedule.
 /// What a running Lisp leaves to tell why it died: the read end of its
 /// cause pipe, and the count of its memory cgroup's OOM kills.
 struct LastWords {
@@ -356,6 +373,7 @@ struct LastWords {
     oom: Option<OomCount>,
 }
 
+/// An old Lisp going through the stop schedule.
 struct Retiring {
     pid: Pid,
     generation: u32,
@@ -631,7 +649,11 @@ impl Supervisor<'_> {
         let oom = words
             .as_ref()
             .and_then(|w| w.oom.as_ref())
-            .is_some_and(OomCount::grew);
+            .filter(|count| count.grew())
+            .map(|count| match count.shared {
+                false => Oom::Own,
+                true => Oom::Shared(count.cgroup().display().to_string()),
+            });
         let cause = words.and_then(|mut words| {
             let mut text = String::new();
             read_what_is_there(&mut words.cause, &mut text);
@@ -990,7 +1012,12 @@ impl Supervisor<'_> {
         if let Some(cgroup) = &cgroup {
             cgroup.create().ok()?;
         }
-        let oom = OomCount::for_lisp(cgroup.as_ref());
+        // A service's cgroups are its unit's: this daemon's alone.
+        let oom = OomCount::for_lisp(
+            self.launch.cgroup.as_ref(),
+            cgroup.as_ref(),
+            self.manager.is_some(),
+        );
         let (launch, output, supervisor) = (
             self.launch,
             self.events.output.as_ref(),
@@ -1220,6 +1247,56 @@ mod tests {
         assert_eq!(
             (self::Exit::Stopped.code(), self::Exit::StartLimit.code()),
             (0, 1)
+        );
+    }
+
+    /// The OOM killer, named: for certain when the cgroup that counted is
+    /// the daemon's alone, as likely (with the cgroup) when it is shared;
+    /// only for a SIGKILL the Lisp did not explain.
+    #[test]
+    fn the_oom_killer_in_words() {
+        use crate::logging::{Destination, Destinations};
+        let spec = crate::config::DaemonSpec {
+            restart: RestartPolicy::OnFailure,
+            ..Default::default()
+        };
+        let log = Destinations {
+            info: Destination::Nowhere,
+            error: Destination::Nowhere,
+            trace: Destination::Nowhere,
+        };
+        let plan = crate::plan::plan(
+            &spec,
+            &crate::plan::Runner::sbcl("sbcl"),
+            &crate::plan::Mode::Daemon,
+            None,
+            &log,
+            &crate::plan::Caller::default(),
+        );
+        let policy = plan.supervision.expect("supervised");
+        let killed = WaitStatus::Signaled(Pid::from_raw(7), Signal::SIGKILL, false);
+        assert_eq!(
+            why_it_died(killed, None, Some(Oom::Own), &policy),
+            "was killed by the kernel's OOM killer (out of memory)"
+        );
+        assert_eq!(
+            why_it_died(
+                killed,
+                None,
+                Some(Oom::Shared("/sys/fs/cgroup/x".into())),
+                &policy
+            ),
+            "was killed by SIGKILL, most likely by the kernel's OOM killer (out of memory): its \
+             memory cgroup /sys/fs/cgroup/x, which it shares with other processes, counted an OOM kill"
+        );
+        assert_eq!(
+            why_it_died(killed, None, None, &policy),
+            "killed by SIGKILL"
+        );
+        let exited = WaitStatus::Exited(Pid::from_raw(7), 1);
+        assert_eq!(
+            why_it_died(exited, None, Some(Oom::Own), &policy),
+            "exited with status 1"
         );
     }
 }

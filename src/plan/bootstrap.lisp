@@ -92,9 +92,13 @@ systemd with syslog logging, where the log line reaches the journal once)."
     (message-always control args)))
 
 (defun message-always (control args)
+  "The line, on a line of its own (SBCL's line keeper: not in the middle of
+one its thread was writing when a stop interrupted it)."
   (ignore-errors
-   (format *error-output* "~&~?~%" control args)
-   (finish-output *error-output*)))
+   (%call-on-own-line
+    (lambda ()
+      (format *error-output* "~&~?~%" control args)
+      (finish-output *error-output*)))))
 
 (defun log-line (level text)
   "Logs TEXT at LEVEL (:INFO or :ERROR) in the original's plist shape.

@@ -16,6 +16,9 @@
 
 (define-default %user-evaluation ())
 
+(define-default %call-on-own-line (function)
+  (funcall function))
+
 (define-default %keep-output-lines (path)
   ;; Only SBCL's standard streams keep whole lines (prelude-sbcl.lisp).
   (declare (ignore path)))

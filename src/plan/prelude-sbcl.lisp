@@ -84,6 +84,9 @@ collection that is over (a stop just after one hung for good)."
           (ignore-errors
            (format *error-output* "~&Threads that did not end within ~a s of the stop: ~{~s~^, ~}~%"
                    *other-threads-timeout* (mapcar #'sb-thread:thread-name left-behind)))))))
+  ;; What each thread of a line keeper held (the other threads are ended).
+  (when (typep sb-impl::*stdout* 'line-keeper)
+    (ignore-errors (%keeper-flush-all sb-impl::*stdout*)))
   (dolist (stream (list *standard-output* *error-output* *trace-output*))
     (ignore-errors (finish-output stream)))
   ;; C's exit: C's own buffered output flushed and atexit handlers run, as
@@ -356,9 +359,11 @@ calls ON-DEBUGGER with the condition instead of ending the daemon."
 ;;; disk drops lines instead of signalling an error in whatever thread
 ;;; wrote (an unhandled one ended the daemon, silently, its last line half
 ;;; written). Each thread's text is held until its line ends, so lines of
-;;; two threads never mix. Once a write works again, a line says how many
-;;; were dropped and why, as the supervisor's writer says it
-;;; (src/daemon/output.rs).
+;;; two threads never mix; a thread's buffer is changed and written with
+;;; interrupts deferred, so a handler that prints in that thread (a signal,
+;;; INTERRUPT-THREAD, a timer) waits until it is consistent. Once a write
+;;; works again, a line says how many were dropped and why, as the
+;;; supervisor's writer says it (src/daemon/output.rs).
 
 (defclass line-keeper (sb-gray:fundamental-character-output-stream)
   ((fd :initarg :fd :reader keeper-fd)
@@ -366,25 +371,42 @@ calls ON-DEBUGGER with the condition instead of ending the daemon."
    (lines :initform (make-hash-table :test 'eq :weakness :key :synchronized t)
           :reader keeper-lines
           :documentation "Each thread's text not yet written.")
+   (asides :initform (make-hash-table :test 'eq :weakness :key :synchronized t)
+           :reader keeper-asides
+           :documentation "Each thread's own lines (*KEEPER-ASIDE*) not yet written.")
    (lock :initform (sb-thread:make-mutex :name "output lines") :reader keeper-lock
          :documentation "Held while the file is written.")
    (lost :initform 0 :accessor keeper-lost
          :documentation "Lines dropped since the last write that worked.")
-   (lost-why :initform nil :accessor keeper-lost-why)))
+   (lost-why :initform nil :accessor keeper-lost-why)
+   (logged-at :initform nil :accessor keeper-logged-at
+              :documentation "When a drop was last logged (at most once a minute).")))
 
 (defconstant +longest-line+ (* 64 1024)
   "A partial line longer than this is written out anyway.")
 
+(defvar *keeper-aside* nil
+  "True while the daemon's own line is written (%CALL-ON-OWN-LINE): its
+text goes to a line of its own, not into the line its thread was writing
+when a stop or a reload interrupted it.")
+
+(defun %call-on-own-line (function)
+  "Calls FUNCTION with what it writes on lines of its own."
+  (let ((*keeper-aside* t))
+    (funcall function)))
+
 (defun %keeper-line (keeper)
-  "This thread's text not yet written."
-  (let ((lines (keeper-lines keeper)))
+  "This thread's text not yet written (or its own lines', aside)."
+  (let ((lines (if *keeper-aside* (keeper-asides keeper) (keeper-lines keeper))))
     (or (gethash sb-thread:*current-thread* lines)
         (setf (gethash sb-thread:*current-thread* lines)
               (make-array 256 :element-type 'character :adjustable t :fill-pointer 0)))))
 
 (defun %write-whole (fd octets)
   "Writes OCTETS to FD whole or not at all: a write cut short (a full disk)
-is undone. True, or NIL and the errno (ENOSPC, 28, for a short write)."
+is undone, unless something else wrote to the file meanwhile (the runtime,
+a child process: their lines are not cut). True, or NIL and the errno
+(ENOSPC, 28, for a short write)."
   (let ((size (sb-unix:unix-lseek fd 0 sb-unix:l_xtnd))
         (end (length octets))
         (done 0)
@@ -395,7 +417,8 @@ is undone. True, or NIL and the errno (ENOSPC, 28, for a short write)."
                    (incf done n)
                    (progn (setq errno e) (return)))))
     (cond ((= done end) t)
-          (t (when (and size (plusp done))
+          (t (when (and size (plusp done)
+                        (eql (sb-unix:unix-lseek fd 0 sb-unix:l_xtnd) (+ size done)))
                (sb-alien:alien-funcall
                 (sb-alien:extern-alien "ftruncate" (function sb-alien:int sb-alien:int sb-alien:long))
                 fd size))
@@ -404,13 +427,11 @@ is undone. True, or NIL and the errno (ENOSPC, 28, for a short write)."
 (defun %keeper-write (keeper text)
   "Writes TEXT (whole lines, or a flushed part of one) to the file, after
 the note of the lines dropped before it; lines that cannot be written are
-counted, and the first of them logged. No signal handler's output comes
-between a write and its undoing."
+counted. Returns a line to log, when a drop begins (at most once a minute)."
   (flet ((written (string)
            (multiple-value-bind (ok errno)
-               (sb-sys:without-interrupts
-                 (%write-whole (keeper-fd keeper)
-                               (sb-ext:string-to-octets string :external-format :utf-8)))
+               (%write-whole (keeper-fd keeper)
+                             (sb-ext:string-to-octets string :external-format :utf-8))
              (unless (or ok (keeper-lost-why keeper))
                (setf (keeper-lost-why keeper) (sb-int:strerror errno)))
              ok)))
@@ -422,42 +443,57 @@ between a write and its undoing."
                          (setf (keeper-lost keeper) 0 (keeper-lost-why keeper) nil)
                          t))
                    (written text))
-        (when (zerop (keeper-lost keeper))
-          (log-line :error (format nil "the :output file ~a cannot be written (~a): its lines are dropped until it can"
-                                   (keeper-path keeper) (keeper-lost-why keeper))))
-        (incf (keeper-lost keeper) (max 1 (count #\Newline text)))))))
+        (incf (keeper-lost keeper) (max 1 (count #\Newline text)))
+        (let ((now (get-internal-real-time))
+              (last (keeper-logged-at keeper)))
+          (when (or (null last)
+                    (< (* 60 internal-time-units-per-second) (- now last)))
+            (setf (keeper-logged-at keeper) now)
+            (format nil "the :output file ~a cannot be written (~a): its lines are dropped until it can"
+                    (keeper-path keeper) (keeper-lost-why keeper))))))))
 
-(defun %keeper-flush (keeper everything)
-  "Writes this thread's complete lines, or EVERYTHING it holds (a
-finish-output, a line too long)."
-  (let* ((line (%keeper-line keeper))
-         (end (if everything
-                  (length line)
-                  (let ((newline (position #\Newline line :from-end t)))
-                    (if newline (1+ newline) 0)))))
+(defun %keeper-flush (keeper line everything)
+  "Takes this thread's complete lines out of LINE (or EVERYTHING in it: a
+finish-output, a line too long) and writes them. Called with interrupts
+deferred; returns what %KEEPER-WRITE returns."
+  (let ((end (if everything
+                 (length line)
+                 (let ((newline (position #\Newline line :from-end t)))
+                   (if newline (1+ newline) 0)))))
     (when (plusp end)
-      (%keeper-write keeper (subseq line 0 end))
-      (let ((rest (- (length line) end)))
+      (let ((text (subseq line 0 end))
+            (rest (- (length line) end)))
         (replace line line :start2 end)
-        (setf (fill-pointer line) rest)))))
+        (setf (fill-pointer line) rest)
+        (%keeper-write keeper text)))))
+
+(defmacro with-keeper-line ((line keeper) &body body)
+  "Runs BODY on this thread's text with interrupts deferred; a drop it
+reports (the value of BODY) is logged after, outside the lock."
+  `(let ((to-log (sb-sys:without-interrupts
+                   (let ((,line (%keeper-line ,keeper)))
+                     ,@body))))
+     (when (stringp to-log)
+       (log-line :error to-log))))
 
 (defmethod sb-gray:stream-write-char ((keeper line-keeper) char)
-  (vector-push-extend char (%keeper-line keeper))
-  (when (char= char #\Newline)
-    (%keeper-flush keeper nil))
+  (with-keeper-line (line keeper)
+    (vector-push-extend char line)
+    (cond ((char= char #\Newline) (%keeper-flush keeper line nil))
+          ((< +longest-line+ (length line)) (%keeper-flush keeper line t))))
   char)
 
 (defmethod sb-gray:stream-write-string ((keeper line-keeper) string &optional (start 0) end)
-  (let* ((end (or end (length string)))
-         (line (%keeper-line keeper))
-         (at (fill-pointer line))
-         (size (+ at (- end start))))
-    (when (< (array-dimension line 0) size)
-      (adjust-array line (max size (* 2 (array-dimension line 0)))))
-    (setf (fill-pointer line) size)
-    (replace line string :start1 at :start2 start :end2 end)
-    (cond ((< +longest-line+ size) (%keeper-flush keeper t))
-          ((find #\Newline string :start start :end end) (%keeper-flush keeper nil))))
+  (let ((end (or end (length string))))
+    (with-keeper-line (line keeper)
+      (let* ((at (fill-pointer line))
+             (size (+ at (- end start))))
+        (when (< (array-dimension line 0) size)
+          (adjust-array line (max size (* 2 (array-dimension line 0)))))
+        (setf (fill-pointer line) size)
+        (replace line string :start1 at :start2 start :end2 end)
+        (cond ((< +longest-line+ size) (%keeper-flush keeper line t))
+              ((find #\Newline string :start start :end end) (%keeper-flush keeper line nil))))))
   string)
 
 (defmethod sb-gray:stream-line-column ((keeper line-keeper))
@@ -465,16 +501,31 @@ finish-output, a line too long)."
     (- (length line) (1+ (or (position #\Newline line :from-end t) -1)))))
 
 (defmethod sb-gray:stream-finish-output ((keeper line-keeper))
-  (%keeper-flush keeper t)
+  (with-keeper-line (line keeper)
+    (%keeper-flush keeper line t))
   nil)
 
 (defmethod sb-gray:stream-force-output ((keeper line-keeper))
-  (%keeper-flush keeper t)
-  nil)
+  (sb-gray:stream-finish-output keeper))
+
+(defun %keeper-flush-all (keeper)
+  "Writes what every thread holds (at exit, once the other threads are
+ended), and logs the lines still dropped."
+  (let ((lines '()))
+    (dolist (table (list (keeper-lines keeper) (keeper-asides keeper)))
+      (sb-ext:with-locked-hash-table (table)
+        (maphash (lambda (thread line) (declare (ignore thread)) (push line lines))
+                 table)))
+    (dolist (line lines)
+      (sb-sys:without-interrupts (%keeper-flush keeper line t))))
+  (when (plusp (keeper-lost keeper))
+    (log-line :error (format nil "~d lines of output were dropped before the exit: ~a: ~a"
+                             (keeper-lost keeper) (keeper-path keeper) (keeper-lost-why keeper)))))
 
 (defun %keep-output-lines (path)
   "The standard output and error streams (fd 1 and 2: the :output file
-PATH) become one line keeper."
+PATH) become one line keeper (what its threads hold is written at the
+orderly exit, %FINISH-EXIT)."
   (dolist (stream (list sb-impl::*stdout* sb-impl::*stderr*))
     (ignore-errors (finish-output stream)))
   (let ((keeper (make-instance 'line-keeper :fd 1 :path path)))
