@@ -318,6 +318,43 @@ def control_cost(env, work, runs):
              f"{times['nil']*1000:.1f} ms (:control nil)", times["t"] / times["nil"], "none: what it costs")]
 
 
+def output_cost(env, work, runs):
+    """200,000 access-log lines written by an SBCL daemon without a
+    supervisor through its line keeper (:output) against the same lines
+    written to the same file by a line-buffered stream of SBCL's own on the
+    same descriptor (SBCL's standard output as it is without the keeper),
+    as the Lisp measures it."""
+    times = {}
+    line = '"127.0.0.1 - [07/Dec/2026:15:00:00] \\"GET /index.html HTTP/1.1\\" 200 1234 ~d~%"'
+    for kind in ("keeper", "fd-stream"):
+        c = os.path.join(work, f"output-{kind}.conf")
+        log = os.path.join(work, f"output-{kind}.log")
+        took = os.path.join(work, f"output-{kind}.time")
+        keys = f':output "{log}"'
+        if kind == "keeper":
+            write = f"(dotimes (i 200000) (format t {line} i))"
+        else:
+            write = ("(let ((s (sb-sys:make-fd-stream 1 :output t :buffering :line :external-format :utf-8))) "
+                     f"(dotimes (i 200000) (format s {line} i)) (finish-output s))")
+        with open(c, "w") as f:
+            f.write(f'(:pid-file "output-{kind}.pid" {keys} :main-function #.(lambda () '
+                    f"(let ((start (get-internal-real-time))) {write} "
+                    f'(with-open-file (s "{took}" :direction :output :if-exists :supersede) '
+                    f"(format s \"~f\" (/ (- (get-internal-real-time) start) internal-time-units-per-second)))) t))")
+        samples = []
+        for _ in range(runs):
+            tool(env, c, "--timeout", "300", "start")
+            tool(env, c, "stop")
+            with open(took) as f:
+                samples.append(float(f.read()))
+            os.remove(log)
+        times[kind] = statistics.median(samples)
+    return [("200,000 lines written by an SBCL daemon without a supervisor (`--only output`)",
+             f"{times['keeper']*1000:.0f} ms (its line keeper, :output)",
+             f"{times['fd-stream']*1000:.0f} ms (SBCL's own line-buffered stream on the same descriptor)",
+             times["keeper"] / times["fd-stream"], "none: what whole lines cost")]
+
+
 def everything(env, work, runs):
     """Every row but --only's: the tool against its baselines."""
     rows = []
@@ -480,7 +517,7 @@ def everything(env, work, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
-    ap.add_argument("--only", choices=["cores", "restarts", "notify", "control"], help="run only this part")
+    ap.add_argument("--only", choices=["cores", "restarts", "notify", "control", "output"], help="run only this part")
     parsed = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit("build first: cargo build --release")
@@ -501,6 +538,8 @@ def main():
             rows = notify_ready(env, work, parsed.runs)
         elif parsed.only == "control":
             rows = control_cost(env, work, parsed.runs)
+        elif parsed.only == "output":
+            rows = output_cost(env, work, parsed.runs)
         else:
             rows = everything(env, work, parsed.runs)
     finally:

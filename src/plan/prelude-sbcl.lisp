@@ -85,8 +85,8 @@ collection that is over (a stop just after one hung for good)."
            (format *error-output* "~&Threads that did not end within ~a s of the stop: ~{~s~^, ~}~%"
                    *other-threads-timeout* (mapcar #'sb-thread:thread-name left-behind)))))))
   ;; What each thread of a line keeper held (the other threads are ended).
-  (when (typep sb-impl::*stdout* 'line-keeper)
-    (ignore-errors (%keeper-flush-all sb-impl::*stdout*)))
+  (when *line-keeper*
+    (ignore-errors (%keeper-flush-all (stream-keeper *line-keeper*))))
   (dolist (stream (list *standard-output* *error-output* *trace-output*))
     (ignore-errors (finish-output stream)))
   ;; C's exit: C's own buffered output flushed and atexit handlers run, as
@@ -365,26 +365,6 @@ calls ON-DEBUGGER with the condition instead of ending the daemon."
 ;;; works again, a line says how many were dropped and why, as the
 ;;; supervisor's writer says it (src/daemon/output.rs).
 
-(defclass line-keeper (sb-gray:fundamental-character-output-stream)
-  ((fd :initarg :fd :reader keeper-fd)
-   (path :initarg :path :reader keeper-path)
-   (lines :initform (make-hash-table :test 'eq :weakness :key :synchronized t)
-          :reader keeper-lines
-          :documentation "Each thread's text not yet written.")
-   (asides :initform (make-hash-table :test 'eq :weakness :key :synchronized t)
-           :reader keeper-asides
-           :documentation "Each thread's own lines (*KEEPER-ASIDE*) not yet written.")
-   (lock :initform (sb-thread:make-mutex :name "output lines") :reader keeper-lock
-         :documentation "Held while the file is written.")
-   (lost :initform 0 :accessor keeper-lost
-         :documentation "Lines dropped since the last write that worked.")
-   (lost-why :initform nil :accessor keeper-lost-why)
-   (logged-at :initform nil :accessor keeper-logged-at
-              :documentation "When a drop was last logged (at most once a minute).")))
-
-(defconstant +longest-line+ (* 64 1024)
-  "A partial line longer than this is written out anyway.")
-
 (defvar *keeper-aside* nil
   "True while the daemon's own line is written (%CALL-ON-OWN-LINE): its
 text goes to a line of its own, not into the line its thread was writing
@@ -394,6 +374,34 @@ when a stop or a reload interrupted it.")
   "Calls FUNCTION with what it writes on lines of its own."
   (let ((*keeper-aside* t))
     (funcall function)))
+
+(defvar *line-keeper* nil
+  "The line keeper of the standard streams, once made.")
+
+(defstruct (keeper (:constructor make-keeper (fd path)))
+  "What a line keeper stream writes with, shared by its interpreted and its
+compiled stream (%KEEP-OUTPUT-LINES)."
+  fd
+  path
+  ;; Each thread's text not yet written, and its own lines' (*KEEPER-ASIDE*).
+  (lines (make-hash-table :test 'eq :weakness :key :synchronized t))
+  (asides (make-hash-table :test 'eq :weakness :key :synchronized t))
+  ;; Held while the file is written.
+  (lock (sb-thread:make-mutex :name "output lines"))
+  ;; Lines dropped since the last write that worked, why, and when a drop
+  ;; was last logged (at most once a minute).
+  (lost 0)
+  (lost-why nil)
+  (logged-at nil))
+
+(defclass line-keeper (sb-gray:fundamental-character-output-stream)
+  ((keeper :initarg :keeper :reader stream-keeper)))
+
+(defclass compiled-line-keeper (line-keeper) ()
+  (:documentation "A line keeper whose methods are compiled."))
+
+(defconstant +longest-line+ (* 64 1024)
+  "A partial line longer than this is written out anyway.")
 
 (defun %keeper-line (keeper)
   "This thread's text not yet written (or its own lines', aside)."
@@ -476,37 +484,57 @@ reports (the value of BODY) is logged after, outside the lock."
      (when (stringp to-log)
        (log-line :error to-log))))
 
-(defmethod sb-gray:stream-write-char ((keeper line-keeper) char)
+(defun %keeper-write-char (keeper char)
   (with-keeper-line (line keeper)
     (vector-push-extend char line)
     (cond ((char= char #\Newline) (%keeper-flush keeper line nil))
-          ((< +longest-line+ (length line)) (%keeper-flush keeper line t))))
-  char)
+          ((< +longest-line+ (length line)) (%keeper-flush keeper line t)))))
 
-(defmethod sb-gray:stream-write-string ((keeper line-keeper) string &optional (start 0) end)
-  (let ((end (or end (length string))))
-    (with-keeper-line (line keeper)
-      (let* ((at (fill-pointer line))
-             (size (+ at (- end start))))
-        (when (< (array-dimension line 0) size)
-          (adjust-array line (max size (* 2 (array-dimension line 0)))))
-        (setf (fill-pointer line) size)
-        (replace line string :start1 at :start2 start :end2 end)
-        (cond ((< +longest-line+ size) (%keeper-flush keeper line t))
-              ((find #\Newline string :start start :end end) (%keeper-flush keeper line nil))))))
-  string)
-
-(defmethod sb-gray:stream-line-column ((keeper line-keeper))
-  (let ((line (%keeper-line keeper)))
-    (- (length line) (1+ (or (position #\Newline line :from-end t) -1)))))
-
-(defmethod sb-gray:stream-finish-output ((keeper line-keeper))
+(defun %keeper-write-string (keeper string start end)
   (with-keeper-line (line keeper)
-    (%keeper-flush keeper line t))
-  nil)
+    (let* ((at (fill-pointer line))
+           (size (+ at (- end start))))
+      (when (< (array-dimension line 0) size)
+        (adjust-array line (max size (* 2 (array-dimension line 0)))))
+      (setf (fill-pointer line) size)
+      (replace line string :start1 at :start2 start :end2 end)
+      (cond ((< +longest-line+ size) (%keeper-flush keeper line t))
+            ((find #\Newline string :start start :end end) (%keeper-flush keeper line nil))))))
 
-(defmethod sb-gray:stream-force-output ((keeper line-keeper))
-  (sb-gray:stream-finish-output keeper))
+(defun %keeper-finish (keeper)
+  (with-keeper-line (line keeper)
+    (%keeper-flush keeper line t)))
+
+(defparameter *keeper-hot-functions*
+  '(%keeper-line %write-whole %keeper-write %keeper-flush
+    %keeper-write-char %keeper-write-string %keeper-finish)
+  "What the keeper does for each line: compiled, with its methods, in a
+thread of its own once a keeper is made (%KEEP-OUTPUT-LINES). The
+bootstrap's functions are interpreted (see the top of this file), and an
+interpreted keeper cost some 150 us a line, 80 times SBCL's own stream;
+compiled, some 6 us. Until then the interpreted ones write.")
+
+(defparameter *keeper-methods*
+  '((defmethod sb-gray:stream-write-char ((stream line-keeper) char)
+      (%keeper-write-char (stream-keeper stream) char)
+      char)
+
+    (defmethod sb-gray:stream-write-string ((stream line-keeper) string &optional (start 0) end)
+      (%keeper-write-string (stream-keeper stream) string start (or end (length string)))
+      string)
+
+    (defmethod sb-gray:stream-line-column ((stream line-keeper))
+      (let ((line (%keeper-line (stream-keeper stream))))
+        (- (length line) (1+ (or (position #\Newline line :from-end t) -1)))))
+
+    (defmethod sb-gray:stream-finish-output ((stream line-keeper))
+      (%keeper-finish (stream-keeper stream))
+      nil)
+
+    (defmethod sb-gray:stream-force-output ((stream line-keeper))
+      (%keeper-finish (stream-keeper stream))
+      nil))
+  "The keeper's stream methods, defined when a keeper is made.")
 
 (defun %keeper-flush-all (keeper)
   "Writes what every thread holds (at exit, once the other threads are
@@ -525,10 +553,28 @@ ended), and logs the lines still dropped."
 (defun %keep-output-lines (path)
   "The standard output and error streams (fd 1 and 2: the :output file
 PATH) become one line keeper (what its threads hold is written at the
-orderly exit, %FINISH-EXIT)."
+orderly exit, %FINISH-EXIT). Its methods are interpreted at first; a
+thread compiles them (and *KEEPER-HOT-FUNCTIONS*), off the start's path,
+for a stream of its own class that shares the keeper, and puts that one in
+place: a writer uses one or the other, never a method being redefined."
   (dolist (stream (list sb-impl::*stdout* sb-impl::*stderr*))
     (ignore-errors (finish-output stream)))
-  (let ((keeper (make-instance 'line-keeper :fd 1 :path path)))
-    (setf sb-impl::*stdout* keeper
-          sb-impl::*stderr* keeper
-          *terminal-io* (make-two-way-stream sb-impl::*stdin* keeper))))
+  (mapc #'eval *keeper-methods*)
+  (let ((keeper (make-keeper 1 path)))
+    (flet ((use (class)
+             (let ((stream (make-instance class :keeper keeper)))
+               (setf *line-keeper* stream
+                     sb-impl::*stdout* stream
+                     sb-impl::*stderr* stream
+                     *terminal-io* (make-two-way-stream sb-impl::*stdin* stream)))))
+      (use 'line-keeper)
+      (sb-thread:make-thread
+       (lambda ()
+         (ignore-errors
+          (handler-bind ((warning #'muffle-warning))
+            (dolist (name *keeper-hot-functions*)
+              (compile name))
+            (let ((sb-ext:*evaluator-mode* :compile))
+              (mapc #'eval (subst 'compiled-line-keeper 'line-keeper *keeper-methods*)))
+            (use 'compiled-line-keeper))))
+       :name "daemonization output compiler"))))
