@@ -571,10 +571,13 @@ place: a writer uses one or the other, never a method being redefined."
       (sb-thread:make-thread
        (lambda ()
          (ignore-errors
-          (handler-bind ((warning #'muffle-warning))
-            (dolist (name *keeper-hot-functions*)
-              (compile name))
-            (let ((sb-ext:*evaluator-mode* :compile))
-              (mapc #'eval (subst 'compiled-line-keeper 'line-keeper *keeper-methods*)))
-            (use 'compiled-line-keeper))))
+          ;; The compiler's words are not the daemon's output.
+          (let ((*error-output* (make-broadcast-stream))
+                (*standard-output* (make-broadcast-stream)))
+            (handler-bind ((warning #'muffle-warning))
+              (dolist (name *keeper-hot-functions*)
+                (compile name))
+              (let ((sb-ext:*evaluator-mode* :compile))
+                (mapc #'eval (subst 'compiled-line-keeper 'line-keeper *keeper-methods*)))
+              (use 'compiled-line-keeper)))))
        :name "daemonization output compiler"))))
