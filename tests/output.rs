@@ -173,7 +173,8 @@ fn an_ecl_daemon_survives_a_full_disk() {
 /// timer's does). Every line is whole, none is lost, threads' lines never
 /// mix, the daemon lives; a handler's line lands in the line it
 /// interrupted, whole (as in SBCL's own streams); a thread's unfinished
-/// line is written at the stop, and the stop's own line is on its own.
+/// line is written, ended, at the stop, and the stop's own line is on its
+/// own.
 #[test]
 fn lines_of_threads_and_interrupts_never_mix() {
     let sb = Sandbox::new();
@@ -259,9 +260,53 @@ fn lines_of_threads_and_interrupts_never_mix() {
     assert_eq!(next[..3], [3000; 3]);
     assert!(next[3] > 0);
     assert!(
-        text.ends_with("p unfinished\nStop daemon (signal 10)\n")
-            || text.ends_with("Stop daemon (signal 10)\np unfinished"),
+        text.ends_with("Stop daemon (signal 10)\np unfinished\n"),
         "{}",
         &text[text.len().saturating_sub(200)..]
+    );
+}
+
+/// Unfinished lines stay apart: a line `finish-output` wrote unfinished
+/// is ended by another thread's next line (its own thread goes on with
+/// it), and each is ended at the stop. The keeper's compiled stream, put
+/// in place after the start, leaves a `*terminal-io*` the daemon's code
+/// set alone.
+#[test]
+fn unfinished_lines_stay_apart() {
+    let sb = Sandbox::new();
+    let file = sb.path("out.log");
+    let conf = sb.conf(
+        "apart.conf",
+        &format!(
+            "(:pid-file \"apart.pid\" :output {}\n\
+             :main-function #.(lambda ()\n\
+               (setf *terminal-io* (make-two-way-stream *standard-input* (make-broadcast-stream)))\n\
+               (setf (symbol-value 'cl-user::mine) *terminal-io*)\n\
+               (write-string \"progress...\") (finish-output) (write-line \"done\")\n\
+               (sb-thread:join-thread (sb-thread:make-thread (lambda () (write-string \"alpha\") (finish-output))))\n\
+               (write-line \"main\")\n\
+               (sb-thread:make-thread (lambda () (write-string \"beta\") (loop (sleep 10))))\n\
+               t))",
+            lisp_string(file.to_str().unwrap())
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let compiled = || {
+        stdout(&sb.run(&conf, &["eval", "(type-of sb-impl::*stdout*)"]))
+            == "DAEMONIZATION-BOOTSTRAP::COMPILED-LINE-KEEPER\n"
+    };
+    assert!(wait_until(30, compiled), "the keeper is compiled");
+    assert_eq!(
+        stdout(&sb.run(
+            &conf,
+            &["eval", "(eq *terminal-io* (symbol-value 'cl-user::mine))"]
+        )),
+        "T\n"
+    );
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "progress...done\nalpha\nmain\nStop daemon (signal 10)\nbeta\n"
     );
 }

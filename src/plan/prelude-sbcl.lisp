@@ -392,7 +392,10 @@ compiled stream (%KEEP-OUTPUT-LINES)."
   ;; was last logged (at most once a minute).
   (lost 0)
   (lost-why nil)
-  (logged-at nil))
+  (logged-at nil)
+  ;; The buffer whose unfinished line the file ends in (a finish-output
+  ;; wrote it), or NIL: another buffer's text starts on a line of its own.
+  (open nil))
 
 (defclass line-keeper (sb-gray:fundamental-character-output-stream)
   ((keeper :initarg :keeper :reader stream-keeper)))
@@ -432,17 +435,25 @@ a child process: their lines are not cut). True, or NIL and the errno
                 fd size))
              (values nil (if (and errno (plusp errno)) errno 28))))))
 
-(defun %keeper-write (keeper text)
-  "Writes TEXT (whole lines, or a flushed part of one) to the file, after
-the note of the lines dropped before it; lines that cannot be written are
-counted. Returns a line to log, when a drop begins (at most once a minute)."
+(defun %keeper-write (keeper text from)
+  "Writes TEXT (whole lines, or a flushed part of one) from the buffer
+FROM to the file, after the note of the lines dropped before it; on a line
+of its own when the file ends in another buffer's unfinished line. Lines
+that cannot be written are counted. Returns a line to log, when a drop
+begins (at most once a minute)."
   (flet ((written (string)
-           (multiple-value-bind (ok errno)
-               (%write-whole (keeper-fd keeper)
-                             (sb-ext:string-to-octets string :external-format :utf-8))
-             (unless (or ok (keeper-lost-why keeper))
-               (setf (keeper-lost-why keeper) (sb-int:strerror errno)))
-             ok)))
+           (let ((string (if (and (keeper-open keeper) (not (eq (keeper-open keeper) from)))
+                             (concatenate 'string (string #\Newline) string)
+                             string)))
+             (multiple-value-bind (ok errno)
+                 (%write-whole (keeper-fd keeper)
+                               (sb-ext:string-to-octets string :external-format :utf-8))
+               (if ok
+                   (setf (keeper-open keeper)
+                         (unless (char= (char string (1- (length string))) #\Newline) from))
+                   (unless (keeper-lost-why keeper)
+                     (setf (keeper-lost-why keeper) (sb-int:strerror errno))))
+               ok))))
     (sb-thread:with-recursive-lock ((keeper-lock keeper))
       (unless (and (or (zerop (keeper-lost keeper))
                        (when (written (format nil "[daemonization: ~d lines of output dropped: ~a: ~a]~%"
@@ -473,7 +484,7 @@ deferred; returns what %KEEPER-WRITE returns."
             (rest (- (length line) end)))
         (replace line line :start2 end)
         (setf (fill-pointer line) rest)
-        (%keeper-write keeper text)))))
+        (%keeper-write keeper text line)))))
 
 (defmacro with-keeper-line ((line keeper) &body body)
   "Runs BODY on this thread's text with interrupts deferred; a drop it
@@ -512,7 +523,7 @@ reports (the value of BODY) is logged after, outside the lock."
 thread of its own once a keeper is made (%KEEP-OUTPUT-LINES). The
 bootstrap's functions are interpreted (see the top of this file), and an
 interpreted keeper cost some 150 us a line, 80 times SBCL's own stream;
-compiled, some 6 us. Until then the interpreted ones write.")
+compiled, some 3 us. Until then the interpreted ones write.")
 
 (defparameter *keeper-methods*
   '((defmethod sb-gray:stream-write-char ((stream line-keeper) char)
@@ -538,14 +549,21 @@ compiled, some 6 us. Until then the interpreted ones write.")
 
 (defun %keeper-flush-all (keeper)
   "Writes what every thread holds (at exit, once the other threads are
-ended), and logs the lines still dropped."
+ended: not what a thread still running holds), each unfinished line ended,
+and logs the lines still dropped."
   (let ((lines '()))
     (dolist (table (list (keeper-lines keeper) (keeper-asides keeper)))
       (sb-ext:with-locked-hash-table (table)
-        (maphash (lambda (thread line) (declare (ignore thread)) (push line lines))
+        (maphash (lambda (thread line)
+                   (when (or (eq thread sb-thread:*current-thread*)
+                             (not (sb-thread:thread-alive-p thread)))
+                     (push line lines)))
                  table)))
     (dolist (line lines)
-      (sb-sys:without-interrupts (%keeper-flush keeper line t))))
+      (when (plusp (length line))
+        (unless (char= (char line (1- (length line))) #\Newline)
+          (vector-push-extend #\Newline line))
+        (sb-sys:without-interrupts (%keeper-flush keeper line t)))))
   (when (plusp (keeper-lost keeper))
     (log-line :error (format nil "~d lines of output were dropped before the exit: ~a: ~a"
                              (keeper-lost keeper) (keeper-path keeper) (keeper-lost-why keeper)))))
@@ -561,13 +579,24 @@ place: a writer uses one or the other, never a method being redefined."
     (ignore-errors (finish-output stream)))
   (mapc #'eval *keeper-methods*)
   (let ((keeper (make-keeper 1 path)))
+    (let ((stream (make-instance 'line-keeper :keeper keeper)))
+      (setf *line-keeper* stream
+            sb-impl::*stdout* stream
+            sb-impl::*stderr* stream
+            *terminal-io* (make-two-way-stream sb-impl::*stdin* stream)))
     (flet ((use (class)
-             (let ((stream (make-instance class :keeper keeper)))
-               (setf *line-keeper* stream
-                     sb-impl::*stdout* stream
-                     sb-impl::*stderr* stream
-                     *terminal-io* (make-two-way-stream sb-impl::*stdin* stream)))))
-      (use 'line-keeper)
+             ;; Each only where it still holds the first stream: what the
+             ;; daemon's code put there meanwhile stays.
+             (let* ((old *line-keeper*)
+                    (old-terminal *terminal-io*)
+                    (stream (make-instance class :keeper keeper)))
+               (setf *line-keeper* stream)
+               (dolist (name '(sb-impl::*stdout* sb-impl::*stderr*))
+                 (sb-ext:compare-and-swap (symbol-value name) old stream))
+               (when (and (typep old-terminal 'two-way-stream)
+                          (eq (two-way-stream-output-stream old-terminal) old))
+                 (sb-ext:compare-and-swap (symbol-value '*terminal-io*) old-terminal
+                                   (make-two-way-stream sb-impl::*stdin* stream))))))
       (sb-thread:make-thread
        (lambda ()
          (ignore-errors
