@@ -256,7 +256,15 @@ impl OomCount {
                 let within = daemon.is_some_and(|d| dir.starts_with(&d.path));
                 (file, !(within || ours && !walked_up))
             }
-            None => (v1_oom_control(&own)?, !ours),
+            None => {
+                // The unit's memory cgroup, not one it shares (a slice's).
+                let (file, path) = v1_oom_control(&own)?;
+                let unit = own.lines().find_map(|l| {
+                    l.strip_prefix("0::")
+                        .or_else(|| l.split_once(":name=systemd:").map(|(_, p)| p))
+                });
+                (file, !(ours && unit == Some(path.as_str())))
+            }
         };
         let before = oom_kills_in(&file)?;
         Some(OomCount {
@@ -313,10 +321,11 @@ fn v2_memory_events(cgroup: Option<&Cgroup>, own: &str) -> Option<(PathBuf, bool
     None
 }
 
-/// `memory.oom_control` of this process's v1 memory cgroup: the line
+/// `memory.oom_control` of this process's v1 memory cgroup, and its path
+/// in the hierarchy: the line
 /// `N:…memory…:PATH` of /proc/self/cgroup, under the mount of a `cgroup`
 /// file system with the `memory` option.
-fn v1_oom_control(own: &str) -> Option<PathBuf> {
+fn v1_oom_control(own: &str) -> Option<(PathBuf, String)> {
     let path = own.lines().find_map(|l| {
         let mut fields = l.splitn(3, ':');
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
@@ -340,7 +349,10 @@ fn v1_oom_control(own: &str) -> Option<PathBuf> {
         .then(|| (PathBuf::from(root), PathBuf::from(point)))
     })?;
     let below = Path::new(path).strip_prefix(&root).ok()?;
-    Some(mount.join(below).join("memory.oom_control"))
+    Some((
+        mount.join(below).join("memory.oom_control"),
+        path.to_string(),
+    ))
 }
 
 /// Ends the rest of a tree whose Lisp has ended, in a supervisor (the
