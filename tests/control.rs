@@ -2,12 +2,11 @@
 //! connect (root and the daemon's user, checked by the kernel's word on
 //! the peer), and what root refuses to talk to.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use crate::util::*;
 
@@ -318,68 +317,29 @@ fn repl_at_a_terminal() {
         bin(),
         conf.display()
     );
-    let mut script = sb.at_a_terminal(&inner, Stdio::piped(), Stdio::piped());
-    let screen = Arc::new(Mutex::new(String::new()));
-    let mut terminal = script.stdout.take().unwrap();
-    let reader = {
-        let screen = Arc::clone(&screen);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = terminal.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                screen
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let seen = |text: &str| wait_until(30, || screen.lock().unwrap().contains(text));
-    let mut keyboard = script.stdin.take().unwrap();
-    let mut type_in = |keys: &[u8]| {
-        keyboard.write_all(keys).unwrap();
-        keyboard.flush().unwrap();
-    };
-    assert!(seen("site COMMON-LISP-USER> "), "the prompt");
-    type_in(b"(* 6\r");
-    assert!(
-        seen("... "),
-        "a form not yet whole: {}",
-        screen.lock().unwrap()
-    );
-    type_in(b"7)\r");
-    assert!(
-        seen("42"),
-        "a form of two lines: {}",
-        screen.lock().unwrap()
-    );
+    let mut terminal = Terminal::of(sb.at_a_terminal(&inner, Stdio::piped(), Stdio::piped()));
+    terminal.seen("site COMMON-LISP-USER> ");
+    terminal.type_in("(* 6\r");
+    terminal.seen("... ");
+    terminal.type_in("7)\r");
+    terminal.seen("42");
     let looping = sb.path("looping");
-    type_in(
-        format!(
-            "(progn (close (open {} :direction :output)) (loop))\r",
-            lisp_string(looping.to_str().unwrap())
-        )
-        .as_bytes(),
-    );
+    terminal.type_in(&format!(
+        "(progn (close (open {} :direction :output)) (loop))\r",
+        lisp_string(looping.to_str().unwrap())
+    ));
     assert!(wait_until(30, || looping.exists()), "the loop runs");
     assert_eq!(
         stdout(&sb.run(&conf, &["eval", "(+ 1 1)"])),
         "2\n",
         "eval beside it"
     );
-    type_in(b"\x03");
-    assert!(seen("Interrupted"), "{}", screen.lock().unwrap());
-    type_in(b"(+ 2 3)\r");
-    assert!(seen("\n5"), "{}", screen.lock().unwrap());
-    type_in(b"\x04");
-    assert!(
-        wait_until(30, || script.try_wait().unwrap().is_some()),
-        "Ctrl-D detached"
-    );
-    assert_eq!(script.wait().unwrap().code(), Some(0));
-    reader.join().unwrap();
+    terminal.type_in("\x03");
+    terminal.seen("Interrupted");
+    terminal.type_in("(+ 2 3)\r");
+    terminal.seen("\n5");
+    terminal.type_in("\x04");
+    assert_eq!(terminal.end(), Some(0), "Ctrl-D detached");
     assert!(alive(pid), "the daemon serves on");
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }

@@ -5,11 +5,9 @@
 //! words, lines and punctuation, any number where the manual has a number.
 //! An example no scenario here runs fails `every_example_is_run`.
 
-use std::io::{Read as _, Write as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use crate::util::*;
 
@@ -259,21 +257,11 @@ impl Machine {
     }
 }
 
-/// A command of the examples at a terminal of its own (script(1) makes
-/// one): what it shows, read as it comes, and a keyboard.
-struct Terminal {
-    script: std::process::Child,
-    keyboard: std::process::ChildStdin,
-    screen: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    at: usize,
-}
-
 impl Machine {
     /// The example `command` at a terminal, in this machine's shell.
     fn terminal(&self, command: &str) -> Terminal {
         let inner = self.here(command).replace('\'', "'\\''");
-        let mut script = self
+        let script = self
             .shell_command(&format!("exec script -qec '{inner}' /dev/null"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -281,56 +269,7 @@ impl Machine {
             .spawn()
             .expect("script(1) runs (apt-get install bsdutils)");
         self.sb.track(script.id() as i32);
-        let screen = Arc::new(Mutex::new(String::new()));
-        let reader = {
-            let (screen, mut out) = (Arc::clone(&screen), script.stdout.take().unwrap());
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = out.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    screen
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            })
-        };
-        let keyboard = script.stdin.take().unwrap();
-        Terminal {
-            script,
-            keyboard,
-            screen,
-            reader: Some(reader),
-            at: 0,
-        }
-    }
-}
-
-impl Terminal {
-    fn type_in(&mut self, keys: &str) {
-        self.keyboard.write_all(keys.as_bytes()).unwrap();
-        self.keyboard.flush().unwrap();
-    }
-
-    /// Waits until `text` is shown after what was seen before.
-    fn seen(&mut self, text: &str) {
-        let at = self.at;
-        let found = wait_until(30, || self.screen.lock().unwrap()[at..].contains(text));
-        let screen = self.screen.lock().unwrap();
-        assert!(found, "the terminal did not show {text:?}: {screen}");
-        self.at += screen[at..].find(text).unwrap() + text.len();
-    }
-
-    /// Waits for the command to end; its exit code.
-    fn end(mut self) -> Option<i32> {
-        assert!(
-            wait_until(30, || self.script.try_wait().unwrap().is_some()),
-            "the command ended"
-        );
-        self.reader.take().unwrap().join().unwrap();
-        self.script.wait().unwrap().code()
+        Terminal::of(script)
     }
 }
 

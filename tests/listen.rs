@@ -104,6 +104,22 @@ fn lisp_pid(sb: &Sandbox, conf: &Path) -> i32 {
         .unwrap_or_else(|| panic!("no Lisp in {line}"))
 }
 
+/// A `restart` that puts a new Lisp in, quietly: its pid is added to
+/// `lisps` (none of which it is).
+fn replaced(sb: &Sandbox, conf: &Path, lisps: &mut Vec<i32>, round: usize) {
+    let out = sb.run(conf, &["restart"]);
+    assert_eq!(
+        (out.status.code(), stderr(&out).as_str()),
+        (Some(0), ""),
+        "round {round}: {}",
+        stdout(&out)
+    );
+    let now = lisp_pid(sb, conf);
+    sb.track(now);
+    assert!(!lisps.contains(&now), "round {round}: the same Lisp {now}");
+    lisps.push(now);
+}
+
 /// Five restarts under clients that never pause (fresh connections, quick
 /// and one-second requests): every request is answered, once, whole; each
 /// restart puts a new Lisp in, and the old one ends once it answered what
@@ -147,17 +163,7 @@ fn restarts_under_traffic_lose_nothing() {
     );
     let mut lisps = vec![first];
     for round in 0..5 {
-        let out = sb.run(&conf, &["restart"]);
-        assert_eq!(
-            (out.status.code(), stderr(&out).as_str()),
-            (Some(0), ""),
-            "round {round}: {}",
-            stdout(&out)
-        );
-        let now = lisp_pid(&sb, &conf);
-        sb.track(now);
-        assert!(!lisps.contains(&now), "round {round}: the same Lisp {now}");
-        lisps.push(now);
+        replaced(&sb, &conf, &mut lisps, round);
         let seen = answered(&endings);
         assert!(wait_until(30, || answered(&endings) >= seen + 10));
     }
@@ -311,17 +317,7 @@ fn a_site_on_its_core_restarts_on_held_sockets() {
     };
     assert!(wait_until(30, || answered() >= 5), "the site serves");
     for round in 0..2 {
-        let out = sb.run(&conf, &["restart"]);
-        assert_eq!(
-            (out.status.code(), stderr(&out).as_str()),
-            (Some(0), ""),
-            "round {round}: {}",
-            stdout(&out)
-        );
-        let now = lisp_pid(&sb, &conf);
-        sb.track(now);
-        assert!(!lisps.contains(&now), "round {round}: the same Lisp {now}");
-        lisps.push(now);
+        replaced(&sb, &conf, &mut lisps, round);
         let seen = answered();
         assert!(wait_until(30, || answered() >= seen + 5));
     }

@@ -600,3 +600,72 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// A command at a terminal of its own (script(1) makes one), spawned with
+/// its stdin and stdout piped: what it shows, read as it comes, and a
+/// keyboard.
+pub struct Terminal {
+    script: std::process::Child,
+    keyboard: std::process::ChildStdin,
+    screen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    at: usize,
+}
+
+impl Terminal {
+    pub fn of(mut script: std::process::Child) -> Terminal {
+        use std::io::Read as _;
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let (screen, mut out) = (
+                std::sync::Arc::clone(&screen),
+                script.stdout.take().expect("stdout piped"),
+            );
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = out.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    screen
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        let keyboard = script.stdin.take().expect("stdin piped");
+        Terminal {
+            script,
+            keyboard,
+            screen,
+            reader: Some(reader),
+            at: 0,
+        }
+    }
+
+    pub fn type_in(&mut self, keys: &str) {
+        use std::io::Write as _;
+        self.keyboard.write_all(keys.as_bytes()).unwrap();
+        self.keyboard.flush().unwrap();
+    }
+
+    /// Waits until `text` is shown after what was seen before.
+    pub fn seen(&mut self, text: &str) {
+        let at = self.at;
+        let found = wait_until(30, || self.screen.lock().unwrap()[at..].contains(text));
+        let screen = self.screen.lock().unwrap();
+        assert!(found, "the terminal did not show {text:?}: {screen}");
+        self.at += screen[at..].find(text).unwrap() + text.len();
+    }
+
+    /// Waits for the command to end; its exit code.
+    pub fn end(mut self) -> Option<i32> {
+        assert!(
+            wait_until(30, || self.script.try_wait().unwrap().is_some()),
+            "the command ended"
+        );
+        self.reader.take().unwrap().join().unwrap();
+        self.script.wait().unwrap().code()
+    }
+}
