@@ -378,30 +378,35 @@ when a stop or a reload interrupted it.")
 (defvar *line-keeper* nil
   "The line keeper of the standard streams, once made.")
 
-(defstruct (keeper (:constructor make-keeper (fd path)))
-  "What a line keeper stream writes with, shared by its interpreted and its
+(defparameter *keeper-types*
+  '(progn
+    (defstruct (keeper (:constructor make-keeper (fd path)))
+      "What a line keeper stream writes with, shared by its interpreted and its
 compiled stream (%KEEP-OUTPUT-LINES)."
-  fd
-  path
-  ;; Each thread's text not yet written, and its own lines' (*KEEPER-ASIDE*).
-  (lines (make-hash-table :test 'eq :weakness :key :synchronized t))
-  (asides (make-hash-table :test 'eq :weakness :key :synchronized t))
-  ;; Held while the file is written.
-  (lock (sb-thread:make-mutex :name "output lines"))
-  ;; Lines dropped since the last write that worked, why, and when a drop
-  ;; was last logged (at most once a minute).
-  (lost 0)
-  (lost-why nil)
-  (logged-at nil)
-  ;; The buffer whose unfinished line the file ends in (a finish-output
-  ;; wrote it), or NIL: another buffer's text starts on a line of its own.
-  (open nil))
+      fd
+      path
+      ;; Each thread's text not yet written, and its own lines' (*KEEPER-ASIDE*).
+      (lines (make-hash-table :test 'eq :weakness :key :synchronized t))
+      (asides (make-hash-table :test 'eq :weakness :key :synchronized t))
+      ;; Held while the file is written.
+      (lock (sb-thread:make-mutex :name "output lines"))
+      ;; Lines dropped since the last write that worked, why, and when a drop
+      ;; was last logged (at most once a minute).
+      (lost 0)
+      (lost-why nil)
+      (logged-at nil)
+      ;; The buffer whose unfinished line the file ends in (a finish-output
+      ;; wrote it), or NIL: another buffer's text starts on a line of its own.
+      (open nil))
 
-(defclass line-keeper (sb-gray:fundamental-character-output-stream)
-  ((keeper :initarg :keeper :reader stream-keeper)))
+    (defclass line-keeper (sb-gray:fundamental-character-output-stream)
+      ((keeper :initarg :keeper :reader stream-keeper)))
 
-(defclass compiled-line-keeper (line-keeper) ()
-  (:documentation "A line keeper whose methods are compiled."))
+    (defclass compiled-line-keeper (line-keeper) ()
+      (:documentation "A line keeper whose methods are compiled.")))
+  "The keeper's structure and stream classes, defined when a keeper is
+made (%KEEP-OUTPUT-LINES): not at every daemon's start, which defining
+them slowed by a few milliseconds.")
 
 (defconstant +longest-line+ (* 64 1024)
   "A partial line longer than this is written out anyway.")
@@ -577,6 +582,7 @@ for a stream of its own class that shares the keeper, and puts that one in
 place: a writer uses one or the other, never a method being redefined."
   (dolist (stream (list sb-impl::*stdout* sb-impl::*stderr*))
     (ignore-errors (finish-output stream)))
+  (eval *keeper-types*)
   (mapc #'eval *keeper-methods*)
   (let ((keeper (make-keeper 1 path)))
     (let ((stream (make-instance 'line-keeper :keeper keeper)))
