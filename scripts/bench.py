@@ -291,16 +291,24 @@ def start_to_ready(env, conf, runs):
     return statistics.median(once() for _ in range(runs))
 
 
+def ready_times(env, work, runs, confs):
+    """The median start-to-ready of each conf text in CONFS (by name)."""
+    times = {}
+    for name, text in confs.items():
+        c = os.path.join(work, f"ready-{name}.conf")
+        with open(c, "w") as f:
+            f.write(text)
+        times[name] = start_to_ready(env, c, runs)
+    return times
+
+
 def notify_ready(env, work, runs):
     """Start-to-ready of a main that never returns (:ready :notify) against
     the same main returning."""
-    times = {}
-    for mode in ("returned", "notify"):
-        c = os.path.join(work, f"{mode}.conf")
-        main = "t" if mode == "returned" else "(progn (daemonization:ready) (loop (sleep 10)))"
-        with open(c, "w") as f:
-            f.write(f'(:pid-file "{mode}.pid" :ready :{mode} :main-function #.(lambda () {main}))')
-        times[mode] = start_to_ready(env, c, runs)
+    main = {"returned": "t", "notify": "(progn (daemonization:ready) (loop (sleep 10)))"}
+    times = ready_times(env, work, runs, {
+        mode: f'(:pid-file "{mode}.pid" :ready :{mode} :main-function #.(lambda () {main[mode]}))'
+        for mode in main})
     return [("start-to-ready, a main that never returns (:ready :notify)", f"{times['notify']*1000:.1f} ms",
              f"{times['returned']*1000:.1f} ms (the same main returning)", times["notify"] / times["returned"], "≤ 1.1×")]
 
@@ -308,12 +316,9 @@ def notify_ready(env, work, runs):
 def control_cost(env, work, runs):
     """Start-to-ready with the control socket (the default) against the
     same conf with :control nil: what the socket costs a start."""
-    times = {}
-    for control in ("t", "nil"):
-        c = os.path.join(work, f"control-{control}.conf")
-        with open(c, "w") as f:
-            f.write(f'(:pid-file "control-{control}.pid" :control {control} :main-function #.(lambda () t))')
-        times[control] = start_to_ready(env, c, runs)
+    times = ready_times(env, work, runs, {
+        control: f'(:pid-file "control-{control}.pid" :control {control} :main-function #.(lambda () t))'
+        for control in ("t", "nil")})
     return [("start-to-ready with the control socket", f"{times['t']*1000:.1f} ms",
              f"{times['nil']*1000:.1f} ms (:control nil)", times["t"] / times["nil"], "none: what it costs")]
 

@@ -133,13 +133,9 @@ pub const VALUE_OPTIONS: &[&str] = &[
 /// options; `--print`'s styles, `help keys`, `completions`' shells.
 pub fn bash_completion() -> String {
     let g = grammar();
-    let mut per_command = String::new();
-    for (command, options) in COMMAND_OPTIONS {
-        per_command.push_str(&format!(
-            "            {command}) opts=\"$opts {}\";;\n",
-            options.join(" ")
-        ));
-    }
+    let per_command = command_cases(|command, options| {
+        format!("            {command}) opts=\"$opts {options}\";;\n")
+    });
     format!(
         r#"# bash completion for daemonization, generated from its command table.
 _daemonization() {{
@@ -220,6 +216,15 @@ fn grammar() -> Grammar {
     }
 }
 
+/// A shell's case arm for each command's options (`COMMAND_OPTIONS`),
+/// given the command and its options joined by spaces.
+fn command_cases(arm: impl Fn(&str, &str) -> String) -> String {
+    COMMAND_OPTIONS
+        .iter()
+        .map(|(command, options)| arm(command, &options.join(" ")))
+        .collect()
+}
+
 /// The first words that are not a conf: `list`, `help`, `info`,
 /// `completions`.
 const FIRST_WORDS: &[&str] = &["list", "help", "info", "completions"];
@@ -229,13 +234,8 @@ const FIRST_WORDS: &[&str] = &["list", "help", "info", "completions"];
 /// commands for a conf or a directory; the command's options.
 pub fn zsh_completion() -> String {
     let g = grammar();
-    let mut per_command = String::new();
-    for (command, options) in COMMAND_OPTIONS {
-        per_command.push_str(&format!(
-            "            ({command}) opts+=({});;\n",
-            options.join(" ")
-        ));
-    }
+    let per_command =
+        command_cases(|command, options| format!("            ({command}) opts+=({options});;\n"));
     format!(
         r#"#compdef daemonization
 # zsh completion for daemonization, generated from its command table.

@@ -104,6 +104,21 @@ fn lisp_pid(sb: &Sandbox, conf: &Path) -> i32 {
         .unwrap_or_else(|| panic!("no Lisp in {line}"))
 }
 
+/// Every request answered: none refused, reset, cut, duplicated or not 200.
+fn none_lost<'a>(endings: impl Iterator<Item = &'a (Ending, String)>) {
+    let endings: Vec<_> = endings.collect();
+    let lost: Vec<_> = endings
+        .iter()
+        .filter(|(e, _)| *e != Ending::Answered)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} lost: {lost:?}",
+        lost.len(),
+        endings.len()
+    );
+}
+
 /// A `restart` that puts a new Lisp in, quietly: its pid is added to
 /// `lisps` (none of which it is).
 fn replaced(sb: &Sandbox, conf: &Path, lisps: &mut Vec<i32>, round: usize) {
@@ -191,16 +206,7 @@ fn restarts_under_traffic_lose_nothing() {
         client.join().unwrap();
     }
     let endings = endings.lock().unwrap();
-    let lost: Vec<_> = endings
-        .iter()
-        .filter(|(_, (e, _))| *e != Ending::Answered)
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} lost: {lost:?}",
-        lost.len(),
-        endings.len()
-    );
+    none_lost(endings.iter().map(|(_, ended)| ended));
     let slow = endings.iter().filter(|(uri, _)| *uri == "/slow").count();
     assert!(slow >= 6, "only {slow} slow requests");
     // Every generation answered some.
@@ -324,16 +330,7 @@ fn a_site_on_its_core_restarts_on_held_sockets() {
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
     let endings = endings.lock().unwrap();
-    let lost: Vec<_> = endings
-        .iter()
-        .filter(|(e, _)| *e != Ending::Answered)
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} lost: {lost:?}",
-        lost.len(),
-        endings.len()
-    );
+    none_lost(endings.iter());
     // Every answer came from a Lisp of the core, and each generation answered.
     let core = core.display().to_string();
     assert!(
