@@ -262,7 +262,11 @@ impl Machine {
     fn terminal(&self, command: &str) -> Terminal {
         let inner = self.here(command).replace('\'', "'\\''");
         let script = self
-            .shell_command(&format!("exec script -qec '{inner}' /dev/null"))
+            // The command is the terminal's foreground process, as an
+            // interactive shell runs it: with a shell between that waits
+            // for it (dash does), a Ctrl-C would end that shell.
+            .shell_command(&format!("exec script -qec 'exec {inner}' /dev/null"))
+            .env("SHELL", "/bin/sh")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0)

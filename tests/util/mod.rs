@@ -250,10 +250,14 @@ impl Sandbox {
 
     /// The shell command `inner` at a terminal of its own (script(1)
     /// makes one) in this sandbox's environment, in a process group of its
-    /// own; its keyboard and screen as given, tracked.
+    /// own; its keyboard and screen as given, tracked. script(1) runs it
+    /// with `$SHELL -c`: here always /bin/sh, whatever the tester's shell
+    /// (begin `inner` with `exec` where a Ctrl-C is typed, or the shell
+    /// waiting for the command ends with it).
     pub fn at_a_terminal(&self, inner: &str, keyboard: Stdio, screen: Stdio) -> Child {
         let script = Command::new("script")
             .args(["-qec", inner, "/dev/null"])
+            .env("SHELL", "/bin/sh")
             .env("DAEMONIZATION_PID_DIR", self.dir.path())
             .env("LOGGING_CONF", logging_conf(self.dir.path()))
             .stdin(keyboard)
