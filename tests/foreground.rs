@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use crate::util::*;
 
-/// `nodaemon` runs in the foreground, prints nothing, stops on SIGTERM
+/// `nodaemon` runs in the foreground, prints only its stop line, stops on SIGTERM
 /// with status 0; an error after start ends it with status 70.
 #[test]
 fn nodaemon_runs_in_the_foreground() {
@@ -23,6 +23,7 @@ fn nodaemon_runs_in_the_foreground() {
         .command(&conf, &["nodaemon"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     sb.track(child.id() as i32);
@@ -42,6 +43,8 @@ fn nodaemon_runs_in_the_foreground() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), ""));
+    // Its one line, the stop, on standard error (the journal's under a unit).
+    assert_eq!(stderr(&out), "Stop daemon (signal 15)\n");
 
     let conf = sb.conf(
         "e.conf",
