@@ -421,11 +421,11 @@ impl Outcome {
                 )
             }
             ReplaceFailed { serving, error, .. } => {
-                outcome.error = Some(format!(
-                    "{}; the old Lisp{} keeps serving",
-                    visible::line(&error),
-                    serving.map_or(String::new(), |p| format!(" (pid {p})"))
-                ));
+                let error = visible::line(&error);
+                outcome.error = Some(match serving {
+                    Some(p) => format!("{error}; the old Lisp (pid {p}) keeps serving"),
+                    None => error,
+                });
             }
             StillRunning { pid, schedule } => {
                 outcome.error = Some(format!(

@@ -95,6 +95,32 @@ pub fn short_line(text: &str, max: usize) -> String {
     out
 }
 
+/// `text` as `line` shows it, in at most `max` bytes (`...` included
+/// when cut): a bound on what is stored, whatever the characters (an
+/// escape is up to 10 bytes for one character).
+pub fn line_within(text: &str, max: usize) -> String {
+    let whole = line(text);
+    if whole.len() <= max {
+        return whole;
+    }
+    let mut out = String::with_capacity(max);
+    let mut one = String::new();
+    for c in text.chars() {
+        one.clear();
+        match c {
+            '\n' => one.push_str("\\n"),
+            c if hidden(c) => escape_into(&mut one, c),
+            c => one.push(c),
+        }
+        if out.len() + one.len() + 3 > max {
+            break;
+        }
+        out.push_str(&one);
+    }
+    out.push_str("...");
+    out
+}
+
 /// `text` as the daemon wrote it, but its controls shown: newlines and
 /// tabs kept, no indentation (`log`).
 pub fn output(text: &str) -> String {

@@ -282,6 +282,55 @@ fn a_restart_during_a_restart_is_refused() {
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
 
+/// A restart asked for while the Lisp has not said it is ready replaces
+/// nothing, says why, and claims no Lisp serves.
+#[test]
+fn a_restart_before_ready_says_so() {
+    let sb = Sandbox::new();
+    let hold = sb.path("hold");
+    std::fs::write(&hold, "").unwrap();
+    let conf = sb.conf(
+        "early.conf",
+        &format!(
+            "(:name \"early\" :pid-file \"early.pid\" :ready :notify\n \
+             :listen ((:name \"http\" :port {port} :address \"127.0.0.1\"))\n \
+             :main-function #.(lambda ()\n\
+               (loop while (probe-file {hold}) do (sleep 0.02))\n\
+               (daemonization:ready)))",
+            port = free_port(),
+            hold = lisp_string(hold.to_str().unwrap()),
+        ),
+    );
+    let out = sb.run(&conf, &["--timeout", "1", "start"]);
+    sb.track(started_pid(&out));
+    assert!(
+        stdout(&out).contains("still initializing"),
+        "{}",
+        stdout(&out)
+    );
+    let lisp = lisp_pid(&sb, &conf);
+    sb.track(lisp);
+    let out = sb.run(&conf, &["restart"]);
+    assert_eq!(
+        (out.status.code(), stderr(&out)),
+        (
+            Some(1),
+            format!(
+                "ERROR: its Lisp (pid {lisp}) is not ready yet, so nothing was replaced: \
+                 restart once status says running\n"
+            )
+        ),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_file(&hold).unwrap();
+    assert!(wait_until(30, || stdout(&sb.run(&conf, &["status"]))
+        .starts_with("running ")));
+    assert_eq!(lisp_pid(&sb, &conf), lisp, "nothing was replaced");
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(lisp));
+}
+
 /// A site on its saved core with held sockets: each restart starts the new
 /// Lisp from the core while the old one serves, and a client that never
 /// pauses loses nothing.

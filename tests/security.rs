@@ -497,6 +497,154 @@ fn pid_files_that_are_not_roots_own_are_refused() {
     );
 }
 
+/// What the daemon's user makes in its control directory (in root's pid
+/// directory) goes with the daemon, removed as that user: a stop leaves
+/// nothing, links in it are not followed, and a directory left by a
+/// killed daemon does not keep another user's daemon of that pid file out.
+#[test]
+fn the_users_control_directory_goes_with_its_daemon() {
+    let user = attacker();
+    let sb = open_sandbox();
+    let control = sb.pid_file("c.pid.control");
+    let precious = sb.path("precious");
+    fs::create_dir(&precious).unwrap();
+    fs::write(precious.join("data"), "root's\n").unwrap();
+    let conf = |user: &str| {
+        format!(
+            "(:pid-file \"c.pid\" {user} :main-function #.(lambda ()\n\
+               (ensure-directories-exist {keep})\n\
+               (with-open-file (s {file} :direction :output) (write-line \"mine\" s))\n\
+               (sb-posix:symlink {precious} {link})))",
+            keep = lisp_string(&format!("{}/keep/deeper/", control.display())),
+            file = lisp_string(&format!("{}/keep/deeper/file", control.display())),
+            link = lisp_string(&format!("{}/keep/precious", control.display())),
+            precious = lisp_string(precious.to_str().unwrap()),
+        )
+    };
+    let users = sb.conf("c.conf", &conf(":user \"dztest\""));
+    let pid = started_pid(&sb.run(&users, &["start"]));
+    sb.track(pid);
+    assert_eq!(
+        fs::metadata(control.join("keep")).unwrap().uid(),
+        user.uid.as_raw()
+    );
+    let out = sb.run(&users, &["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!control.exists(), "the control directory is gone");
+    assert_eq!(
+        fs::read_to_string(precious.join("data")).unwrap(),
+        "root's\n"
+    );
+
+    // Killed, it leaves its directory; root's daemon of the pid file
+    // starts anyway, in a directory of its own.
+    let pid = started_pid(&sb.run(&users, &["start"]));
+    sb.track(pid);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(30, || !alive(pid)));
+    assert!(control.join("keep/deeper/file").exists());
+    let roots = sb.conf("r.conf", &conf(""));
+    let out = sb.run(&roots, &["start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    sb.track(started_pid(&out));
+    assert_eq!(fs::metadata(&control).unwrap().uid(), 0);
+    assert_eq!(
+        fs::read_to_string(control.join("keep/deeper/file")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(sb.run(&roots, &["stop"]).status.code(), Some(0));
+    assert!(!control.exists());
+    assert_eq!(
+        fs::read_to_string(precious.join("data")).unwrap(),
+        "root's\n"
+    );
+}
+
+/// Whatever its Lisps make their errors say, a supervisor's state file
+/// stays whole: `status` shows it, `eval` reaches the Lisp, and a
+/// `restart` whose new Lisp fails says so and leaves the old one serving,
+/// each time.
+#[test]
+fn a_lisp_cannot_make_its_state_unreadable() {
+    attacker();
+    let sb = open_sandbox();
+    let (generation, go) = (sb.path("generation"), sb.path("go"));
+    fs::write(&generation, "0").unwrap();
+    chown(&generation, &attacker());
+    // Characters shown as 9-byte escapes, and 4-byte ones.
+    let long = "(concatenate 'string (make-string 300 :initial-element (code-char #xE007F)) \
+                (make-string 300 :initial-element (code-char #x1F600)))";
+    let conf = sb.conf(
+        "s.conf",
+        &format!(
+            "(:name \"s\" :pid-file \"s.pid\" :user \"dztest\" :restart :always :restart-delay 0\n \
+             :listen ((:name \"http\" :port {port} :address \"127.0.0.1\"))\n \
+             :main-function #.(lambda ()\n\
+               (let ((n (with-open-file (s {generation}) (read s))))\n\
+                 (with-open-file (s {generation} :direction :output :if-exists :supersede) (print (1+ n) s))\n\
+                 (case n\n\
+                   (0 (sb-thread:make-thread (lambda ()\n\
+                        (loop until (probe-file {go}) do (sleep 0.01))\n\
+                        (error \"~a\" (make-string 250 :initial-element (code-char #x1F600))))))\n\
+                   (1 t)\n\
+                   (t (error \"~a\" {long}))))))",
+            port = free_port(),
+            generation = lisp_string(generation.to_str().unwrap()),
+            go = lisp_string(go.to_str().unwrap()),
+        ),
+    );
+    let out = sb.run(&conf, &["start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    sb.track(started_pid(&out));
+    fs::write(&go, "").unwrap();
+    let status = || stdout(&sb.run(&conf, &["status"]));
+    assert!(
+        wait_until(30, || status().starts_with("running ")
+            && status().contains("restarts = 1")),
+        "{}",
+        status()
+    );
+    let serving = lisp_of(&status());
+    sb.track(serving);
+    for round in 0..2 {
+        let out = sb.run(&conf, &["restart"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "round {round}: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).starts_with("ERROR: the new Lisp (pid ")
+                && stderr(&out)
+                    .ends_with(&format!("; the old Lisp (pid {serving}) keeps serving\n")),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        let state = fs::read(sb.pid_file("s.pid.state")).unwrap();
+        assert!(state.len() <= 4096, "{} bytes", state.len());
+        assert_eq!(lisp_of(&status()), serving, "round {round}");
+        let out = sb.run(&conf, &["eval", "(+ 1 2)"]);
+        assert_eq!(stdout(&out), "3\n", "round {round}: {}", stderr(&out));
+    }
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+    assert!(!alive(serving));
+}
+
+/// The Lisp a `status` line of a supervisor names.
+fn lisp_of(status: &str) -> i32 {
+    status
+        .split("lisp-pid = ")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ',', ')']).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no Lisp in {status}"))
+}
+
 // 3. The lock that says "the daemon runs".
 
 /// The pid file stays readable by all, but locks the attacker takes on it

@@ -157,7 +157,8 @@ pub enum Fact {
         pid: i32,
     },
     /// `restart` with `:listen`: the new Lisp failed (or was not ready in
-    /// time) and was ended; the old one (`serving`) goes on.
+    /// time) and was ended, or none was started (`error` says why); the
+    /// old one (`serving`, when one is ready) goes on.
     ReplaceFailed {
         pid: i32,
         serving: Option<i32>,

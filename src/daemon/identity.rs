@@ -161,3 +161,53 @@ pub fn apply(switch: &Switch) -> Result<(), SetupError> {
 pub fn no_new_privs() -> Result<(), SetupError> {
     nix::sys::prctl::set_no_new_privs().map_err(SetupError::NoNewPrivs)
 }
+
+/// Removes what the directory `dir` holds (not `dir`), never through a
+/// link, in a child that became `owner` (uid, gid) first: a user's files
+/// are acted on with that user's power, whatever they planted there. The
+/// child is killed if it takes longer than `within`.
+pub fn empty_as(
+    dir: std::os::fd::BorrowedFd,
+    owner: (u32, u32),
+    within: std::time::Duration,
+) -> Result<(), String> {
+    use super::process::{Aim, PidFd};
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    // The child only drops its privileges, removes files and exits.
+    let child = super::fork::child(|| {
+        let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
+        let became = nix::unistd::setgroups(&[])
+            .and_then(|()| setresgid(gid, gid, gid))
+            .and_then(|()| setresuid(uid, uid, uid))
+            .and_then(|()| nix::unistd::fchdir(dir));
+        let code = match became.is_ok() && empty_here().is_ok() {
+            true => 0,
+            false => 1,
+        };
+        super::exec::exit_now(code)
+    })
+    .map_err(|e| format!("cannot fork: {e}"))?;
+    let pidfd = PidFd::open(child.as_raw()).map_err(|e| e.to_string())?;
+    if !pidfd.wait_exit(within) {
+        let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
+        pidfd.wait_exit(within);
+    }
+    match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+        _ => Err("its owner could not remove what it holds".into()),
+    }
+}
+
+/// Removes what the working directory holds (std's `remove_dir_all` never
+/// follows a link).
+fn empty_here() -> std::io::Result<()> {
+    for entry in std::fs::read_dir(".")? {
+        let entry = entry?;
+        match entry.file_type()?.is_dir() {
+            true => std::fs::remove_dir_all(entry.file_name())?,
+            false => std::fs::remove_file(entry.file_name())?,
+        }
+    }
+    Ok(())
+}

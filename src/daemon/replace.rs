@@ -31,7 +31,7 @@ pub fn replace(req: &Request, files: &RunDir, pid: i32) -> Result<Option<Fact>, 
     if let Some(next) = before.replacing {
         return Ok(Some(Fact::ReplaceFailed {
             pid,
-            serving: before.lisp,
+            serving: before.lisp.filter(|_| before.ready),
             error: format!(
                 "a restart is already under way (its new Lisp, pid {next}, is starting); \
                  wait for it, then see status"
@@ -61,7 +61,7 @@ pub fn replace(req: &Request, files: &RunDir, pid: i32) -> Result<Option<Fact>, 
                     None => Fact::Started { pid },
                     Some(error) => Fact::ReplaceFailed {
                         pid,
-                        serving: now.lisp,
+                        serving: now.lisp.filter(|_| now.ready),
                         error,
                     },
                 }));
@@ -79,7 +79,7 @@ pub fn replace(req: &Request, files: &RunDir, pid: i32) -> Result<Option<Fact>, 
             None => {
                 return Ok(Some(Fact::ReplaceFailed {
                     pid,
-                    serving: before.lisp,
+                    serving: before.lisp.filter(|_| before.ready),
                     error: "the supervisor gave no verdict in time".into(),
                 }));
             }

@@ -39,7 +39,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::error::DaemonError;
-use super::process;
+use super::{identity, process};
 use crate::plan::LOCK_FD;
 use crate::trust::{
     self, Create, Dir, DirKind, PathError, Policy, Refused, Trust, kind_name, owner_problem,
@@ -50,8 +50,9 @@ use crate::trust::{
 const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// At most this much of a pid file is read.
 const MAX_PID_BYTES: usize = 64;
-/// At most this much of a state file is read.
-const MAX_STATE_BYTES: usize = 4096;
+/// The longest the removal of what a daemon's user left in its control
+/// directory may take.
+const CONTROL_DIR_WAIT: Duration = Duration::from_secs(10);
 /// A lock-less pid file names its daemon only if the process started at
 /// most this long before the file was last written (the original tool
 /// wrote it right after fork).
@@ -570,7 +571,19 @@ impl RunDir {
             }
             Err(errno) => return Err(io(errno)),
         };
-        let st = fstat(dir.as_fd()).map_err(io)?;
+        let mut st = fstat(dir.as_fd()).map_err(io)?;
+        let mut dir = dir;
+        if st.st_uid != uid && st.st_uid != 0 {
+            // Left by a daemon of another user that ended without a stop
+            // (this pid file is claimed: none runs): made anew.
+            self.remove_control_dir();
+            match nix::sys::stat::mkdirat(self.fd(), name.as_os_str(), Mode::S_IRWXU) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(errno) => return Err(io(errno)),
+            }
+            dir = self.open_control_dir().map_err(io)?;
+            st = fstat(dir.as_fd()).map_err(io)?;
+        }
         if st.st_uid != uid && st.st_uid != 0 {
             let reason = format!("it is owned by {}", trust::user_name(st.st_uid));
             return Err(self.refuse(&name, "the control directory", reason));
@@ -597,16 +610,21 @@ impl RunDir {
         self.sibling_path(&self.sibling(".control"))
     }
 
-    /// Removes the control directory and what is in it (what is not a
-    /// directory; unlinkat never follows a link).
+    /// Removes the control directory and what is in it: its files (the
+    /// socket; unlinkat never follows a link), and what its owner, the
+    /// daemon's user, made in it, removed as that user.
     fn remove_control_dir(&self) {
-        if let Ok(dir) = self.open_control_dir() {
-            empty_dir(&dir);
-            let _ = unlinkat(
-                self.fd(),
-                self.sibling(".control").as_os_str(),
-                UnlinkatFlags::RemoveDir,
-            );
+        let Ok(dir) = self.open_control_dir() else {
+            return;
+        };
+        empty_dir(&dir);
+        let name = self.sibling(".control");
+        let remove = || unlinkat(self.fd(), name.as_os_str(), UnlinkatFlags::RemoveDir);
+        if remove() == Err(Errno::ENOTEMPTY)
+            && let Ok(st) = fstat(dir.as_fd())
+            && identity::empty_as(dir.as_fd(), (st.st_uid, st.st_gid), CONTROL_DIR_WAIT).is_ok()
+        {
+            let _ = remove();
         }
     }
 
@@ -632,9 +650,9 @@ impl RunDir {
     }
 
     /// The file itself, when it is a trusted one (a record of `list`), at
-    /// most `MAX_STATE_BYTES`.
+    /// most `MAX_RECORD` bytes.
     pub fn read_own(&self) -> Option<String> {
-        self.read_small(&self.name, "the record")
+        self.read_small(&self.name, "the record", crate::wire::record::MAX_RECORD)
     }
 
     /// Removes the file itself (a record), if it is there.
@@ -649,16 +667,26 @@ impl RunDir {
 
     /// The supervisor's state file, if there is a trusted one.
     pub fn read_state(&self) -> Option<String> {
-        self.read_small(&self.sibling(".state"), "the state file")
+        let state = self.sibling(".state");
+        self.read_small(&state, "the state file", crate::wire::state::MAX_STATE)
     }
 
     /// The text of the file `name` of the pid directory, if it is a
-    /// trusted one, at most `MAX_STATE_BYTES`.
-    fn read_small(&self, name: &OsStr, what: &'static str) -> Option<String> {
+    /// trusted one, of at most `max` bytes.
+    fn read_small(&self, name: &OsStr, what: &'static str, max: usize) -> Option<String> {
         let (fd, _) = self.open_checked(name, what, OFlag::O_RDONLY).ok()??;
-        let mut buf = vec![0u8; MAX_STATE_BYTES];
-        let n = nix::unistd::read(fd.as_fd(), &mut buf).ok()?;
-        String::from_utf8(buf[..n].to_vec()).ok()
+        // One byte more than the most: a longer file is not one of ours,
+        // never read as its first part.
+        let mut buf = Vec::with_capacity(max + 1);
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::from(fd), max as u64 + 1),
+            &mut buf,
+        )
+        .ok()?;
+        if buf.len() > max {
+            return None;
+        }
+        String::from_utf8(buf).ok()
     }
 
     /// Replaces the supervisor's state file.

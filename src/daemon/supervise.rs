@@ -972,10 +972,19 @@ impl Supervisor<'_> {
             Action::ReplaceFailed => {
                 self.record.replacements += 1;
                 if self.record.replace_error.is_none() {
-                    self.record.replace_error = Some(
-                        "no Lisp serves to be replaced: restart the daemon with stop and start"
+                    self.record.replace_error = Some(match (self.record.lisp, self.record.ready) {
+                        (Some(lisp), false) => format!(
+                            "its Lisp (pid {lisp}) is not ready yet, so nothing was replaced: \
+                             restart once status says running"
+                        ),
+                        (None, _) => "no Lisp runs now (the supervisor starts one after its \
+                                      restart delay), so nothing was replaced: restart once \
+                                      status says running"
                             .into(),
-                    );
+                        (Some(_), true) => "no Lisp serves to be replaced: restart the daemon \
+                                            with stop and start"
+                            .into(),
+                    });
                 }
                 self.logger.error(&format!(
                     "restart: {}; the old Lisp keeps serving",

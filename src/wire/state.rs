@@ -18,8 +18,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The longest state file read (a few short lines).
+use crate::visible::line_within;
+
+/// The longest state file read (a few short lines); a longer one is not a
+/// state file.
 pub const MAX_STATE: usize = 4096;
+/// The most bytes of a cause (`last-exit`, `replace-error`) stored.
+const MAX_TEXT: usize = 1000;
+/// The most bytes of a unit's name stored.
+const MAX_UNIT: usize = 300;
 
 /// What `status` shows of a supervised daemon.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,10 +59,11 @@ impl fmt::Display for State {
         if let Some(lisp) = self.lisp {
             writeln!(f, "lisp {lisp}")?;
         }
-        // Lines are bounded, whatever the Lisp made them say: the file
-        // stays within `MAX_STATE`.
+        // Lines are bounded in bytes, whatever the Lisp made them say (its
+        // characters, escaped, are up to 10 bytes each): the file stays
+        // within `MAX_STATE` (a test writes the longest).
         if let Some(exit) = &self.last_exit {
-            writeln!(f, "last-exit {}", crate::visible::short_line(exit, 400))?;
+            writeln!(f, "last-exit {}", line_within(exit, MAX_TEXT))?;
         }
         if self.ready {
             writeln!(f, "ready yes")?;
@@ -67,17 +75,13 @@ impl fmt::Display for State {
             writeln!(f, "replacing {next}")?;
         }
         if let Some(error) = &self.replace_error {
-            writeln!(
-                f,
-                "replace-error {}",
-                crate::visible::short_line(error, 400)
-            )?;
+            writeln!(f, "replace-error {}", line_within(error, MAX_TEXT))?;
         }
         if self.gave_up {
             writeln!(f, "gave-up yes")?;
         }
         if let Some(unit) = &self.unit {
-            writeln!(f, "unit {}", crate::visible::short_line(unit, 200))?;
+            writeln!(f, "unit {}", line_within(unit, MAX_UNIT))?;
         }
         Ok(())
     }
@@ -120,6 +124,32 @@ impl FromStr for State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever a Lisp makes its causes say, the file fits, and reads
+    /// back whole (the lines after the causes too).
+    #[test]
+    fn the_longest_state_fits() {
+        let worst = |c: char| std::iter::repeat_n(c, 2000).collect::<String>();
+        for c in ['\u{e007f}', '\u{1f600}', '\x1b', 'a', '\n'] {
+            let state = State {
+                supervisor: i32::MAX,
+                lisp: Some(i32::MAX),
+                restarts: u32::MAX,
+                last_exit: Some(worst(c)),
+                ready: true,
+                replacements: u32::MAX,
+                replace_error: Some(worst(c)),
+                replacing: Some(i32::MAX),
+                gave_up: true,
+                unit: Some(worst(c)),
+            };
+            let text = state.to_string();
+            assert!(text.len() <= MAX_STATE, "{} bytes for {c:?}", text.len());
+            let read: State = text.parse().unwrap();
+            assert!(read.gave_up && read.unit.is_some(), "{c:?}");
+            assert!(read.last_exit.unwrap().ends_with("..."));
+        }
+    }
 
     #[test]
     fn a_state_round_trips() {

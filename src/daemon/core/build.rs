@@ -19,6 +19,7 @@ use nix::unistd::pipe2;
 
 use super::super::contain::Cgroup;
 use super::super::events::{ready_within, take_signals};
+use super::super::identity;
 use super::super::launch::Launch;
 use super::super::process::{Aim, PidFd};
 use super::super::{DaemonError, Request, caller};
@@ -151,7 +152,20 @@ impl Staging {
             error,
         };
         match self.owner {
-            Some(owner) => empty_as(&self.path, owner).map_err(failed)?,
+            Some(owner) => {
+                let dir = nix::fcntl::open(
+                    &self.path,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                );
+                match dir {
+                    Ok(dir) => {
+                        identity::empty_as(dir.as_fd(), owner, STAGING_WAIT).map_err(failed)?
+                    }
+                    Err(nix::errno::Errno::ENOENT) => return Ok(()),
+                    Err(errno) => return Err(failed(errno.desc().to_string())),
+                }
+            }
             None => empty(&self.path).map_err(|e| failed(e.to_string()))?,
         }
         match std::fs::remove_dir(&self.path) {
@@ -175,34 +189,6 @@ fn empty(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `empty(dir)` in a child that became `owner` (uid, gid) first, within
-/// `STAGING_WAIT`.
-fn empty_as(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
-    use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
-    // The child only drops its privileges, removes files and exits.
-    let child = super::super::fork::child(|| {
-        let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
-        let became = setgroups(&[])
-            .and_then(|()| setresgid(gid, gid, gid))
-            .and_then(|()| setresuid(uid, uid, uid));
-        let code = match became.is_ok() && empty(dir).is_ok() {
-            true => 0,
-            false => 1,
-        };
-        super::super::exec::exit_now(code)
-    })
-    .map_err(|e| format!("cannot fork: {e}"))?;
-    let pidfd = PidFd::open(child.as_raw()).map_err(|e| e.to_string())?;
-    if !pidfd.wait_exit(STAGING_WAIT) {
-        let _ = pidfd.signal(Signal::SIGKILL, Aim::Process);
-        pidfd.wait_exit(STAGING_WAIT);
-    }
-    match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-        _ => Err("its owner could not remove what it holds".into()),
-    }
 }
 
 /// The longest the removal of a build's files may take.
