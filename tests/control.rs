@@ -558,6 +558,62 @@ fn slime_connects_through_the_control_socket() {
     assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
 }
 
+/// A daemon that takes the swank connection and never reads it cannot
+/// keep the caller's relay once the caller has left, however much the
+/// caller sent.
+#[test]
+fn a_daemon_that_stops_reading_does_not_keep_the_swank_relay() {
+    use std::io::{BufRead as _, ErrorKind};
+    let sb = Sandbox::new();
+    // The hostile image: it says the connection is handed to swank, then
+    // reads nothing more.
+    let conf = sb.conf(
+        "deaf.conf",
+        "(:pid-file \"deaf.pid\" :main-function #.(lambda ()\n\
+           (let ((hand (loop for p in (list-all-packages)\n\
+                             for s = (find-symbol \"HAND-TO-SWANK\" p)\n\
+                             when (and s (fboundp s)) return s))\n\
+                 (done (loop for p in (list-all-packages)\n\
+                             for s = (find-symbol \"DONE\" p)\n\
+                             when (and s (fboundp s) (eq (symbol-package s) p)\n\
+                                       (find-symbol \"HAND-TO-SWANK\" p)) return s)))\n\
+             (setf (fdefinition hand)\n\
+                   (lambda (stream session) (funcall done stream session) (loop (sleep 1)))))))",
+    );
+    started(&sb, &conf);
+    let mut relay = sb
+        .command(&conf, &["swank"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.track(relay.id() as i32);
+    let mut path = String::new();
+    std::io::BufReader::new(relay.stdout.take().unwrap())
+        .read_line(&mut path)
+        .unwrap();
+    let mut client = std::os::unix::net::UnixStream::connect(path.trim()).unwrap();
+    client.set_nonblocking(true).unwrap();
+    // Until neither the daemon nor the relay takes more (a few MB at most).
+    let chunk = vec![b'x'; 65536];
+    let mut sent = 0usize;
+    let full = wait_until(30, || match client.write(&chunk) {
+        Ok(n) => {
+            sent += n;
+            false
+        }
+        Err(e) => e.kind() == ErrorKind::WouldBlock && sent > 0,
+    });
+    assert!(full, "the caller's writes were taken: {sent} bytes");
+    drop(client);
+    assert!(
+        wait_until(30, || relay.try_wait().unwrap().is_some()),
+        "the relay ended with its caller (after {sent} bytes)"
+    );
+    assert_eq!(relay.wait().unwrap().code(), Some(0));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
 /// The packaged example (conf-examples/hello.conf, installed as
 /// /etc/daemonization/hello.conf.example) runs as its `:user`, opens no
 /// TCP port, and answers `eval` and `status -v`.

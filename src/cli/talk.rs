@@ -452,50 +452,97 @@ fn relay_for_caller(daemon: std::os::unix::net::UnixStream, rest: &[u8]) -> std:
     relay(client, daemon, rest)
 }
 
-/// Copies between `a` and `b` (`rest` first to `a`) until either ends.
+/// Copies between the caller's connection `client` and the daemon's
+/// (`rest`, read already, first to the client) until either ends. It
+/// never waits on one side alone: a daemon that stops reading holds at
+/// most `RELAY_HELD` bytes of the client's and cannot keep the relay once
+/// the client has left.
 fn relay(
-    mut a: std::os::unix::net::UnixStream,
-    mut b: std::os::unix::net::UnixStream,
+    mut client: std::os::unix::net::UnixStream,
+    mut daemon: std::os::unix::net::UnixStream,
     rest: &[u8],
 ) -> std::io::Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    a.write_all(rest)?;
-    b.set_write_timeout(None)?;
-    let mut buf = [0u8; 65536];
+    client.set_nonblocking(true)?;
+    daemon.set_nonblocking(true)?;
+    let (mut to_client, mut to_daemon) = (rest.to_vec(), Vec::new());
+    let mut buf = vec![0u8; 65536];
     loop {
-        let (from_a, from_b) = {
+        let wants = |held: &Vec<u8>, out: &Vec<u8>| {
+            let mut events = PollFlags::empty();
+            events.set(PollFlags::POLLIN, held.len() < RELAY_HELD);
+            events.set(PollFlags::POLLOUT, !out.is_empty());
+            events
+        };
+        let (of_client, of_daemon) = {
             let mut fds = [
-                PollFd::new(a.as_fd(), PollFlags::POLLIN),
-                PollFd::new(b.as_fd(), PollFlags::POLLIN),
+                PollFd::new(client.as_fd(), wants(&to_daemon, &to_client)),
+                PollFd::new(daemon.as_fd(), wants(&to_client, &to_daemon)),
             ];
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), ready(&fds[1]))
+            let revents = |fd: &PollFd| fd.revents().unwrap_or(PollFlags::empty());
+            (revents(&fds[0]), revents(&fds[1]))
         };
-        if from_b && !copy(&mut b, &mut a, &mut buf)? {
+        let ended = PollFlags::POLLHUP | PollFlags::POLLERR;
+        // The client left (its socket closed: POLLHUP, polled or not):
+        // what the daemon did not take goes with it.
+        if of_client.contains(PollFlags::POLLIN) {
+            if !take(&mut client, &mut to_daemon, &mut buf)? {
+                return Ok(());
+            }
+        } else if of_client.intersects(ended) {
             return Ok(());
         }
-        if from_a && !copy(&mut a, &mut b, &mut buf)? {
-            return Ok(());
+        // The daemon ended: what it said reaches the client, within a bound.
+        let daemon_ended = match of_daemon.contains(PollFlags::POLLIN) {
+            true => !take(&mut daemon, &mut to_client, &mut buf)?,
+            false => of_daemon.intersects(ended),
+        };
+        if daemon_ended {
+            client.set_nonblocking(false)?;
+            client.set_write_timeout(Some(Duration::from_secs(30)))?;
+            return client.write_all(&to_client);
         }
+        give(&mut client, &mut to_client)?;
+        give(&mut daemon, &mut to_daemon)?;
     }
 }
 
-/// One read of `from` written to `to`; false at `from`'s end.
-fn copy(
+/// The most bytes of one side the relay holds for the other.
+const RELAY_HELD: usize = 1 << 20;
+
+/// What `from` has now, added to `held`; false at `from`'s end.
+fn take(
     from: &mut std::os::unix::net::UnixStream,
-    to: &mut std::os::unix::net::UnixStream,
+    held: &mut Vec<u8>,
     buf: &mut [u8],
 ) -> std::io::Result<bool> {
-    let n = from.read(buf)?;
-    if n > 0 {
-        to.write_all(&buf[..n])?;
+    match from.read(buf) {
+        Ok(0) => Ok(false),
+        Ok(n) => {
+            held.extend_from_slice(&buf[..n]);
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(false),
+        Err(e) => Err(e),
     }
-    Ok(n > 0)
+}
+
+/// As much of `held` as `to` takes now, written and removed.
+fn give(to: &mut std::os::unix::net::UnixStream, held: &mut Vec<u8>) -> std::io::Result<()> {
+    while !held.is_empty() {
+        match to.write(held) {
+            Ok(n) => drop(held.drain(..n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
