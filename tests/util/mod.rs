@@ -182,6 +182,8 @@ pub fn open_sandbox() -> Sandbox {
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pids: std::cell::RefCell<Vec<std::os::fd::OwnedFd>>,
+    /// The tool's cgroups the daemons were in (see `track`).
+    cgroups: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Sandbox {
@@ -189,6 +191,7 @@ impl Sandbox {
         Sandbox {
             dir: tempfile::tempdir().unwrap(),
             pids: Default::default(),
+            cgroups: Default::default(),
         }
     }
 
@@ -238,6 +241,9 @@ impl Sandbox {
     /// a pidfd now: a process that ended and whose pid was reused is never
     /// killed (nothing is pinned if it has already ended).
     pub fn track(&self, pid: i32) {
+        if let Some(cgroup) = tools_cgroup(pid) {
+            self.cgroups.borrow_mut().insert(cgroup);
+        }
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
         if fd >= 0 {
@@ -322,7 +328,45 @@ impl Drop for Sandbox {
                 );
             }
         }
+        // The cgroups the tool made for them, once empty (a daemon killed
+        // here, or one that ended by itself, leaves its own).
+        for cgroup in self.cgroups.borrow().iter() {
+            let empty = || {
+                std::fs::read_to_string(cgroup.join("cgroup.events"))
+                    .map_or(true, |e| e.lines().any(|l| l == "populated 0"))
+            };
+            if wait_until(10, empty) {
+                if let Ok(entries) = std::fs::read_dir(cgroup) {
+                    for entry in entries.flatten() {
+                        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                            let _ = std::fs::remove_dir(entry.path());
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(cgroup);
+            }
+        }
     }
+}
+
+/// The cgroup the tool made for the daemon `pid` is in
+/// (`HIERARCHY/daemonization/NAME`), if it is in one.
+fn tools_cgroup(pid: i32) -> Option<PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (top, name) = (parts.next()?, parts.next()?);
+    if top != "daemonization" || name.is_empty() {
+        return None;
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let hierarchy = mounts.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        right
+            .starts_with("cgroup2 ")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+    })?;
+    Some(hierarchy.join(top).join(name))
 }
 
 /// The daemons a command's output reports as started or running, in any
