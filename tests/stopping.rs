@@ -376,3 +376,38 @@ fn stop_refuses_first_on_a_read_only_pid_directory() {
     assert!(!alive(pid));
     assert!(!pid_file.exists());
 }
+
+/// The cgroup of a daemon that ended by itself (its supervisor, not
+/// restarting a Lisp that exited 0, took its pid file along) goes with the
+/// next `stop`, which finds nothing running.
+#[test]
+fn a_stop_after_the_daemon_ended_removes_its_cgroup() {
+    needs_root();
+    let sb = Sandbox::new();
+    let go = sb.path("go");
+    let conf = sb.conf(
+        "ends.conf",
+        &format!(
+            "(:pid-file \"ends.pid\" :restart :on-failure :main-function #.(lambda ()\n\
+               (sb-thread:make-thread (lambda ()\n\
+                 (loop until (probe-file {go}) do (sleep 0.01))\n\
+                 (sb-ext:exit)))))",
+            go = lisp_string(go.to_str().unwrap())
+        ),
+    );
+    let pid = started_pid(&sb.run(&conf, &["start"]));
+    sb.track(pid);
+    let detail = stdout(&sb.run(&conf, &["status", "-v"]));
+    let cgroup = detail
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cgroup:"))
+        .map(|c| Path::new(c.trim()).to_path_buf())
+        .unwrap_or_else(|| panic!("no cgroup in {detail}"));
+    assert!(cgroup.is_dir(), "{}", cgroup.display());
+    fs::write(&go, "").unwrap();
+    assert!(wait_until(30, || !alive(pid)));
+    assert!(!sb.pid_file("ends.pid").exists());
+    let out = sb.run(&conf, &["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
+}

@@ -113,12 +113,24 @@ impl Cgroup {
         self.path.join("cgroup.procs").exists()
     }
 
-    /// Moves this process into the cgroup (between fork and exec).
+    /// Moves this process into the cgroup (between fork and exec), made
+    /// again if it is gone: a `stop` that found no daemon removes an empty
+    /// one, maybe between a `start`'s making and entering it.
     pub fn enter(&self) -> std::io::Result<()> {
-        let mut procs = std::fs::OpenOptions::new()
-            .write(true)
-            .open(self.path.join("cgroup.procs"))?;
-        procs.write_all(b"0")
+        let mut tries = 3;
+        loop {
+            let entered = std::fs::OpenOptions::new()
+                .write(true)
+                .open(self.path.join("cgroup.procs"))
+                .and_then(|mut procs| procs.write_all(b"0"));
+            match entered {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries > 0 => {
+                    tries -= 1;
+                    self.create()?;
+                }
+                entered => return entered,
+            }
+        }
     }
 
     /// The processes in the cgroup and every cgroup below it.

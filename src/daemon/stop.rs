@@ -46,6 +46,10 @@ pub fn stop(req: &Request, ending: Ending) -> Result<Fact, DaemonError> {
             if super::status::gave_up(&files).is_some() {
                 files.remove_state()?;
             }
+            // The cgroup of a daemon that ended by itself, if empty.
+            if let Some(cgroup) = contain::Cgroup::of_daemon(&req.conf.pid_file) {
+                cgroup.remove();
+            }
             return Ok(Fact::NoPidFile);
         }
         PidState::Stale { pid } => {
