@@ -151,18 +151,8 @@ impl Machine {
     /// The manual's paths, as this machine has them.
     fn here(&self, text: &str) -> String {
         let dir = self.sb.dir.path().display().to_string();
-        // The cgroup hierarchy where this machine mounts it (a hybrid
-        // one's under /sys/fs/cgroup/unified).
-        let cgroups = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                let (left, right) = l.split_once(" - ")?;
-                right
-                    .starts_with("cgroup2 ")
-                    .then(|| left.split_whitespace().nth(4).map(str::to_string))?
-            })
-            .unwrap_or_else(|| "/sys/fs/cgroup".into());
+        let cgroups =
+            cgroup_hierarchy().map_or("/sys/fs/cgroup".into(), |h| h.display().to_string());
         text.replace("/etc/daemonization", &format!("{dir}/etc"))
             .replace("/sys/fs/cgroup/", &format!("{cgroups}/"))
             .replace("/run/daemonization", &format!("{dir}/run"))

@@ -359,14 +359,19 @@ fn tools_cgroup(pid: i32) -> Option<PathBuf> {
     if top != "daemonization" || name.is_empty() {
         return None;
     }
+    Some(cgroup_hierarchy()?.join(top).join(name))
+}
+
+/// Where this machine mounts the cgroup v2 hierarchy (a hybrid one's
+/// under /sys/fs/cgroup/unified).
+pub fn cgroup_hierarchy() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let hierarchy = mounts.lines().find_map(|l| {
+    mounts.lines().find_map(|l| {
         let (left, right) = l.split_once(" - ")?;
         right
             .starts_with("cgroup2 ")
             .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-    })?;
-    Some(hierarchy.join(top).join(name))
+    })
 }
 
 /// The daemons a command's output reports as started or running, in any
