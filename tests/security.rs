@@ -2135,6 +2135,109 @@ fn the_daemons_whole_tree_ends_with_it() {
     assert!(!alive(supervisor));
 }
 
+/// Rule 3. A Lisp that ends while a process it forked keeps the start's
+/// readiness pipe open is seen to end at once: the start fails (its
+/// `:start-timeout` is not waited for), saying how, and what it left is
+/// gone with its pid file.
+#[test]
+fn a_start_sees_its_lisp_end_though_a_child_holds_its_pipe() {
+    attacker();
+    let sb = open_sandbox();
+    let pids = attacker_dir(&sb, "home").join("pids");
+    for (name, ending, said) in [
+        (
+            "killed",
+            "(sb-posix:kill (sb-posix:getpid) 9)",
+            "was killed by SIGKILL before it was ready",
+        ),
+        ("failing", "(error \"main fails\")", "main fails"),
+    ] {
+        // The fork inherits every descriptor, the pipe's too (so no
+        // control socket: SBCL forks only with one thread).
+        let conf = stranger_conf(
+            &sb,
+            name,
+            ":start-timeout 600 :control nil",
+            &format!(
+                "(let ((pid (sb-posix:fork)))\n\
+                   (when (zerop pid) (sb-posix:setsid) (loop (sleep 1)))\n\
+                   (with-open-file (f {pids} :direction :output :if-does-not-exist :create)\n\
+                     (format f \"~d~%\" pid))\n\
+                   {ending})",
+                pids = lisp_string(pids.to_str().unwrap()),
+            ),
+        );
+        let out = bounded(sb.command(&conf, &["start"]), 120);
+        let left: i32 = fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+        sb.track(left);
+        fs::remove_file(&pids).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
+        assert!(stderr(&out).contains(said), "{name}: {}", stderr(&out));
+        assert_all_gone(&[left], name);
+        assert!(!sb.pid_file(&format!("{name}.pid")).exists(), "{name}");
+    }
+}
+
+/// `:ready (:port N)` counts only a listener of the daemon's user: an
+/// unrelated user (nobody) listening on the port first does not make the
+/// daemon look ready, to `start` or to `status`.
+#[test]
+fn another_users_listener_is_no_readiness() {
+    attacker();
+    let sb = open_sandbox();
+    let port = free_port();
+    let go = sb.path("go");
+    let mut squatter = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket, sys\n\
+                 s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(50)\n\
+                 sys.stdin.read()"
+            ),
+        ])
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    sb.track(squatter.id() as i32);
+    assert!(wait_until(30, || std::net::TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
+    let conf = stranger_conf(
+        &sb,
+        "port",
+        &format!(":ready (:port {port})"),
+        &format!(
+            "(require :sb-bsd-sockets)\n\
+             (loop until (probe-file {go}) do (sleep 0.02))\n\
+             (let ((s (make-instance (find-symbol \"INET-SOCKET\" \"SB-BSD-SOCKETS\") :type :stream :protocol :tcp)))\n\
+               (setf (sb-bsd-sockets:sockopt-reuse-address s) t)\n\
+               (sb-bsd-sockets:socket-bind s #(127 0 0 1) {port})\n\
+               (sb-bsd-sockets:socket-listen s 5)\n\
+               (loop (sb-bsd-sockets:socket-close (sb-bsd-sockets:socket-accept s))))",
+            go = lisp_string(go.to_str().unwrap()),
+        ),
+    );
+    let out = sb.run(&conf, &["--timeout", "1", "start"]);
+    sb.track(pid_in(&stdout(&out)).expect("a pid"));
+    assert!(
+        stderr(&out).contains("the daemon is still initializing: nothing answered"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&sb.run(&conf, &["status"])).starts_with("activating "));
+    drop(squatter.stdin.take());
+    squatter.wait().unwrap();
+    fs::write(&go, "").unwrap();
+    assert!(wait_until(30, || stdout(&sb.run(&conf, &["status"]))
+        .starts_with("running ")));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}
+
 /// The supervisor's Lisp: its one child that runs the Lisp program.
 fn stat_lisp_child(supervisor: i32) -> i32 {
     let mut lisp = None;

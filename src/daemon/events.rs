@@ -55,9 +55,11 @@ pub struct ReadyBy {
 enum How {
     /// Datagrams on the notify socket given to the Lisp.
     Notify(super::notify::Listener),
-    /// A TCP connection to its port, tried every `PROBE_EVERY` from `next`.
+    /// A TCP connection to its port, tried every `PROBE_EVERY` from `next`,
+    /// which counts when a listener of the daemon's `uid` is there.
     Port {
         address: std::net::SocketAddr,
+        uid: u32,
         next: Instant,
     },
 }
@@ -75,6 +77,7 @@ impl ReadyBy {
             Readiness::Notify => How::Notify(super::notify::Listener::bind(uid)?),
             Readiness::Port { port, address } => How::Port {
                 address: std::net::SocketAddr::new(*address, *port),
+                uid,
                 next: Instant::now(),
             },
         };
@@ -97,10 +100,34 @@ impl ReadyBy {
         }
     }
 
-    /// Whether the port answers now (a connection opened and closed).
-    pub fn port_answers(address: &std::net::SocketAddr) -> bool {
+    /// Whether the daemon's port answers now: a connection opened and
+    /// closed, and a socket of the daemon's `uid` listens on the port (the
+    /// kernel's word, in /proc/net: any user can listen on a free port
+    /// before the daemon does).
+    pub fn port_answers(address: &std::net::SocketAddr, uid: u32) -> bool {
         std::net::TcpStream::connect_timeout(address, PROBE_EVERY).is_ok()
+            && listens_as(address.port(), uid)
     }
+}
+
+/// Whether a TCP socket of `uid` listens on `port` (IPv4 or IPv6), by
+/// /proc/net/tcp{,6}: `sl local rem st queues timer retransmits uid ...`,
+/// the local address `HEXADDR:HEXPORT`, LISTEN being state `0A`.
+fn listens_as(port: u16, uid: u32) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let local_port = fields
+                    .get(1)
+                    .and_then(|a| a.rsplit_once(':'))
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+                local_port == Some(port)
+                    && fields.get(3) == Some(&"0A")
+                    && fields.get(7).and_then(|u| u.parse::<u32>().ok()) == Some(uid)
+            })
+        })
+    })
 }
 
 /// The sources one waiting process has.
@@ -236,11 +263,11 @@ impl EventLoop {
     fn probe_port(&mut self) {
         if let Some(ReadyBy {
             armed: armed @ true,
-            how: How::Port { address, next },
+            how: How::Port { address, uid, next },
         }) = &mut self.ready_by
             && Instant::now() >= *next
         {
-            if ReadyBy::port_answers(address) {
+            if ReadyBy::port_answers(address, *uid) {
                 *armed = false;
                 self.pending.push_back(Event::Readied);
             } else {

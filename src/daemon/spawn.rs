@@ -23,8 +23,7 @@ use nix::unistd::{Pid, chdir, pipe2, setsid};
 
 use super::contain::Cgroup;
 use super::error::{DaemonError, SetupError};
-use super::events::own_reader;
-use super::events::{Event, EventLoop, ReadyBy};
+use super::events::{Event, EventLoop, ReadyBy, own_reader, read_what_is_there};
 use super::exec::{self, Become, exit_now};
 use super::fact::Fact;
 use super::identity::Switch;
@@ -277,11 +276,30 @@ impl Waiting {
     ) -> Result<Fact, DaemonError> {
         let mut events = EventLoop::new(None, None);
         events.pipe = Some(own_reader(pipe)?);
+        // The daemon process's end is seen even while a process it started
+        // keeps the pipe open.
+        events.child = self.daemon.as_ref().and_then(|d| PidFd::open(d.pid).ok());
         let mut progress = Progress::on_terminal(self.timeout);
         events.deadline = Some(progress.next.min(self.deadline));
         let mut protocol = Protocol::new(Stage::Claiming { supervised });
         let verdict = loop {
-            let event = events.next()?;
+            let event = match events.next()? {
+                // What it said before it ended, then its end, as if its
+                // pipe had closed.
+                Event::ChildExited => {
+                    if let Some(mut pipe) = events.pipe.take() {
+                        read_what_is_there(&mut pipe, &mut events.text);
+                    }
+                    let said = Event::Said;
+                    if let Some(verdict) =
+                        self.verdict_of(said, &events.text, &mut protocol, logger)
+                    {
+                        break verdict;
+                    }
+                    Event::PipeClosed
+                }
+                event => event,
+            };
             // A tick of the progress line, not the timeout.
             if matches!(event, Event::Deadline) && Instant::now() < self.deadline {
                 progress.tick();

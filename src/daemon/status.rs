@@ -70,7 +70,8 @@ fn activating(req: &Request, pid: i32, supervision: Option<&Supervision>) -> boo
     };
     match &req.conf.spec.ready {
         Readiness::Port { port, address } => {
-            !ReadyBy::port_answers(&std::net::SocketAddr::new(*address, *port))
+            let address = std::net::SocketAddr::new(*address, *port);
+            !ReadyBy::port_answers(&address, req.daemon_uid())
         }
         Readiness::Returned | Readiness::Notify => {
             let (_, ready_fd) = crate::plan::lisp_fds(&req.conf.spec, req.runner.kind);
