@@ -7,8 +7,8 @@ use crate::util::*;
 
 /// A `:user` made by `useradd --system` (home /nonexistent) gets a fasl
 /// cache the tool makes for it (/var/cache/daemonization/fasl/NAME/, the
-/// user's), so a `:preload` of a system compiles and the site starts; the
-/// cache shows in `check`.
+/// user's alone: 0700), so a `:preload` of a system compiles and the site
+/// starts; the cache shows in `check`.
 #[test]
 fn a_system_users_first_site_starts() {
     let user = system_user();
@@ -18,12 +18,18 @@ fn a_system_users_first_site_starts() {
         "(:pid-file \"sys.pid\" :user \"dzsystem\" :preload (:alexandria)\n \
          :main-function #.(lambda () (alexandria:iota 3)))",
     );
+    let cache = std::path::Path::new("/var/cache/daemonization/fasl/dzsystem");
+    // A cache an earlier version made open to all is narrowed.
+    if cache.exists() {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let out = sb.run(&conf, &["start"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     sb.track(started_pid(&out));
-    let cache = std::path::Path::new("/var/cache/daemonization/fasl/dzsystem");
     let meta = std::fs::metadata(cache).unwrap();
     assert_eq!(meta.uid(), user.uid.as_raw());
+    assert_eq!(meta.mode() & 0o777, 0o700, "the user's alone");
     assert_eq!(std::fs::metadata(cache.parent().unwrap()).unwrap().uid(), 0);
     let check = stdout(&sb.run(&conf, &["check"]));
     assert!(

@@ -28,10 +28,6 @@ pub(crate) fn program(req: &Request) -> Result<PathBuf, DaemonError> {
     Ok(program)
 }
 
-/// `:fasl-dir`: created (0755) if missing and given to the daemon's user,
-/// as restas-daemon did with its fasl directory. Reached without following
-/// a symbolic link the user could have made, and changed through its
-/// descriptor; a directory of a third user is refused.
 /// The control socket's directory of a Lisp started in `mode`, made for
 /// the daemon's user when that Lisp opens one.
 pub(crate) fn make_control_dir(
@@ -69,6 +65,11 @@ pub fn system_user_fasl_dir(user: Option<&str>) -> Option<std::path::PathBuf> {
     (!usable).then(|| Path::new(FASL_CACHES).join(format!("{}/", account.name)))
 }
 
+/// `:fasl-dir`: created if missing and given to the daemon's user, as
+/// restas-daemon did with its fasl directory (0700 for a `:user`, 0755
+/// without). Reached without following a symbolic link the user could have
+/// made, and changed through its descriptor; a directory of a third user
+/// is refused.
 pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), DaemonError> {
     const WHAT: &str = "the :fasl-dir";
     let Some(dir) = dir else { return Ok(()) };
@@ -88,12 +89,33 @@ pub(crate) fn create_fasl_dir(dir: Option<&Path>, req: &Request) -> Result<(), D
         )?;
     }
     let owner = req.switch.as_ref().map(identity::Switch::ids);
-    let create = trust::Create { mode: 0o755, owner };
+    // A user's compiled code is theirs to read (as ~/.cache is, 0700).
+    let mode = match owner {
+        Some(_) => 0o700,
+        None => 0o755,
+    };
+    let create = trust::Create { mode, owner };
     let policy = trust::Policy::Confined { user: owner };
     let found = trust::walk_dir(dir, policy, &req.trust, WHAT, Some(create))?;
     let Some((uid, gid)) = owner else {
         return Ok(());
     };
+    // The cache the tool keeps for a user is that user's alone, also one
+    // an earlier version made 0755.
+    if dir.starts_with(FASL_CACHES) && found.stat.st_mode & 0o077 != 0 {
+        // Through its descriptor (an O_PATH one: by its /proc link).
+        let judged = format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&found.fd)
+        );
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            judged.as_str(),
+            nix::sys::stat::Mode::S_IRWXU,
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| trust::PathError::io(WHAT, dir, e))?;
+    }
     match found.stat.st_uid {
         owner if owner == uid => Ok(()),
         owner if req.trust.owns(owner) => {
