@@ -105,3 +105,45 @@ fn ctrl_c_stops_nodaemon_at_a_terminal() {
     assert!(out.contains("Stop fg daemon (signal 2)"), "{out}");
     assert!(!out.contains("Unhandled"), "{out}");
 }
+
+/// `nodaemon` of a conf whose daemon runs is refused: its Lisp would take
+/// the daemon's control socket (eval and status -v reached a Lisp that
+/// then ended, and the daemon was unreachable). The daemon is left as it
+/// was, still answering.
+#[test]
+fn nodaemon_beside_the_running_daemon_is_refused() {
+    let sb = Sandbox::new();
+    let conf = sb.conf(
+        "b.conf",
+        "(:pid-file \"b.pid\" :main-function #.(lambda () t))",
+    );
+    let out = sb.run(&conf, &["start"]);
+    let pid = started_pid(&out);
+    sb.track(pid);
+    let nodaemon = sb
+        .command(&conf, &["nodaemon"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Tracked: a nodaemon that ran would never end by itself.
+    sb.track(nodaemon.id() as i32);
+    let id = nodaemon.id() as i32;
+    assert!(
+        wait_until(30, || proc_status(id, "State").starts_with('Z')),
+        "nodaemon ran beside the daemon"
+    );
+    let out = nodaemon.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), stdout(&out), stderr(&out)),
+        (
+            Some(1),
+            String::new(),
+            format!("ERROR: the daemon already runs (pid {pid}): stop it first, or use it\n")
+        )
+    );
+    let out = sb.run(&conf, &["eval", "(sb-posix:getpid)"]);
+    assert_eq!(stdout(&out), format!("{pid}\n"), "{}", stderr(&out));
+    assert_eq!(sb.run(&conf, &["stop"]).status.code(), Some(0));
+}

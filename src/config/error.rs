@@ -129,6 +129,11 @@ pub enum ConfErrorKind {
         port: u16,
         name: String,
     },
+    /// `:ready :notify` where the notify socket's path would not fit an
+    /// AF_UNIX address.
+    NotifyPathTooLong {
+        path: std::path::PathBuf,
+    },
 }
 
 /// A conf file the system would not give: missing, or why not.
@@ -195,6 +200,14 @@ impl fmt::Display for ConfErrorKind {
                 f,
                 "port {port} is held by :listen (\"{name}\"), so a probe of it succeeds before the daemon is ready: \
                  use :ready :notify and call (daemonization:ready) once the site serves"
+            ),
+            NotifyPathTooLong { path } => write!(
+                f,
+                "the notify socket would be {} ({} bytes), longer than a socket's path can be ({} bytes): \
+                 give :pid-file a shorter path",
+                path.display(),
+                path.as_os_str().len(),
+                crate::config::MAX_SOCKET_PATH
             ),
             ExpectedKey {
                 found,

@@ -158,6 +158,13 @@ pub fn load(path: &Path, env: &ConfEnv) -> Result<Conf, ConfError> {
         &env.pid_dirs,
     );
     spec.control_dir = spec.control.unwrap_or(true).then(|| control_dir(&pid_file));
+    if let (Readiness::Notify, Some((source, form))) = (&spec.ready, values.get("ready")) {
+        let path = notify_socket(&pid_file);
+        if path.as_os_str().len() > MAX_SOCKET_PATH {
+            let kind = ConfErrorKind::NotifyPathTooLong { path };
+            return Err(ConfError::at(kind, form.span, source));
+        }
+    }
     // Relative extension paths are relative to the conf file's directory.
     for path in [&mut spec.output, &mut spec.fasl_dir].into_iter().flatten() {
         *path = conf_dir.join(&*path);
@@ -230,6 +237,20 @@ pub fn control_dir(pid_file: &Path) -> PathBuf {
     name.push(".control");
     PathBuf::from(name)
 }
+
+/// The notify socket of a daemon with `:ready :notify` whose pid file is
+/// `pid_file`: `notify` in its control directory, where only root and the
+/// daemon's user reach it.
+pub fn notify_socket(pid_file: &Path) -> PathBuf {
+    control_dir(pid_file).join(NOTIFY_SOCKET_NAME)
+}
+
+/// The notify socket's name in the control directory.
+pub const NOTIFY_SOCKET_NAME: &str = "notify";
+
+/// The longest path an AF_UNIX socket address holds (sun_path, less the
+/// NUL that C readers of `NOTIFY_SOCKET` expect).
+pub const MAX_SOCKET_PATH: usize = 107;
 
 fn canonical(path: &Path) -> PathBuf {
     fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())

@@ -173,6 +173,10 @@ fn errors_render_exactly() {
             "DIR/c.conf:1:42: port 8080 is held by :listen (\"web\"), so a probe of it succeeds before the daemon is ready: use :ready :notify and call (daemonization:ready) once the site serves\n  |\n1 | (:listen (:name \"web\" :port 8080) :ready (:port 8080))\n  |                                          ^^^^^^^^^^^^".into(),
         ),
         (
+            "(:pid-file \"/run/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd/w.pid\" :ready :notify)",
+            "DIR/c.conf:1:123: the notify socket would be /run/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd/w.pid.control/notify (116 bytes), longer than a socket's path can be (107 bytes): give :pid-file a shorter path\n  |\n1 | (:pid-file \"/run/dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd/w.pid\" :ready :notify)\n  |                                                                                                                           ^^^^^^^".into(),
+        ),
+        (
             "(:user 42)",
             "DIR/c.conf:1:8: expected a string or nil as the value of :user but found 42\n  |\n1 | (:user 42)\n  |        ^^".into(),
         ),

@@ -69,12 +69,20 @@ pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(50
 
 impl ReadyBy {
     /// For a daemon of `uid` that is ready as `ready` says: its notify
-    /// socket, or its port, or nothing beyond the pipe. Not armed yet.
-    pub fn of(ready: &crate::config::Readiness, uid: u32) -> std::io::Result<Option<ReadyBy>> {
+    /// socket (in its control directory `dir`), or its port, or nothing
+    /// beyond the pipe. Not armed yet.
+    pub fn of(
+        ready: &crate::config::Readiness,
+        uid: u32,
+        dir: Option<&super::rundir::ControlDir>,
+    ) -> std::io::Result<Option<ReadyBy>> {
         use crate::config::Readiness;
         let how = match ready {
             Readiness::Returned => return Ok(None),
-            Readiness::Notify => How::Notify(super::notify::Listener::bind(uid)?),
+            Readiness::Notify => {
+                let dir = dir.ok_or_else(|| std::io::Error::other("no control directory"))?;
+                How::Notify(super::notify::Listener::bind(dir, uid)?)
+            }
             Readiness::Port { port, address } => How::Port {
                 address: std::net::SocketAddr::new(*address, *port),
                 uid,

@@ -107,13 +107,18 @@ pub fn switch_user(switch: Option<&Switch>) -> Result<(), SetupError> {
     identity::no_new_privs()
 }
 
-/// Places each `(source, target)` pair (all sources first copied out of the
-/// way, so no placement clobbers another) and closes every other descriptor
+/// Places each `(source, target)` pair (all sources first copied above
+/// every target, so no placement clobbers another) and closes every other descriptor
 /// from 3 up. Targets are left inheritable.
 pub fn arrange(pairs: &[(RawFd, RawFd)]) -> Result<(), SetupError> {
+    // Above every target, so no copy sits where a placement goes.
+    let above = pairs.iter().map(|&(_, t)| t + 1).max().unwrap_or(0).max(10);
     let mut high = Vec::with_capacity(pairs.len());
     for &(source, target) in pairs {
-        high.push((dup_high(source)?, target));
+        // SAFETY: the borrowed descriptor is open for the duration of the call.
+        let fd = unsafe { BorrowedFd::borrow_raw(source) };
+        let copy = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(above)).map_err(SetupError::Dup)?;
+        high.push((copy, target));
     }
     for &(source, target) in &high {
         place(source, target)?;

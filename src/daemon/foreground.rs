@@ -38,8 +38,8 @@ pub fn run(mut launch: Launch, notifier: Option<&Notifier>) -> Result<i32, Daemo
         Some(_) => Pty::for_caller()?,
         None => None,
     };
-    let mut ready_by =
-        ReadyBy::of(&launch.ready, launch.uid()).map_err(DaemonError::NotifySocket)?;
+    let mut ready_by = ReadyBy::of(&launch.ready, launch.uid(), launch.control_dir.as_ref())
+        .map_err(DaemonError::NotifySocket)?;
     launch.notify_to(ready_by.as_ref());
     if let Some(by) = &mut ready_by {
         by.arm();

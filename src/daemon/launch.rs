@@ -49,6 +49,9 @@ pub struct Launch {
     /// across restarts: a supervisor, or nodaemon).
     pub(super) listen: Vec<crate::config::Listen>,
     pub(super) listeners: Vec<OwnedFd>,
+    /// The control directory, where the notify socket is bound (made by
+    /// the caller: see `program::make_control_dir`).
+    pub(super) control_dir: Option<super::rundir::ControlDir>,
 }
 
 fn cstring(s: &OsStr) -> CString {
@@ -119,6 +122,7 @@ impl Launch {
             ready: plan.ready.clone(),
             listen: plan.listen.clone(),
             listeners: Vec::new(),
+            control_dir: None,
         })
     }
 

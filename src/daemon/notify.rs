@@ -45,24 +45,33 @@ pub enum Notice {
 pub const MAX_NOTICE: usize = 4096;
 
 /// The socket a daemon with `:ready :notify` finds in its `NOTIFY_SOCKET`:
-/// an AF_UNIX datagram socket of the tool's in the abstract namespace
-/// (nothing on disk to judge or remove), bound by the process that waits
-/// for the Lisp. A datagram counts only if the kernel says its sender runs
-/// as the daemon's user (or root): the name is visible to every local user
-/// in `/proc/net/unix`, and nobody else may make a daemon look ready.
+/// an AF_UNIX datagram socket of the tool's, `notify` in the daemon's
+/// control directory (0700, the daemon user's), bound by the process that
+/// waits for the Lisp. Only root and the daemon's user reach it: a socket
+/// in the abstract namespace is open to every local user, who could fill
+/// its queue and keep the daemon's READY=1 out. A datagram counts only if
+/// the kernel says its sender runs as the daemon's user (or root).
 pub struct Listener {
     fd: std::os::fd::OwnedFd,
-    name: String,
+    path: std::path::PathBuf,
     /// The uid whose datagrams count (the daemon's).
     uid: u32,
 }
 
 impl Listener {
-    /// A new socket for a daemon running as `uid`.
-    pub fn bind(uid: u32) -> std::io::Result<Listener> {
+    /// A new socket in `dir` for a daemon running as `uid`.
+    pub fn bind(dir: &super::rundir::ControlDir, uid: u32) -> std::io::Result<Listener> {
         use nix::sys::socket::{
             AddressFamily, SockFlag, SockType, UnixAddr, bind, setsockopt, socket, sockopt,
         };
+        use nix::sys::stat::{Mode, umask};
+        use std::os::fd::AsRawFd as _;
+        let name = crate::config::NOTIFY_SOCKET_NAME;
+        let path = dir.path.join(name);
+        if path.as_os_str().len() > crate::config::MAX_SOCKET_PATH {
+            // The conf's check says so first, with where.
+            return Err(std::io::Error::from(std::io::ErrorKind::InvalidFilename));
+        }
         let fd = socket(
             AddressFamily::Unix,
             SockType::Datagram,
@@ -70,22 +79,20 @@ impl Listener {
             None,
         )?;
         setsockopt(&fd, sockopt::PassCred, &true)?;
-        // Randomly keyed per process: a name nobody can bind first.
-        let random = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            std::time::Instant::now(),
-        );
-        let name = format!("daemonization/notify/{}/{random:016x}", std::process::id());
-        bind(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &UnixAddr::new_abstract(name.as_bytes())?,
-        )?;
-        Ok(Listener { fd, name, uid })
+        // Bound in the directory the tool made and judged, through its
+        // descriptor (no path walked again). Writable by all (a socket's
+        // mode is what the umask leaves): its directory is the gate.
+        let via = format!("/proc/self/fd/{}/{name}", dir.fd.as_raw_fd());
+        let old = umask(Mode::empty());
+        let bound = bind(fd.as_raw_fd(), &UnixAddr::new(via.as_str())?);
+        umask(old);
+        bound?;
+        Ok(Listener { fd, path, uid })
     }
 
     /// The value of the daemon's `NOTIFY_SOCKET`.
     pub fn address(&self) -> String {
-        format!("@{}", self.name)
+        self.path.display().to_string()
     }
 
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {

@@ -28,17 +28,33 @@ pub(crate) fn program(req: &Request) -> Result<PathBuf, DaemonError> {
     Ok(program)
 }
 
-/// The control socket's directory of a Lisp started in `mode`, made for
-/// the daemon's user when that Lisp opens one.
+/// Whether a Lisp started in `mode` has a control directory: it opens a
+/// control socket, or is given a notify socket (`:ready :notify`, where
+/// the tool waits for its readiness).
+pub(crate) fn uses_control_dir(req: &Request, mode: &crate::plan::Mode) -> bool {
+    use crate::plan::Mode;
+    let control = crate::plan::control_dir(&req.conf.spec, mode, req.runner.kind).is_some();
+    let notify = matches!(req.conf.spec.ready, crate::config::Readiness::Notify)
+        && matches!(
+            mode,
+            Mode::Daemon | Mode::Foreground { report_ready: true } | Mode::Service
+        );
+    control || notify
+}
+
+/// The control directory of a Lisp started in `mode`, made for the
+/// daemon's user when that Lisp opens a control socket or is given a notify
+/// socket (`:ready :notify`).
 pub(crate) fn make_control_dir(
     req: &Request,
     files: &super::RunDir,
     mode: &crate::plan::Mode,
-) -> Result<(), DaemonError> {
-    if crate::plan::control_dir(&req.conf.spec, mode, req.runner.kind).is_none() {
-        return Ok(());
+) -> Result<Option<super::rundir::ControlDir>, DaemonError> {
+    if !uses_control_dir(req, mode) {
+        return Ok(None);
     }
-    files.make_control_dir(req.switch.as_ref().map(identity::Switch::ids))
+    let owner = req.switch.as_ref().map(identity::Switch::ids);
+    files.make_control_dir(owner).map(Some)
 }
 
 /// Where root keeps the fasl caches of `:user`s without a usable home.

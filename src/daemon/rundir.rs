@@ -550,8 +550,8 @@ impl RunDir {
     /// `config::control_dir`) for a daemon of `owner` (the caller's when
     /// `None`): 0700, the owner's, emptied of what an earlier daemon left.
     /// One that exists must be a directory (never followed if a link) of
-    /// the owner or root.
-    pub fn make_control_dir(&self, owner: Option<(u32, u32)>) -> Result<(), DaemonError> {
+    /// the owner or root. Returns it, opened.
+    pub fn make_control_dir(&self, owner: Option<(u32, u32)>) -> Result<ControlDir, DaemonError> {
         let name = self.sibling(".control");
         let (uid, gid) = owner.unwrap_or((
             nix::unistd::geteuid().as_raw(),
@@ -591,7 +591,12 @@ impl RunDir {
         empty_dir(&dir);
         nix::unistd::fchown(dir.as_fd(), Some(uid.into()), Some(gid.into())).map_err(io)?;
         fchmod(dir.as_fd(), Mode::S_IRWXU).map_err(io)?;
-        Ok(())
+        // Out of the way of the descriptors a daemon process places.
+        let fd = fcntl(dir.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(10))
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nothing else owns.
+            .map(|high| unsafe { OwnedFd::from_raw_fd(high) })
+            .map_err(io)?;
+        Ok(ControlDir { fd, path })
     }
 
     /// The control directory, opened (never through a link); `ENOENT` if
@@ -805,4 +810,27 @@ fn lockless_daemon(pid: i32, written: SystemTime, uid: u32) -> bool {
     let started = process::start_time(pid)
         .is_some_and(|t| t + STARTED_BEFORE >= written && t <= written + Duration::from_secs(1));
     process::alive(pid) && lisp && started && process::uid(pid) == Some(uid)
+}
+
+/// A daemon's control directory (`NAME.control`, see `config::control_dir`)
+/// as the tool made it: 0700, the daemon user's (or the caller's), opened
+/// without following a link. It holds the Lisp's control socket and its
+/// notify socket, which only root and that user reach.
+pub struct ControlDir {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+impl ControlDir {
+    /// Takes the copy `arrange` placed on `slot` (see `RunDir::adopt_dir_fd`).
+    pub fn adopt_fd(&mut self, slot: RawFd) {
+        // SAFETY: `arrange` made `slot` a descriptor of the directory that
+        // nothing else owns; the old one is closed, so it is forgotten.
+        let old = std::mem::replace(&mut self.fd, unsafe { OwnedFd::from_raw_fd(slot) });
+        std::mem::forget(old);
+        let _ = fcntl(
+            self.fd.as_fd(),
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
 }

@@ -46,7 +46,8 @@ pub fn start(mut launch: Launch, timeout: Duration, logger: &Logger) -> Result<F
     // A supervisor hears its Lisp's readiness itself, and relays it.
     let ready_by = match launch.supervise {
         Some(_) => None,
-        None => ReadyBy::of(&launch.ready, launch.uid()).map_err(DaemonError::NotifySocket)?,
+        None => ReadyBy::of(&launch.ready, launch.uid(), launch.control_dir.as_ref())
+            .map_err(DaemonError::NotifySocket)?,
     };
     launch.notify_to(ready_by.as_ref());
     let awaiting = launch.ready.clone();
@@ -110,6 +111,9 @@ fn forked_daemon(pipe: OwnedFd) -> Option<PidFd> {
 
 /// The descriptor of the pid directory in the daemon process (close-on-exec).
 const DIR_FD: RawFd = LOCK_FD + 1;
+/// The control directory's in a supervisor, where it binds the notify
+/// socket (close-on-exec): above every slot of a Lisp's layout.
+const CONTROL_DIR_FD: RawFd = crate::plan::CAUSE_FD + 1;
 
 /// The daemon process, between fork and exec. Never returns.
 fn daemon_process(
@@ -221,9 +225,15 @@ fn set_up(launch: &mut Launch, pipe: RawFd, reader: Option<OwnedFd>) -> Result<(
     if let Some(files) = &launch.pid_files {
         layout.push((files.dir_fd(), DIR_FD));
     }
+    if let Some(dir) = &launch.control_dir {
+        layout.push((dir.fd.as_raw_fd(), CONTROL_DIR_FD));
+    }
     exec::arrange(&layout)?;
     if let Some(files) = &mut launch.pid_files {
         files.adopt_dir_fd(DIR_FD);
+    }
+    if let Some(dir) = &mut launch.control_dir {
+        dir.adopt_fd(CONTROL_DIR_FD);
     }
     // The bootstrap is on its slot now (a supervisor reads its copies
     // there); its old descriptor was closed by `arrange`, never again.

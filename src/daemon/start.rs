@@ -32,8 +32,9 @@ pub fn start(req: &Request) -> Result<Fact, DaemonError> {
     }
     let program = program(req)?;
     create_fasl_dir(req.conf.spec.fasl_dir.as_deref(), req)?;
-    super::program::make_control_dir(req, &files, &Mode::Daemon)?;
-    let launch = daemon_launch(req, &program, files.try_clone()?)?;
+    let control_dir = super::program::make_control_dir(req, &files, &Mode::Daemon)?;
+    let mut launch = daemon_launch(req, &program, files.try_clone()?)?;
+    launch.control_dir = control_dir;
     let timeout = req.start_timeout.unwrap_or(req.conf.spec.start_timeout());
     let started = spawn::start(launch, timeout, req.logger)?;
     let up = match &started {
@@ -192,10 +193,21 @@ pub fn nodaemon(req: &Request) -> Result<i32, DaemonError> {
         &req.lisp_log(req.switch.is_none()),
         &caller(req),
     );
-    if let Some(files) = req.pid_files(true)? {
-        super::program::make_control_dir(req, &files, &mode)?;
-    }
+    let control_dir = match req.pid_files(true)? {
+        Some(files) => {
+            // The control directory is the running daemon's: a Lisp beside
+            // it would take its control socket.
+            if let PidState::Running { pid, .. } = files.inspect(req.daemon_uid())?
+                && super::program::uses_control_dir(req, &mode)
+            {
+                return Err(DaemonError::Running { pid });
+            }
+            super::program::make_control_dir(req, &files, &mode)?
+        }
+        None => None,
+    };
     let mut launch = Launch::new(&plan, &program, None)?;
+    launch.control_dir = control_dir;
     // `:listen`'s sockets: bound here (or taken from the service manager
     // that passed them), as the caller, before any user switch.
     launch.listeners = super::listen::bind(&launch.listen).map_err(DaemonError::Setup)?;
@@ -260,10 +272,13 @@ fn service(req: &Request, program: &Path) -> Result<i32, DaemonError> {
     let Some(notifier) = notify::Notifier::from_env() else {
         unreachable!("checked by the caller")
     };
-    if let Err(e) = super::program::make_control_dir(req, &files, &Mode::Service) {
-        files.remove_own();
-        return Err(e);
-    }
+    let control_dir = match super::program::make_control_dir(req, &files, &Mode::Service) {
+        Ok(dir) => dir,
+        Err(e) => {
+            files.remove_own();
+            return Err(e);
+        }
+    };
     let plan = plan::plan(
         &req.conf.spec,
         &req.runner,
@@ -274,6 +289,7 @@ fn service(req: &Request, program: &Path) -> Result<i32, DaemonError> {
     );
     let mut launch = Launch::new(&plan, program, None)?;
     launch.listeners = inherited.unwrap_or_default();
+    launch.control_dir = control_dir;
     let policy = plan.supervision.clone().expect("a service is supervised");
     super::supervise::run(
         launch,

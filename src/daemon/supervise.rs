@@ -500,8 +500,8 @@ fn set_up(launch: &mut Launch, policy: &Policy) -> Result<EventLoop, DaemonError
     }
     let mut events = EventLoop::new(Some(signals), output);
     // One notify socket for every Lisp it starts; a port, tried per start.
-    events.ready_by =
-        ReadyBy::of(&launch.ready, launch.uid()).map_err(DaemonError::NotifySocket)?;
+    events.ready_by = ReadyBy::of(&launch.ready, launch.uid(), launch.control_dir.as_ref())
+        .map_err(DaemonError::NotifySocket)?;
     launch.notify_to(events.ready_by.as_ref());
     Ok(events)
 }
