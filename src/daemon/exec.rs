@@ -115,10 +115,7 @@ pub fn arrange(pairs: &[(RawFd, RawFd)]) -> Result<(), SetupError> {
     let above = pairs.iter().map(|&(_, t)| t + 1).max().unwrap_or(0).max(10);
     let mut high = Vec::with_capacity(pairs.len());
     for &(source, target) in pairs {
-        // SAFETY: the borrowed descriptor is open for the duration of the call.
-        let fd = unsafe { BorrowedFd::borrow_raw(source) };
-        let copy = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(above)).map_err(SetupError::Dup)?;
-        high.push((copy, target));
+        high.push((dup_above(source, above)?, target));
     }
     for &(source, target) in &high {
         place(source, target)?;
@@ -153,9 +150,14 @@ pub fn fresh_bootstrap(bootstrap: RawFd) -> Result<RawFd, SetupError> {
 /// A close-on-exec copy of `fd` numbered 10 or more, out of the way of the
 /// fixed descriptors the Lisp gets.
 pub fn dup_high(fd: RawFd) -> Result<RawFd, SetupError> {
+    dup_above(fd, 10)
+}
+
+/// A close-on-exec copy of `fd` numbered `floor` or more.
+fn dup_above(fd: RawFd, floor: RawFd) -> Result<RawFd, SetupError> {
     // SAFETY: the borrowed descriptor is open for the duration of the call.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(SetupError::Dup)
+    fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(floor)).map_err(SetupError::Dup)
 }
 
 /// `dup2(fd, target)`, leaving `target` without close-on-exec (also when
